@@ -1,0 +1,77 @@
+"""The ``dynacell`` command line (Typer + rich).
+
+Each command group lives in its own module of :mod:`dynacell.cli` with a
+``register(app)`` function; heavy imports (torch, dask) happen inside the commands so
+that ``dynacell --help`` stays fast. User errors (:class:`~dynacell.errors.DynacellError`)
+are printed as one line on stderr with exit code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import typer
+
+from dynacell.errors import DynacellError
+
+app = typer.Typer(
+    name="dynacell",
+    help="Deep learning on time-lapse cell microscopy: tracks, lineage and nucleus states.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Modules of dynacell.cli that register commands, in help order.
+COMMAND_MODULES = (
+    "run",
+    "demo",
+    "lineage",
+    "extract",
+    "train",
+    "evaluate",
+    "tracks",
+    "simulate",
+    "models",
+    "benchmark",
+)
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only log warnings and errors."),
+) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"dynacell.cli.{_name}").register(app)
+
+
+def main() -> None:
+    """Entry point of the ``dynacell`` console script."""
+    try:
+        app(standalone_mode=False)
+    except DynacellError as exc:
+        print(f"dynacell: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        print("dynacell: aborted", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

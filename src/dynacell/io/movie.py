@@ -1,0 +1,130 @@
+"""The :class:`Movie` type: a lazy time-lapse array with its axes and physical sizes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dynacell.errors import InvalidInputError
+
+__all__ = ["Movie"]
+
+
+@dataclass(frozen=True)
+class Movie:
+    """A time-lapse movie (images or labels), read lazily.
+
+    Parameters
+    ----------
+    data : dask.array.Array or numpy.ndarray
+        Shape ``(T, Y, X)`` (axes ``"TYX"``) or ``(T, Z, Y, X)`` (axes ``"TZYX"``).
+        Frames are read from disk only when computed (one chunk per frame).
+    axes : {"TYX", "TZYX"}
+        Axis names in OME order.
+    voxel_size_um : tuple of float or None
+        Physical size of a pixel/voxel in µm for the spatial axes, in axis order
+        (``(Y, X)`` or ``(Z, Y, X)``); None when neither metadata nor the caller gave it.
+    frame_interval_s : float or None
+        Time between frames in seconds; None when unknown.
+    frame_indices : tuple of int
+        The frame number of each index along T (e.g. CTC ``tTTT`` numbers). Lineage
+        nodes use these numbers as ``t``.
+    source : str
+        Path or description of where the movie came from.
+    metadata : dict
+        Format-specific extras (OME metadata, file list, ...).
+
+    Raises
+    ------
+    InvalidInputError
+        If ``axes`` does not match ``data.ndim`` or sizes are not positive.
+    """
+
+    data: Any
+    axes: str
+    voxel_size_um: tuple[float, ...] | None = None
+    frame_interval_s: float | None = None
+    frame_indices: tuple[int, ...] = ()
+    source: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.axes not in ("TYX", "TZYX"):
+            raise InvalidInputError(f"movie {self.source}: axes must be 'TYX' or 'TZYX', got {self.axes!r}")
+        if self.data.ndim != len(self.axes):
+            raise InvalidInputError(
+                f"movie {self.source}: axes {self.axes!r} need a {len(self.axes)}-D array, got shape {self.data.shape}"
+            )
+        if self.voxel_size_um is not None:
+            vs = tuple(float(v) for v in self.voxel_size_um)
+            if len(vs) != self.ndim_spatial or not all(np.isfinite(v) and v > 0 for v in vs):
+                raise InvalidInputError(
+                    f"movie {self.source}: voxel_size_um must be {self.ndim_spatial} positive numbers "
+                    f"({self.axes[1:]}), got {self.voxel_size_um!r}"
+                )
+            object.__setattr__(self, "voxel_size_um", vs)
+        if self.frame_interval_s is not None and not (self.frame_interval_s > 0):
+            raise InvalidInputError(f"movie {self.source}: frame_interval_s must be > 0, got {self.frame_interval_s!r}")
+        if not self.frame_indices:
+            object.__setattr__(self, "frame_indices", tuple(range(self.data.shape[0])))
+        elif len(self.frame_indices) != self.data.shape[0]:
+            raise InvalidInputError(
+                f"movie {self.source}: {len(self.frame_indices)} frame indices for {self.data.shape[0]} frames"
+            )
+
+    @property
+    def ndim_spatial(self) -> int:
+        """2 for ``TYX``, 3 for ``TZYX``."""
+        return len(self.axes) - 1
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames ``T``."""
+        return int(self.data.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Array shape ``(T, [Z,] Y, X)``."""
+        return tuple(int(s) for s in self.data.shape)
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        """Shape of one frame ``([Z,] Y, X)``."""
+        return self.shape[1:]
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Element type."""
+        return np.dtype(self.data.dtype)
+
+    def index_of(self, t: int) -> int:
+        """Array index of frame number ``t``.
+
+        Raises
+        ------
+        InvalidInputError
+            If frame ``t`` is not in the movie.
+        """
+        try:
+            return self.frame_indices.index(int(t))
+        except ValueError:
+            raise InvalidInputError(
+                f"movie {self.source}: frame {t} is not present (frames {self.frame_indices[0]}..{self.frame_indices[-1]}, "
+                f"{self.n_frames} in all)"
+            ) from None
+
+    def frame(self, t: int) -> np.ndarray:
+        """Read frame number ``t`` into memory, shape ``([Z,] Y, X)``.
+
+        Raises
+        ------
+        InvalidInputError
+            If frame ``t`` is not in the movie.
+        """
+        return np.asarray(self.data[self.index_of(t)])
+
+    def has_frame(self, t: int) -> bool:
+        """Whether frame number ``t`` is present."""
+        return int(t) in self.frame_indices
