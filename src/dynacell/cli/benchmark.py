@@ -1,7 +1,50 @@
-"""CLI commands of this group (filled in by its owner)."""
+"""``dynacell benchmark``: state classifiers compared on the same split; classification speed."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add the ``benchmark`` command group to ``app``."""
+    bench = typer.Typer(help="Benchmarks: state classifiers on one split, speed.", no_args_is_help=True)
+
+    @bench.command("states")
+    def states(
+        config: Path = typer.Argument(..., help="training config YAML: data, split, seed, optimisation"),
+        out: Path = typer.Option(..., "--out", "-o", help="folder for models, results.csv/md and figures"),
+        models: str = typer.Option("cnn-only,3ncnn,4ncnn,convlstm,dcnet", "--models",
+                                   help="comma-separated runs (baselines and dcnet)"),
+        ablation: bool = typer.Option(False, "--ablation", help="run dcnet with each component switched off instead"),
+        progress: bool = typer.Option(True, "--progress/--no-progress"),
+    ) -> None:
+        """Train every model on the same samples, split and seed; print the test table, write figures."""
+        from dynacell.errors import InvalidInputError
+        from dynacell.train import load_config
+        from dynacell.train.benchmark import ABLATION, BASELINES, benchmark_states
+
+        cfg = load_config(config)
+        if ablation:
+            runs = ABLATION
+        else:
+            names = [m.strip() for m in models.split(",") if m.strip()]
+            bad = [m for m in names if m not in BASELINES]
+            if bad:
+                raise InvalidInputError(f"--models: unknown {bad}; choose from {list(BASELINES)}")
+            runs = {m: BASELINES[m] for m in names}
+        table = benchmark_states(cfg, out, runs, progress=progress)
+        typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+    @bench.command("speed")
+    def speed(
+        n: int = typer.Option(2048, "--n", help="crops per measurement"),
+        threads: int = typer.Option(2, "--threads", help="torch CPU threads"),
+    ) -> None:
+        """Nuclei classified per second from crops (2D 32², 3D 32³): dcnet and the seed's 4ncnn."""
+        from dynacell.states.speed import speed_table
+
+        typer.echo(speed_table(n=n, threads=threads).to_string(index=False))
+
+    app.add_typer(bench, name="benchmark")

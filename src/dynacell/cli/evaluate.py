@@ -1,7 +1,48 @@
-"""CLI commands of this group (filled in by its owner)."""
+"""``dynacell evaluate``: metrics of a state classifier on labelled data, as JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add the ``evaluate`` command to ``app``."""
+
+    @app.command("evaluate")
+    def evaluate(
+        movie: Path = typer.Argument(None, help="image movie (CTC folder, TIFF, zarr, npz); omit with --samples"),
+        labels: Path = typer.Option(None, "--labels", help="label movie of MOVIE"),
+        lineage: Path = typer.Option(None, "--lineage",
+                                     help="lineage (man_track.txt, GEFF, ...); omitted: every nucleus is taken as stable"),
+        samples: Path = typer.Option(None, "--samples", help="a sample set (.npz) instead of MOVIE"),
+        model: str = typer.Option("nuclei-2d", "--model", help="shipped model name or model folder"),
+        rules: str = typer.Option("seed", "--rules", help="event-rule preset: seed or annotated_deaths"),
+        out: Path = typer.Option(None, "--out", "-o", help="also write the JSON to this file"),
+    ) -> None:
+        """Print JSON with macro_f1, balanced_accuracy, per_class, confusion, ece, n."""
+        import json
+
+        from dynacell.errors import InvalidInputError
+        from dynacell.states import load_model
+        from dynacell.states.evaluate import evaluate_movie, evaluate_samples
+
+        clf = load_model(model)
+        if samples is not None:
+            if movie is not None:
+                raise InvalidInputError("give either MOVIE (with --labels) or --samples, not both")
+            from dynacell.samples import SampleSet
+
+            ss = SampleSet.load(samples)
+            rep = evaluate_samples(clf, ss.x, ss.meta["state"].to_numpy())
+        else:
+            if movie is None or labels is None:
+                raise InvalidInputError("evaluate needs MOVIE and --labels (and usually --lineage), or --samples SET")
+            rep = evaluate_movie(clf, movie, labels, lineage, rules=rules)
+        text = json.dumps(rep, indent=2)
+        if out is not None:
+            tmp = out.with_name(out.name + ".tmp")
+            tmp.write_text(text)
+            tmp.replace(out)
+        typer.echo(text)

@@ -1,7 +1,144 @@
-"""CLI commands of this group (filled in by its owner)."""
+"""``dynacell extract``: build a sample set (crops + metadata) from a movie, its labels and its lineage."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
+from dynacell.errors import InvalidInputError
+
+_STATES = ("stable", "mitotic", "new_daughter", "death", "unknown")
+
+
+def parse_frames(text: str | None) -> range | None:
+    """Parse ``--frames`` ``"a:b"`` (frames ``a .. b-1``, like a Python slice), ``"a:"``, ``":b"`` or ``"a"``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the text is not of that form or the range is empty.
+    """
+    if text is None or text.strip() == "":
+        return None
+    parts = text.split(":")
+    try:
+        if len(parts) == 1:
+            a = int(parts[0])
+            return range(a, a + 1)
+        if len(parts) == 2:
+            a = int(parts[0]) if parts[0].strip() else 0
+            b = int(parts[1]) if parts[1].strip() else 1 << 30
+            if a < 0 or b <= a:
+                raise ValueError
+            return range(a, b)
+    except ValueError:
+        pass
+    raise InvalidInputError(
+        f"--frames {text!r}: expected 'a:b' (frames a to b-1), 'a:', ':b' or one frame number, with 0 <= a < b"
+    )
+
+
+def parse_floats(text: str | None, option: str) -> tuple[float, ...] | None:
+    """Parse a comma-separated list of positive floats (``"2.0,0.208,0.208"``), or None.
+
+    Raises
+    ------
+    InvalidInputError
+        If a value is not a positive number.
+    """
+    if text is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        vals = ()
+    if not vals or any(not (v > 0) for v in vals):
+        raise InvalidInputError(f"{option} {text!r}: expected positive numbers in µm separated by commas, e.g. 2.0,0.208,0.208")
+    return vals
+
+
+def default_dataset_name(movie: Path) -> str:
+    """A dataset name from a movie path: ``.../bacteria-phc/01`` → ``bacteria-phc_01``."""
+    movie = Path(movie)
+    name = movie.stem if movie.is_file() else movie.name
+    if name.isdigit() and movie.parent.name:
+        return f"{movie.parent.name}_{name}"
+    return name
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add the ``extract`` command to ``app``."""
+
+    @app.command("extract")
+    def extract(
+        movie: Path = typer.Argument(..., help="Image movie: CTC folder (NN/ with tTTT.tif), TIFF folder or stack, zarr, npz."),
+        labels: Path = typer.Option(..., "--labels", "-l", help="Label movie (e.g. NN_GT/TRA, NN_ERR_SEG, labels/ folder)."),
+        lineage: str = typer.Option(
+            "none", "--lineage",
+            help="Lineage (CTC man_track.txt or TRA folder, BlastoSPIM JSON, GEFF), or 'none': every nucleus "
+                 "is extracted with state --assume-state (unknown by default)."),
+        output: Path = typer.Option(..., "--output", "-o", help="Output sample set (.npz)."),
+        size: str = typer.Option("32", "--size", help="Crop size in pixels: one number or one per axis (Z,Y,X)."),
+        rules: str = typer.Option("seed", "--rules", help="Event-rules preset: seed or annotated_deaths."),
+        frames: str = typer.Option(None, "--frames", help="Frames a:b (a to b-1), like a Python slice."),
+        voxel_size_um: str = typer.Option(None, "--voxel-size-um", help="Voxel size in µm, (Z,)Y,X; overrides metadata."),
+        target_voxel_um: str = typer.Option(
+            None, "--target-voxel-um", help="Resample crops to this voxel size in µm (physical box; 3D anisotropy)."),
+        dataset: str = typer.Option(None, "--dataset", help="Dataset name stored in the set (default from MOVIE)."),
+        states: str = typer.Option("stable,mitotic,new_daughter,death", "--states",
+                                   help="States to keep (with a lineage), comma-separated."),
+        max_per_class: int = typer.Option(None, "--max-per-class", help="Random subset per state (seeded)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of --max-per-class sampling."),
+        assume_state: str = typer.Option(
+            "unknown", "--assume-state", help="State given to every nucleus without a lineage (unknown or stable)."),
+        seed_layout: Path = typer.Option(None, "--seed-layout", help="Also export the seed's folder layout here."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    ) -> None:
+        """Crop every (labelled) nucleus into a sample set: channels [t-1, t, t+1, mask], one .npz file.
+
+        Without a lineage (--lineage none, e.g. the 3D mouse-8cell whose label ids change between
+        frames), every nucleus is cropped with state --assume-state: 'unknown' (a set to classify)
+        or 'stable' where you know no event happens.
+        """
+        from dynacell.errors import OutputExistsError
+        from dynacell.io import open_labels, open_movie
+        from dynacell.samples import build_sample_set, export_seed_layout
+
+        out = output if output.suffix == ".npz" else output.with_name(output.name + ".npz")
+        if out.exists() and not overwrite:
+            raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
+        state_list = tuple(s.strip() for s in states.split(",") if s.strip())
+        for s in (*state_list, assume_state):
+            if s not in _STATES:
+                raise InvalidInputError(f"state {s!r} is unknown; choose from {list(_STATES)}")
+        sizes = parse_floats(size, "--size")
+        if any(int(s) != s for s in sizes):
+            raise InvalidInputError(f"--size {size!r}: sizes must be whole numbers of pixels")
+        size_arg = int(sizes[0]) if len(sizes) == 1 else tuple(int(s) for s in sizes)
+        vs = parse_floats(voxel_size_um, "--voxel-size-um")
+        tv = parse_floats(target_voxel_um, "--target-voxel-um")
+        images = open_movie(movie, voxel_size_um=vs)
+        label_movie = open_labels(labels, voxel_size_um=vs)
+        lin = None
+        if lineage.strip().lower() != "none":
+            from dynacell.lineage import detect_format, read_lineage
+
+            fmt = detect_format(lineage)
+            # crops are centred on the mask centroids, so CTC mask centroids need not be read here
+            lin = read_lineage(lineage, format=fmt, **({"masks": False} if fmt == "ctc" else {}))
+        samples = build_sample_set(
+            images, label_movie, lin, rules,
+            size=size_arg, dataset=dataset or default_dataset_name(movie), frames=parse_frames(frames),
+            states=state_list, max_per_class=max_per_class, seed=seed, voxel_size_um=vs,
+            target_voxel_um=(tv[0] if tv and len(tv) == 1 else tv), assume_state=assume_state, progress=progress,
+        )
+        path = samples.save(out, overwrite=overwrite)
+        if seed_layout is not None:
+            export_seed_layout(samples, seed_layout, overwrite=overwrite)
+        counts = ", ".join(f"{k} {v}" for k, v in samples.counts().items()) or "none"
+        skipped = samples.attrs.get("skipped") or {}
+        skip_txt = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in skipped.items() if v)
+        typer.echo(f"{path}: {len(samples)} samples {'x'.join(map(str, samples.size))} px ({counts})"
+                   + (f"; lineage nodes skipped: {skip_txt}" if skip_txt else ""))

@@ -1,7 +1,51 @@
-"""CLI commands of this group (filled in by its owner)."""
+"""``dynacell lineage``: read a lineage of any supported format and print a JSON summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add the ``lineage`` command to ``app``."""
+    app.command("lineage")(lineage_command)
+
+
+def lineage_command(
+    path: Path = typer.Argument(
+        ..., help="CTC TRA/RES folder or man_track.txt/res_track.txt, BlastoSPIM graph JSON or its folder, "
+        "AceTree folder (tTTT-nuclei files), or GEFF store."
+    ),
+    format: str | None = typer.Option(
+        None, "--format", "-f", help="ctc, blastospim, acetree or geff (default: detected from PATH)."
+    ),
+    rules: str = typer.Option(
+        "seed", "--rules", help="Event rules: 'seed' (track ends before the last frame are deaths) or "
+        "'annotated-deaths' (deaths only from explicit annotations such as CellDeaths.csv)."
+    ),
+    frames: int | None = typer.Option(
+        None, "--frames", min=1, help="Use only the first N frames of the lineage (tracks are cut there)."
+    ),
+    geff: Path | None = typer.Option(None, "--geff", help="Also write the lineage to this GEFF store."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --geff output."),
+) -> None:
+    """Print a JSON summary of a lineage: frames, nodes, tracks, divisions, deaths and the count of every state.
+
+    ``deaths`` counts explicit death annotations where the data has them (WormGUIDES
+    CellDeaths.csv), else the track ends before the last frame labelled death by --rules.
+    """
+    import json
+
+    from dynacell.lineage import EventRules, detect_format, first_frames, read_lineage, summarize, write_geff
+
+    fmt = format or detect_format(path)
+    rule_set = EventRules.preset(rules)
+    kw = {"masks": False} if fmt == "ctc" else {}
+    lin = read_lineage(path, format=fmt, **kw)
+    if frames is not None:
+        lin = first_frames(lin, frames)
+    if geff is not None:
+        write_geff(lin, geff, overwrite=overwrite)
+    payload = {"format": fmt, "rules": rules, **summarize(lin, rule_set)}
+    typer.echo(json.dumps(payload, indent=2))

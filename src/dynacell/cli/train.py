@@ -1,7 +1,31 @@
-"""CLI commands of this group (filled in by its owner)."""
+"""``dynacell train CONFIG.yaml``: train a nucleus state classifier (see docs/models.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add the ``train`` command to ``app``."""
+
+    @app.command("train")
+    def train(
+        config: Path = typer.Argument(..., help="training config YAML (dynacell.train.TrainConfig)"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing model folder"),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+    ) -> None:
+        """Train a state classifier; writes OUT/NAME/{weights.pt, model.yaml, config.yaml, history.csv}."""
+        import json
+
+        from dynacell.train import fit, load_config
+
+        cfg = load_config(config)
+        folder = fit(cfg, overwrite=overwrite, progress=progress)
+        import yaml
+
+        card = yaml.safe_load((folder / "model.yaml").read_text())
+        test = card["metrics"]["test"]
+        typer.echo(json.dumps({"model": str(folder), "macro_f1": test["macro_f1"],
+                               "balanced_accuracy": test["balanced_accuracy"], "ece": test["ece"], "n": test["n"]}))

@@ -1,0 +1,73 @@
+"""Build the real 2D sample sets used to train and test the shipped ``nuclei-2d`` model.
+
+Reads the CTC data in place (``../shared/data/ctc``), labels states from the ground-truth
+lineage with :func:`dynacell.lineage.label_events` and crops 32² windows with
+:func:`dynacell.samples.build_sample_set` (the one crop function). Event rules: the seed's
+(1 mitotic frame, 1 new-daughter frame) but with a stability window W = 2 and fraction 1.0
+(a node is stable with >= 2 directly stable nodes of its track within ±2 frames): with the
+seed's W = 8 no bacterium is ever stable (they divide every few frames). Track ends count
+as ``death`` as in the seed; the 3-class model leaves them out.
+
+Usage::
+
+    python benchmarks/build_state_sets.py --out /tmp/dynacell_state_sets [--max-stable 2000]
+
+Prints one line per set: samples per state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ctc"
+
+#: name: (images, TRA masks, man_track.txt)
+SETS = {
+    "bacteria-phc": ("bacteria-phc/01", "bacteria-phc/01_GT/TRA", "bacteria-phc/01_GT/TRA/man_track.txt"),
+    "hela02": ("Fluo-N2DL-HeLa/02", "Fluo-N2DL-HeLa/02_GT/TRA", "Fluo-N2DL-HeLa/02_GT/TRA/man_track.txt"),
+    "gowt1": ("Fluo-N2DH-GOWT1/01", "Fluo-N2DH-GOWT1/01_GT/TRA", "Fluo-N2DH-GOWT1/01_GT/TRA/man_track.txt"),
+}
+
+
+def main() -> None:
+    """Build and save the sets; print their class counts."""
+    from dynacell.io import open_labels, open_movie
+    from dynacell.lineage import EventRules, read_lineage
+    from dynacell.samples import build_sample_set
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("/tmp/dynacell_state_sets"))
+    ap.add_argument("--data", type=Path, default=DATA, help="the ctc folder of ../shared/data")
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--max-stable", type=int, default=2000, help="random subsample of stable nodes per movie")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", nargs="*", default=list(SETS))
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    rules = EventRules(stable_window=2, stable_fraction=1.0)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in args.only:
+        img, tra, track = SETS[name]
+        images = open_movie(args.data / img)
+        labels = open_labels(args.data / tra)
+        lin = read_lineage(args.data / track)
+        full = build_sample_set(images, labels, lin, rules, size=args.size, dataset=name,
+                                states=("stable", "mitotic", "new_daughter", "death"),
+                                seed=args.seed, progress=False)
+        keep = full.meta.index[full.meta["state"] != "stable"].to_numpy()
+        stable = full.meta.index[full.meta["state"] == "stable"].to_numpy()
+        if len(stable) > args.max_stable:
+            import numpy as np
+
+            stable = np.random.default_rng(args.seed).choice(stable, args.max_stable, replace=False)
+        ss = full.subset(sorted([*keep.tolist(), *stable.tolist()]))
+        ss.attrs["stable_subsample"] = {"max": args.max_stable, "of": int((full.meta["state"] == "stable").sum()),
+                                        "seed": args.seed}
+        path = ss.save(args.out / f"{name}.npz", overwrite=True)
+        print(f"{name}: {path} {ss.counts()}")
+
+
+if __name__ == "__main__":
+    main()

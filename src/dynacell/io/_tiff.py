@@ -1,0 +1,247 @@
+"""TIFF helpers: read a file's shape cheaply, read one frame with errors that name the file."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dynacell.errors import FormatError, InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+#: Axis codes tifffile uses for an unnamed leading dimension of a plain stack.
+UNNAMED_AXES = "QI"
+
+
+@dataclass(frozen=True)
+class TiffInfo:
+    """Header facts of one TIFF file (pixels not read)."""
+
+    path: Path
+    shape: tuple[int, ...]
+    axes: str
+    dtype: np.dtype
+    sizes: dict[str, float] = field(default_factory=dict)
+    frame_interval_s: float | None = None
+    size_origin: str = ""
+    is_imagej: bool = False
+    is_ome: bool = False
+
+
+def tiff_error(path: Path, exc: Exception, what: str = "read", frame: int | None = None) -> FormatError:
+    """A :class:`FormatError` for a TIFF that tifffile could not read."""
+    where = f"{path} (frame {frame})" if frame is not None else f"{path}"
+    return FormatError(
+        f"{where}: cannot {what} this TIFF ({type(exc).__name__}: {exc}); the file is truncated, corrupt or not a "
+        f"TIFF — re-export or re-copy it"
+    )
+
+
+def inspect_tiff(path: Path, *, with_sizes: bool = False, frame: int | None = None) -> TiffInfo:
+    """Read the shape, axes and dtype of the first series of a TIFF from its header only.
+
+    Parameters
+    ----------
+    path : Path
+        A ``.tif``/``.tiff`` file.
+    with_sizes : bool
+        Also read physical sizes from the metadata (see :func:`dynacell.io._meta.tiff_physical_sizes`).
+    frame : int, optional
+        Frame number the file holds, for messages.
+
+    Returns
+    -------
+    TiffInfo
+
+    Raises
+    ------
+    FormatError
+        If the file is not a readable TIFF (names the file).
+    """
+    import tifffile
+
+    from dynacell.io._meta import tiff_physical_sizes
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                raise FormatError(f"{path}: TIFF holds no image series; expected an image — re-export the file")
+            series = tif.series[0]
+            sizes, interval, origin = tiff_physical_sizes(tif) if with_sizes else ({}, None, "")
+            return TiffInfo(
+                path=Path(path), shape=tuple(int(s) for s in series.shape), axes=str(series.axes),
+                dtype=np.dtype(series.dtype), sizes=sizes, frame_interval_s=interval, size_origin=origin,
+                is_imagej=bool(tif.is_imagej), is_ome=bool(tif.is_ome),
+            )
+    except FormatError:
+        raise
+    except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error, OSError ...
+        raise tiff_error(Path(path), exc, "open", frame) from exc
+
+
+def frame_layout(info: TiffInfo) -> tuple[tuple[int, ...], str]:
+    """Spatial shape and axes (``"YX"`` or ``"ZYX"``) of a per-frame TIFF; singleton axes dropped.
+
+    Raises
+    ------
+    InvalidInputError
+        If the file holds colour samples, several channels or more than 3 spatial dimensions.
+    """
+    keep = [(n, a) for n, a in zip(info.shape, info.axes) if n != 1 or a in "YX"]
+    for n, a in keep:
+        if a in "SC":
+            raise InvalidInputError(
+                f"{info.path}: has {n} {'colour samples' if a == 'S' else 'channels'} (axes {info.axes}, shape "
+                f"{info.shape}); expected one grayscale channel per frame — save a single channel"
+            )
+    if len(keep) == 2:
+        return tuple(n for n, _ in keep), "YX"
+    if len(keep) == 3:
+        return tuple(n for n, _ in keep), "ZYX"
+    raise InvalidInputError(
+        f"{info.path}: one frame must be 2-D (Y, X) or 3-D (Z, Y, X); found shape {info.shape} (axes {info.axes}). "
+        f"For a multi-frame stack open the file itself, not its folder"
+    )
+
+
+def read_tiff_frame(path: str, shape: tuple[int, ...], dtype: str, frame: int) -> np.ndarray:
+    """Read one per-frame TIFF into memory, checked against the expected shape.
+
+    Parameters
+    ----------
+    path : str
+        File holding frame ``frame``.
+    shape : tuple of int
+        Expected ``([Z,] Y, X)`` shape (singleton axes of the file are squeezed).
+    dtype : str
+        Output dtype.
+    frame : int
+        Frame number, for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``shape``, dtype ``dtype``.
+
+    Raises
+    ------
+    FormatError
+        If the pixels cannot be decoded (truncated file) or have another shape.
+    """
+    import tifffile
+
+    try:
+        data = tifffile.imread(path, series=0)
+    except Exception as exc:
+        raise FormatError(
+            f"{path} (frame {frame}): cannot read the pixels ({type(exc).__name__}: {exc}); the file is truncated or "
+            f"corrupt — re-copy or re-export it"
+        ) from exc
+    if data.shape != tuple(shape):
+        squeezed = np.squeeze(data)
+        if squeezed.shape != tuple(shape):
+            raise FormatError(
+                f"{path} (frame {frame}): pixels have shape {data.shape}, the header said {tuple(shape)}; "
+                f"the file is inconsistent — re-export it"
+            )
+        data = squeezed
+    return data.astype(dtype, copy=False)
+
+
+class _StackCache:
+    """Open multi-frame TIFFs kept for reading frame after frame (a stack's IFDs are parsed once).
+
+    Entries are keyed by path, modification time and size (a changed file is reopened) and
+    closed when evicted (least recently used) or at exit.
+    """
+
+    def __init__(self, max_open: int = 4) -> None:
+        self.max_open = max_open
+        self._entries: OrderedDict[tuple, tuple[Any, Any, Any, threading.Lock]] = OrderedDict()
+        self._lock = threading.Lock()
+        atexit.register(self.clear)
+
+    def get(self, path: str) -> tuple[Any, threading.Lock]:
+        import tifffile
+        import zarr
+
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+            else:
+                tif = tifffile.TiffFile(path)
+                try:
+                    store = tif.series[0].aszarr()
+                    array = zarr.open_array(store, mode="r")
+                except Exception:
+                    tif.close()
+                    raise
+                self._entries[key] = (tif, store, array, threading.Lock())
+                while len(self._entries) > self.max_open:
+                    self._close(self._entries.popitem(last=False)[1])
+            _, _, array, lock = self._entries[key]
+            return array, lock
+
+    @staticmethod
+    def _close(entry: tuple) -> None:
+        tif, store, _, _ = entry
+        store.close()
+        tif.close()
+
+    def clear(self) -> None:
+        """Close every open file."""
+        with self._lock:
+            while self._entries:
+                self._close(self._entries.popitem()[1])
+
+
+_STACKS = _StackCache()
+
+
+def read_stack_frame(path: str, index: tuple, order: tuple[int, ...], frame: int) -> np.ndarray:
+    """Read frame ``frame`` of a multi-frame TIFF through tifffile's zarr store (only its pages).
+
+    The file stays open between calls (see :class:`_StackCache`), so reading T frames parses
+    the file's IFDs once, not T times.
+
+    Parameters
+    ----------
+    path : str
+        The stack.
+    index : tuple
+        Index into the first series selecting the frame (ints for T and singleton axes, slices elsewhere).
+    order : tuple of int
+        Transpose applied to the result to get ``([Z,] Y, X)``.
+    frame : int
+        Frame number, for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        One frame ``([Z,] Y, X)``.
+
+    Raises
+    ------
+    FormatError
+        If the pages cannot be decoded.
+    """
+    try:
+        array, lock = _STACKS.get(path)
+        with lock:
+            data = np.asarray(array[index])
+    except Exception as exc:
+        raise FormatError(
+            f"{path} (frame {frame}): cannot read the pixels ({type(exc).__name__}: {exc}); the file is truncated or "
+            f"corrupt — re-copy or re-export it"
+        ) from exc
+    return np.transpose(data, order)

@@ -1,0 +1,52 @@
+"""Consistency checks between movies (images vs labels)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from dynacell.errors import InvalidInputError
+from dynacell.io.movie import Movie
+
+__all__ = ["check_same_grid"]
+
+logger = logging.getLogger(__name__)
+
+
+def _describe(x: Any, name: str) -> tuple[str, tuple[int, ...], tuple[float, ...] | None]:
+    if isinstance(x, Movie):
+        return f"{name} {x.source}", x.frame_shape, x.voxel_size_um
+    shape = tuple(int(s) for s in getattr(x, "shape", ()))
+    if len(shape) < 3:
+        raise InvalidInputError(f"{name}: expected a movie (T, [Z,] Y, X), got shape {shape}")
+    return name, shape[1:], None
+
+
+def check_same_grid(images: Any, labels: Any) -> None:
+    """Check that a label movie lies on the pixel grid of an image movie.
+
+    Parameters
+    ----------
+    images, labels : Movie or array ``(T, [Z,] Y, X)``
+        The movies; only the spatial grid is compared (frame counts may differ: label
+        frames are often sparse, e.g. CTC ``TRA`` masks).
+
+    Raises
+    ------
+    InvalidInputError
+        If the frame shapes differ (the message names both sources and shapes), or both voxel
+        sizes are known and differ by more than 0.1 %.
+    """
+    name_i, shape_i, vs_i = _describe(images, "images")
+    name_l, shape_l, vs_l = _describe(labels, "labels")
+    if shape_i != shape_l:
+        raise InvalidInputError(
+            f"{name_l}: label frames have shape {shape_l} but {name_i} has frames of shape {shape_i}; "
+            f"labels must be on the image grid — pass the matching labels or resample them"
+        )
+    if vs_i is not None and vs_l is not None and not all(math.isclose(a, b, rel_tol=1e-3) for a, b in zip(vs_i, vs_l)):
+        raise InvalidInputError(
+            f"{name_l}: voxel size {vs_l} µm differs from {vs_i} µm of {name_i}; open both with the same "
+            f"voxel_size_um"
+        )

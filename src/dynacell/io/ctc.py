@@ -1,0 +1,317 @@
+"""Cell Tracking Challenge (CTC) track files and result folders.
+
+Format: Maška et al., "The Cell Tracking Challenge: 10 years of objective benchmarking",
+Nature Methods 20, 1010–1020 (2023), and the CTC "Submission instructions": a text file with one
+line ``L B E P`` per track (label, first frame, last frame, parent label, 0 = none) beside masks
+``maskTTT.tif`` (results) or ``man_trackTTT.tif`` (ground truth) whose pixel values are ``L``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dynacell.errors import FormatError, InvalidInputError
+
+__all__ = ["read_ctc_tracks", "validate_tracks", "write_ctc_result", "TRACK_FILES", "TRACK_COLUMNS"]
+
+logger = logging.getLogger(__name__)
+
+#: Track-file names looked for, in order, when a folder is given.
+TRACK_FILES = ("man_track.txt", "res_track.txt")
+#: Columns of the table returned by :func:`read_ctc_tracks`.
+TRACK_COLUMNS = ["label", "begin", "end", "parent"]
+
+
+def find_track_file(path: str | Path) -> Path:
+    """The CTC track file at ``path``: the file itself, or ``man_track.txt`` / ``res_track.txt`` in a folder.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``path`` does not exist or the folder holds no track file.
+    """
+    p = Path(path)
+    if p.is_dir():
+        for name in TRACK_FILES:
+            if (p / name).is_file():
+                return p / name
+        raise InvalidInputError(f"{p}: no {' or '.join(TRACK_FILES)} in this folder; point at a CTC TRA or RES folder")
+    if not p.is_file():
+        raise InvalidInputError(f"{p}: no such track file; check the path")
+    return p
+
+
+def read_ctc_tracks(path: str | Path) -> pd.DataFrame:
+    """Read and validate a CTC track file (``man_track.txt`` / ``res_track.txt``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The text file, or a CTC ``TRA`` / ``RES`` folder holding one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per track, in file order, columns ``label, begin, end, parent`` (int64): the
+        track's label in the masks, its first and last frame numbers (inclusive) and the parent
+        track's label (0 = no parent). ``attrs["source"]`` is the file read.
+
+    Raises
+    ------
+    FormatError
+        A line that is not four integers (names the file, line number and the line).
+    InvalidInputError
+        A label ``<= 0``, a negative frame, ``begin > end``, a duplicated label, a parent that
+        is the track itself or not listed in the file, or a child that begins before its parent
+        ends (all name the file and line).
+    """
+    p = find_track_file(path)
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{p}: cannot read the track file ({exc}); expected text lines 'L B E P'") from exc
+    rows: list[tuple[int, int, int, int]] = []
+    line_of: dict[int, int] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            if len(fields) != 4:
+                raise ValueError
+            label, begin, end, parent = (int(f) for f in fields)
+        except ValueError:
+            raise FormatError(
+                f"{p}, line {lineno}: {line.strip()!r} is not four integers 'L B E P' (label, begin, end, parent); "
+                f"fix or remove the line"
+            ) from None
+        where = f"{p}, line {lineno} ({line.strip()!r})"
+        if label <= 0:
+            raise InvalidInputError(f"{where}: label must be > 0 (0 is background), found {label}")
+        if begin < 0 or end < 0 or parent < 0:
+            raise InvalidInputError(f"{where}: frames and parent must be >= 0")
+        if begin > end:
+            raise InvalidInputError(f"{where}: track {label} begins at frame {begin} after it ends at {end}")
+        if parent == label:
+            raise InvalidInputError(f"{where}: track {label} is its own parent; use 0 for no parent")
+        if label in line_of:
+            raise InvalidInputError(f"{where}: track {label} is listed twice (first on line {line_of[label]})")
+        line_of[label] = lineno
+        rows.append((label, begin, end, parent))
+    df = pd.DataFrame(rows, columns=TRACK_COLUMNS, dtype="int64")
+    _check_parents(df, lambda label: f"{p}, line {line_of[label]}")
+    if df.empty:
+        logger.warning("%s: the track file holds no tracks", p)
+    df.attrs["source"] = str(p)
+    return df
+
+
+def _check_parents(df: pd.DataFrame, where) -> None:
+    ends = dict(zip(df["label"].tolist(), df["end"].tolist()))
+    for label, begin, parent in zip(df["label"].tolist(), df["begin"].tolist(), df["parent"].tolist()):
+        if parent == 0:
+            continue
+        if parent not in ends:
+            raise InvalidInputError(
+                f"{where(label)}: track {label} has parent {parent}, which is not listed; add the parent's track "
+                f"or set the parent to 0"
+            )
+        if ends[parent] >= begin:
+            raise InvalidInputError(
+                f"{where(label)}: track {label} begins at frame {begin} but its parent {parent} ends at "
+                f"{ends[parent]}; a child must begin after its parent ends"
+            )
+
+
+def validate_tracks(tracks: pd.DataFrame, source: str = "tracks") -> pd.DataFrame:
+    """Check a CTC track table (columns ``label, begin, end, parent``) and return it as int64.
+
+    Parameters
+    ----------
+    tracks : pandas.DataFrame
+        One row per track (see :func:`read_ctc_tracks`).
+    source : str
+        Name used in messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``label, begin, end, parent`` (int64), in the given row order.
+
+    Raises
+    ------
+    InvalidInputError
+        Missing columns, non-integer values, labels ``<= 0`` or duplicated, negative frames,
+        ``begin > end``, unknown parents or a child beginning before its parent ends.
+    """
+    missing = [c for c in TRACK_COLUMNS if c not in tracks.columns]
+    if missing:
+        raise InvalidInputError(
+            f"{source}: track table lacks columns {missing} (has {list(tracks.columns)}); expected {TRACK_COLUMNS}"
+        )
+    df = tracks[TRACK_COLUMNS].copy()
+    for c in TRACK_COLUMNS:
+        values = pd.to_numeric(df[c], errors="coerce")
+        bad = values.isna() | (values != values.round())
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InvalidInputError(f"{source}, row {i}: column {c!r} = {df[c].iloc[i]!r} is not an integer")
+        df[c] = values.astype("int64")
+    rows = df.to_numpy()
+    for i, (label, begin, end, parent) in enumerate(rows):
+        where = f"{source}, row {i} (track {label})"
+        if label <= 0:
+            raise InvalidInputError(f"{where}: label must be > 0 (0 is background)")
+        if begin < 0 or parent < 0:
+            raise InvalidInputError(f"{where}: frames and parent must be >= 0")
+        if begin > end:
+            raise InvalidInputError(f"{where}: begins at frame {begin} after it ends at {end}")
+        if parent == label:
+            raise InvalidInputError(f"{where}: is its own parent; use 0 for no parent")
+    dup = df["label"][df["label"].duplicated()]
+    if len(dup):
+        raise InvalidInputError(f"{source}: track {int(dup.iloc[0])} is listed twice; labels must be unique")
+    _check_parents(df, lambda label: f"{source} (track {label})")
+    return df
+
+
+def _lineage_tracks(lineage: Any) -> tuple[pd.DataFrame, dict[int, dict[int, int]]]:
+    """CTC table and per-frame label → track id map of a :class:`dynacell.lineage.Lineage`.
+
+    Duck-typed: ``io`` sits below ``lineage`` and does not import it.
+    """
+    lineage.assign_tracks()
+    table = lineage.tracks()
+    df = pd.DataFrame({
+        "label": table["track_id"].astype("int64"), "begin": table["start"].astype("int64"),
+        "end": table["end"].astype("int64"), "parent": table["parent_track_id"].astype("int64"),
+    })
+    node_track: dict[int, dict[int, int]] = {}
+    for (t, label), d in lineage.graph.nodes(data=True):
+        node_track.setdefault(int(t), {})[int(label)] = int(d["track_id"])
+    return df, node_track
+
+
+def write_ctc_result(
+    folder: str | Path,
+    masks: Any,
+    tracks: Any,
+    *,
+    frame_indices: Sequence[int] | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Write a CTC result folder: ``maskTTT.tif`` (uint16) and ``res_track.txt`` (``L B E P``), atomically.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Output folder (e.g. ``01_RES``); written in a temporary sibling and renamed into place.
+    masks : Movie, array ``(T, [Z,] Y, X)`` or iterable of ``([Z,] Y, X)`` integer arrays
+        Label images, one per frame, 0 = background.
+    tracks : pandas.DataFrame or Lineage
+        Either a CTC table with columns ``label, begin, end, parent`` whose labels are the
+        mask values (masks are written unchanged), or a :class:`dynacell.lineage.Lineage` with
+        nodes ``(t, label)`` of the masks: each node's label is replaced by its ``track_id``
+        and the table comes from ``Lineage.tracks()``.
+    frame_indices : sequence of int, optional
+        Frame number of each mask (``TTT``); default the Movie's, else 0, 1, ...
+    overwrite : bool
+        Replace an existing non-empty folder.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    Path
+        The folder; :func:`read_ctc_tracks` and :func:`dynacell.io.open_labels` read it back.
+
+    Raises
+    ------
+    InvalidInputError
+        An invalid track table (see :func:`validate_tracks`); non-integer masks; a mask label
+        that is not a track active at that frame (names frame and label); a track id above
+        65535 (CTC masks are uint16).
+    OutputExistsError
+        If ``folder`` exists, is not empty and ``overwrite`` is False.
+
+    Notes
+    -----
+    CTC "Submission instructions" (celltrackingchallenge.net): masks and ``res_track.txt``
+    share one folder; a track's label is the same in every frame it occupies.
+    """
+    import tifffile
+    from tqdm.auto import tqdm
+
+    from dynacell.io.writers import atomic_folder, frame_name, iter_frames, n_digits_for
+
+    folder = Path(folder)
+    node_track = None
+    if isinstance(tracks, pd.DataFrame):
+        table = validate_tracks(tracks, f"{folder} (tracks)")
+    elif hasattr(tracks, "tracks") and hasattr(tracks, "graph"):
+        table, node_track = _lineage_tracks(tracks)
+    else:
+        raise InvalidInputError(
+            f"{folder}: tracks must be a DataFrame with columns {TRACK_COLUMNS} or a Lineage, "
+            f"got {type(tracks).__name__}"
+        )
+    if len(table) and int(table["label"].max()) > np.iinfo(np.uint16).max:
+        raise InvalidInputError(f"{folder}: track id {int(table['label'].max())} exceeds 65535 (CTC masks are uint16)")
+    span = {int(r.label): (int(r.begin), int(r.end)) for r in table.itertuples()}
+    numbers, it = iter_frames(masks, frame_indices)
+    n_digits = n_digits_for(numbers) if numbers else 4
+    written: list[int] = []
+    with atomic_folder(folder, overwrite=overwrite) as tmp:
+        for i, mask in enumerate(tqdm(it, total=len(numbers) if numbers else None, disable=not progress,
+                                      desc=f"writing {folder.name}", leave=False)):
+            t = numbers[i] if numbers is not None else i
+            mask = np.asarray(mask)
+            if not (np.issubdtype(mask.dtype, np.integer) or mask.dtype == np.bool_):
+                raise InvalidInputError(f"{folder}: mask of frame {t} has dtype {mask.dtype}; labels must be integers")
+            present = np.unique(mask)
+            present = present[present != 0]
+            if present.size and present.min() < 0:
+                raise InvalidInputError(f"{folder}: mask of frame {t} has negative label {int(present.min())}")
+            if node_track is not None:
+                at_t = node_track.get(t, {})
+                lut = np.zeros(int(present.max()) + 1 if present.size else 1, dtype=np.uint16)
+                for label in present.tolist():
+                    tid = at_t.get(label)
+                    if tid is None:
+                        raise InvalidInputError(
+                            f"{folder}: label {label} in frame {t} is not a node of the lineage; track the masks "
+                            f"again or remove the label"
+                        )
+                    lut[label] = tid
+                absent = set(at_t) - set(present.tolist())
+                if absent:
+                    logger.warning("frame %d: lineage nodes with labels %s have no pixels in the mask", t,
+                                   sorted(absent)[:10])
+                mask = lut[mask]
+                present = np.unique(lut[present])
+            for label in present.tolist():
+                b_e = span.get(int(label))
+                if b_e is None or not b_e[0] <= t <= b_e[1]:
+                    raise InvalidInputError(
+                        f"{folder}: label {label} in frame {t} is not a track active at that frame "
+                        f"({'not in the table' if b_e is None else f'track spans {b_e[0]}..{b_e[1]}'}); "
+                        f"fix the masks or the track table"
+                    )
+            if present.size and present.max() > np.iinfo(np.uint16).max:
+                raise InvalidInputError(f"{folder}: label {int(present.max())} in frame {t} exceeds 65535")
+            tifffile.imwrite(tmp / frame_name("mask", t, n_digits), mask.astype(np.uint16), compression="zlib")
+            written.append(t)
+        if written and len(table) and int(table["end"].max()) > max(written):
+            logger.warning("%s: tracks end at frame %d but masks stop at frame %d", folder,
+                           int(table["end"].max()), max(written))
+        lines = [f"{r.label} {r.begin} {r.end} {r.parent}\n" for r in table.sort_values("label").itertuples()]
+        (tmp / "res_track.txt").write_text("".join(lines))
+    logger.info("wrote CTC result %s: %d masks, %d tracks", folder, len(written), len(table))
+    return folder

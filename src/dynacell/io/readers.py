@@ -1,0 +1,552 @@
+"""Open movies and label movies lazily: CTC folders, TIFF folders and stacks, zarr / OME-Zarr, npz.
+
+Every reader returns a :class:`~dynacell.io.movie.Movie` whose ``data`` is a dask array with one
+chunk per frame; pixels are read from disk only when a frame is computed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dynacell.errors import FormatError, InvalidInputError
+from dynacell.io._meta import length_to_um, resolve_sizes, sizes_for_axes, time_to_s
+from dynacell.io._tiff import UNNAMED_AXES, frame_layout, inspect_tiff, read_stack_frame, read_tiff_frame
+from dynacell.io.movie import Movie
+
+__all__ = ["open_movie", "open_labels", "detect_format", "FORMATS", "CTC_PREFIXES"]
+
+logger = logging.getLogger(__name__)
+
+#: Formats understood by :func:`open_movie` / :func:`open_labels` (``format=``).
+FORMATS = ("ctc", "tiff-folder", "tiff-stack", "zarr", "npz")
+#: File-name prefixes of CTC frame files: images, TRA masks, result masks, SEG masks.
+CTC_PREFIXES = ("t", "man_track", "mask", "man_seg")
+_CTC_RE = re.compile(r"^(t|man_track|mask|man_seg)(\d+)\.tiff?$")
+_TIFF_SUFFIXES = (".tif", ".tiff")
+_LAST_NUMBER_RE = re.compile(r"(\d+)(?!.*\d)")
+#: Preferred CTC prefix when a folder holds several kinds of frame files.
+_PREFERENCE = {"images": ("t", "mask", "man_track", "man_seg"), "labels": ("man_track", "mask", "man_seg", "t")}
+_NPZ_META_KEYS = ("voxel_size_um", "frame_interval_s", "axes", "frame_indices")
+
+
+def open_movie(
+    path: str | Path,
+    *,
+    voxel_size_um: float | Sequence[float] | None = None,
+    frame_interval_s: float | None = None,
+    format: str | None = None,
+    axes: str | None = None,
+    progress: bool = False,
+) -> Movie:
+    """Open an image movie lazily, shape ``(T, [Z,] Y, X)``.
+
+    Parameters
+    ----------
+    path : str or Path
+        One of: a CTC sequence folder (``tTTT.tif``; ``NN/`` of the Cell Tracking Challenge), a
+        folder of per-frame TIFFs (ordered by the last number in each name), a multi-frame TIFF
+        stack (ImageJ / OME axes decide T vs Z; a plain 3-D stack is ``TYX``), a zarr / OME-Zarr
+        store (multiscale level 0), or an ``.npz`` file (key ``images``, else the only array;
+        optional keys ``voxel_size_um``, ``frame_interval_s``, ``axes``, ``frame_indices``; an
+        npz cannot be read lazily, so its array is loaded into memory).
+    voxel_size_um : float or sequence of float, optional
+        Voxel size in µm in ``(Y, X)`` or ``(Z, Y, X)`` order; a single number means isotropic.
+        Overrides file metadata (a differing value is logged). None: taken from the metadata
+        (OME, ImageJ, TIFF resolution tags, NGFF ``coordinateTransformations``) or left unknown.
+    frame_interval_s : float, optional
+        Time between frames in seconds; overrides metadata like ``voxel_size_um``.
+    format : {"ctc", "tiff-folder", "tiff-stack", "zarr", "npz"}, optional
+        Force a format instead of detecting it from the path.
+    axes : str, optional
+        Axes of a TIFF stack, zarr array or npz array when its metadata do not say (e.g.
+        ``"TZYX"``, ``"ZTYX"``, ``"TCYX"`` with one channel); needed for a 4-D stack without axes.
+    progress : bool
+        Show a progress bar while scanning the headers of a folder of frames.
+
+    Returns
+    -------
+    Movie
+        ``data`` is a dask array ``(T, [Z,] Y, X)`` in the file's dtype, one chunk per frame;
+        ``frame_indices`` are the frame numbers (CTC ``TTT``; gaps are kept, never filled);
+        ``metadata`` holds ``format``, ``files`` (per-frame files, if any) and ``size_origin``.
+
+    Raises
+    ------
+    InvalidInputError
+        Missing or empty path, unknown format, inconsistent frame shapes (names the first
+        offending file and both shapes), ambiguous axes.
+    FormatError
+        A file that is not a readable TIFF / zarr / npz (names the file).
+
+    Notes
+    -----
+    Layout of CTC folders: Maška et al., "The Cell Tracking Challenge: 10 years of objective
+    benchmarking", Nature Methods 20, 1010–1020 (2023). OME-Zarr: NGFF specification 0.4/0.5.
+    A missing ``tTTT.tif`` inside an image sequence is logged as a warning and recorded as a gap
+    in ``frame_indices``.
+    """
+    return _open(path, "images", voxel_size_um, frame_interval_s, format, axes, progress)
+
+
+def open_labels(
+    path: str | Path,
+    *,
+    voxel_size_um: float | Sequence[float] | None = None,
+    frame_interval_s: float | None = None,
+    format: str | None = None,
+    axes: str | None = None,
+    progress: bool = False,
+) -> Movie:
+    """Open a label movie (integer instance images, 0 = background) lazily, ``(T, [Z,] Y, X)``.
+
+    Accepts everything :func:`open_movie` does; for CTC folders it prefers ``man_trackTTT.tif``
+    (a ``TRA`` folder), then ``maskTTT.tif`` (a result folder), ``man_segTTT.tif``, ``tTTT.tif``.
+    A path to ``man_track.txt`` / ``res_track.txt`` opens the masks beside it. Label frames are
+    often sparse (e.g. CTC ``02_GT/TRA`` of HeLa): the frame numbers present are in
+    ``frame_indices``.
+
+    Parameters
+    ----------
+    path, voxel_size_um, frame_interval_s, format, axes, progress
+        As in :func:`open_movie`.
+
+    Returns
+    -------
+    Movie
+        Integer ``data``. Boolean masks become ``uint8``. Float arrays whose values are whole
+        numbers are cast to ``int32`` with a :class:`UserWarning`; each frame is checked when read.
+
+    Raises
+    ------
+    InvalidInputError
+        Non-integer labels: a float frame with NaN or fractional values (names the file and
+        frame), or a dtype that is neither integer, boolean nor float. Plus everything
+        :func:`open_movie` raises.
+    FormatError
+        As in :func:`open_movie`.
+    """
+    p = Path(path)
+    if p.is_file() and p.suffix == ".txt":
+        p = p.parent
+    return _open(p, "labels", voxel_size_um, frame_interval_s, format, axes, progress)
+
+
+def detect_format(path: str | Path) -> str:
+    """Guess the format of ``path`` (one of :data:`FORMATS`).
+
+    Raises
+    ------
+    InvalidInputError
+        If the path does not exist, is an empty folder or holds nothing readable.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InvalidInputError(f"{p}: no such file or folder; check the path")
+    if p.is_dir():
+        if p.suffix == ".zarr" or any((p / n).exists() for n in ("zarr.json", ".zgroup", ".zarray")):
+            return "zarr"
+        names = [c.name for c in p.iterdir() if c.is_file()]
+        if not names:
+            raise InvalidInputError(f"{p}: the folder is empty; expected frame files such as t000.tif")
+        if any(_CTC_RE.match(n) for n in names):
+            return "ctc"
+        if any(n.lower().endswith(_TIFF_SUFFIXES) for n in names):
+            return "tiff-folder"
+        raise InvalidInputError(
+            f"{p}: no TIFF frames (tTTT.tif, maskTTT.tif, *.tif) and no zarr metadata found in the folder "
+            f"({len(names)} other files); point at a folder of frames, a stack, a .zarr store or an .npz file"
+        )
+    suffix = p.suffix.lower()
+    if suffix in _TIFF_SUFFIXES:
+        return "tiff-stack"
+    if suffix == ".npz":
+        return "npz"
+    if suffix == ".zarr":
+        return "zarr"
+    raise InvalidInputError(
+        f"{p}: unknown movie format {suffix!r}; expected a folder of frames, .tif/.tiff, .zarr or .npz "
+        f"(or pass format= one of {FORMATS})"
+    )
+
+
+# --------------------------------------------------------------------------- dispatch
+def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress) -> Movie:
+    p = Path(path)
+    if format is None:
+        format = detect_format(p)
+    elif format not in FORMATS:
+        raise InvalidInputError(f"{p}: unknown format={format!r}; choose one of {FORMATS}")
+    elif not p.exists():
+        raise InvalidInputError(f"{p}: no such file or folder; check the path")
+    if format in ("ctc", "tiff-folder") and not p.is_dir():
+        raise InvalidInputError(f"{p}: format={format!r} needs a folder of frame files, got a file")
+    if format in ("tiff-stack", "npz") and not p.is_file():
+        raise InvalidInputError(f"{p}: format={format!r} needs a file, got a folder")
+    if axes is not None and format in ("ctc", "tiff-folder"):
+        raise InvalidInputError(f"{p}: axes= applies to stacks, zarr and npz; a folder holds one frame per file")
+    if format in ("ctc", "tiff-folder"):
+        data, ax, frames, meta_vs, meta_dt, extra = _read_folder(p, kind, ctc=format == "ctc", progress=progress)
+    elif format == "tiff-stack":
+        data, ax, frames, meta_vs, meta_dt, extra = _read_tiff_stack(p, axes)
+    elif format == "zarr":
+        data, ax, frames, meta_vs, meta_dt, extra = _read_zarr(p, axes)
+    else:
+        data, ax, frames, meta_vs, meta_dt, extra = _read_npz(p, kind, axes)
+    vs, dt = resolve_sizes(str(p), ax[1:], meta_vs, meta_dt, voxel_size_um, frame_interval_s)
+    extra["format"] = format
+    if kind == "labels":
+        data = _as_labels(data, str(p), frames, extra.get("files"))
+    return Movie(data=data, axes=ax, voxel_size_um=vs, frame_interval_s=dt, frame_indices=tuple(frames),
+                 source=str(p), metadata=extra)
+
+
+# --------------------------------------------------------------------------- folders
+def _frame_files(folder: Path, kind: str, ctc: bool) -> tuple[list[tuple[int, Path]], str]:
+    """(frame number, file) pairs sorted by number, and the file-name template used."""
+    files = [c for c in folder.iterdir() if c.is_file() and c.name.lower().endswith(_TIFF_SUFFIXES)]
+    if not files:
+        raise InvalidInputError(f"{folder}: no TIFF frame files in the folder; expected e.g. t000.tif, t001.tif, ...")
+    groups: dict[str, list[tuple[int, Path]]] = {}
+    if ctc:
+        for f in files:
+            m = _CTC_RE.match(f.name)
+            if m:
+                groups.setdefault(m.group(1), []).append((int(m.group(2)), f))
+        if not groups:
+            raise InvalidInputError(
+                f"{folder}: no CTC frame files (tTTT.tif, man_trackTTT.tif, maskTTT.tif, man_segTTT.tif); "
+                f"use format='tiff-folder' for other names"
+            )
+        prefix = next(p for p in _PREFERENCE[kind] if p in groups)
+        if len(groups) > 1:
+            logger.info("%s: holds %s frame files; reading %sTTT.tif", folder, sorted(groups), prefix)
+        template = f"{prefix}TTT.tif"
+        pairs = groups[prefix]
+    else:
+        for f in files:
+            m = _LAST_NUMBER_RE.search(f.stem)
+            if not m:
+                raise InvalidInputError(
+                    f"{folder}: file {f.name} has no frame number in its name; every per-frame TIFF needs one "
+                    f"(e.g. frame_0001.tif) — rename or move it"
+                )
+            template = f.stem[: m.start()] + "#" + f.stem[m.end():]
+            groups.setdefault(template, []).append((int(m.group(1)), f))
+        if len(groups) > 1:
+            raise InvalidInputError(
+                f"{folder}: per-frame TIFFs follow {len(groups)} name patterns {sorted(groups)}; expected one series "
+                f"— put each series in its own folder"
+            )
+        template, pairs = next(iter(groups.items()))
+    pairs.sort()
+    numbers = [n for n, _ in pairs]
+    dup = sorted({n for n in numbers if numbers.count(n) > 1})
+    if dup:
+        names = [f.name for n, f in pairs if n == dup[0]]
+        raise InvalidInputError(f"{folder}: frame {dup[0]} appears in several files {names}; keep one")
+    return pairs, template
+
+
+def _read_folder(folder: Path, kind: str, *, ctc: bool, progress: bool):
+    import dask
+    import dask.array as da
+    from tqdm.auto import tqdm
+
+    pairs, template = _frame_files(folder, kind, ctc)
+    first = inspect_tiff(pairs[0][1], with_sizes=True, frame=pairs[0][0])
+    shape, spatial = frame_layout(first)
+    dtypes = [first.dtype]
+    for number, f in tqdm(pairs[1:], desc=f"scanning {folder.name}", disable=not progress, leave=False):
+        info = inspect_tiff(f, frame=number)
+        fshape, _ = frame_layout(info)
+        if fshape != shape:
+            raise InvalidInputError(
+                f"{f} (frame {number}): frame shape {fshape} differs from {shape} of {pairs[0][1].name}; "
+                f"all frames of a movie need one shape — fix or remove the odd file"
+            )
+        dtypes.append(info.dtype)
+    dtype = np.result_type(*dtypes)
+    numbers = [n for n, _ in pairs]
+    missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+    if missing:
+        level = logging.WARNING if kind == "images" else logging.INFO
+        logger.log(
+            level, "%s: %d frame file(s) missing inside %d..%d (first missing: %s); the gaps are kept in "
+            "frame_indices, no frame is invented", folder, len(missing), numbers[0], numbers[-1], missing[:10],
+        )
+    reader = dask.delayed(read_tiff_frame, pure=True)
+    frames = [
+        da.from_delayed(reader(str(f), shape, dtype.str, n), shape=shape, dtype=dtype) for n, f in pairs
+    ]
+    data = da.stack(frames, axis=0)
+    meta_vs = sizes_for_axes(first.sizes, spatial)
+    if first.sizes and meta_vs is None:
+        logger.info("%s: metadata give pixel sizes %s but not for all of %s; voxel size left unknown", folder,
+                    first.sizes, spatial)
+    extra = {"files": [str(f) for _, f in pairs], "template": template, "size_origin": first.size_origin}
+    return data, "T" + spatial, numbers, meta_vs, first.frame_interval_s, extra
+
+
+# --------------------------------------------------------------------------- TIFF stack
+def _stack_axes(info, axes: str | None) -> str:
+    file_axes = info.axes
+    if axes is not None:
+        axes = axes.upper()
+        if len(axes) != len(info.shape) or len(set(axes)) != len(axes) or not set(axes) <= set("TCZYX"):
+            raise InvalidInputError(
+                f"{info.path}: axes={axes!r} does not fit the array of shape {info.shape}; give one letter of "
+                f"T, C, Z, Y, X per dimension (file says {file_axes!r})"
+            )
+        return axes
+    unnamed = [a for a in file_axes if a in UNNAMED_AXES]
+    if not unnamed:
+        return file_axes
+    if len(info.shape) == 3 and len(unnamed) == 1:
+        return file_axes.replace(unnamed[0], "T")
+    raise InvalidInputError(
+        f"{info.path}: a {len(info.shape)}-D stack of shape {info.shape} without axes metadata (tifffile reads "
+        f"{file_axes!r}); pass axes=, e.g. axes='TZYX' or 'ZTYX'"
+    )
+
+
+def _read_tiff_stack(path: Path, axes: str | None):
+    import dask
+    import dask.array as da
+
+    info = inspect_tiff(path, with_sizes=True)
+    ax = _stack_axes(info, axes)
+    for a, n in zip(ax, info.shape):
+        if a not in "TZYX" and n != 1:
+            raise InvalidInputError(
+                f"{path}: axis {a!r} has size {n} (axes {ax}, shape {info.shape}); dynacell reads one channel — "
+                f"save a single channel or pass axes="
+            )
+    if "Y" not in ax or "X" not in ax:
+        raise InvalidInputError(f"{path}: axes {ax!r} lack Y and X; pass axes=")
+    spatial = "".join(a for a in "ZYX" if a in ax)
+    n_t = info.shape[ax.index("T")] if "T" in ax else 1
+    if "T" not in ax:
+        logger.info("%s: axes %s have no T; read as a single frame", path, ax)
+    kept = [a for a in ax if a in spatial]
+    order = tuple(kept.index(a) for a in spatial)
+    fshape = tuple(info.shape[ax.index(a)] for a in spatial)
+    reader = dask.delayed(read_stack_frame, pure=True)
+    frames = []
+    for t in range(n_t):
+        index = tuple(t if a == "T" else (slice(None) if a in spatial else 0) for a in ax)
+        frames.append(da.from_delayed(reader(str(path), index, order, t), shape=fshape, dtype=info.dtype))
+    data = da.stack(frames, axis=0)
+    extra = {"files": None, "file_axes": info.axes, "axes_used": ax, "size_origin": info.size_origin}
+    return data, "T" + spatial, list(range(n_t)), sizes_for_axes(info.sizes, spatial), info.frame_interval_s, extra
+
+
+# --------------------------------------------------------------------------- zarr
+def _ngff_multiscales(attrs: dict) -> list | None:
+    if "multiscales" in attrs:
+        return attrs["multiscales"]
+    ome = attrs.get("ome")
+    if isinstance(ome, dict) and "multiscales" in ome:
+        return ome["multiscales"]
+    return None
+
+
+def _scale_of(transforms: list | None) -> list[float] | None:
+    for tr in transforms or []:
+        if tr.get("type") == "scale" and "scale" in tr:
+            return [float(v) for v in tr["scale"]]
+    return None
+
+
+def _read_zarr(path: Path, axes: str | None):
+    import dask.array as da
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as exc:
+        raise FormatError(f"{path}: cannot open as zarr ({type(exc).__name__}: {exc}); expected a zarr store") from exc
+    sizes: dict[str, float] = {}
+    interval = None
+    origin = ""
+    if isinstance(node, zarr.Array):
+        array, file_axes = node, None
+    else:
+        ms = _ngff_multiscales(dict(node.attrs))
+        if ms:
+            try:
+                ms0 = ms[0]
+                ds0 = ms0["datasets"][0]
+                array = node[ds0["path"]]
+            except (KeyError, IndexError, TypeError) as exc:
+                raise FormatError(
+                    f"{path}: malformed OME-NGFF multiscales metadata ({type(exc).__name__}: {exc}); expected "
+                    f"multiscales[0].datasets[0].path naming an array — rewrite the store"
+                ) from exc
+            ax_meta = ms0.get("axes") or []
+            names = [a["name"] if isinstance(a, dict) else str(a) for a in ax_meta]
+            file_axes = "".join(n.upper() for n in names) if names else None
+            scale = _scale_of(ds0.get("coordinateTransformations"))
+            outer = _scale_of(ms0.get("coordinateTransformations"))
+            if scale and outer:
+                scale = [a * b for a, b in zip(scale, outer)]
+            if scale and names and len(scale) == len(names):
+                for a, s in zip(ax_meta, scale):
+                    if not isinstance(a, dict):
+                        continue
+                    name, unit = a.get("name", ""), a.get("unit")
+                    if unit is None:
+                        if name in "zyxt" and s != 1.0:
+                            logger.warning("%s: axis %r has scale %s but no unit; ignored (pass the size "
+                                           "explicitly)", path, name, s)
+                        continue
+                    if name == "t":
+                        interval = time_to_s(s, unit)
+                    elif name in "zyx":
+                        v = length_to_um(s, unit)
+                        if v:
+                            sizes[name] = v
+                origin = "ngff"
+        else:
+            arrays = dict(node.arrays())
+            key = next((k for k in ("images", "labels") if k in arrays), None)
+            if key is None and len(arrays) == 1:
+                key = next(iter(arrays))
+            if key is None:
+                raise InvalidInputError(
+                    f"{path}: zarr group without OME-NGFF multiscales and with arrays {sorted(arrays)}; expected "
+                    f"one array or an 'images'/'labels' array — open the array's path"
+                )
+            array, file_axes = arrays[key], None
+    shape = tuple(int(s) for s in array.shape)
+    if axes is not None:
+        ax = axes.upper()
+    elif file_axes is not None:
+        ax = file_axes
+    elif len(shape) == 3:
+        ax = "TYX"
+    else:
+        raise InvalidInputError(
+            f"{path}: a {len(shape)}-D zarr array of shape {shape} without NGFF axes; pass axes=, e.g. 'TZYX'"
+        )
+    if len(ax) != len(shape) or len(set(ax)) != len(ax) or not set(ax) <= set("TCZYX"):
+        raise InvalidInputError(f"{path}: axes {ax!r} do not fit the array of shape {shape}; one of T,C,Z,Y,X per axis")
+    for a, n in zip(ax, shape):
+        if a == "C" and n != 1:
+            raise InvalidInputError(f"{path}: {n} channels (axes {ax}); dynacell reads one channel — save one")
+    data = da.from_zarr(array)
+    index = tuple(0 if a == "C" else slice(None) for a in ax)
+    data = data[index]
+    kept = [a for a in ax if a != "C"]
+    if "T" not in kept:
+        data = data[None]
+        kept = ["T"] + kept
+    spatial = "".join(a for a in "ZYX" if a in kept)
+    data = data.transpose([kept.index(a) for a in "T" + spatial])
+    data = data.rechunk((1,) + data.shape[1:])
+    extra = {"files": None, "file_axes": "".join(ax), "size_origin": origin}
+    return data, "T" + spatial, list(range(data.shape[0])), sizes_for_axes(sizes, spatial), interval, extra
+
+
+# --------------------------------------------------------------------------- npz
+def _read_npz(path: Path, kind: str, axes: str | None):
+    import dask.array as da
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            content = {k: npz[k] for k in npz.files}
+    except Exception as exc:
+        raise FormatError(
+            f"{path}: cannot read as .npz ({type(exc).__name__}: {exc}); re-save with numpy.savez"
+        ) from exc
+    arrays = [k for k in content if k not in _NPZ_META_KEYS]
+    key = kind if kind in content else ("images" if "images" in content else None)
+    if key is None and len(arrays) == 1:
+        key = arrays[0]
+    if key is None:
+        raise InvalidInputError(
+            f"{path}: arrays {arrays}; expected a key '{kind}' or a single array — re-save with that key"
+        )
+    arr = content[key]
+    if axes is None and "axes" in content:
+        axes = str(content["axes"])
+    if axes is None:
+        axes = {2: "YX", 3: "TYX", 4: "TZYX"}.get(arr.ndim)
+        if axes is None:
+            raise InvalidInputError(f"{path}: array {key!r} has shape {arr.shape}; expected (T, [Z,] Y, X)")
+    axes = axes.upper()
+    if len(axes) != arr.ndim or not set(axes) <= set("TCZYX") or len(set(axes)) != len(axes):
+        raise InvalidInputError(f"{path}: axes {axes!r} do not fit array {key!r} of shape {arr.shape}")
+    if "C" in axes:
+        if arr.shape[axes.index("C")] != 1:
+            raise InvalidInputError(f"{path}: {arr.shape[axes.index('C')]} channels in {key!r}; save one channel")
+        arr = np.take(arr, 0, axis=axes.index("C"))
+        axes = axes.replace("C", "")
+    if "T" not in axes:
+        arr, axes = arr[None], "T" + axes
+    spatial = "".join(a for a in "ZYX" if a in axes)
+    arr = np.transpose(arr, [axes.index(a) for a in "T" + spatial])
+    data = da.from_array(arr, chunks=(1,) + arr.shape[1:])
+    vs = tuple(float(v) for v in np.atleast_1d(content["voxel_size_um"])) if "voxel_size_um" in content else None
+    if vs is not None and len(vs) != len(spatial):
+        raise InvalidInputError(f"{path}: voxel_size_um {vs} needs {len(spatial)} values ({spatial})")
+    dt = float(content["frame_interval_s"]) if "frame_interval_s" in content else None
+    frames = [int(v) for v in content["frame_indices"]] if "frame_indices" in content else list(range(arr.shape[0]))
+    extra = {"files": None, "key": key, "size_origin": "npz" if vs or dt else ""}
+    return data, "T" + spatial, frames, vs, dt, extra
+
+
+# --------------------------------------------------------------------------- labels
+def _as_labels(data: Any, source: str, frames: list[int], files: list[str] | None):
+    """Check the dtype of a label movie; cast bool and whole-number floats (checked per frame)."""
+    dtype = np.dtype(data.dtype)
+    if np.issubdtype(dtype, np.integer):
+        return data
+    if dtype == np.bool_:
+        logger.info("%s: boolean mask read as labels (uint8, one label 1)", source)
+        return data.astype(np.uint8)
+    if not np.issubdtype(dtype, np.floating):
+        raise InvalidInputError(
+            f"{source}: labels must be integers, found dtype {dtype}; save the label images as uint16 or int32"
+        )
+    _check_whole(np.asarray(data[0]), _where(source, frames, files, 0))
+    warnings.warn(
+        f"{source}: label images are {dtype}; values are whole numbers in frame {frames[0]} and are cast to int32 "
+        f"(each frame is checked when read) — save labels as integers to avoid this",
+        UserWarning,
+        stacklevel=4,
+    )
+
+    def cast(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        i = block_info[0]["chunk-location"][0] if block_info else 0
+        return _check_whole(block, _where(source, frames, files, i))
+
+    return data.map_blocks(cast, dtype=np.int32)
+
+
+def _where(source: str, frames: list[int], files: list[str] | None, i: int) -> str:
+    return f"{files[i]} (frame {frames[i]})" if files else f"{source} (frame {frames[i]})"
+
+
+def _check_whole(block: np.ndarray, where: str) -> np.ndarray:
+    n_nan = int(np.count_nonzero(~np.isfinite(block)))
+    if n_nan:
+        raise InvalidInputError(
+            f"{where}: float label image has {n_nan} NaN/inf value(s); labels must be whole numbers >= 0 "
+            f"(0 = background) — fix the segmentation and save it as integers"
+        )
+    frac = block != np.round(block)
+    if frac.any():
+        raise InvalidInputError(
+            f"{where}: float label image has {int(np.count_nonzero(frac))} fractional value(s) (e.g. "
+            f"{float(block[frac].flat[0])}); labels must be whole numbers — is this an intensity image?"
+        )
+    if block.size and (block.min() < np.iinfo(np.int32).min or block.max() > np.iinfo(np.int32).max):
+        raise InvalidInputError(f"{where}: label values outside the int32 range; relabel the image")
+    return block.astype(np.int32)

@@ -1,0 +1,299 @@
+"""Write movies: TIFF series, OME-Zarr, and the atomic-output helper every writer uses."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dynacell.errors import InvalidInputError, OutputExistsError
+from dynacell.io.movie import Movie
+
+__all__ = ["write_tiff_series", "write_ome_zarr", "atomic_folder"]
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path, *, overwrite: bool = False, suffix: str = "") -> Iterator[Path]:
+    """Build an output folder in a temporary sibling and move it into place with :func:`os.replace`.
+
+    Readers never see a half-written output: either the old folder or the complete new one.
+
+    Parameters
+    ----------
+    path : str or Path
+        Final folder. An existing empty folder is replaced silently.
+    overwrite : bool
+        Replace an existing non-empty folder (it is removed only after the new one is complete).
+    suffix : str
+        Suffix of the temporary folder's name (e.g. ``".zarr"`` so libraries recognise it).
+
+    Yields
+    ------
+    Path
+        The temporary folder to write into.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` exists, is not empty and ``overwrite`` is False.
+    """
+    final = Path(path)
+    if final.exists() and not final.is_dir():
+        if not overwrite:
+            raise OutputExistsError(f"{final}: exists and is a file; choose another output or pass overwrite=True")
+    elif final.exists() and any(final.iterdir()) and not overwrite:
+        raise OutputExistsError(f"{final}: exists and is not empty; choose another output or pass overwrite=True")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}{suffix}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = None
+        if final.exists() and (final.is_file() or any(final.iterdir())):
+            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(final, old)
+        elif final.exists():
+            final.rmdir()
+        os.replace(tmp, final)
+        if old is not None:
+            if old.is_dir():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def frame_name(prefix: str, number: int, n_digits: int) -> str:
+    """CTC-style frame file name, e.g. ``frame_name("mask", 7, 3) == "mask007.tif"``."""
+    return f"{prefix}{number:0{n_digits}d}.tif"
+
+
+def n_digits_for(numbers: Sequence[int]) -> int:
+    """Digits of CTC frame numbers: 3, or more when a frame number needs them (CTC uses 4 past 999)."""
+    return max(3, len(str(max(numbers)))) if len(numbers) else 3
+
+
+def iter_frames(frames: Any, frame_indices: Sequence[int] | None = None) -> tuple[list[int] | None, Iterable]:
+    """Frame numbers and an iterator of in-memory frames from a Movie, an array ``(T, ...)`` or an iterable.
+
+    Returns ``(numbers, frames)``; ``numbers`` is None for an iterable of unknown length without
+    ``frame_indices`` (the caller numbers them 0, 1, ...). Frames of dask arrays are computed one
+    at a time, so memory does not grow with T.
+    """
+    if isinstance(frames, Movie):
+        numbers = list(frame_indices) if frame_indices is not None else list(frames.frame_indices)
+        data = frames.data
+        return numbers, (np.asarray(data[i]) for i in range(frames.n_frames))
+    if hasattr(frames, "shape") and hasattr(frames, "ndim"):
+        n = int(frames.shape[0])
+        numbers = list(frame_indices) if frame_indices is not None else list(range(n))
+        return numbers, (np.asarray(frames[i]) for i in range(n))
+    return (list(frame_indices) if frame_indices is not None else None), iter(frames)
+
+
+def _tiff_kwargs(spatial: str, voxel_size_um, frame_interval_s) -> dict:
+    md = {
+        "axes": spatial,
+        "spatial_axes": spatial,
+        "voxel_size_um": list(voxel_size_um) if voxel_size_um is not None else None,
+        "frame_interval_s": frame_interval_s,
+    }
+    kw: dict[str, Any] = {"metadata": md}
+    if voxel_size_um is not None:
+        vy, vx = voxel_size_um[-2:]
+        kw["resolution"] = (1e4 / vx, 1e4 / vy)
+        kw["resolutionunit"] = "CENTIMETER"
+    return kw
+
+
+def write_tiff_series(
+    folder: str | Path,
+    frames: Any,
+    prefix: str = "t",
+    *,
+    frame_indices: Sequence[int] | None = None,
+    voxel_size_um: Sequence[float] | None = None,
+    frame_interval_s: float | None = None,
+    compression: str | None = "zlib",
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Write one TIFF per frame, ``{prefix}TTT.tif`` (CTC naming), atomically.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Output folder (created; written in a temporary sibling and renamed into place).
+    frames : Movie, array ``(T, [Z,] Y, X)`` or iterable of ``([Z,] Y, X)`` arrays
+        Frames in order; any dtype tifffile writes. A Movie gives the defaults of
+        ``frame_indices``, ``voxel_size_um`` and ``frame_interval_s``.
+    prefix : str
+        File-name prefix: ``"t"`` for images, ``"mask"`` for CTC results.
+    frame_indices : sequence of int, optional
+        Frame number of each frame (``TTT``); default the Movie's, else 0, 1, ...
+    voxel_size_um : sequence of float, optional
+        Voxel size in µm, ``(Y, X)`` or ``(Z, Y, X)``; stored as TIFF resolution tags
+        (CENTIMETER) and in the JSON description so :func:`open_movie` reads it back.
+    frame_interval_s : float, optional
+        Seconds between frames, stored in the JSON description.
+    compression : str or None
+        tifffile compression (``"zlib"`` default, lossless; None for none).
+    overwrite : bool
+        Replace an existing non-empty folder.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    Path
+        The folder written.
+
+    Raises
+    ------
+    InvalidInputError
+        Frames that are not 2-D/3-D, differ in shape, or do not match ``frame_indices``.
+    OutputExistsError
+        If ``folder`` exists, is not empty and ``overwrite`` is False.
+    """
+    import tifffile
+    from tqdm.auto import tqdm
+
+    if isinstance(frames, Movie):
+        voxel_size_um = voxel_size_um if voxel_size_um is not None else frames.voxel_size_um
+        frame_interval_s = frame_interval_s if frame_interval_s is not None else frames.frame_interval_s
+    numbers, it = iter_frames(frames, frame_indices)
+    folder = Path(folder)
+    n_digits = n_digits_for(numbers) if numbers else 4
+    written = 0
+    with atomic_folder(folder, overwrite=overwrite) as tmp:
+        shape = None
+        for i, frame in enumerate(tqdm(it, total=len(numbers) if numbers else None, disable=not progress,
+                                       desc=f"writing {folder.name}", leave=False)):
+            frame = np.asarray(frame)
+            if frame.ndim not in (2, 3):
+                raise InvalidInputError(
+                    f"{folder}: frame {i} has shape {frame.shape}; each frame must be (Y, X) or (Z, Y, X)"
+                )
+            if shape is None:
+                shape = frame.shape
+                spatial = "ZYX"[-frame.ndim:]
+                if voxel_size_um is not None and len(voxel_size_um) != frame.ndim:
+                    raise InvalidInputError(
+                        f"{folder}: voxel_size_um {tuple(voxel_size_um)} needs {frame.ndim} values ({spatial})"
+                    )
+                kw = _tiff_kwargs(spatial, voxel_size_um, frame_interval_s)
+            elif frame.shape != shape:
+                raise InvalidInputError(
+                    f"{folder}: frame {i} has shape {frame.shape}, frame 0 had {shape}; all frames need one shape"
+                )
+            if numbers is not None and i >= len(numbers):
+                raise InvalidInputError(f"{folder}: more frames than the {len(numbers)} frame_indices given")
+            number = numbers[i] if numbers is not None else i
+            tifffile.imwrite(tmp / frame_name(prefix, number, n_digits), frame, compression=compression, **kw)
+            written += 1
+        if numbers is not None and written != len(numbers):
+            raise InvalidInputError(f"{folder}: {written} frames for {len(numbers)} frame_indices")
+    logger.info("wrote %d frames to %s", written, folder)
+    return folder
+
+
+_UNITS = {"T": "second", "Z": "micrometer", "Y": "micrometer", "X": "micrometer"}
+
+
+def write_ome_zarr(
+    path: str | Path,
+    array: Any,
+    axes: str | None = None,
+    voxel_size_um: Sequence[float] | None = None,
+    frame_interval_s: float | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write a movie as a single-scale OME-Zarr image (NGFF), atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output store, conventionally ``*.zarr``.
+    array : Movie, numpy.ndarray or dask.array.Array
+        Shape ``(T, [Z,] Y, X)`` (or with a ``C`` axis named in ``axes``). A dask array is written
+        chunk by chunk; one chunk per frame is used.
+    axes : str, optional
+        Axes of ``array`` in OME order, e.g. ``"TYX"``, ``"TZYX"``, ``"TCZYX"``; default the
+        Movie's axes.
+    voxel_size_um : sequence of float, optional
+        Spatial voxel size in µm, ``(Y, X)`` or ``(Z, Y, X)``; written as the ``scale``
+        coordinate transformation with unit ``micrometer``. None: scale 1 and no unit (unknown).
+    frame_interval_s : float, optional
+        Seconds between frames; written as the ``t`` scale with unit ``second``.
+    overwrite : bool
+        Replace an existing store.
+
+    Returns
+    -------
+    Path
+        The store written; :func:`dynacell.io.open_movie` reads it back with the same sizes.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``axes`` does not fit the array or the sizes have the wrong length.
+    OutputExistsError
+        If ``path`` exists, is not empty and ``overwrite`` is False.
+
+    Notes
+    -----
+    Metadata follow the OME-NGFF specification (Moore et al., Nature Methods 18, 1496–1498,
+    2021), written by the ``ome-zarr`` library in its current format version.
+    """
+    import dask.array as da
+    import zarr
+    from ome_zarr.writer import write_image
+
+    if isinstance(array, Movie):
+        axes = axes or array.axes
+        voxel_size_um = voxel_size_um if voxel_size_um is not None else array.voxel_size_um
+        frame_interval_s = frame_interval_s if frame_interval_s is not None else array.frame_interval_s
+        array = array.data
+    if axes is None:
+        raise InvalidInputError(f"{path}: pass axes= (e.g. 'TYX' or 'TZYX') for an array of shape {array.shape}")
+    axes = axes.upper()
+    if len(axes) != array.ndim or not set(axes) <= set("TCZYX") or "".join(a for a in "TCZYX" if a in axes) != axes \
+            or not {"T", "Y", "X"} <= set(axes):
+        raise InvalidInputError(
+            f"{path}: axes {axes!r} do not fit an array of shape {tuple(array.shape)}; use T, [C,] [Z,] Y, X in "
+            f"this order, one letter per dimension"
+        )
+    spatial = "".join(a for a in "ZYX" if a in axes)
+    if voxel_size_um is not None and len(voxel_size_um) != len(spatial):
+        raise InvalidInputError(f"{path}: voxel_size_um {tuple(voxel_size_um)} needs {len(spatial)} values ({spatial})")
+    scale: dict[str, float] = {}
+    units: dict[str, str] = {}
+    if frame_interval_s is not None:
+        scale["t"], units["t"] = float(frame_interval_s), _UNITS["T"]
+    if voxel_size_um is not None:
+        for a, v in zip(spatial, voxel_size_um):
+            scale[a.lower()], units[a.lower()] = float(v), _UNITS[a]
+    data = array if isinstance(array, da.Array) else da.from_array(np.asarray(array))
+    chunks = tuple(1 if a in "TC" else int(s) for a, s in zip(axes, data.shape))
+    data = data.rechunk(chunks)
+    path = Path(path)
+    with atomic_folder(path, overwrite=overwrite, suffix=".zarr") as tmp:
+        root = zarr.open_group(str(tmp), mode="w")
+        write_image(
+            data, root, scale_factors=[], axes=[a.lower() for a in axes], scale=scale or None,
+            axes_units=units or None, storage_options={"chunks": chunks}, name=path.stem,
+        )
+    logger.info("wrote OME-Zarr %s, shape %s, axes %s", path, tuple(data.shape), axes)
+    return path

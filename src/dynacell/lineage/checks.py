@@ -1,0 +1,139 @@
+"""Consistency of a lineage with a label movie: every node's id in its frame, every id a node."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dynacell.errors import InvalidInputError
+from dynacell.lineage.formats._common import progress
+from dynacell.lineage.graph import Lineage
+
+__all__ = ["LabelCheck", "check_against_labels"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LabelCheck:
+    """Result of :func:`check_against_labels`.
+
+    Attributes
+    ----------
+    source : str
+        ``"<lineage source> vs <labels source>"``.
+    nodes_missing_from_labels : dict of int to list of int
+        Frame → label ids of lineage nodes that the label image of that frame lacks.
+    labels_missing_from_lineage : dict of int to list of int
+        Frame → label ids present in the label image with no lineage node at that frame.
+    frames_without_labels : list of int
+        Frames that hold lineage nodes but are not in the label movie (not an error: e.g.
+        CTC HeLa TRA masks exist for some frames only).
+    frames_checked : int
+        Number of frames compared.
+    """
+
+    source: str
+    nodes_missing_from_labels: dict[int, list[int]] = field(default_factory=dict)
+    labels_missing_from_lineage: dict[int, list[int]] = field(default_factory=dict)
+    frames_without_labels: list[int] = field(default_factory=list)
+    frames_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when every checked frame matches exactly."""
+        return not self.nodes_missing_from_labels and not self.labels_missing_from_lineage
+
+    def message(self, max_frames: int = 5) -> str:
+        """A readable multi-line report naming frames and ids (at most ``max_frames`` of each kind)."""
+        lines = [f"{self.source}: {self.frames_checked} frames checked"]
+        for title, d in (("lineage nodes absent from the labels", self.nodes_missing_from_labels),
+                         ("label ids absent from the lineage", self.labels_missing_from_lineage)):
+            if d:
+                n = sum(map(len, d.values()))
+                lines.append(f"{n} {title} in {len(d)} frames:")
+                for t in sorted(d)[:max_frames]:
+                    ids = d[t]
+                    more = f" (+{len(ids) - 10} more)" if len(ids) > 10 else ""
+                    lines.append(f"  frame {t}: ids {ids[:10]}{more}")
+                if len(d) > max_frames:
+                    lines.append(f"  ... and {len(d) - max_frames} more frames")
+        if self.frames_without_labels:
+            lines.append(f"{len(self.frames_without_labels)} lineage frames have no label image "
+                         f"(first: {self.frames_without_labels[:10]})")
+        return "\n".join(lines)
+
+    def raise_if_mismatch(self) -> None:
+        """Raise :class:`InvalidInputError` with :meth:`message` unless :attr:`ok`.
+
+        Raises
+        ------
+        InvalidInputError
+            If any checked frame does not match.
+        """
+        if not self.ok:
+            raise InvalidInputError(
+                self.message() + "\nUse the label images the lineage was made from, or rebuild the lineage "
+                "from these labels (dynacell tracks)."
+            )
+
+
+def check_against_labels(lineage: Lineage, labels, *, strict: bool = False, show_progress: bool = False) -> LabelCheck:
+    """Compare lineage nodes with the ids of a label movie, frame by frame (streaming).
+
+    Parameters
+    ----------
+    lineage : Lineage
+        Nodes ``(t, label)``.
+    labels : dynacell.io.Movie
+        Integer label movie, shape ``(T, [Z,] Y, X)``; its ``frame_indices`` give each
+        frame's number ``t``. Frames are read one at a time.
+    strict : bool
+        Raise on any mismatch instead of returning the report.
+    show_progress : bool
+        Progress bar over frames.
+
+    Returns
+    -------
+    LabelCheck
+        Per-frame ids missing on either side; frames of the lineage the movie lacks.
+
+    Raises
+    ------
+    InvalidInputError
+        If the movie is not an integer image, or (``strict``) on any mismatch.
+    """
+    if np.dtype(labels.dtype).kind not in "iu":
+        raise InvalidInputError(
+            f"labels {labels.source}: expected an integer label movie, found dtype {labels.dtype}; "
+            "pass the label masks, not the intensity images"
+        )
+    by_frame: dict[int, set[int]] = {}
+    for t, label in lineage.graph.nodes:
+        by_frame.setdefault(int(t), set()).add(int(label))
+    report = LabelCheck(source=f"{lineage.source or 'lineage'} vs {labels.source or 'labels'}")
+    movie_frames = set(int(t) for t in labels.frame_indices)
+    report.frames_without_labels = sorted(set(by_frame) - movie_frames)
+    for t in progress(labels.frame_indices, enabled=show_progress, desc="check labels", total=labels.n_frames):
+        frame = np.asarray(labels.frame(t))
+        if frame.size and frame.min() < 0:
+            raise InvalidInputError(
+                f"labels {labels.source}, frame {t}: negative label id {int(frame.min())}; ids must be >= 0 (0 = background)"
+            )
+        counts = np.bincount(frame.ravel().astype(np.int64, copy=False)) if frame.size else np.zeros(1, int)
+        present = set(np.flatnonzero(counts).tolist()) - {0}
+        expected = by_frame.get(int(t), set())
+        missing = sorted(expected - present)
+        extra = sorted(present - expected)
+        if missing:
+            report.nodes_missing_from_labels[int(t)] = missing
+        if extra:
+            report.labels_missing_from_lineage[int(t)] = extra
+        report.frames_checked += 1
+    if not report.ok:
+        logger.warning("%s", report.message())
+        if strict:
+            report.raise_if_mismatch()
+    return report

@@ -1,0 +1,204 @@
+"""GEFF (Graph Exchange File Format, zarr) read and write with the ``geff`` library, and networkx export.
+
+GEFF: the community format for tracking graphs (geff.readthedocs.io, spec 1.x). A dynacell
+lineage is written with integer node ids ``0 .. N-1`` and node properties ``t, label, z, y,
+x, track_id, death`` (+ ``name``, ``diameter_px`` where present); axes ``t`` (time) and
+``z, y, x`` or ``y, x`` (space, pixels). ``n_frames``, ``ndim`` and ``source`` travel in the
+zarr attributes under ``"dynacell"``, with the lineage's JSON-serialisable graph attributes
+(``lineage.graph.graph``: format, scales, ``death_annotations``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import uuid
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from dynacell.errors import FormatError, InvalidInputError, OutputExistsError
+from dynacell.lineage.graph import Lineage
+
+__all__ = ["write_geff", "read_geff", "to_networkx", "is_geff_store"]
+
+logger = logging.getLogger(__name__)
+
+_OPTIONAL_PROPS = {"name": "", "diameter_px": np.nan}
+
+
+def _json_safe(d: dict) -> dict:
+    """The JSON-serialisable items of a graph-attribute dict (tuples become lists)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, tuple):
+            v = list(v)
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError):
+            continue
+        out[str(k)] = v
+    return out
+
+
+def is_geff_store(path: str | Path) -> bool:
+    """Whether ``path`` is a zarr group whose attributes hold GEFF metadata."""
+    import zarr
+
+    p = Path(path)
+    if not p.is_dir():
+        return False
+    try:
+        group = zarr.open_group(str(p), mode="r")
+    except Exception:  # not a zarr group at all
+        return False
+    return "geff" in group.attrs
+
+
+def to_networkx(lineage: Lineage) -> nx.DiGraph:
+    """The lineage as a :class:`networkx.DiGraph` (a copy; nodes ``(t, label)`` with all attributes)."""
+    return lineage.to_networkx()
+
+
+def write_geff(lineage: Lineage, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``lineage`` to a GEFF zarr store (atomically: temporary path, then rename).
+
+    Parameters
+    ----------
+    lineage : Lineage
+        The lineage; every node gets ``t, label, z, y, x`` (pixels; NaN where unknown),
+        ``track_id`` (assigned if missing) and ``death`` (False unless annotated).
+    path : str or Path
+        Output store, conventionally ``*.geff`` or ``*.zarr``.
+    overwrite : bool
+        Replace an existing store.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    """
+    import geff
+    import zarr
+
+    out = Path(path)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    lin = lineage.copy()
+    lin.assign_tracks()
+    g = nx.DiGraph()
+    index = {n: i for i, n in enumerate(sorted(lin.graph.nodes))}
+    present = {k for _, d in lin.graph.nodes(data=True) for k in _OPTIONAL_PROPS if k in d}
+    for n, i in index.items():
+        d = lin.graph.nodes[n]
+        props = {
+            "t": int(n[0]), "label": int(n[1]),
+            "z": float(d.get("z", np.nan)), "y": float(d.get("y", np.nan)), "x": float(d.get("x", np.nan)),
+            "track_id": int(d["track_id"]), "death": bool(d.get("death", False)),
+        }
+        for k in present:
+            v = d.get(k, _OPTIONAL_PROPS[k])
+            props[k] = str(v) if k == "name" else float(v)
+        g.add_node(i, **props)
+    g.add_edges_from((index[u], index[v]) for u, v in lin.graph.edges)
+    space = ["z", "y", "x"] if lin.ndim == 3 else ["y", "x"]
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        geff.write(g, str(tmp), axis_names=["t", *space], axis_types=["time"] + ["space"] * len(space),
+                   axis_units=[None] + ["pixel"] * len(space))
+        group = zarr.open_group(str(tmp), mode="a")
+        meta = dict(group.attrs["geff"])
+        meta["track_node_props"] = {"tracklet": "track_id"}
+        group.attrs["geff"] = meta
+        group.attrs["dynacell"] = {"n_frames": int(lin.n_frames), "ndim": int(lin.ndim), "source": lin.source,
+                                   "graph": _json_safe(lin.graph.graph)}
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("wrote %s: %d nodes, %d edges", out, g.number_of_nodes(), g.number_of_edges())
+    return out
+
+
+def read_geff(path: str | Path) -> Lineage:
+    """Read a GEFF store into a :class:`Lineage`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A GEFF zarr store (written by :func:`write_geff` or by another tool).
+
+    Returns
+    -------
+    Lineage
+        Nodes ``(t, label)``: ``t`` from the ``t`` property (or the time axis); ``label``
+        from ``label`` or ``seg_id``, else the rank of the node id within its frame (1, 2,
+        ...). ``z, y, x`` from the properties of those names (else NaN; ``z = 0`` for 2D).
+        All other properties (``track_id``, ``death``, ``name``, ...) are kept.
+
+    Raises
+    ------
+    FormatError
+        If the store is not a valid GEFF or has no time property.
+    InvalidInputError
+        If two nodes share ``(t, label)`` or an edge goes backward in time.
+    """
+    import geff
+    import zarr
+
+    p = Path(path)
+    if not is_geff_store(p):
+        raise FormatError(f"{p}: not a GEFF store (a zarr group with 'geff' attributes)")
+    try:
+        graph, meta = geff.read(str(p))
+    except Exception as exc:  # geff raises pydantic / zarr / value errors for invalid stores
+        raise FormatError(f"{p}: invalid GEFF store ({exc})") from exc
+    extra = dict(zarr.open_group(str(p), mode="r").attrs.get("dynacell", {}))
+    axes = list(meta.axes or [])
+    time_name = next((a.name for a in axes if a.type == "time"), "t")
+    space = [a.name for a in axes if a.type == "space"]
+    ndim = int(extra.get("ndim", 3 if len(space) == 3 else 2))
+    nodes = sorted(graph.nodes)
+    for n in nodes:
+        if time_name not in graph.nodes[n]:
+            raise FormatError(f"{p}: node {n} has no time property {time_name!r}")
+    rank: dict = {}
+    if not any("label" in graph.nodes[n] or "seg_id" in graph.nodes[n] for n in nodes):
+        per_frame: dict[int, int] = {}
+        for n in nodes:
+            t = int(graph.nodes[n][time_name])
+            per_frame[t] = per_frame.get(t, 0) + 1
+            rank[n] = per_frame[t]
+    lineage = Lineage(n_frames=extra.get("n_frames"), ndim=ndim, source=str(extra.get("source") or p))
+    lineage.graph.graph.update(extra.get("graph", {}))
+    lineage.graph.graph["format"] = "geff"
+    key: dict = {}
+    coord_names = dict(zip(["z", "y", "x"][-len(space):], space)) if space else {}
+    for n in nodes:
+        d = dict(graph.nodes[n])
+        t = int(d.pop(time_name))
+        label = int(d.pop("label", d.pop("seg_id", rank.get(n, 0))))
+        k = (t, label)
+        if k in lineage:
+            raise InvalidInputError(f"{p}: nodes {key[k]} and {n} both are frame {t}, label {label}")
+        key[k] = n
+        for c in ("z", "y", "x"):
+            src = c if c in d else coord_names.get(c)
+            d[c] = float(d.pop(src)) if src in d else (0.0 if c == "z" and ndim == 2 else np.nan)
+        if "death" in d:
+            d["death"] = bool(d["death"])
+        lineage.add_node(k, **d)
+    inv = {v: k for k, v in key.items()}
+    for u, v in graph.edges:
+        lineage.add_edge(inv[u], inv[v])
+    lineage.validate()
+    return lineage

@@ -1,0 +1,356 @@
+"""Tracking metrics: thin wrappers over traccuracy for CTC-format results.
+
+Measures (traccuracy; definitions from Matula et al. 2015, *PLoS ONE* 10:e0144959 and
+Ulman et al. 2017, *Nat. Methods* 14:1141):
+
+- ``TRA``, ``DET``, ``LNK``: the CTC tracking / detection / linking scores from the
+  AOGM graph edit distance, with the CTC matcher (a result mask matches a reference
+  marker when it covers more than half of it);
+- ``division_precision``, ``division_recall``, ``division_f1``: a division is correct when
+  the mother and both daughters match, allowing the division frame to be off by
+  ``frame_buffer`` frames (default 1);
+- edge error counts: ``fp_edges``, ``fn_edges``, ``ws_edges`` (wrong semantic: a link
+  that is a division in one graph and a continuation in the other), and node error
+  counts ``fp_nodes``, ``fn_nodes``, ``ns_nodes`` (non-split: one mask over several
+  reference nuclei).
+
+Sparse ground truth (e.g. HeLa ``02_GT/TRA`` holds markers for some frames only) is
+evaluated on the frames that have ground-truth masks and a result mask: both lineages
+are contracted onto those frames (an edge joins a node to its first descendant in an
+evaluated frame), and the evaluated frames are renumbered 0, 1, ... so frame distances
+(the division frame buffer) count evaluated frames. The returned dict records which
+frames were evaluated.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from dynacell.errors import FormatError, InvalidInputError
+
+__all__ = ["CTCData", "evaluate_tracks", "find_ctc_folder", "read_ctc_data"]
+
+logger = logging.getLogger(__name__)
+
+#: Keys of :func:`evaluate_tracks` results, in print order.
+RESULT_KEYS = (
+    "TRA", "DET", "LNK",
+    "division_precision", "division_recall", "division_f1",
+    "fp_edges", "fn_edges", "ws_edges", "fp_nodes", "fn_nodes", "ns_nodes",
+    "gt_divisions", "pred_divisions", "tp_divisions", "fp_divisions", "fn_divisions",
+)
+
+
+def find_ctc_folder(path: str | Path) -> Path:
+    """The CTC folder (masks + ``*_track.txt``) inside ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        One of: a CTC result folder (``maskTTT.tif`` + ``res_track.txt``), a TRA folder
+        (``man_trackTTT.tif`` + ``man_track.txt``), a ground-truth folder ``NN_GT`` holding
+        ``TRA/``, or a ``dynacell run`` output folder holding ``ctc/``; or the track file
+        itself.
+
+    Returns
+    -------
+    Path
+        The folder holding the masks and the track file.
+
+    Raises
+    ------
+    InvalidInputError
+        If no track file is found, or several.
+    """
+    p = Path(path)
+    if p.is_file() and p.name.endswith("_track.txt"):
+        return p.parent
+    if not p.is_dir():
+        raise InvalidInputError(f"{p}: not found; expected a CTC folder with masks and res_track.txt/man_track.txt")
+    for sub in (p, p / "ctc", p / "TRA"):
+        if sub.is_dir() and len(list(sub.glob("*_track.txt"))) == 1:
+            return sub
+    found = sorted(str(f) for f in p.glob("*_track.txt"))
+    raise InvalidInputError(
+        f"{p}: expected one res_track.txt or man_track.txt here or in {p / 'ctc'} or {p / 'TRA'}, "
+        f"found {found or 'none'}; pass the CTC result (RES) or TRA folder"
+    )
+
+
+class _FrameStack:
+    """Array-like ``(K, (Z), Y, X)`` view of chosen frames of a label movie, read on access.
+
+    traccuracy's matchers only index ``segmentation[i]``; this keeps memory at one frame.
+    """
+
+    def __init__(self, movie: Any, frames: Sequence[int]) -> None:
+        self.movie = movie
+        self.frames = list(frames)
+        self.offset = 0
+        self.dtype = movie.dtype
+        self.shape = (len(self.frames), *movie.frame_shape)
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if not isinstance(i, (int, np.integer)):
+            raise TypeError("only integer frame indexing is supported")
+        return self.movie.frame(self.frames[int(i) + self.offset])
+
+
+class CTCData:
+    """A CTC tracking result or reference read for evaluation (frames read lazily).
+
+    Parameters
+    ----------
+    folder : Path
+        The CTC folder (masks + track file).
+    tracks : pandas.DataFrame
+        The track table, columns ``label, begin, end, parent``.
+    masks : Movie
+        The label masks ``(T, (Z), Y, X)``; ``masks.frame_indices`` are the frame numbers
+        present (sparse for gappy ground truth).
+    """
+
+    def __init__(self, folder: Path, tracks: pd.DataFrame, masks: Any) -> None:
+        self.folder = folder
+        self.tracks = tracks
+        self.masks = masks
+
+    @property
+    def frames(self) -> list[int]:
+        """Frame numbers that have a mask file."""
+        return [int(t) for t in self.masks.frame_indices]
+
+    def dense_graph(self) -> nx.DiGraph:
+        """The lineage of the track table: nodes ``(t, L)`` for ``t`` in ``[B, E]``, edges forward."""
+        g = nx.DiGraph()
+        for row in self.tracks.itertuples(index=False):
+            nodes = [(t, int(row.label)) for t in range(int(row.begin), int(row.end) + 1)]
+            g.add_nodes_from(nodes)
+            g.add_edges_from(zip(nodes[:-1], nodes[1:], strict=True))
+        ends = {int(r.label): int(r.end) for r in self.tracks.itertuples(index=False)}
+        for row in self.tracks.itertuples(index=False):
+            if int(row.parent):
+                g.add_edge((ends[int(row.parent)], int(row.parent)), (int(row.begin), int(row.label)))
+        return g
+
+
+def read_ctc_data(path: str | Path) -> CTCData:
+    """Read a CTC result / reference folder: the track table now, the masks lazily.
+
+    Parameters
+    ----------
+    path : str or Path
+        See :func:`find_ctc_folder`.
+
+    Returns
+    -------
+    CTCData
+
+    Raises
+    ------
+    InvalidInputError, FormatError
+        If the folder, track file or masks cannot be read (from :mod:`dynacell.io`).
+    """
+    from dynacell.io import open_labels, read_ctc_tracks
+
+    folder = find_ctc_folder(path)
+    track_file = next(folder.glob("*_track.txt"))
+    tracks = read_ctc_tracks(track_file)
+    masks = open_labels(folder)
+    return CTCData(folder, tracks, masks)
+
+
+def _detections(data: CTCData, frames: Sequence[int], progress: bool, what: str) -> pd.DataFrame:
+    from skimage.measure import regionprops_table
+
+    rows = []
+    for t in tqdm(frames, desc=f"reading {what} masks", unit="frame", disable=not progress):
+        frame = data.masks.frame(t)
+        props = regionprops_table(frame, properties=("label", "centroid", "bbox"))
+        tab = pd.DataFrame(props)
+        tab["t"] = int(t)
+        rows.append(tab)
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def _contracted_graph(data: CTCData, frames: Sequence[int], progress: bool, what: str):
+    """traccuracy TrackingGraph of ``data`` on ``frames`` (renumbered 0..K-1), and the segmentation view."""
+    from traccuracy import TrackingGraph
+
+    ndim = len(data.masks.frame_shape)
+    det = _detections(data, frames, progress, what)
+    dense = data.dense_graph()
+    index_of = {t: k for k, t in enumerate(frames)}
+    g = nx.DiGraph()
+    node_id: dict[tuple[int, int], int] = {}
+    loc_cols = [f"centroid-{i}" for i in range(ndim)]
+    loc_keys = ("z", "y", "x")[3 - ndim:]
+    bbox_cols = [f"bbox-{i}" for i in range(2 * ndim)]
+    for d in det.to_dict("records"):
+        key = (int(d["t"]), int(d["label"]))
+        if key not in dense:
+            raise FormatError(
+                f"{data.folder}: frame {key[0]} holds label {key[1]} in its mask but the track file has no track "
+                f"{key[1]} spanning frame {key[0]}; the result is not valid CTC (fix the track file or the masks)"
+            )
+        nid = len(node_id) + 1
+        node_id[key] = nid
+        attrs = {"t": index_of[key[0]], "segmentation_id": key[1],
+                 "bbox": [int(d[c]) for c in bbox_cols]}
+        attrs.update({k: float(d[c]) for k, c in zip(loc_keys, loc_cols, strict=True)})
+        g.add_node(nid, **attrs)
+    missing = [n for n in dense if n[0] in index_of and n not in node_id]
+    if missing:
+        logger.warning("%s: %d track-file nodes have no mask in evaluated frames (e.g. frame %d label %d); "
+                       "they are skipped over", data.folder, len(missing), *missing[0])
+    for key, nid in node_id.items():
+        todo = deque(dense.successors(key))
+        seen = set()
+        while todo:
+            n = todo.popleft()
+            if n in seen:
+                continue
+            seen.add(n)
+            if n in node_id:
+                g.add_edge(nid, node_id[n])
+            elif n[0] <= frames[-1]:
+                todo.extend(dense.successors(n))
+    seg = _FrameStack(data.masks, frames)
+    tg = TrackingGraph(g, segmentation=seg, frame_key="t", label_key="segmentation_id",
+                       location_keys=loc_keys, name=str(data.folder))
+    return tg, seg
+
+
+def _one_to_one(matched: Any) -> list[tuple[int, int]]:
+    """Restrict a many-to-one CTC matching to one-to-one: each result node keeps the reference node it overlaps most."""
+    mapping = []
+    for pred, gts in matched.pred_gt_map.items():
+        if len(gts) == 1:
+            mapping.append((gts[0], pred))
+            continue
+        pattrs = matched.pred_graph.graph.nodes[pred]
+        k = pattrs["t"]
+        gt_frame = matched.gt_graph.segmentation[k - matched.gt_graph.start_frame]
+        pred_frame = matched.pred_graph.segmentation[k - matched.gt_graph.start_frame]
+        inside = pred_frame == pattrs["segmentation_id"]
+        best = max(gts, key=lambda g: (np.count_nonzero(gt_frame[inside] == matched.gt_graph.graph.nodes[g]
+                                                        ["segmentation_id"]), -g))
+        mapping.append((best, pred))
+    return mapping
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return None if math.isnan(float(v)) else float(v)
+    return v
+
+
+def evaluate_tracks(pred_ctc_folder: str | Path, gt_ctc_folder: str | Path, *, frame_buffer: int = 1,
+                    progress: bool = True) -> dict[str, Any]:
+    """Score a CTC tracking result against a CTC reference with traccuracy.
+
+    Parameters
+    ----------
+    pred_ctc_folder : str or Path
+        The result: a CTC RES folder (``maskTTT.tif`` + ``res_track.txt``) or a
+        ``dynacell run`` output folder holding ``ctc/``.
+    gt_ctc_folder : str or Path
+        The reference: a CTC ``NN_GT`` folder (holding ``TRA/``) or the TRA folder.
+    frame_buffer : int
+        Division frame tolerance (frames; traccuracy ``max_frame_buffer``), default 1.
+    progress : bool
+        Show progress bars while reading masks.
+
+    Returns
+    -------
+    dict
+        ``TRA, DET, LNK`` (float in [0, 1]), ``division_precision, division_recall,
+        division_f1`` (float, None when undefined), edge and node error counts
+        ``fp_edges, fn_edges, ws_edges, fp_nodes, fn_nodes, ns_nodes`` (int), division
+        counts ``gt_divisions, pred_divisions, tp_divisions, fp_divisions, fn_divisions``,
+        ``AOGM``, and the context: ``frames_evaluated`` (frame numbers),
+        ``gt_frames_not_evaluated``, ``matching`` (CTC matching type), ``frame_buffer``,
+        ``pred``, ``gt`` (folders).
+
+    Raises
+    ------
+    InvalidInputError
+        If a folder is not a CTC folder, the mask shapes differ, or no reference frame
+        has a result mask.
+    FormatError
+        If masks and track file disagree.
+
+    Notes
+    -----
+    Division measures need a one-to-one matching; where the CTC matching is many-to-one
+    (one result mask over several reference markers), each result node keeps the reference
+    node it overlaps most for the division measures only; TRA/DET use the CTC matching.
+    """
+    from traccuracy.matchers import CTCMatcher
+    from traccuracy.matchers._matched import Matched
+    from traccuracy.metrics import CTCMetrics, DivisionMetrics
+
+    pred = read_ctc_data(pred_ctc_folder)
+    gt = read_ctc_data(gt_ctc_folder)
+    if tuple(pred.masks.frame_shape) != tuple(gt.masks.frame_shape):
+        raise InvalidInputError(
+            f"result {pred.folder} has frames of shape {pred.masks.frame_shape} but the reference {gt.folder} has "
+            f"{gt.masks.frame_shape}; evaluate a result against the reference of the same sequence"
+        )
+    pred_frames = set(pred.frames)
+    frames = [t for t in gt.frames if t in pred_frames]
+    if not frames:
+        raise InvalidInputError(
+            f"no reference frame of {gt.folder} (frames {gt.frames[0]}..{gt.frames[-1]}) has a result mask in "
+            f"{pred.folder} (frames {pred.frames[0] if pred.frames else '-'}..{pred.frames[-1] if pred.frames else '-'})"
+        )
+    skipped = [t for t in gt.frames if t not in pred_frames]
+    if skipped:
+        logger.info("evaluating %d reference frames that have a result mask; %d reference frames are not evaluated",
+                    len(frames), len(skipped))
+    gt_graph, gt_seg = _contracted_graph(gt, frames, progress, "reference")
+    pred_graph, pred_seg = _contracted_graph(pred, frames, progress, "result")
+    gt_seg.offset = pred_seg.offset = gt_graph.start_frame or 0
+
+    matched = CTCMatcher().compute_mapping(gt_graph, pred_graph)
+    ctc = CTCMetrics().compute(matched).results
+    matching = matched.matching_type
+    if matching != "one-to-one":
+        matched = Matched(matched.gt_graph, matched.pred_graph, _one_to_one(matched),
+                          {"name": "CTCMatcher restricted to one-to-one by largest overlap"})
+    div_all = DivisionMetrics(max_frame_buffer=frame_buffer).compute(matched).results
+    div = div_all[f"Frame Buffer {frame_buffer}"]
+    out = {
+        "TRA": ctc["TRA"], "DET": ctc["DET"], "LNK": ctc["LNK"],
+        "division_precision": div["Division Precision"],
+        "division_recall": div["Division Recall"],
+        "division_f1": div["Division F1"],
+        "fp_edges": ctc["fp_edges"], "fn_edges": ctc["fn_edges"], "ws_edges": ctc["ws_edges"],
+        "fp_nodes": ctc["fp_nodes"], "fn_nodes": ctc["fn_nodes"], "ns_nodes": ctc["ns_nodes"],
+        "gt_divisions": div["Total GT Divisions"], "pred_divisions": div["Total Predicted Divisions"],
+        "tp_divisions": div["True Positive Divisions"], "fp_divisions": div["False Positive Divisions"],
+        "fn_divisions": div["False Negative Divisions"],
+        "AOGM": ctc["AOGM"],
+        "frame_buffer": int(frame_buffer),
+        "matching": matching,
+        "frames_evaluated": frames,
+        "gt_frames_not_evaluated": skipped,
+        "pred": str(pred.folder), "gt": str(gt.folder),
+    }
+    return {k: _clean(v) for k, v in out.items()}

@@ -1,0 +1,152 @@
+"""DCNet: dynacell's nucleus state classifier.
+
+Designed for the window ``[t−1, t, t+1, mask]`` and for speed on CPU. Each part can be
+switched off for the ablation (``benchmarks/states.py --ablation``, docs/models.md):
+
+``temporal_diff``
+    Adds the temporal differences ``I(t+1) − I(t)`` and ``I(t) − I(t−1)`` as two input
+    channels. A division shows as a sign-changing difference (one blob → two), a death as a
+    vanishing one, so the network sees change directly rather than learning to subtract.
+``residual``
+    Identity shortcuts around each pair of convolutions (He et al. 2016, "Deep Residual
+    Learning for Image Recognition").
+``mask_pool``
+    Mask-guided pooling: besides the global average, features are averaged under the nucleus
+    mask (the mask channel, average-pooled to the feature grid), so that neighbours inside the
+    crop do not dilute the centre nucleus.
+``anisotropic`` (3D only)
+    Convolutions of the first stages use ``(1, 3, 3)`` kernels (no mixing along Z), for
+    light-sheet / confocal data whose Z step is several times the XY pixel.
+
+Layout: stride-2 stem → [block(w)] → stride-2 conv → block(2w) → stride-2 conv → block(4w)
+→ pooling → Dropout → Linear. Input ``(N, 4, [Z,] Y, X)`` float32 in channel order
+``[t−1, t, t+1, mask]``; output logits ``(N, n_classes)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dynacell.errors import InvalidInputError
+from dynacell.models.layers import batchnorm_nd, check_ndim, conv_nd
+
+__all__ = ["DCNet", "ConvBlock"]
+
+
+def _kernel(ndim: int, anisotropic: bool) -> tuple[int, ...] | int:
+    return (1, 3, 3) if (ndim == 3 and anisotropic) else 3
+
+
+def _padding(kernel: tuple[int, ...] | int) -> tuple[int, ...] | int:
+    return tuple(k // 2 for k in kernel) if isinstance(kernel, tuple) else kernel // 2
+
+
+class ConvBlock(nn.Module):
+    """Two ``Conv → BatchNorm`` with ReLU, optionally with an identity shortcut.
+
+    Parameters
+    ----------
+    ndim : {2, 3}
+        Spatial dimensionality.
+    channels : int
+        Input = output channels.
+    residual : bool
+        Add the input to the output before the last ReLU.
+    anisotropic : bool
+        Use ``(1, 3, 3)`` kernels in 3D.
+    """
+
+    def __init__(self, ndim: int, channels: int, residual: bool = True, anisotropic: bool = False) -> None:
+        super().__init__()
+        k = _kernel(ndim, anisotropic)
+        conv, bn = conv_nd(ndim), batchnorm_nd(ndim)
+        self.conv1 = conv(channels, channels, k, padding=_padding(k), bias=False)
+        self.bn1 = bn(channels)
+        self.conv2 = conv(channels, channels, k, padding=_padding(k), bias=False)
+        self.bn2 = bn(channels)
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, *S) → (N, C, *S)``."""
+        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        y = self.bn2(self.conv2(y))
+        if self.residual:
+            y = y + x
+        return F.relu(y, inplace=True)
+
+
+def _down(ndim: int, c_in: int, c_out: int, anisotropic: bool = False) -> nn.Sequential:
+    k = _kernel(ndim, anisotropic)
+    stride = (1, 2, 2) if (ndim == 3 and anisotropic) else 2
+    return nn.Sequential(conv_nd(ndim)(c_in, c_out, k, stride=stride, padding=_padding(k), bias=False),
+                         batchnorm_nd(ndim)(c_out), nn.ReLU(inplace=True))
+
+
+class DCNet(nn.Module):
+    """dynacell's classifier (see the module docstring for the design and its sources).
+
+    Parameters
+    ----------
+    ndim : {2, 3}
+        Spatial dimensionality of the crops.
+    in_channels : int
+        Must be 4: ``[t−1, t, t+1, mask]``.
+    n_classes : int
+        Number of output classes.
+    width : int
+        Filters of the first stage (then ×2, ×4). Default 16.
+    temporal_diff, residual, mask_pool : bool
+        Switch the components on or off (all on by default).
+    anisotropic : bool
+        3D only: ``(1, 3, 3)`` kernels in the stem and first stage (stride 1 along Z).
+    first_block : bool
+        Whether the first (highest resolution) stage has a block (default True).
+    dropout : float
+        Dropout before the linear layer.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``in_channels`` is not 4 or ``ndim`` not 2/3.
+    """
+
+    def __init__(self, ndim: int, in_channels: int = 4, n_classes: int = 4, width: int = 16,
+                 temporal_diff: bool = True, residual: bool = True, mask_pool: bool = True,
+                 anisotropic: bool = False, first_block: bool = True, dropout: float = 0.1) -> None:
+        super().__init__()
+        check_ndim(ndim)
+        if in_channels != 4:
+            raise InvalidInputError(
+                f"dcnet needs the 4-channel window [t-1, t, t+1, mask], got in_channels={in_channels}")
+        self.ndim = ndim
+        self.temporal_diff = temporal_diff
+        self.mask_pool = mask_pool
+        c0 = 6 if temporal_diff else 4
+        w = width
+        self.stem = _down(ndim, c0, w, anisotropic)
+        self.stage1 = ConvBlock(ndim, w, residual, anisotropic) if first_block else nn.Identity()
+        self.down2 = _down(ndim, w, 2 * w)
+        self.stage2 = ConvBlock(ndim, 2 * w, residual)
+        self.down3 = _down(ndim, 2 * w, 4 * w)
+        self.stage3 = ConvBlock(ndim, 4 * w, residual)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear((8 if mask_pool else 4) * w, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, n_classes)`` of crops ``x`` ``(N, 4, [Z,] Y, X)``."""
+        mask = x[:, 3:4]
+        if self.temporal_diff:
+            x = torch.cat([x, x[:, 2:3] - x[:, 1:2], x[:, 1:2] - x[:, 0:1]], dim=1)
+        f = self.stage1(self.stem(x))
+        f = self.stage2(self.down2(f))
+        f = self.stage3(self.down3(f))
+        dims = tuple(range(2, f.ndim))
+        pooled = f.mean(dim=dims)
+        if self.mask_pool:
+            m = F.adaptive_avg_pool2d(mask, f.shape[2:]) if self.ndim == 2 else F.adaptive_avg_pool3d(mask, f.shape[2:])
+            m = m.clamp(min=0)
+            masked = (f * m).sum(dim=dims) / (m.sum(dim=dims) + 1e-6)
+            pooled = torch.cat([pooled, masked], dim=1)
+        return self.classifier(self.dropout(pooled))

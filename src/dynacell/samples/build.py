@@ -1,0 +1,236 @@
+"""Build a :class:`SampleSet` from a movie, its labels and its lineage (the ``extract`` job)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from dynacell.errors import InvalidInputError
+from dynacell.samples.crops import NORMALIZATION, _fmt_frames, iter_frame_crops, resolve_size
+from dynacell.samples.sampleset import META_COLUMNS, SampleSet
+
+__all__ = ["build_sample_set", "resolve_rules"]
+
+logger = logging.getLogger(__name__)
+
+_ALL_STATES = ("stable", "mitotic", "new_daughter", "death", "unknown")
+
+
+def resolve_rules(rules):
+    """An ``EventRules`` from an instance, a preset name (``"seed"``, ``"annotated_deaths"``) or None (seed).
+
+    Raises
+    ------
+    InvalidInputError
+        If the preset name is unknown.
+    """
+    from dynacell.lineage.events import EventRules
+
+    if rules is None:
+        return EventRules.seed()
+    if isinstance(rules, str):
+        return EventRules.preset(rules)
+    return rules
+
+
+def _rules_attrs(rules) -> dict | str:
+    if dataclasses.is_dataclass(rules) and not isinstance(rules, type):
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(rules).items()}
+    return repr(rules)
+
+
+def build_sample_set(
+    images,
+    labels,
+    lineage=None,
+    rules=None,
+    *,
+    size: int | Sequence[int] = 32,
+    dataset: str = "dataset",
+    frames: Sequence[int] | None = None,
+    states: Sequence[str] = ("stable", "mitotic", "new_daughter", "death"),
+    max_per_class: int | None = None,
+    seed: int = 0,
+    voxel_size_um: Sequence[float] | None = None,
+    target_voxel_um: float | Sequence[float] | None = None,
+    assume_state: str = "unknown",
+    progress: bool = False,
+) -> SampleSet:
+    """Crop every labelled nucleus of a movie into a sample set, streaming over frames.
+
+    Parameters
+    ----------
+    images : dynacell.io.Movie
+        Intensities ``(T, [Z,] Y, X)``.
+    labels : dynacell.io.Movie
+        Integer labels of the same frame shape (frames may be a subset, e.g. CTC HeLa TRA).
+        The label id of a nucleus at frame ``t`` must be its lineage node ``(t, label)``.
+    lineage : dynacell.lineage.Lineage or None
+        Nodes ``(t, label)``. With a lineage, states come from
+        :func:`dynacell.lineage.label_events` and only nodes whose state is in ``states``
+        are cropped (``unknown`` is skipped unless listed). Without one (``None``), every
+        nucleus of every labelled frame is cropped with state ``assume_state`` and
+        ``track_id = tree_id = -1`` (``states`` is then not used).
+    rules : dynacell.lineage.EventRules or str, optional
+        Event rules or preset name; default the seed's rules (``EventRules.seed()``).
+    size : int or tuple of int
+        Crop size per spatial axis, pixels (default 32).
+    dataset : str
+        Dataset name stored in every row (groups for ``grouped_split(by="sequence")``).
+    frames : sequence of int, optional
+        Only these frame numbers (default all).
+    states : sequence of str
+        States to keep (default the four classes of :data:`dynacell.STATES`).
+    max_per_class : int, optional
+        At most this many nodes per state, drawn at random (``numpy.random.default_rng(seed)``)
+        before cropping; default all.
+    seed : int
+        Seed of that draw (recorded in ``attrs``).
+    voxel_size_um, target_voxel_um
+        Physical-box resampling, see :func:`dynacell.samples.crop_windows`.
+    assume_state : str
+        State of every nucleus when ``lineage`` is None (``"unknown"``: a set to predict on;
+        ``"stable"`` where the user knows nothing happens, e.g. an 8-cell embryo between divisions).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    SampleSet
+        Rows in ``(t, label)`` order; ``z, y, x`` are the centroids of the masks at ``t``
+        (pixels). ``attrs`` records size, normalisation, rules, seed, sources and the numbers of
+        lineage nodes skipped (``skipped``: no image, no label image, label id absent from the mask).
+
+    Raises
+    ------
+    InvalidInputError
+        If ``states`` or ``assume_state`` name an unknown state, images and labels differ in shape,
+        ``max_per_class < 1``, or the lineage's dimensionality disagrees with the images.
+
+    Notes
+    -----
+    Lineage nodes whose label id is absent from the label image of their frame are skipped
+    with a warning naming the frame and ids (they are counted in ``attrs["skipped"]``).
+    """
+    states = tuple(states)
+    for s in (*states, assume_state):
+        if s not in _ALL_STATES:
+            raise InvalidInputError(f"state {s!r} is unknown; choose from {list(_ALL_STATES)}")
+    if max_per_class is not None and int(max_per_class) < 1:
+        raise InvalidInputError(f"max_per_class must be >= 1 or None, got {max_per_class!r}")
+    size_t = resolve_size(size, images.ndim_spatial)
+    frame_filter = None if frames is None else {int(f) for f in frames}
+    rng = np.random.default_rng(seed)
+    attrs: dict = {
+        "dataset": dataset,
+        "size": list(size_t),
+        "ndim": images.ndim_spatial,
+        "channels": ["t-1", "t", "t+1", "mask"],
+        "normalization": NORMALIZATION,
+        "border": "zero padding; missing t-1/t+1 (first/last frame) replaced by frame t",
+        "voxel_size_um": None if images.voxel_size_um is None and voxel_size_um is None
+        else list(voxel_size_um if voxel_size_um is not None else images.voxel_size_um),
+        "target_voxel_um": target_voxel_um,
+        "seed": int(seed),
+        "max_per_class": max_per_class,
+        "sources": {"images": images.source, "labels": labels.source,
+                    "lineage": None if lineage is None else lineage.source},
+    }
+
+    if lineage is None:
+        xs, metas = [], []
+        for fc in iter_frame_crops(images, labels, frames=sorted(frame_filter) if frame_filter else None,
+                                   size=size_t, voxel_size_um=voxel_size_um, target_voxel_um=target_voxel_um,
+                                   progress=progress):
+            xs.append(fc.x)
+            metas.append(pd.DataFrame({"dataset": dataset, "t": fc.t, "label": fc.label_ids, "track_id": -1,
+                                       "tree_id": -1, "state": assume_state, "z": fc.centroids[:, 0],
+                                       "y": fc.centroids[:, 1], "x": fc.centroids[:, 2]}))
+        x, meta = _stack(xs, metas, size_t)
+        if max_per_class is not None and len(meta) > max_per_class:
+            keep = np.sort(rng.choice(len(meta), size=int(max_per_class), replace=False))
+            x, meta = x[keep], meta.iloc[keep].reset_index(drop=True)
+        attrs.update({"rules": None, "states": [assume_state], "assume_state": assume_state, "skipped": {}})
+        return SampleSet(x, meta, attrs)
+
+    from dynacell.lineage.events import label_events
+
+    if lineage.ndim != images.ndim_spatial:
+        raise InvalidInputError(
+            f"lineage {lineage.source or ''} is {lineage.ndim}D but images {images.source or ''} are "
+            f"{images.ndim_spatial}D; give the lineage of these images"
+        )
+    rules = resolve_rules(rules)
+    event = label_events(lineage, rules)
+    chosen: dict[str, list] = {s: [] for s in states}
+    for node, s in event.items():
+        if s in chosen and (frame_filter is None or node[0] in frame_filter):
+            chosen[s].append((int(node[0]), int(node[1])))
+    for s in chosen:
+        chosen[s].sort()
+        if max_per_class is not None and len(chosen[s]) > max_per_class:
+            pick = np.sort(rng.choice(len(chosen[s]), size=int(max_per_class), replace=False))
+            chosen[s] = [chosen[s][i] for i in pick]
+    state_of = {n: s for s, nodes in chosen.items() for n in nodes}
+    no_image = sorted(n for n in state_of if not images.has_frame(n[0]))
+    no_labels = sorted(n for n in state_of if images.has_frame(n[0]) and not labels.has_frame(n[0]))
+    for what, nodes in (("no image", no_image), ("no label image", no_labels)):
+        if nodes:
+            fr = sorted({t for t, _ in nodes})
+            logger.warning("lineage %s: %d labelled node(s) at %d frame(s) with %s skipped (frames %s)",
+                           lineage.source or "", len(nodes), len(fr), what, _fmt_frames(fr))
+    wanted: dict[int, list[int]] = {}
+    for t, lab in sorted(state_of):
+        if images.has_frame(t) and labels.has_frame(t):
+            wanted.setdefault(t, []).append(lab)
+
+    track = _node_attr(lineage, "track_id")
+    tree = lineage.tree_ids()
+    xs, metas = [], []
+    n_absent = 0
+    for fc in iter_frame_crops(images, labels, frames=sorted(wanted), size=size_t, voxel_size_um=voxel_size_um,
+                               target_voxel_um=target_voxel_um, label_ids=wanted, progress=progress):
+        n_absent += len(wanted[fc.t]) - fc.label_ids.size
+        nodes = [(fc.t, int(lab)) for lab in fc.label_ids]
+        xs.append(fc.x)
+        metas.append(pd.DataFrame({
+            "dataset": dataset, "t": fc.t, "label": fc.label_ids,
+            "track_id": [track.get(n, -1) for n in nodes], "tree_id": [tree.get(n, -1) for n in nodes],
+            "state": [state_of[n] for n in nodes],
+            "z": fc.centroids[:, 0], "y": fc.centroids[:, 1], "x": fc.centroids[:, 2]}))
+    if n_absent:
+        logger.warning("labels %s: %d lineage node(s) have no nucleus in their frame's label image; skipped",
+                       labels.source or "", n_absent)
+    x, meta = _stack(xs, metas, size_t)
+    attrs.update({
+        "rules": _rules_attrs(rules),
+        "states": list(states),
+        "lineage_states": dict(Counter(event.values())),
+        "skipped": {"no_image": len(no_image), "no_label_image": len(no_labels), "absent_from_mask": n_absent},
+    })
+    return SampleSet(x, meta, attrs)
+
+
+def _node_attr(lineage, name: str) -> dict:
+    """``{node: value}`` of a node attribute of a lineage, assigning track ids when missing (on a copy)."""
+    g = lineage.graph
+    if name == "track_id" and not all("track_id" in d for _, d in g.nodes(data=True)):
+        lineage = lineage.copy()
+        lineage.assign_tracks()
+        g = lineage.graph
+    return {n: int(d[name]) for n, d in g.nodes(data=True) if name in d}
+
+
+def _stack(xs, metas, size_t):
+    if xs:
+        x = np.concatenate(xs, axis=0)
+        meta = pd.concat(metas, ignore_index=True)
+    else:
+        x = np.zeros((0, 4, *size_t), np.float32)
+        meta = pd.DataFrame({c: [] for c in META_COLUMNS})
+    return x, meta

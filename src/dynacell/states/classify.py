@@ -1,0 +1,258 @@
+"""Classify every nucleus of a movie: streaming frames, batched inference, optional Dask.
+
+For each frame ``t`` the crops ``[t−1, t, t+1, mask]`` of all its nuclei are cut by the one
+crop function (:func:`dynacell.samples.crops.iter_frame_crops` / ``crops_for_frame``, the same
+code that built the training samples), classified in batches, and reduced to one table row per
+nucleus. Only a window of three image frames is held in memory, so memory does not grow with the
+number of frames ``T``. With a Dask ``scheduler`` every frame is an independent
+:func:`dask.delayed` task (it reads its own three frames).
+
+Source: seed system SEEDS.md §1 (prediction on whole volumes: frames t−1, t, t+1 and the label
+image at t, every nucleus classified; background label 0 excluded).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dynacell import STATES
+from dynacell.errors import InvalidInputError
+
+__all__ = ["classify_movie", "crop_parameters", "model_ndim", "predict_batched", "STATE_COLUMNS"]
+
+logger = logging.getLogger(__name__)
+
+#: Columns of the table returned by :func:`classify_movie` (``states.csv``), in order.
+STATE_COLUMNS: tuple[str, ...] = ("t", "label", "track_id", "state", *(f"p_{s}" for s in STATES), "z", "y", "x")
+
+
+def _card(model: Any) -> Mapping[str, Any]:
+    card = getattr(model, "card", None) or {}
+    if not isinstance(card, Mapping):
+        card = getattr(card, "__dict__", {}) or {}
+    return card
+
+
+def _find(card: Mapping[str, Any], *keys: str) -> Any:
+    """First value found under one of ``keys`` in the card or its ``crop`` / ``data`` sections."""
+    sections = [card] + [card[k] for k in ("crop", "data", "input") if isinstance(card.get(k), Mapping)]
+    for sec in sections:
+        for k in keys:
+            if sec.get(k) is not None:
+                return sec[k]
+    return None
+
+
+def model_ndim(model: Any) -> int | None:
+    """Spatial dimensionality (2 or 3) a classifier was trained for, or None if it does not say.
+
+    Read from ``model.ndim`` or the model card keys ``ndim`` / ``dims`` / ``spatial_dims``.
+    """
+    nd = getattr(model, "ndim", None)
+    if nd is None:
+        nd = _find(_card(model), "ndim", "spatial_dims", "dims")
+    return None if nd is None else int(nd)
+
+
+def crop_parameters(model: Any, ndim: int) -> dict[str, Any]:
+    """Crop size (pixels) and optional resampling voxel (µm) a classifier expects.
+
+    Parameters
+    ----------
+    model : StateClassifier
+        Object with ``card`` (model.yaml contents) and/or ``crop_size`` / ``target_voxel_um``
+        attributes.
+    ndim : {2, 3}
+        Spatial dimensionality of the data.
+
+    Returns
+    -------
+    dict
+        ``size`` (int or tuple of int, pixels) and ``target_voxel_um`` (float, tuple or None).
+        Default size 32 when the model does not say (the seed's 32³ model input).
+    """
+    card = _card(model)
+    size = getattr(model, "crop_size", None)
+    if size is None:
+        size = _find(card, "crop_size_px", "crop_size", "size_px", "size")
+    target = getattr(model, "target_voxel_um", None)
+    if target is None:
+        target = _find(card, "target_voxel_um", "crop_voxel_um", "voxel_um")
+    if size is None:
+        size = 32
+        logger.info("model card gives no crop size; using %s px", size)
+    if isinstance(size, (list, tuple)) and len(size) != ndim:
+        size = size[-ndim:]
+    return {"size": tuple(size) if isinstance(size, (list, tuple)) else int(size), "target_voxel_um": target}
+
+
+def predict_batched(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities of crops, computed in batches.
+
+    Parameters
+    ----------
+    model : StateClassifier
+        Object with ``predict_proba(x) -> (n, C)``.
+    x : numpy.ndarray
+        float32 ``(N, 4, (Z), Y, X)`` crops.
+    batch_size : int
+        Crops per forward pass.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(N, C)``, rows sum to 1.
+    """
+    n_classes = len(getattr(model, "classes", STATES))
+    if len(x) == 0:
+        return np.zeros((0, n_classes))
+    out = [np.asarray(model.predict_proba(x[i:i + batch_size]), dtype=np.float64)
+           for i in range(0, len(x), batch_size)]
+    return np.concatenate(out, axis=0)
+
+
+def _frame_table(t: int, ids: np.ndarray, centroids: np.ndarray, proba: np.ndarray,
+                 classes: Sequence[str], track_of: Mapping[tuple[int, int], int]) -> pd.DataFrame:
+    n = len(ids)
+    table = {"t": np.full(n, int(t), dtype=np.int64), "label": np.asarray(ids, dtype=np.int64)}
+    table["track_id"] = np.array([int(track_of.get((int(t), int(i)), 0)) for i in ids], dtype=np.int64)
+    table["state"] = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if n else np.array([], dtype=object)
+    for s in STATES:
+        table[f"p_{s}"] = proba[:, list(classes).index(s)] if s in classes else np.zeros(n)
+    cen = np.asarray(centroids, dtype=np.float64).reshape(n, 3) if n else np.zeros((0, 3))
+    table["z"], table["y"], table["x"] = cen[:, 0], cen[:, 1], cen[:, 2]
+    return pd.DataFrame(table, columns=list(STATE_COLUMNS))
+
+
+def _classify_frame(images, labels, t, model, crop, batch_size, track_of):
+    from dynacell.samples.crops import crops_for_frame
+
+    x, ids, cen = crops_for_frame(images, labels, t, size=crop["size"], target_voxel_um=crop["target_voxel_um"])
+    return _frame_table(t, ids, cen, predict_batched(model, x, batch_size), list(model.classes), track_of)
+
+
+def _check_inputs(images, labels, model) -> None:
+    if images.shape != labels.shape:
+        raise InvalidInputError(
+            f"labels {labels.source}: shape {labels.shape} does not match images {images.source} shape "
+            f"{images.shape}; give one label image per frame with the frame's shape"
+        )
+    classes = list(getattr(model, "classes", []))
+    unknown = [c for c in classes if c not in STATES]
+    if not classes or unknown:
+        raise InvalidInputError(
+            f"model {getattr(model, 'name', model)!r}: classes {classes} are not states of {list(STATES)}"
+        )
+    nd = model_ndim(model)
+    if nd is not None and nd != images.ndim_spatial:
+        raise InvalidInputError(
+            f"model {getattr(model, 'name', '')!r} is a {nd}D model but the movie {images.source} is "
+            f"{images.ndim_spatial}D ({images.axes}); pick a {images.ndim_spatial}D model "
+            f"(e.g. nuclei-{images.ndim_spatial}d)"
+        )
+
+
+def classify_movie(
+    images,
+    labels,
+    model,
+    *,
+    lineage=None,
+    batch_size: int = 256,
+    frames: Sequence[int] | None = None,
+    progress: bool = True,
+    scheduler: Any = None,
+) -> pd.DataFrame:
+    """Classify the state of every nucleus at every frame of a movie.
+
+    Parameters
+    ----------
+    images : dynacell.io.Movie
+        Intensities, shape ``(T, (Z), Y, X)``, read lazily.
+    labels : dynacell.io.Movie
+        Integer labels, same shape and frame numbers; 0 = background.
+    model : StateClassifier
+        From :func:`dynacell.states.load_model`: ``classes`` (subset of :data:`dynacell.STATES`),
+        ``card`` (crop size, dimensionality) and ``predict_proba(x (N, 4, (Z), Y, X) float32)
+        -> (N, C)``.
+    lineage : dynacell.lineage.Lineage, optional
+        Gives each nucleus its ``track_id`` (0 when absent or the node is not in the lineage).
+    batch_size : int
+        Crops per forward pass.
+    frames : sequence of int, optional
+        Frame numbers to classify (default: every frame with a label image).
+    progress : bool
+        Show a progress bar.
+    scheduler : str or distributed.Client, optional
+        Run per-frame :func:`dask.delayed` tasks on a Dask distributed cluster: an address
+        (``"tcp://host:8786"``, a :class:`distributed.Client` is opened and closed) or a client.
+        Default: frames are streamed in this process.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per nucleus and frame, columns :data:`STATE_COLUMNS`: ``t`` (frame number),
+        ``label`` (id in the label image of ``t``), ``track_id``, ``state`` (argmax class),
+        ``p_stable, p_mitotic, p_new_daughter, p_death`` (probabilities; 0 for a class the
+        model does not predict), ``z, y, x`` (centroid, pixels). Sorted by ``(t, label)``.
+
+    Raises
+    ------
+    InvalidInputError
+        If shapes differ, the model's dimensionality does not match the movie, its classes are
+        not dynacell states, or ``batch_size < 1``.
+    """
+    if int(batch_size) < 1:
+        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size!r}")
+    _check_inputs(images, labels, model)
+    crop = crop_parameters(model, images.ndim_spatial)
+    classes = list(model.classes)
+    track_of: dict[tuple[int, int], int] = {}
+    if lineage is not None:
+        lineage.assign_tracks()
+        track_of = {n: int(d.get("track_id", 0)) for n, d in lineage.graph.nodes(data=True)}
+    todo = [int(t) for t in (frames if frames is not None else images.frame_indices) if labels.has_frame(int(t))]
+    if scheduler is not None:
+        tables = _classify_dask(images, labels, todo, model, crop, batch_size, track_of, scheduler, progress)
+    else:
+        from dynacell.samples.crops import iter_frame_crops
+
+        tables = []
+        for fc in iter_frame_crops(images, labels, todo, size=crop["size"],
+                                   target_voxel_um=crop["target_voxel_um"], progress=progress):
+            proba = predict_batched(model, fc.x, batch_size)
+            tables.append(_frame_table(fc.t, fc.label_ids, fc.centroids, proba, classes, track_of))
+    if not tables:
+        return pd.DataFrame({c: pd.Series(dtype=object if c == "state" else float) for c in STATE_COLUMNS})
+    out = pd.concat(tables, ignore_index=True).sort_values(["t", "label"], kind="stable").reset_index(drop=True)
+    logger.info("classified %d nuclei in %d frames", len(out), out["t"].nunique())
+    return out
+
+
+def _classify_dask(images, labels, frames, model, crop, batch_size, track_of, scheduler, progress):
+    import dask
+    from distributed import Client, as_completed
+    from tqdm.auto import tqdm
+
+    own = isinstance(scheduler, str)
+    client = Client(scheduler) if own else scheduler
+    try:
+        d_images, d_labels, d_model = (dask.delayed(o, pure=True) for o in (images, labels, model))
+        tasks = []
+        for t in frames:
+            sub = {k: v for k, v in track_of.items() if k[0] == t}
+            tasks.append(dask.delayed(_classify_frame, pure=True)(d_images, d_labels, t, d_model, crop,
+                                                                 batch_size, sub))
+        futures = client.compute(tasks)
+        tables = []
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="classify (dask)", disable=not progress):
+            tables.append(fut.result())
+        return tables
+    finally:
+        if own:
+            client.close()

@@ -1,0 +1,119 @@
+"""Training configuration (pydantic, ``extra="forbid"``), saved next to every trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dynacell.errors import FormatError, InvalidInputError
+from dynacell.train.augment import AugmentConfig
+
+__all__ = ["TrainConfig", "SplitConfig", "load_config"]
+
+
+class SplitConfig(BaseModel):
+    """How samples are split into train / validation / test without leakage.
+
+    ``by`` groups samples so that a group is never on two sides: ``tree`` (lineage tree: a
+    mother and both daughters together), ``sequence`` (a whole dataset) or ``time``
+    (contiguous blocks of frames within each dataset, in time order train → val → test,
+    with ``gap_frames`` frames dropped at each boundary since windows ``t−1, t, t+1``
+    overlap). ``test_datasets`` / ``val_datasets`` send whole datasets to one side
+    (split by sequence) and the rule ``by`` applies to the rest.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Literal["tree", "sequence", "time"] = "tree"
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+    gap_frames: int = Field(2, ge=0)
+    test_datasets: list[str] = Field(default_factory=list)
+    val_datasets: list[str] = Field(default_factory=list)
+    by_dataset: dict[str, Literal["tree", "time"]] = Field(
+        default_factory=dict, description="per-dataset override of `by` (e.g. time blocks for a single-colony movie)")
+
+    @field_validator("fractions")
+    @classmethod
+    def _sum_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"fractions must be >= 0 and sum to 1, got {v}")
+        return v
+
+
+class TrainConfig(BaseModel):
+    """Everything that defines a training run of a nucleus state classifier.
+
+    Written as ``config.yaml`` in the model folder; ``dynacell train config.yaml`` reruns it.
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    version: Literal[1] = 1
+    name: str = Field(..., description="model name (folder name, registry name)")
+    data: list[str] = Field(..., min_length=1, description="sample-set files (.npz, dynacell.samples.SampleSet)")
+    classes: list[str] = Field(default_factory=lambda: ["stable", "mitotic", "new_daughter"])
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    model: str = "dcnet"
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    epochs: int = Field(30, ge=1)
+    samples_per_epoch: int | None = Field(4000, ge=1, description="draws per epoch (sampler); None = one pass")
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    balance: Literal["sampler", "loss", "none"] = "sampler"
+    max_train_per_class: int | None = Field(None, ge=1, description="random subsample of each class in train")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    patience: int = Field(6, ge=1, description="early stopping on validation macro-F1")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int = Field(2, ge=1)
+    out: str = Field(..., description="parent folder; the model folder is out/name")
+
+    @field_validator("classes")
+    @classmethod
+    def _known_states(cls, v: list[str]) -> list[str]:
+        from dynacell import STATES
+
+        bad = [c for c in v if c not in STATES]
+        if bad or len(v) < 2 or len(set(v)) != len(v):
+            raise ValueError(f"classes must be >= 2 distinct states from {list(STATES)}, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _known_model(self) -> TrainConfig:
+        from dynacell.models import MODEL_NAMES
+
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"model {self.model!r} unknown; expected one of {list(MODEL_NAMES)}")
+        return self
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a :class:`TrainConfig` from YAML (relative paths are relative to the working directory).
+
+    Raises
+    ------
+    FormatError
+        If the file is not valid YAML.
+    InvalidInputError
+        If the file is missing or a field is wrong (the message lists the fields).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"training config {path} does not exist; give a YAML file (see docs/models.md)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise FormatError(f"training config {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise FormatError(f"training config {path}: expected a mapping of fields, found {type(raw).__name__}")
+    try:
+        cfg = TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidInputError(f"training config {path}: {msgs}") from None
+    return cfg

@@ -1,0 +1,394 @@
+"""Train a nucleus state classifier from sample sets: :func:`fit`.
+
+Steps: load the sample sets (:class:`dynacell.samples.SampleSet`), keep the configured
+classes, split by tree / time / sequence (:func:`dynacell.train.split.assign_split`),
+train with class balancing (weighted sampler or weighted loss) and batch augmentation,
+select the epoch with the best validation macro-F1 (early stopping), fit the temperature on
+the validation set, evaluate once on the test set, and write the model folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from dynacell.errors import InvalidInputError, OutputExistsError
+from dynacell.train.config import TrainConfig
+
+__all__ = ["fit", "load_samples", "sha256_file", "TrainData"]
+
+logger = logging.getLogger(__name__)
+
+
+class TrainData:
+    """Samples of one training run: crops, their table, class indices and split side.
+
+    Attributes
+    ----------
+    x : numpy.ndarray, float32, shape (N, 4, [Z,] Y, X)
+        Crops ``[t−1, t, t+1, mask]``.
+    meta : pandas.DataFrame
+        One row per sample (``dataset, t, label, track_id, tree_id, state, z, y, x``) plus
+        ``y`` (class index) and ``split``.
+    info : dict
+        Per input file: path, dataset names, crop size (px), voxel size (µm), normalisation.
+    """
+
+    def __init__(self, x: np.ndarray, meta: pd.DataFrame, info: list[dict[str, Any]]) -> None:
+        self.x, self.meta, self.info = x, meta, info
+
+    def indices(self, side: str) -> np.ndarray:
+        """Row indices of split side ``train``, ``val`` or ``test``."""
+        return np.flatnonzero(self.meta["split"].to_numpy() == side)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Samples per split side and state."""
+        tab = self.meta.groupby(["split", "state"]).size()
+        return {s: {k: int(v) for k, v in tab[s].items()} for s in tab.index.get_level_values(0).unique()}
+
+
+def _set_info(ss: Any, path: Path) -> dict[str, Any]:
+    attrs = dict(getattr(ss, "attrs", {}) or {})
+    info: dict[str, Any] = {"path": str(path), "crop_size_px": list(ss.size)}
+    for key in ("voxel_size_um", "target_voxel_um", "normalization", "rules", "seed", "sources", "dataset"):
+        if attrs.get(key) is not None:
+            info[key] = _plain(attrs[key])
+    return info
+
+
+def _plain(v: Any) -> Any:
+    """YAML-safe copy of ``v`` (numpy scalars/arrays to Python)."""
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def load_samples(paths: list[str], classes: list[str]) -> TrainData:
+    """Load and concatenate sample sets, keeping samples whose state is in ``classes``.
+
+    Parameters
+    ----------
+    paths : list of str
+        Sample-set files written by :meth:`dynacell.samples.SampleSet.save`.
+    classes : list of str
+        States kept, in class-index order.
+
+    Returns
+    -------
+    TrainData
+        With ``meta["y"]`` the class index; ``split`` not yet assigned.
+
+    Raises
+    ------
+    InvalidInputError
+        If a file is missing, crops of different files differ in shape, or no sample is left.
+    """
+    from dynacell.samples import SampleSet
+
+    xs, metas, info = [], [], []
+    for p in paths:
+        path = Path(p)
+        if not path.exists():
+            raise InvalidInputError(
+                f"sample set {path} does not exist; build it with `dynacell extract` (see docs/models.md)")
+        ss = SampleSet.load(path)
+        keep = ss.meta["state"].astype(str).isin(classes).to_numpy()
+        xs.append(np.asarray(ss.x)[keep])
+        m = ss.meta.loc[keep].reset_index(drop=True).copy()
+        m["source_file"] = str(path)
+        metas.append(m)
+        info.append(_set_info(ss, path) | {"datasets": sorted(m["dataset"].astype(str).unique().tolist()),
+                                           "n_samples": int(keep.sum())})
+    shapes = {x.shape[1:] for x in xs}
+    if len(shapes) != 1:
+        raise InvalidInputError(f"sample sets {paths} hold crops of different shapes {sorted(shapes)}; "
+                                "extract them with the same --size")
+    x = np.concatenate(xs).astype(np.float32, copy=False)
+    meta = pd.concat(metas, ignore_index=True)
+    if len(meta) == 0:
+        raise InvalidInputError(f"no samples of classes {classes} in {paths}")
+    meta["y"] = meta["state"].astype(str).map({c: i for i, c in enumerate(classes)}).astype(int)
+    return TrainData(x, meta, info)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError("device 'cuda' asked for but no CUDA GPU is available; use device: auto or cpu")
+    return name
+
+
+def predict_logits(model: Any, x: np.ndarray, channels: tuple[int, ...], device: str,
+                   batch_size: int = 256) -> np.ndarray:
+    """Logits ``(N, C)`` float32 of crops ``x`` ``(N, 4, *S)`` in eval mode, batched."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(x), batch_size):
+            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size][:, list(channels)])).to(device)
+            out.append(model(xb).float().cpu().numpy())
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(out)
+
+
+def _softmax(z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = z / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _atomic_dir(final: Path, overwrite: bool) -> Path:
+    if final.exists() and not overwrite:
+        raise OutputExistsError(f"model folder {final} exists; pass --overwrite or choose another name/out")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+
+
+def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
+        data: TrainData | None = None) -> Path:
+    """Train, select, calibrate and test a classifier; write its model folder.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run (data, split, model, optimisation, augmentation, seed).
+    overwrite : bool
+        Replace an existing ``config.out/config.name`` folder.
+    progress : bool
+        Show a progress bar over epochs (tqdm).
+    data : TrainData, optional
+        Already loaded samples (benchmarks reuse one load for several models); default
+        :func:`load_samples` on ``config.data``.
+
+    Returns
+    -------
+    pathlib.Path
+        The model folder ``config.out/config.name`` with ``weights.pt`` (state_dict),
+        ``model.yaml`` (card), ``config.yaml``, ``history.csv`` (loss and validation
+        metrics per epoch) and ``test_predictions.csv`` (held-out samples with calibrated
+        ``p_*`` and uncalibrated ``p_raw_*`` probabilities).
+
+    Raises
+    ------
+    InvalidInputError
+        Missing data, a split side without samples, a class absent from training.
+    OutputExistsError
+        If the folder exists and ``overwrite`` is False.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from dynacell import __version__
+    from dynacell.metrics.classification import classification_report, fit_temperature
+    from dynacell.models import build_model, count_parameters, model_channels
+    from dynacell.train.augment import augment_batch
+    from dynacell.train.split import assign_split
+
+    final = Path(config.out) / config.name
+    if final.exists() and not overwrite:
+        raise OutputExistsError(f"model folder {final} exists; pass --overwrite or choose another name/out")
+    t0 = time.perf_counter()
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.num_threads)
+    device = _device(config.device)
+    if data is None:
+        data = load_samples(config.data, config.classes)
+    data.meta["split"] = assign_split(data.meta, config.split)
+    counts = data.counts()
+    for side in ("train", "val", "test"):
+        if side not in counts:
+            raise InvalidInputError(f"split {config.split.model_dump()} leaves no {side} samples; "
+                                    "change fractions or the datasets held out")
+    missing = [c for c in config.classes if counts["train"].get(c, 0) == 0]
+    if missing:
+        raise InvalidInputError(f"classes {missing} have no training samples after the split; "
+                                f"samples per side: {counts}")
+    rng = np.random.default_rng(config.seed)
+    tr = data.indices("train")
+    y_all = data.meta["y"].to_numpy()
+    if config.max_train_per_class:
+        keep = []
+        for c in range(len(config.classes)):
+            idx = tr[y_all[tr] == c]
+            if len(idx) > config.max_train_per_class:
+                idx = rng.choice(idx, config.max_train_per_class, replace=False)
+            keep.append(idx)
+        tr = np.sort(np.concatenate(keep))
+    va, te = data.indices("val"), data.indices("test")
+    n_classes = len(config.classes)
+    class_counts = np.bincount(y_all[tr], minlength=n_classes).astype(float)
+    inv = 1.0 / np.maximum(class_counts, 1.0)
+    channels = model_channels(config.model)
+    ndim = data.x.ndim - 2
+    model = build_model(config.model, ndim, n_classes=n_classes, **config.model_kwargs).to(device)
+    loss_weight = None
+    if config.balance == "loss":
+        loss_weight = torch.tensor(inv / inv.sum() * n_classes, dtype=torch.float32, device=device)
+    criterion = torch.nn.CrossEntropyLoss(weight=loss_weight)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    per_epoch = config.samples_per_epoch or len(tr)
+    steps = max(1, per_epoch // config.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.epochs * steps)
+    gen = torch.Generator().manual_seed(config.seed)
+    p_draw = inv[y_all[tr]] if config.balance == "sampler" else np.ones(len(tr))
+    p_draw = p_draw / p_draw.sum()
+    x_tr = torch.from_numpy(data.x[tr])
+    y_tr = torch.from_numpy(y_all[tr])
+    history, best, best_state, bad = [], -1.0, None, 0
+    bar = tqdm(range(config.epochs), desc=f"train {config.name}", disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        draw = rng.choice(len(tr), size=steps * config.batch_size, replace=True, p=p_draw)
+        losses = []
+        for s in range(steps):
+            b = torch.from_numpy(draw[s * config.batch_size:(s + 1) * config.batch_size])
+            xb = augment_batch(x_tr[b], config.augment, gen)[:, list(channels)].to(device)
+            loss = criterion(model(xb), y_tr[b].to(device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        z_val = predict_logits(model, data.x[va], channels, device)
+        rep = classification_report(y_all[va], z_val.argmax(1), classes=config.classes)
+        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_macro_f1": rep["macro_f1"],
+                        "val_balanced_accuracy": rep["balanced_accuracy"], "lr": float(sched.get_last_lr()[0])})
+        bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_f1=f"{rep['macro_f1']:.3f}")
+        logger.info("epoch %d loss %.4f val macro-F1 %.4f", epoch + 1, np.mean(losses), rep["macro_f1"])
+        if rep["macro_f1"] > best:
+            best, best_state, bad, best_epoch = rep["macro_f1"], copy.deepcopy(model.state_dict()), 0, epoch + 1
+        else:
+            bad += 1
+            if bad >= config.patience:
+                logger.info("early stopping at epoch %d (best %d)", epoch + 1, best_epoch)
+                break
+    model.load_state_dict(best_state)
+    z_val = predict_logits(model, data.x[va], channels, device)
+    temperature = fit_temperature(z_val, y_all[va])
+    z_te = predict_logits(model, data.x[te], channels, device)
+    test_raw = classification_report(y_all[te], proba=_softmax(z_te), classes=config.classes)
+    test = classification_report(y_all[te], proba=_softmax(z_te, temperature), classes=config.classes)
+    test["ece_before_temperature"] = test_raw["ece"]
+    val = classification_report(y_all[va], proba=_softmax(z_val, temperature), classes=config.classes)
+    train_seconds = time.perf_counter() - t0
+
+    tmp = _atomic_dir(final, overwrite)
+    try:
+        model_cpu = model.to("cpu").eval()
+        torch.save(model_cpu.state_dict(), tmp / "weights.pt")
+        pd.DataFrame(history).to_csv(tmp / "history.csv", index=False)
+        _predictions_table(data.meta.iloc[te], _softmax(z_te, temperature), _softmax(z_te), config.classes).to_csv(
+            tmp / "test_predictions.csv", index=False)
+        (tmp / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        size = list(data.x.shape[2:])
+        info0 = data.info[0]
+        vox = info0.get("target_voxel_um") or info0.get("voxel_size_um")
+        card = {
+            "name": config.name,
+            "format_version": 1,
+            "dynacell_version": __version__,
+            "torch_version": str(torch.__version__),
+            "architecture": config.model,
+            "model_kwargs": _plain(config.model_kwargs),
+            "n_parameters": count_parameters(model_cpu),
+            "classes": list(config.classes),
+            "ndim": ndim,
+            "channels": ["t-1", "t", "t+1", "mask"],
+            "model_channels": list(channels),
+            "crop_size_px": size,
+            "crop_size_um": _crop_um(size, vox),
+            "target_voxel_um": _plain(info0.get("target_voxel_um")),
+            "normalization": _normalization(data.info),
+            "temperature": float(temperature),
+            "training_data": {"files": _plain(data.info), "samples": counts,
+                              "train_used": {c: int(class_counts[i]) for i, c in enumerate(config.classes)}},
+            "split": config.split.model_dump(mode="json"),
+            "balance": config.balance,
+            "best_epoch": int(best_epoch),
+            "epochs_run": len(history),
+            "train_seconds": round(train_seconds, 1),
+            "machine": f"{platform.machine()} {device} threads={config.num_threads}",
+            "metrics": {"test": _plain(test), "val": _plain(val)},
+            "config": config.model_dump(mode="json"),
+            "weights_sha256": sha256_file(tmp / "weights.pt"),
+        }
+        (tmp / "model.yaml").write_text(yaml.safe_dump(card, sort_keys=False, allow_unicode=True))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("wrote %s: test macro-F1 %.4f (T=%.2f, best epoch %d, %.0f s)", final, test["macro_f1"],
+                temperature, best_epoch, train_seconds)
+    return final
+
+
+def _predictions_table(meta: pd.DataFrame, proba: np.ndarray, proba_raw: np.ndarray,
+                       classes: list[str]) -> pd.DataFrame:
+    cols = [c for c in ("dataset", "t", "label", "track_id", "tree_id", "state") if c in meta.columns]
+    df = meta[cols].reset_index(drop=True).copy()
+    df["predicted"] = np.asarray(classes)[proba.argmax(1)] if len(proba) else []
+    for i, c in enumerate(classes):
+        df[f"p_{c}"] = proba[:, i]
+        df[f"p_raw_{c}"] = proba_raw[:, i]
+    return df
+
+
+def _crop_um(size: list[int], vox: Any) -> list[float] | None:
+    if vox is None:
+        return None
+    if np.isscalar(vox):
+        vox = [float(vox)] * len(size)
+    vox = list(vox)[-len(size):]
+    if len(vox) != len(size):
+        return None
+    return [round(float(s) * float(v), 4) for s, v in zip(size, vox)]
+
+
+def _normalization(info: list[dict[str, Any]]) -> Any:
+    for i in info:
+        if "normalization" in i:
+            return i["normalization"]
+    try:
+        from dynacell.samples.crops import NORMALIZATION
+
+        return _plain(NORMALIZATION)
+    except ImportError:
+        return "per-crop percentiles 1 / 99.8 of the raw channels mapped to [0, 1] (dynacell.samples)"

@@ -1,0 +1,274 @@
+"""Tests of the main job :func:`dynacell.pipeline.run` on tiny synthetic movies (no real data).
+
+The synthetic movie (ASCII, time to the right)::
+
+    nucleus A  ────────────────────────────  (stays, frames 0..5)
+    nucleus B  ──────── ┬─ daughter B1 ─────  (divides after frame 2)
+                        └─ daughter B2 ─────
+
+Label ids are shuffled at every frame (as in the real mouse-8cell labels).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dynacell import STATES
+from dynacell.errors import InvalidInputError, OutputExistsError
+from dynacell.io.movie import Movie
+from dynacell.lineage.graph import Lineage
+from dynacell.pipeline import (
+    OUTPUT_FILES,
+    ReconcileRules,
+    check_lineage,
+    match_labels,
+    reconcile_states,
+    run,
+    scan_labels,
+)
+
+
+def synthetic_movie(T: int = 6, size: int = 64, seed: int = 0, ndim: int = 2):
+    """Images and labels ``(T, [Z,] Y, X)`` of nucleus A (static) and B (divides after frame 2)."""
+    rng = np.random.default_rng(seed)
+    if ndim == 2:
+        grid = np.mgrid[:size, :size]
+        shape = (size, size)
+    else:
+        grid = np.mgrid[:8, :size, :size]
+        shape = (8, size, size)
+    imgs = np.zeros((T, *shape), np.float32)
+    labs = np.zeros((T, *shape), np.uint16)
+    for t in range(T):
+        cells = [(20, 20)] + ([(44, 44)] if t <= 2 else [(44, 34), (44, 54)])
+        ids = rng.permutation(np.arange(1, 10))[:len(cells)]
+        for (cy, cx), lab in zip(cells, ids, strict=True):
+            d = (grid[-2] - cy) ** 2 + (grid[-1] - cx) ** 2
+            if ndim == 3:
+                d = d + 4 * (grid[0] - 4) ** 2
+            labs[t][d <= 25] = lab
+            imgs[t] += 100 * np.exp(-d / 30)
+    imgs += rng.normal(0, 2, imgs.shape).astype(np.float32)
+    axes = "TYX" if ndim == 2 else "TZYX"
+    return Movie(imgs, axes, source="synthetic"), Movie(labs, axes, source="synthetic-labels")
+
+
+class FixedClassifier:
+    """A stand-in state classifier: the same probabilities for every crop (stable most likely)."""
+
+    classes = STATES
+    crop_size = (16, 16)
+    name = "fixed"
+
+    def __init__(self, proba=(0.7, 0.15, 0.1, 0.05), ndim: int = 2):
+        self.proba = np.asarray(proba, dtype=float)
+        self.ndim = ndim
+        self.crop_size = (16,) * ndim
+        self.card = {"name": "fixed", "ndim": ndim}
+        self.n_calls = 0
+
+    def predict_proba(self, x):
+        self.n_calls += 1
+        assert x.shape[1:] == (4, *self.crop_size)  # test double: checks the crop contract
+        return np.tile(self.proba, (len(x), 1))
+
+
+def _no_partial(parent, name):
+    return [p.name for p in parent.iterdir() if p.name.startswith(f".{name}")]
+
+
+def test_run_writes_every_output(tmp_path):
+    images, labels = synthetic_movie()
+    out = tmp_path / "out"
+    res = run(images, labels=labels, model=FixedClassifier(), out=out, progress=False)
+    for name in OUTPUT_FILES:
+        assert (out / name).exists(), name
+    states = pd.read_csv(out / "states.csv")
+    assert list(states.columns[:8]) == ["t", "label", "track_id", "state", *(f"p_{s}" for s in STATES)]
+    assert len(states) == 2 * 3 + 3 * 3  # 2 nuclei in frames 0-2, 3 in frames 3-5
+    # every nucleus of every frame is in the table with the label it has in that frame
+    for t in range(6):
+        u = np.unique(labels.frame(t))
+        assert sorted(states.loc[states.t == t, "label"]) == sorted(u[u > 0].tolist())
+    info = json.loads((out / "run.json").read_text())
+    assert info["parameters"]["segmenter"] == "given"
+    assert set(info["timings_s"]) >= {"classify", "lineage", "reconcile", "video", "report"}
+    assert info["counts"]["divisions"] == 1 == len(res.lineage.divisions())
+    # CTC result: mask values are the track ids of states.csv
+    ctc_tracks = pd.read_csv(out / "ctc" / "res_track.txt", sep=" ", header=None, names=list("LBEP"))
+    assert sorted(ctc_tracks["L"]) == sorted(states["track_id"].unique())
+    assert (ctc_tracks["P"] > 0).sum() == 2
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "Reconciliation" in html
+    assert not _no_partial(tmp_path, "out")
+
+
+def test_reconciliation_promotes_division_frames(tmp_path):
+    images, labels = synthetic_movie()
+    res = run(images, labels=labels, model=FixedClassifier(), out=tmp_path / "o", progress=False, video=False)
+    s = res.states
+    assert (s["state_classifier"] == "stable").all()
+    mother = res.lineage.divisions()[0]
+    row = s[(s.t == mother[0]) & (s.label == mother[1])]
+    assert row["state"].item() == "mitotic"
+    daughters = res.lineage.children(mother)
+    got = {s[(s.t == d[0]) & (s.label == d[1])]["state"].item() for d in daughters}
+    assert got == {"new_daughter"}
+    assert int(res.reconciliation["n"].sum()) == 3
+
+
+def test_reconciliation_floor_blocks_promotion(tmp_path):
+    images, labels = synthetic_movie()
+    clf = FixedClassifier(proba=(0.9, 0.05, 0.03, 0.02))
+    res = run(images, labels=labels, model=clf, out=tmp_path / "o", progress=False, video=False,
+              rules=ReconcileRules(promote_floor=0.1))
+    assert (res.states["state"] == "stable").all()
+    assert res.reconciliation.empty
+
+
+def _one_track(n=5, divide_at=None):
+    lin = Lineage(n_frames=n)
+    for t in range(n):
+        lin.add_node((t, 1), centroid=(0, 10, 10))
+        if t:
+            lin.add_edge((t - 1, 1), (t, 1))
+    return lin
+
+
+def test_reconcile_demotes_unsupported_mitotic_to_second_best():
+    lin = _one_track()
+    states = pd.DataFrame({"t": range(5), "label": [1] * 5, "track_id": [1] * 5,
+                           "state": ["stable", "stable", "mitotic", "stable", "new_daughter"]})
+    p = np.tile([0.6, 0.2, 0.1, 0.1], (5, 1))
+    p[2] = [0.2, 0.5, 0.05, 0.25]  # mitotic call, death second best
+    p[4] = [0.3, 0.1, 0.6, 0.0]
+    for i, s in enumerate(STATES):
+        states[f"p_{s}"] = p[:, i]
+    out, changes = reconcile_states(states, lin)
+    assert out.loc[2, "state"] == "death"
+    assert out.loc[4, "state"] == "stable"
+    assert out.loc[2, "state_classifier"] == "mitotic"
+    assert int(changes["n"].sum()) == 2
+    kept, none = reconcile_states(states, lin, ReconcileRules(enabled=False))
+    assert (kept["state"] == states["state"]).all() and none.empty
+
+
+def test_match_labels_ctc_rule():
+    gt = np.zeros((10, 10), int)
+    gt[0:4, 0:4] = 1
+    gt[6:10, 6:10] = 2
+    pred = np.zeros_like(gt)
+    pred[0:4, 0:3] = 7  # covers 12/16 of GT 1
+    pred[6:8, 6:10] = 8  # covers 8/16 of GT 2: not more than half
+    assert match_labels(pred, gt) == {7: 1}
+    with pytest.raises(InvalidInputError):
+        match_labels(pred[:5], gt)
+
+
+# ---------------------------------------------------------------- bad input: one error each, nothing left
+def test_existing_output_needs_overwrite(tmp_path):
+    images, labels = synthetic_movie(T=3)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        run(images, labels=labels, model=FixedClassifier(), out=out, progress=False)
+    assert (out / "keep.txt").read_text() == "old"
+    run(images, labels=labels, model=FixedClassifier(), out=out, overwrite=True, progress=False, video=False)
+    assert not (out / "keep.txt").exists() and (out / "states.csv").exists()
+    assert not _no_partial(tmp_path, "out")
+
+
+def test_failed_overwrite_keeps_old_output(tmp_path):
+    images, labels = synthetic_movie(T=3)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    bad = Movie(labels.data[:, :32], "TYX", source="cut-labels")
+    with pytest.raises(InvalidInputError):
+        run(images, labels=bad, model=FixedClassifier(), out=out, overwrite=True, progress=False)
+    assert (out / "keep.txt").read_text() == "old"
+    assert not _no_partial(tmp_path, "out")
+
+
+def test_mismatched_label_shape(tmp_path):
+    images, labels = synthetic_movie(T=3)
+    bad = Movie(labels.data[:, :32], "TYX", source="cut-labels")
+    with pytest.raises(InvalidInputError, match="does not match"):
+        run(images, labels=bad, model=FixedClassifier(), out=tmp_path / "o", progress=False)
+    assert not (tmp_path / "o").exists() and not _no_partial(tmp_path, "o")
+
+
+def test_missing_label_frames(tmp_path):
+    images, labels = synthetic_movie(T=4)
+    fewer = Movie(labels.data[:3], "TYX", source="three-frames")
+    with pytest.raises(InvalidInputError, match="no label image for frame"):
+        scan_labels(images, fewer, progress=False)
+
+
+def test_empty_label_frame(tmp_path):
+    images, labels = synthetic_movie(T=4)
+    data = np.array(labels.data)
+    data[2] = 0
+    with pytest.raises(InvalidInputError, match="frame 2 holds no nucleus"):
+        run(images, labels=Movie(data, "TYX", source="holey"), model=FixedClassifier(), out=tmp_path / "o",
+            progress=False)
+    assert not (tmp_path / "o").exists() and not _no_partial(tmp_path, "o")
+
+
+def test_lineage_naming_absent_labels(tmp_path):
+    images, labels = synthetic_movie(T=3)
+    lin = Lineage(n_frames=3)
+    lin.add_node((1, 99), centroid=(0, 5, 5))
+    with pytest.raises(InvalidInputError, match="frame 1 label 99"):
+        run(images, labels=labels, lineage=lin, model=FixedClassifier(), out=tmp_path / "o", progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_given_lineage_is_used_and_completed(tmp_path):
+    images, labels = synthetic_movie(T=3)
+    ids = scan_labels(images, labels, progress=False)
+    lin = Lineage(n_frames=3, source="partial")
+    a0 = int(ids[0][0])
+    lin.add_node((0, a0), centroid=(0, 1, 1))
+    lin2 = check_lineage(lin, ids, "partial", labels)
+    assert len(lin2) == sum(len(v) for v in ids.values())
+    assert len(lin) == 1  # the caller's lineage is not modified
+
+
+def test_unknown_model_lists_available(tmp_path):
+    images, labels = synthetic_movie(T=3)
+    with pytest.raises(InvalidInputError, match="available models"):
+        run(images, labels=labels, model="no-such-model", out=tmp_path / "o", progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_2d_model_on_3d_data(tmp_path):
+    images, labels = synthetic_movie(T=3, ndim=3, size=48)
+    with pytest.raises(InvalidInputError, match="2D model but the movie is 3D"):
+        run(images, labels=labels, model=FixedClassifier(ndim=2), out=tmp_path / "o", progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_3d_run_and_bad_device(tmp_path):
+    images, labels = synthetic_movie(T=4, ndim=3, size=48)
+    res = run(images, labels=labels, model=FixedClassifier(ndim=3), out=tmp_path / "o3", progress=False,
+              voxel_size_um=(2.0, 0.5, 0.5))
+    assert res.states["z"].between(3, 5).all()
+    assert json.loads((tmp_path / "o3" / "run.json").read_text())["parameters"]["voxel_size_um"] == [2.0, 0.5, 0.5]
+    with pytest.raises(InvalidInputError, match="device"):
+        run(images, labels=labels, model=FixedClassifier(ndim=3), out=tmp_path / "o4", device="tpu")
+
+
+def test_classical_segmentation_when_no_labels(tmp_path):
+    images, labels = synthetic_movie(T=3)
+    res = run(images, model=FixedClassifier(), out=tmp_path / "o", progress=False, video=False)
+    info = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert info["parameters"]["segmenter"] == "classical"
+    assert "CLASSICAL" in (tmp_path / "o" / "report.html").read_text()
+    assert res.states.groupby("t").size().tolist() == [2, 2, 2]
+    assert not (tmp_path / "o" / "_work").exists()
