@@ -82,11 +82,11 @@ def test_ctc_3d_masks_give_ndim_3(tmp_path):
     [
         (["1 0 3"], FormatError, "line 1"),
         (["1 0 x 0"], FormatError, "four integers"),
-        (["1 0 3 0", "2 3 5 1"], InvalidInputError, "backward in time"),
+        (["1 0 3 0", "2 3 5 1"], InvalidInputError, "line 2.*must begin after its parent ends"),  # backward edge
         (["1 0 3 0", "2 4 5 9"], InvalidInputError, "parent 9"),
-        (["1 0 3 0", "1 4 5 0"], InvalidInputError, "more than one line"),
-        (["1 5 3 0"], InvalidInputError, "ends"),
-        (["0 0 3 0"], InvalidInputError, "labels must be >= 1"),
+        (["1 0 3 0", "1 4 5 0"], InvalidInputError, "listed twice"),
+        (["1 5 3 0"], InvalidInputError, "after it ends"),
+        (["0 0 3 0"], InvalidInputError, "label must be > 0"),
     ],
 )
 def test_ctc_bad_track_files(tmp_path, lines, error, match):

@@ -35,6 +35,14 @@ def test_save_load_roundtrip_is_exact(tmp_path):
         assert z["x"].shape == (6, 4, 8, 8)
 
 
+def test_categorical_and_flag_columns_are_stored_without_pickle(tmp_path):
+    s = _set()
+    s.meta["source"] = pd.Categorical(["p", "q"] * 3)
+    s.meta["kept"] = np.arange(6) % 2 == 0
+    r = SampleSet.load(s.save(tmp_path / "c.npz"))
+    assert r.meta["source"].tolist() == ["p", "q"] * 3 and r.meta["kept"].dtype == bool
+
+
 def test_save_refuses_to_overwrite_and_load_rejects_bad_files(tmp_path):
     s = _set()
     p = s.save(tmp_path / "s.npz")

@@ -183,7 +183,8 @@ def _as_path_or_movie(x: Any) -> str:
 
 
 # --------------------------------------------------------------------------- scan
-def scan_labels(images: Movie, labels: Movie, *, progress: bool = True) -> dict[int, np.ndarray]:
+def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
+                measure: list | None = None) -> dict[int, np.ndarray]:
     """Check a label movie against its image movie and list the label ids of every frame.
 
     Parameters
@@ -194,6 +195,9 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True) -> dict[
         Integer labels, expected with the same frame numbers and frame shape.
     progress : bool
         Show a progress bar.
+    measure : list, optional
+        When given, a DataFrame ``t, label, z, y, x, size_px`` (centroids in pixels) of every
+        nucleus is appended to it (the same single pass over the labels).
 
     Returns
     -------
@@ -222,9 +226,13 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True) -> dict[
             f"labels {labels.source}: {what} (movie {images.source} has {images.n_frames} frames "
             f"{images.frame_indices[0]}..{images.frame_indices[-1]}); give one label image per movie frame"
         )
+    from scipy import ndimage as ndi
+
     ids: dict[int, np.ndarray] = {}
+    rows = []
     for t in tqdm(images.frame_indices, desc="check labels", disable=not progress):
-        u = np.unique(labels.frame(t))
+        frame = labels.frame(t)
+        u = np.unique(frame)
         u = u[u > 0].astype(np.int64)
         if u.size == 0:
             raise InvalidInputError(
@@ -232,7 +240,67 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True) -> dict[
                 f"least one labelled nucleus — fix the segmentation or drop the frame from the movie"
             )
         ids[int(t)] = u
+        if measure is not None:
+            cen = np.asarray(ndi.center_of_mass(np.ones(frame.shape, np.uint8), frame, u)).reshape(len(u), -1)
+            size = ndi.sum_labels(np.ones(frame.shape, np.uint8), frame, u)
+            if cen.shape[1] == 2:
+                cen = np.column_stack([np.zeros(len(u)), cen])
+            rows.append(pd.DataFrame({"t": int(t), "label": u, "z": cen[:, 0], "y": cen[:, 1], "x": cen[:, 2],
+                                      "size_px": size.astype(np.int64)}))
+    if measure is not None:
+        measure.append(pd.concat(rows, ignore_index=True))
     return ids
+
+
+def motion_gate(nuclei: pd.DataFrame, *, ndim: int, voxel_size_um: tuple[float, ...] | None = None,
+                quantile: float = 0.9, factor: float = 1.5) -> dict[str, float]:
+    """Linking distance gate adapted to the motion seen in the movie.
+
+    The default gate of :func:`dynacell.track.link_labels` is 1.5 × the median nucleus diameter,
+    right for densely sampled movies. When nuclei move more than that between frames (e.g. the
+    real mouse-8cell embryo, whose nuclei move 20–40 px between time points for a diameter of
+    ~14 px), tracks break. This gate is ``max(default, factor × q-quantile of the distances of the
+    globally optimal one-to-one assignment between the centroids of consecutive frames)``
+    (Hungarian algorithm, :func:`scipy.optimize.linear_sum_assignment`, no gate): the assignment
+    distances measure the typical frame-to-frame motion.
+
+    Parameters
+    ----------
+    nuclei : pandas.DataFrame
+        Columns ``t, z, y, x`` (pixels) and ``size_px``: one row per nucleus and frame.
+    ndim : {2, 3}
+        Spatial dimensionality.
+    voxel_size_um : tuple of float, optional
+        Voxel size ``((Z), Y, X)`` in µm; distances are in pixels when None.
+    quantile : float
+        Quantile (0..1) of the assignment distances used.
+    factor : float
+        Safety factor on that quantile.
+
+    Returns
+    -------
+    dict
+        ``default`` (1.5 × median diameter), ``motion`` (factor × quantile of the assignment
+        distances) and ``max_distance`` (the larger), in µm (pixels when the voxel size is unknown).
+    """
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    from dynacell.track import default_max_distance
+
+    scale = np.ones(3)
+    if voxel_size_um is not None:
+        scale[-len(voxel_size_um):] = voxel_size_um
+    default = default_max_distance(nuclei, ndim=ndim, scale=tuple(scale))
+    frames = sorted(nuclei["t"].unique())
+    pos = {t: g[["z", "y", "x"]].to_numpy() * scale for t, g in nuclei.groupby("t")}
+    dists = []
+    for a, b in zip(frames[:-1], frames[1:]):
+        d = cdist(pos[a], pos[b])
+        r, c = linear_sum_assignment(d)
+        dists.append(d[r, c])
+    motion = float(factor * np.quantile(np.concatenate(dists), quantile)) if dists else 0.0
+    return {"default": float(default), "motion": motion, "max_distance": float(max(default, motion))}
 
 
 def check_lineage(lineage: Lineage, ids: dict[int, np.ndarray], source: str, labels: Movie | None = None) -> Lineage:
@@ -652,6 +720,7 @@ def run(
     progress: bool = True,
     rules: ReconcileRules | None = None,
     video: bool = True,
+    max_distance_um: float | None = None,
 ) -> RunResult:
     """Run the main job on one movie: labels, lineage, states, report, video.
 
@@ -692,6 +761,8 @@ def run(
         State/lineage reconciliation parameters.
     video : bool
         Write ``overlay.mp4``.
+    max_distance_um : float, optional
+        Linking gate (µm; pixels when the voxel size is unknown). Default: :func:`motion_gate`.
 
     Returns
     -------
@@ -745,14 +816,22 @@ def run(
                                     label_movie.frame_interval_s, label_movie.frame_indices, label_movie.source,
                                     label_movie.metadata)
         with timer.step("check_labels"):
-            ids = scan_labels(images, label_movie, progress=progress)
+            measured: list[pd.DataFrame] = []
+            ids = scan_labels(images, label_movie, progress=progress, measure=measured)
         with timer.step("lineage"):
             if lineage is None:
                 from dynacell.track import link_labels
 
-                lin, _ = link_labels(label_movie, voxel_size_um=images.voxel_size_um, progress=progress)
-                lineage_source = "linked with dynacell.track.link_labels (laptrack)"
+                gate = motion_gate(measured[0], ndim=images.ndim_spatial, voxel_size_um=images.voxel_size_um)
+                if max_distance_um is not None:
+                    gate["max_distance"] = float(max_distance_um)
+                lin, _ = link_labels(label_movie, voxel_size_um=images.voxel_size_um,
+                                     max_distance_um=gate["max_distance"], progress=progress)
+                lineage_source = (f"linked with dynacell.track.link_labels (laptrack), max distance "
+                                  f"{gate['max_distance']:.3g} {'um' if images.voxel_size_um else 'px'}")
+                linking = {"gate": gate, "max_distance_given": max_distance_um}
             else:
+                linking = None
                 if isinstance(lineage, Lineage):
                     lin, src = lineage, lineage.source or "(Lineage object)"
                 else:
@@ -809,6 +888,7 @@ def run(
             "scheduler": str(scheduler) if scheduler is not None else None,
             "seed": int(seed),
             "reconcile": asdict(rules),
+            "linking": linking,
         }
         with timer.step("report"):
             from dynacell.viz.report import write_report

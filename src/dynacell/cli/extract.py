@@ -96,11 +96,11 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     ) -> None:
-        """Crop every (labelled) nucleus into a sample set: channels [t-1, t, t+1, mask], one .npz file.
+        """Crop every labelled nucleus into a sample set (channels t-1, t, t+1 and mask; one .npz file).
 
-        Without a lineage (--lineage none, e.g. the 3D mouse-8cell whose label ids change between
-        frames), every nucleus is cropped with state --assume-state: 'unknown' (a set to classify)
-        or 'stable' where you know no event happens.
+        Without a lineage (--lineage none, e.g. the 3D mouse-8cell whose label ids change between frames),
+        every nucleus is cropped with state --assume-state: 'unknown' (a set to classify) or 'stable'
+        where you know no event happens.
         """
         from dynacell.errors import OutputExistsError
         from dynacell.io import open_labels, open_movie

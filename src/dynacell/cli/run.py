@@ -26,6 +26,8 @@ def register(app: typer.Typer) -> None:
         scheduler: str | None = typer.Option(None, "--scheduler", help="Dask distributed scheduler address (tcp://host:port)."),
         gt: Path | None = typer.Option(None, "--gt", help="CTC ground-truth folder (NN_GT) to score states and tracks."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT after a successful run."),
+        max_distance_um: float | None = typer.Option(
+            None, "--max-distance-um", help="Linking gate (µm, px without voxel size). Default: from the motion."),
         seed: int = typer.Option(0, "--seed", help="Random seed (recorded in run.json)."),
         no_video: bool = typer.Option(False, "--no-video", help="Skip overlay.mp4."),
         no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
@@ -46,7 +48,7 @@ def register(app: typer.Typer) -> None:
             movie, labels=labels, lineage=lineage, model=model, out=out,
             voxel_size_um=vs, frame_interval_s=frame_interval_s,
             device=device, scheduler=scheduler, gt=gt, overwrite=overwrite, seed=seed,
-            progress=not no_progress, video=not no_video,
+            progress=not no_progress, video=not no_video, max_distance_um=max_distance_um,
         )
         console = Console()
         console.print(summary_text(result))

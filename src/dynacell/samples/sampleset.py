@@ -196,10 +196,10 @@ class SampleSet:
         arrays: dict[str, np.ndarray] = {"x": self.x}
         for c in self.meta.columns:
             col = self.meta[c]
-            if col.dtype == object or pd.api.types.is_string_dtype(col):
-                arrays[f"meta/{c}"] = col.astype(str).to_numpy(dtype=str)
-            else:
-                arrays[f"meta/{c}"] = col.to_numpy()
+            arr = col.to_numpy()
+            if arr.dtype == object or arr.dtype.kind not in "biufcUS":
+                arr = col.astype(str).to_numpy(dtype=str)  # strings, categoricals: no pickled objects
+            arrays[f"meta/{c}"] = arr
         arrays["meta_columns"] = np.array(json.dumps([str(c) for c in self.meta.columns]))
         arrays["attrs"] = np.array(attrs_json)
         arrays["format"] = np.array(FORMAT_NAME)

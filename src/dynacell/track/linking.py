@@ -72,30 +72,73 @@ def _frame_table(frame: np.ndarray, t: int, ndim: int) -> pd.DataFrame:
     return tab[_NUCLEI_COLUMNS]
 
 
-def _overlaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs of labels ``(la, lb)`` of two frames that share pixels, and the shared pixel counts."""
+def _shift(a: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """``a`` translated by the integer vector ``d`` (pixels), zero-filled."""
+    d = np.rint(d).astype(int)
+    if not d.any():
+        return a
+    out = np.zeros_like(a)
+    src, dst = [], []
+    for n, k in zip(a.shape, d, strict=True):
+        if abs(k) >= n:
+            return out
+        src.append(slice(max(0, -k), n - max(0, k)))
+        dst.append(slice(max(0, k), n - max(0, -k)))
+    out[tuple(dst)] = a[tuple(src)]
+    return out
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of labels ``(la, lb)`` sharing pixels once ``a`` is moved by ``d``, and the shared pixel counts."""
+    a = _shift(a, d)
     both = (a > 0) & (b > 0)
     if not both.any():
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
     la = a[both].astype(np.int64)
     lb = b[both].astype(np.int64)
-    key, counts = np.unique(la * (int(lb.max()) + 1) + lb, return_counts=True)
-    return key // (int(lb.max()) + 1), key % (int(lb.max()) + 1), counts
+    base = int(lb.max()) + 1
+    key, counts = np.unique(la * base + lb, return_counts=True)
+    return key // base, key % base, counts
 
 
-def _scan(labels: Movie, *, overlap_frames: int, progress: bool) -> tuple[pd.DataFrame, dict]:
-    """One pass over the frames: nucleus table, and shared pixels with the next ``overlap_frames`` frames.
+def _drift(prev: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """Global displacement (pixels, spatial axes) of the nuclei from ``prev`` to ``frame``.
 
-    Returns the table of :func:`measure_nuclei` and ``{(i, la, j, lb): pixels}`` for array
-    indices ``i < j <= i + overlap_frames``. Holds ``overlap_frames + 1`` frames in memory.
+    Phase correlation (:func:`skimage.registration.phase_cross_correlation`) of the
+    foreground masks, sub-sampled in Y and X to at most ~256 pixels a side for speed
+    (the result is a prior for linking, accurate to the sub-sampling step).
+    """
+    from skimage.registration import phase_cross_correlation
+
+    if not prev.any() or not frame.any():
+        return np.zeros(prev.ndim)
+    step = max(1, int(np.ceil(max(prev.shape[-2:]) / 256)))
+    sl = (slice(None),) * (prev.ndim - 2) + (slice(None, None, step),) * 2
+    a = (prev[sl] > 0).astype(np.float32)
+    b = (frame[sl] > 0).astype(np.float32)
+    shift = phase_cross_correlation(a, b)[0]
+    mult = np.array([1.0] * (prev.ndim - 2) + [float(step)] * 2)
+    return -np.asarray(shift, dtype=float) * mult
+
+
+def _scan(labels: Movie, *, overlap_frames: int, drift: bool, progress: bool
+          ) -> tuple[pd.DataFrame, dict, np.ndarray]:
+    """One pass over the frames: nucleus table, global drift, shared pixels with the next frames.
+
+    Returns the table of :func:`measure_nuclei`, ``{(i, la, j, lb): pixels}`` for array
+    indices ``i < j <= i + overlap_frames`` (frame ``i`` moved by the drift between ``i``
+    and ``j`` first), and the cumulative drift ``(T, 3)`` in pixels ``(z, y, x)`` (zeros
+    when ``drift`` is False). Holds ``overlap_frames + 1`` frames in memory.
     """
     _check_labels(labels)
     ndim = labels.ndim_spatial
     tables = []
     empty: list[int] = []
     shared: dict[tuple[int, int, int, int], int] = {}
+    cum = np.zeros((labels.n_frames, 3))
     window: deque[tuple[int, np.ndarray]] = deque(maxlen=max(overlap_frames, 1))
+    prev = None
     for i, t in enumerate(tqdm(labels.frame_indices, desc="measuring nuclei", unit="frame", disable=not progress)):
         frame = np.asarray(labels.data[i])
         if frame.size and frame.min() < 0:
@@ -108,11 +151,17 @@ def _scan(labels: Movie, *, overlap_frames: int, progress: bool) -> tuple[pd.Dat
             empty.append(int(t))
         else:
             tables.append(tab)
+        if i > 0:
+            step = _drift(prev, frame) if drift else np.zeros(ndim)
+            cum[i] = cum[i - 1]
+            cum[i, 3 - ndim:] += step
         if overlap_frames > 0:
-            for j, prev in window:
-                for la, lb, c in zip(*_overlaps(prev, frame), strict=True):
+            for j, old in window:
+                d = (cum[i] - cum[j])[3 - ndim:]
+                for la, lb, c in zip(*_overlaps(old, frame, d), strict=True):
                     shared[(j, int(la), i, int(lb))] = int(c)
             window.append((i, frame))
+        prev = frame
     if empty:
         warnings.warn(
             f"labels {labels.source or '<array>'}: {len(empty)} frame(s) hold no nucleus and give no lineage nodes: "
@@ -122,8 +171,8 @@ def _scan(labels: Movie, *, overlap_frames: int, progress: bool) -> tuple[pd.Dat
         )
     if not tables:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in _NUCLEI_COLUMNS}).astype(
-            {"t": np.int64, "label": np.int64, "size_px": np.int64}), shared
-    return pd.concat(tables, ignore_index=True), shared
+            {"t": np.int64, "label": np.int64, "size_px": np.int64}), shared, cum
+    return pd.concat(tables, ignore_index=True), shared, cum
 
 
 def measure_nuclei(labels: Movie, *, progress: bool = True) -> pd.DataFrame:
@@ -160,7 +209,7 @@ def measure_nuclei(labels: Movie, *, progress: bool = True) -> pd.DataFrame:
     -----
     Centroids and areas come from :func:`skimage.measure.regionprops_table`.
     """
-    return _scan(labels, overlap_frames=0, progress=progress)[0]
+    return _scan(labels, overlap_frames=0, drift=False, progress=progress)[0]
 
 
 def _physical_scale(labels: Movie, voxel_size_um: Sequence[float] | None) -> tuple[np.ndarray, str]:
@@ -271,6 +320,7 @@ def link_labels(
     gap_closing_frames: int = 1,
     division: bool = True,
     overlap: bool = True,
+    drift_correction: bool = True,
     flow_neighbors: int = 8,
     progress: bool = True,
 ) -> tuple[Lineage, TrackRelabel]:
@@ -357,7 +407,8 @@ def link_labels(
     if max_distance_um is not None and not (np.isfinite(max_distance_um) and max_distance_um > 0):
         raise InvalidInputError(f"max_distance_um must be a positive number, got {max_distance_um!r}")
     scale, unit = _physical_scale(labels, voxel_size_um)
-    nuclei, shared = _scan(labels, overlap_frames=int(gap_closing_frames) + 1 if overlap else 0, progress=progress)
+    nuclei, shared, cum_drift = _scan(labels, overlap_frames=int(gap_closing_frames) + 1 if overlap else 0,
+                                      drift=drift_correction, progress=progress)
     if max_distance_um is None:
         max_distance = default_max_distance(nuclei, ndim=labels.ndim_spatial, scale=scale)
         logger.info("max linking distance %.3g %s (%.1f x median nucleus diameter)", max_distance, unit,
@@ -402,7 +453,8 @@ def link_labels(
             splitting_cutoff=cutoff if division else False,
             merging_cutoff=False,
         )
-        flow = np.zeros_like(pos)
+        step_drift = np.diff(cum_drift, axis=0, append=cum_drift[-1:]) * scale
+        flow = step_drift[frame_of]
         for _ in range(2 if flow_neighbors > 0 else 1):
             table = np.column_stack([frame_of, nuclei["label"].to_numpy(), pos, flow]).astype(float)
             tree = tracker.predict([table[rows] for rows in per_frame])

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 import numpy as np
-from scipy import ndimage as ndi
+from skimage.measure import regionprops_table
 
 from dynacell.errors import InvalidInputError
 
@@ -33,10 +33,10 @@ def label_centroids(labels: np.ndarray, *, source: str = "") -> dict[int, tuple[
 
     Notes
     -----
-    The image is first cropped to the bounding box of its foreground
-    (:func:`scipy.ndimage.find_objects`); the present labels are found with
-    :func:`numpy.bincount` (no sort) and the centroids with
-    :func:`scipy.ndimage.center_of_mass` (the unweighted centre of each label's pixels).
+    The image is first cropped to the bounding box of its foreground (max projections,
+    axis after axis, each on the already-cropped block: large light-sheet volumes are
+    mostly background); the centroids (unweighted centre of each label's pixels) come from
+    :func:`skimage.measure.regionprops_table`.
 
     Raises
     ------
@@ -51,27 +51,36 @@ def label_centroids(labels: np.ndarray, *, source: str = "") -> dict[int, tuple[
             f"label image {source}: expected an integer instance image, found dtype {lab.dtype}; "
             "pass the label masks (man_trackTTT.tif / maskTTT.tif), not the intensity images"
         )
-    if lab.min() < 0:
+    if lab.dtype.kind == "i" and lab.min() < 0:
         raise InvalidInputError(f"label image {source}: negative label ids found; ids must be >= 0 (0 = background)")
-    foreground = lab > 0
-    if not foreground.any():
+    box = _foreground_box(lab)
+    if box is None:
         return {}
-    # Crop to the foreground's bounding box first: large light-sheet volumes are mostly background.
-    box = ndi.find_objects(foreground.astype(np.uint8))[0]
     crop = lab[box]
     offset = [s.start for s in box]
-    counts = np.bincount(crop.ravel())
-    present = np.flatnonzero(counts)
-    present = present[present > 0]
-    com = ndi.center_of_mass(np.ones(crop.shape, dtype=np.uint8), crop, present)
-    com = [[float(v) + o for v, o in zip(c, offset)] for c in com]
-    out: dict[int, tuple[float, float, float]] = {}
-    for label, c in zip(present.tolist(), com):
-        c = [float(v) for v in c]
-        if len(c) == 2:
-            c = [0.0, *c]
-        out[int(label)] = (c[0], c[1], c[2])
+    props = regionprops_table(crop, properties=("label", "centroid"))
+    axes = [props[f"centroid-{i}"] + off for i, off in enumerate(offset)]
+    if len(axes) == 2:
+        axes = [np.zeros_like(axes[0]), *axes]
+    out: dict[int, tuple[float, float, float]] = {
+        int(label): (float(z), float(y), float(x)) for label, z, y, x in zip(props["label"], *axes)
+    }
     return out
+
+
+def _foreground_box(lab: np.ndarray) -> tuple[slice, ...] | None:
+    """Bounding box of the non-zero voxels of a non-negative label image, or None if empty."""
+    box: list[slice] = []
+    sub = lab
+    for axis in range(lab.ndim):
+        others = tuple(j for j in range(lab.ndim) if j != axis)
+        hits = np.flatnonzero(sub.max(axis=others) if others else sub)
+        if hits.size == 0:
+            return None
+        sl = slice(int(hits[0]), int(hits[-1]) + 1)
+        box.append(sl)
+        sub = sub[(slice(None),) * axis + (sl,)]
+    return tuple(box)
 
 
 def progress(items: Iterable[T], *, enabled: bool, desc: str, total: int | None = None) -> Iterator[T]:

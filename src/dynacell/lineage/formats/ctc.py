@@ -13,19 +13,17 @@ import logging
 import re
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import tifffile
 
-from dynacell.errors import FormatError, InvalidInputError
+from dynacell.errors import FormatError
+from dynacell.io.ctc import TRACK_FILES, find_track_file, read_ctc_tracks
 from dynacell.lineage.formats._common import label_centroids, progress
 from dynacell.lineage.graph import Lineage
 
-__all__ = ["read_ctc_lineage", "read_ctc_track_table", "find_ctc_track_file", "ctc_mask_files"]
+__all__ = ["read_ctc_lineage", "find_ctc_track_file", "ctc_mask_files", "TRACK_FILES"]
 
 logger = logging.getLogger(__name__)
 
-TRACK_FILES = ("man_track.txt", "res_track.txt")
 _MASK_RE = re.compile(r"^(?:man_track|mask)(\d+)\.tiff?$")
 
 
@@ -38,17 +36,7 @@ def find_ctc_track_file(path: str | Path) -> Path:
         If ``path`` is neither a track file nor a folder holding ``man_track.txt`` or
         ``res_track.txt``.
     """
-    p = Path(path)
-    if p.is_file():
-        return p
-    if p.is_dir():
-        for name in TRACK_FILES:
-            if (p / name).is_file():
-                return p / name
-    raise InvalidInputError(
-        f"{p}: expected a CTC TRA/RES folder holding man_track.txt or res_track.txt, or the track "
-        "file itself; found neither. Point to e.g. 01_GT/TRA or 01_RES."
-    )
+    return find_track_file(path)
 
 
 def ctc_mask_files(folder: str | Path) -> dict[int, Path]:
@@ -59,75 +47,6 @@ def ctc_mask_files(folder: str | Path) -> dict[int, Path]:
         if m:
             out[int(m.group(1))] = f
     return dict(sorted(out.items()))
-
-
-def read_ctc_track_table(path: str | Path) -> pd.DataFrame:
-    """Read and validate a CTC track file into a table.
-
-    Parameters
-    ----------
-    path : str or Path
-        ``man_track.txt`` / ``res_track.txt`` (or its folder).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``label, begin, end, parent`` (int64), one row per track, in file order.
-
-    Raises
-    ------
-    FormatError
-        If a line does not hold four integers.
-    InvalidInputError
-        If a label is < 1 or repeated, ``end < begin``, a parent label is not a track of the
-        file, or a track begins at or before its parent's last frame (edge backward in time).
-    """
-    f = find_ctc_track_file(path)
-    rows = []
-    with open(f, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            try:
-                if len(parts) != 4:
-                    raise ValueError
-                rows.append([int(v) for v in parts])
-            except ValueError:
-                raise FormatError(
-                    f"{f}, line {lineno}: expected four integers 'L B E P' (label, begin frame, end frame, "
-                    f"parent label), found {line.strip()!r}; fix or regenerate the track file"
-                ) from None
-    df = pd.DataFrame(rows, columns=["label", "begin", "end", "parent"], dtype=np.int64)
-    bad = df[(df.label < 1) | (df.begin < 0) | (df.parent < 0)]
-    if len(bad):
-        r = bad.iloc[0]
-        raise InvalidInputError(
-            f"{f}: track {int(r.label)} (begin {int(r.begin)}, parent {int(r.parent)}): labels must be >= 1, "
-            "frames and parents >= 0"
-        )
-    dup = df.label[df.label.duplicated()]
-    if len(dup):
-        raise InvalidInputError(f"{f}: track label {int(dup.iloc[0])} appears on more than one line; labels must be unique")
-    bad = df[df.end < df.begin]
-    if len(bad):
-        r = bad.iloc[0]
-        raise InvalidInputError(
-            f"{f}: track {int(r.label)} ends (frame {int(r.end)}) before it begins (frame {int(r.begin)})"
-        )
-    ends = dict(zip(df.label.tolist(), df.end.tolist()))
-    for r in df[df.parent > 0].itertuples(index=False):
-        if r.parent not in ends:
-            raise InvalidInputError(
-                f"{f}: track {r.label} names parent {r.parent}, which is not a track of the file; "
-                "set the parent to 0 or add the parent's line"
-            )
-        if r.begin <= ends[r.parent]:
-            raise InvalidInputError(
-                f"{f}: edge backward in time: track {r.label} begins at frame {r.begin} but its parent "
-                f"{r.parent} ends at frame {ends[r.parent]}; a daughter must begin after its parent ends"
-            )
-    return df
 
 
 def read_ctc_lineage(
@@ -166,7 +85,10 @@ def read_ctc_lineage(
     Raises
     ------
     FormatError, InvalidInputError
-        See :func:`read_ctc_track_table`; also for a mask that is not an integer image.
+        From :func:`dynacell.io.read_ctc_tracks` (malformed lines, bad labels or frames,
+        unknown parents, a daughter that begins before its parent ends: an edge backward in
+        time — each naming file and line); also for a mask that is unreadable or not an
+        integer image (naming file and frame).
 
     Notes
     -----
@@ -175,7 +97,7 @@ def read_ctc_lineage(
     :func:`dynacell.lineage.check_against_labels` for the full per-frame report).
     """
     track_file = find_ctc_track_file(path)
-    df = read_ctc_track_table(track_file)
+    df = read_ctc_tracks(track_file)
     mask_files = ctc_mask_files(track_file.parent)
     ndim = 2
     if mask_files:
