@@ -101,11 +101,16 @@ def test_wormguides_programmed_deaths(worm):
     # each death is the last node of its cell: no child carries the same name
     for n in deaths:
         assert all(lin.graph.nodes[c]["name"] != lin.graph.nodes[n]["name"] for c in lin.children(n))
-    for rules in (EventRules.seed(), EventRules.annotated_deaths()):
-        states = label_events(lin, rules)
-        assert all(states[n] == "death" for n in deaths)
-    ann = count_states(label_events(lin, EventRules.annotated_deaths()))
-    assert ann["death"] == 113
+    ann = label_events(lin, EventRules.annotated_deaths())
+    assert all(ann[n] == "death" for n in deaths)
+    assert count_states(ann)["death"] == 113
+    # 26 dying cells are still visible in the last file (t360); the other 87 end before it.
+    # The seed rules (track ends before the last frame) find exactly those 87, and nothing else.
+    last = lin.n_frames - 1
+    before_end = {n for n in deaths if n[0] < last}
+    seed = label_events(lin, EventRules.seed())
+    assert {n for n, s in seed.items() if s == "death"} == before_end
+    assert len(before_end) == 87
     s = summarize(lin, EventRules.annotated_deaths())
     assert s["deaths"] == 113 and s["divisions"] == 663 and s["nodes"] == len(lin)
 
@@ -138,3 +143,20 @@ def test_blastospim_klb_labels_match_nodes(shared_data, tmp_path, caplog):
     assert np.isfinite(c6).all()
     assert (c6[:, 0] < 81).all() and (c6[:, 1:] < 2048).all()
     assert all(math.isnan(lin.graph.nodes[n]["y"]) for n in lin.nodes_at(7))
+
+
+def test_check_against_labels_on_hela(ctc):
+    """HeLa 02 TRA masks (50 frames) match man_track.txt exactly; the automatic segmentation
+    02_ERR_SEG (frames 0-19, its own ids) does not, and the report names frames and ids."""
+    from dynacell.io import open_labels
+    from dynacell.lineage import check_against_labels
+
+    tra = ctc / "Fluo-N2DL-HeLa/02_GT/TRA"
+    lin = read_lineage(tra, masks=False)
+    report = check_against_labels(lin, open_labels(tra))
+    assert report.ok and report.frames_checked == 50
+    assert len(report.frames_without_labels) == 92 - 50
+    err = check_against_labels(lin, open_labels(ctc / "Fluo-N2DL-HeLa/02_ERR_SEG"))
+    assert not err.ok and err.frames_checked == 20
+    assert set(err.nodes_missing_from_labels) <= set(range(20))
+    assert "frame 0: ids" in err.message()

@@ -53,7 +53,7 @@ def reference_labels(lin: Lineage, rules: EventRules) -> dict:
             out[n] = "mitotic"
         elif p and g.out_degree(p[0]) >= 2 and n[0] - start[0] < rules.daughter_frames:
             out[n] = "new_daughter"
-        elif g.nodes[n].get("death"):
+        elif rules.deaths == "annotated" and g.nodes[n].get("death"):
             out[n] = "death"
         elif g.out_degree(n) == 0 and n[0] < last:
             out[n] = "death" if rules.deaths == "track_end" and rules.track_end == "death" else "unknown"
@@ -175,21 +175,25 @@ def test_track_end_before_last_frame():
 
 
 def test_annotated_death():
-    """Track 1 ends at frame 1 with death=True; track 2 ends at frame 2 unannotated. Last frame 3::
+    """Track 1 ends at frame 1 with death=True; track 2 ends at frame 2 unannotated; track 3
+    reaches the last frame (3) and is annotated (a dying cell still visible when the movie ends)::
 
         (0,1) ─ (1,1)†
         (0,2) ─ (1,2) ─ (2,2)╳
+        (0,3) ─ (1,3) ─ (2,3) ─ (3,3)†
+    annotated: deaths exactly where annotated; seed: track ends before the last frame, annotations ignored.
     """
     lin = Lineage(n_frames=4)
     chain(lin, 1, 0, 1)
     chain(lin, 2, 0, 2)
+    chain(lin, 3, 0, 3)
     lin.graph.nodes[(1, 1)]["death"] = True
+    lin.graph.nodes[(3, 3)]["death"] = True
     ann = label_events(lin, EventRules.annotated_deaths())
-    assert ann[(1, 1)] == "death"
-    assert ann[(2, 2)] == "unknown"
+    assert (ann[(1, 1)], ann[(2, 2)], ann[(3, 3)]) == ("death", "unknown", "death")
+    assert count_states(ann)["death"] == 2
     seed = label_events(lin, EventRules.seed())
-    assert seed[(1, 1)] == seed[(2, 2)] == "death"
-    assert count_states(ann)["death"] == 1
+    assert (seed[(1, 1)], seed[(2, 2)], seed[(3, 3)]) == ("death", "death", "unknown")
 
 
 def test_stable_window_at_movie_border():

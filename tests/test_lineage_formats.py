@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -66,6 +67,20 @@ def test_ctc_nodes_edges_centroids(tiny_ctc):
     fast = read_lineage(tiny_ctc, masks=False)
     assert math.isnan(fast.graph.nodes[(1, 1)]["y"])
     assert fast.divisions() == lin.divisions()
+
+
+def test_ctc_masks_disagreeing_with_track_file_are_reported(tmp_path, caplog):
+    """Mask of frame 0 holds id 9 (no such track) and lacks track 2's nucleus::
+
+        track file: (0,1)  (0,2)        mask 0: ids 1, 9
+    """
+    folder = write_ctc(tmp_path / "TRA", ["1 0 0 0", "2 0 0 0"], {0: disk_frame((20, 20), {1: (5, 5), 9: (14, 14)})})
+    with caplog.at_level(logging.WARNING, logger="dynacell.lineage"):
+        lin = read_lineage(folder)
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert "have no track in the track file (first: frame 0, ids [9])" in text
+    assert "absent from their frame's mask (first: frame 0, ids [2])" in text
+    assert math.isnan(lin.graph.nodes[(0, 2)]["y"])
 
 
 def test_ctc_3d_masks_give_ndim_3(tmp_path):

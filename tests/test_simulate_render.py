@@ -220,3 +220,23 @@ def test_invalid_inputs():
     with pytest.raises(InvalidInputError, match="death_frames"):
         AppearanceParams(death_frames=-1)
     assert dataclasses.asdict(ImagingParams.mouse_lightsheet())["voxel_size_um"][0] > 0
+    assert ImagingParams().with_overrides(background=3.0).background_photons == 3.0
+    with pytest.raises(InvalidInputError, match="twice"):
+        ImagingParams().with_overrides(background=3.0, background_photons=4.0)
+
+
+@pytest.mark.parametrize("lam", [0.4, 5.0, 60.0])
+def test_background_poisson_sampler_matches_poisson_law(lam):
+    from scipy import stats
+
+    from dynacell.simulate.render import _poisson_constant_rate
+
+    x = _poisson_constant_rate(np.random.default_rng(0), lam, (200_000,))
+    assert x.dtype == np.float32
+    k = np.arange(int(lam + 6 * np.sqrt(lam)) + 3)
+    observed = np.bincount(x.astype(int), minlength=k.size)[: k.size]
+    expected = stats.poisson.pmf(k, lam) * x.size
+    ok = expected > 5
+    chi2 = ((observed[ok] - expected[ok]) ** 2 / expected[ok]).sum()
+    assert stats.chi2.sf(chi2, ok.sum() - 1) > 1e-3
+    assert abs(x.mean() - lam) < 5 * np.sqrt(lam / x.size)

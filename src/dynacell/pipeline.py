@@ -226,8 +226,6 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
             f"labels {labels.source}: {what} (movie {images.source} has {images.n_frames} frames "
             f"{images.frame_indices[0]}..{images.frame_indices[-1]}); give one label image per movie frame"
         )
-    from scipy import ndimage as ndi
-
     ids: dict[int, np.ndarray] = {}
     rows = []
     for t in tqdm(images.frame_indices, desc="check labels", disable=not progress):
@@ -241,11 +239,13 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
             )
         ids[int(t)] = u
         if measure is not None:
-            cen = np.asarray(ndi.center_of_mass(np.ones(frame.shape, np.uint8), frame, u)).reshape(len(u), -1)
-            size = ndi.sum_labels(np.ones(frame.shape, np.uint8), frame, u)
-            if cen.shape[1] == 2:
-                cen = np.column_stack([np.zeros(len(u)), cen])
-            rows.append(pd.DataFrame({"t": int(t), "label": u, "z": cen[:, 0], "y": cen[:, 1], "x": cen[:, 2],
+            coords = np.nonzero(frame)
+            inv = np.searchsorted(u, frame[coords])
+            size = np.bincount(inv, minlength=len(u))
+            cen = [np.bincount(inv, weights=c, minlength=len(u)) / size for c in coords]
+            if len(cen) == 2:
+                cen = [np.zeros(len(u)), *cen]
+            rows.append(pd.DataFrame({"t": int(t), "label": u, "z": cen[0], "y": cen[1], "x": cen[2],
                                       "size_px": size.astype(np.int64)}))
     if measure is not None:
         measure.append(pd.concat(rows, ignore_index=True))
@@ -253,16 +253,21 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
 
 
 def motion_gate(nuclei: pd.DataFrame, *, ndim: int, voxel_size_um: tuple[float, ...] | None = None,
-                quantile: float = 0.9, factor: float = 1.5) -> dict[str, float]:
+                quantile: float = 0.9, factor: float = 2.5) -> dict[str, float]:
     """Linking distance gate adapted to the motion seen in the movie.
 
     The default gate of :func:`dynacell.track.link_labels` is 1.5 × the median nucleus diameter,
-    right for densely sampled movies. When nuclei move more than that between frames (e.g. the
-    real mouse-8cell embryo, whose nuclei move 20–40 px between time points for a diameter of
-    ~14 px), tracks break. This gate is ``max(default, factor × q-quantile of the distances of the
-    globally optimal one-to-one assignment between the centroids of consecutive frames)``
-    (Hungarian algorithm, :func:`scipy.optimize.linear_sum_assignment`, no gate): the assignment
-    distances measure the typical frame-to-frame motion.
+    right for densely sampled movies. When nuclei move more than that between frames (the real
+    mouse-8cell embryo: steps of 12–60 px between time points for a diameter of ~15 px), tracks
+    break. This gate is ``max(default, factor × q-quantile of the one-to-one displacements)``,
+    the displacements being those of the globally optimal assignment (Hungarian algorithm,
+    :func:`scipy.optimize.linear_sum_assignment`, no gate) between the centroids of consecutive
+    frames *with the same number of nuclei* (no division, death or segmentation change to
+    confuse the assignment). Without such frame pairs the default is used.
+
+    Measured on ../shared/data (q = 0.9, pixels): mouse-8cell 31.6 (10 of 10 pairs usable;
+    gate 79 > default 22), HeLa 02_ERR_SEG 8.1, bacteria-phc 01 14.2, CHO 02_ERR_SEG 6.9 (the
+    default stays in force for the three CTC movies).
 
     Parameters
     ----------
@@ -281,7 +286,9 @@ def motion_gate(nuclei: pd.DataFrame, *, ndim: int, voxel_size_um: tuple[float, 
     -------
     dict
         ``default`` (1.5 × median diameter), ``motion`` (factor × quantile of the assignment
-        distances) and ``max_distance`` (the larger), in µm (pixels when the voxel size is unknown).
+        distances, 0 without usable frame pairs), ``n_pairs`` (frame pairs used) and
+        ``max_distance`` (the larger of default and motion), in µm (pixels when the voxel size
+        is unknown).
     """
     from scipy.optimize import linear_sum_assignment
     from scipy.spatial.distance import cdist
@@ -296,11 +303,14 @@ def motion_gate(nuclei: pd.DataFrame, *, ndim: int, voxel_size_um: tuple[float, 
     pos = {t: g[["z", "y", "x"]].to_numpy() * scale for t, g in nuclei.groupby("t")}
     dists = []
     for a, b in zip(frames[:-1], frames[1:]):
+        if len(pos[a]) != len(pos[b]):
+            continue
         d = cdist(pos[a], pos[b])
         r, c = linear_sum_assignment(d)
         dists.append(d[r, c])
     motion = float(factor * np.quantile(np.concatenate(dists), quantile)) if dists else 0.0
-    return {"default": float(default), "motion": motion, "max_distance": float(max(default, motion))}
+    return {"default": float(default), "motion": motion, "n_pairs": len(dists),
+            "max_distance": float(max(default, motion))}
 
 
 def check_lineage(lineage: Lineage, ids: dict[int, np.ndarray], source: str, labels: Movie | None = None) -> Lineage:
@@ -593,8 +603,19 @@ def evaluate_against_gt(
     except ImportError as exc:  # the tracking metrics module is written by another helper
         res["tracking"] = {"error": f"dynacell.metrics.tracking unavailable: {exc}"}
     else:
-        res["tracking"] = _json_safe(evaluate_tracks(ctc_dir, gt))
+        res["tracking"] = _json_safe(evaluate_tracks(ctc_dir, gt, progress=progress))
     return res
+
+
+def _replace_prefix(obj: Any, old: str, new: str) -> Any:
+    """Replace the temporary output path by the final one in every string of a JSON-like object."""
+    if isinstance(obj, dict):
+        return {k: _replace_prefix(v, old, new) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_replace_prefix(v, old, new) for v in obj]
+    if isinstance(obj, str) and obj.startswith(old):
+        return new + obj[len(old):]
+    return obj
 
 
 def _json_safe(obj: Any) -> Any:
@@ -865,6 +886,7 @@ def run(
         if gt is not None:
             with timer.step("evaluate"):
                 evaluation = evaluate_against_gt(gt, states, label_movie, tmp / "ctc", progress=progress)
+                evaluation = _replace_prefix(_json_safe(evaluation), str(tmp), str(out))
         if video:
             with timer.step("video"):
                 from dynacell.viz.overlay import write_overlay_video

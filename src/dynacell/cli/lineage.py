@@ -32,8 +32,9 @@ def lineage_command(
 ) -> None:
     """Print a JSON summary of a lineage: frames, nodes, tracks, divisions, deaths and the count of every state.
 
-    ``deaths`` counts explicit death annotations where the data has them (WormGUIDES
+    "deaths" counts explicit death annotations where the data has them (WormGUIDES
     CellDeaths.csv), else the track ends before the last frame labelled death by --rules.
+    "frames" is the number of frames spanned (first_frame to the last frame).
     """
     import json
 

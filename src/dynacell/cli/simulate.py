@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -35,7 +36,7 @@ def simulate(
     min_deaths: int = typer.Option(0, "--min-deaths", help="Guarantee at least this many deaths (simulated embryo)."),
     preset: str = typer.Option("default", "--preset", help=f"Imaging preset: {', '.join(PRESETS)}."),
     voxel_size_um: str | None = typer.Option(None, "--voxel-size-um", help="Rendered voxel size, e.g. '2,0.5,0.5' (z,y,x µm)."),
-    lineage_voxel_size_um: str | None = typer.Option(None, "--lineage-voxel-size-um", help="µm per lineage pixel (z,y,x); WormGUIDES: 0.1625."),
+    lineage_voxel_size_um: str | None = typer.Option(None, "--lineage-voxel-size-um", help="µm per lineage pixel (z,y,x). Default: the rendered voxel size; for AceTree/WormGUIDES lineages 0.1625."),
     scale: float = typer.Option(1.0, "--scale", help="Render at this fraction of the size in pixels (physical sizes unchanged)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
@@ -44,7 +45,7 @@ def simulate(
     from rich.console import Console
 
     from dynacell.errors import InvalidInputError, OutputExistsError
-    from dynacell.simulate import ImagingParams, render_lineage, simulate_embryo
+    from dynacell.simulate import WORMGUIDES_VOXEL_SIZE_UM, ImagingParams, render_lineage, simulate_embryo
 
     if output.exists() and not overwrite:
         raise OutputExistsError(f"output folder {output} exists; pass --overwrite to replace it")
@@ -61,8 +62,15 @@ def simulate(
 
         lin = read_lineage(lineage)
         sel = slice(start, None if frames is None else start + frames)
+        lvs = _parse_floats(lineage_voxel_size_um, "--lineage-voxel-size-um")
+        if lvs is None and lin.graph.graph.get("format") == "acetree":
+            lvs = (WORMGUIDES_VOXEL_SIZE_UM,)
+            logging.getLogger(__name__).info(
+                "AceTree lineage without --lineage-voxel-size-um: using the WormGUIDES pixel size %.4f µm",
+                WORMGUIDES_VOXEL_SIZE_UM,
+            )
         res = render_lineage(lin, imaging=imaging, frames=sel, scale=scale, seed=seed, progress=progress,
-                             lineage_voxel_size_um=_parse_floats(lineage_voxel_size_um, "--lineage-voxel-size-um"))
+                             lineage_voxel_size_um=lvs)
     else:
         if ndim not in (2, 3):
             raise InvalidInputError(f"--ndim must be 2 or 3; got {ndim}")

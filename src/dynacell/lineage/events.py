@@ -10,16 +10,24 @@ first that matches wins:
    split".
 2. ``new_daughter``: the first ``daughter_frames`` frames of a track whose first node's
    parent has ≥ 2 children. Seed: 1 — "the first frame after the split".
-3. ``death``: a node explicitly annotated ``death=True`` (e.g. ``CellDeaths.csv``); and,
-   with ``deaths="track_end"`` and ``track_end="death"`` (seed), a node without children
-   before the last frame of the movie. In the seed this also catches tracking losses and
-   cells leaving the field; ``track_end="unknown"`` or ``deaths="annotated"`` label such
-   track ends ``unknown`` instead.
+3. ``death``: with ``deaths="track_end"`` (seed) and ``track_end="death"`` (seed), a node
+   without children before the last frame of the movie — in the seed this also catches
+   tracking losses and cells leaving the field; ``track_end="unknown"`` labels such track
+   ends ``unknown`` instead. With ``deaths="annotated"``, only nodes explicitly annotated
+   ``death=True`` (e.g. from WormGUIDES ``CellDeaths.csv``) and every other track end is
+   ``unknown``. The two sources are not mixed: the seed preset ignores annotations, so it
+   stays exact.
 4. ``stable``: a node that is *directly stable* — exactly one child and not labelled by
    rules 1–3 — and that has, within ±``stable_window`` frames on its own track (itself
    included), at least ``floor(1.5 · stable_window)`` directly stable nodes. Seed: W = 8,
    so 12 of at most 17.
 5. ``unknown``: everything else (e.g. a track's node at the last frame, short tracks).
+
+Source: rules 1–3 and their order are the seed's ``classify_node``
+(``preperation/python/nucleus_lineage_to_classification.py`` of
+github.com/dineshchhantyal/3d-cnn-classification), whose "final frame" is the last frame
+holding a node (here ``lineage.n_frames - 1``, the same unless ``n_frames`` is given); the
+stability window of rule 4 is the one the SEEDS.md digest records for the seed.
 
 A *track* here is a chain of single-child links, as in the seed's ``track_ancestor``: it
 starts at a root or at a daughter of a division and continues while a node has exactly one
@@ -65,9 +73,10 @@ class EventRules:
         State of a node without children before the last frame (with ``deaths="track_end"``).
         Seed: ``"death"``.
     deaths : {"track_end", "annotated"}
-        ``"track_end"``: track ends count by ``track_end`` (plus explicit annotations);
-        ``"annotated"``: deaths only from explicit annotations (``death=True`` node
-        attribute, e.g. WormGUIDES ``CellDeaths.csv``); other track ends are ``unknown``.
+        ``"track_end"``: track ends before the last frame count by ``track_end``; explicit
+        annotations are ignored (seed). ``"annotated"``: deaths only from explicit
+        annotations (``death=True`` node attribute, e.g. WormGUIDES ``CellDeaths.csv``),
+        wherever the annotated node lies; other track ends are ``unknown``.
 
     Raises
     ------
@@ -198,11 +207,11 @@ def label_events(lineage: Lineage, rules: EventRules | None = None) -> dict[Node
 
     claim(ends_in_division[track] & (track_end[track] - t < rules.mitotic_frames), "mitotic")
     claim(born_of_division[track] & (t - track_start[track] < rules.daughter_frames), "new_daughter")
-    claim(annotated, "death")
     track_ends = (n_children == 0) & (t < lineage.n_frames - 1)
     if rules.deaths == "track_end":
         claim(track_ends, "death" if rules.track_end == "death" else "unknown")
     else:
+        claim(annotated, "death")
         claim(track_ends, "unknown")
 
     direct = free & (n_children == 1)

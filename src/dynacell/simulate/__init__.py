@@ -9,7 +9,7 @@
 """
 
 from dynacell.simulate.embryo import grow_embryo, simulate_embryo
-from dynacell.simulate.params import AppearanceParams, ImagingParams
+from dynacell.simulate.params import WORMGUIDES_VOXEL_SIZE_UM, AppearanceParams, ImagingParams
 from dynacell.simulate.render import default_rules, ground_truth_states, render_lineage
 from dynacell.simulate.result import SimulationResult
 
@@ -17,6 +17,7 @@ __all__ = [
     "AppearanceParams",
     "ImagingParams",
     "SimulationResult",
+    "WORMGUIDES_VOXEL_SIZE_UM",
     "default_rules",
     "ground_truth_states",
     "grow_embryo",

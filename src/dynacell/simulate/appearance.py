@@ -89,6 +89,11 @@ class TrackInfo:
         Relative semi-axes of the interphase ellipsoid.
     fragment_dirs : ndarray, shape (F, 3)
         Unit directions of apoptotic fragments.
+    texture_k, texture_phase, texture_omega : ndarray
+        Chromatin texture plane waves: wave vectors (K, 3) in rad/µm, phases (K,) in rad,
+        phase drift (K,) in rad/frame.
+    brightness : float
+        Log-normal brightness factor of the track (cell-to-cell variation).
     """
 
     nodes: list[Node]
@@ -102,6 +107,7 @@ class TrackInfo:
     texture_k: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     texture_phase: np.ndarray = field(default_factory=lambda: np.zeros(0))
     texture_omega: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    brightness: float = 1.0
 
     @property
     def t_first(self) -> int:
@@ -238,6 +244,7 @@ def build_tracks(lineage: Lineage, states: dict[Node, str], position_um: Callabl
         info.texture_k = k_norm * _unit_vectors(rng, appearance.texture_waves, ndim)
         info.texture_phase = rng.uniform(0, 2 * np.pi, appearance.texture_waves)
         info.texture_omega = rng.normal(0.0, 0.3, appearance.texture_waves)
+        info.brightness = float(np.exp(appearance.brightness_sd * rng.standard_normal()))
         for i, n in enumerate(track):
             index[n] = (info, i)
     return index
@@ -285,7 +292,7 @@ def node_blobs(info: TrackInfo, position: int, radius_um: float, grows: bool, cy
         r = radius_um * (ap.birth_volume_fraction + (1.0 - ap.birth_volume_fraction) * phase) ** (1.0 / 3.0)
     else:
         r = radius_um
-    bright = 1.0
+    bright = info.brightness
     tex = ap.texture_amplitude
     if info.born_from_division and since_birth < ap.daughter_frames:
         f = since_birth / ap.daughter_frames

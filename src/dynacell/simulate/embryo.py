@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 #: Target packing fraction of the container at the expected final cell count.
 PACKING_FRACTION = 0.35
+#: Default cell radius over nucleus radius (cells are kept 2 cell radii apart).
+CELL_TO_NUCLEUS = 1.25
 #: Rounds of pairwise repulsion per frame.
 RELAX_ROUNDS = 12
 #: Attempts (sub-seeds) to meet ``min_divisions`` / ``min_deaths`` before giving up.
@@ -69,6 +71,7 @@ def grow_embryo(
     division_rate_per_frame: float = 0.2,
     death_rate_per_frame: float = 0.004,
     radius_um: float = 4.0,
+    cell_radius_um: float | None = None,
     min_cycle_frames: int = 6,
     motility_um_per_frame: float = 0.4,
     container_radius_um: float | None = None,
@@ -88,7 +91,8 @@ def grow_embryo(
         ``"dies"`` or ``"survives"``), ``positions`` ndarray (n, 3) µm relative to the
         container centre (``z = 0`` in 2D).
     container_radius_um : float
-        Radius of the embryo sphere / dish disc (µm).
+        Radius of the embryo sphere / dish disc (µm); cell centres stay
+        ``cell_radius_um`` inside it.
     attempt : int
         The sub-seed ``[seed, attempt]`` that met ``min_divisions`` and ``min_deaths``.
 
@@ -113,19 +117,24 @@ def grow_embryo(
         )
     if min_divisions < 0 or min_deaths < 0:
         raise InvalidInputError("simulate_embryo: min_divisions and min_deaths must be >= 0")
+    cell_r = CELL_TO_NUCLEUS * radius_um if cell_radius_um is None else float(cell_radius_um)
+    if cell_r < radius_um:
+        raise InvalidInputError(
+            f"simulate_embryo: cell_radius_um ({cell_r}) must be >= the nucleus radius_um ({radius_um})"
+        )
     mean_cycle = min_cycle_frames + (1.0 / division_rate_per_frame if division_rate_per_frame > 0 else np.inf)
     n_expected = max(n_start * 2.0 ** (n_frames / mean_cycle), n_start + min_divisions, 2)
     if container_radius_um is None:
         if ndim == 3:
-            container_radius_um = radius_um * (n_expected / PACKING_FRACTION) ** (1.0 / 3.0)
+            container_radius_um = cell_r * (n_expected / PACKING_FRACTION) ** (1.0 / 3.0)
         else:
-            container_radius_um = radius_um * np.sqrt(n_expected / PACKING_FRACTION)
-    inner = container_radius_um - radius_um
+            container_radius_um = cell_r * np.sqrt(n_expected / PACKING_FRACTION)
+    inner = container_radius_um - cell_r
     if inner <= 0:
         raise InvalidInputError(
-            f"simulate_embryo: container radius {container_radius_um} µm must exceed the nucleus radius {radius_um} µm"
+            f"simulate_embryo: container radius {container_radius_um} µm must exceed the cell radius {cell_r} µm"
         )
-    min_dist = 2.0 * radius_um * 1.05
+    min_dist = 2.0 * cell_r
 
     for attempt in range(MAX_ATTEMPTS):
         rng = np.random.default_rng([int(seed), attempt])
@@ -158,7 +167,7 @@ def grow_embryo(
                                       "fate": "survives", "positions": []})
                         next_label += 1
                         new_alive.append(len(cells) - 1)
-                        new_pos.append(p + sign * axis * radius_um * 0.8)
+                        new_pos.append(p + sign * axis * cell_r * 0.8)
                 elif age >= 2 and t + 1 < n_frames - 1 and u > 1.0 - death_rate_per_frame:
                     # dies: this frame is its last; never on the last frame (seed rule: not a death)
                     c["fate"] = "dies"
@@ -195,6 +204,7 @@ def simulate_embryo(
     division_rate_per_frame: float = 0.2,
     death_rate_per_frame: float = 0.004,
     radius_um: float = 4.0,
+    cell_radius_um: float | None = None,
     shape: Sequence[int] | None = None,
     voxel_size_um: Sequence[float] | float | None = None,
     min_cycle_frames: int = 6,
@@ -223,8 +233,10 @@ def simulate_embryo(
         Probability per frame that a cell (at least 2 frames old) dies (apoptosis).
         Deaths never fall on the last frame.
     radius_um : float
-        Interphase nucleus radius at division (µm); cells are kept
-        ``2.1 * radius_um`` apart.
+        Interphase nucleus radius at division (µm).
+    cell_radius_um : float, optional
+        Cell radius (µm): cell centres are kept ``2 * cell_radius_um`` apart and the
+        container is sized for them. Default ``1.25 * radius_um``.
     shape : sequence of int, optional
         Frame shape ``(Z, Y, X)`` / ``(Y, X)``; default: the container plus a margin.
     voxel_size_um : float or sequence, optional
@@ -269,13 +281,14 @@ def simulate_embryo(
     appearance = dataclasses.replace(appearance or AppearanceParams(), radius_um=float(radius_um))
     cells, container, attempt = grow_embryo(
         ndim=ndim, n_start=n_start, n_frames=n_frames, division_rate_per_frame=division_rate_per_frame,
-        death_rate_per_frame=death_rate_per_frame, radius_um=radius_um, min_cycle_frames=min_cycle_frames,
+        death_rate_per_frame=death_rate_per_frame, radius_um=radius_um, cell_radius_um=cell_radius_um,
+        min_cycle_frames=min_cycle_frames,
         motility_um_per_frame=motility_um_per_frame, min_divisions=min_divisions, min_deaths=min_deaths,
         seed=seed,
     )
     vs = np.asarray(imaging.voxel_size_um)
     if shape is None:
-        extent_um = 2.0 * (container + 1.5 * radius_um)
+        extent_um = 2.0 * (container - (cell_radius_um or CELL_TO_NUCLEUS * radius_um) + 1.6 * radius_um)
         shape3 = np.ceil(extent_um / vs).astype(int)
         shape_t = tuple(int(v) for v in (shape3 if ndim == 3 else shape3[1:]))
     else:
@@ -310,7 +323,8 @@ def simulate_embryo(
     res.params["embryo"] = {
         "ndim": ndim, "n_start": n_start, "n_frames": n_frames,
         "division_rate_per_frame": division_rate_per_frame, "death_rate_per_frame": death_rate_per_frame,
-        "radius_um": radius_um, "min_cycle_frames": min_cycle_frames,
+        "radius_um": radius_um, "cell_radius_um": cell_radius_um or CELL_TO_NUCLEUS * radius_um,
+        "min_cycle_frames": min_cycle_frames,
         "motility_um_per_frame": motility_um_per_frame, "container_radius_um": container,
         "min_divisions": min_divisions, "min_deaths": min_deaths, "dynamics_attempt": attempt,
         "n_divisions": sum(c["fate"] == "divides" for c in cells),

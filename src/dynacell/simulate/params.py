@@ -16,7 +16,13 @@ import numpy as np
 
 from dynacell.errors import InvalidInputError
 
-__all__ = ["ImagingParams", "AppearanceParams"]
+__all__ = ["ImagingParams", "AppearanceParams", "WORMGUIDES_VOXEL_SIZE_UM"]
+
+#: µm per pixel of the WormGUIDES AceTree lineage (isotropic after diSPIM fusion; the
+#: files give no physical unit). 0.1625 µm = 6.5 µm camera pixel / 40x objective of the
+#: diSPIM; consistent with the data: nuclei centroids span ~300 x 160 x 167 px, i.e.
+#: 49 x 26 x 27 µm for a ~50 x 30 x 30 µm embryo, and 4-cell nuclei of 37 px = 6 µm.
+WORMGUIDES_VOXEL_SIZE_UM = 0.1625
 
 
 def _triple(name: str, value: Any, *, minimum: float | None) -> tuple[float, float, float]:
@@ -119,15 +125,32 @@ class ImagingParams:
                 raise InvalidInputError(f"ImagingParams.{name} must be >= 0; got {getattr(self, name)!r}")
             object.__setattr__(self, name, v)
 
+    #: Short names accepted by :meth:`with_overrides` (and so by ``render_lineage(**kw)``).
+    ALIASES = {
+        "background": "background_photons",
+        "gain": "gain_adu_per_photon",
+        "offset": "offset_adu",
+        "bleach_rate": "bleach_rate_per_frame",
+    }
+
     def with_overrides(self, **overrides: Any) -> ImagingParams:
         """A copy with some fields replaced.
+
+        Field names, or the short names of :attr:`ALIASES` (``background``, ``gain``,
+        ``offset``, ``bleach_rate``).
 
         Raises
         ------
         InvalidInputError
-            If a name is not a field of :class:`ImagingParams` (no silent typos).
+            If a name is not a field of :class:`ImagingParams` (no silent typos), or a
+            field is given twice (by its name and its alias).
         """
         names = {f.name for f in dataclasses.fields(self)}
+        for short, full in self.ALIASES.items():
+            if short in overrides:
+                if full in overrides:
+                    raise InvalidInputError(f"imaging parameter {full!r} given twice (also as {short!r})")
+                overrides[full] = overrides.pop(short)
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise InvalidInputError(
@@ -145,14 +168,14 @@ class ImagingParams:
         signal-to-noise ratio; see that script's table for the measured values.
         """
         return cls(
-            voxel_size_um=(2.0, 0.8, 0.8),
+            voxel_size_um=(2.0, 0.832, 0.832),
             frame_interval_s=900.0,
             psf_sigma_um=(1.5, 0.4, 0.4),
-            photons=40.0,
+            photons=8.0,
             background_photons=8.0,
-            read_noise_adu=3.0,
-            gain_adu_per_photon=2.0,
-            offset_adu=100.0,
+            read_noise_adu=1.0,
+            gain_adu_per_photon=1.0,
+            offset_adu=109.0,
         )
 
     @classmethod
@@ -166,11 +189,11 @@ class ImagingParams:
             voxel_size_um=(1.0, 0.645, 0.645),
             frame_interval_s=1800.0,
             psf_sigma_um=(1.0, 0.6, 0.6),
-            photons=150.0,
-            background_photons=20.0,
-            read_noise_adu=5.0,
-            gain_adu_per_photon=1.0,
-            offset_adu=100.0,
+            photons=280.0,
+            background_photons=30.0,
+            read_noise_adu=7.0,
+            gain_adu_per_photon=2.0,
+            offset_adu=33000.0,
         )
 
 
@@ -208,6 +231,9 @@ class AppearanceParams:
         Interphase radius (µm) of a nucleus whose node has no ``diameter_px``.
     shape_jitter : float
         Relative random variation of the three semi-axes (0 = spheres).
+    brightness_sd : float
+        Standard deviation of the log-brightness of a track (cell-to-cell variation of
+        expression, log-normal; 0 = every nucleus equally bright).
     birth_volume_fraction : float
         Volume at birth over volume at division (0.5 = volume doubles).
     texture_amplitude, texture_scale_um, texture_waves
@@ -239,6 +265,7 @@ class AppearanceParams:
 
     radius_um: float = 4.0
     shape_jitter: float = 0.1
+    brightness_sd: float = 0.15
     birth_volume_fraction: float = 0.5
     texture_amplitude: float = 0.25
     texture_scale_um: float = 2.0
@@ -269,7 +296,7 @@ class AppearanceParams:
                 object.__setattr__(self, f.name, int(v))
                 continue
             v = float(v)
-            lower_ok = v >= 0 if f.name in ("shape_jitter", "texture_amplitude") else v > 0
+            lower_ok = v >= 0 if f.name in ("shape_jitter", "texture_amplitude", "brightness_sd") else v > 0
             if not (np.isfinite(v) and lower_ok):
                 raise InvalidInputError(f"AppearanceParams.{f.name} must be > 0; got {getattr(self, f.name)!r}")
             object.__setattr__(self, f.name, v)

@@ -158,6 +158,11 @@ def _rasterise(blobs: Sequence[tuple[int, np.ndarray, Blob, TrackInfo]], shape: 
     return signal, labels, boxes
 
 
+def _label_present(labels: np.ndarray, boxes: dict[int, list[tuple[slice, ...]]], label: int) -> bool:
+    """Whether ``label`` still has a voxel in ``labels`` (searched in the boxes it was drawn in)."""
+    return any((labels[sl] == label).any() for sl in boxes.get(label, ()))
+
+
 #: Width of the guide-table bins of :func:`_poisson_constant_rate` (2**-16).
 _GUIDE_BINS = 1 << 16
 
@@ -335,6 +340,8 @@ def render_lineage(
         )
     if not (np.isfinite(scale) and scale > 0):
         raise InvalidInputError(f"render_lineage: scale must be > 0, got {scale!r}")
+    if radius_um is not None and not (np.isfinite(radius_um) and radius_um > 0):
+        raise InvalidInputError(f"render_lineage: radius_um must be > 0, got {radius_um!r}")
     imaging = (imaging or ImagingParams()).with_overrides(**imaging_overrides)
     appearance = appearance or AppearanceParams()
     ndim = lineage.ndim
@@ -373,9 +380,6 @@ def render_lineage(
         if diam is not None and np.isfinite(diam) and diam > 0:
             return 0.5 * float(diam) * float(lvs[2]), False
         return appearance.radius_um, True
-
-    if radius_um is not None and not (np.isfinite(radius_um) and radius_um > 0):
-        raise InvalidInputError(f"render_lineage: radius_um must be > 0, got {radius_um!r}")
 
     n_sp = 3 if ndim == 3 else 2
     if crop is not None:
@@ -437,19 +441,15 @@ def render_lineage(
                 items.append((n[1], c, blob, info))
         signal, lab, boxes = _rasterise(items, shape3, rvs, imaging.photons, t)
         shape_arr = np.asarray(shape3)
-
-        def present(label: int) -> bool:
-            return any((lab[sl] == label).any() for sl in boxes.get(label, ()))
-
         for n, c in centres.items():
-            if not present(n[1]):
+            if not _label_present(lab, boxes, n[1]):
                 idx = np.rint(c).astype(int)
                 if np.all(idx >= 0) and np.all(idx < shape_arr):
                     lab[tuple(idx)] = n[1]
                     boxes.setdefault(n[1], []).append(tuple(slice(v, v + 1) for v in idx))
         # a label overwritten by the fallback above may vanish: check every node once more
         for n, c in centres.items():
-            if present(n[1]):
+            if _label_present(lab, boxes, n[1]):
                 kept[n] = c
             else:
                 n_dropped += 1

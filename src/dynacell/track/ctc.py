@@ -25,7 +25,7 @@ __all__ = ["TrackRelabel", "assign_ctc_tracks", "lineage_to_ctc_tracks"]
 
 logger = logging.getLogger(__name__)
 
-CTC_TRACK_COLUMNS = ["L", "B", "E", "P"]
+CTC_TRACK_COLUMNS = ["label", "begin", "end", "parent"]
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def assign_ctc_tracks(lineage: Lineage) -> TrackRelabel:
 
 
 def lineage_to_ctc_tracks(lineage: Lineage) -> pd.DataFrame:
-    """The CTC track table ``L B E P`` of a lineage whose ``track_id`` are CTC tracks.
+    """The CTC track table (``L B E P``) of a lineage whose ``track_id`` are CTC tracks.
 
     Parameters
     ----------
@@ -164,8 +164,10 @@ def lineage_to_ctc_tracks(lineage: Lineage) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``L`` (track id = mask value), ``B`` (first frame), ``E`` (last frame),
-        ``P`` (parent track id, 0 = none), int64, one row per track sorted by ``L``.
+        The CTC columns ``L B E P`` named as in :func:`dynacell.io.read_ctc_tracks` and
+        :func:`dynacell.io.write_ctc_result`: ``label`` (track id = mask value), ``begin``
+        (first frame), ``end`` (last frame), ``parent`` (parent track id, 0 = none); int64,
+        one row per track sorted by ``label``.
 
     Raises
     ------
@@ -202,11 +204,11 @@ def lineage_to_ctc_tracks(lineage: Lineage) -> pd.DataFrame:
         parent = int(g.nodes[preds[0]]["track_id"]) if preds else 0
         rows.append((tid, ts[0], ts[-1], parent))
     df = pd.DataFrame(rows, columns=CTC_TRACK_COLUMNS, dtype=np.int64)
-    ends = dict(zip(df["L"], df["E"], strict=True))
+    ends = dict(zip(df["label"], df["end"], strict=True))
     for row in df.itertuples(index=False):
-        if row.P and ends[row.P] >= row.B:
+        if row.parent and ends[row.parent] >= row.begin:
             raise InvalidInputError(
-                f"lineage {lineage.source}: parent track {row.P} ends at frame {ends[row.P]}, not before its child "
-                f"track {row.L} begins at frame {row.B}; {hint}"
+                f"lineage {lineage.source}: parent track {row.parent} ends at frame {ends[row.parent]}, not before "
+                f"its child track {row.label} begins at frame {row.begin}; {hint}"
             )
     return df

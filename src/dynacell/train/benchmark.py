@@ -35,8 +35,19 @@ ABLATION: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+def _same_run(folder: Path, cfg: TrainConfig) -> bool:
+    """Whether ``folder`` holds a finished run of ``cfg`` (all fields equal but ``name`` and ``out``)."""
+    path = folder / "config.yaml"
+    if not (path.is_file() and (folder / "model.yaml").is_file() and (folder / "test_predictions.csv").is_file()):
+        return False
+    old = TrainConfig.model_validate(yaml.safe_load(path.read_text()))
+    skip = {"name", "out"}
+    return old.model_dump(exclude=skip) == cfg.model_dump(exclude=skip)
+
+
 def benchmark_states(config: TrainConfig, out: str | Path, runs: dict[str, tuple[str, dict[str, Any]]] | None = None,
-                     *, progress: bool = True, overwrite: bool = True) -> pd.DataFrame:
+                     *, progress: bool = True, overwrite: bool = True,
+                     reuse: list[str | Path] | None = None) -> pd.DataFrame:
     """Train and test several models on the same samples, split and seed.
 
     Parameters
@@ -51,6 +62,10 @@ def benchmark_states(config: TrainConfig, out: str | Path, runs: dict[str, tuple
         Progress bars.
     overwrite : bool
         Replace existing model folders under ``out``.
+    reuse : list of path, optional
+        Model folders of earlier runs: a run whose config equals one of them (or the folder
+        ``out/<run>``) in every field but ``name`` and ``out`` is not trained again; its
+        folder is copied to ``out/<run>``.
 
     Returns
     -------
@@ -63,12 +78,24 @@ def benchmark_states(config: TrainConfig, out: str | Path, runs: dict[str, tuple
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = runs or BASELINES
-    data = load_samples(config.data, config.classes)
+    data = None
     rows = []
     for run, (arch, kw) in runs.items():
         cfg = config.model_copy(update={"model": arch, "model_kwargs": {**config.model_kwargs, **kw}
                                         if arch == config.model else dict(kw), "name": run, "out": str(out)})
-        folder = fit(cfg, overwrite=overwrite, progress=progress, data=data)
+        folder = out / run
+        found = [Path(r) for r in [folder, *(reuse or [])] if _same_run(Path(r), cfg)]
+        if found:
+            if found[0] != folder:
+                import shutil
+
+                shutil.rmtree(folder, ignore_errors=True)
+                shutil.copytree(found[0], folder)
+            logger.info("%s: reusing the finished run in %s", run, found[0])
+        else:
+            if data is None:
+                data = load_samples(config.data, config.classes)
+            folder = fit(cfg, overwrite=overwrite, progress=progress, data=data)
         card = yaml.safe_load((folder / "model.yaml").read_text())
         test = card["metrics"]["test"]
         row = {"run": run, "architecture": arch, "n_parameters": card["n_parameters"],

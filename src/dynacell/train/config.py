@@ -70,7 +70,7 @@ class TrainConfig(BaseModel):
     patience: int = Field(6, ge=1, description="early stopping on validation macro-F1")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_threads: int = Field(2, ge=1)
+    num_threads: int = Field(1, ge=1, description="torch CPU threads (1 is fastest on a loaded machine)")
     out: str = Field(..., description="parent folder; the model folder is out/name")
 
     @field_validator("classes")

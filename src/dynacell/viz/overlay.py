@@ -188,12 +188,19 @@ def overlay_frame(
 
 
 def _draw_caption(rgb: np.ndarray, text: str) -> np.ndarray:
-    from PIL import Image, ImageDraw
+    """Write ``text`` and the state colour legend in the top-left corner (white on black)."""
+    from PIL import Image, ImageDraw, ImageFont
 
     img = Image.fromarray(rgb)
     draw = ImageDraw.Draw(img)
-    draw.rectangle((0, 0, 8 + 7 * len(text), 16), fill=(0, 0, 0))
-    draw.text((4, 2), text, fill=(255, 255, 255))
+    size = max(12, rgb.shape[1] // 50)
+    font = ImageFont.load_default(size=size)
+    x = 4
+    entries = [(text, (255, 255, 255))] + [(s, STATE_COLORS[s]) for s in ("stable", "mitotic", "new_daughter", "death")]
+    draw.rectangle((0, 0, rgb.shape[1], size + 6), fill=(0, 0, 0))
+    for label, colour in entries:
+        draw.text((x, 2), label, fill=colour, font=font)
+        x += int(draw.textlength(label, font=font)) + size
     return np.asarray(img)
 
 

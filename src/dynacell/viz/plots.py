@@ -190,7 +190,8 @@ def plot_lineage_tree(lineage: Lineage, states: Mapping[Node, str] | None = None
     lineage.assign_tracks()
     ypos = lineage_layout(lineage)
     n_tracks = len(ypos)
-    height = float(np.clip(0.12 * min(n_tracks, max_tracks), 3, 30))
+    n_rows = int(max(ypos.values(), default=0)) + 1
+    height = float(np.clip(0.12 * min(n_rows, max_tracks), 3, 30))
     fig = Figure(figsize=(9, height))
     ax = fig.subplots()
     g = lineage.graph
@@ -214,12 +215,12 @@ def plot_lineage_tree(lineage: Lineage, states: Mapping[Node, str] | None = None
             ax.scatter(xs, ys, s=14, color=_rgb(state), edgecolors="black", linewidths=0.3, zorder=3, label=state)
     if len(g):
         ax.set_xlim(min(t for t, _ in g.nodes) - 0.5, max(t for t, _ in g.nodes) + 0.5)
-        ax.set_ylim(-1, min(n_tracks, max_tracks))
+        ax.set_ylim(-1, min(n_rows, max_tracks))
     ax.invert_yaxis()
     ax.set_xlabel("frame t")
     ax.set_ylabel("track (tree order)")
     title = f"Lineage tree: {n_tracks} tracks, {len(lineage.divisions())} divisions"
-    if n_tracks > max_tracks:
+    if n_rows > max_tracks:
         title += f" (first {max_tracks} rows drawn)"
     ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:

@@ -6,7 +6,6 @@ from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 import numpy as np
-from skimage.measure import regionprops_table
 
 from dynacell.errors import InvalidInputError
 
@@ -58,6 +57,8 @@ def label_centroids(labels: np.ndarray, *, source: str = "") -> dict[int, tuple[
         return {}
     crop = lab[box]
     offset = [s.start for s in box]
+    from skimage.measure import regionprops_table
+
     props = regionprops_table(crop, properties=("label", "centroid"))
     axes = [props[f"centroid-{i}"] + off for i, off in enumerate(offset)]
     if len(axes) == 2:

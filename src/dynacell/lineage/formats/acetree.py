@@ -167,7 +167,9 @@ def read_acetree_lineage(
     node ends the track at the last frame). On the WormGUIDES data one valid nucleus of the
     last file (``t360``, id 942, ABprpppaapa) has two successors, so a direct count of
     "valid nuclei with two successors" gives 664 while the lineage has 663 divisions (the
-    number the data README gives).
+    number the data README gives). Of the 113 cells of ``CellDeaths.csv``, 87 end before the
+    last file and 26 are still present in it (the movie ends before they vanish); their last
+    node, at the last frame, carries ``death=True`` all the same.
     """
     folder = find_acetree_folder(path)
     table = read_acetree_table(folder, show_progress=show_progress)

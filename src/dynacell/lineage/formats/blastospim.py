@@ -86,22 +86,19 @@ def _graph_part(doc: Any, f: Path) -> dict:
 
 
 def _records(part: Any, what: str, f: Path) -> list[dict]:
-    """MATLAB dumps a table as a list of records, or (one row) as a record, or as columns."""
+    """Rows of a MATLAB table dump: a list of records, one record (a one-row table), or columns."""
     if isinstance(part, list):
         if not all(isinstance(r, dict) for r in part):
             raise FormatError(f"{f}: '{what}' must be a list of objects")
         return part
     if isinstance(part, dict):
-        cols = {k: v for k, v in part.items()}
-        lens = {len(v) for v in cols.values() if isinstance(v, list)}
-        if what == "Edges" and isinstance(cols.get("EndNodes"), list) and cols["EndNodes"] and isinstance(cols["EndNodes"][0], list):
-            return [{"EndNodes": e} for e in cols["EndNodes"]]
-        if what == "Nodes" and isinstance(cols.get("Name"), list):
-            n = len(cols["Name"])
-            return [{k: (v[i] if isinstance(v, list) and len(v) == n else v) for k, v in cols.items()} for i in range(n)]
-        if lens:
-            raise FormatError(f"{f}: cannot read '{what}' as a table")
-        return [part]
+        key = "EndNodes" if what == "Edges" else "Name"
+        col = part.get(key)
+        columnar = isinstance(col, list) and (what == "Nodes" or (col and isinstance(col[0], list)))
+        if not columnar:
+            return [part]
+        n = len(col)
+        return [{k: (v[i] if isinstance(v, list) and len(v) == n else v) for k, v in part.items()} for i in range(n)]
     raise FormatError(f"{f}: '{what}' must be a list of objects, found {type(part).__name__}")
 
 

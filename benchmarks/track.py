@@ -1,0 +1,115 @@
+"""Tracking benchmark: link label masks with dynacell.track.link_labels, score with traccuracy.
+
+Run from the checkout: ``python benchmarks/track.py [--data ../shared/data] [--seed 0]``.
+
+Cases (Cell Tracking Challenge data in ``../shared/data/ctc``):
+
+- ``GOWT1 01 from GT``: the ground-truth TRA masks of Fluo-N2DH-GOWT1 01, with the ids of
+  every frame randomly permuted first (seeded) so that linking cannot use them, linked and
+  scored against ``01_GT``.
+- ``bacteria-phc 01 from GT``: the same on the bacterial colony (356 divisions); the peer
+  tracker's result shipped in ``01_RES`` is scored the same way beside it.
+- ``HeLa 02 from 02_ERR_SEG``: the error-prone segmentation of frames 0-19 linked as is and
+  scored against the sparse ``02_GT`` on the frames that have ground-truth masks
+  (1, 2, 4, 6, 7, 9, 11, 13, 14, 16, 18).
+
+Prints one table row per case: TRA, DET, division precision / recall / F1 (frame buffer 1),
+edge errors, frames evaluated and the linking time (wall clock, this machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dynacell.io import Movie, open_labels, write_ctc_result
+from dynacell.metrics.tracking import evaluate_tracks
+from dynacell.track import link_labels, lineage_to_ctc_tracks
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shuffled_ids(labels: Movie, seed: int) -> Movie:
+    """The label movie with the ids of every frame randomly permuted (lazy, one frame at a time)."""
+    import dask.array as da
+    from skimage.util import map_array
+
+    data = labels.data if isinstance(labels.data, da.Array) else da.from_array(
+        labels.data, chunks=(1, *labels.frame_shape))
+
+    def permute(block: np.ndarray, block_info=None) -> np.ndarray:
+        i = block_info[0]["chunk-location"][0]
+        frame = block[0]
+        ids = np.unique(frame)
+        ids = ids[ids > 0]
+        new = np.random.default_rng([seed, i]).permutation(len(ids)) + 1
+        return map_array(frame, ids, new.astype(frame.dtype))[None]
+
+    return Movie(data.map_blocks(permute, dtype=labels.dtype), labels.axes, labels.voxel_size_um,
+                 labels.frame_interval_s, labels.frame_indices, labels.source + " (ids permuted)")
+
+
+def run_case(name: str, labels: Movie, gt: Path, work: Path) -> dict:
+    t0 = time.perf_counter()
+    lineage, relabel = link_labels(labels, progress=False)
+    link_s = time.perf_counter() - t0
+    res_dir = work / name.replace(" ", "_")
+    write_ctc_result(res_dir, relabel.frames(labels, progress=False), lineage_to_ctc_tracks(lineage),
+                     frame_indices=labels.frame_indices)
+    res = evaluate_tracks(res_dir, gt, progress=False)
+    res["link_s"] = link_s
+    res["nuclei"] = len(lineage)
+    return res
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder (default ../shared/data)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the per-frame id permutation")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    ctc = args.data / "ctc"
+    if not ctc.is_dir():
+        raise SystemExit(f"data not found at {ctc}; pass --data")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        gowt1 = ctc / "Fluo-N2DH-GOWT1"
+        rows.append(("GOWT1 01 from GT (ids permuted)",
+                     run_case("gowt1", shuffled_ids(open_labels(gowt1 / "01_GT" / "TRA"), args.seed),
+                              gowt1 / "01_GT", work)))
+        bact = ctc / "bacteria-phc"
+        rows.append(("bacteria-phc 01 from GT (ids permuted)",
+                     run_case("bacteria", shuffled_ids(open_labels(bact / "01_GT" / "TRA"), args.seed),
+                              bact / "01_GT", work)))
+        peer = evaluate_tracks(bact / "01_RES", bact / "01_GT", progress=False)
+        peer["link_s"] = float("nan")
+        peer["nuclei"] = 0
+        rows.append(("bacteria-phc 01 peer tracker 01_RES", peer))
+        hela = ctc / "Fluo-N2DL-HeLa"
+        rows.append(("HeLa 02 from 02_ERR_SEG (frames 0-19)",
+                     run_case("hela", open_labels(hela / "02_ERR_SEG"), hela / "02_GT", work)))
+
+    head = (f"{'case':40s} {'TRA':>6s} {'DET':>6s} {'divP':>6s} {'divR':>6s} {'divF1':>6s} {'FPe':>5s} {'FNe':>5s} "
+            f"{'WSe':>5s} {'frames':>6s} {'link_s':>7s}")
+    print(head)
+    print("-" * len(head))
+
+    def f(v: float | None) -> str:
+        return "   n/a" if v is None else f"{v:6.3f}"
+
+    for name, r in rows:
+        print(f"{name:40s} {f(r['TRA'])} {f(r['DET'])} {f(r['division_precision'])} {f(r['division_recall'])} "
+              f"{f(r['division_f1'])} {r['fp_edges']:5d} {r['fn_edges']:5d} {r['ws_edges']:5d} "
+              f"{len(r['frames_evaluated']):6d} {r['link_s']:7.1f}")
+    print(f"\nseed {args.seed}; division measures with frame buffer 1; HeLa scored on frames "
+          f"{rows[-1][1]['frames_evaluated']} (frames with GT masks).")
+
+
+if __name__ == "__main__":
+    main()

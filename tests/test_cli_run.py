@@ -1,0 +1,126 @@
+"""Tests of the ``dynacell run`` and ``dynacell demo`` commands (Typer app, in process).
+
+The classifier is a tiny *untrained* model folder made here (``4ncnn`` with random weights):
+these tests check the plumbing, not the accuracy of the shipped models.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+import yaml
+from test_pipeline_run import synthetic_movie
+
+from dynacell import STATES
+
+
+def make_tiny_model(folder, ndim: int, size: int = 16):
+    """An untrained 4ncnn model folder (weights.pt + model.yaml) for ``ndim``-D crops of ``size`` px."""
+    import torch
+
+    from dynacell.models import build_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    model = build_model("4ncnn", ndim, n_classes=len(STATES))
+    torch.save(model.state_dict(), folder / "weights.pt")
+    card = {"name": f"tiny-untrained-{ndim}d", "architecture": "4ncnn", "classes": list(STATES), "ndim": ndim,
+            "crop_size_px": [size] * ndim}
+    (folder / "model.yaml").write_text(yaml.safe_dump(card))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_2d(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny2d", 2)
+
+
+@pytest.fixture(scope="module")
+def ctc_movie(tmp_path_factory):
+    """The synthetic movie of test_pipeline_run written as CTC folders ``01/tTTT.tif``, ``01_SEG/maskTTT.tif``."""
+    root = tmp_path_factory.mktemp("ctcdata")
+    images, labels = synthetic_movie(T=5)
+    (root / "01").mkdir()
+    (root / "01_SEG").mkdir()
+    for t in range(5):
+        tifffile.imwrite(root / "01" / f"t{t:03d}.tif", np.asarray(images.frame(t)).clip(0).astype(np.uint16))
+        tifffile.imwrite(root / "01_SEG" / f"mask{t:03d}.tif", np.asarray(labels.frame(t)))
+    return root
+
+
+def _main(monkeypatch, capsys, *args):
+    """Run the console entry point; returns (exit code, stdout, stderr)."""
+    from dynacell.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["dynacell", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_run_end_to_end(tmp_path, tiny_2d, ctc_movie, monkeypatch, capsys):
+    out = tmp_path / "res"
+    code, stdout, _ = _main(monkeypatch, capsys, "run", ctc_movie / "01", "--labels", ctc_movie / "01_SEG",
+                            "--model", tiny_2d, "-o", out, "--voxel-size-um", 0, 0.5, 0.5,
+                            "--frame-interval-s", 60, "--no-progress", "--no-video")
+    assert code == 0, stdout
+    assert "dynacell run: 5 frames" in stdout
+    info = json.loads((out / "run.json").read_text())
+    assert info["parameters"]["voxel_size_um"] == [0.5, 0.5]
+    assert info["parameters"]["frame_interval_s"] == 60
+    assert info["parameters"]["model"] == "tiny-untrained-2d"
+    states = pd.read_csv(out / "states.csv")
+    assert len(states) == 2 * 3 + 3 * 2
+    assert not (out / "overlay.mp4").exists()
+
+
+@pytest.mark.parametrize("case", ["exists", "unknown_model", "missing_labels", "bad_voxel"])
+def test_cli_run_errors_are_one_line(case, tmp_path, tiny_2d, ctc_movie, monkeypatch, capsys):
+    out = tmp_path / "res"
+    args = ["run", ctc_movie / "01", "--labels", ctc_movie / "01_SEG", "--model", tiny_2d, "-o", out,
+            "--no-progress"]
+    expect = {"exists": "exists", "unknown_model": "available models", "missing_labels": "labels",
+              "bad_voxel": "voxel-size-um"}[case]
+    if case == "exists":
+        out.mkdir()
+    elif case == "unknown_model":
+        args[args.index("--model") + 1] = "nuclei-9d"
+    elif case == "missing_labels":
+        args[args.index("--labels") + 1] = tmp_path / "nowhere"
+    else:
+        args += ["--voxel-size-um", 0, -1, 1]
+    code, _, err = _main(monkeypatch, capsys, *args)
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.startswith("dynacell: error:")]
+    assert len(lines) == 1 and expect in lines[0], err
+    assert "Traceback" not in err
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".res")]
+    assert not leftovers
+    if case != "exists":
+        assert not out.exists()
+
+
+def test_demo_small(tmp_path, monkeypatch, capsys):
+    from dynacell.cli.demo import demo_summary
+    from dynacell.pipeline import run_demo
+
+    model = make_tiny_model(tmp_path / "tiny3d", 3)
+    res = run_demo(tmp_path / "demo", seed=1, n_start=4, n_frames=10, model=model, progress=False)
+    assert (tmp_path / "demo" / "simulation" / "labels" / "man_track.txt").is_file()
+    assert (tmp_path / "demo" / "run" / "report.html").is_file()
+    ev = res.evaluation
+    assert ev["n_scored"] > 0 and 0.0 <= ev["states_after"]["macro_f1"] <= 1.0
+    assert ev["tracking"]["TRA"] > 0.9  # simulated masks are exact: linking must be nearly perfect
+    text = demo_summary(res)
+    assert "macro-F1" in text and "TRA" in text
+    code, _, err = _main(monkeypatch, capsys, "demo", "-o", tmp_path / "demo", "--model", model)
+    assert code == 2 and "exists" in err
