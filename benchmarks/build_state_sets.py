@@ -8,6 +8,11 @@ lineage with :func:`dynacell.lineage.label_events` and crops 32² windows with
 seed's W = 8 no bacterium is ever stable (they divide every few frames). Track ends count
 as ``death`` as in the seed; the 3-class model leaves them out.
 
+bacteria-phc is one colony grown from 2 cells (2 lineage trees), too few groups for a split
+by tree; its ``tree_id`` is replaced by the *clade*: the track id of the node's ancestor
+at frame ``--clade-frame`` (25: ~30 clades; nodes before that frame form clade 0). A clade
+is a whole sub-tree, so mothers, daughters and sisters never fall on two sides.
+
 Usage::
 
     python benchmarks/build_state_sets.py --out /tmp/dynacell_state_sets [--max-stable 2000]
@@ -31,6 +36,19 @@ SETS = {
 }
 
 
+def _clade(lin, node, frame: int) -> int:
+    """Track id of the ancestor of ``node`` at frame ``frame`` (0 for nodes before it)."""
+    if node[0] < frame:
+        return 0
+    while node[0] > frame:
+        parents = lin.parents(node)
+        if not parents:
+            break
+        node = parents[0]
+    lin.assign_tracks()
+    return int(lin.graph.nodes[node]["track_id"])
+
+
 def main() -> None:
     """Build and save the sets; print their class counts."""
     from dynacell.io import open_labels, open_movie
@@ -44,6 +62,10 @@ def main() -> None:
     ap.add_argument("--max-stable", type=int, default=2000, help="random subsample of stable nodes per movie")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", nargs="*", default=list(SETS))
+    ap.add_argument("--bin", type=float, default=1.0,
+                    help="image pixels per crop pixel (crop covers size*bin px; linear resampling)")
+    ap.add_argument("--suffix", default="", help="appended to the file names")
+    ap.add_argument("--clade-frame", type=int, default=25, help="bacteria-phc: clades rooted at this frame")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rules = EventRules(stable_window=2, stable_fraction=1.0)
@@ -53,7 +75,8 @@ def main() -> None:
         images = open_movie(args.data / img)
         labels = open_labels(args.data / tra)
         lin = read_lineage(args.data / track)
-        full = build_sample_set(images, labels, lin, rules, size=args.size, dataset=name,
+        scale = {} if args.bin == 1.0 else {"voxel_size_um": (1.0, 1.0), "target_voxel_um": args.bin}
+        full = build_sample_set(images, labels, lin, rules, size=args.size, dataset=name, **scale,
                                 states=("stable", "mitotic", "new_daughter", "death"),
                                 seed=args.seed, progress=False)
         keep = full.meta.index[full.meta["state"] != "stable"].to_numpy()
@@ -63,9 +86,13 @@ def main() -> None:
 
             stable = np.random.default_rng(args.seed).choice(stable, args.max_stable, replace=False)
         ss = full.subset(sorted([*keep.tolist(), *stable.tolist()]))
+        if name == "bacteria-phc":
+            ss.meta["tree_id"] = [_clade(lin, (t, lab), args.clade_frame)
+                                  for t, lab in zip(ss.meta["t"].tolist(), ss.meta["label"].tolist())]
+            ss.attrs["tree_id"] = f"clade: track id of the ancestor at frame {args.clade_frame} (0 before it)"
         ss.attrs["stable_subsample"] = {"max": args.max_stable, "of": int((full.meta["state"] == "stable").sum()),
                                         "seed": args.seed}
-        path = ss.save(args.out / f"{name}.npz", overwrite=True)
+        path = ss.save(args.out / f"{name}{args.suffix}.npz", overwrite=True)
         print(f"{name}: {path} {ss.counts()}")
 
 

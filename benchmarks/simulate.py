@@ -25,7 +25,6 @@ from dynacell.lineage import Lineage
 from dynacell.simulate import ImagingParams, render_lineage
 
 WORM = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lineages" / "wormguides-celegans"
-WORMGUIDES_UM = 0.1625
 
 
 def random_walk_lineage(n_nuclei: int, n_frames: int, shape: tuple[int, ...], seed: int) -> Lineage:
@@ -71,7 +70,7 @@ def main() -> None:
 
         worm = read_lineage(WORM)
         for scale in (0.5, 1.0):
-            dt, cpu, shp = time_render(worm, frames=range(200, 300), scale=scale, lineage_voxel_size_um=WORMGUIDES_UM,
+            dt, cpu, shp = time_render(worm, frames=range(200, 300), scale=scale,
                                   imaging=ImagingParams(voxel_size_um=(1.0, 0.5, 0.5)), seed=args.seed)
             rows.append((f"WormGUIDES 200-299, scale {scale}", shp, dt, cpu))
 

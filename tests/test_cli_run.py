@@ -114,7 +114,8 @@ def test_demo_small(tmp_path, monkeypatch, capsys):
     from dynacell.pipeline import run_demo
 
     model = make_tiny_model(tmp_path / "tiny3d", 3)
-    res = run_demo(tmp_path / "demo", seed=1, n_start=4, n_frames=10, model=model, progress=False)
+    res = run_demo(tmp_path / "demo", seed=1, n_start=4, n_frames=10, min_divisions=1, min_deaths=0, model=model,
+                   progress=False)
     assert (tmp_path / "demo" / "simulation" / "labels" / "man_track.txt").is_file()
     assert (tmp_path / "demo" / "run" / "report.html").is_file()
     ev = res.evaluation

@@ -7,11 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from dynacell.simulate import render_lineage
-from dynacell.simulate.params import ImagingParams
-
-#: µm per WormGUIDES lineage pixel (diSPIM 6.5 µm camera pixel / 40x; the ~50 µm embryo spans ~300 px).
-WORMGUIDES_UM = 0.1625
+from dynacell.simulate import WORMGUIDES_VOXEL_SIZE_UM, ImagingParams, render_lineage
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +22,9 @@ def test_wormguides_renders_with_a_programmed_death(worm):
     death = worm.explicit_deaths()[0]
     t0 = max(death[0] - 3, 0)
     start = time.perf_counter()
-    res = render_lineage(worm, frames=range(t0, death[0] + 2), scale=0.5, lineage_voxel_size_um=WORMGUIDES_UM,
+    res = render_lineage(worm, frames=range(t0, death[0] + 2), scale=0.5,
                          imaging=ImagingParams(voxel_size_um=(1.0, 0.5, 0.5)), progress=False)
+    assert res.params["lineage_voxel_size_um"] == [WORMGUIDES_VOXEL_SIZE_UM] * 3  # AceTree default
     elapsed = time.perf_counter() - start
     T = death[0] + 2 - t0
     assert res.images.shape[0] == T and res.images.ndim == 4

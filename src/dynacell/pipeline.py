@@ -25,6 +25,7 @@ import os
 import platform
 import shutil
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -145,6 +146,15 @@ class _Timer:
         finally:
             self.timings[name] = round(time.perf_counter() - t0, 3)
             logger.info("step %s done in %.2f s", name, self.timings[name])
+
+
+@contextmanager
+def _role(role: str):
+    """Prefix input errors with the role of the input (``labels (--labels)``) so the message says which one."""
+    try:
+        yield
+    except InvalidInputError as exc:
+        raise type(exc)(f"{role}: {exc}") from exc
 
 
 def _versions() -> dict[str, str]:
@@ -595,7 +605,12 @@ def evaluate_against_gt(
     }
     if scored.any():
         for name, col in (("states_before", "state_classifier"), ("states_after", "state")):
-            rep = classification_report(list(y_true[scored]), list(states.loc[scored, col]), classes=list(STATES))
+            with warnings.catch_warnings():
+                # balanced accuracy averages recall over the true classes; a predicted class absent from
+                # the truth (e.g. no death in a short movie) is expected here, not a problem
+                warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+                rep = classification_report(list(y_true[scored]), list(states.loc[scored, col]),
+                                            classes=list(STATES))
             rep.pop("ece", None)
             res[name] = rep
     try:
@@ -672,6 +687,7 @@ def resolve_model(model: Any, ndim: int, device: str):
                 f"{', '.join(available) or '(none installed)'}; or give the path of a model folder"
             )
         clf = states_pkg.load_model(name, device=device)
+        name = str(getattr(clf, "name", name))
     else:
         clf, name = model, str(getattr(model, "name", type(model).__name__))
     nd = model_ndim(clf)
@@ -816,8 +832,9 @@ def run(
         work = tmp / "_work"
         work.mkdir()
         with timer.step("open"):
-            images = movie if isinstance(movie, Movie) else open_movie(
-                movie, voxel_size_um=voxel_size_um, frame_interval_s=frame_interval_s)
+            with _role("movie"):
+                images = movie if isinstance(movie, Movie) else open_movie(
+                    movie, voxel_size_um=voxel_size_um, frame_interval_s=frame_interval_s)
             if isinstance(movie, Movie) and voxel_size_um is not None:
                 images = Movie(images.data, images.axes, tuple(voxel_size_um), images.frame_interval_s,
                                images.frame_indices, images.source, images.metadata)
@@ -830,7 +847,8 @@ def run(
                 notes.append("Labels come from the CLASSICAL fallback segmenter (Gaussian smoothing, Otsu threshold, "
                              "distance-transform watershed), not from a trained model.")
             else:
-                label_movie = labels if isinstance(labels, Movie) else open_labels(labels)
+                with _role("labels (--labels)"):
+                    label_movie = labels if isinstance(labels, Movie) else open_labels(labels)
                 segmenter = "given"
             if label_movie.voxel_size_um is None and images.voxel_size_um is not None:
                 label_movie = Movie(label_movie.data, label_movie.axes, images.voxel_size_um,
@@ -858,7 +876,8 @@ def run(
                 else:
                     from dynacell.lineage.formats import read_lineage
 
-                    lin, src = read_lineage(lineage), str(lineage)
+                    with _role("lineage (--lineage)"):
+                        lin, src = read_lineage(lineage), str(lineage)
                 lin = check_lineage(lin, ids, src, label_movie)
                 lineage_source = f"given: {src}"
             if lin.n_frames < max(ids) + 1:
@@ -885,7 +904,8 @@ def run(
         evaluation = None
         if gt is not None:
             with timer.step("evaluate"):
-                evaluation = evaluate_against_gt(gt, states, label_movie, tmp / "ctc", progress=progress)
+                with _role("ground truth (--gt)"):
+                    evaluation = evaluate_against_gt(gt, states, label_movie, tmp / "ctc", progress=progress)
                 evaluation = _replace_prefix(_json_safe(evaluation), str(tmp), str(out))
         if video:
             with timer.step("video"):
@@ -898,6 +918,7 @@ def run(
             "segmenter": segmenter,
             "lineage": lineage_source,
             "model": model_name,
+            "model_source": str(model) if model is not None and not hasattr(model, "predict_proba") else model_name,
             "model_card": _json_safe(dict(getattr(clf, "card", {}) or {})) if isinstance(
                 getattr(clf, "card", None), dict) else str(getattr(clf, "card", "")),
             "gt": str(gt) if gt is not None else None,
@@ -980,13 +1001,15 @@ def run_demo(
     seed: int = 0,
     n_start: int = 8,
     n_frames: int = 30,
+    min_divisions: int = 4,
+    min_deaths: int = 1,
     model: Any = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> RunResult:
     """Simulate a small 3D embryo and run the main job on it, scored against the exact ground truth.
 
-    The embryo (:func:`dynacell.simulate.simulate_embryo`, ``min_divisions=4, min_deaths=1``) is
+    The embryo (:func:`dynacell.simulate.simulate_embryo`, by default ``min_divisions=4, min_deaths=1``) is
     saved as a CTC-style folder ``out/simulation`` (``images/``, ``labels/`` with
     ``man_track.txt``); :func:`run` then takes the simulated images and masks, links the
     lineage itself (the simulated lineage is NOT given), classifies with the default 3D model
@@ -1000,6 +1023,8 @@ def run_demo(
         Seed of the simulation and of the run.
     n_start, n_frames : int
         Nuclei at frame 0 and number of frames.
+    min_divisions, min_deaths : int
+        Guaranteed events of the simulated embryo (see :func:`~dynacell.simulate.simulate_embryo`).
     model : str, Path or StateClassifier, optional
         Classifier; default ``nuclei-3d``.
     overwrite : bool
@@ -1034,8 +1059,8 @@ def run_demo(
     t0 = time.perf_counter()
     out.mkdir(parents=True)
     try:
-        sim = simulate_embryo(ndim=3, n_start=n_start, n_frames=n_frames, min_divisions=4, min_deaths=1,
-                              seed=seed, progress=progress)
+        sim = simulate_embryo(ndim=3, n_start=n_start, n_frames=n_frames, min_divisions=min_divisions,
+                              min_deaths=min_deaths, seed=seed, progress=progress)
         sim.save(out / "simulation")
         t_sim = time.perf_counter() - t0
         result = run(out / "simulation" / "images", labels=out / "simulation" / "labels", model=model,

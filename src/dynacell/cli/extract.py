@@ -109,6 +109,8 @@ def register(app: typer.Typer) -> None:
         out = output if output.suffix == ".npz" else output.with_name(output.name + ".npz")
         if out.exists() and not overwrite:
             raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
+        if seed_layout is not None and seed_layout.exists() and not overwrite:
+            raise OutputExistsError(f"--seed-layout {seed_layout} exists; pass --overwrite to replace it")
         state_list = tuple(s.strip() for s in states.split(",") if s.strip())
         for s in (*state_list, assume_state):
             if s not in _STATES:
@@ -119,8 +121,22 @@ def register(app: typer.Typer) -> None:
         size_arg = int(sizes[0]) if len(sizes) == 1 else tuple(int(s) for s in sizes)
         vs = parse_floats(voxel_size_um, "--voxel-size-um")
         tv = parse_floats(target_voxel_um, "--target-voxel-um")
+        frame_range = parse_frames(frames)
+        if lineage.strip().lower() != "none":
+            from dynacell.lineage.events import EventRules
+
+            EventRules.preset(rules)  # an unknown preset fails before any file is read
         images = open_movie(movie, voxel_size_um=vs)
         label_movie = open_labels(labels, voxel_size_um=vs)
+        frame_list = None
+        if frame_range is not None:
+            # intersect with the movie's frames (an open range 'a:' must not be expanded)
+            frame_list = [t for t in images.frame_indices if t in frame_range]
+            if not frame_list:
+                raise InvalidInputError(
+                    f"--frames {frames!r} selects no frame of {movie} (its frames are "
+                    f"{images.frame_indices[0]}..{images.frame_indices[-1]}); choose frames inside that range"
+                )
         lin = None
         if lineage.strip().lower() != "none":
             from dynacell.lineage import detect_format, read_lineage
@@ -130,15 +146,23 @@ def register(app: typer.Typer) -> None:
             lin = read_lineage(lineage, format=fmt, **({"masks": False} if fmt == "ctc" else {}))
         samples = build_sample_set(
             images, label_movie, lin, rules,
-            size=size_arg, dataset=dataset or default_dataset_name(movie), frames=parse_frames(frames),
+            size=size_arg, dataset=dataset or default_dataset_name(movie), frames=frame_list,
             states=state_list, max_per_class=max_per_class, seed=seed, voxel_size_um=vs,
             target_voxel_um=(tv[0] if tv and len(tv) == 1 else tv), assume_state=assume_state, progress=progress,
         )
+        if len(samples) == 0:
+            raise InvalidInputError(
+                f"no sample to write: no nucleus of {labels} in the chosen frames"
+                + ("" if lin is None else f" has a lineage node in a state of --states {states!r}")
+                + f"; nothing written to {out} — check --frames, --states and the warnings above"
+            )
         path = samples.save(out, overwrite=overwrite)
         if seed_layout is not None:
             export_seed_layout(samples, seed_layout, overwrite=overwrite)
         counts = ", ".join(f"{k} {v}" for k, v in samples.counts().items()) or "none"
         skipped = samples.attrs.get("skipped") or {}
         skip_txt = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in skipped.items() if v)
+        extra_ids = samples.attrs.get("label_ids_not_in_lineage") or 0
         typer.echo(f"{path}: {len(samples)} samples {'x'.join(map(str, samples.size))} px ({counts})"
-                   + (f"; lineage nodes skipped: {skip_txt}" if skip_txt else ""))
+                   + (f"; lineage nodes skipped: {skip_txt}" if skip_txt else "")
+                   + (f"; label ids not in the lineage: {extra_ids}" if extra_ids else ""))

@@ -64,12 +64,13 @@ def main() -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors
+    except Exception as exc:  # usage errors: missing argument, unknown option, bad option value
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
+        # Typer >= 0.20 vendors click: its usage errors derive from typer.TyperException, not click's.
+        if isinstance(exc, (click.exceptions.ClickException, typer.TyperException)) and hasattr(exc, "show"):
             exc.show()
-            sys.exit(exc.exit_code)
+            sys.exit(getattr(exc, "exit_code", 2))
         raise
 
 

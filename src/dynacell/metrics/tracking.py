@@ -24,6 +24,8 @@ frames were evaluated.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
 from collections import deque
@@ -328,13 +330,16 @@ def evaluate_tracks(pred_ctc_folder: str | Path, gt_ctc_folder: str | Path, *, f
     pred_graph, pred_seg = _contracted_graph(pred, frames, progress, "result")
     gt_seg.offset = pred_seg.offset = gt_graph.start_frame or 0
 
-    matched = CTCMatcher().compute_mapping(gt_graph, pred_graph)
-    ctc = CTCMetrics().compute(matched).results
-    matching = matched.matching_type
-    if matching != "one-to-one":
-        matched = Matched(matched.gt_graph, matched.pred_graph, _one_to_one(matched),
-                          {"name": "CTCMatcher restricted to one-to-one by largest overlap"})
-    div_all = DivisionMetrics(max_frame_buffer=frame_buffer).compute(matched).results
+    # traccuracy draws its own tqdm bars on stderr; without progress they go to a buffer.
+    quiet = contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO())
+    with quiet:
+        matched = CTCMatcher().compute_mapping(gt_graph, pred_graph)
+        ctc = CTCMetrics().compute(matched).results
+        matching = matched.matching_type
+        if matching != "one-to-one":
+            matched = Matched(matched.gt_graph, matched.pred_graph, _one_to_one(matched),
+                              {"name": "CTCMatcher restricted to one-to-one by largest overlap"})
+        div_all = DivisionMetrics(max_frame_buffer=frame_buffer).compute(matched).results
     div = div_all[f"Frame Buffer {frame_buffer}"]
     out = {
         "TRA": ctc["TRA"], "DET": ctc["DET"], "LNK": ctc["LNK"],

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from dynacell.errors import InvalidInputError
-from dynacell.samples.crops import NORMALIZATION, _fmt_frames, iter_frame_crops, resolve_size
+from dynacell.samples.crops import NORMALIZATION, _fmt_frames, frame_source, iter_frame_crops, resolve_size
 from dynacell.samples.sampleset import META_COLUMNS, SampleSet
 
 __all__ = ["build_sample_set", "resolve_rules"]
@@ -103,8 +103,10 @@ def build_sample_set(
     -------
     SampleSet
         Rows in ``(t, label)`` order; ``z, y, x`` are the centroids of the masks at ``t``
-        (pixels). ``attrs`` records size, normalisation, rules, seed, sources and the numbers of
-        lineage nodes skipped (``skipped``: no image, no label image, label id absent from the mask).
+        (pixels). ``attrs`` records size, normalisation, rules, seed, sources, the numbers of
+        lineage nodes skipped (``skipped``: no image, no label image, label id absent from the mask)
+        and ``label_ids_not_in_lineage`` (ids of the cropped frames' label images that are no
+        lineage node at that frame; not cropped).
 
     Raises
     ------
@@ -115,7 +117,11 @@ def build_sample_set(
     Notes
     -----
     Lineage nodes whose label id is absent from the label image of their frame are skipped
-    with a warning naming the frame and ids (they are counted in ``attrs["skipped"]``).
+    with a warning naming the label file, frame and ids (they are counted in ``attrs["skipped"]``);
+    label ids of a cropped frame that are no lineage node are reported the same way. Only the
+    frames that hold a selected node are read and compared; for a full comparison of every
+    frame use :func:`dynacell.lineage.check_against_labels`. A negative label id raises
+    :class:`~dynacell.errors.InvalidInputError` (naming file and frame).
     """
     states = tuple(states)
     for s in (*states, assume_state):
@@ -191,11 +197,19 @@ def build_sample_set(
 
     track = _node_attr(lineage, "track_id")
     tree = lineage.tree_ids()
+    lineage_ids: dict[int, set[int]] = {}
+    for t, lab in lineage.graph.nodes:
+        lineage_ids.setdefault(int(t), set()).add(int(lab))
     xs, metas = [], []
     n_absent = 0
+    not_in_lineage: dict[int, list[int]] = {}
     for fc in iter_frame_crops(images, labels, frames=sorted(wanted), size=size_t, voxel_size_um=voxel_size_um,
                                target_voxel_um=target_voxel_um, label_ids=wanted, progress=progress):
         n_absent += len(wanted[fc.t]) - fc.label_ids.size
+        known = lineage_ids.get(fc.t, set())
+        extra = [int(i) for i in fc.frame_label_ids if int(i) not in known]
+        if extra:
+            not_in_lineage[fc.t] = extra
         nodes = [(fc.t, int(lab)) for lab in fc.label_ids]
         xs.append(fc.x)
         metas.append(pd.DataFrame({
@@ -204,14 +218,23 @@ def build_sample_set(
             "state": [state_of[n] for n in nodes],
             "z": fc.centroids[:, 0], "y": fc.centroids[:, 1], "x": fc.centroids[:, 2]}))
     if n_absent:
-        logger.warning("labels %s: %d lineage node(s) have no nucleus in their frame's label image; skipped",
-                       labels.source or "", n_absent)
+        logger.warning("labels %s: %d lineage node(s) have no nucleus in their frame's label image; skipped — "
+                       "check that the labels are those the lineage was made from", labels.source or "", n_absent)
+    if not_in_lineage:
+        t0 = min(not_in_lineage)
+        logger.warning(
+            "labels %s: %d label id(s) in %d frame(s) are not nodes of lineage %s and were not cropped (first: %s, "
+            "ids %s) — use the label images the lineage was made from, or track these labels (dynacell tracks)",
+            labels.source or "", sum(map(len, not_in_lineage.values())), len(not_in_lineage), lineage.source or "",
+            frame_source(labels, t0), not_in_lineage[t0][:10],
+        )
     x, meta = _stack(xs, metas, size_t)
     attrs.update({
         "rules": _rules_attrs(rules),
         "states": list(states),
         "lineage_states": dict(Counter(event.values())),
         "skipped": {"no_image": len(no_image), "no_label_image": len(no_labels), "absent_from_mask": n_absent},
+        "label_ids_not_in_lineage": sum(map(len, not_in_lineage.values())),
     })
     return SampleSet(x, meta, attrs)
 

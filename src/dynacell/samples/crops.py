@@ -47,6 +47,7 @@ __all__ = [
     "crops_for_frame",
     "iter_frame_crops",
     "normalize_crops",
+    "frame_source",
     "nucleus_centroids",
     "resolve_size",
 ]
@@ -80,12 +81,17 @@ class FrameCrops(NamedTuple):
         int64 ``(N,)``, label of each nucleus in the label image of frame ``t``.
     centroids : numpy.ndarray
         float64 ``(N, 3)``, centroid ``(z, y, x)`` in pixels (``z = 0`` in 2D).
+    frame_label_ids : numpy.ndarray or None
+        int64, sorted: every label id present in the label image of frame ``t`` (background 0
+        excluded), before any ``label_ids`` selection; lets callers compare the frame with a
+        lineage without reading it again.
     """
 
     t: int
     x: np.ndarray
     label_ids: np.ndarray
     centroids: np.ndarray
+    frame_label_ids: np.ndarray | None = None
 
 
 def resolve_size(size: int | Sequence[int], ndim: int) -> tuple[int, ...]:
@@ -515,7 +521,8 @@ def crops_for_frame(
     Raises
     ------
     InvalidInputError
-        If frame ``t`` is missing from the images or the labels, or shapes differ.
+        If frame ``t`` is missing from the images or the labels, shapes differ, or the label image holds a
+        negative id (the message names the label file and frame).
 
     Notes
     -----
@@ -532,31 +539,67 @@ def crops_for_frame(
     prev_t, next_t = _neighbours(images, t)
     cur = images.frame(t)
     frames = (None if prev_t is None else images.frame(prev_t), cur, None if next_t is None else images.frame(next_t))
-    return _crop_frame(t, frames, labels.frame(t), size=size,
-                       voxel_size_um=_target_voxel(images, voxel_size_um, target_voxel_um),
-                       target_voxel_um=target_voxel_um, label_ids=label_ids, source=labels.source)
+    x, ids, cen, _ = _crop_frame(t, frames, labels.frame(t), size=size,
+                                 voxel_size_um=_target_voxel(images, voxel_size_um, target_voxel_um),
+                                 target_voxel_um=target_voxel_um, label_ids=label_ids,
+                                 source=frame_source(labels, t))
+    return x, ids, cen
+
+
+def frame_source(movie, t: int) -> str:
+    """Where frame ``t`` of ``movie`` comes from, for messages: its file (per-frame formats) or the movie.
+
+    Parameters
+    ----------
+    movie : dynacell.io.Movie
+        A movie whose ``metadata["files"]`` (if any) lists one file per frame.
+    t : int
+        Frame number.
+
+    Returns
+    -------
+    str
+        ``"<file> (frame t)"`` when the movie is a folder of frame files, else
+        ``"<source> (frame t)"``.
+    """
+    files = (getattr(movie, "metadata", None) or {}).get("files")
+    if files and movie.has_frame(t):
+        return f"{files[movie.index_of(t)]} (frame {t})"
+    return f"{getattr(movie, 'source', '') or '(array)'} (frame {t})"
 
 
 def _crop_frame(t, frames, lab, *, size, voxel_size_um, target_voxel_um, label_ids=None, source=""):
-    """Centroids + crops of one frame given its 3 image frames and label image."""
+    """Centroids + crops of one frame given its 3 image frames and label image.
+
+    Returns ``(x, ids, centroids, all_ids)``; ``all_ids`` are the ids present before selection.
+    ``source`` names the label frame (file and frame) in messages.
+    """
+    where = source or f"(array) (frame {t})"
+    lab = np.asarray(lab)
+    if lab.dtype.kind == "i" and lab.size and int(lab.min()) < 0:
+        raise InvalidInputError(
+            f"labels {where}: negative label id {int(lab.min())}; ids must be >= 0 (0 = background) — "
+            "relabel the segmentation (e.g. skimage.segmentation.relabel_sequential)"
+        )
     ids, cen = nucleus_centroids(lab)
+    all_ids = ids
     ndim = np.ndim(frames[1])
     size_t = resolve_size(size, ndim)
     if ids.size == 0:
-        logger.warning("labels %s: frame %d has no nucleus (empty label image); no crops", source or "(array)", t)
+        logger.warning("labels %s: empty label image (no nucleus); no crops from this frame", where)
     if label_ids is not None:
         want = np.asarray(label_ids, dtype=np.int64).reshape(-1)
         missing = np.setdiff1d(want, ids)
         if missing.size:
-            logger.warning("labels %s: frame %d has no nucleus with id(s) %s; skipped",
-                           source or "(array)", t, missing.tolist())
+            logger.warning("labels %s: no nucleus with id(s) %s in this label image; skipped",
+                           where, missing.tolist()[:20])
         keep = np.isin(ids, want)
         ids, cen = ids[keep], cen[keep]
     if ids.size == 0:
-        return np.zeros((0, 4, *size_t), np.float32), ids, cen
+        return np.zeros((0, 4, *size_t), np.float32), ids, cen, all_ids
     x = crop_windows(frames, lab, ids, cen, size=size_t, voxel_size_um=voxel_size_um,
                      target_voxel_um=target_voxel_um)
-    return x, ids, cen
+    return x, ids, cen, all_ids
 
 
 def iter_frame_crops(
@@ -596,7 +639,8 @@ def iter_frame_crops(
     Raises
     ------
     InvalidInputError
-        If a requested frame has no image, or image and label shapes differ.
+        If a requested frame has no image, image and label shapes differ, or a label image holds a
+        negative id (the message names the label file and frame).
 
     Notes
     -----
@@ -632,9 +676,10 @@ def iter_frame_crops(
         window = (cache.get(prev_t) if prev_t is not None else None, cache[t],
                   cache.get(next_t) if next_t is not None else None)
         ids = None if label_ids is None else label_ids.get(t, [])
-        x, ids_out, cen = _crop_frame(t, window, labels.frame(t), size=size, voxel_size_um=vs,
-                                      target_voxel_um=target_voxel_um, label_ids=ids, source=labels.source)
-        yield FrameCrops(t, x, ids_out, cen)
+        x, ids_out, cen, all_ids = _crop_frame(t, window, labels.frame(t), size=size, voxel_size_um=vs,
+                                               target_voxel_um=target_voxel_um, label_ids=ids,
+                                               source=frame_source(labels, t))
+        yield FrameCrops(t, x, ids_out, cen, all_ids)
 
 
 def _fmt_frames(frames: Sequence[int], limit: int = 12) -> str:

@@ -171,6 +171,24 @@ def _track_starts(g, nodes: Iterable[Node]) -> list[Node]:
     return sorted({memo[n] for n in nodes})
 
 
+def _spread_directions(n: int, ndim: int, rotation: np.ndarray) -> np.ndarray:
+    """``n`` unit vectors spread evenly (Fibonacci sphere in 3D, equal angles in 2D), rotated.
+
+    Apoptotic fragments placed along them stay apart from one another.
+    """
+    if n == 0:
+        return np.zeros((0, 3))
+    k = np.arange(n) + 0.5
+    if ndim == 2:
+        ang = 2.0 * np.pi * k / n
+        v = np.stack([np.zeros(n), np.cos(ang), np.sin(ang)], axis=1)
+    else:
+        polar = np.arccos(1.0 - 2.0 * k / n)
+        azim = np.pi * (1.0 + 5.0**0.5) * k
+        v = np.stack([np.cos(polar), np.sin(polar) * np.cos(azim), np.sin(polar) * np.sin(azim)], axis=1)
+    return v @ rotation.T
+
+
 def build_tracks(lineage: Lineage, states: dict[Node, str], position_um: Callable[[Node], np.ndarray],
                  appearance: AppearanceParams, seed: int,
                  nodes: Iterable[Node] | None = None) -> dict[Node, tuple[TrackInfo, int]]:
@@ -229,8 +247,8 @@ def build_tracks(lineage: Lineage, states: dict[Node, str], position_um: Callabl
             axis = position_um(children[1]) - position_um(children[0])
             if ndim == 2:
                 axis[0] = 0.0
-            if np.linalg.norm(axis) < 1e-9:
-                axis = _unit_vectors(rng, 1, ndim)[0]
+            if not np.all(np.isfinite(axis)) or np.linalg.norm(axis) < 1e-9:
+                axis = _unit_vectors(rng, 1, ndim)[0]  # daughters without (distinct) positions
             info.division_axis = axis / np.linalg.norm(axis)
         if ndim == 2:
             ang = rng.uniform(0, 2 * np.pi)
@@ -240,7 +258,7 @@ def build_tracks(lineage: Lineage, states: dict[Node, str], position_um: Callabl
             q, r = np.linalg.qr(rng.standard_normal((3, 3)))
             info.rotation = q * np.sign(np.diag(r))[None, :]
         info.jitter = np.clip(1.0 + appearance.shape_jitter * rng.standard_normal(3), 0.6, 1.4)
-        info.fragment_dirs = _unit_vectors(rng, appearance.death_fragments, ndim)
+        info.fragment_dirs = _spread_directions(appearance.death_fragments, ndim, info.rotation)
         info.texture_k = k_norm * _unit_vectors(rng, appearance.texture_waves, ndim)
         info.texture_phase = rng.uniform(0, 2 * np.pi, appearance.texture_waves)
         info.texture_omega = rng.normal(0.0, 0.3, appearance.texture_waves)
@@ -307,7 +325,7 @@ def node_blobs(info: TrackInfo, position: int, radius_um: float, grows: bool, cy
         if q <= 0.5 or ap.death_fragments < 2:
             return [_ellipsoid(zero, r_q * info.jitter, info.rotation, b_q, tex * (1.0 - q))]
         spread = r_q * (0.4 + 1.2 * (q - 0.5))
-        frag_r = r_q * 0.55
+        frag_r = r_q * 0.45
         return [_ellipsoid(d * spread, np.full(3, frag_r), np.eye(3), b_q, 0.0) for d in info.fragment_dirs]
     if info.ends_in_division and info.division_axis is not None:
         basis = _basis(info.division_axis)

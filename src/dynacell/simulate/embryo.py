@@ -5,8 +5,12 @@ older than ``min_cycle_frames`` divide with probability ``division_rate_per_fram
 (daughters placed on opposite sides of the mother along a random axis) and cells die
 with probability ``death_rate_per_frame``; then overlaps are removed by a few rounds
 of pairwise repulsion (neighbours from :class:`scipy.spatial.cKDTree`) and cells are
-kept inside the embryo sphere (3D) or the dish disc (2D). The resulting lineage is
-rendered with :func:`~dynacell.simulate.render_lineage`.
+kept inside the embryo sphere (3D) or the dish disc (2D) — a minimal centre-based
+cell model (overdamped pairwise repulsion, as in Drasdo & Höhme 2005, *Phys. Biol.*
+2:133). The resulting lineage is rendered with :func:`~dynacell.simulate.render_lineage`.
+
+With the defaults (``division_rate_per_frame=0.2``, ``min_cycle_frames=6``,
+``death_rate_per_frame=0.004``) 8 cells become 29-48 cells in 30 frames (seeds 0-4).
 """
 
 from __future__ import annotations

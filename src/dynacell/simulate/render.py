@@ -29,7 +29,7 @@ from dynacell.simulate.appearance import (
     cycle_frames_of,
     node_blobs,
 )
-from dynacell.simulate.params import AppearanceParams, ImagingParams, _positive_triple
+from dynacell.simulate.params import WORMGUIDES_VOXEL_SIZE_UM, AppearanceParams, ImagingParams, _positive_triple
 from dynacell.simulate.result import SimulationResult
 
 __all__ = ["render_lineage", "ground_truth_states", "default_rules"]
@@ -76,6 +76,19 @@ def ground_truth_states(lineage: Lineage, rules: Any = None) -> dict[Node, str]:
     return dict(label_events(lineage, rules if rules is not None else default_rules(lineage)))
 
 
+def _lineage_voxel_size(lineage: Lineage, imaging: ImagingParams) -> Any:
+    """Default µm per lineage pixel: the reader's ``voxel_size_um``, the WormGUIDES pixel
+    size for AceTree lineages, else the rendered voxel size (see :func:`render_lineage`)."""
+    meta = lineage.graph.graph
+    if meta.get("voxel_size_um") is not None:
+        return meta["voxel_size_um"]
+    if meta.get("format") == "acetree":
+        logger.info("render_lineage: AceTree lineage without a voxel size: using the WormGUIDES pixel size "
+                    "%.4f µm (isotropic); pass lineage_voxel_size_um to change it", WORMGUIDES_VOXEL_SIZE_UM)
+        return WORMGUIDES_VOXEL_SIZE_UM
+    return imaging.voxel_size_um
+
+
 def _resolve_frames(lineage: Lineage, frames: Any) -> list[int]:
     """Frame numbers to render, sorted and unique."""
     first, n = lineage.first_frame, lineage.n_frames
@@ -100,11 +113,12 @@ def _resolve_frames(lineage: Lineage, frames: Any) -> list[int]:
 
 
 def _rasterise(blobs: Sequence[tuple[int, np.ndarray, Blob, TrackInfo]], shape: tuple[int, int, int],
-               voxel_um: np.ndarray, photons: float, t: int
+               voxel_um: np.ndarray, photons: float, t: int, planar: bool = False
                ) -> tuple[np.ndarray, np.ndarray, dict[int, list[tuple[slice, ...]]]]:
     """Draw blobs into a ``(Z, Y, X)`` float32 photon map and an int32 label image.
 
-    ``blobs`` holds ``(label, node_centre_px, blob, track)`` tuples. Where nuclei overlap,
+    ``blobs`` holds ``(label, node_centre_px, blob, track)`` tuples; ``planar`` marks 2D
+    data rendered as ``(1, Y, X)`` (areas instead of volumes). Where nuclei overlap,
     a voxel's label goes to the nucleus whose normalised distance ``|u|`` is smallest;
     intensities add (fluorescence is additive). Also returns the bounding boxes drawn
     for each label.
@@ -132,9 +146,20 @@ def _rasterise(blobs: Sequence[tuple[int, np.ndarray, Blob, TrackInfo]], shape: 
         nd2 += (a[1, 0] * oz + a[1, 1] * oy + a[1, 2] * ox) ** 2
         nd2 += (a[2, 0] * oz + a[2, 1] * oy + a[2, 2] * ox) ** 2
         inside = nd2 < 1.0
-        if not inside.any():
-            continue
         peak = np.float32(photons * blob.brightness)
+        if not inside.any():
+            # smaller than a voxel (e.g. an apoptotic fragment at a 2 µm z step): its
+            # photons go to the nearest voxel, which also carries its label
+            idx = np.rint(c).astype(int)
+            if np.all(idx >= 0) and np.all(idx < shp):
+                det = abs(np.linalg.det(blob.inv_axes[1:, 1:] if planar else blob.inv_axes))
+                size = (np.pi if planar else 4.0 / 3.0 * np.pi) / max(det, 1e-12)
+                cell = float(np.prod(voxel_um[1:] if planar else voxel_um))
+                signal[tuple(idx)] += peak * np.float32(min(size / cell, 1.0))
+                labels[tuple(idx)] = label
+                best[tuple(idx)] = 0.0
+                boxes.setdefault(label, []).append(tuple(slice(v, v + 1) for v in idx))
+            continue
         if blob.texture_amplitude > 0 and len(track.texture_k):
             # texture fixed to the nucleus: offsets from the node centre, phases drifting in time
             off = blob.offset_um.astype(np.float32)
@@ -264,7 +289,9 @@ def render_lineage(
         e.g. from ``dynacell.lineage.read_lineage`` (WormGUIDES AceTree, BlastoSPIM, CTC)
         or :func:`~dynacell.simulate.simulate_embryo`. 2D lineages (``ndim=2``) render 2D.
     imaging : ImagingParams, optional
-        Microscope model; default ``ImagingParams()``. ``imaging_overrides`` replace fields.
+        Microscope model; default ``ImagingParams()`` with the lineage's
+        ``graph.graph["frame_interval_s"]`` when a reader set it (AceTree: 60 s).
+        ``imaging_overrides`` replace fields.
     appearance : AppearanceParams, optional
         Nucleus appearance model; default ``AppearanceParams()``.
     shape : sequence of int, optional
@@ -272,7 +299,9 @@ def render_lineage(
         rendered nucleus (or the crop), in the rendered grid.
     lineage_voxel_size_um : float or sequence of float, optional
         Physical size (µm) of one lineage pixel along ``(z, y, x)``. Default: the
-        lineage's ``graph.graph["voxel_size_um"]`` when a reader set it, else
+        lineage's ``graph.graph["voxel_size_um"]`` when a reader set it; for AceTree
+        lineages (``graph.graph["format"] == "acetree"``, WormGUIDES) the isotropic
+        :data:`~dynacell.simulate.params.WORMGUIDES_VOXEL_SIZE_UM` (logged); else
         ``imaging.voxel_size_um`` (the lineage is in the rendered grid at ``scale=1``).
     radius_um : float, optional
         Interphase radius of every nucleus (µm). Default: half the node's ``diameter_px``
@@ -300,7 +329,9 @@ def render_lineage(
     progress : bool
         Show a progress bar over frames.
     **imaging_overrides
-        Fields of :class:`ImagingParams` to replace (e.g. ``photons=100``).
+        Fields of :class:`ImagingParams` to replace (e.g. ``photons=100``,
+        ``voxel_size_um=(1.0, 0.5, 0.5)``; short names ``background``, ``gain``, ``offset``,
+        ``bleach_rate`` are accepted, see ``ImagingParams.ALIASES``).
 
     Returns
     -------
@@ -322,33 +353,28 @@ def render_lineage(
     >>> lin = Lineage(n_frames=2, ndim=2)
     >>> lin.add_node((0, 1), (20.0, 20.0)); lin.add_node((1, 1), (21.0, 20.0))
     >>> lin.add_edge((0, 1), (1, 1))
-    >>> res = render_lineage(lin, shape=(40, 40), rules=None, progress=False)  # doctest: +SKIP
-    >>> res.images.shape, res.labels.dtype  # doctest: +SKIP
-    ((2, 40, 40), dtype('int32'))
+    >>> res = render_lineage(lin, shape=(40, 40), voxel_size_um=(0.5, 0.5), progress=False)
+    >>> res.images.shape, res.images.dtype.name, sorted(res.lineage.labels_at(1))
+    ((2, 40, 40), 'uint16', [1])
     """
     if not isinstance(lineage, Lineage):
         raise InvalidInputError(f"render_lineage: expected a dynacell Lineage, got {type(lineage).__name__}")
     if len(lineage) == 0:
         raise InvalidInputError(f"render_lineage: lineage {lineage.source!r} has no nodes; nothing to render")
     g = lineage.graph
-    missing = [n for n, d in g.nodes(data=True) if "y" not in d or "x" not in d]
-    if missing:
-        raise InvalidInputError(
-            f"render_lineage: lineage {lineage.source!r} has {len(missing)} node(s) without a centroid "
-            f"(first: frame {missing[0][0]}, label {missing[0][1]}); rendering needs positions z, y, x in pixels "
-            "(read the lineage with its label images or a format that stores centroids)"
-        )
     if not (np.isfinite(scale) and scale > 0):
         raise InvalidInputError(f"render_lineage: scale must be > 0, got {scale!r}")
     if radius_um is not None and not (np.isfinite(radius_um) and radius_um > 0):
         raise InvalidInputError(f"render_lineage: radius_um must be > 0, got {radius_um!r}")
+    if imaging is None and "frame_interval_s" not in imaging_overrides and g.graph.get("frame_interval_s"):
+        imaging_overrides["frame_interval_s"] = float(g.graph["frame_interval_s"])
     imaging = (imaging or ImagingParams()).with_overrides(**imaging_overrides)
     appearance = appearance or AppearanceParams()
     ndim = lineage.ndim
     seed = int(seed)
 
     if lineage_voxel_size_um is None:
-        lineage_voxel_size_um = g.graph.get("voxel_size_um", imaging.voxel_size_um)
+        lineage_voxel_size_um = _lineage_voxel_size(lineage, imaging)
     lvs = np.asarray(_positive_triple("lineage_voxel_size_um", lineage_voxel_size_um))
     rvs = np.asarray(imaging.voxel_size_um) / float(scale)
     if ndim == 2:
@@ -364,9 +390,19 @@ def render_lineage(
 
     def pos_lin(n: Node) -> np.ndarray:
         d = g.nodes[n]
-        return np.array([d.get("z", 0.0) if ndim == 3 else 0.0, d["y"], d["x"]], dtype=float)
+        return np.array([d.get("z", 0.0) if ndim == 3 else 0.0, d.get("y", np.nan), d.get("x", np.nan)],
+                        dtype=float)
 
     rendered_nodes = [n for ns in by_frame.values() for n in ns]
+    missing = [n for n in rendered_nodes if not np.all(np.isfinite(pos_lin(n)))]
+    if missing:
+        n0 = min(missing)
+        raise InvalidInputError(
+            f"render_lineage: lineage {lineage.source!r} has {len(missing)} node(s) without a finite centroid in "
+            f"the frames to render (first: frame {n0[0]}, label {n0[1]}); rendering needs positions z, y, x in "
+            "pixels: read the lineage with its label images / a format that stores centroids, or render only "
+            "frames that have them (frames=...)"
+        )
     index = build_tracks(lineage, states, lambda n: pos_lin(n) * lvs, appearance, seed, nodes=rendered_nodes)
     grows_somewhere = radius_um is not None or any(
         g.nodes[n].get("diameter_px") is None for n in rendered_nodes
@@ -439,7 +475,7 @@ def render_lineage(
             diam_out[n] = 2.0 * r / rvs[2]
             for blob in node_blobs(info, k, r, grows, cycle_frames, appearance):
                 items.append((n[1], c, blob, info))
-        signal, lab, boxes = _rasterise(items, shape3, rvs, imaging.photons, t)
+        signal, lab, boxes = _rasterise(items, shape3, rvs, imaging.photons, t, planar=ndim == 2)
         shape_arr = np.asarray(shape3)
         for n, c in centres.items():
             if not _label_present(lab, boxes, n[1]):

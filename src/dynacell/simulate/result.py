@@ -166,7 +166,9 @@ class SimulationResult:
         if folder.exists() and not overwrite:
             raise OutputExistsError(f"output folder {folder} exists; pass overwrite=True (--overwrite) to replace it")
         if not folder.parent.is_dir():
-            raise InvalidInputError(f"cannot write simulation to {folder}: parent folder {folder.parent} does not exist")
+            raise InvalidInputError(
+                f"cannot write simulation to {folder}: parent folder {folder.parent} does not exist; create it first"
+            )
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
         try:
             track_lab, track_lin = self.track_labels()

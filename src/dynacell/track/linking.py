@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 #: diameters (see :func:`default_max_distance`).
 DEFAULT_DISTANCE_FACTOR = 1.5
 
+#: Linking passes that re-estimate the local flow from the previous pass's links.
+_FLOW_PASSES = 3
+
 _NUCLEI_COLUMNS = ["t", "label", "z", "y", "x", "size_px", "diameter_px"]
 
 
@@ -286,6 +289,41 @@ def _link_metric(fraction: dict[tuple[int, int, int, int], float]):
     return metric
 
 
+def _flow_overlaps(labels: Movie, flow_px: dict[tuple[int, int], np.ndarray], max_step: int,
+                   progress: bool) -> dict[tuple[int, int, int, int], int]:
+    """Shared pixels ``{(i, la, j, lb): n}`` once every nucleus ``(i, la)`` is moved by ``(j - i) × flow_px``.
+
+    A second streaming pass over the frames; ``flow_px[(i, label)]`` is the per-frame
+    displacement ``(z, y, x)`` in pixels. Holds ``max_step + 1`` frames in memory.
+    """
+    ndim = labels.ndim_spatial
+    shared: dict[tuple[int, int, int, int], int] = {}
+    window: deque[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=max_step)
+    for i in tqdm(range(labels.n_frames), desc="flow-compensated overlaps", unit="frame", disable=not progress):
+        frame = np.asarray(labels.data[i])
+        for j, coords, la, step in window:
+            target = np.rint(coords + (i - j) * step).astype(np.int64)
+            inside = np.all((target >= 0) & (target < np.array(frame.shape)), axis=1)
+            lb = np.zeros(len(la), dtype=np.int64)
+            lb[inside] = frame[tuple(target[inside].T)]
+            hit = lb > 0
+            if not hit.any():
+                continue
+            base = int(lb.max()) + 1
+            key, counts = np.unique(la[hit] * base + lb[hit], return_counts=True)
+            for a, b, c in zip(key // base, key % base, counts, strict=True):
+                shared[(j, int(a), i, int(b))] = int(c)
+        fg = np.nonzero(frame)
+        la = frame[fg].astype(np.int64)
+        coords = np.stack(fg, axis=1).astype(float)
+        ids = np.unique(la)
+        lut = np.zeros((int(ids.max()) + 1 if len(ids) else 1, ndim))
+        for lab in ids:
+            lut[lab] = flow_px.get((i, int(lab)), np.zeros(3))[3 - ndim:]
+        window.append((i, coords, la, lut[la]))
+    return shared
+
+
 def _local_flow(frame_of: np.ndarray, pos: np.ndarray, edges: list[tuple[int, int]], k: int) -> np.ndarray:
     """Per nucleus, the median displacement per frame of its ``k`` nearest linked neighbours (same frame)."""
     from scipy.spatial import cKDTree
@@ -433,33 +471,39 @@ def link_labels(
         index_of = {t: i for i, t in enumerate(labels.frame_indices)}
         nuclei = nuclei.assign(i=nuclei["t"].map(index_of))
         pos = nuclei[["z", "y", "x"]].to_numpy(dtype=float) * scale
-        fraction: dict[tuple[int, int, int, int], float] = {}
-        if overlap:
-            size = dict(zip(zip(nuclei["i"], nuclei["label"], strict=True), nuclei["size_px"], strict=True))
-            fraction = {k: c / min(size[k[:2]], size[k[2:]]) for k, c in shared.items()}
-        metric = _link_metric(fraction)
         frame_of = nuclei["i"].to_numpy()
+        size = dict(zip(zip(frame_of.tolist(), nuclei["label"].tolist(), strict=True),
+                        nuclei["size_px"].tolist(), strict=True))
         row_of = {key: r for r, key in enumerate(zip(nuclei["t"].tolist(), nuclei["label"].tolist(), strict=True))}
         per_frame = [np.flatnonzero(frame_of == i) for i in range(labels.n_frames)]
         keys = [[(int(nuclei["t"].iat[r]), int(nuclei["label"].iat[r])) for r in rows] for rows in per_frame]
         cutoff = max_distance ** 2
-        tracker = LapTrack(
-            metric=metric,
-            cutoff=cutoff,
-            gap_closing_metric=metric,
-            gap_closing_cutoff=cutoff if gap_closing_frames > 0 else False,
-            gap_closing_max_frame_count=int(gap_closing_frames) + 1,
-            splitting_metric=metric,
-            splitting_cutoff=cutoff if division else False,
-            merging_cutoff=False,
-        )
         step_drift = np.diff(cum_drift, axis=0, append=cum_drift[-1:]) * scale
         flow = step_drift[frame_of]
-        for _ in range(2 if flow_neighbors > 0 else 1):
+        n_passes = _FLOW_PASSES + 1 if flow_neighbors > 0 else 1
+        for p in range(n_passes):
+            if overlap and p > 0:
+                flow_px = {(int(i), int(lab)): v / scale
+                           for i, lab, v in zip(frame_of, nuclei["label"].to_numpy(), flow, strict=True)}
+                shared = _flow_overlaps(labels, flow_px, int(gap_closing_frames) + 1, progress)
+            fraction = {k: c / min(size[k[:2]], size[k[2:]]) for k, c in shared.items()} if overlap else {}
+            metric = _link_metric(fraction)
+            iou = {k: c / (size[k[:2]] + size[k[2:]] - c) for k, c in shared.items()} if overlap else {}
+            link_metric = _link_metric(iou)
+            tracker = LapTrack(
+                metric=link_metric,
+                cutoff=cutoff,
+                gap_closing_metric=link_metric,
+                gap_closing_cutoff=cutoff if gap_closing_frames > 0 else False,
+                gap_closing_max_frame_count=int(gap_closing_frames) + 1,
+                splitting_metric=metric,
+                splitting_cutoff=cutoff if division else False,
+                merging_cutoff=False,
+            )
             table = np.column_stack([frame_of, nuclei["label"].to_numpy(), pos, flow]).astype(float)
             tree = tracker.predict([table[rows] for rows in per_frame])
             edges = [(keys[fa][ja], keys[fb][jb]) for (fa, ja), (fb, jb) in tree.edges]
-            if flow_neighbors > 0:
+            if p + 1 < n_passes:
                 flow = _local_flow(frame_of, pos, [(row_of[a], row_of[b]) for a, b in edges], int(flow_neighbors))
         for a, b in edges:
             lineage.add_edge(a, b)

@@ -305,6 +305,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
     test_raw = classification_report(y_all[te], proba=_softmax(z_te), classes=config.classes)
     test = classification_report(y_all[te], proba=_softmax(z_te, temperature), classes=config.classes)
     test["ece_before_temperature"] = test_raw["ece"]
+    test["by_dataset"] = _by_dataset(data.meta.iloc[te], y_all[te], _softmax(z_te, temperature), config.classes)
     val = classification_report(y_all[va], proba=_softmax(z_val, temperature), classes=config.classes)
     train_seconds = time.perf_counter() - t0
 
@@ -339,6 +340,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
             "training_data": {"files": _plain(data.info), "samples": counts,
                               "train_used": {c: int(class_counts[i]) for i, c in enumerate(config.classes)}},
             "split": config.split.model_dump(mode="json"),
+            "held_out": _held_out(data.meta),
             "balance": config.balance,
             "best_epoch": int(best_epoch),
             "epochs_run": len(history),
@@ -358,6 +360,28 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
     logger.info("wrote %s: test macro-F1 %.4f (T=%.2f, best epoch %d, %.0f s)", final, test["macro_f1"],
                 temperature, best_epoch, train_seconds)
     return final
+
+
+def _held_out(meta: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per dataset: the lineage trees and frame range of the test side (to re-check a model on its test data)."""
+    out: dict[str, dict[str, Any]] = {}
+    test = meta[meta["split"] == "test"]
+    for d, g in test.groupby(test["dataset"].astype(str)):
+        out[str(d)] = {"test_tree_ids": sorted(int(v) for v in g["tree_id"].unique()),
+                       "test_frames": [int(g["t"].min()), int(g["t"].max())], "n_test": int(len(g))}
+    return out
+
+
+def _by_dataset(meta: pd.DataFrame, y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    from dynacell.metrics.classification import classification_report
+
+    out = {}
+    ds = meta["dataset"].astype(str).to_numpy()
+    for d in sorted(set(ds.tolist())):
+        sel = ds == d
+        rep = classification_report(y[sel], proba=proba[sel], classes=classes)
+        out[d] = {k: rep[k] for k in ("macro_f1", "balanced_accuracy", "confusion", "n")}
+    return out
 
 
 def _predictions_table(meta: pd.DataFrame, proba: np.ndarray, proba_raw: np.ndarray,

@@ -1,0 +1,159 @@
+"""Benchmark of the main job (``dynacell run``): wall time, nuclei per second and peak memory.
+
+Part 1 runs the four real runs of issue 4 on ../shared/data (each in a fresh process, its own peak
+RSS read from its ``run.json``):
+
+1. mouse-8cell (real 3D light-sheet embryo) with its labels;
+2. Fluo-N2DL-HeLa 02 with the error-prone 02_ERR_SEG masks, scored with ``--gt 02_GT``;
+3. bacteria-phc 01 with the 01_GT/TRA masks, scored with ``--gt 01_GT``;
+4. Fluo-N3DH-CHO 02 (3D) with 02_ERR_SEG (voxel 1.0 × 0.202 × 0.202 µm from the data README).
+
+Part 2 checks that memory does not grow with the number of frames: a simulated 3D embryo with a
+constant number of nuclei (no division, no death) is written to disk at 1×, 2× and 4× a base
+length, and the main job runs on each in a fresh process.
+
+Usage::
+
+    python benchmarks/run.py [--model2d NAME|PATH] [--model3d NAME|PATH] [--base-frames 20]
+                             [--skip-real] [--skip-scaling] [--out /tmp/dynacell-bench-run]
+
+Outputs go to ``--out`` (default under /tmp). Prints one table per part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def real_cases(model2d: str | None, model3d: str | None) -> list[tuple[str, list[str]]]:
+    """(name, CLI arguments after ``dynacell run``) of the four real runs."""
+    ctc = DATA / "ctc"
+    m2 = ["--model", model2d] if model2d else []
+    m3 = ["--model", model3d] if model3d else []
+    return [
+        ("mouse-8cell 3D", [str(DATA / "embryo3d/mouse-8cell/images"), "--labels",
+                            str(DATA / "embryo3d/mouse-8cell/labels"), *m3]),
+        ("HeLa 02 ERR_SEG", [str(ctc / "Fluo-N2DL-HeLa/02"), "--labels", str(ctc / "Fluo-N2DL-HeLa/02_ERR_SEG"),
+                             "--gt", str(ctc / "Fluo-N2DL-HeLa/02_GT"), "--voxel-size-um", "0", "0.645", "0.645",
+                             *m2]),
+        ("bacteria-phc 01 GT", [str(ctc / "bacteria-phc/01"), "--labels", str(ctc / "bacteria-phc/01_GT/TRA"),
+                                "--gt", str(ctc / "bacteria-phc/01_GT"), *m2]),
+        ("CHO 02 3D ERR_SEG", [str(ctc / "Fluo-N3DH-CHO/02"), "--labels", str(ctc / "Fluo-N3DH-CHO/02_ERR_SEG"),
+                               "--voxel-size-um", "1.0", "0.202", "0.202", *m3]),
+    ]
+
+
+def run_case(args: list[str], out: Path) -> dict:
+    """Run ``dynacell run`` in a fresh process; return wall time, run.json counts, peak RSS and scores."""
+    cmd = [sys.executable, "-m", "dynacell.cli.main", "-q", "run", *args, "-o", str(out), "--overwrite",
+           "--no-progress"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1], "wall_s": wall}
+    info = json.loads((out / "run.json").read_text())
+    ev = info.get("evaluation") or {}
+    tr = ev.get("tracking") or {}
+    after, before = ev.get("states_after") or {}, ev.get("states_before") or {}
+    return {
+        "wall_s": wall,
+        "frames": info["counts"]["frames"],
+        "nuclei": info["counts"]["nuclei"],
+        "tracks": info["counts"]["tracks"],
+        "divisions": info["counts"]["divisions"],
+        "nuclei_per_s": info["counts"]["nuclei"] / wall,
+        "peak_rss_mb": info["peak_rss_mb"],
+        "classify_s": info["timings_s"].get("classify"),
+        "model": info["parameters"]["model"],
+        "states": info["counts"]["states"],
+        "changed": info["reconciliation"]["n_changed"],
+        "TRA": tr.get("TRA"),
+        "div_F1": tr.get("division_f1"),
+        "F1_before": before.get("macro_f1"),
+        "F1_after": after.get("macro_f1"),
+        "bacc_after": after.get("balanced_accuracy"),
+    }
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}" if v < 100 else f"{v:.0f}"
+    return str(v)
+
+
+def print_table(rows: list[dict], cols: list[str]) -> None:
+    """Print rows as a fixed-width text table."""
+    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(_fmt(r.get(c)).ljust(widths[c]) for c in cols))
+
+
+def scaling(out: Path, base_frames: int, model3d: str | None, seed: int = 0) -> list[dict]:
+    """Peak memory of the main job on a simulated embryo of 1x, 2x and 4x ``base_frames`` frames."""
+    rows = []
+    for k in (1, 2, 4):
+        n = base_frames * k
+        sim_dir = out / f"sim_{n}"
+        code = (
+            "from dynacell.simulate import simulate_embryo;"
+            f"r = simulate_embryo(ndim=3, n_start=8, n_frames={n}, division_rate_per_frame=0.0,"
+            f" death_rate_per_frame=0.0, seed={seed}, progress=False);"
+            f"r.save({str(sim_dir)!r}, overwrite=True)"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True)
+        args = [str(sim_dir / "images"), "--labels", str(sim_dir / "labels")]
+        if model3d:
+            args += ["--model", model3d]
+        res = run_case(args, out / f"run_{n}")
+        res["length"] = f"{k}x"
+        rows.append(res)
+    return rows
+
+
+def main() -> None:
+    """Parse arguments, run both parts, print the tables."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model2d", default=None, help="2D state model (default: shipped nuclei-2d)")
+    ap.add_argument("--model3d", default=None, help="3D state model (default: shipped nuclei-3d)")
+    ap.add_argument("--base-frames", type=int, default=20, help="frames of the 1x simulated movie")
+    ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--skip-scaling", action="store_true")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/dynacell-bench-run"))
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    if not a.skip_real:
+        if not DATA.is_dir():
+            print(f"real data not found at {DATA}; skipping part 1")
+        else:
+            rows = []
+            for i, (name, args) in enumerate(real_cases(a.model2d, a.model3d), start=1):
+                r = run_case(args, a.out / f"real{i}")
+                r["run"] = name
+                rows.append(r)
+                print(f"  done: {name} in {r['wall_s']:.1f} s", file=sys.stderr)
+            print("\nPart 1: real runs (fresh process each; wall time includes start-up and imports)")
+            print_table(rows, ["run", "frames", "nuclei", "tracks", "divisions", "wall_s", "nuclei_per_s",
+                               "peak_rss_mb", "classify_s", "TRA", "div_F1", "F1_before", "F1_after",
+                               "bacc_after", "changed", "model", "error"])
+            for r in rows:
+                if "states" in r:
+                    print(f"  {r['run']}: states {r['states']}")
+    if not a.skip_scaling:
+        rows = scaling(a.out, a.base_frames, a.model3d)
+        print(f"\nPart 2: memory vs movie length (simulated 3D embryo, 8 nuclei, {a.base_frames} frames at 1x)")
+        print_table(rows, ["length", "frames", "nuclei", "wall_s", "nuclei_per_s", "peak_rss_mb", "error"])
+
+
+if __name__ == "__main__":
+    main()

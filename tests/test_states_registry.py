@@ -1,0 +1,123 @@
+"""Tests of the state-classifier registry: load_model, StateClassifier, shipped models, CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dynacell import STATES
+from dynacell.errors import FormatError, InvalidInputError
+from dynacell.states import available_models, load_model
+
+
+def _folder(tmp_path: Path, ndim: int = 2, temperature: float = 1.0) -> Path:
+    from dynacell.models import build_model
+    from dynacell.train.fit import sha256_file
+
+    torch.manual_seed(0)
+    model = build_model("dcnet", ndim, n_classes=3, width=4)
+    folder = tmp_path / f"m{ndim}d"
+    folder.mkdir()
+    torch.save(model.state_dict(), folder / "weights.pt")
+    card = {"name": folder.name, "architecture": "dcnet", "model_kwargs": {"width": 4},
+            "classes": ["stable", "mitotic", "new_daughter"], "ndim": ndim, "crop_size_px": [16] * ndim,
+            "model_channels": [0, 1, 2, 3], "temperature": temperature,
+            "weights_sha256": sha256_file(folder / "weights.pt")}
+    (folder / "model.yaml").write_text(yaml.safe_dump(card))
+    return folder
+
+
+def test_unknown_name_lists_the_shipped_models() -> None:
+    with pytest.raises(InvalidInputError) as err:
+        load_model("no-such-model")
+    for name in available_models():
+        assert name in str(err.value)
+
+
+def test_folder_model_predicts_probabilities_with_temperature(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).random((7, 4, 16, 16), dtype=np.float32)
+    cold = load_model(_folder(tmp_path, temperature=1.0))
+    p = cold.predict_proba(x, batch_size=3)
+    assert p.shape == (7, 3) and p.dtype == np.float32
+    assert np.allclose(p.sum(1), 1.0, atol=1e-5)
+    assert cold.classes == ("stable", "mitotic", "new_daughter")
+    (tmp_path / "b").mkdir()
+    hot = load_model(_folder(tmp_path / "b", temperature=4.0))
+    q = hot.predict_proba(x)
+    # a higher temperature flattens the distribution, same arg-max
+    assert (q.max(1) <= p.max(1) + 1e-6).all()
+    assert (q.argmax(1) == p.argmax(1)).all()
+    assert list(cold.predict(x)) == [cold.classes[i] for i in p.argmax(1)]
+
+
+def test_dimension_and_size_mismatch_are_clear_errors(tmp_path: Path) -> None:
+    clf = load_model(_folder(tmp_path, ndim=2))
+    with pytest.raises(InvalidInputError, match="3D model"):
+        clf.predict_proba(np.zeros((1, 4, 16, 16, 16), np.float32))
+    with pytest.raises(InvalidInputError, match="16"):
+        clf.predict_proba(np.zeros((1, 4, 32, 32), np.float32))
+
+
+def test_tampered_weights_and_missing_files(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    with open(folder / "weights.pt", "ab") as fh:
+        fh.write(b"0")
+    with pytest.raises(FormatError, match="sha256"):
+        load_model(folder)
+    (folder / "model.yaml").unlink()
+    with pytest.raises(FormatError, match="model.yaml"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("name", ["nuclei-2d", "nuclei-3d"])
+def test_shipped_model_loads_and_predicts(name: str) -> None:
+    if name not in available_models():
+        pytest.skip(f"{name} is not shipped in this checkout")
+    clf = load_model(name)
+    assert clf.ndim == int(name[-2])
+    assert set(clf.classes) <= set(STATES) and clf.classes[0] == "stable"
+    test = clf.card["metrics"]["test"]
+    assert 0.0 <= test["macro_f1"] <= 1.0 and test["n"] > 0
+    x = np.random.default_rng(0).random((3, 4, *clf.crop_size), dtype=np.float32)
+    p = clf.predict_proba(x)
+    assert p.shape == (3, len(clf.classes)) and np.allclose(p.sum(1), 1.0, atol=1e-5)
+    assert (Path(clf.path) / "weights.pt").stat().st_size < 2_000_000
+
+
+def test_cli_models_list_shows_shipped_models() -> None:
+    from typer.testing import CliRunner
+
+    from dynacell.cli.main import app
+
+    res = CliRunner().invoke(app, ["models", "list"])
+    assert res.exit_code == 0, res.output
+    for name in available_models():
+        assert name in res.output
+
+
+@pytest.mark.data
+def test_shipped_2d_model_scores_on_held_out_hela_trees(ctc: Path) -> None:
+    """nuclei-2d on HeLa 02 lineage trees held out from its training (test side of its split)."""
+    if "nuclei-2d" not in available_models():
+        pytest.skip("nuclei-2d is not shipped in this checkout")
+    from dynacell.io import open_labels, open_movie
+    from dynacell.lineage import EventRules, read_lineage
+    from dynacell.samples import build_sample_set
+    from dynacell.states.evaluate import evaluate_samples
+
+    clf = load_model("nuclei-2d")
+    root = ctc / "Fluo-N2DL-HeLa"
+    frames = [11, 13, 14, 16, 18]
+    ss = build_sample_set(open_movie(root / "02"), open_labels(root / "02_GT" / "TRA"),
+                          read_lineage(root / "02_GT" / "TRA" / "man_track.txt"),
+                          EventRules(stable_window=2, stable_fraction=1.0), size=32, dataset="hela02", frames=frames)
+    meta = ss.meta
+    test_trees = clf.card["held_out"]["hela02"]["test_tree_ids"]
+    held = (meta["tree_id"].isin(test_trees) & meta["state"].isin(clf.classes)).to_numpy()
+    rep = evaluate_samples(clf, ss.x[held], meta["state"].to_numpy()[held])
+    assert rep["n"] > 50
+    assert rep["balanced_accuracy"] > 0.6
