@@ -3,9 +3,11 @@
 Reads the CTC data in place (``../shared/data/ctc``), labels states from the ground-truth
 lineage with :func:`dynacell.lineage.label_events` and crops 32² windows with
 :func:`dynacell.samples.build_sample_set` (the one crop function). Event rules: the seed's
-(1 mitotic frame, 1 new-daughter frame) but with a stability window W = 2 and fraction 1.0
-(a node is stable with >= 2 directly stable nodes of its track within ±2 frames): with the
-seed's W = 8 no bacterium is ever stable (they divide every few frames). Track ends count
+(1 mitotic frame, 1 new-daughter frame) but with a stability window W = 2 and fraction 2.0
+(a node is stable with >= 4 directly stable nodes of its track within ±2 frames, so not
+within one frame of a division or birth; nodes in between are ``unknown`` and left out, as
+the seed's rule does with W = 8): with the seed's W = 8 no bacterium is ever stable (they
+divide every few frames). Track ends count
 as ``death`` as in the seed; the 3-class model leaves them out.
 
 bacteria-phc is one colony grown from 2 cells (2 lineage trees), too few groups for a split
@@ -65,10 +67,12 @@ def main() -> None:
     ap.add_argument("--bin", type=float, default=1.0,
                     help="image pixels per crop pixel (crop covers size*bin px; linear resampling)")
     ap.add_argument("--suffix", default="", help="appended to the file names")
+    ap.add_argument("--stable-window", type=int, default=2, help="EventRules.stable_window W")
+    ap.add_argument("--stable-fraction", type=float, default=2.0, help="EventRules.stable_fraction")
     ap.add_argument("--clade-frame", type=int, default=25, help="bacteria-phc: clades rooted at this frame")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    rules = EventRules(stable_window=2, stable_fraction=1.0)
+    rules = EventRules(stable_window=args.stable_window, stable_fraction=args.stable_fraction)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.only:
         img, tra, track = SETS[name]

@@ -8,8 +8,9 @@ short) in chunks of consecutive frames; ground-truth states come from the *whole
 deaths only where annotated). Every mitotic, new-daughter and death node is kept, plus a
 random subsample of stable nodes; each is cropped with the one crop function
 (:func:`dynacell.samples.iter_frame_crops`) to ``size³`` voxels of ``target_voxel_um`` µm.
-``tree_id`` is the founder sublineage (AB, MS, E, C, D, P4; earlier cells ``P0``) from the
-cell name, so that whole sublineages can be held out (``meta["sublineage"]``).
+``tree_id`` is the sublineage (ABal, ABar, ABpl, ABpr, MS, E, C, D, P4; see
+:data:`SUBLINEAGES`) from the cell name, so that whole sublineages can be held out
+(``meta["sublineage"]``; ``split.test_groups`` in the training config).
 
 Usage::
 
@@ -30,16 +31,27 @@ import pandas as pd
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lineages" / "wormguides-celegans"
 
-#: Founder sublineages of C. elegans (Sulston et al. 1983), by name prefix, longest first.
-FOUNDERS = ("AB", "MS", "E", "C", "D", "P4", "Z2", "Z3")
+#: Sublineages of C. elegans (Sulston et al. 1983) by name prefix: the four AB great-granddaughter
+#: sublineages (ABal, ABar, ABpl, ABpr; AB holds 70% of the cells), the founders MS, E, C, D, P4
+#: (Z2/Z3 are P4's daughters), AB for AB, ABa, ABp themselves; anything earlier is P0.
+SUBLINEAGES = ("ABal", "ABar", "ABpl", "ABpr", "AB", "MS", "E", "C", "D", "P4", "Z2", "Z3")
 
 
 def sublineage(name: str) -> str:
-    """Founder sublineage of a C. elegans cell name (``ABplp`` → ``AB``; ``Z2``/``Z3`` → ``P4``; else ``P0``)."""
-    for f in FOUNDERS:
-        if str(name).startswith(f):
+    """Sublineage of a C. elegans cell name (``ABplpa`` → ``ABpl``; ``Z2`` → ``P4``; ``EMS`` → ``P0``)."""
+    name = str(name)
+    if name in ("EMS", "P0", "P1", "P2", "P3"):
+        return "P0"
+    for f in SUBLINEAGES:
+        if name.startswith(f):
             return "P4" if f in ("Z2", "Z3") else f
     return "P0"
+
+
+def tree_id(name: str) -> int:
+    """Integer id of :func:`sublineage` (1-based index in SUBLINEAGES; 0 for P0)."""
+    sub = sublineage(name)
+    return SUBLINEAGES.index(sub) + 1 if sub in SUBLINEAGES else 0
 
 
 def main() -> None:
@@ -92,7 +104,7 @@ def main() -> None:
                 d = lin.graph.nodes[(src_t, label)]
                 xs.append(fc.x[i])
                 rows.append({"dataset": "wormguides", "t": src_t, "label": label, "track_id": int(d.get("track_id", -1)),
-                             "tree_id": FOUNDERS.index(sublineage(d.get("name", ""))) if sublineage(d.get("name", "")) != "P0" else -1,
+                             "tree_id": tree_id(d.get("name", "")),
                              "state": states[(src_t, label)], "z": fc.centroids[i, 0], "y": fc.centroids[i, 1],
                              "x": fc.centroids[i, 2], "sublineage": sublineage(d.get("name", "")),
                              "name": str(d.get("name", ""))})

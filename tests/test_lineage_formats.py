@@ -316,6 +316,20 @@ def test_read_geff_rejects_other_stores(tmp_path):
         read_geff(tmp_path / "plain.zarr")
 
 
+def test_read_geff_backward_edge_names_the_store(tmp_path):
+    """A GEFF written by another tool with an edge back in time: the error names the store and nodes."""
+    import geff
+    import networkx as nx
+
+    g = nx.DiGraph()
+    g.add_node(0, t=3, label=1, y=1.0, x=1.0)
+    g.add_node(1, t=2, label=1, y=1.0, x=1.0)
+    g.add_edge(0, 1)
+    geff.write(g, str(tmp_path / "back.geff"), axis_names=["t", "y", "x"], axis_types=["time", "space", "space"])
+    with pytest.raises(InvalidInputError, match=r"back\.geff: edge \(3, 1\) -> \(2, 1\) goes backward"):
+        read_geff(tmp_path / "back.geff")
+
+
 def test_to_networkx_is_a_copy(tiny_ctc):
     lin = read_lineage(tiny_ctc, masks=False)
     g = to_networkx(lin)

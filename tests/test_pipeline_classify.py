@@ -92,3 +92,11 @@ def test_segment_movie_is_lazy_store(tmp_path):
     assert seg.shape == images.shape and seg.metadata["segmenter"] == "classical"
     for t in range(3):
         assert seg.frame(t).max() == len(np.unique(labels.frame(t))) - 1
+
+
+def test_physical_crop_model_needs_voxel_size():
+    images, labels = synthetic_movie(T=3)
+    clf = FixedClassifier()
+    clf.target_voxel_um = 1.0
+    with pytest.raises(InvalidInputError, match="--voxel-size-um"):
+        classify_movie(images, labels, clf, progress=False)

@@ -272,3 +272,19 @@ def test_classical_segmentation_when_no_labels(tmp_path):
     assert "CLASSICAL" in (tmp_path / "o" / "report.html").read_text()
     assert res.states.groupby("t").size().tolist() == [2, 2, 2]
     assert not (tmp_path / "o" / "_work").exists()
+
+
+def test_given_lineage_files_geff_and_ctc(tmp_path):
+    images, labels = synthetic_movie(T=4)
+    first = run(images, labels=labels, model=FixedClassifier(), out=tmp_path / "a", progress=False, video=False)
+    again = run(images, labels=labels, lineage=tmp_path / "a" / "lineage.geff", model=FixedClassifier(),
+                out=tmp_path / "b", progress=False, video=False)
+    assert sorted(again.lineage.graph.edges) == sorted(first.lineage.graph.edges)
+    assert "given" in again.info["parameters"]["lineage"]
+    ctc = run(images, labels=tmp_path / "a" / "ctc", lineage=tmp_path / "a" / "ctc", model=FixedClassifier(),
+              out=tmp_path / "c", progress=False, video=False)
+    assert len(ctc.lineage.divisions()) == 1
+    def per_frame(df):
+        return df.groupby("t")["state"].apply(sorted).to_dict()
+
+    assert per_frame(ctc.states) == per_frame(first.states)

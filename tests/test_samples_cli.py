@@ -106,6 +106,7 @@ def test_extract_bacteria_every_division_is_a_sample(ctc, tmp_path):
     c = s.counts()
     assert c["mitotic"] == 356 and c["new_daughter"] == 2 * 356  # 356 divisions in man_track.txt
     assert s.attrs["skipped"] == {"no_image": 0, "no_label_image": 0, "absent_from_mask": 0}
+    assert s.attrs["label_ids_not_in_lineage"] == 0  # TRA masks and man_track.txt agree
 
 
 @pytest.mark.data
@@ -138,4 +139,23 @@ def test_extract_3d_without_lineage(shared_data, tmp_path, case):
     assert s.x.shape[2:] == shape and set(s.meta["state"]) == {"unknown"}
     if n is not None:
         assert len(s) == n
+    assert (s.x[:, 3].reshape(len(s), -1).sum(axis=1) > 0).all()
+
+
+@pytest.mark.data
+def test_extract_gowt1_first_frames(ctc, tmp_path):
+    """GOWT1 01, frames 0-19: one sample per labelled lineage node of those frames, ids all consistent."""
+    from dynacell.lineage import label_events, read_lineage
+
+    d = ctc / "Fluo-N2DH-GOWT1"
+    if not d.exists():
+        pytest.skip(f"{d} not found")
+    res = _run(d / "01", "--labels", d / "01_GT" / "TRA", "--lineage", d / "01_GT" / "TRA", "-o", tmp_path / "g",
+               "--frames", "0:20")
+    assert res.exit_code == 0, res.output
+    s = SampleSet.load(tmp_path / "g.npz")
+    events = label_events(read_lineage(d / "01_GT" / "TRA", masks=False))
+    expected = sum(1 for (t, _), st in events.items() if t < 20 and st != "unknown")
+    assert len(s) == expected > 0
+    assert s.attrs["label_ids_not_in_lineage"] == 0 and not any(s.attrs["skipped"].values())
     assert (s.x[:, 3].reshape(len(s), -1).sum(axis=1) > 0).all()

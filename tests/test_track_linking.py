@@ -77,6 +77,21 @@ def test_gap_is_closed_and_splits_ctc_tracks():
     assert not lin0.graph.has_edge((1, 1), (3, 1))
 
 
+def test_ctc_result_round_trip(tmp_path):
+    """The lineage and its relabelled masks write a valid CTC result (dynacell.io) that reads back the same."""
+    from dynacell.io import open_labels, read_ctc_tracks, write_ctc_result
+
+    lab = movie([[(1, (30, 30))], [(2, (30, 31))], [(3, (25, 31)), (4, (36, 31))], [(9, (24, 31)), (8, (37, 31))]])
+    lin, relabel = link_labels(lab, progress=False)
+    table = lineage_to_ctc_tracks(lin)
+    out = write_ctc_result(tmp_path / "RES", relabel.frames(lab, progress=False), table)
+    assert read_ctc_tracks(out).to_numpy().tolist() == table.to_numpy().tolist()
+    back = open_labels(out)
+    assert back.frame(3)[24, 31] == relabel.track_ids[(3, 9)]
+    via_lineage = write_ctc_result(tmp_path / "RES2", lab, lin)
+    assert read_ctc_tracks(via_lineage).to_numpy().tolist() == table.to_numpy().tolist()
+
+
 def test_appear_and_disappear_stay_separate():
     """Nucleus A lives throughout; B ends after frame 1; C appears far away at frame 2::
 

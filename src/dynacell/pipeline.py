@@ -838,6 +838,11 @@ def run(
             if isinstance(movie, Movie) and voxel_size_um is not None:
                 images = Movie(images.data, images.axes, tuple(voxel_size_um), images.frame_interval_s,
                                images.frame_indices, images.source, images.metadata)
+        with timer.step("model"):
+            from dynacell.states.classify import check_model_for_movie
+
+            clf, model_name = resolve_model(model, images.ndim_spatial, device)
+            check_model_for_movie(images, clf)
         with timer.step("labels"):
             if labels is None:
                 from dynacell.segment.classical import METHOD_NAME, segment_movie
@@ -872,7 +877,7 @@ def run(
             else:
                 linking = None
                 if isinstance(lineage, Lineage):
-                    lin, src = lineage, lineage.source or "(Lineage object)"
+                    lin, src = lineage.copy(), lineage.source or "(Lineage object)"
                 else:
                     from dynacell.lineage.formats import read_lineage
 
@@ -885,8 +890,6 @@ def run(
             from dynacell.track import assign_ctc_tracks
 
             assign_ctc_tracks(lin)  # track ids = CTC track ids = mask values in ctc/
-        with timer.step("model"):
-            clf, model_name = resolve_model(model, images.ndim_spatial, device)
         with timer.step("classify"):
             from dynacell.states.classify import classify_movie
 

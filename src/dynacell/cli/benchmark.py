@@ -20,6 +20,8 @@ def register(app: typer.Typer) -> None:
         ablation: bool = typer.Option(False, "--ablation", help="run dcnet with each component switched off instead"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
         reuse: list[Path] = typer.Option([], "--reuse", help="model folder of an earlier identical run (repeatable)"),
+        baseline_crop: int = typer.Option(None, "--baseline-crop",
+                                          help="centre crop (px) for the seed's models (the seed cropped 64 to 32)"),
     ) -> None:
         """Train every model on the same samples, split and seed; print the test table, write figures."""
         from dynacell.errors import InvalidInputError
@@ -35,7 +37,7 @@ def register(app: typer.Typer) -> None:
             if bad:
                 raise InvalidInputError(f"--models: unknown {bad}; choose from {list(BASELINES)}")
             runs = {m: BASELINES[m] for m in names}
-        table = benchmark_states(cfg, out, runs, progress=progress, reuse=list(reuse))
+        table = benchmark_states(cfg, out, runs, progress=progress, reuse=list(reuse), baseline_crop=baseline_crop)
         typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
     @bench.command("speed")

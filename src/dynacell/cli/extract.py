@@ -14,6 +14,17 @@ _STATES = ("stable", "mitotic", "new_daughter", "death", "unknown")
 def parse_frames(text: str | None) -> range | None:
     """Parse ``--frames`` ``"a:b"`` (frames ``a .. b-1``, like a Python slice), ``"a:"``, ``":b"`` or ``"a"``.
 
+    Parameters
+    ----------
+    text : str or None
+        The option value.
+
+    Returns
+    -------
+    range or None
+        The frame numbers (``"a:"`` is open-ended: intersect it with the movie's frames, never
+        expand it); None for no option.
+
     Raises
     ------
     InvalidInputError
@@ -40,7 +51,19 @@ def parse_frames(text: str | None) -> range | None:
 
 
 def parse_floats(text: str | None, option: str) -> tuple[float, ...] | None:
-    """Parse a comma-separated list of positive floats (``"2.0,0.208,0.208"``), or None.
+    """Parse a comma-separated list of positive floats (``"2.0,0.208,0.208"``).
+
+    Parameters
+    ----------
+    text : str or None
+        The option value.
+    option : str
+        The option's name, for messages.
+
+    Returns
+    -------
+    tuple of float or None
+        The values; None when ``text`` is None.
 
     Raises
     ------
@@ -59,7 +82,19 @@ def parse_floats(text: str | None, option: str) -> tuple[float, ...] | None:
 
 
 def default_dataset_name(movie: Path) -> str:
-    """A dataset name from a movie path: ``.../bacteria-phc/01`` → ``bacteria-phc_01``."""
+    """A dataset name from a movie path: ``.../bacteria-phc/01`` → ``bacteria-phc_01``.
+
+    Parameters
+    ----------
+    movie : Path
+        Movie file or folder.
+
+    Returns
+    -------
+    str
+        The file stem or folder name, prefixed by the parent folder's name when it is a
+        number (CTC sequence folders ``01``, ``02``).
+    """
     movie = Path(movie)
     name = movie.stem if movie.is_file() else movie.name
     if name.isdigit() and movie.parent.name:

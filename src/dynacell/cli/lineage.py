@@ -40,13 +40,17 @@ def lineage_command(
 
     from dynacell.lineage import EventRules, detect_format, first_frames, read_lineage, summarize, write_geff
 
+    if geff is not None and geff.exists() and not overwrite:
+        from dynacell.errors import OutputExistsError
+
+        raise OutputExistsError(f"--geff {geff} exists; pass --overwrite to replace it")
     fmt = format or detect_format(path)
     rule_set = EventRules.preset(rules)
     kw = {"masks": False} if fmt == "ctc" else {}
     lin = read_lineage(path, format=fmt, **kw)
     if frames is not None:
         lin = first_frames(lin, frames)
-    if geff is not None:
-        write_geff(lin, geff, overwrite=overwrite)
     payload = {"format": fmt, "rules": rules, **summarize(lin, rule_set)}
+    if geff is not None:  # after the summary: a lineage that cannot be labelled writes nothing
+        write_geff(lin, geff, overwrite=overwrite)
     typer.echo(json.dumps(payload, indent=2))

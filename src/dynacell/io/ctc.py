@@ -31,6 +31,16 @@ TRACK_COLUMNS = ["label", "begin", "end", "parent"]
 def find_track_file(path: str | Path) -> Path:
     """The CTC track file at ``path``: the file itself, or ``man_track.txt`` / ``res_track.txt`` in a folder.
 
+    Parameters
+    ----------
+    path : str or Path
+        A track file or a CTC ``TRA`` / ``RES`` folder.
+
+    Returns
+    -------
+    Path
+        The track file (``man_track.txt`` is preferred to ``res_track.txt``).
+
     Raises
     ------
     InvalidInputError

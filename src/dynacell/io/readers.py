@@ -139,12 +139,29 @@ def open_labels(
 
 
 def detect_format(path: str | Path) -> str:
-    """Guess the format of ``path`` (one of :data:`FORMATS`).
+    """Guess the movie format of ``path`` from its name and content (no pixels read).
+
+    Rules, in order: a folder named ``*.zarr`` or holding ``zarr.json`` / ``.zgroup`` /
+    ``.zarray`` → ``"zarr"``; a folder holding a CTC frame file (``tTTT.tif``,
+    ``man_trackTTT.tif``, ``maskTTT.tif``, ``man_segTTT.tif``) → ``"ctc"``; a folder holding
+    other ``.tif`` / ``.tiff`` files → ``"tiff-folder"``; a ``.tif`` / ``.tiff`` file →
+    ``"tiff-stack"``; ``.npz`` → ``"npz"``; ``.zarr`` → ``"zarr"``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file or folder.
+
+    Returns
+    -------
+    str
+        One of :data:`FORMATS`: ``"ctc"``, ``"tiff-folder"``, ``"tiff-stack"``, ``"zarr"``, ``"npz"``.
 
     Raises
     ------
     InvalidInputError
-        If the path does not exist, is an empty folder or holds nothing readable.
+        If the path does not exist, is an empty folder or holds nothing readable (names the path
+        and what was expected).
     """
     p = Path(path)
     if not p.exists():

@@ -47,7 +47,18 @@ class LabelCheck:
         return not self.nodes_missing_from_labels and not self.labels_missing_from_lineage
 
     def message(self, max_frames: int = 5) -> str:
-        """A readable multi-line report naming frames and ids (at most ``max_frames`` of each kind)."""
+        """A readable multi-line report naming frames and ids.
+
+        Parameters
+        ----------
+        max_frames : int
+            At most this many frames listed for each kind of mismatch (10 ids per frame).
+
+        Returns
+        -------
+        str
+            The report; its first line names the lineage and label sources.
+        """
         lines = [f"{self.source}: {self.frames_checked} frames checked"]
         for title, d in (("lineage nodes absent from the labels", self.nodes_missing_from_labels),
                          ("label ids absent from the lineage", self.labels_missing_from_lineage)):

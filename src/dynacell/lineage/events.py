@@ -110,17 +110,40 @@ class EventRules:
 
     @classmethod
     def seed(cls) -> EventRules:
-        """The seed's rules exactly (seed 004): 1 mitotic frame, 1 daughter frame, W = 8, track ends are deaths."""
+        """The seed's rules exactly (seed 004, SEEDS.md §1).
+
+        Returns
+        -------
+        EventRules
+            1 mitotic frame, 1 daughter frame, W = 8 with ``floor(1.5 · W) = 12`` directly stable
+            nodes needed, track ends before the last frame are deaths, annotations ignored.
+        """
         return cls()
 
     @classmethod
     def annotated_deaths(cls) -> EventRules:
-        """Seed rules, but deaths only from explicit annotations (track ends are ``unknown``)."""
+        """Seed rules, but deaths only from explicit annotations (e.g. WormGUIDES ``CellDeaths.csv``).
+
+        Returns
+        -------
+        EventRules
+            ``track_end="unknown"``, ``deaths="annotated"``; other fields as :meth:`seed`.
+        """
         return cls(track_end="unknown", deaths="annotated")
 
     @classmethod
     def preset(cls, name: str) -> EventRules:
         """A preset by name: ``"seed"`` or ``"annotated-deaths"`` (also ``"annotated_deaths"``).
+
+        Parameters
+        ----------
+        name : str
+            Preset name, case-insensitive; ``_`` and ``-`` are the same.
+
+        Returns
+        -------
+        EventRules
+            :meth:`seed` or :meth:`annotated_deaths`.
 
         Raises
         ------
@@ -236,6 +259,17 @@ def label_events(lineage: Lineage, rules: EventRules | None = None) -> dict[Node
 
 
 def count_states(states: dict[Node, str]) -> dict[str, int]:
-    """Number of nodes in each state, every state of :data:`EVENT_STATES` present (0 if none)."""
+    """Number of nodes in each state.
+
+    Parameters
+    ----------
+    states : dict
+        ``(t, label) -> state`` as returned by :func:`label_events`.
+
+    Returns
+    -------
+    dict of str to int
+        Every state of :data:`EVENT_STATES`, in that order, with its count (0 if none).
+    """
     c = Counter(states.values())
     return {s: int(c.get(s, 0)) for s in EVENT_STATES}

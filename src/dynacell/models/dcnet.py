@@ -105,6 +105,9 @@ class DCNet(nn.Module):
         Whether the first (highest resolution) stage has a block (default True).
     dropout : float
         Dropout before the linear layer.
+    input_pool : int
+        Average-pool the crop by this factor before the stem (1: off). Lets a model see a
+        wide field of view (e.g. 64² crops of long bacteria) at the cost of a 32² one.
 
     Raises
     ------
@@ -114,7 +117,8 @@ class DCNet(nn.Module):
 
     def __init__(self, ndim: int, in_channels: int = 4, n_classes: int = 4, width: int = 16,
                  temporal_diff: bool = True, residual: bool = True, mask_pool: bool = True,
-                 anisotropic: bool = False, first_block: bool = True, dropout: float = 0.1) -> None:
+                 anisotropic: bool = False, first_block: bool = True, dropout: float = 0.1,
+                 input_pool: int = 1) -> None:
         super().__init__()
         check_ndim(ndim)
         if in_channels != 4:
@@ -123,6 +127,10 @@ class DCNet(nn.Module):
         self.ndim = ndim
         self.temporal_diff = temporal_diff
         self.mask_pool = mask_pool
+        if input_pool < 1:
+            raise InvalidInputError(f"dcnet input_pool must be >= 1, got {input_pool}")
+        pool = nn.AvgPool2d if ndim == 2 else nn.AvgPool3d
+        self.input_pool = pool(input_pool) if input_pool > 1 else nn.Identity()
         c0 = 6 if temporal_diff else 4
         w = width
         self.stem = _down(ndim, c0, w, anisotropic)
@@ -136,6 +144,7 @@ class DCNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, n_classes)`` of crops ``x`` ``(N, 4, [Z,] Y, X)``."""
+        x = self.input_pool(x)
         mask = x[:, 3:4]
         if self.temporal_diff:
             x = torch.cat([x, x[:, 2:3] - x[:, 1:2], x[:, 1:2] - x[:, 0:1]], dim=1)

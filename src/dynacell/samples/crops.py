@@ -633,8 +633,10 @@ def iter_frame_crops(
     Yields
     ------
     FrameCrops
-        ``(t, x (N, 4, *size) float32, label_ids (N,) int64, centroids (N, 3) float64)``.
-        An empty label frame yields ``N = 0`` (with a warning).
+        ``(t, x (N, 4, *size) float32, label_ids (N,) int64, centroids (N, 3) float64,
+        frame_label_ids (M,) int64)`` — the last field lists every id of the label image, also
+        those not selected by ``label_ids``. An empty label frame yields ``N = 0`` (with a warning
+        naming the label file and frame).
 
     Raises
     ------

@@ -129,11 +129,28 @@ class SampleSet:
         return tuple(int(s) for s in self.x.shape[2:])
 
     def counts(self) -> dict[str, int]:
-        """Number of samples per state, e.g. ``{"stable": 900, "mitotic": 40}`` (largest first)."""
+        """Number of samples per state.
+
+        Returns
+        -------
+        dict of str to int
+            E.g. ``{"stable": 900, "mitotic": 40}``, largest first; states without samples are absent.
+        """
         return {str(k): int(v) for k, v in self.meta["state"].value_counts().items()}
 
     def subset(self, index: Sequence[int] | np.ndarray) -> SampleSet:
-        """The samples at positions ``index`` (int array or boolean mask), attrs copied."""
+        """The samples at positions ``index``, attrs copied.
+
+        Parameters
+        ----------
+        index : sequence of int or numpy.ndarray
+            Row positions (int) or a boolean mask of length ``N``.
+
+        Returns
+        -------
+        SampleSet
+            A new set (``x`` and ``meta`` rows taken in ``index`` order).
+        """
         idx = np.asarray(index)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
@@ -143,7 +160,21 @@ class SampleSet:
               time_block: int | None = None) -> dict[str, SampleSet]:
         """Grouped train/val/test split (:func:`dynacell.samples.grouped_split`) as three sample sets.
 
-        The split parameters are recorded in each part's ``attrs["split"]``.
+        Parameters
+        ----------
+        by, fractions, seed, time_block
+            As in :func:`dynacell.samples.grouped_split`.
+
+        Returns
+        -------
+        dict of str to SampleSet
+            ``{"train", "val", "test"}``; the split parameters are recorded in each part's
+            ``attrs["split"]``.
+
+        Raises
+        ------
+        InvalidInputError
+            As :func:`dynacell.samples.grouped_split`.
         """
         from dynacell.samples.splits import grouped_split
 
@@ -222,7 +253,17 @@ class SampleSet:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SampleSet:
-        """Read a set written by :meth:`save`.
+        """Read a set written by :meth:`save` (``numpy.load`` without pickles).
+
+        Parameters
+        ----------
+        path : path-like
+            The ``.npz`` file.
+
+        Returns
+        -------
+        SampleSet
+            ``x`` float32 ``(N, 4, *size)``, ``meta`` with the stored columns, ``attrs``.
 
         Raises
         ------
@@ -260,7 +301,18 @@ class SampleSet:
 
     @classmethod
     def concat(cls, sets: Sequence[SampleSet]) -> SampleSet:
-        """Concatenate sample sets (see :func:`concat`)."""
+        """Concatenate sample sets (see :func:`concat`).
+
+        Parameters
+        ----------
+        sets : sequence of SampleSet
+            At least one set of one crop shape and normalisation.
+
+        Returns
+        -------
+        SampleSet
+            Rows in the given order.
+        """
         return concat(sets)
 
 

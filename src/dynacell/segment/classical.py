@@ -102,7 +102,7 @@ def segment_frame(
     from skimage.feature import peak_local_max
     from skimage.filters import gaussian, threshold_otsu
     from skimage.morphology import remove_small_objects
-    from skimage.segmentation import watershed
+    from skimage.segmentation import relabel_sequential, watershed
 
     params = params or ClassicalParams()
     image = np.asarray(image)
@@ -127,11 +127,9 @@ def segment_frame(
     # components without any seed (flat plateaus) keep their connected-component shape
     unseeded = foreground & (labels == 0)
     if unseeded.any():
-        extra, n_extra = ndi.label(unseeded)
+        extra, _ = ndi.label(unseeded)
         labels[unseeded] = extra[unseeded] + labels.max()
     labels = remove_small_objects(labels, max_size=max(params.min_size_px - 1, 0))
-    from skimage.segmentation import relabel_sequential
-
     return relabel_sequential(labels)[0].astype(np.int32)
 
 

@@ -23,7 +23,8 @@ import pandas as pd
 from dynacell import STATES
 from dynacell.errors import InvalidInputError
 
-__all__ = ["classify_movie", "crop_parameters", "model_ndim", "predict_batched", "STATE_COLUMNS"]
+__all__ = ["classify_movie", "check_model_for_movie", "crop_parameters", "model_ndim", "predict_batched",
+           "STATE_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +143,26 @@ def _check_inputs(images, labels, model) -> None:
             f"labels {labels.source}: shape {labels.shape} does not match images {images.source} shape "
             f"{images.shape}; give one label image per frame with the frame's shape"
         )
+    check_model_for_movie(images, model)
+
+
+def check_model_for_movie(images, model) -> None:
+    """Check that a classifier can run on a movie (before any expensive step).
+
+    Parameters
+    ----------
+    images : dynacell.io.Movie
+        The movie, ``(T, (Z), Y, X)``.
+    model : StateClassifier
+        The classifier (``classes``, ``ndim`` / card, crop parameters).
+
+    Raises
+    ------
+    InvalidInputError
+        If the model's classes are not dynacell states, its dimensionality differs from the
+        movie's (e.g. a 2D model on 3D data), or it resamples crops to a physical voxel size
+        (card ``target_voxel_um``) while the movie's voxel size is unknown.
+    """
     classes = list(getattr(model, "classes", []))
     unknown = [c for c in classes if c not in STATES]
     if not classes or unknown:
@@ -154,6 +175,13 @@ def _check_inputs(images, labels, model) -> None:
             f"model {getattr(model, 'name', '')!r} is a {nd}D model but the movie {images.source} is "
             f"{images.ndim_spatial}D ({images.axes}); pick a {images.ndim_spatial}D model "
             f"(e.g. nuclei-{images.ndim_spatial}d)"
+        )
+    target = crop_parameters(model, images.ndim_spatial)["target_voxel_um"]
+    if target is not None and images.voxel_size_um is None:
+        raise InvalidInputError(
+            f"model {getattr(model, 'name', '')!r} crops nuclei in physical units ({target} µm voxels) but the "
+            f"voxel size of {images.source} is unknown (no metadata); give it with --voxel-size-um Z Y X "
+            f"(voxel_size_um=...)"
         )
 
 

@@ -7,7 +7,9 @@ mouse-embryo labels). Nuclei are reduced to their centroids frame by frame
 Jaqaman et al. (2008, *Nat. Methods* 5:695) as implemented in laptrack
 (Fukai & Kawaguchi 2023, *Bioinformatics* 39:btac799): frame-to-frame linking, then gap
 closing and division (segment splitting) in a second assignment. Distances are
-Euclidean in µm when the voxel size is known, in pixels otherwise.
+Euclidean in µm when the voxel size is known, in pixels otherwise; they are weighted by
+mask overlap and measured after motion compensation (global drift by phase correlation,
+then the local flow of neighbouring nuclei, re-estimated over a few linking passes).
 """
 
 from __future__ import annotations
@@ -39,8 +41,13 @@ logger = logging.getLogger(__name__)
 #: diameters (see :func:`default_max_distance`).
 DEFAULT_DISTANCE_FACTOR = 1.5
 
-#: Linking passes that re-estimate the local flow from the previous pass's links.
-_FLOW_PASSES = 3
+#: Most linking passes after the first that re-estimate the local flow from the previous
+#: pass's links (passes stop early once the links no longer change).
+_FLOW_PASSES = 5
+_LAP_EXTRA: dict = {}
+
+#: A global drift is applied only if it multiplies the foreground overlap of two frames by more than this.
+_DRIFT_MIN_GAIN = 1.2
 
 _NUCLEI_COLUMNS = ["t", "label", "z", "y", "x", "size_px", "diameter_px"]
 
@@ -110,7 +117,10 @@ def _drift(prev: np.ndarray, frame: np.ndarray) -> np.ndarray:
 
     Phase correlation (:func:`skimage.registration.phase_cross_correlation`) of the
     foreground masks, sub-sampled in Y and X to at most ~256 pixels a side for speed
-    (the result is a prior for linking, accurate to the sub-sampling step).
+    (the result is a prior for linking, accurate to the sub-sampling step). The shift is
+    kept only if it raises the foreground overlap of the two frames by more than
+    :data:`_DRIFT_MIN_GAIN` over no shift; otherwise (few nuclei moving independently,
+    where the correlation peak is ambiguous) the drift is zero.
     """
     from skimage.registration import phase_cross_correlation
 
@@ -118,11 +128,16 @@ def _drift(prev: np.ndarray, frame: np.ndarray) -> np.ndarray:
         return np.zeros(prev.ndim)
     step = max(1, int(np.ceil(max(prev.shape[-2:]) / 256)))
     sl = (slice(None),) * (prev.ndim - 2) + (slice(None, None, step),) * 2
-    a = (prev[sl] > 0).astype(np.float32)
-    b = (frame[sl] > 0).astype(np.float32)
-    shift = phase_cross_correlation(a, b)[0]
-    mult = np.array([1.0] * (prev.ndim - 2) + [float(step)] * 2)
-    return -np.asarray(shift, dtype=float) * mult
+    a = prev[sl] > 0
+    b = frame[sl] > 0
+    shift = -np.asarray(phase_cross_correlation(a.astype(np.float32), b.astype(np.float32))[0], dtype=float)
+    if not np.rint(shift).any():
+        return np.zeros(prev.ndim)
+    still = np.count_nonzero(a & b)
+    moved = np.count_nonzero(_shift(a, shift) & b)
+    if moved <= _DRIFT_MIN_GAIN * still:
+        return np.zeros(prev.ndim)
+    return shift * np.array([1.0] * (prev.ndim - 2) + [float(step)] * 2)
 
 
 def _scan(labels: Movie, *, overlap_frames: int, drift: bool, progress: bool
@@ -324,11 +339,15 @@ def _flow_overlaps(labels: Movie, flow_px: dict[tuple[int, int], np.ndarray], ma
     return shared
 
 
-def _local_flow(frame_of: np.ndarray, pos: np.ndarray, edges: list[tuple[int, int]], k: int) -> np.ndarray:
-    """Per nucleus, the median displacement per frame of its ``k`` nearest linked neighbours (same frame)."""
+def _local_flow(frame_of: np.ndarray, pos: np.ndarray, edges: list[tuple[int, int]], k: int,
+                default: np.ndarray) -> np.ndarray:
+    """Per nucleus, the median displacement per frame of its ``k`` nearest linked neighbours (same frame).
+
+    Nuclei of frames with fewer than two linked nuclei keep ``default`` (the global drift).
+    """
     from scipy.spatial import cKDTree
 
-    flow = np.zeros_like(pos)
+    flow = default.copy()
     n_children = np.bincount([a for a, _ in edges], minlength=len(pos))
     disp: dict[int, np.ndarray] = {}
     for a, b in edges:
@@ -370,14 +389,32 @@ def link_labels(
     missing frames and attaching track starts to a mother in the previous frame
     (divisions). Label ids need not be consistent over time.
 
-    The cost of joining nuclei ``a`` and ``b`` is the squared *overlap-weighted distance*
-    ``(d · (1 − f))²``, with ``d`` the Euclidean distance between centroids (µm, or pixels
-    when the voxel size is unknown) and ``f = |a ∩ b| / min(|a|, |b|)`` the fraction of the
-    smaller mask covered by the other (0 when they do not overlap). Overlap makes the
-    cost near zero for a nucleus and its successor (or a mother and a daughter) in
-    crowded, slowly moving data such as bacterial colonies, where the nearest centroid
-    is often a neighbour; for fast motion (no overlap) it is the plain distance.
-    Candidates with ``d · (1 − f) > max_distance_um`` are never joined.
+    The cost of joining nucleus ``a`` (array index ``i``) to nucleus ``b`` (index ``j > i``)
+    is the squared *motion-compensated, overlap-weighted distance*
+    ``(|p_a + (j − i) v_a − p_b| · (1 − f))²``: ``p`` are centroids (µm, or pixels when the
+    voxel size is unknown), ``v_a`` the expected displacement per frame of ``a`` and
+    ``f = |a' ∩ b| / min(|a|, |b|)`` the fraction of the smaller mask covered once ``a`` is
+    moved by ``(j − i) v_a`` (0 when they do not overlap). Candidates with a distance above
+    ``max_distance_um`` are never joined. ``v_a`` is
+
+    1. the global drift of the frame (phase correlation of the foreground masks,
+       :func:`skimage.registration.phase_cross_correlation`) in the first pass, if
+       ``drift_correction``;
+    2. then, over up to 5 more passes that stop when the links no longer change, the
+       median displacement of the ``flow_neighbors`` nearest nuclei of the same frame in
+       the previous pass's links (a local flow field, robust to a wrong link).
+
+    Overlap keeps a nucleus and its successor (or a mother and her daughter) together in
+    crowded, slowly moving data such as bacterial colonies, where the nearest centroid is
+    often a neighbour; for fast motion (no overlap) the cost is the plain distance.
+    Measured on Cell Tracking Challenge ground-truth masks with ids permuted per frame
+    (``benchmarks/track.py``): GOWT1 01 TRA 1.000; bacteria-phc 01 division F1 went from
+    0.19 (centroid distance only) to 0.89 with overlap, drift and local flow.
+
+    Cost and memory: frames are read once per pass, holding ``gap_closing_frames + 2``
+    frames at a time; the cost is evaluated in Python for every pair of nuclei of
+    neighbouring frames, so time grows with the square of the nuclei per frame (about
+    25 s for 53 frames of up to 358 bacteria on one CPU core).
 
     Parameters
     ----------
@@ -397,9 +434,12 @@ def link_labels(
     division : bool
         Allow a track to split into two daughters.
     overlap : bool
-        Weight distances by mask overlap (default). False uses centroid distances only
-        (faster on very crowded frames: the overlap cost is evaluated in Python for
-        every pair of nuclei of two frames).
+        Weight distances by mask overlap (default). False uses centroid distances only.
+    drift_correction : bool
+        Compensate the global drift between frames (stage motion) in the first pass.
+    flow_neighbors : int
+        Number of neighbours whose links give a nucleus' local flow in the later passes;
+        0 = a single pass (no local flow).
     progress : bool
         Show a progress bar while reading frames.
 
@@ -464,6 +504,8 @@ def link_labels(
         "distance_unit": unit,
         "gap_closing_frames": int(gap_closing_frames),
         "division": bool(division),
+        "drift_correction": bool(drift_correction),
+        "flow_neighbors": int(flow_neighbors),
     }
     for row in nuclei.itertuples(index=False):
         lineage.add_node((int(row.t), int(row.label)), (row.z, row.y, row.x), diameter_px=float(row.diameter_px))
@@ -481,6 +523,7 @@ def link_labels(
         step_drift = np.diff(cum_drift, axis=0, append=cum_drift[-1:]) * scale
         flow = step_drift[frame_of]
         n_passes = _FLOW_PASSES + 1 if flow_neighbors > 0 else 1
+        edges: list = []
         for p in range(n_passes):
             if overlap and p > 0:
                 flow_px = {(int(i), int(lab)): v / scale
@@ -488,23 +531,28 @@ def link_labels(
                 shared = _flow_overlaps(labels, flow_px, int(gap_closing_frames) + 1, progress)
             fraction = {k: c / min(size[k[:2]], size[k[2:]]) for k, c in shared.items()} if overlap else {}
             metric = _link_metric(fraction)
-            iou = {k: c / (size[k[:2]] + size[k[2:]] - c) for k, c in shared.items()} if overlap else {}
-            link_metric = _link_metric(iou)
             tracker = LapTrack(
-                metric=link_metric,
+                metric=metric,
                 cutoff=cutoff,
-                gap_closing_metric=link_metric,
+                gap_closing_metric=metric,
                 gap_closing_cutoff=cutoff if gap_closing_frames > 0 else False,
                 gap_closing_max_frame_count=int(gap_closing_frames) + 1,
                 splitting_metric=metric,
                 splitting_cutoff=cutoff if division else False,
                 merging_cutoff=False,
+                **_LAP_EXTRA,
             )
             table = np.column_stack([frame_of, nuclei["label"].to_numpy(), pos, flow]).astype(float)
             tree = tracker.predict([table[rows] for rows in per_frame])
-            edges = [(keys[fa][ja], keys[fb][jb]) for (fa, ja), (fb, jb) in tree.edges]
+            new_edges = sorted((keys[fa][ja], keys[fb][jb]) for (fa, ja), (fb, jb) in tree.edges)
+            if p > 0 and new_edges == edges:
+                logger.debug("links unchanged after pass %d", p + 1)
+                break
+            edges = new_edges
+            lineage.graph.graph["linking"]["passes"] = p + 1
             if p + 1 < n_passes:
-                flow = _local_flow(frame_of, pos, [(row_of[a], row_of[b]) for a, b in edges], int(flow_neighbors))
+                flow = _local_flow(frame_of, pos, [(row_of[a], row_of[b]) for a, b in edges], int(flow_neighbors),
+                                   step_drift[frame_of])
         for a, b in edges:
             lineage.add_edge(a, b)
     relabel = assign_ctc_tracks(lineage)

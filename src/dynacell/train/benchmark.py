@@ -16,22 +16,24 @@ __all__ = ["ABLATION", "BASELINES", "benchmark_states", "plot_benchmark"]
 
 logger = logging.getLogger(__name__)
 
-#: The seed's models and dynacell's, by run name: (architecture, options).
-BASELINES: dict[str, tuple[str, dict[str, Any]]] = {
-    "cnn-only": ("cnn-only", {}),
-    "3ncnn": ("3ncnn", {}),
-    "4ncnn": ("4ncnn", {}),
-    "convlstm": ("convlstm", {}),
-    "dcnet": ("dcnet", {}),
+#: The seed's models and dynacell's, by run name: TrainConfig fields replaced for the run.
+#: ``dcnet`` keeps the base config's ``model_kwargs``; the seed's models use none.
+BASELINES: dict[str, dict[str, Any]] = {
+    "cnn-only": {"model": "cnn-only", "model_kwargs": {}},
+    "3ncnn": {"model": "3ncnn", "model_kwargs": {}},
+    "4ncnn": {"model": "4ncnn", "model_kwargs": {}},
+    "convlstm": {"model": "convlstm", "model_kwargs": {}},
+    "dcnet": {"model": "dcnet"},
 }
 
-#: dcnet with one component switched off at a time (same split and seed).
-ABLATION: dict[str, tuple[str, dict[str, Any]]] = {
-    "dcnet": ("dcnet", {}),
-    "dcnet-no-tdiff": ("dcnet", {"temporal_diff": False}),
-    "dcnet-no-residual": ("dcnet", {"residual": False}),
-    "dcnet-no-maskpool": ("dcnet", {"mask_pool": False}),
-    "dcnet-plain": ("dcnet", {"temporal_diff": False, "residual": False, "mask_pool": False}),
+#: dcnet with one component switched off at a time (same data, split and seed);
+#: the options are merged into the base config's ``model_kwargs``.
+ABLATION: dict[str, dict[str, Any]] = {
+    "dcnet": {"model": "dcnet"},
+    "dcnet-no-tdiff": {"model": "dcnet", "ablate": {"temporal_diff": False}},
+    "dcnet-no-residual": {"model": "dcnet", "ablate": {"residual": False}},
+    "dcnet-no-maskpool": {"model": "dcnet", "ablate": {"mask_pool": False}},
+    "dcnet-plain": {"model": "dcnet", "ablate": {"temporal_diff": False, "residual": False, "mask_pool": False}},
 }
 
 
@@ -45,9 +47,28 @@ def _same_run(folder: Path, cfg: TrainConfig) -> bool:
     return old.model_dump(exclude=skip) == cfg.model_dump(exclude=skip)
 
 
-def benchmark_states(config: TrainConfig, out: str | Path, runs: dict[str, tuple[str, dict[str, Any]]] | None = None,
+def run_config(config: TrainConfig, run: str, spec: dict[str, Any], out: str | Path,
+               baseline_crop: int | None = None) -> TrainConfig:
+    """The config of one benchmark run: ``spec`` fields replace the base config's.
+
+    ``spec["ablate"]`` is merged into ``model_kwargs``; the seed's models (all but dcnet)
+    get ``center_crop = baseline_crop`` when given (the seed centre-cropped 64³ to 32³).
+    """
+    spec = dict(spec)
+    ablate = spec.pop("ablate", {})
+    update: dict[str, Any] = {"name": run, "out": str(out), **spec}
+    if spec.get("model") == config.model and "model_kwargs" not in spec:
+        update["model_kwargs"] = {**config.model_kwargs, **ablate}
+    elif spec.get("model") != config.model and "model_kwargs" not in spec:
+        update["model_kwargs"] = dict(ablate)
+    if baseline_crop is not None and spec.get("model") != "dcnet":
+        update["center_crop"] = baseline_crop
+    return TrainConfig.model_validate(config.model_dump() | update)
+
+
+def benchmark_states(config: TrainConfig, out: str | Path, runs: dict[str, dict[str, Any]] | None = None,
                      *, progress: bool = True, overwrite: bool = True,
-                     reuse: list[str | Path] | None = None) -> pd.DataFrame:
+                     reuse: list[str | Path] | None = None, baseline_crop: int | None = None) -> pd.DataFrame:
     """Train and test several models on the same samples, split and seed.
 
     Parameters
@@ -56,8 +77,11 @@ def benchmark_states(config: TrainConfig, out: str | Path, runs: dict[str, tuple
         Base run; ``model``, ``model_kwargs``, ``name`` and ``out`` are replaced per run.
     out : str or Path
         Folder for the model folders, ``results.csv``, ``results.md`` and the figures.
+    baseline_crop : int, optional
+        Centre crop (px) for the seed's models (see :func:`run_config`).
     runs : dict, optional
-        ``{run_name: (architecture, model_kwargs)}``; default :data:`BASELINES`.
+        ``{run_name: {TrainConfig field: value, "ablate": {dcnet option: value}}}``;
+        default :data:`BASELINES`.
     progress : bool
         Progress bars.
     overwrite : bool
@@ -80,9 +104,9 @@ def benchmark_states(config: TrainConfig, out: str | Path, runs: dict[str, tuple
     runs = runs or BASELINES
     data = None
     rows = []
-    for run, (arch, kw) in runs.items():
-        cfg = config.model_copy(update={"model": arch, "model_kwargs": {**config.model_kwargs, **kw}
-                                        if arch == config.model else dict(kw), "name": run, "out": str(out)})
+    for run, spec in runs.items():
+        cfg = run_config(config, run, spec, out, baseline_crop)
+        arch = cfg.model
         folder = out / run
         found = [Path(r) for r in [folder, *(reuse or [])] if _same_run(Path(r), cfg)]
         if found:
@@ -98,7 +122,8 @@ def benchmark_states(config: TrainConfig, out: str | Path, runs: dict[str, tuple
             folder = fit(cfg, overwrite=overwrite, progress=progress, data=data)
         card = yaml.safe_load((folder / "model.yaml").read_text())
         test = card["metrics"]["test"]
-        row = {"run": run, "architecture": arch, "n_parameters": card["n_parameters"],
+        row = {"run": run, "architecture": arch, "options": str(cfg.model_kwargs or ""),
+               "crop_px": "x".join(map(str, card["crop_size_px"])), "n_parameters": card["n_parameters"],
                "macro_f1": test["macro_f1"], "balanced_accuracy": test["balanced_accuracy"]}
         row |= {f"f1_{c}": test["per_class"][c]["f1"] for c in config.classes}
         row |= {"ece_before": test["ece_before_temperature"], "ece_after": test["ece"],

@@ -22,7 +22,9 @@ class SplitConfig(BaseModel):
     (contiguous blocks of frames within each dataset, in time order train → val → test,
     with ``gap_frames`` frames dropped at each boundary since windows ``t−1, t, t+1``
     overlap). ``test_datasets`` / ``val_datasets`` send whole datasets to one side
-    (split by sequence) and the rule ``by`` applies to the rest.
+    (split by sequence); ``test_groups`` / ``val_groups`` send named groups (values of
+    ``group_column``, e.g. C. elegans sublineages ``MS``, ``ABpr``) to one side, and then
+    the rest is all training. Otherwise the rule ``by`` applies to the rest.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -33,6 +35,10 @@ class SplitConfig(BaseModel):
     gap_frames: int = Field(2, ge=0)
     test_datasets: list[str] = Field(default_factory=list)
     val_datasets: list[str] = Field(default_factory=list)
+    group_column: str = Field("tree_id", description="sample-table column naming the groups of test_groups/val_groups")
+    test_groups: list[str] = Field(default_factory=list,
+                                   description="groups (values of group_column, e.g. sublineages) held out as test")
+    val_groups: list[str] = Field(default_factory=list, description="groups used as validation")
     by_dataset: dict[str, Literal["tree", "time"]] = Field(
         default_factory=dict, description="per-dataset override of `by` (e.g. time blocks for a single-colony movie)")
 
@@ -57,6 +63,8 @@ class TrainConfig(BaseModel):
     data: list[str] = Field(..., min_length=1, description="sample-set files (.npz, dynacell.samples.SampleSet)")
     classes: list[str] = Field(default_factory=lambda: ["stable", "mitotic", "new_daughter"])
     split: SplitConfig = Field(default_factory=SplitConfig)
+    center_crop: int | None = Field(None, ge=4, description="centre-crop the samples to this edge (px) first; "
+                                    "the seed cropped 64³ to 32³")
     model: str = "dcnet"
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     epochs: int = Field(30, ge=1)

@@ -239,6 +239,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
     if missing:
         raise InvalidInputError(f"classes {missing} have no training samples after the split; "
                                 f"samples per side: {counts}")
+    x_all = _center_crop(data.x, config.center_crop)
     rng = np.random.default_rng(config.seed)
     tr = data.indices("train")
     y_all = data.meta["y"].to_numpy()
@@ -255,7 +256,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
     class_counts = np.bincount(y_all[tr], minlength=n_classes).astype(float)
     inv = 1.0 / np.maximum(class_counts, 1.0)
     channels = model_channels(config.model)
-    ndim = data.x.ndim - 2
+    ndim = x_all.ndim - 2
     model = build_model(config.model, ndim, n_classes=n_classes, **config.model_kwargs).to(device)
     loss_weight = None
     if config.balance == "loss":
@@ -268,7 +269,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
     gen = torch.Generator().manual_seed(config.seed)
     p_draw = inv[y_all[tr]] if config.balance == "sampler" else np.ones(len(tr))
     p_draw = p_draw / p_draw.sum()
-    x_tr = torch.from_numpy(data.x[tr])
+    x_tr = torch.from_numpy(np.ascontiguousarray(x_all[tr]))
     y_tr = torch.from_numpy(y_all[tr])
     history, best, best_state, bad = [], -1.0, None, 0
     bar = tqdm(range(config.epochs), desc=f"train {config.name}", disable=not progress, leave=False)
@@ -285,7 +286,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
-        z_val = predict_logits(model, data.x[va], channels, device)
+        z_val = predict_logits(model, x_all[va], channels, device)
         rep = classification_report(y_all[va], z_val.argmax(1), classes=config.classes)
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_macro_f1": rep["macro_f1"],
                         "val_balanced_accuracy": rep["balanced_accuracy"], "lr": float(sched.get_last_lr()[0])})
@@ -299,9 +300,9 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
                 logger.info("early stopping at epoch %d (best %d)", epoch + 1, best_epoch)
                 break
     model.load_state_dict(best_state)
-    z_val = predict_logits(model, data.x[va], channels, device)
+    z_val = predict_logits(model, x_all[va], channels, device)
     temperature = fit_temperature(z_val, y_all[va])
-    z_te = predict_logits(model, data.x[te], channels, device)
+    z_te = predict_logits(model, x_all[te], channels, device)
     test_raw = classification_report(y_all[te], proba=_softmax(z_te), classes=config.classes)
     test = classification_report(y_all[te], proba=_softmax(z_te, temperature), classes=config.classes)
     test["ece_before_temperature"] = test_raw["ece"]
@@ -317,7 +318,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
         _predictions_table(data.meta.iloc[te], _softmax(z_te, temperature), _softmax(z_te), config.classes).to_csv(
             tmp / "test_predictions.csv", index=False)
         (tmp / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-        size = list(data.x.shape[2:])
+        size = list(x_all.shape[2:])
         info0 = data.info[0]
         vox = info0.get("target_voxel_um") or info0.get("voxel_size_um")
         card = {
@@ -360,6 +361,23 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
     logger.info("wrote %s: test macro-F1 %.4f (T=%.2f, best epoch %d, %.0f s)", final, test["macro_f1"],
                 temperature, best_epoch, train_seconds)
     return final
+
+
+def _center_crop(x: np.ndarray, edge: int | None) -> np.ndarray:
+    """Centre crop ``(N, C, *S)`` to ``edge`` along every spatial axis (a view); unchanged if None.
+
+    The centroid pixel of a crop is at index ``s // 2`` (:mod:`dynacell.samples.crops`), so the
+    window ``s//2 - edge//2 .. + edge`` keeps it at ``edge // 2``.
+    """
+    if edge is None:
+        return x
+    sl = [slice(None), slice(None)]
+    for s in x.shape[2:]:
+        if edge > s:
+            raise InvalidInputError(f"center_crop {edge} is larger than the sample crops ({s} px)")
+        lo = s // 2 - edge // 2
+        sl.append(slice(lo, lo + edge))
+    return x[tuple(sl)]
 
 
 def _held_out(meta: pd.DataFrame) -> dict[str, dict[str, Any]]:

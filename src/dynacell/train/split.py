@@ -29,7 +29,8 @@ def assign_split(meta: pd.DataFrame, spec: SplitConfig) -> np.ndarray:
     spec : SplitConfig
         The split rule: whole datasets to test / val first, then by lineage tree (groups
         ``(dataset, tree_id)`` shuffled with ``spec.seed`` and cut by cumulative sample count),
-        by time (contiguous frame blocks per dataset in order train → val → test, with
+        or, with ``spec.test_groups`` / ``val_groups``, named groups to test / val and the rest
+        to train; else by time (contiguous frame blocks per dataset in order train → val → test, with
         ``spec.gap_frames`` frames dropped at each boundary) or by sequence (whole datasets).
 
     Returns
@@ -55,6 +56,19 @@ def assign_split(meta: pd.DataFrame, spec: SplitConfig) -> np.ndarray:
                 raise InvalidInputError(
                     f"split: dataset {d!r} named in {side}_datasets is not in the samples (found {sorted(present)})")
             out[datasets == d] = side
+    if spec.test_groups or spec.val_groups:
+        if spec.group_column not in meta.columns:
+            raise InvalidInputError(f"split: group_column {spec.group_column!r} is not a column of the samples "
+                                    f"({list(meta.columns)})")
+        groups = meta[spec.group_column].astype(str).to_numpy()
+        for side, listed in (("test", spec.test_groups), ("val", spec.val_groups)):
+            missing = sorted(set(listed) - set(groups.tolist()))
+            if missing:
+                raise InvalidInputError(f"split: {side}_groups {missing} not found in column {spec.group_column!r} "
+                                        f"(values: {sorted(set(groups.tolist()))[:20]})")
+            out[(out == "") & np.isin(groups, listed)] = side
+        out[out == ""] = "train"
+        return out.astype(str)
     rest = out == ""
     rng = np.random.default_rng(spec.seed)
     if spec.by == "sequence":

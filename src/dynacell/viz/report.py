@@ -70,7 +70,8 @@ def write_report(
     path : str or Path
         Output ``report.html`` (written to a temporary name, then renamed).
     states : pandas.DataFrame
-        ``states.csv`` table: columns ``t, label, track_id, state`` (+ ``p_*``).
+        ``states.csv`` table: columns ``t, label, track_id, state`` (+ ``p_*``, and
+        ``state_classifier``, the state before reconciliation, when present).
     lineage : Lineage
         The lineage used (nodes ``(t, label)``).
     parameters : mapping
@@ -106,8 +107,13 @@ def write_report(
         "tracks": int(states["track_id"].nunique()) if len(states) else 0,
         "lineage divisions": len(lineage.divisions()),
     }
+    raw = states["state_classifier"].value_counts() if "state_classifier" in states else None
     for state in ("stable", "mitotic", "new_daughter", "death", "unknown"):
-        summary[f"{state} calls"] = int(counts.get(state, 0))
+        if raw is not None:
+            summary[f"{state} calls (classifier → after reconciliation)"] = (
+                f"{int(raw.get(state, 0))} → {int(counts.get(state, 0))}")
+        else:
+            summary[f"{state} calls"] = int(counts.get(state, 0))
     parts.append("<h2>Summary</h2>" + _table(summary))
     parts.append("<h2>State counts over time</h2>" + _img(plot_state_counts(states)))
     parts.append("<h2>Event timeline</h2>" + _img(plot_event_timeline(states)))

@@ -33,9 +33,19 @@ def detect_format(path: str | Path) -> str:
     """Name of the lineage format of ``path`` (a key of :data:`FORMATS`).
 
     Rules, in order: a ``man_track.txt`` / ``res_track.txt`` file or a folder holding one →
-    ``ctc``; a GEFF zarr store → ``geff``; a ``*Graph*.json`` file or a folder holding one
-    → ``blastospim``; a ``tTTT-nuclei`` file, or a folder holding such files or a
-    ``nuclei_files`` folder → ``acetree``.
+    ``ctc``; a GEFF zarr store → ``geff``; any ``.json`` file, a folder holding
+    ``LineageGraph.json`` or a ``*Graph*.json`` → ``blastospim``; a ``tTTT-nuclei`` file, or a
+    folder holding such files or a ``nuclei_files`` folder → ``acetree``.
+
+    Parameters
+    ----------
+    path : str or Path
+        File or folder of a lineage.
+
+    Returns
+    -------
+    str
+        ``"ctc"``, ``"geff"``, ``"blastospim"`` or ``"acetree"``.
 
     Raises
     ------

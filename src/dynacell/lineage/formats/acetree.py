@@ -53,6 +53,16 @@ _COLUMNS = ["id", "valid", "predecessor", "successor1", "successor2", "x", "y", 
 def find_acetree_folder(path: str | Path) -> Path:
     """The folder holding ``tTTT-nuclei`` files: ``path`` or its ``nuclei_files`` subfolder.
 
+    Parameters
+    ----------
+    path : str or Path
+        A dataset folder or its ``nuclei_files`` folder.
+
+    Returns
+    -------
+    Path
+        The folder holding the files.
+
     Raises
     ------
     InvalidInputError
@@ -67,6 +77,13 @@ def find_acetree_folder(path: str | Path) -> Path:
 
 def read_acetree_table(folder: str | Path, *, show_progress: bool = False) -> pd.DataFrame:
     """All rows of all ``tTTT-nuclei`` files of ``folder`` in one table.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A dataset folder or its ``nuclei_files`` folder (see :func:`find_acetree_folder`).
+    show_progress : bool
+        Progress bar over the files.
 
     Returns
     -------
@@ -117,7 +134,19 @@ def _parse_rows(text: str, *, with_time: bool) -> pd.DataFrame:
 
 
 def read_cell_deaths(path: str | Path) -> list[str]:
-    """Cell names of ``CellDeaths.csv`` (one a line; blank lines skipped), in file order."""
+    """Cell names of ``CellDeaths.csv`` (one a line; blank lines skipped), in file order.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file (WormGUIDES ``CellDeaths.csv``: one Sulston name a line; only the first
+        comma-separated field is used).
+
+    Returns
+    -------
+    list of str
+        The names.
+    """
     with open(path, encoding="utf-8") as fh:
         return [s.strip().split(",")[0].strip() for s in fh if s.strip()]
 

@@ -35,12 +35,33 @@ LABEL_FOLDER = "registered_label_images"
 
 
 def is_blastospim_graph_name(name: str) -> bool:
-    """Whether a file name looks like a BlastoSPIM graph dump (``LineageGraph.json``, ``*Graph*.json``)."""
+    """Whether a file name looks like a BlastoSPIM graph dump (``LineageGraph.json``, ``*Graph*.json``).
+
+    Parameters
+    ----------
+    name : str
+        A file name.
+
+    Returns
+    -------
+    bool
+        True for a ``.json`` name containing ``graph`` (case-insensitive).
+    """
     return name.lower().endswith(".json") and "graph" in name.lower()
 
 
 def find_blastospim_graph(path: str | Path) -> Path:
     """The graph JSON of a BlastoSPIM folder, or ``path`` itself if it is a file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A graph JSON file or the folder holding it.
+
+    Returns
+    -------
+    Path
+        ``LineageGraph.json`` if present, else the only ``*Graph*.json`` of the folder.
 
     Raises
     ------
@@ -62,7 +83,18 @@ def find_blastospim_graph(path: str | Path) -> Path:
 
 
 def blastospim_label_files(folder: str | Path) -> dict[int, Path]:
-    """Frame number → KLB label volume (``*_TTTTT*.klb``) in ``folder``."""
+    """Frame number → KLB label volume (``*_TTTTT*.klb``) in ``folder``.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Usually ``registered_label_images`` beside the graph JSON.
+
+    Returns
+    -------
+    dict of int to Path
+        Sorted by frame number (the last number before ``.klb``-like suffixes).
+    """
     out: dict[int, Path] = {}
     for f in Path(folder).glob("*.klb"):
         m = _KLB_RE.search(f.name)

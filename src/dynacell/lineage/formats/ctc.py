@@ -30,6 +30,16 @@ _MASK_RE = re.compile(r"^(?:man_track|mask)(\d+)\.tiff?$")
 def find_ctc_track_file(path: str | Path) -> Path:
     """The track file of a CTC ``TRA`` / ``RES`` folder, or ``path`` itself if it is one.
 
+    Parameters
+    ----------
+    path : str or Path
+        A track file or a folder holding ``man_track.txt`` / ``res_track.txt``.
+
+    Returns
+    -------
+    Path
+        The track file.
+
     Raises
     ------
     InvalidInputError
@@ -40,7 +50,18 @@ def find_ctc_track_file(path: str | Path) -> Path:
 
 
 def ctc_mask_files(folder: str | Path) -> dict[int, Path]:
-    """Frame number → mask file (``man_trackTTT.tif`` / ``maskTTT.tif``) in a CTC folder."""
+    """Frame number → mask file (``man_trackTTT.tif`` / ``maskTTT.tif``) in a CTC folder.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A CTC ``TRA`` or ``RES`` folder.
+
+    Returns
+    -------
+    dict of int to Path
+        Sorted by frame number.
+    """
     out: dict[int, Path] = {}
     for f in Path(folder).iterdir():
         m = _MASK_RE.match(f.name)

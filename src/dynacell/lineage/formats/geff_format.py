@@ -44,7 +44,18 @@ def _json_safe(d: dict) -> dict:
 
 
 def is_geff_store(path: str | Path) -> bool:
-    """Whether ``path`` is a zarr group whose attributes hold GEFF metadata."""
+    """Whether ``path`` is a zarr group whose attributes hold GEFF metadata.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder.
+
+    Returns
+    -------
+    bool
+        True when ``path`` opens as a zarr group with a ``"geff"`` attribute.
+    """
     import zarr
 
     p = Path(path)
@@ -58,7 +69,19 @@ def is_geff_store(path: str | Path) -> bool:
 
 
 def to_networkx(lineage: Lineage) -> nx.DiGraph:
-    """The lineage as a :class:`networkx.DiGraph` (a copy; nodes ``(t, label)`` with all attributes)."""
+    """The lineage as a :class:`networkx.DiGraph` (a copy; nodes ``(t, label)`` with all attributes).
+
+    Parameters
+    ----------
+    lineage : Lineage
+        The lineage.
+
+    Returns
+    -------
+    networkx.DiGraph
+        Nodes ``(t, label)`` with attributes ``z, y, x`` (pixels), ``track_id`` and extras;
+        edges parent → child.
+    """
     return lineage.to_networkx()
 
 
@@ -198,7 +221,10 @@ def read_geff(path: str | Path) -> Lineage:
             d["death"] = bool(d["death"])
         lineage.add_node(k, **d)
     inv = {v: k for k, v in key.items()}
-    for u, v in graph.edges:
-        lineage.add_edge(inv[u], inv[v])
-    lineage.validate()
+    try:
+        for u, v in graph.edges:
+            lineage.add_edge(inv[u], inv[v])
+        lineage.validate()
+    except InvalidInputError as exc:  # name the store: the graph's own messages only name nodes
+        raise InvalidInputError(f"{p}: {exc}; fix the edges of the GEFF graph") from None
     return lineage

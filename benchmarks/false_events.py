@@ -1,0 +1,66 @@
+"""False event calls per 1,000 nuclei on real movies that are (almost) all stable.
+
+- 2D: ``nuclei-2d`` on CTC Fluo-N2DH-GOWT1 01 (27 tracks, 2 divisions in 92 frames): the
+  sample set of ``benchmarks/build_state_sets.py`` (64² crops); calls of ``mitotic`` or
+  ``new_daughter`` on nuclei whose ground-truth state is ``stable``.
+- 3D: ``nuclei-3d`` on the real mouse 8-cell embryo (``../shared/data/embryo3d/mouse-8cell``,
+  11 frames, 8 nuclei, no divisions or deaths): every nucleus of every frame, cropped like
+  the training data (24³ voxels of 1 µm; the embryo's voxel size is taken as BlastoSPIM's
+  2.0 × 0.208 × 0.208 µm, SEEDS.md §1, since the folder does not state it).
+
+Usage::
+
+    python benchmarks/false_events.py [--gowt1 /tmp/dynacell_state_sets/gowt1-64.npz]
+
+Prints one JSON line per data set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def main() -> None:
+    """Evaluate and print."""
+    from dynacell.io import open_labels, open_movie
+    from dynacell.metrics.classification import false_event_rate
+    from dynacell.samples import SampleSet, build_sample_set
+    from dynacell.states import available_models, load_model
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gowt1", type=Path, default=Path("/tmp/dynacell_state_sets/gowt1-64.npz"))
+    ap.add_argument("--model-2d", default="nuclei-2d")
+    ap.add_argument("--model-3d", default="nuclei-3d")
+    ap.add_argument("--embryo", type=Path, default=DATA / "embryo3d" / "mouse-8cell")
+    ap.add_argument("--embryo-voxel-um", type=float, nargs=3, default=[2.0, 0.208, 0.208])
+    args = ap.parse_args()
+    if args.gowt1.exists() and (args.model_2d in available_models() or Path(args.model_2d).is_dir()):
+        clf = load_model(args.model_2d)
+        ss = SampleSet.load(args.gowt1)
+        stable = ss.meta["state"].to_numpy() == "stable"
+        pred = clf.predict(ss.x)
+        out = {"data": "GOWT1 01 (true-stable nuclei)", "model": clf.name,
+               **false_event_rate(pred[stable], events=("mitotic", "new_daughter"))}
+        print(json.dumps(out))
+    if args.embryo.exists() and (args.model_3d in available_models() or Path(args.model_3d).is_dir()):
+        clf = load_model(args.model_3d)
+        images = open_movie(args.embryo / "images", voxel_size_um=tuple(args.embryo_voxel_um))
+        labels = open_labels(args.embryo / "labels", voxel_size_um=tuple(args.embryo_voxel_um))
+        ss = build_sample_set(images, labels, None, size=tuple(clf.crop_size), dataset="mouse-8cell",
+                              voxel_size_um=tuple(args.embryo_voxel_um),
+                              target_voxel_um=clf.card.get("target_voxel_um"), assume_state="stable")
+        pred = clf.predict(ss.x)
+        counts = {c: int(np.sum(pred == c)) for c in clf.classes}
+        out = {"data": "mouse-8cell (real 3D, no events)", "model": clf.name, "counts": counts,
+               **false_event_rate(pred, events=("mitotic", "new_daughter", "death"))}
+        print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
