@@ -114,7 +114,8 @@ def test_shipped_2d_model_scores_on_held_out_hela_trees(ctc: Path) -> None:
     frames = [11, 13, 14, 16, 18]
     ss = build_sample_set(open_movie(root / "02"), open_labels(root / "02_GT" / "TRA"),
                           read_lineage(root / "02_GT" / "TRA" / "man_track.txt"),
-                          EventRules(stable_window=2, stable_fraction=1.0), size=32, dataset="hela02", frames=frames)
+                          EventRules(stable_window=2, stable_fraction=2.0), size=tuple(clf.crop_size), dataset="hela02",
+                          frames=frames)
     meta = ss.meta
     test_trees = clf.card["held_out"]["hela02"]["test_tree_ids"]
     held = (meta["tree_id"].isin(test_trees) & meta["state"].isin(clf.classes)).to_numpy()

@@ -183,6 +183,28 @@ def test_negative_labels_and_bad_parameters_raise():
         link_labels(ok, voxel_size_um=(1.0,), progress=False)
 
 
+def test_default_distance_follows_motion_larger_than_nuclei():
+    """Three small nuclei (diameter ~7 px) each jump 20 px per frame, in different directions::
+
+        t=0:  1 (10,10)   2 (10,50)   3 (50,30)
+               │ +20 y       │ -20 x       │ +20 x
+        t=1:  5 (30,10)   6 (10,30)   4 (50,50)
+               │ +20 x       │ -20 x       │ -20 y
+        t=2:  2 (30,30)   3 (10,10)   1 (30,54)
+    """
+    from dynacell.track import default_max_distance
+
+    frames = [[(1, (10, 10)), (2, (10, 50)), (3, (50, 30))],
+              [(5, (30, 10)), (6, (10, 30)), (4, (50, 50))],
+              [(2, (30, 30)), (3, (10, 10)), (1, (30, 54))]]
+    lab = movie(frames, radius=3)
+    nuclei = measure_nuclei(lab, progress=False)
+    assert default_max_distance(nuclei, ndim=2) == pytest.approx(1.5 * 20, rel=0.3)
+    lin, relabel = link_labels(lab, gap_closing_frames=0, drift_correction=False, progress=False)
+    assert sorted(lin.graph.edges) == [((0, 1), (1, 5)), ((0, 2), (1, 6)), ((0, 3), (1, 4)),
+                                       ((1, 4), (2, 1)), ((1, 5), (2, 2)), ((1, 6), (2, 3))]
+
+
 def test_measure_nuclei_table():
     lab = movie([[(4, (20, 20))], [(2, (30, 40))]], radius=5)
     tab = measure_nuclei(lab, progress=False)

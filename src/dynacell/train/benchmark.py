@@ -27,13 +27,15 @@ BASELINES: dict[str, dict[str, Any]] = {
 }
 
 #: dcnet with one component switched off at a time (same data, split and seed);
-#: the options are merged into the base config's ``model_kwargs``.
+#: the options are merged into the base config's ``model_kwargs``. ``dcnet-32px`` sees the
+#: seed's field of view (centre 32² of the 64² crops, no input pooling).
 ABLATION: dict[str, dict[str, Any]] = {
     "dcnet": {"model": "dcnet"},
     "dcnet-no-tdiff": {"model": "dcnet", "ablate": {"temporal_diff": False}},
     "dcnet-no-residual": {"model": "dcnet", "ablate": {"residual": False}},
     "dcnet-no-maskpool": {"model": "dcnet", "ablate": {"mask_pool": False}},
     "dcnet-plain": {"model": "dcnet", "ablate": {"temporal_diff": False, "residual": False, "mask_pool": False}},
+    "dcnet-32px": {"model": "dcnet", "center_crop": 32, "ablate": {"input_pool": 1}},
 }
 
 

@@ -105,11 +105,13 @@ def plot_event_timeline(states: pd.DataFrame) -> Figure:
     """
     fig = Figure(figsize=(8, 3.5))
     ax = fig.subplots()
+    n_events = int(states["state"].isin(["mitotic", "new_daughter", "death"]).sum())
+    size = 18 if n_events < 300 else 6
     for state, marker in (("mitotic", "D"), ("new_daughter", "o"), ("death", "x")):
         sel = states[states["state"] == state]
         if len(sel):
-            ax.scatter(sel["t"], sel["track_id"], s=18, marker=marker, color=_rgb(state),
-                       label=f"{state} ({len(sel)})", edgecolors="black" if marker != "x" else None, linewidths=0.3)
+            ax.scatter(sel["t"], sel["track_id"], s=size, marker=marker, color=_rgb(state), alpha=0.8,
+                       label=f"{state} ({len(sel)})", linewidths=0.8 if marker == "x" else 0)
     ax.set_xlabel("frame t")
     ax.set_ylabel("track id")
     ax.set_title("Event timeline")
