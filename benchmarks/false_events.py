@@ -39,6 +39,8 @@ def main() -> None:
     ap.add_argument("--model-3d", default="nuclei-3d")
     ap.add_argument("--embryo", type=Path, default=DATA / "embryo3d" / "mouse-8cell")
     ap.add_argument("--embryo-voxel-um", type=float, nargs=3, default=[2.0, 0.208, 0.208])
+    ap.add_argument("--embryo-target-voxel-um", type=float, default=None,
+                    help="crop voxel for the embryo (default: the model card's)")
     args = ap.parse_args()
     if args.gowt1.exists() and (args.model_2d in available_models() or Path(args.model_2d).is_dir()):
         clf = load_model(args.model_2d)
@@ -54,7 +56,8 @@ def main() -> None:
         labels = open_labels(args.embryo / "labels", voxel_size_um=tuple(args.embryo_voxel_um))
         ss = build_sample_set(images, labels, None, size=tuple(clf.crop_size), dataset="mouse-8cell",
                               voxel_size_um=tuple(args.embryo_voxel_um),
-                              target_voxel_um=clf.card.get("target_voxel_um"), assume_state="stable")
+                              target_voxel_um=args.embryo_target_voxel_um or clf.card.get("target_voxel_um"),
+                              assume_state="stable")
         pred = clf.predict(ss.x)
         counts = {c: int(np.sum(pred == c)) for c in clf.classes}
         out = {"data": "mouse-8cell (real 3D, no events)", "model": clf.name, "counts": counts,

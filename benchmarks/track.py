@@ -9,6 +9,7 @@ Cases (Cell Tracking Challenge data in ``../shared/data/ctc``):
   scored against ``01_GT``.
 - ``bacteria-phc 01 from GT``: the same on the bacterial colony (356 divisions); the peer
   tracker's result shipped in ``01_RES`` is scored the same way beside it.
+- baselines: the same LAP on centroid distances only (no overlap, drift or local flow).
 - ``HeLa 02 from 02_ERR_SEG``: the error-prone segmentation of frames 0-19 linked as is and
   scored against the sparse ``02_GT`` on the frames that have ground-truth masks
   (1, 2, 4, 6, 7, 9, 11, 13, 14, 16, 18).
@@ -54,9 +55,13 @@ def shuffled_ids(labels: Movie, seed: int) -> Movie:
                  labels.frame_interval_s, labels.frame_indices, labels.source + " (ids permuted)")
 
 
-def run_case(name: str, labels: Movie, gt: Path, work: Path) -> dict:
+#: Baseline linking: centroid distance only (no overlap, drift or local flow), same LAP.
+BASELINE = {"overlap": False, "drift_correction": False, "flow_neighbors": 0}
+
+
+def run_case(name: str, labels: Movie, gt: Path, work: Path, **link_kw) -> dict:
     t0 = time.perf_counter()
-    lineage, relabel = link_labels(labels, progress=False)
+    lineage, relabel = link_labels(labels, progress=False, **link_kw)
     link_s = time.perf_counter() - t0
     res_dir = work / name.replace(" ", "_")
     write_ctc_result(res_dir, relabel.frames(labels, progress=False), lineage_to_ctc_tracks(lineage),
@@ -87,6 +92,9 @@ def main() -> None:
         rows.append(("bacteria-phc 01 from GT (ids permuted)",
                      run_case("bacteria", shuffled_ids(open_labels(bact / "01_GT" / "TRA"), args.seed),
                               bact / "01_GT", work)))
+        rows.append(("  baseline: centroid distance only",
+                     run_case("bacteria_base", shuffled_ids(open_labels(bact / "01_GT" / "TRA"), args.seed),
+                              bact / "01_GT", work, **BASELINE)))
         peer = evaluate_tracks(bact / "01_RES", bact / "01_GT", progress=False)
         peer["link_s"] = float("nan")
         peer["nuclei"] = 0
@@ -94,8 +102,10 @@ def main() -> None:
         hela = ctc / "Fluo-N2DL-HeLa"
         rows.append(("HeLa 02 from 02_ERR_SEG (frames 0-19)",
                      run_case("hela", open_labels(hela / "02_ERR_SEG"), hela / "02_GT", work)))
+        rows.append(("  baseline: centroid distance only",
+                     run_case("hela_base", open_labels(hela / "02_ERR_SEG"), hela / "02_GT", work, **BASELINE)))
 
-    head = (f"{'case':40s} {'TRA':>6s} {'DET':>6s} {'divP':>6s} {'divR':>6s} {'divF1':>6s} {'FPe':>5s} {'FNe':>5s} "
+    head = (f"{'case':40s} {'TRA':>7s} {'DET':>7s} {'divP':>6s} {'divR':>6s} {'divF1':>6s} {'FPe':>5s} {'FNe':>5s} "
             f"{'WSe':>5s} {'frames':>6s} {'link_s':>7s}")
     print(head)
     print("-" * len(head))
@@ -104,11 +114,11 @@ def main() -> None:
         return "   n/a" if v is None else f"{v:6.3f}"
 
     for name, r in rows:
-        print(f"{name:40s} {f(r['TRA'])} {f(r['DET'])} {f(r['division_precision'])} {f(r['division_recall'])} "
+        print(f"{name:40s} {r['TRA']:7.4f} {r['DET']:7.4f} {f(r['division_precision'])} {f(r['division_recall'])} "
               f"{f(r['division_f1'])} {r['fp_edges']:5d} {r['fn_edges']:5d} {r['ws_edges']:5d} "
               f"{len(r['frames_evaluated']):6d} {r['link_s']:7.1f}")
     print(f"\nseed {args.seed}; division measures with frame buffer 1; HeLa scored on frames "
-          f"{rows[-1][1]['frames_evaluated']} (frames with GT masks).")
+          f"{rows[-2][1]['frames_evaluated']} (frames with GT masks).")
 
 
 if __name__ == "__main__":

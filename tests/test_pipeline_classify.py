@@ -9,6 +9,7 @@ from test_pipeline_run import FixedClassifier, synthetic_movie
 
 from dynacell import STATES
 from dynacell.errors import InvalidInputError
+from dynacell.io.movie import Movie
 from dynacell.states.classify import STATE_COLUMNS, classify_movie, crop_parameters
 from dynacell.segment.classical import ClassicalParams, segment_frame, segment_movie
 
@@ -94,9 +95,16 @@ def test_segment_movie_is_lazy_store(tmp_path):
         assert seg.frame(t).max() == len(np.unique(labels.frame(t))) - 1
 
 
-def test_physical_crop_model_needs_voxel_size():
+def test_physical_crop_model_without_voxel_size_is_flagged(tmp_path):
+    from dynacell.pipeline import run
+    from dynacell.states.classify import check_model_for_movie
+
     images, labels = synthetic_movie(T=3)
     clf = FixedClassifier()
     clf.target_voxel_um = 1.0
-    with pytest.raises(InvalidInputError, match="--voxel-size-um"):
-        classify_movie(images, labels, clf, progress=False)
+    notes = check_model_for_movie(images, clf)
+    assert len(notes) == 1 and "--voxel-size-um" in notes[0]
+    res = run(images, labels=labels, model=clf, out=tmp_path / "o", progress=False, video=False)
+    assert res.info["notes"] == notes
+    assert "voxel size" in (tmp_path / "o" / "report.html").read_text()
+    assert check_model_for_movie(Movie(images.data, "TYX", voxel_size_um=(0.5, 0.5)), clf) == []

@@ -130,8 +130,9 @@ def test_reconciliation_floor_blocks_promotion(tmp_path):
     assert res.reconciliation.empty
 
 
-def _one_track(n=5, divide_at=None):
-    lin = Lineage(n_frames=n)
+def _one_track(n=5, n_frames=8):
+    """One track at frames 0..n-1 of an n_frames movie: ``(0,1) ─ (1,1) ─ ... ─ (n-1,1)`` (ends early)."""
+    lin = Lineage(n_frames=n_frames)
     for t in range(n):
         lin.add_node((t, 1), centroid=(0, 10, 10))
         if t:
@@ -139,20 +140,25 @@ def _one_track(n=5, divide_at=None):
     return lin
 
 
-def test_reconcile_demotes_unsupported_mitotic_to_second_best():
+def test_reconcile_demotes_unsupported_events_and_promotes_track_end():
     lin = _one_track()
     states = pd.DataFrame({"t": range(5), "label": [1] * 5, "track_id": [1] * 5,
-                           "state": ["stable", "stable", "mitotic", "stable", "new_daughter"]})
+                           "state": ["new_daughter", "mitotic", "stable", "mitotic", "stable"]})
     p = np.tile([0.6, 0.2, 0.1, 0.1], (5, 1))
-    p[2] = [0.2, 0.5, 0.05, 0.25]  # mitotic call, death second best
-    p[4] = [0.3, 0.1, 0.6, 0.0]
+    p[0] = [0.3, 0.1, 0.6, 0.0]  # new_daughter with no division before: -> stable
+    p[1] = [0.2, 0.5, 0.05, 0.25]  # mitotic, death second best but the track goes on 3 frames: -> stable
+    p[3] = [0.2, 0.5, 0.05, 0.25]  # mitotic one frame before the track end: -> death (supported)
+    p[4] = [0.8, 0.0, 0.05, 0.15]  # stable at the track end with p_death >= floor: -> death (promoted)
     for i, s in enumerate(STATES):
         states[f"p_{s}"] = p[:, i]
     out, changes = reconcile_states(states, lin)
-    assert out.loc[2, "state"] == "death"
-    assert out.loc[4, "state"] == "stable"
-    assert out.loc[2, "state_classifier"] == "mitotic"
-    assert int(changes["n"].sum()) == 2
+    assert out["state"].tolist() == ["stable", "stable", "stable", "death", "death"]
+    assert out["state_classifier"].tolist() == states["state"].tolist()
+    assert int(changes["n"].sum()) == 4
+    assert "track end before the last frame in lineage" in set(changes["reason"])
+    # the same track reaching the movie's last frame: no death is supported anywhere
+    out_end, _ = reconcile_states(states, _one_track(n_frames=5))
+    assert "death" not in set(out_end["state"])
     kept, none = reconcile_states(states, lin, ReconcileRules(enabled=False))
     assert (kept["state"] == states["state"]).all() and none.empty
 

@@ -101,7 +101,7 @@ def test_appear_and_disappear_stay_separate():
     """
     lab = movie([[(1, (10, 10)), (2, (50, 50))], [(1, (10, 11)), (2, (50, 51))],
                  [(1, (10, 12)), (2, (10, 52))], [(1, (10, 13)), (2, (11, 52))]])
-    lin, relabel = link_labels(lab, gap_closing_frames=0, progress=False)
+    lin, relabel = link_labels(lab, gap_closing_frames=0, max_distance_um=20.0, progress=False)
     assert sorted(lin.graph.edges) == [((0, 1), (1, 1)), ((0, 2), (1, 2)), ((1, 1), (2, 1)), ((2, 1), (3, 1)),
                                        ((2, 2), (3, 2))]
     assert len(set(relabel.track_ids.values())) == 3
@@ -189,14 +189,14 @@ def test_default_distance_follows_motion_larger_than_nuclei():
         t=0:  1 (10,10)   2 (10,50)   3 (50,30)
                │ +20 y       │ -20 x       │ +20 x
         t=1:  5 (30,10)   6 (10,30)   4 (50,50)
-               │ +20 x       │ -20 x       │ -20 y
-        t=2:  2 (30,30)   3 (10,10)   1 (30,54)
+               │ +20 x       │ +20 x       │ -20 y
+        t=2:  2 (30,30)   3 (10,50)   1 (30,50)
     """
     from dynacell.track import default_max_distance
 
     frames = [[(1, (10, 10)), (2, (10, 50)), (3, (50, 30))],
               [(5, (30, 10)), (6, (10, 30)), (4, (50, 50))],
-              [(2, (30, 30)), (3, (10, 10)), (1, (30, 54))]]
+              [(2, (30, 30)), (3, (10, 50)), (1, (30, 50))]]
     lab = movie(frames, radius=3)
     nuclei = measure_nuclei(lab, progress=False)
     assert default_max_distance(nuclei, ndim=2) == pytest.approx(1.5 * 20, rel=0.3)

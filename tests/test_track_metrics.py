@@ -117,3 +117,16 @@ def test_peer_result_bacteria(ctc):
     res = evaluate_tracks(ctc / "bacteria-phc" / "01_RES", ctc / "bacteria-phc" / "01_GT", progress=False)
     assert res["gt_divisions"] == 356 and res["pred_divisions"] == 360
     assert res["division_f1"] > 0.9 and res["TRA"] > 0.99
+
+
+def test_merged_mask_gives_many_to_one_matching(gt, tmp_path):
+    """At frame 3 one result mask covers both daughters (non-split): TRA counts it, division measures still run."""
+    res_masks = masks(GT_FRAMES)
+    res_masks[3][res_masks[3] == 3] = 2
+    res_masks[3, 5:18, 10:16] = 2
+    res_tracks = [(1, 0, 1, 0), (2, 2, 3, 1), (3, 2, 2, 1), (4, 0, 3, 0)]
+    out = write_ctc_result(tmp_path / "RES", res_masks, tracks(res_tracks))
+    res = evaluate_tracks(out, gt, progress=False)
+    assert res["matching"] == "many-to-one"
+    assert res["ns_nodes"] == 1 and res["TRA"] < 1.0
+    assert res["division_recall"] == pytest.approx(1.0)

@@ -39,7 +39,8 @@ from dynacell.errors import InvalidInputError, OutputExistsError
 from dynacell.io.movie import Movie
 from dynacell.lineage.graph import Lineage, Node
 
-__all__ = ["RunResult", "ReconcileRules", "run", "reconcile_states", "match_labels", "OUTPUT_FILES"]
+__all__ = ["RunResult", "ReconcileRules", "run", "run_demo", "reconcile_states", "lineage_events", "match_labels",
+           "motion_gate", "scan_labels", "check_lineage", "OUTPUT_FILES"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,39 +49,39 @@ OUTPUT_FILES: tuple[str, ...] = (
     "states.csv", "tracks.csv", "lineage.geff", "ctc", "report.html", "overlay.mp4", "run.json",
 )
 
-EVENT_STATES = ("mitotic", "new_daughter")
-
 
 @dataclass(frozen=True)
 class ReconcileRules:
     """How classifier states and the lineage are made to agree.
 
-    The rule (applied to every nucleus, in this order):
+    The lineage defines where each event can happen (the seed's event definitions, SEEDS.md §1):
+    ``mitotic`` at a node with ≥ 2 children (the mother's last frame), ``new_daughter`` at a
+    daughter's first node, ``death`` at a node without children before the movie's last frame
+    (a track end). The rule, for every nucleus:
 
-    1. **Promotion.** At a division of the lineage (a node with ≥ 2 children, the mother's last
-       frame) the state becomes ``mitotic`` when the classifier's ``p_mitotic`` is at least
-       ``promote_floor``; at each daughter's first frame it becomes ``new_daughter`` when
-       ``p_new_daughter`` is at least ``promote_floor``.
-    2. **Demotion.** A ``mitotic`` call with no division of the lineage on its own track within
-       ``window`` frames after it (the node itself counts), and a ``new_daughter`` call with no
-       division within ``window`` frames before its track's start, is unsupported: the nucleus
-       gets the most probable class among those that are not unsupported events.
-    3. ``death`` and ``stable`` calls are kept: a track that ends is not proof of death (it may
-       leave the field or lose its mask), and an apoptotic nucleus can stay visible for frames.
+    1. **Promotion.** At such a lineage event the state becomes that event when the
+       classifier's probability for it is at least ``promote_floor`` (checked in the order
+       mitotic, new_daughter, death).
+    2. **Demotion.** An event call with no matching lineage event on its own track within
+       ``window`` frames (after a mitotic or death call, before a new_daughter call; the node
+       itself counts) is unsupported: the nucleus gets the most probable class among
+       ``stable`` and the events the lineage supports there.
+    3. ``stable`` calls are kept unless promoted.
 
     Parameters
     ----------
     promote_floor : float
         Smallest classifier probability (0..1) for which a lineage event promotes a state.
     window : int
-        Frames of tolerance between a mitotic / new-daughter call and the division (≥ 0).
+        Frames of tolerance between an event call and the lineage event (≥ 0).
     enabled : bool
         False keeps the classifier's states unchanged (the changes table is then empty).
 
     Notes
     -----
-    The event definitions are the seed's (SEEDS.md §1): mitotic = the last frame before the
-    split, new_daughter = the first frame after it.
+    The lineage can be wrong (a track end may be a cell leaving the field or a lost mask, as in
+    the seed's death labels); the floor keeps the classifier's say, and ``run.json`` /
+    ``report.html`` count every change with its reason.
     """
 
     promote_floor: float = 0.1
@@ -92,10 +93,11 @@ class ReconcileRules:
         if not self.enabled:
             return "Reconciliation disabled: states are the classifier's argmax."
         return (
-            f"A lineage division promotes the mother's last frame to mitotic and each daughter's first frame "
-            f"to new_daughter when the classifier's probability for that class is >= {self.promote_floor}. "
-            f"A mitotic (new_daughter) call with no division on its track within {self.window} frame(s) after "
-            f"(before) it is demoted to its most probable other class. Death and stable calls are kept."
+            f"Lineage events (a division: the mother's last frame and each daughter's first frame; a track end "
+            f"before the movie's last frame) promote the state to mitotic / new_daughter / death when the "
+            f"classifier's probability for it is >= {self.promote_floor}. A mitotic, new_daughter or death call "
+            f"with no such lineage event on its track within {self.window} frame(s) is demoted to its most "
+            f"probable class among stable and the events the lineage supports there. Stable calls are kept."
         )
 
 
@@ -387,44 +389,72 @@ def check_lineage(lineage: Lineage, ids: dict[int, np.ndarray], source: str, lab
 
 
 # --------------------------------------------------------------------------- reconcile
-def _track_support(lineage: Lineage, window: int) -> tuple[set[Node], set[Node]]:
-    """Nodes whose mitotic / new_daughter call is supported by a lineage division within ``window`` frames."""
+def lineage_events(lineage: Lineage, window: int) -> dict[str, tuple[set[Node], set[Node]]]:
+    """Where the lineage allows each event state: anchor nodes and supported nodes.
+
+    Parameters
+    ----------
+    lineage : Lineage
+        The lineage (``n_frames`` = the movie's frames).
+    window : int
+        Frames of tolerance along a track (≥ 0).
+
+    Returns
+    -------
+    dict
+        ``state -> (anchors, support)`` for ``mitotic`` (anchors: nodes with ≥ 2 children;
+        support: anchors and the ``window`` nodes before them on their track), ``new_daughter``
+        (anchors: first node of each daughter; support: anchors and the ``window`` nodes after
+        them) and ``death`` (anchors: nodes without children before the last frame; support:
+        anchors and the ``window`` nodes before them). Anchors follow the seed's event
+        definitions (SEEDS.md §1, :func:`dynacell.lineage.label_events`).
+    """
     g = lineage.graph
-    divisions = [n for n in g.nodes if g.out_degree(n) >= 2]
-    mitotic_ok: set[Node] = set()
-    daughter_ok: set[Node] = set()
-    for m in divisions:
-        mitotic_ok.add(m)
-        cur = m
-        while True:  # walk back along the mother's track
+    last = lineage.n_frames - 1
+
+    def back(node: Node, out: set[Node]) -> None:
+        cur = node
+        while True:
             preds = list(g.predecessors(cur))
-            if len(preds) != 1 or g.out_degree(preds[0]) != 1 or m[0] - preds[0][0] > window:
-                break
+            if len(preds) != 1 or g.out_degree(preds[0]) != 1 or node[0] - preds[0][0] > window:
+                return
             cur = preds[0]
-            mitotic_ok.add(cur)
-        for d in g.successors(m):
-            cur = d
-            daughter_ok.add(cur)
-            while True:  # walk forward along the daughter's track
-                succ = list(g.successors(cur))
-                if len(succ) != 1 or succ[0][0] - d[0] > window:
-                    break
-                cur = succ[0]
-                daughter_ok.add(cur)
-    return mitotic_ok, daughter_ok
+            out.add(cur)
+
+    def forward(node: Node, out: set[Node]) -> None:
+        cur = node
+        while True:
+            succ = list(g.successors(cur))
+            if len(succ) != 1 or succ[0][0] - node[0] > window:
+                return
+            cur = succ[0]
+            out.add(cur)
+
+    mitotic = {n for n in g.nodes if g.out_degree(n) >= 2}
+    daughters = {c for m in mitotic for c in g.successors(m)}
+    ends = {n for n in g.nodes if g.out_degree(n) == 0 and n[0] < last}
+    support = {"mitotic": set(mitotic), "new_daughter": set(daughters), "death": set(ends)}
+    for m in mitotic:
+        back(m, support["mitotic"])
+    for d in daughters:
+        forward(d, support["new_daughter"])
+    for e in ends:
+        back(e, support["death"])
+    return {"mitotic": (mitotic, support["mitotic"]), "new_daughter": (daughters, support["new_daughter"]),
+            "death": (ends, support["death"])}
 
 
 def reconcile_states(
     states: pd.DataFrame, lineage: Lineage, rules: ReconcileRules | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Make classifier states and lineage divisions agree (rule: :class:`ReconcileRules`).
+    """Make classifier states and lineage events agree (rule: :class:`ReconcileRules`).
 
     Parameters
     ----------
     states : pandas.DataFrame
         From :func:`dynacell.states.classify.classify_movie`: ``t, label, state, p_<state>``.
     lineage : Lineage
-        Nodes ``(t, label)`` of the same label images.
+        Nodes ``(t, label)`` of the same label images; ``n_frames`` = the movie's frames.
     rules : ReconcileRules, optional
         Parameters (defaults: ``ReconcileRules()``).
 
@@ -441,32 +471,26 @@ def reconcile_states(
     if not rules.enabled or out.empty:
         return out, pd.DataFrame(columns=["from", "to", "reason", "n"])
     nodes = list(zip(out["t"].astype(int), out["label"].astype(int)))
-    g = lineage.graph
     proba = out[[f"p_{s}" for s in STATES]].to_numpy(dtype=float)
     state = out["state"].to_numpy(dtype=object).copy()
     reason = np.full(len(out), "", dtype=object)
-    mitotic_ok, daughter_ok = _track_support(lineage, rules.window)
-    i_mit, i_nd = STATES.index("mitotic"), STATES.index("new_daughter")
+    events = lineage_events(lineage, rules.window)
+    reasons = {"mitotic": "division", "new_daughter": "division", "death": "track end before the last frame"}
     for i, n in enumerate(nodes):
-        in_lin = n in g
-        is_div = in_lin and g.out_degree(n) >= 2
-        is_first_daughter = in_lin and any(g.out_degree(p) >= 2 for p in g.predecessors(n))
-        if is_div and state[i] != "mitotic" and proba[i, i_mit] >= rules.promote_floor:
-            state[i], reason[i] = "mitotic", "division in lineage"
+        promoted = False
+        for ev, (anchors, _) in events.items():
+            if n in anchors and state[i] != ev and proba[i, STATES.index(ev)] >= rules.promote_floor:
+                state[i], reason[i] = ev, f"{reasons[ev]} in lineage"
+                promoted = True
+                break
+        if promoted:
             continue
-        if is_first_daughter and state[i] != "new_daughter" and proba[i, i_nd] >= rules.promote_floor:
-            state[i], reason[i] = "new_daughter", "division in lineage"
-            continue
-        bad = []
-        if n not in mitotic_ok:
-            bad.append("mitotic")
-        if n not in daughter_ok:
-            bad.append("new_daughter")
+        bad = [ev for ev, (_, ok) in events.items() if n not in ok]
         if state[i] in bad:
             p = proba[i].copy()
-            for s in bad:
-                p[STATES.index(s)] = -1.0
-            reason[i] = f"{state[i]} without division within {rules.window} frame(s)"
+            for ev in bad:
+                p[STATES.index(ev)] = -1.0
+            reason[i] = f"{state[i]} without {reasons[state[i]]} within {rules.window} frame(s)"
             state[i] = STATES[int(np.argmax(p))]
     out["state"] = state
     changed = out["state"] != out["state_classifier"]
@@ -842,7 +866,7 @@ def run(
             from dynacell.states.classify import check_model_for_movie
 
             clf, model_name = resolve_model(model, images.ndim_spatial, device)
-            check_model_for_movie(images, clf)
+            notes.extend(check_model_for_movie(images, clf))
         with timer.step("labels"):
             if labels is None:
                 from dynacell.segment.classical import METHOD_NAME, segment_movie
@@ -885,8 +909,7 @@ def run(
                         lin, src = read_lineage(lineage), str(lineage)
                 lin = check_lineage(lin, ids, src, label_movie)
                 lineage_source = f"given: {src}"
-            if lin.n_frames < max(ids) + 1:
-                lin.n_frames = max(ids) + 1
+            lin.n_frames = max(ids) + 1  # the movie's extent decides which track ends are before its end
             from dynacell.track import assign_ctc_tracks
 
             assign_ctc_tracks(lin)  # track ids = CTC track ids = mask values in ctc/
@@ -958,6 +981,7 @@ def run(
                 "states": states["state"].value_counts().to_dict(),
                 "states_classifier": states["state_classifier"].value_counts().to_dict(),
             },
+            "notes": notes,
             "reconciliation": {"rule": rules.describe(), "n_changed": int(changes["n"].sum()) if len(changes) else 0,
                                "changes": changes.to_dict(orient="records")},
             "evaluation": evaluation,

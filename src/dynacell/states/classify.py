@@ -143,10 +143,11 @@ def _check_inputs(images, labels, model) -> None:
             f"labels {labels.source}: shape {labels.shape} does not match images {images.source} shape "
             f"{images.shape}; give one label image per frame with the frame's shape"
         )
-    check_model_for_movie(images, model)
+    for note in check_model_for_movie(images, model):
+        logger.warning(note)
 
 
-def check_model_for_movie(images, model) -> None:
+def check_model_for_movie(images, model) -> list[str]:
     """Check that a classifier can run on a movie (before any expensive step).
 
     Parameters
@@ -156,12 +157,18 @@ def check_model_for_movie(images, model) -> None:
     model : StateClassifier
         The classifier (``classes``, ``ndim`` / card, crop parameters).
 
+    Returns
+    -------
+    list of str
+        Warnings to show the user: when the model resamples crops to a physical voxel size
+        (card ``target_voxel_um``) but the movie's voxel size is unknown, crops are cut in
+        pixels instead (like distances in :func:`dynacell.track.link_labels`), and this says so.
+
     Raises
     ------
     InvalidInputError
-        If the model's classes are not dynacell states, its dimensionality differs from the
-        movie's (e.g. a 2D model on 3D data), or it resamples crops to a physical voxel size
-        (card ``target_voxel_um``) while the movie's voxel size is unknown.
+        If the model's classes are not dynacell states or its dimensionality differs from the
+        movie's (e.g. a 2D model on 3D data).
     """
     classes = list(getattr(model, "classes", []))
     unknown = [c for c in classes if c not in STATES]
@@ -176,13 +183,15 @@ def check_model_for_movie(images, model) -> None:
             f"{images.ndim_spatial}D ({images.axes}); pick a {images.ndim_spatial}D model "
             f"(e.g. nuclei-{images.ndim_spatial}d)"
         )
+    notes = []
     target = crop_parameters(model, images.ndim_spatial)["target_voxel_um"]
     if target is not None and images.voxel_size_um is None:
-        raise InvalidInputError(
-            f"model {getattr(model, 'name', '')!r} crops nuclei in physical units ({target} µm voxels) but the "
-            f"voxel size of {images.source} is unknown (no metadata); give it with --voxel-size-um Z Y X "
-            f"(voxel_size_um=...)"
+        notes.append(
+            f"model {getattr(model, 'name', '')!r} was trained on crops resampled to {target} µm voxels, but the "
+            f"voxel size of {images.source} is unknown (no metadata): crops are cut in pixels instead (as if "
+            f"1 px = {target} µm on every axis), which departs from training; give --voxel-size-um Z Y X"
         )
+    return notes
 
 
 def classify_movie(
@@ -234,11 +243,19 @@ def classify_movie(
     InvalidInputError
         If shapes differ, the model's dimensionality does not match the movie, its classes are
         not dynacell states, or ``batch_size < 1``.
+
+    Notes
+    -----
+    A model trained on crops resampled to ``target_voxel_um`` needs the movie's voxel size; when
+    it is unknown the crops are cut in pixels and a warning is logged
+    (:func:`check_model_for_movie`).
     """
     if int(batch_size) < 1:
         raise InvalidInputError(f"batch_size must be >= 1, got {batch_size!r}")
     _check_inputs(images, labels, model)
     crop = crop_parameters(model, images.ndim_spatial)
+    if images.voxel_size_um is None:
+        crop["target_voxel_um"] = None  # pixel crops; warned by _check_inputs
     classes = list(model.classes)
     track_of: dict[tuple[int, int], int] = {}
     if lineage is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,13 @@ class TrackRelabel:
 
     track_ids: dict[Node, int] = field(default_factory=dict)
 
+    @cached_property
+    def _by_frame(self) -> dict[int, list[tuple[int, int]]]:
+        out: dict[int, list[tuple[int, int]]] = {}
+        for (t, label), tid in self.track_ids.items():
+            out.setdefault(int(t), []).append((int(label), int(tid)))
+        return out
+
     @property
     def dtype(self) -> np.dtype:
         """``uint16`` if every track id fits (the usual CTC mask type), else ``uint32``."""
@@ -75,7 +83,7 @@ class TrackRelabel:
         from skimage.util import map_array
 
         frame = np.asarray(labels_frame)
-        items = [(lab, tid) for (tt, lab), tid in self.track_ids.items() if tt == t]
+        items = self._by_frame.get(int(t), [])
         if not items:
             return np.zeros(frame.shape, dtype=self.dtype)
         src = np.array([a for a, _ in items], dtype=frame.dtype)
