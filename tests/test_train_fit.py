@@ -162,3 +162,19 @@ def test_cli_train_and_evaluate(set_path: Path, tmp_path: Path) -> None:
     rep = json.loads(res.output)
     assert {"macro_f1", "balanced_accuracy", "per_class", "confusion", "ece", "n"} <= set(rep)
     assert rep["n"] == 120
+
+
+def test_benchmark_states_runs_models_on_one_split_and_reuses(set_path: Path, tmp_path: Path) -> None:
+    from dynacell.train.benchmark import benchmark_states
+
+    cfg = _config(set_path, tmp_path / "unused", epochs=1, samples_per_epoch=64)
+    runs = {"cnn-only": {"model": "cnn-only", "model_kwargs": {}}, "dcnet": {"model": "dcnet"}}
+    table = benchmark_states(cfg, tmp_path / "bench", runs, progress=False)
+    assert list(table["run"]) == ["cnn-only", "dcnet"]
+    assert table["n_test"].nunique() == 1  # same test set for every model
+    for f in ("results.csv", "results.md", "confusion.png", "reliability.png", "f1_per_class.png"):
+        assert (tmp_path / "bench" / f).is_file()
+    stamp = (tmp_path / "bench" / "dcnet" / "weights.pt").stat().st_mtime_ns
+    again = benchmark_states(cfg, tmp_path / "bench", runs, progress=False)
+    assert (tmp_path / "bench" / "dcnet" / "weights.pt").stat().st_mtime_ns == stamp  # reused, not retrained
+    assert again["macro_f1"].tolist() == table["macro_f1"].tolist()

@@ -138,6 +138,7 @@ class RunResult:
 class _Timer:
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
+        self.peak_rss_mb: dict[str, float] = {}
 
     @contextmanager
     def step(self, name: str):
@@ -147,6 +148,7 @@ class _Timer:
             yield
         finally:
             self.timings[name] = round(time.perf_counter() - t0, 3)
+            self.peak_rss_mb[name] = round(_peak_rss_mb(), 1)
             logger.info("step %s done in %.2f s", name, self.timings[name])
 
 
@@ -987,6 +989,7 @@ def run(
             "evaluation": evaluation,
             "timings_s": timer.timings,
             "peak_rss_mb": round(_peak_rss_mb(), 1),
+            "peak_rss_mb_after_step": timer.peak_rss_mb,
             "host": {"platform": platform.platform(), "cpus": os.cpu_count()},
         }
         (tmp / "run.json").write_text(json.dumps(_json_safe(info), indent=2, default=str), encoding="utf-8")
