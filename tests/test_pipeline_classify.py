@@ -108,3 +108,17 @@ def test_physical_crop_model_without_voxel_size_is_flagged(tmp_path):
     assert res.info["notes"] == notes
     assert "voxel size" in (tmp_path / "o" / "report.html").read_text()
     assert check_model_for_movie(Movie(images.data, "TYX", voxel_size_um=(0.5, 0.5)), clf) == []
+
+
+def test_run_with_dask_scheduler_matches_serial(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from dynacell.pipeline import run
+
+    images, labels = synthetic_movie(T=4)
+    serial = run(images, labels=labels, model=AreaClassifier(), out=tmp_path / "a", progress=False, video=False)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        par = run(images, labels=labels, model=AreaClassifier(), out=tmp_path / "b", progress=False, video=False,
+                  scheduler=cluster.scheduler_address)
+    pd.testing.assert_frame_equal(serial.states, par.states)
+    assert par.info["parameters"]["scheduler"] == cluster.scheduler_address

@@ -30,7 +30,8 @@ def register(app: typer.Typer) -> None:
                           "×".join(map(str, card.get("crop_size_px", []))), ",".join(card.get("classes", [])),
                           f"{test.get('macro_f1', float('nan')):.3f}", f"{test.get('balanced_accuracy', float('nan')):.3f}",
                           f"{test.get('ece') or float('nan'):.3f}", str(test.get("n", "")),
-                          f"by {split.get('by')} seed {split.get('seed')}")
+                          f"test {split.get('group_column')} {'+'.join(split['test_groups'])}" if split.get("test_groups")
+                          else f"by {split.get('by')} seed {split.get('seed')}")
         Console(width=200).print(table)
 
     @models_app.command("show")
