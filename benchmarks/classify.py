@@ -2,7 +2,7 @@
 
 dcnet (dynacell) beside the seed's 4ncnn forward pass, each wrapped in a
 :class:`dynacell.states.StateClassifier` (channel selection, batching, temperature,
-softmax), plus the shipped ``nuclei-2d`` / ``nuclei-3d`` when their crop size matches.
+softmax), plus the shipped ``nuclei-2d`` / ``nuclei-3d`` at their own crop sizes.
 Weights do not change the speed; untrained models are timed.
 
 Usage::
@@ -21,7 +21,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2048, help="crops per timing")
-    ap.add_argument("--threads", type=int, nargs="+", default=[2, 1], help="torch CPU threads to try")
+    ap.add_argument("--threads", type=int, nargs="+", default=[2], help="torch CPU threads to try")
     ap.add_argument("--batch-size", type=int, default=256)
     args = ap.parse_args()
     import pandas as pd

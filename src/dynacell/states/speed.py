@@ -17,7 +17,7 @@ def speed_table(n: int = 2048, threads: int = 2, batch_size: int = 256, repeats:
     Each model is wrapped in a :class:`~dynacell.states.StateClassifier` (channel selection,
     batching, temperature, softmax) and run on ``n`` random crops ``(n, 4, *size)``; the best of
     ``repeats`` timings is kept (after one warm-up batch). Shipped models (``nuclei-2d``,
-    ``nuclei-3d``) are measured too when present.
+    ``nuclei-3d``) are measured too when present, at their own crop size (last rows).
 
     Parameters
     ----------
@@ -60,10 +60,11 @@ def speed_table(n: int = 2048, threads: int = 2, batch_size: int = 256, repeats:
             clfs.append((arch, StateClassifier(m, card, path=None)))  # type: ignore[arg-type]
         shipped = f"nuclei-{ndim}d"
         if shipped in available_models():
-            clf = load_model(shipped)
-            if tuple(clf.crop_size) == crop:
-                clfs.append((shipped, clf))
+            clfs.append((shipped, load_model(shipped)))
         for name, clf in clfs:
+            if tuple(clf.crop_size) != crop:
+                x = rng.random((n, 4, *clf.crop_size), dtype=np.float32)
+                crop = tuple(clf.crop_size)
             clf.predict_proba(x[:batch_size], batch_size)
             best = np.inf
             for _ in range(repeats):
