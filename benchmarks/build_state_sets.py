@@ -15,9 +15,20 @@ by tree; its ``tree_id`` is replaced by the *clade*: the track id of the node's 
 at frame ``--clade-frame`` (25: ~30 clades; nodes before that frame form clade 0). A clade
 is a whole sub-tree, so mothers, daughters and sisters never fall on two sides.
 
+Scale normalisation (``--target-diameter D``): every movie is resampled so that the median
+equivalent diameter of its label objects (first 3 labelled frames) is ``D`` crop pixels
+(:mod:`dynacell.samples.scale`, the rule the shipped model applies at inference).
+
+HeLa masks (``--hela-masks``): ``tra`` crops the 02_GT/TRA markers (small, ~7.6 px) as the mask
+channel; ``err_seg`` (or ``st``) uses the full nuclei of 02_ERR_SEG (or 02_ST/SEG) relabelled with
+the TRA marker ids (:func:`dynacell.samples.relabel_movie_by_markers`; segments with 0 or ≥ 2
+markers dropped and counted in ``attrs["relabel"]``), like the full masks fed at inference.
+
 Usage::
 
     python benchmarks/build_state_sets.py --out /tmp/dynacell_state_sets [--max-stable 2000]
+    python benchmarks/build_state_sets.py --out /tmp/dynacell_state_sets --size 32 --target-diameter 12 \
+        --hela-masks err_seg --suffix=-d12
 
 Prints one line per set: samples per state.
 """
@@ -69,6 +80,10 @@ def main() -> None:
     ap.add_argument("--suffix", default="", help="appended to the file names")
     ap.add_argument("--stable-window", type=int, default=2, help="EventRules.stable_window W")
     ap.add_argument("--stable-fraction", type=float, default=2.0, help="EventRules.stable_fraction")
+    ap.add_argument("--target-diameter", type=float, default=None,
+                    help="nucleus-size rule: median nucleus diameter in crop pixels (default: pixel crops)")
+    ap.add_argument("--hela-masks", choices=("tra", "err_seg", "st"), default="tra",
+                    help="HeLa mask channel: TRA markers, or ERR_SEG / ST full masks relabelled with the TRA ids")
     ap.add_argument("--clade-frame", type=int, default=25, help="bacteria-phc: clades rooted at this frame")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -78,8 +93,17 @@ def main() -> None:
         img, tra, track = SETS[name]
         images = open_movie(args.data / img)
         labels = open_labels(args.data / tra)
+        relabel = None
+        if name == "hela02" and args.hela_masks != "tra":
+            from dynacell.samples import relabel_movie_by_markers
+
+            full_masks = {"err_seg": "Fluo-N2DL-HeLa/02_ERR_SEG", "st": "Fluo-N2DL-HeLa/02_ST/SEG"}[args.hela_masks]
+            labels, relabel = relabel_movie_by_markers(open_labels(args.data / full_masks), labels)
+            print(f"{name}: relabelled {full_masks} with TRA ids: {relabel}")
         lin = read_lineage(args.data / track)
         scale = {} if args.bin == 1.0 else {"voxel_size_um": (1.0, 1.0), "target_voxel_um": args.bin}
+        if args.target_diameter is not None:
+            scale = {"target_diameter_px": args.target_diameter}
         full = build_sample_set(images, labels, lin, rules, size=args.size, dataset=name, **scale,
                                 states=("stable", "mitotic", "new_daughter", "death"),
                                 seed=args.seed, progress=False)
@@ -94,6 +118,8 @@ def main() -> None:
             ss.meta["tree_id"] = [_clade(lin, (t, lab), args.clade_frame)
                                   for t, lab in zip(ss.meta["t"].tolist(), ss.meta["label"].tolist())]
             ss.attrs["tree_id"] = f"clade: track id of the ancestor at frame {args.clade_frame} (0 before it)"
+        if relabel is not None:
+            ss.attrs["relabel"] = {"masks": args.hela_masks, **relabel}
         ss.attrs["stable_subsample"] = {"max": args.max_stable, "of": int((full.meta["state"] == "stable").sum()),
                                         "seed": args.seed}
         path = ss.save(args.out / f"{name}{args.suffix}.npz", overwrite=True)

@@ -1,16 +1,21 @@
 """False event calls per 1,000 nuclei on real movies that are (almost) all stable.
 
 - 2D: ``nuclei-2d`` on CTC Fluo-N2DH-GOWT1 01 (27 tracks, 2 divisions in 92 frames): the
-  sample set of ``benchmarks/build_state_sets.py`` (64² crops); calls of ``mitotic`` or
-  ``new_daughter`` on nuclei whose ground-truth state is ``stable``.
+  sample set of ``benchmarks/build_state_sets.py`` (built with the model's crop size and
+  ``--target-diameter``); calls of ``mitotic`` or ``new_daughter`` on nuclei whose ground-truth
+  state is ``stable``. When the model was trained on GOWT1 (its card lists ``held_out.gowt1``),
+  only its held-out test frames are counted (``--gowt1-frames all`` counts every frame).
 - 3D: ``nuclei-3d`` on the real mouse 8-cell embryo (``../shared/data/embryo3d/mouse-8cell``,
   11 frames, 8 nuclei, no divisions or deaths): every nucleus of every frame, cropped like
   the training data (24³ voxels of 1 µm; the embryo's voxel size is taken as BlastoSPIM's
   2.0 × 0.208 × 0.208 µm, SEEDS.md §1, since the folder does not state it).
+- 3D: ``nuclei-3d`` on CTC Fluo-N3DH-CHO 02 (20 frames, 1.0 × 0.202 × 0.202 µm) with the
+  error-prone automatic masks ``02_ERR_SEG`` (no lineage): every call is counted. CHO 02
+  shows a few divisions, so its rate is an upper bound of the false-event rate.
 
 Usage::
 
-    python benchmarks/false_events.py [--gowt1 /tmp/dynacell_state_sets/gowt1-64.npz]
+    python benchmarks/false_events.py [--gowt1 /tmp/dynacell_state_sets/gowt1-d18.npz] [--gowt1-frames all]
 
 Prints one JSON line per data set.
 """
@@ -34,21 +39,32 @@ def main() -> None:
     from dynacell.states import available_models, load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--gowt1", type=Path, default=Path("/tmp/dynacell_state_sets/gowt1-64.npz"))
+    ap.add_argument("--gowt1", type=Path, default=Path("/tmp/dynacell_state_sets/gowt1-d18.npz"))
+    ap.add_argument("--gowt1-frames", choices=("held-out", "all"), default="held-out",
+                    help="GOWT1 frames counted: the model's held-out test frames (card) or all")
     ap.add_argument("--model-2d", default="nuclei-2d")
     ap.add_argument("--model-3d", default="nuclei-3d")
     ap.add_argument("--embryo", type=Path, default=DATA / "embryo3d" / "mouse-8cell")
     ap.add_argument("--embryo-voxel-um", type=float, nargs=3, default=[2.0, 0.208, 0.208])
     ap.add_argument("--embryo-target-voxel-um", type=float, default=None,
                     help="crop voxel for the embryo (default: the model card's)")
+    ap.add_argument("--cho", type=Path, default=DATA / "ctc" / "Fluo-N3DH-CHO")
+    ap.add_argument("--cho-voxel-um", type=float, nargs=3, default=[1.0, 0.202, 0.202])
     args = ap.parse_args()
     if args.gowt1.exists() and (args.model_2d in available_models() or Path(args.model_2d).is_dir()):
         clf = load_model(args.model_2d)
         ss = SampleSet.load(args.gowt1)
         stable = ss.meta["state"].to_numpy() == "stable"
-        pred = clf.predict(ss.x)
-        out = {"data": "GOWT1 01 (true-stable nuclei)", "model": clf.name,
-               **false_event_rate(pred[stable], events=("mitotic", "new_daughter"))}
+        held = (clf.card.get("held_out") or {}).get("gowt1")
+        what = "all frames"
+        if held and args.gowt1_frames == "held-out":
+            lo, hi = held["test_frames"]
+            t = ss.meta["t"].to_numpy()
+            stable &= (t >= lo) & (t <= hi)
+            what = f"held-out frames {lo}-{hi}"
+        pred = clf.predict(ss.x[stable])
+        out = {"data": f"GOWT1 01 (true-stable nuclei, {what})", "model": clf.name,
+               **false_event_rate(pred, events=("mitotic", "new_daughter"))}
         print(json.dumps(out))
     if args.embryo.exists() and (args.model_3d in available_models() or Path(args.model_3d).is_dir()):
         clf = load_model(args.model_3d)
@@ -61,6 +77,19 @@ def main() -> None:
         pred = clf.predict(ss.x)
         counts = {c: int(np.sum(pred == c)) for c in clf.classes}
         out = {"data": "mouse-8cell (real 3D, no events)", "model": clf.name, "counts": counts,
+               **false_event_rate(pred, events=("mitotic", "new_daughter", "death"))}
+        print(json.dumps(out))
+    if (args.cho / "02").exists() and (args.model_3d in available_models() or Path(args.model_3d).is_dir()):
+        clf = load_model(args.model_3d)
+        vox = tuple(args.cho_voxel_um)
+        images = open_movie(args.cho / "02", voxel_size_um=vox)
+        labels = open_labels(args.cho / "02_ERR_SEG", voxel_size_um=vox)
+        ss = build_sample_set(images, labels, None, size=tuple(clf.crop_size), dataset="cho02",
+                              voxel_size_um=vox, target_voxel_um=clf.card.get("target_voxel_um"),
+                              assume_state="stable")
+        pred = clf.predict(ss.x)
+        counts = {c: int(np.sum(pred == c)) for c in clf.classes}
+        out = {"data": "CHO 02 + 02_ERR_SEG (real 3D, few divisions)", "model": clf.name, "counts": counts,
                **false_event_rate(pred, events=("mitotic", "new_daughter", "death"))}
         print(json.dumps(out))
 

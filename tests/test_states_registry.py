@@ -112,10 +112,16 @@ def test_shipped_2d_model_scores_on_held_out_hela_trees(ctc: Path) -> None:
     clf = load_model("nuclei-2d")
     root = ctc / "Fluo-N2DL-HeLa"
     frames = [11, 13, 14, 16, 18]
-    ss = build_sample_set(open_movie(root / "02"), open_labels(root / "02_GT" / "TRA"),
+    labels = open_labels(root / "02_GT" / "TRA")
+    scale = clf.card.get("scale_normalization") or {}
+    if scale:  # trained on full masks (02_ERR_SEG relabelled with the TRA ids), nucleus-size rule
+        from dynacell.samples import relabel_movie_by_markers
+
+        labels, _ = relabel_movie_by_markers(open_labels(root / "02_ERR_SEG"), labels)
+    ss = build_sample_set(open_movie(root / "02"), labels,
                           read_lineage(root / "02_GT" / "TRA" / "man_track.txt"),
                           EventRules(stable_window=2, stable_fraction=2.0), size=tuple(clf.crop_size), dataset="hela02",
-                          frames=frames)
+                          frames=frames, target_diameter_px=scale.get("target_diameter_px"))
     meta = ss.meta
     test_trees = clf.card["held_out"]["hela02"]["test_tree_ids"]
     held = (meta["tree_id"].isin(test_trees) & meta["state"].isin(clf.classes)).to_numpy()

@@ -35,6 +35,11 @@ def demo_summary(result) -> str:
     info = result.info
     lines = [f"dynacell demo: simulated 3D embryo, {info['counts']['frames']} frames, "
              f"{info['counts']['nuclei']} nuclei; outputs in {result.out}"]
+    if ev.get("rule"):
+        lines.append(f"ground-truth states: {ev['rule']}")
+    if ev.get("gt_state_counts"):
+        lines.append("ground-truth states of the scored nuclei: " + ", ".join(
+            f"{s} {ev['gt_state_counts'].get(s, 0)}" for s in STATES))
     for name, what in (("states_before", "classifier"), ("states_after", "after reconciliation")):
         rep = ev.get(name)
         if rep:
@@ -45,6 +50,11 @@ def demo_summary(result) -> str:
         cm = rep["confusion"]
         lines.append("per class (ground truth / predicted, scored nuclei): " + ", ".join(
             f"{s} {sum(cm[i])}/{sum(row[i] for row in cm)}" for i, s in enumerate(STATES)))
+        lines.append("per-class F1 (after reconciliation): " + ", ".join(
+            f"{s} {rep['per_class'][s]['f1']:.3f}" for s in STATES))
+    seed_ev = (ev.get("evaluation_seed_rules") or {}).get("states_after")
+    if seed_ev:
+        lines.append(f"(with the seed's rules, W = 8: macro-F1 {seed_ev['macro_f1']:.3f} on {seed_ev['n']} nuclei)")
     lines.append("predicted states, all nuclei: " + ", ".join(
         f"{k} {v}" for k, v in sorted(info["counts"]["states"].items())))
     tr = ev.get("tracking") or {}

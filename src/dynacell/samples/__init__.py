@@ -4,6 +4,8 @@
   used by training and inference alike (zero padding, first/last-frame rule, normalisation).
 * :func:`crops_for_frame`, :func:`iter_frame_crops`: every nucleus of a frame, streaming.
 * :class:`SampleSet` (``save`` / ``load`` / ``concat``), seed-layout import and export.
+* :func:`scale_normalization`: per-movie zoom so nuclei have a common size (nucleus-size rule).
+* :func:`relabel_movie_by_markers`: full segments take the ids of tracking markers.
 * :func:`grouped_split`: train/val/test by lineage tree, sequence or time block.
 * :func:`build_sample_set`: movie + labels + lineage → sample set (``dynacell extract``).
 """
@@ -19,7 +21,9 @@ from dynacell.samples.crops import (
     normalize_crops,
     nucleus_centroids,
 )
+from dynacell.samples.relabel import relabel_by_markers, relabel_movie_by_markers
 from dynacell.samples.sampleset import META_COLUMNS, SampleSet, concat, export_seed_layout, import_seed_layout
+from dynacell.samples.scale import nucleus_diameter_px, scale_crop_kwargs, scale_normalization
 from dynacell.samples.splits import group_labels, grouped_split
 
 __all__ = [
@@ -39,4 +43,9 @@ __all__ = [
     "iter_frame_crops",
     "normalize_crops",
     "nucleus_centroids",
+    "nucleus_diameter_px",
+    "relabel_by_markers",
+    "relabel_movie_by_markers",
+    "scale_crop_kwargs",
+    "scale_normalization",
 ]

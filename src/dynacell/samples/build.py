@@ -60,6 +60,8 @@ def build_sample_set(
     target_voxel_um: float | Sequence[float] | None = None,
     assume_state: str = "unknown",
     progress: bool = False,
+    target_diameter_px: float | None = None,
+    scale_frames: int = 3,
 ) -> SampleSet:
     """Crop every labelled nucleus of a movie into a sample set, streaming over frames.
 
@@ -98,6 +100,14 @@ def build_sample_set(
         ``"stable"`` where the user knows nothing happens, e.g. an 8-cell embryo between divisions).
     progress : bool
         Show a progress bar.
+    target_diameter_px : float, optional
+        Scale-normalised crops (nucleus-size rule, :mod:`dynacell.samples.scale`): resample the
+        movie so that the median equivalent diameter of the objects of ``labels`` (first
+        ``scale_frames`` labelled frames) becomes ``target_diameter_px`` crop pixels. The factor is
+        recorded in ``attrs["scale_normalization"]``. Default None: crops in pixels (unchanged).
+        Exclusive with ``target_voxel_um``.
+    scale_frames : int
+        Labelled frames measured for ``target_diameter_px`` (default 3).
 
     Returns
     -------
@@ -130,6 +140,18 @@ def build_sample_set(
     if max_per_class is not None and int(max_per_class) < 1:
         raise InvalidInputError(f"max_per_class must be >= 1 or None, got {max_per_class!r}")
     size_t = resolve_size(size, images.ndim_spatial)
+    scale = None
+    if target_diameter_px is not None:
+        if target_voxel_um is not None:
+            raise InvalidInputError(
+                f"images {images.source}: give target_diameter_px (nucleus-size rule) or target_voxel_um "
+                "(physical box), not both")
+        from dynacell.samples.scale import scale_crop_kwargs, scale_normalization
+
+        scale = scale_normalization(labels, target_diameter_px, n_frames=scale_frames)
+        crop_kw = scale_crop_kwargs(scale, images.ndim_spatial)
+    else:
+        crop_kw = {"voxel_size_um": voxel_size_um, "target_voxel_um": target_voxel_um}
     frame_filter = None if frames is None else {int(f) for f in frames}
     rng = np.random.default_rng(seed)
     attrs: dict = {
@@ -144,6 +166,7 @@ def build_sample_set(
         "target_voxel_um": target_voxel_um,
         "seed": int(seed),
         "max_per_class": max_per_class,
+        "scale_normalization": scale,
         "sources": {"images": images.source, "labels": labels.source,
                     "lineage": None if lineage is None else lineage.source},
     }
@@ -151,8 +174,7 @@ def build_sample_set(
     if lineage is None:
         xs, metas = [], []
         for fc in iter_frame_crops(images, labels, frames=sorted(frame_filter) if frame_filter else None,
-                                   size=size_t, voxel_size_um=voxel_size_um, target_voxel_um=target_voxel_um,
-                                   progress=progress):
+                                   size=size_t, **crop_kw, progress=progress):
             xs.append(fc.x)
             metas.append(pd.DataFrame({"dataset": dataset, "t": fc.t, "label": fc.label_ids, "track_id": -1,
                                        "tree_id": -1, "state": assume_state, "z": fc.centroids[:, 0],
@@ -203,8 +225,8 @@ def build_sample_set(
     xs, metas = [], []
     n_absent = 0
     not_in_lineage: dict[int, list[int]] = {}
-    for fc in iter_frame_crops(images, labels, frames=sorted(wanted), size=size_t, voxel_size_um=voxel_size_um,
-                               target_voxel_um=target_voxel_um, label_ids=wanted, progress=progress):
+    for fc in iter_frame_crops(images, labels, frames=sorted(wanted), size=size_t, **crop_kw,
+                               label_ids=wanted, progress=progress):
         n_absent += len(wanted[fc.t]) - fc.label_ids.size
         known = lineage_ids.get(fc.t, set())
         extra = [int(i) for i in fc.frame_label_ids if int(i) not in known]

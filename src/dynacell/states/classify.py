@@ -23,8 +23,8 @@ import pandas as pd
 from dynacell import STATES
 from dynacell.errors import InvalidInputError
 
-__all__ = ["classify_movie", "check_model_for_movie", "crop_parameters", "model_ndim", "predict_batched",
-           "STATE_COLUMNS"]
+__all__ = ["classify_movie", "check_model_for_movie", "crop_kwargs_for_movie", "crop_parameters", "model_ndim",
+           "predict_batched", "STATE_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +74,10 @@ def crop_parameters(model: Any, ndim: int) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``size`` (int or tuple of int, pixels) and ``target_voxel_um`` (float, tuple or None).
-        Default size 32 when the model does not say (the seed's 32³ model input).
+        ``size`` (int or tuple of int, pixels), ``target_voxel_um`` (float, tuple or None) and,
+        only when the card has ``scale_normalization`` (nucleus-size rule of
+        :mod:`dynacell.samples.scale`), ``target_diameter_px`` and ``scale_frames``. Default size 32
+        when the model does not say (the seed's 32³ model input).
     """
     card = _card(model)
     size = getattr(model, "crop_size", None)
@@ -89,7 +91,42 @@ def crop_parameters(model: Any, ndim: int) -> dict[str, Any]:
         logger.info("model card gives no crop size; using %s px", size)
     if isinstance(size, (list, tuple)) and len(size) != ndim:
         size = size[-ndim:]
-    return {"size": tuple(size) if isinstance(size, (list, tuple)) else int(size), "target_voxel_um": target}
+    scale = card.get("scale_normalization") if isinstance(card, Mapping) else None
+    diameter = None
+    if isinstance(scale, Mapping) and scale.get("target_diameter_px") is not None:
+        diameter = float(scale["target_diameter_px"])
+    out = {"size": tuple(size) if isinstance(size, (list, tuple)) else int(size), "target_voxel_um": target}
+    if diameter is not None:
+        out.update(target_diameter_px=diameter, scale_frames=int(scale.get("n_frames", 3)))
+    return out
+
+
+def crop_kwargs_for_movie(crop: Mapping[str, Any], images, labels) -> dict[str, Any]:
+    """Resampling arguments of the crop functions for one movie, as the model was trained.
+
+    Parameters
+    ----------
+    crop : dict
+        From :func:`crop_parameters`.
+    images, labels : dynacell.io.Movie
+        The movie ``(T, (Z), Y, X)`` and the label images to be classified.
+
+    Returns
+    -------
+    dict
+        ``voxel_size_um`` and ``target_voxel_um`` for :func:`dynacell.samples.crops.iter_frame_crops`,
+        plus ``scale_normalization`` (the per-movie zoom of the nucleus-size rule, computed from
+        ``labels`` exactly as :func:`dynacell.samples.build_sample_set` did for training; None
+        when the model does not use it).
+    """
+    if crop.get("target_diameter_px"):
+        from dynacell.samples.scale import scale_crop_kwargs, scale_normalization
+
+        scale = scale_normalization(labels, crop["target_diameter_px"], n_frames=crop.get("scale_frames", 3))
+        logger.info("nucleus-size rule: %s", scale)
+        return {**scale_crop_kwargs(scale, images.ndim_spatial), "scale_normalization": scale}
+    target = crop.get("target_voxel_um") if images.voxel_size_um is not None else None
+    return {"voxel_size_um": None, "target_voxel_um": target, "scale_normalization": None}
 
 
 def predict_batched(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -133,7 +170,8 @@ def _frame_table(t: int, ids: np.ndarray, centroids: np.ndarray, proba: np.ndarr
 def _classify_frame(images, labels, t, model, crop, batch_size, track_of):
     from dynacell.samples.crops import crops_for_frame
 
-    x, ids, cen = crops_for_frame(images, labels, t, size=crop["size"], target_voxel_um=crop["target_voxel_um"])
+    x, ids, cen = crops_for_frame(images, labels, t, size=crop["size"], voxel_size_um=crop["voxel_size_um"],
+                                  target_voxel_um=crop["target_voxel_um"])
     return _frame_table(t, ids, cen, predict_batched(model, x, batch_size), list(model.classes), track_of)
 
 
@@ -246,16 +284,18 @@ def classify_movie(
 
     Notes
     -----
-    A model trained on crops resampled to ``target_voxel_um`` needs the movie's voxel size; when
-    it is unknown the crops are cut in pixels and a warning is logged
-    (:func:`check_model_for_movie`).
+    A model whose card has ``scale_normalization`` (nucleus-size rule) resamples the movie by
+    ``median nucleus diameter of labels / target_diameter_px`` (:mod:`dynacell.samples.scale`),
+    measured on ``labels`` once per call. A model trained on crops resampled to ``target_voxel_um``
+    needs the movie's voxel size; when it is unknown the crops are cut in pixels and a warning is
+    logged (:func:`check_model_for_movie`).
     """
     if int(batch_size) < 1:
         raise InvalidInputError(f"batch_size must be >= 1, got {batch_size!r}")
     _check_inputs(images, labels, model)
     crop = crop_parameters(model, images.ndim_spatial)
-    if images.voxel_size_um is None:
-        crop["target_voxel_um"] = None  # pixel crops; warned by _check_inputs
+    kw = crop_kwargs_for_movie(crop, images, labels)  # pixel crops when the voxel size is unknown (warned)
+    crop["voxel_size_um"], crop["target_voxel_um"] = kw["voxel_size_um"], kw["target_voxel_um"]
     classes = list(model.classes)
     track_of: dict[tuple[int, int], int] = {}
     if lineage is not None:
@@ -269,7 +309,8 @@ def classify_movie(
 
         tables = []
         for fc in iter_frame_crops(images, labels, todo, size=crop["size"],
-                                   target_voxel_um=crop["target_voxel_um"], progress=progress):
+                                   voxel_size_um=crop["voxel_size_um"], target_voxel_um=crop["target_voxel_um"],
+                                   progress=progress):
             proba = predict_batched(model, fc.x, batch_size)
             tables.append(_frame_table(fc.t, fc.label_ids, fc.centroids, proba, classes, track_of))
     if not tables:

@@ -64,6 +64,9 @@ def evaluate_movie(model: Any, movie: str | Path, labels: str | Path, lineage: s
                    rules: str = "seed", dataset: str | None = None, progress: bool = False) -> dict[str, Any]:
     """Crop every lineage node of a movie with the model's crop size and evaluate.
 
+    The crops follow the model card: ``target_voxel_um`` (physical box) or ``scale_normalization``
+    (nucleus-size rule measured on ``labels``, :mod:`dynacell.samples.scale`).
+
     Parameters
     ----------
     model : StateClassifier
@@ -98,6 +101,8 @@ def evaluate_movie(model: Any, movie: str | Path, labels: str | Path, lineage: s
 
         lin = read_lineage(lineage)
     target = model.card.get("target_voxel_um")
+    scale = model.card.get("scale_normalization") or {}
     ss = build_sample_set(images, labs, lin, rules, size=tuple(model.crop_size), dataset=dataset or Path(movie).name,
-                          target_voxel_um=target, assume_state="stable", progress=progress)
+                          target_voxel_um=None if scale else target, assume_state="stable", progress=progress,
+                          target_diameter_px=scale.get("target_diameter_px"), scale_frames=scale.get("n_frames", 3))
     return evaluate_samples(model, ss.x, ss.meta["state"].to_numpy())

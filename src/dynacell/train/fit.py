@@ -62,7 +62,8 @@ class TrainData:
 def _set_info(ss: Any, path: Path) -> dict[str, Any]:
     attrs = dict(getattr(ss, "attrs", {}) or {})
     info: dict[str, Any] = {"path": str(path), "crop_size_px": list(ss.size)}
-    for key in ("voxel_size_um", "target_voxel_um", "normalization", "rules", "seed", "sources", "dataset"):
+    for key in ("voxel_size_um", "target_voxel_um", "normalization", "rules", "seed", "sources", "dataset",
+                "scale_normalization", "relabel"):
         if attrs.get(key) is not None:
             info[key] = _plain(attrs[key])
     return info
@@ -336,6 +337,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
             "crop_size_px": size,
             "crop_size_um": _crop_um(size, vox),
             "target_voxel_um": _plain(info0.get("target_voxel_um")),
+            "scale_normalization": _scale_card(data.info),
             "normalization": _normalization(data.info),
             "temperature": float(temperature),
             "training_data": {"files": _plain(data.info), "samples": counts,
@@ -378,6 +380,32 @@ def _center_crop(x: np.ndarray, edge: int | None) -> np.ndarray:
         lo = s // 2 - edge // 2
         sl.append(slice(lo, lo + edge))
     return x[tuple(sl)]
+
+
+def _scale_card(info: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Card entry of the nucleus-size rule (:mod:`dynacell.samples.scale`), None if unused.
+
+    Raises
+    ------
+    InvalidInputError
+        If the training sets mix scale-normalised and pixel crops or different target diameters.
+    """
+    scales = [i.get("scale_normalization") for i in info]
+    if all(s is None for s in scales):
+        return None
+    targets = {None if s is None else float(s["target_diameter_px"]) for s in scales}
+    if len(targets) != 1 or None in targets:
+        raise InvalidInputError(
+            f"sample sets {[i['path'] for i in info]} mix scale normalisations (target_diameter_px "
+            f"{sorted(map(str, targets))}); build them all with the same --target-diameter")
+    s0 = next(s for s in scales if s is not None)
+    return {"method": s0["method"], "target_diameter_px": float(s0["target_diameter_px"]),
+            "n_frames": int(s0["n_frames"]),
+            "rule": "pixels_per_crop_px = median equivalent diameter of the label objects of the first n_frames "
+                    "labelled frames / target_diameter_px, computed per movie at inference",
+            "training_movies": {str(i.get("dataset", i["path"])): {
+                "nucleus_diameter_px": round(float(s["nucleus_diameter_px"]), 3),
+                "pixels_per_crop_px": round(float(s["pixels_per_crop_px"]), 4)} for i, s in zip(info, scales)}}
 
 
 def _held_out(meta: pd.DataFrame) -> dict[str, dict[str, Any]]:
