@@ -159,3 +159,20 @@ def test_extract_gowt1_first_frames(ctc, tmp_path):
     assert len(s) == expected > 0
     assert s.attrs["label_ids_not_in_lineage"] == 0 and not any(s.attrs["skipped"].values())
     assert (s.x[:, 3].reshape(len(s), -1).sum(axis=1) > 0).all()
+
+
+@pytest.mark.data
+def test_extract_scale_normalised_gowt1(ctc, tmp_path):
+    """--target-diameter zooms GOWT1 (large nuclei at 0.24 µm/px) so nuclei span ~18 crop pixels."""
+    d = ctc / "Fluo-N2DH-GOWT1"
+    if not d.exists():
+        pytest.skip(f"{d} not found")
+    res = _run(d / "01", "--labels", d / "01_GT" / "TRA", "--lineage", d / "01_GT" / "TRA", "-o", tmp_path / "g",
+               "--frames", "20:23", "--target-diameter", "18")
+    assert res.exit_code == 0, res.output
+    s = SampleSet.load(tmp_path / "g.npz")
+    scale = s.attrs["scale_normalization"]
+    assert scale["target_diameter_px"] == 18
+    # the mask channel of a crop holds about one nucleus of ~18 px diameter: area ≈ π·9² px
+    areas = s.x[:, 3].reshape(len(s), -1).sum(axis=1)
+    assert 0.4 * np.pi * 81 < np.median(areas) < 2.0 * np.pi * 81

@@ -120,6 +120,9 @@ def register(app: typer.Typer) -> None:
         voxel_size_um: str = typer.Option(None, "--voxel-size-um", help="Voxel size in µm, (Z,)Y,X; overrides metadata."),
         target_voxel_um: str = typer.Option(
             None, "--target-voxel-um", help="Resample crops to this voxel size in µm (physical box; 3D anisotropy)."),
+        target_diameter_px: float = typer.Option(
+            None, "--target-diameter", help="Zoom each movie so its median nucleus diameter is this many pixels "
+            "(scale normalisation of the shipped nuclei-2d model: 18)."),
         dataset: str = typer.Option(None, "--dataset", help="Dataset name stored in the set (default from MOVIE)."),
         states: str = typer.Option("stable,mitotic,new_daughter,death", "--states",
                                    help="States to keep (with a lineage), comma-separated."),
@@ -184,6 +187,7 @@ def register(app: typer.Typer) -> None:
             size=size_arg, dataset=dataset or default_dataset_name(movie), frames=frame_list,
             states=state_list, max_per_class=max_per_class, seed=seed, voxel_size_um=vs,
             target_voxel_um=(tv[0] if tv and len(tv) == 1 else tv), assume_state=assume_state, progress=progress,
+            target_diameter_px=target_diameter_px,
         )
         if len(samples) == 0:
             raise InvalidInputError(
