@@ -163,6 +163,37 @@ def test_reconcile_demotes_unsupported_events_and_promotes_track_end():
     assert (kept["state"] == states["state"]).all() and none.empty
 
 
+def test_gap_closed_link_supports_but_does_not_promote_death():
+    """A death call before a gap-closed link is kept; a stable call there is not promoted::
+
+        (0,1) ── (1,1) ── (2,1) ·····gap····· (5,7) ── (6,7) ── (7,7)     (movie of 8 frames)
+    """
+    lin = Lineage(n_frames=8)
+    nodes = [(0, 1), (1, 1), (2, 1), (5, 7), (6, 7), (7, 7)]
+    for n in nodes:
+        lin.add_node(n, centroid=(0, 10, 10))
+    for a, b in zip(nodes[:-1], nodes[1:]):
+        lin.add_edge(a, b)
+    states = pd.DataFrame({"t": [n[0] for n in nodes], "label": [n[1] for n in nodes], "track_id": 1,
+                           "state": ["stable", "stable", "death", "stable", "stable", "stable"]})
+    p = np.tile([0.8, 0.0, 0.05, 0.15], (6, 1))
+    p[2] = [0.2, 0.0, 0.0, 0.8]  # a confident death call just before the gap: supported, kept
+    for i, st in enumerate(STATES):
+        states[f"p_{st}"] = p[:, i]
+    out, changes = reconcile_states(states, lin)
+    assert out["state"].tolist() == ["stable", "stable", "death", "stable", "stable", "stable"]
+    assert changes.empty or int(changes["n"].sum()) == 0
+    # without the gap (a continuous track to the last frame) the same call is demoted
+    cont = _one_track(n=8, n_frames=8)
+    st2 = pd.DataFrame({"t": range(8), "label": 1, "track_id": 1, "state": ["stable"] * 2 + ["death"] + ["stable"] * 5})
+    p2 = np.tile([0.8, 0.0, 0.05, 0.15], (8, 1))
+    p2[2] = [0.2, 0.0, 0.0, 0.8]
+    for i, st in enumerate(STATES):
+        st2[f"p_{st}"] = p2[:, i]
+    out2, _ = reconcile_states(st2, cont)
+    assert out2["state"].tolist()[2] == "stable"
+
+
 def test_match_labels_ctc_rule():
     gt = np.zeros((10, 10), int)
     gt[0:4, 0:4] = 1

@@ -67,6 +67,9 @@ class ReconcileRules:
        itself counts) is unsupported: the nucleus gets the most probable class among
        ``stable`` and the events the lineage supports there.
     3. ``stable`` calls are kept unless promoted.
+    4. A **gap-closed link** (a node whose only child is more than one frame later) may hide a
+       death followed by a new nucleus linked across the gap, so it *supports* a death call
+       (no demotion) without *promoting* one: gaps are common where masks drop out.
 
     Parameters
     ----------
@@ -97,7 +100,8 @@ class ReconcileRules:
             f"before the movie's last frame) promote the state to mitotic / new_daughter / death when the "
             f"classifier's probability for it is >= {self.promote_floor}. A mitotic, new_daughter or death call "
             f"with no such lineage event on its track within {self.window} frame(s) is demoted to its most "
-            f"probable class among stable and the events the lineage supports there. Stable calls are kept."
+            f"probable class among stable and the events the lineage supports there. A gap-closed link (next "
+            f"node more than one frame later) supports a death call without promoting one. Stable calls are kept."
         )
 
 
@@ -408,7 +412,8 @@ def lineage_events(lineage: Lineage, window: int) -> dict[str, tuple[set[Node], 
         support: anchors and the ``window`` nodes before them on their track), ``new_daughter``
         (anchors: first node of each daughter; support: anchors and the ``window`` nodes after
         them) and ``death`` (anchors: nodes without children before the last frame; support:
-        anchors and the ``window`` nodes before them). Anchors follow the seed's event
+        anchors and the ``window`` nodes before them; gap-closed links — a single child more than one
+        frame later — are added to the support, not the anchors). Anchors follow the seed's event
         definitions (SEEDS.md §1, :func:`dynacell.lineage.label_events`).
     """
     g = lineage.graph
@@ -442,6 +447,10 @@ def lineage_events(lineage: Lineage, window: int) -> dict[str, tuple[set[Node], 
         forward(d, support["new_daughter"])
     for e in ends:
         back(e, support["death"])
+    gaps = {n for n in g.nodes if g.out_degree(n) == 1 and next(iter(g.successors(n)))[0] - n[0] > 1}
+    for n in gaps:
+        support["death"].add(n)
+        back(n, support["death"])
     return {"mitotic": (mitotic, support["mitotic"]), "new_daughter": (daughters, support["new_daughter"]),
             "death": (ends, support["death"])}
 
