@@ -194,6 +194,31 @@ def test_gap_closed_link_supports_but_does_not_promote_death():
     assert out2["state"].tolist()[2] == "stable"
 
 
+def test_link_into_confident_daughter_supports_death():
+    """A death call whose track continues into a confident new-daughter call (no division) is kept::
+
+        (0,1) ── (1,1) ── (2,1) ── (3,9) ── (4,9)      (5 frames; (3,9) is called new_daughter, p 0.95)
+    """
+    lin = Lineage(n_frames=6)
+    nodes = [(0, 1), (1, 1), (2, 1), (3, 9), (4, 9)]
+    for n in nodes:
+        lin.add_node(n, centroid=(0, 10, 10))
+    for a, b in zip(nodes[:-1], nodes[1:]):
+        lin.add_edge(a, b)
+    states = pd.DataFrame({"t": [n[0] for n in nodes], "label": [n[1] for n in nodes], "track_id": 1,
+                           "state": ["stable", "stable", "death", "new_daughter", "stable"]})
+    p = np.tile([0.8, 0.0, 0.05, 0.15], (5, 1))
+    p[2] = [0.1, 0.0, 0.0, 0.9]
+    p[3] = [0.05, 0.0, 0.95, 0.0]
+    for i, st in enumerate(STATES):
+        states[f"p_{st}"] = p[:, i]
+    out, _ = reconcile_states(states, lin)
+    assert out["state"].tolist()[2] == "death"  # supported by the suspect link (rule 5)
+    assert out["state"].tolist()[3] == "new_daughter"  # the classifier decides at a suspect link
+    strict, _ = reconcile_states(states, lin, ReconcileRules(suspect_daughter_p=1.01))
+    assert strict["state"].tolist()[2] == "stable"  # rule 5 off: the death is demoted
+
+
 def test_match_labels_ctc_rule():
     gt = np.zeros((10, 10), int)
     gt[0:4, 0:4] = 1

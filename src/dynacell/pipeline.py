@@ -70,6 +70,12 @@ class ReconcileRules:
     4. A **gap-closed link** (a node whose only child is more than one frame later) may hide a
        death followed by a new nucleus linked across the gap, so it *supports* a death call
        (no demotion) without *promoting* one: gaps are common where masks drop out.
+    5. A **suspect link**: a nucleus whose only child is called ``new_daughter`` with probability
+       ≥ ``suspect_daughter_p`` although the lineage has no division there. Either the linker missed
+       a division (the source is a mother) or it joined a dying nucleus to a neighbour's newborn
+       daughter; the lineage cannot tell which, so the classifier decides: the link supports a
+       mitotic or a death call at its source (and the ``window`` nodes before it) and the
+       new-daughter call at the child (and the ``window`` nodes after it), without promoting any.
 
     Parameters
     ----------
@@ -77,6 +83,9 @@ class ReconcileRules:
         Smallest classifier probability (0..1) for which a lineage event promotes a state.
     window : int
         Frames of tolerance between an event call and the lineage event (≥ 0).
+    suspect_daughter_p : float
+        Probability of a ``new_daughter`` call (0..1) above which a non-division link into it is
+        suspect (rule 5).
     enabled : bool
         False keeps the classifier's states unchanged (the changes table is then empty).
 
@@ -89,6 +98,7 @@ class ReconcileRules:
 
     promote_floor: float = 0.1
     window: int = 1
+    suspect_daughter_p: float = 0.5
     enabled: bool = True
 
     def describe(self) -> str:
@@ -101,7 +111,11 @@ class ReconcileRules:
             f"classifier's probability for it is >= {self.promote_floor}. A mitotic, new_daughter or death call "
             f"with no such lineage event on its track within {self.window} frame(s) is demoted to its most "
             f"probable class among stable and the events the lineage supports there. A gap-closed link (next "
-            f"node more than one frame later) supports a death call without promoting one. Stable calls are kept."
+            f"node more than one frame later) supports a death call without promoting one. A non-division link "
+            f"into a new-daughter call with probability >= {self.suspect_daughter_p} (a missed division or a "
+            f"dying nucleus linked to a newborn) supports mitotic or death calls at its source and the "
+            f"new-daughter call at its child, without promoting any. "
+            f"Stable calls are kept."
         )
 
 
@@ -455,6 +469,34 @@ def lineage_events(lineage: Lineage, window: int) -> dict[str, tuple[set[Node], 
             "death": (ends, support["death"])}
 
 
+def _support_suspect_links(events: dict[str, tuple[set[Node], set[Node]]], lineage: Lineage,
+                           nodes: list[Node], proba: np.ndarray, rules: ReconcileRules) -> None:
+    """Rule 5 of :class:`ReconcileRules`: extend the event support around suspect links (in place)."""
+    g = lineage.graph
+    p_daughter = dict(zip(nodes, proba[:, STATES.index("new_daughter")]))
+    for child, p in p_daughter.items():
+        if p < rules.suspect_daughter_p or child not in g:
+            continue
+        preds = list(g.predecessors(child))
+        if len(preds) != 1 or g.out_degree(preds[0]) != 1:
+            continue  # a root, or a real division in the lineage
+        source = [preds[0]]
+        for _ in range(rules.window):
+            up = list(g.predecessors(source[-1]))
+            if len(up) != 1 or g.out_degree(up[0]) != 1:
+                break
+            source.append(up[0])
+        after = [child]
+        for _ in range(rules.window):
+            down = list(g.successors(after[-1]))
+            if len(down) != 1:
+                break
+            after.append(down[0])
+        events["mitotic"][1].update(source)
+        events["death"][1].update(source)
+        events["new_daughter"][1].update(after)
+
+
 def reconcile_states(
     states: pd.DataFrame, lineage: Lineage, rules: ReconcileRules | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -486,6 +528,7 @@ def reconcile_states(
     state = out["state"].to_numpy(dtype=object).copy()
     reason = np.full(len(out), "", dtype=object)
     events = lineage_events(lineage, rules.window)
+    _support_suspect_links(events, lineage, nodes, proba, rules)
     reasons = {"mitotic": "division", "new_daughter": "division", "death": "track end before the last frame"}
     for i, n in enumerate(nodes):
         promoted = False
