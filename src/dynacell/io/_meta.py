@@ -40,9 +40,9 @@ def _clean_unit(unit: Any) -> str:
     return text.lower()
 
 
-def length_to_um(value: Any, unit: Any) -> float | None:
-    """Convert a length ``value`` in ``unit`` to µm; None if the unit is unknown or the value not positive."""
-    factor = LENGTH_UNITS_UM.get(_clean_unit(unit)) if unit is not None else None
+def _convert(value: Any, unit: Any, table: dict[str, float]) -> float | None:
+    """``value`` × the factor of ``unit`` in ``table``; None if the unit is unknown or the value not positive."""
+    factor = table.get(_clean_unit(unit)) if unit is not None else None
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -50,18 +50,16 @@ def length_to_um(value: Any, unit: Any) -> float | None:
     if factor is None or not math.isfinite(v) or v <= 0:
         return None
     return v * factor
+
+
+def length_to_um(value: Any, unit: Any) -> float | None:
+    """Convert a length ``value`` in ``unit`` to µm; None if the unit is unknown or the value not positive."""
+    return _convert(value, unit, LENGTH_UNITS_UM)
 
 
 def time_to_s(value: Any, unit: Any) -> float | None:
     """Convert a time ``value`` in ``unit`` to seconds; None if the unit is unknown or the value not positive."""
-    factor = TIME_UNITS_S.get(_clean_unit(unit)) if unit is not None else None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    if factor is None or not math.isfinite(v) or v <= 0:
-        return None
-    return v * factor
+    return _convert(value, unit, TIME_UNITS_S)
 
 
 def _rational(value: Any) -> float | None:
