@@ -24,6 +24,11 @@ channel; ``err_seg`` (or ``st``) uses the full nuclei of 02_ERR_SEG (or 02_ST/SE
 the TRA marker ids (:func:`dynacell.samples.relabel_movie_by_markers`; segments with 0 or ≥ 2
 markers dropped and counted in ``attrs["relabel"]``), like the full masks fed at inference.
 
+Segmentation context (``--context``): 6-channel crops with ``[seg t−1, seg t+1]``
+(:func:`dynacell.samples.crops.context_mask`) read from the masks themselves (bacteria, GOWT1:
+TRA masks of every frame) or, for HeLa, from the unrelabelled ``02_ERR_SEG`` of every frame
+(an automatic, error-prone segmentation, as at inference).
+
 Usage::
 
     python benchmarks/build_state_sets.py --out /tmp/dynacell_state_sets [--max-stable 2000]
@@ -85,6 +90,7 @@ def main() -> None:
     ap.add_argument("--hela-masks", choices=("tra", "err_seg", "st"), default="tra",
                     help="HeLa mask channel: TRA markers, or ERR_SEG / ST full masks relabelled with the TRA ids")
     ap.add_argument("--clade-frame", type=int, default=25, help="bacteria-phc: clades rooted at this frame")
+    ap.add_argument("--context", action="store_true", help="add the segmentation-context channels (6 channels)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rules = EventRules(stable_window=args.stable_window, stable_fraction=args.stable_fraction)
@@ -94,11 +100,13 @@ def main() -> None:
         images = open_movie(args.data / img)
         labels = open_labels(args.data / tra)
         relabel = None
+        context_labels = None
         if name == "hela02" and args.hela_masks != "tra":
             from dynacell.samples import relabel_movie_by_markers
 
             full_masks = {"err_seg": "Fluo-N2DL-HeLa/02_ERR_SEG", "st": "Fluo-N2DL-HeLa/02_ST/SEG"}[args.hela_masks]
-            labels, relabel = relabel_movie_by_markers(open_labels(args.data / full_masks), labels)
+            context_labels = open_labels(args.data / full_masks)
+            labels, relabel = relabel_movie_by_markers(context_labels, labels)
             print(f"{name}: relabelled {full_masks} with TRA ids: {relabel}")
         lin = read_lineage(args.data / track)
         scale = {} if args.bin == 1.0 else {"voxel_size_um": (1.0, 1.0), "target_voxel_um": args.bin}
@@ -106,7 +114,8 @@ def main() -> None:
             scale = {"target_diameter_px": args.target_diameter}
         full = build_sample_set(images, labels, lin, rules, size=args.size, dataset=name, **scale,
                                 states=("stable", "mitotic", "new_daughter", "death"),
-                                seed=args.seed, progress=False)
+                                seed=args.seed, progress=False, context=args.context,
+                                context_labels=context_labels if args.context else None)
         keep = full.meta.index[full.meta["state"] != "stable"].to_numpy()
         stable = full.meta.index[full.meta["state"] == "stable"].to_numpy()
         if len(stable) > args.max_stable:

@@ -146,14 +146,14 @@ def _keep(states: dict, nodes: list, n_stable: int, rng: np.random.Generator) ->
     return sorted(events + stable)
 
 
-def _crops(images, labels, chosen, size, target, offset=0):
+def _crops(images, labels, chosen, size, target, offset=0, context=False):
     by_t: dict[int, list[int]] = {}
     for t, label in chosen:
         by_t.setdefault(t - offset, []).append(label)
     from dynacell.samples import iter_frame_crops
 
     for fc in iter_frame_crops(images, labels, frames=sorted(by_t), size=size, target_voxel_um=target,
-                               label_ids=by_t):
+                               label_ids=by_t, context=context):
         for i, label in enumerate(fc.label_ids.tolist()):
             yield fc.t + offset, label, fc.x[i], fc.centroids[i]
 
@@ -177,7 +177,8 @@ def wormguides(args, rng, xs, rows) -> None:
                              appearance=appearance, seed=args.seed + c0, progress=False)
         images, labels = res.to_movies()
         sel = [n for n in chosen if block[0] <= n[0] <= block[-1]]
-        for t, label, x, c in _crops(images, labels, sel, args.size, args.target_voxel_um, offset=lo):
+        for t, label, x, c in _crops(images, labels, sel, args.size, args.target_voxel_um, offset=lo,
+                                     context=args.context):
             d = lin.graph.nodes[(t, label)]
             xs.append(x)
             rows.append({"dataset": "wormguides", "t": t, "label": label, "track_id": int(d.get("track_id", -1)),
@@ -204,7 +205,7 @@ def embryos(args, rng, xs, rows) -> None:
         states = label_events(sim.lineage, rules)
         chosen = _keep(states, sorted(states), args.embryo_stable, er)
         images, labels = sim.to_movies()
-        for t, label, x, c in _crops(images, labels, chosen, args.size, args.target_voxel_um):
+        for t, label, x, c in _crops(images, labels, chosen, args.size, args.target_voxel_um, context=args.context):
             d = sim.lineage.graph.nodes[(t, label)]
             xs.append(x)
             rows.append({"dataset": "sim-embryo", "t": t, "label": label, "track_id": int(d.get("track_id", -1)),
@@ -217,7 +218,7 @@ def embryos(args, rng, xs, rows) -> None:
 def main() -> None:
     """Render, crop and save the set."""
     from dynacell.samples import SampleSet
-    from dynacell.samples.crops import NORMALIZATION
+    from dynacell.samples.crops import CHANNELS, CONTEXT_CHANNELS, NORMALIZATION
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/dynacell_state_sets/nuclei-3d-dr.npz"))
@@ -232,6 +233,8 @@ def main() -> None:
                     help="embryo seeds (training 100-117, validation 118-119, test 0 and 200-203)")
     ap.add_argument("--embryo-stable", type=int, default=60, help="random stable nodes kept per embryo")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--context", action="store_true",
+                    help="add the segmentation-context channels seg t-1, seg t+1 from the rendered labels (6 channels)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
@@ -250,7 +253,8 @@ def main() -> None:
                        "sim-embryo": f"EventRules({EMBRYO_RULES}) (track ends = deaths)"},
              "frames": args.frames, "embryo_seeds": list(args.embryo_seeds),
              "stable_subsample": {"wormguides": args.stable, "per_embryo": args.embryo_stable},
-             "sources": {"lineage": str(args.data)}, "normalization": NORMALIZATION}
+             "sources": {"lineage": str(args.data)}, "normalization": NORMALIZATION,
+             "channels": list(CONTEXT_CHANNELS if args.context else CHANNELS)}
     ss = SampleSet(np.stack(xs), meta, attrs)
     ss.save(args.out, overwrite=True)
     print(f"wrote {args.out}: {ss.counts()} in {time.perf_counter() - t0:.0f} s")

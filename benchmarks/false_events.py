@@ -39,7 +39,9 @@ def main() -> None:
     from dynacell.states import available_models, load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--gowt1", type=Path, default=Path("/tmp/dynacell_state_sets/gowt1-d18.npz"))
+    ap.add_argument("--gowt1", type=Path, default=None,
+                    help="GOWT1 sample set (default /tmp/dynacell_state_sets/gowt1-d18.npz, or gowt1-d18c.npz "
+                         "for a model with segmentation context)")
     ap.add_argument("--gowt1-frames", choices=("held-out", "all"), default="held-out",
                     help="GOWT1 frames counted: the model's held-out test frames (card) or all")
     ap.add_argument("--model-2d", default="nuclei-2d")
@@ -51,8 +53,11 @@ def main() -> None:
     ap.add_argument("--cho", type=Path, default=DATA / "ctc" / "Fluo-N3DH-CHO")
     ap.add_argument("--cho-voxel-um", type=float, nargs=3, default=[1.0, 0.202, 0.202])
     args = ap.parse_args()
-    if args.gowt1.exists() and (args.model_2d in available_models() or Path(args.model_2d).is_dir()):
-        clf = load_model(args.model_2d)
+    have_2d = args.model_2d in available_models() or Path(args.model_2d).is_dir()
+    clf = load_model(args.model_2d) if have_2d else None
+    if args.gowt1 is None and clf is not None:
+        args.gowt1 = Path(f"/tmp/dynacell_state_sets/gowt1-d18{'c' if clf.context else ''}.npz")
+    if clf is not None and args.gowt1.exists():
         ss = SampleSet.load(args.gowt1)
         stable = ss.meta["state"].to_numpy() == "stable"
         held = (clf.card.get("held_out") or {}).get("gowt1")
@@ -73,7 +78,7 @@ def main() -> None:
         ss = build_sample_set(images, labels, None, size=tuple(clf.crop_size), dataset="mouse-8cell",
                               voxel_size_um=tuple(args.embryo_voxel_um),
                               target_voxel_um=args.embryo_target_voxel_um or clf.card.get("target_voxel_um"),
-                              assume_state="stable")
+                              assume_state="stable", context=clf.context)
         pred = clf.predict(ss.x)
         counts = {c: int(np.sum(pred == c)) for c in clf.classes}
         out = {"data": "mouse-8cell (real 3D, no events)", "model": clf.name, "counts": counts,
@@ -86,7 +91,7 @@ def main() -> None:
         labels = open_labels(args.cho / "02_ERR_SEG", voxel_size_um=vox)
         ss = build_sample_set(images, labels, None, size=tuple(clf.crop_size), dataset="cho02",
                               voxel_size_um=vox, target_voxel_um=clf.card.get("target_voxel_um"),
-                              assume_state="stable")
+                              assume_state="stable", context=clf.context)
         pred = clf.predict(ss.x)
         counts = {c: int(np.sum(pred == c)) for c in clf.classes}
         out = {"data": "CHO 02 + 02_ERR_SEG (real 3D, few divisions)", "model": clf.name, "counts": counts,

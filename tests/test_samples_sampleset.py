@@ -64,7 +64,7 @@ def test_save_refuses_to_overwrite_and_load_rejects_bad_files(tmp_path):
 
 def test_validation_of_shapes_and_columns():
     s = _set()
-    with pytest.raises(InvalidInputError, match=r"\(N, 4"):
+    with pytest.raises(InvalidInputError, match=r"C = 4"):
         SampleSet(np.zeros((2, 3, 8, 8), np.float32), s.meta.iloc[:2])
     with pytest.raises(InvalidInputError, match="state"):
         SampleSet(s.x, s.meta.drop(columns="state"))

@@ -133,6 +133,11 @@ def register(app: typer.Typer) -> None:
         seed_layout: Path = typer.Option(None, "--seed-layout", help="Also export the seed's folder layout here."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+        context: bool = typer.Option(False, "--context/--no-context",
+                                     help="Add the segmentation-context channels seg t-1, seg t+1 (6 channels)."),
+        context_labels: Path = typer.Option(None, "--context-labels",
+                                            help="Segmentation read for --context (default --labels), e.g. a full "
+                                                 "automatic segmentation when --labels covers some frames only."),
     ) -> None:
         """Crop every labelled nucleus into a sample set (channels t-1, t, t+1 and mask; one .npz file).
 
@@ -166,6 +171,7 @@ def register(app: typer.Typer) -> None:
             EventRules.preset(rules)  # an unknown preset fails before any file is read
         images = open_movie(movie, voxel_size_um=vs)
         label_movie = open_labels(labels, voxel_size_um=vs)
+        ctx_movie = None if context_labels is None else open_labels(context_labels, voxel_size_um=vs)
         frame_list = None
         if frame_range is not None:
             # intersect with the movie's frames (an open range 'a:' must not be expanded)
@@ -187,7 +193,8 @@ def register(app: typer.Typer) -> None:
             size=size_arg, dataset=dataset or default_dataset_name(movie), frames=frame_list,
             states=state_list, max_per_class=max_per_class, seed=seed, voxel_size_um=vs,
             target_voxel_um=(tv[0] if tv and len(tv) == 1 else tv), assume_state=assume_state, progress=progress,
-            target_diameter_px=target_diameter_px,
+            target_diameter_px=target_diameter_px, context=context or ctx_movie is not None,
+            context_labels=ctx_movie,
         )
         if len(samples) == 0:
             raise InvalidInputError(

@@ -92,7 +92,8 @@ class DCNet(nn.Module):
     ndim : {2, 3}
         Spatial dimensionality of the crops.
     in_channels : int
-        Must be 4: ``[t−1, t, t+1, mask]``.
+        4: ``[t−1, t, t+1, mask]``, or 6 with the segmentation-context channels
+        ``[seg t−1, seg t+1]`` (:func:`dynacell.samples.crops.context_mask`).
     n_classes : int
         Number of output classes.
     width : int
@@ -112,7 +113,7 @@ class DCNet(nn.Module):
     Raises
     ------
     InvalidInputError
-        If ``in_channels`` is not 4 or ``ndim`` not 2/3.
+        If ``in_channels`` is not 4 or 6, or ``ndim`` not 2/3.
     """
 
     def __init__(self, ndim: int, in_channels: int = 4, n_classes: int = 4, width: int = 16,
@@ -121,9 +122,10 @@ class DCNet(nn.Module):
                  input_pool: int = 1) -> None:
         super().__init__()
         check_ndim(ndim)
-        if in_channels != 4:
+        if in_channels not in (4, 6):
             raise InvalidInputError(
-                f"dcnet needs the 4-channel window [t-1, t, t+1, mask], got in_channels={in_channels}")
+                "dcnet needs the 4-channel window [t-1, t, t+1, mask] or the 6-channel window with "
+                f"segmentation context [.., seg t-1, seg t+1], got in_channels={in_channels}")
         self.ndim = ndim
         self.temporal_diff = temporal_diff
         self.mask_pool = mask_pool
@@ -131,7 +133,7 @@ class DCNet(nn.Module):
             raise InvalidInputError(f"dcnet input_pool must be >= 1, got {input_pool}")
         pool = nn.AvgPool2d if ndim == 2 else nn.AvgPool3d
         self.input_pool = pool(input_pool) if input_pool > 1 else nn.Identity()
-        c0 = 6 if temporal_diff else 4
+        c0 = in_channels + (2 if temporal_diff else 0)
         w = width
         self.stem = _down(ndim, c0, w, anisotropic)
         self.stage1 = ConvBlock(ndim, w, residual, anisotropic) if first_block else nn.Identity()
@@ -143,7 +145,7 @@ class DCNet(nn.Module):
         self.classifier = nn.Linear((8 if mask_pool else 4) * w, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, n_classes)`` of crops ``x`` ``(N, 4, [Z,] Y, X)``."""
+        """Logits ``(N, n_classes)`` of crops ``x`` ``(N, 4 or 6, [Z,] Y, X)``."""
         x = self.input_pool(x)
         mask = x[:, 3:4]
         if self.temporal_diff:

@@ -32,15 +32,38 @@ def _check_name(name: str) -> str:
     return name
 
 
-def model_channels(name: str) -> tuple[int, ...]:
-    """Indices into the crop channels ``[t−1, t, t+1, mask]`` that model ``name`` reads.
+#: Models that can also read the segmentation-context channels ``[seg t−1, seg t+1]``.
+CONTEXT_MODELS: tuple[str, ...] = ("4ncnn", "dcnet")
+
+
+def model_channels(name: str, context: bool = False) -> tuple[int, ...]:
+    """Indices into the crop channels ``[t−1, t, t+1, mask(, seg t−1, seg t+1)]`` that model ``name`` reads.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`MODEL_NAMES`.
+    context : bool
+        Also read the segmentation-context channels 4 and 5 (6-channel crops,
+        :func:`dynacell.samples.crops.context_mask`); only for :data:`CONTEXT_MODELS`.
+
+    Returns
+    -------
+    tuple of int
 
     Raises
     ------
     InvalidInputError
-        If ``name`` is not in :data:`MODEL_NAMES`.
+        If ``name`` is not in :data:`MODEL_NAMES`, or ``context`` is asked of a model that
+        cannot take it.
     """
-    return _CHANNELS[_check_name(name)]
+    chans = _CHANNELS[_check_name(name)]
+    if context:
+        if name not in CONTEXT_MODELS:
+            raise InvalidInputError(
+                f"model {name!r} reads {chans} only; segmentation context works with {', '.join(CONTEXT_MODELS)}")
+        chans = (*chans, 4, 5)
+    return chans
 
 
 def build_model(name: str, ndim: int, in_channels: int | None = None, n_classes: int = 4,
@@ -75,7 +98,7 @@ def build_model(name: str, ndim: int, in_channels: int | None = None, n_classes:
     expected = len(_CHANNELS[name])
     if in_channels is None:
         in_channels = expected
-    if in_channels != expected:
+    if in_channels != expected and not (name in CONTEXT_MODELS and in_channels == expected + 2):
         raise InvalidInputError(
             f"model {name!r} reads {expected} channels (indices {_CHANNELS[name]} of [t-1, t, t+1, mask]), "
             f"got in_channels={in_channels}")

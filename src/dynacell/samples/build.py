@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from dynacell.errors import InvalidInputError
-from dynacell.samples.crops import NORMALIZATION, _fmt_frames, frame_source, iter_frame_crops, resolve_size
+from dynacell.samples.crops import CHANNELS, CONTEXT_CHANNELS, NORMALIZATION, _fmt_frames, frame_source, iter_frame_crops, resolve_size
 from dynacell.samples.sampleset import META_COLUMNS, SampleSet
 
 __all__ = ["build_sample_set", "resolve_rules"]
@@ -62,6 +62,8 @@ def build_sample_set(
     progress: bool = False,
     target_diameter_px: float | None = None,
     scale_frames: int = 3,
+    context: bool = False,
+    context_labels=None,
 ) -> SampleSet:
     """Crop every labelled nucleus of a movie into a sample set, streaming over frames.
 
@@ -108,6 +110,12 @@ def build_sample_set(
         Exclusive with ``target_voxel_um``.
     scale_frames : int
         Labelled frames measured for ``target_diameter_px`` (default 3).
+    context : bool
+        Append the segmentation-context channels ``[seg t−1, seg t+1]``
+        (:func:`dynacell.samples.crops.context_mask`): 6-channel crops.
+    context_labels : dynacell.io.Movie, optional
+        Segmentation read for the context channels (default ``labels``), e.g. a full automatic
+        segmentation of every frame when ``labels`` covers some frames only.
 
     Returns
     -------
@@ -158,7 +166,7 @@ def build_sample_set(
         "dataset": dataset,
         "size": list(size_t),
         "ndim": images.ndim_spatial,
-        "channels": ["t-1", "t", "t+1", "mask"],
+        "channels": list(CONTEXT_CHANNELS if context else CHANNELS),
         "normalization": NORMALIZATION,
         "border": "zero padding; missing t-1/t+1 (first/last frame) replaced by frame t",
         "voxel_size_um": None if images.voxel_size_um is None and voxel_size_um is None
@@ -174,12 +182,13 @@ def build_sample_set(
     if lineage is None:
         xs, metas = [], []
         for fc in iter_frame_crops(images, labels, frames=sorted(frame_filter) if frame_filter else None,
-                                   size=size_t, **crop_kw, progress=progress):
+                                   size=size_t, **crop_kw, progress=progress, context=context,
+                                   context_labels=context_labels):
             xs.append(fc.x)
             metas.append(pd.DataFrame({"dataset": dataset, "t": fc.t, "label": fc.label_ids, "track_id": -1,
                                        "tree_id": -1, "state": assume_state, "z": fc.centroids[:, 0],
                                        "y": fc.centroids[:, 1], "x": fc.centroids[:, 2]}))
-        x, meta = _stack(xs, metas, size_t)
+        x, meta = _stack(xs, metas, size_t, 6 if context else 4)
         if max_per_class is not None and len(meta) > max_per_class:
             keep = np.sort(rng.choice(len(meta), size=int(max_per_class), replace=False))
             x, meta = x[keep], meta.iloc[keep].reset_index(drop=True)
@@ -226,7 +235,8 @@ def build_sample_set(
     n_absent = 0
     not_in_lineage: dict[int, list[int]] = {}
     for fc in iter_frame_crops(images, labels, frames=sorted(wanted), size=size_t, **crop_kw,
-                               label_ids=wanted, progress=progress):
+                               label_ids=wanted, progress=progress, context=context,
+                               context_labels=context_labels):
         n_absent += len(wanted[fc.t]) - fc.label_ids.size
         known = lineage_ids.get(fc.t, set())
         extra = [int(i) for i in fc.frame_label_ids if int(i) not in known]
@@ -250,7 +260,7 @@ def build_sample_set(
             labels.source or "", sum(map(len, not_in_lineage.values())), len(not_in_lineage), lineage.source or "",
             frame_source(labels, t0), not_in_lineage[t0][:10],
         )
-    x, meta = _stack(xs, metas, size_t)
+    x, meta = _stack(xs, metas, size_t, 6 if context else 4)
     attrs.update({
         "rules": _rules_attrs(rules),
         "states": list(states),
@@ -271,11 +281,11 @@ def _node_attr(lineage, name: str) -> dict:
     return {n: int(d[name]) for n, d in g.nodes(data=True) if name in d}
 
 
-def _stack(xs, metas, size_t):
+def _stack(xs, metas, size_t, n_channels=4):
     if xs:
         x = np.concatenate(xs, axis=0)
         meta = pd.concat(metas, ignore_index=True)
     else:
-        x = np.zeros((0, 4, *size_t), np.float32)
+        x = np.zeros((0, n_channels, *size_t), np.float32)
         meta = pd.DataFrame({c: [] for c in META_COLUMNS})
     return x, meta

@@ -26,6 +26,14 @@ Rules, identical for every caller (:func:`crop_window`, :func:`crop_windows`,
   ``c + (k - s//2) * target_voxel_um / voxel_size_um`` (linear interpolation for the images,
   nearest neighbour for the mask, :func:`scipy.ndimage.map_coordinates`), so anisotropic voxels
   (e.g. z 2.0 µm vs xy 0.208 µm in BlastoSPIM) become isotropic in the crop.
+* **Segmentation context (optional, 6 channels).** With ``context=True`` two channels are
+  appended, ``[seg t−1, seg t+1]``: the label images of frames ``t−1`` and ``t+1`` cut with
+  the same box, keeping only the objects that overlap the nucleus's mask at ``t``
+  (:func:`context_mask`): 1.0 on the object with the largest overlap, 0.5 on any other object
+  covering ≥ 10 % of the mask, 0 elsewhere. A mother at ``t−1`` (new daughter), two daughters
+  at ``t+1`` (mitosis) or nothing at ``t+1`` (death, loss) become visible from the
+  segmentation alone — no lineage is read. A neighbour label frame that does not exist is
+  replaced by the mask at ``t`` (the nucleus looks static on that side, as for the images).
 """
 
 from __future__ import annotations
@@ -40,7 +48,10 @@ from scipy import ndimage
 from dynacell.errors import InvalidInputError
 
 __all__ = [
+    "CHANNELS",
+    "CONTEXT_CHANNELS",
     "NORMALIZATION",
+    "context_mask",
     "FrameCrops",
     "crop_window",
     "crop_windows",
@@ -57,11 +68,21 @@ logger = logging.getLogger(__name__)
 #: Percentiles mapped to 0 and 1 by :func:`normalize_crops`.
 PERCENTILES: tuple[float, float] = (1.0, 99.8)
 
+#: Channel names of the 4-channel window (the seed's 4ncnn input, SEEDS.md §1).
+CHANNELS: tuple[str, ...] = ("t-1", "t", "t+1", "mask")
+
+#: Channel names of the 6-channel window with segmentation context (``context=True``).
+CONTEXT_CHANNELS: tuple[str, ...] = (*CHANNELS, "seg t-1", "seg t+1")
+
+#: Fraction of the nucleus's mask an object at t±1 must cover to enter the context channel
+#: (besides the object of largest overlap, which always does).
+CONTEXT_MIN_OVERLAP: float = 0.1
+
 #: Description of the normalisation, recorded in sample sets and model cards.
 NORMALIZATION: dict = {
     "method": "percentile",
     "percentiles": list(PERCENTILES),
-    "channels": "t-1, t, t+1 jointly; mask channel 0/1",
+    "channels": "t-1, t, t+1 jointly; mask channel 0/1; seg t-1 / seg t+1 (if present) 0 / 0.5 / 1",
     "over": "in-bounds voxels of each crop (zero padding excluded)",
     "clip": [0.0, 1.0],
     "padding": 0.0,
@@ -231,6 +252,77 @@ def normalize_crops(raw: np.ndarray, valid: np.ndarray | None = None) -> np.ndar
     return out.astype(np.float32, copy=False)
 
 
+def context_mask(labels_ctx: np.ndarray, own_mask: np.ndarray,
+                 min_overlap: float = CONTEXT_MIN_OVERLAP) -> np.ndarray:
+    """Segmentation-context channel: the objects of a neighbour frame that overlap a nucleus.
+
+    Parameters
+    ----------
+    labels_ctx : numpy.ndarray
+        Integer label image of frame ``t−1`` or ``t+1`` cut to the crop box, ``([Z,] Y, X)``;
+        0 = background. Ids need not match those of frame ``t`` (any segmentation works).
+    own_mask : numpy.ndarray
+        bool, same shape: the nucleus's mask at ``t`` in the same box.
+    min_overlap : float
+        Fraction of ``own_mask`` that an object other than the largest-overlap one must cover
+        to be kept (default 0.1).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, same shape: 1.0 on the object of ``labels_ctx`` with the largest overlap with
+        ``own_mask``, 0.5 on every other object covering ≥ ``min_overlap`` of it, 0 elsewhere
+        (all 0 when nothing overlaps: the nucleus is not segmented in that frame).
+
+    Notes
+    -----
+    dynacell's own channel (no seed counterpart): at ``t−1`` a new daughter overlaps its
+    mother, which extends over the sister; at ``t+1`` a mitotic nucleus overlaps two
+    daughters; a dying or lost nucleus overlaps nothing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ctx = np.array([[0, 3, 3, 4]]); own = np.array([[False, True, True, True]])
+    >>> context_mask(ctx, own).tolist()
+    [[0.0, 1.0, 1.0, 0.5]]
+    """
+    out = np.zeros(own_mask.shape, np.float32)
+    hit = labels_ctx[own_mask]
+    hit = hit[hit != 0]
+    if hit.size == 0:
+        return out
+    ids, counts = np.unique(hit, return_counts=True)
+    primary = ids[np.argmax(counts)]
+    others = ids[(ids != primary) & (counts >= max(1.0, min_overlap * float(own_mask.sum())))]
+    if others.size:
+        out[np.isin(labels_ctx, others)] = 0.5
+    out[labels_ctx == primary] = 1.0
+    return out
+
+
+def _check_context(context_labels, shape) -> tuple | None:
+    if context_labels is None:
+        return None
+    if len(context_labels) != 2:
+        raise InvalidInputError(
+            f"context_labels must be the 2 label images of t-1 and t+1 (None where missing); got {len(context_labels)}")
+    out = []
+    for name, lab in zip(("t-1", "t+1"), context_labels):
+        if lab is None:
+            out.append(None)
+            continue
+        lab = np.asarray(lab)
+        if lab.shape != tuple(shape):
+            raise InvalidInputError(
+                f"label image at {name} (context) has shape {lab.shape} but frame t has {tuple(shape)}; "
+                "give the segmentation of these images")
+        if not np.issubdtype(lab.dtype, np.integer):
+            raise InvalidInputError(f"label image at {name} (context) must be integer, got dtype {lab.dtype}")
+        out.append(lab)
+    return tuple(out)
+
+
 def _box_slices(center: np.ndarray, size: tuple[int, ...], shape: tuple[int, ...]):
     """Source and destination slices of a zero-padded box (``center`` rounded, spatial order)."""
     start = np.floor(center + 0.5).astype(int) - np.array(size) // 2
@@ -253,6 +345,7 @@ def crop_windows(
     size: int | Sequence[int] = 32,
     voxel_size_um: Sequence[float] | None = None,
     target_voxel_um: float | Sequence[float] | None = None,
+    context_labels: Sequence[np.ndarray | None] | None = None,
 ) -> np.ndarray:
     """Crop ``[t−1, t, t+1, mask]`` windows for several nuclei of one frame (batch of :func:`crop_window`).
 
@@ -275,12 +368,17 @@ def crop_windows(
     target_voxel_um : float or tuple of float, optional
         Voxel size of the crop in µm: resample to a physical box of ``size * target_voxel_um`` µm.
         Default: no resampling (a pixel box).
+    context_labels : pair of numpy.ndarray (or None), optional
+        Integer label images of frames ``t−1`` and ``t+1`` (any segmentation of the same frames;
+        ``None`` for a missing one: the mask at ``t`` is used). With them two segmentation-context
+        channels :func:`context_mask` are appended. Default None: 4 channels.
 
     Returns
     -------
     numpy.ndarray
         float32 ``(N, 4, *size)``: channels ``[t−1, t, t+1, mask]``, raw channels normalised
-        by :func:`normalize_crops`, mask in ``{0, 1}``, zero padding outside the frame.
+        by :func:`normalize_crops`, mask in ``{0, 1}``, zero padding outside the frame; with
+        ``context_labels`` ``(N, 6, *size)``, channels :data:`CONTEXT_CHANNELS`.
 
     Raises
     ------
@@ -316,6 +414,7 @@ def crop_windows(
             f"label image at t must be integer (instance labels), got dtype {labels_t.dtype}; "
             "pass a label image, not a probability or intensity image"
         )
+    ctx_labels = _check_context(context_labels, cur.shape)
     size_t = resolve_size(size, ndim)
     ids = np.asarray(label_ids, dtype=np.int64).reshape(-1)
     cen = _as_zyx(centroids, ndim) if ids.size else np.zeros((0, ndim))
@@ -326,6 +425,7 @@ def crop_windows(
     raw = np.zeros((n, 3, *size_t), dtype=np.float32)
     mask = np.zeros((n, *size_t), dtype=bool)
     valid = np.zeros((n, *size_t), dtype=bool)
+    ctx = None if ctx_labels is None else np.zeros((n, 2, *size_t), dtype=np.float32)
     stack = (prev, cur, nxt)
     if scale is None:
         for i in range(n):
@@ -334,8 +434,12 @@ def crop_windows(
                 continue
             for c in range(3):
                 raw[(i, c, *dst)] = stack[c][src]
-            mask[(i, *dst)] = labels_t[src] == ids[i]
+            own = labels_t[src] == ids[i]
+            mask[(i, *dst)] = own
             valid[(i, *dst)] = True
+            if ctx is not None:
+                for k, lab in enumerate(ctx_labels):
+                    ctx[(i, k, *dst)] = own if lab is None else context_mask(lab[src], own)
     else:
         offsets = [(np.arange(s) - s // 2) * f for s, f in zip(size_t, scale)]
         for i in range(n):
@@ -352,10 +456,16 @@ def crop_windows(
                     stack[c], coords, order=1, mode="constant", cval=0.0, prefilter=False, output=np.float32
                 )
             nearest = [np.clip(np.floor(ax + 0.5).astype(int), 0, cur.shape[a] - 1) for a, ax in enumerate(axes)]
-            mask[i] = (labels_t[np.ix_(*nearest)] == ids[i]) & valid[i]
-    out = np.empty((n, 4, *size_t), dtype=np.float32)
+            grid = np.ix_(*nearest)
+            mask[i] = (labels_t[grid] == ids[i]) & valid[i]
+            if ctx is not None:
+                for k, lab in enumerate(ctx_labels):
+                    ctx[i, k] = mask[i] if lab is None else context_mask(np.where(valid[i], lab[grid], 0), mask[i])
+    out = np.empty((n, 4 if ctx is None else 6, *size_t), dtype=np.float32)
     out[:, :3] = normalize_crops(raw, valid)
     out[:, 3] = mask
+    if ctx is not None:
+        out[:, 4:] = ctx
     return out
 
 
@@ -368,6 +478,7 @@ def crop_window(
     size: int | Sequence[int] = 32,
     voxel_size_um: Sequence[float] | None = None,
     target_voxel_um: float | Sequence[float] | None = None,
+    context_labels: Sequence[np.ndarray | None] | None = None,
 ) -> np.ndarray:
     """Crop the ``[t−1, t, t+1, mask]`` window of one nucleus (the one crop function).
 
@@ -386,12 +497,16 @@ def crop_window(
         Crop size per spatial axis, pixels (default 32, i.e. ``32×32`` or ``32³``).
     voxel_size_um, target_voxel_um : tuple of float, optional
         Resample to a physical box (see :func:`crop_windows`).
+    context_labels : pair of numpy.ndarray (or None), optional
+        Label images of ``t−1`` and ``t+1``: append the two segmentation-context channels
+        (see :func:`crop_windows`, :func:`context_mask`).
 
     Returns
     -------
     numpy.ndarray
         float32 ``(4, *size)`` with channels ``[t−1, t, t+1, mask]``, normalised to ``[0, 1]``
-        per crop (percentiles 1 and 99.8 of the raw channels jointly), zero-padded at borders.
+        per crop (percentiles 1 and 99.8 of the raw channels jointly), zero-padded at borders;
+        ``(6, *size)`` with ``context_labels`` (:data:`CONTEXT_CHANNELS`).
 
     Raises
     ------
@@ -410,6 +525,7 @@ def crop_window(
     return crop_windows(
         frames, labels_t, [label], np.asarray(centroid, dtype=float)[None, :],
         size=size, voxel_size_um=voxel_size_um, target_voxel_um=target_voxel_um,
+        context_labels=context_labels,
     )[0]
 
 
@@ -488,6 +604,8 @@ def crops_for_frame(
     voxel_size_um: Sequence[float] | None = None,
     target_voxel_um: float | Sequence[float] | None = None,
     label_ids: Sequence[int] | None = None,
+    context: bool = False,
+    context_labels=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Crops of every nucleus of frame ``t`` (reads only frames ``t−1, t, t+1``).
 
@@ -508,11 +626,17 @@ def crops_for_frame(
     label_ids : sequence of int, optional
         Only these nuclei (ids absent from the frame are skipped with a warning).
         Default: every nucleus (background 0 excluded).
+    context : bool
+        Append the segmentation-context channels ``[seg t−1, seg t+1]`` (:func:`context_mask`).
+    context_labels : dynacell.io.Movie, optional
+        Segmentation read for the context channels (default ``labels``); e.g. a full automatic
+        segmentation when ``labels`` holds some frames only.
 
     Returns
     -------
     x : numpy.ndarray
-        float32 ``(N, 4, *size)``, channels ``[t−1, t, t+1, mask]`` (see :mod:`dynacell.samples.crops`).
+        float32 ``(N, 4, *size)``, channels ``[t−1, t, t+1, mask]`` (see :mod:`dynacell.samples.crops`);
+        ``(N, 6, *size)`` with ``context`` (:data:`CONTEXT_CHANNELS`).
     label_ids : numpy.ndarray
         int64 ``(N,)``.
     centroids : numpy.ndarray
@@ -539,10 +663,15 @@ def crops_for_frame(
     prev_t, next_t = _neighbours(images, t)
     cur = images.frame(t)
     frames = (None if prev_t is None else images.frame(prev_t), cur, None if next_t is None else images.frame(next_t))
+    ctx = None
+    if context:
+        cl = labels if context_labels is None else context_labels
+        _check_pair(images, cl)
+        ctx = tuple(None if f is None or not cl.has_frame(f) else cl.frame(f) for f in (prev_t, next_t))
     x, ids, cen, _ = _crop_frame(t, frames, labels.frame(t), size=size,
                                  voxel_size_um=_target_voxel(images, voxel_size_um, target_voxel_um),
                                  target_voxel_um=target_voxel_um, label_ids=label_ids,
-                                 source=frame_source(labels, t))
+                                 source=frame_source(labels, t), context=context, context_labels=ctx)
     return x, ids, cen
 
 
@@ -568,11 +697,13 @@ def frame_source(movie, t: int) -> str:
     return f"{getattr(movie, 'source', '') or '(array)'} (frame {t})"
 
 
-def _crop_frame(t, frames, lab, *, size, voxel_size_um, target_voxel_um, label_ids=None, source=""):
+def _crop_frame(t, frames, lab, *, size, voxel_size_um, target_voxel_um, label_ids=None, source="",
+                context=False, context_labels=None):
     """Centroids + crops of one frame given its 3 image frames and label image.
 
     Returns ``(x, ids, centroids, all_ids)``; ``all_ids`` are the ids present before selection.
-    ``source`` names the label frame (file and frame) in messages.
+    ``source`` names the label frame (file and frame) in messages. With ``context``,
+    ``context_labels`` is the pair of label images of ``t−1, t+1`` (None where missing).
     """
     where = source or f"(array) (frame {t})"
     lab = np.asarray(lab)
@@ -596,9 +727,10 @@ def _crop_frame(t, frames, lab, *, size, voxel_size_um, target_voxel_um, label_i
         keep = np.isin(ids, want)
         ids, cen = ids[keep], cen[keep]
     if ids.size == 0:
-        return np.zeros((0, 4, *size_t), np.float32), ids, cen, all_ids
+        return np.zeros((0, 6 if context else 4, *size_t), np.float32), ids, cen, all_ids
     x = crop_windows(frames, lab, ids, cen, size=size_t, voxel_size_um=voxel_size_um,
-                     target_voxel_um=target_voxel_um)
+                     target_voxel_um=target_voxel_um,
+                     context_labels=(context_labels or (None, None)) if context else None)
     return x, ids, cen, all_ids
 
 
@@ -612,6 +744,8 @@ def iter_frame_crops(
     target_voxel_um: float | Sequence[float] | None = None,
     label_ids: dict[int, Sequence[int]] | None = None,
     progress: bool = False,
+    context: bool = False,
+    context_labels=None,
 ) -> Iterator[FrameCrops]:
     """Stream the crops of every nucleus, frame by frame, keeping only 3 frames in memory.
 
@@ -629,6 +763,12 @@ def iter_frame_crops(
         ``{t: ids}``: crop only these nuclei at frame ``t`` (default every nucleus).
     progress : bool
         Show a tqdm progress bar.
+    context : bool
+        Append the segmentation-context channels ``[seg t−1, seg t+1]`` (:func:`context_mask`);
+        ``x`` is then ``(N, 6, *size)``.
+    context_labels : dynacell.io.Movie, optional
+        Segmentation read for the context channels (default ``labels``), e.g. a full automatic
+        segmentation of every frame when ``labels`` covers some frames only (CTC HeLa TRA).
 
     Yields
     ------
@@ -665,7 +805,11 @@ def iter_frame_crops(
                        labels.source or "(array)", len(no_labels), _fmt_frames(no_labels))
     todo = [t for t in todo if labels.has_frame(t)]
     vs = _target_voxel(images, voxel_size_um, target_voxel_um)
+    ctx_movie = (labels if context_labels is None else context_labels) if context else None
+    if ctx_movie is not None and ctx_movie is not labels:
+        _check_pair(images, ctx_movie)
     cache: dict[int, np.ndarray] = {}
+    ctx_cache: dict[int, np.ndarray] = {}
     for t in tqdm(todo, desc="crops", unit="frame", disable=not progress):
         prev_t, next_t = _neighbours(images, t)
         need = {f for f in (prev_t, t, next_t) if f is not None}
@@ -678,9 +822,26 @@ def iter_frame_crops(
         window = (cache.get(prev_t) if prev_t is not None else None, cache[t],
                   cache.get(next_t) if next_t is not None else None)
         ids = None if label_ids is None else label_ids.get(t, [])
-        x, ids_out, cen, all_ids = _crop_frame(t, window, labels.frame(t), size=size, voxel_size_um=vs,
+        ctx = None
+        if ctx_movie is None:
+            lab_t = labels.frame(t)
+        else:
+            # one cache of label frames; when the context is read from `labels`, frame t comes from it too
+            shared = ctx_movie is labels
+            want = [f for f in (prev_t, next_t) if f is not None and ctx_movie.has_frame(f)]
+            for f in list(ctx_cache):
+                if f not in want and not (shared and f == t):
+                    del ctx_cache[f]
+            for f in want + ([t] if shared else []):
+                if f not in ctx_cache:
+                    ctx_cache[f] = ctx_movie.frame(f)
+            lab_t = ctx_cache[t] if shared else labels.frame(t)
+            ctx = (ctx_cache.get(prev_t) if prev_t is not None else None,
+                   ctx_cache.get(next_t) if next_t is not None else None)
+        x, ids_out, cen, all_ids = _crop_frame(t, window, lab_t, size=size, voxel_size_um=vs,
                                                target_voxel_um=target_voxel_um, label_ids=ids,
-                                               source=frame_source(labels, t))
+                                               source=frame_source(labels, t), context=context,
+                                               context_labels=ctx)
         yield FrameCrops(t, x, ids_out, cen, all_ids)
 
 

@@ -91,9 +91,10 @@ class SampleSet:
 
     def __post_init__(self) -> None:
         x = np.asarray(self.x)
-        if x.ndim not in (4, 5) or x.shape[1] != 4:
+        if x.ndim not in (4, 5) or x.shape[1] not in (4, 6):
             raise InvalidInputError(
-                f"SampleSet x must have shape (N, 4, Y, X) or (N, 4, Z, Y, X), got {x.shape}"
+                f"SampleSet x must have shape (N, C, Y, X) or (N, C, Z, Y, X) with C = 4 "
+                f"([t-1, t, t+1, mask]) or 6 (with segmentation context), got {x.shape}"
             )
         self.x = x.astype(np.float32, copy=False)
         missing = [c for c in META_COLUMNS if c not in self.meta.columns]

@@ -171,7 +171,7 @@ def _classify_frame(images, labels, t, model, crop, batch_size, track_of):
     from dynacell.samples.crops import crops_for_frame
 
     x, ids, cen = crops_for_frame(images, labels, t, size=crop["size"], voxel_size_um=crop["voxel_size_um"],
-                                  target_voxel_um=crop["target_voxel_um"])
+                                  target_voxel_um=crop["target_voxel_um"], context=getattr(model, "context", False))
     return _frame_table(t, ids, cen, predict_batched(model, x, batch_size), list(model.classes), track_of)
 
 
@@ -310,7 +310,7 @@ def classify_movie(
         tables = []
         for fc in iter_frame_crops(images, labels, todo, size=crop["size"],
                                    voxel_size_um=crop["voxel_size_um"], target_voxel_um=crop["target_voxel_um"],
-                                   progress=progress):
+                                   progress=progress, context=getattr(model, "context", False)):
             proba = predict_batched(model, fc.x, batch_size)
             tables.append(_frame_table(fc.t, fc.label_ids, fc.centroids, proba, classes, track_of))
     if not tables:

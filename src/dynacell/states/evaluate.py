@@ -104,5 +104,6 @@ def evaluate_movie(model: Any, movie: str | Path, labels: str | Path, lineage: s
     scale = model.card.get("scale_normalization") or {}
     ss = build_sample_set(images, labs, lin, rules, size=tuple(model.crop_size), dataset=dataset or Path(movie).name,
                           target_voxel_um=None if scale else target, assume_state="stable", progress=progress,
-                          target_diameter_px=scale.get("target_diameter_px"), scale_frames=scale.get("n_frames", 3))
+                          target_diameter_px=scale.get("target_diameter_px"), scale_frames=scale.get("n_frames", 3),
+                          context=getattr(model, "context", False))
     return evaluate_samples(model, ss.x, ss.meta["state"].to_numpy())

@@ -65,6 +65,9 @@ class StateClassifier:
         self.crop_size: tuple[int, ...] = tuple(int(s) for s in card["crop_size_px"])
         self.temperature: float = float(card.get("temperature", 1.0))
         self.channels: tuple[int, ...] = tuple(card.get("model_channels", (0, 1, 2, 3)))
+        #: Whether the model reads the segmentation-context channels (6-channel crops).
+        self.context: bool = max(self.channels) >= 4
+        self.n_input_channels: int = 6 if self.context else 4
 
     @property
     def name(self) -> str:
@@ -76,13 +79,15 @@ class StateClassifier:
                 f"ndim={self.ndim}, crop_size={self.crop_size}, classes={self.classes})")
 
     def _check(self, x: np.ndarray) -> None:
-        if x.ndim != self.ndim + 2 or x.shape[1] != 4:
+        if x.ndim != self.ndim + 2 or x.shape[1] not in (4, 6) or x.shape[1] < self.n_input_channels:
             raise InvalidInputError(
-                f"model {self.name!r} is {self.ndim}D and takes crops (N, 4, {', '.join(map(str, self.crop_size))}); "
+                f"model {self.name!r} is {self.ndim}D and takes crops (N, {self.n_input_channels}, "
+                f"{', '.join(map(str, self.crop_size))}); "
                 f"got an array of shape {tuple(x.shape)}. "
                 + ("Use a 3D model (e.g. nuclei-3d) for 3D movies." if x.ndim == 5 and self.ndim == 2 else
                    "Use a 2D model (e.g. nuclei-2d) for 2D movies." if x.ndim == 4 and self.ndim == 3 else
-                   "Crop with dynacell.samples.crop_window (channels [t-1, t, t+1, mask]).")
+                   "Crop with dynacell.samples.crop_window (channels [t-1, t, t+1, mask]"
+                   + (" and context_labels: [seg t-1, seg t+1])." if self.context else ")."))
             )
         if tuple(x.shape[2:]) != self.crop_size:
             raise InvalidInputError(
@@ -193,7 +198,8 @@ def load_model(name_or_path: str | Path, device: str = "cpu", verify: bool = Tru
     if verify and card.get("weights_sha256") and sha256_file(weights) != card["weights_sha256"]:
         raise FormatError(f"{weights}: sha256 does not match the card {card_path}; the weights were changed "
                           "or corrupted: retrain or restore the folder")
-    model = build_model(arch, ndim, n_classes=len(classes), **(card.get("model_kwargs") or {}))
+    n_in = len(card.get("model_channels") or ()) or None
+    model = build_model(arch, ndim, in_channels=n_in, n_classes=len(classes), **(card.get("model_kwargs") or {}))
     try:
         state = torch.load(weights, map_location=device, weights_only=True)
         model.load_state_dict(state)

@@ -67,6 +67,8 @@ class TrainConfig(BaseModel):
                                     "the seed cropped 64³ to 32³")
     model: str = "dcnet"
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    context: bool = Field(False, description="read the segmentation-context channels [seg t-1, seg t+1] "
+                          "(6-channel sample sets built with context=True; 4ncnn and dcnet)")
     epochs: int = Field(30, ge=1)
     samples_per_epoch: int | None = Field(4000, ge=1, description="draws per epoch (sampler); None = one pass")
     batch_size: int = Field(64, ge=1)

@@ -218,6 +218,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
     from dynacell import __version__
     from dynacell.metrics.classification import classification_report, fit_temperature
     from dynacell.models import build_model, count_parameters, model_channels
+    from dynacell.samples.crops import CHANNELS, CONTEXT_CHANNELS
     from dynacell.train.augment import augment_batch
     from dynacell.train.split import assign_split
 
@@ -256,9 +257,14 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
     n_classes = len(config.classes)
     class_counts = np.bincount(y_all[tr], minlength=n_classes).astype(float)
     inv = 1.0 / np.maximum(class_counts, 1.0)
-    channels = model_channels(config.model)
+    channels = model_channels(config.model, context=config.context)
+    if max(channels) >= x_all.shape[1]:
+        raise InvalidInputError(
+            f"model {config.model!r} with context={config.context} reads channels {list(channels)} but the "
+            f"sample sets have {x_all.shape[1]}; build them with segmentation context (context=True) or set context: false")
     ndim = x_all.ndim - 2
-    model = build_model(config.model, ndim, n_classes=n_classes, **config.model_kwargs).to(device)
+    model = build_model(config.model, ndim, in_channels=len(channels), n_classes=n_classes,
+                        **config.model_kwargs).to(device)
     loss_weight = None
     if config.balance == "loss":
         loss_weight = torch.tensor(inv / inv.sum() * n_classes, dtype=torch.float32, device=device)
@@ -332,7 +338,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
             "n_parameters": count_parameters(model_cpu),
             "classes": list(config.classes),
             "ndim": ndim,
-            "channels": ["t-1", "t", "t+1", "mask"],
+            "channels": list(CONTEXT_CHANNELS if x_all.shape[1] == 6 else CHANNELS),
             "model_channels": list(channels),
             "crop_size_px": size,
             "crop_size_um": _crop_um(size, vox),

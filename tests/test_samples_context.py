@@ -1,0 +1,142 @@
+"""Tests of the segmentation-context channels (dynacell.samples.crops.context_mask, context=True)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from dynacell.errors import InvalidInputError
+from dynacell.io.movie import Movie
+from dynacell.samples import build_sample_set, crop_windows, iter_frame_crops
+from dynacell.samples.crops import CONTEXT_CHANNELS, context_mask
+
+
+def _division_movie():
+    """3 frames, 40×40: one nucleus (id 1) at t = 0; it divides into ids 2 and 3 at t = 1 (kept at t = 2).
+
+    A second nucleus (id 9) far away is stable throughout.
+    """
+    lab = np.zeros((3, 40, 40), np.uint16)
+    lab[0, 10:20, 8:28] = 1                      # mother, 10 × 20 px
+    lab[1:, 10:20, 8:17] = 2                     # daughter A
+    lab[1:, 10:20, 19:28] = 3                    # daughter B
+    lab[:, 30:36, 30:36] = 9                     # stable neighbour
+    img = (lab > 0).astype(np.uint16) * 500 + 20
+    return Movie(img, "TYX"), Movie(lab, "TYX")
+
+
+def test_context_mask_keeps_only_overlapping_objects_with_primary_first():
+    ctx = np.array([[0, 3, 3, 4, 7]])
+    own = np.array([[False, True, True, True, False]])
+    out = context_mask(ctx, own)
+    assert out.dtype == np.float32
+    assert out.tolist() == [[0.0, 1.0, 1.0, 0.5, 0.0]]  # 7 does not overlap the nucleus: dropped
+    # an object covering < 10 % of the mask is ignored; nothing overlapping gives all zeros
+    own2 = np.ones((1, 20), bool)
+    ctx2 = np.full((1, 20), 5)
+    ctx2[0, 0] = 6
+    assert set(np.unique(context_mask(ctx2, own2)).tolist()) == {0.0, 1.0}
+    assert not context_mask(np.zeros((1, 20), int), own2).any()
+
+
+def test_context_channels_show_the_mother_and_the_daughters():
+    images, labels = _division_movie()
+    frames = [images.frame(t) for t in range(3)]
+    lab = [labels.frame(t) for t in range(3)]
+    # daughter A at t = 1: its mother at t = 0 extends over the sister (twice its area)
+    x = crop_windows(frames, lab[1], [2], np.array([[14.5, 12.0]]), size=32, context_labels=(lab[0], lab[2]))
+    assert x.shape == (1, 6, 32, 32)
+    own, prev, nxt = x[0, 3], x[0, 4], x[0, 5]
+    assert prev.sum() == (lab[0] == 1).sum() > 2 * own.sum() and set(np.unique(prev)) == {0.0, 1.0}
+    assert np.array_equal(nxt, own)              # itself at t + 1, neighbours excluded
+    # the mother at t = 0, seen from t = 1: two daughters overlap it (1.0 and 0.5)
+    x0 = crop_windows(frames, lab[0], [1], np.array([[14.5, 17.5]]), size=32, context_labels=(None, lab[1]))
+    assert set(np.unique(x0[0, 5])) == {0.0, 0.5, 1.0}
+    assert np.array_equal(x0[0, 4], x0[0, 3])   # no t − 1: the mask at t stands in (first-frame rule)
+    # a nucleus absent at t + 1 (death or loss) has an empty context channel
+    gone = lab[2].copy()
+    gone[gone == 9] = 0
+    x9 = crop_windows(frames, lab[1], [9], np.array([[32.5, 32.5]]), size=16, context_labels=(lab[0], gone))
+    assert x9[0, 4].sum() == x9[0, 3].sum() and x9[0, 5].sum() == 0
+
+
+def test_context_with_resampling_matches_pixel_crop_at_unit_scale():
+    images, labels = _division_movie()
+    frames = [images.frame(t) for t in range(3)]
+    lab = [labels.frame(t) for t in range(3)]
+    kw = dict(size=16, context_labels=(lab[0], lab[2]))
+    a = crop_windows(frames, lab[1], [2], np.array([[14.5, 12.0]]), **kw)
+    b = crop_windows(frames, lab[1], [2], np.array([[14.5, 12.0]]), voxel_size_um=(1.0, 1.0),
+                     target_voxel_um=1.0, **kw)
+    assert np.array_equal(a[:, 3:], b[:, 3:])
+
+
+def test_streamed_context_crops_equal_direct_crops_and_other_segmentation():
+    images, labels = _division_movie()
+    out = {fc.t: fc for fc in iter_frame_crops(images, labels, size=16, context=True)}
+    assert all(fc.x.shape[1] == 6 for fc in out.values())
+    lab = [labels.frame(t) for t in range(3)]
+    fc = out[1]
+    direct = crop_windows([images.frame(t) for t in range(3)], lab[1], fc.label_ids, fc.centroids,
+                          size=16, context_labels=(lab[0], lab[2]))
+    assert np.array_equal(fc.x, direct)
+    # the context may come from another segmentation than the labels (e.g. a full automatic one)
+    empty = Movie(np.zeros_like(labels.data), "TYX")
+    fc2 = {f.t: f for f in iter_frame_crops(images, labels, size=16, context=True, context_labels=empty)}[1]
+    assert not fc2.x[:, 4:].any() and np.array_equal(fc2.x[:, :4], fc.x[:, :4])
+    # default stays 4 channels
+    assert next(iter(iter_frame_crops(images, labels, size=16))).x.shape[1] == 4
+
+
+def test_context_rejects_mismatched_segmentation():
+    images, labels = _division_movie()
+    frames = [images.frame(t) for t in range(3)]
+    with pytest.raises(InvalidInputError, match="context"):
+        crop_windows(frames, labels.frame(1), [2], np.array([[14.5, 12.0]]), size=8,
+                     context_labels=(np.zeros((5, 5), np.int32), None))
+    with pytest.raises(InvalidInputError, match="t-1 and t\\+1"):
+        crop_windows(frames, labels.frame(1), [2], np.array([[14.5, 12.0]]), size=8, context_labels=(None,))
+    with pytest.raises(InvalidInputError, match="shape"):
+        next(iter_frame_crops(images, labels, size=8, context=True,
+                              context_labels=Movie(np.zeros((3, 10, 10), np.uint16), "TYX")))
+
+
+def test_sample_set_with_context_records_channels_and_trains(tmp_path):
+    from dynacell.lineage import Lineage
+    from dynacell.states import load_model
+    from dynacell.train import SplitConfig, TrainConfig, fit
+
+    images, labels = _division_movie()
+    lin = Lineage(n_frames=3)
+    for t, lb in [(0, 1), (1, 2), (1, 3), (2, 2), (2, 3), (0, 9), (1, 9), (2, 9)]:
+        lin.add_node((t, lb))
+    for a, b in [((0, 1), (1, 2)), ((0, 1), (1, 3)), ((1, 2), (2, 2)), ((1, 3), (2, 3)),
+                 ((0, 9), (1, 9)), ((1, 9), (2, 9))]:
+        lin.add_edge(a, b)
+    ss = build_sample_set(images, labels, lin, "seed", size=16, context=True,
+                          states=("mitotic", "new_daughter", "stable", "unknown"))
+    assert ss.x.shape[1] == 6 and ss.attrs["channels"] == list(CONTEXT_CHANNELS)
+    path = ss.save(tmp_path / "ctx.npz")
+    assert build_sample_set(images, labels, lin, "seed", size=16).x.shape[1] == 4
+    # a context model refuses 4-channel sets, and a 6-channel model folder crops with context
+    from test_train_fit import synthetic_set
+
+    synth = synthetic_set()
+    x6 = np.concatenate([synth.x, synth.x[:, 3:4], synth.x[:, 3:4]], axis=1)
+    synth6 = type(synth)(x6, synth.meta, synth.attrs)
+    p6 = synth6.save(tmp_path / "synth6.npz")
+    p4 = synth.save(tmp_path / "synth4.npz")
+    base = dict(name="ctx", out=str(tmp_path / "m"), model="4ncnn", context=True, epochs=1,
+                samples_per_epoch=64, batch_size=16, num_threads=1,
+                split=SplitConfig(by="tree", fractions=(0.6, 0.2, 0.2), seed=1))
+    with pytest.raises(InvalidInputError, match="context"):
+        fit(TrainConfig(data=[str(p4)], **base), progress=False)
+    folder = fit(TrainConfig(data=[str(p6)], **base), progress=False)
+    card = yaml.safe_load((folder / "model.yaml").read_text())
+    assert card["channels"] == list(CONTEXT_CHANNELS) and card["model_channels"] == [0, 1, 2, 3, 4, 5]
+    clf = load_model(folder)
+    assert clf.context and clf.n_input_channels == 6
+    with pytest.raises(InvalidInputError, match="6"):
+        clf.predict_proba(np.zeros((2, 4, 16, 16), np.float32))
+    assert path.is_file()
