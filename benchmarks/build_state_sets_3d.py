@@ -53,6 +53,13 @@ SUBLINEAGES = ("ABal", "ABar", "ABpl", "ABpr", "AB", "MS", "E", "C", "D", "P4", 
 #: fraction 2.0, as for the 2D model (benchmarks/build_state_sets.py). Also the demo's rule.
 EMBRYO_RULES = {"stable_window": 2, "stable_fraction": 2.0}
 
+#: Voxel and PSF ranges (µm) of the WormGUIDES renders with ``--wg-fine``: the defaults of
+#: :func:`random_imaging` are mouse-like (z 1–2.5 µm for ~16 µm nuclei), which leaves a late
+#: C. elegans nucleus (~2.3 µm; diameter_px 14 × 0.1625 µm) one z slice thick. These keep the
+#: voxel/nucleus ratios of the mouse-like draws (z ≈ ⅙–⅓ of a diameter).
+WG_RANGES = {"voxel_z_um": (0.35, 0.9), "voxel_xy_um": (0.12, 0.35), "psf_z_um": (0.3, 0.9),
+             "psf_xy_um": (0.08, 0.25)}
+
 
 def sublineage(name: str) -> str:
     """Sublineage of a C. elegans cell name (``ABplpa`` → ``ABpl``; ``Z2`` → ``P4``; ``EMS`` → ``P0``)."""
@@ -75,7 +82,9 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-def random_imaging(rng: np.random.Generator, *, max_xy_um: float = 0.9, last_frame: int = 30):
+def random_imaging(rng: np.random.Generator, *, max_xy_um: float = 0.9, last_frame: int = 30,
+                   voxel_z_um: tuple[float, float] = (1.0, 2.5), voxel_xy_um: tuple[float, float] | None = None,
+                   psf_z_um: tuple[float, float] = (0.6, 2.2), psf_xy_um: tuple[float, float] = (0.15, 0.6)):
     """Draw a microscope model for domain randomisation.
 
     Half of the draws start from :meth:`ImagingParams.mouse_lightsheet` (the real mouse
@@ -95,6 +104,10 @@ def random_imaging(rng: np.random.Generator, *, max_xy_um: float = 0.9, last_fra
         Last rendered frame number: the renderer bleaches frame ``t`` by
         ``exp(-rate * t)`` with the *lineage* frame number ``t`` (e.g. 359 for WormGUIDES), so the
         rate is drawn as a loss at this frame, not per frame.
+    voxel_z_um, voxel_xy_um, psf_z_um, psf_xy_um : pair of float
+        Uniform ranges of the voxel size and PSF σ (µm); ``voxel_xy_um`` defaults to
+        ``(0.35, max_xy_um)``. The WormGUIDES renders use ranges scaled to its ~2–6 µm nuclei
+        (:data:`WG_RANGES`), the embryos the defaults (mouse-like, ~16 µm nuclei).
 
     Returns
     -------
@@ -103,8 +116,9 @@ def random_imaging(rng: np.random.Generator, *, max_xy_um: float = 0.9, last_fra
     from dynacell.simulate import ImagingParams
 
     base = ImagingParams.mouse_lightsheet() if rng.random() < 0.5 else ImagingParams()
-    z, xy = rng.uniform(1.0, 2.5), rng.uniform(0.35, max_xy_um)
-    sz, sxy = rng.uniform(0.6, 2.2), rng.uniform(0.15, 0.6)
+    vxy = (0.35, max_xy_um) if voxel_xy_um is None else voxel_xy_um
+    z, xy = rng.uniform(*voxel_z_um), rng.uniform(*vxy)
+    sz, sxy = rng.uniform(*psf_z_um), rng.uniform(*psf_xy_um)
     return base.with_overrides(
         voxel_size_um=(z, xy, xy), psf_sigma_um=(sz, sxy, sxy),
         photons=_log_uniform(rng, 5.0, 150.0), background_photons=_log_uniform(rng, 1.0, 20.0),
@@ -146,14 +160,23 @@ def _keep(states: dict, nodes: list, n_stable: int, rng: np.random.Generator) ->
     return sorted(events + stable)
 
 
-def _crops(images, labels, chosen, size, target, offset=0, context=False):
+def _crops(images, labels, chosen, size, target, offset=0, context=False, diameter=None, scales=None):
+    """Crops of the chosen nodes; with ``diameter`` the nucleus-size rule (µm) sets the crop voxel per movie."""
     by_t: dict[int, list[int]] = {}
     for t, label in chosen:
         by_t.setdefault(t - offset, []).append(label)
     from dynacell.samples import iter_frame_crops
 
-    for fc in iter_frame_crops(images, labels, frames=sorted(by_t), size=size, target_voxel_um=target,
-                               label_ids=by_t, context=context):
+    kw = {"target_voxel_um": target}
+    if diameter is not None:
+        from dynacell.samples.scale import scale_crop_kwargs, scale_normalization
+
+        sc = scale_normalization(labels, diameter, voxel_size_um=images.voxel_size_um)
+        kw = scale_crop_kwargs(sc, 3)
+        if scales is not None:
+            scales.append(round(float(sc["target_voxel_um"]), 4))
+    for fc in iter_frame_crops(images, labels, frames=sorted(by_t), size=size, label_ids=by_t, context=context,
+                               **kw):
         for i, label in enumerate(fc.label_ids.tolist()):
             yield fc.t + offset, label, fc.x[i], fc.centroids[i]
 
@@ -171,14 +194,15 @@ def wormguides(args, rng, xs, rows) -> None:
     for c0 in range(0, len(ts), args.chunk):
         block = ts[c0:c0 + args.chunk]
         lo, hi = max(block[0] - 1, 0), min(block[-1] + 1, lin.n_frames - 1)
-        imaging, appearance = random_imaging(rng, last_frame=hi), random_appearance(rng)
+        imaging = random_imaging(rng, last_frame=hi, **(WG_RANGES if args.wg_fine else {}))
+        appearance = random_appearance(rng)
         t1 = time.perf_counter()
         res = render_lineage(lin, frames=range(lo, hi + 1), scale=args.scale, imaging=imaging,
                              appearance=appearance, seed=args.seed + c0, progress=False)
         images, labels = res.to_movies()
         sel = [n for n in chosen if block[0] <= n[0] <= block[-1]]
         for t, label, x, c in _crops(images, labels, sel, args.size, args.target_voxel_um, offset=lo,
-                                     context=args.context):
+                                     context=args.context, diameter=args.target_diameter, scales=args.scales):
             d = lin.graph.nodes[(t, label)]
             xs.append(x)
             rows.append({"dataset": "wormguides", "t": t, "label": label, "track_id": int(d.get("track_id", -1)),
@@ -205,7 +229,8 @@ def embryos(args, rng, xs, rows) -> None:
         states = label_events(sim.lineage, rules)
         chosen = _keep(states, sorted(states), args.embryo_stable, er)
         images, labels = sim.to_movies()
-        for t, label, x, c in _crops(images, labels, chosen, args.size, args.target_voxel_um, context=args.context):
+        for t, label, x, c in _crops(images, labels, chosen, args.size, args.target_voxel_um, context=args.context,
+                                     diameter=args.target_diameter, scales=args.scales):
             d = sim.lineage.graph.nodes[(t, label)]
             xs.append(x)
             rows.append({"dataset": "sim-embryo", "t": t, "label": label, "track_id": int(d.get("track_id", -1)),
@@ -233,9 +258,15 @@ def main() -> None:
                     help="embryo seeds (training 100-117, validation 118-119, test 0 and 200-203)")
     ap.add_argument("--embryo-stable", type=int, default=60, help="random stable nodes kept per embryo")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--target-diameter", type=float, default=None,
+                    help="nucleus-size rule in µm: crop voxel = median nucleus diameter / this (per rendered movie); "
+                         "default: fixed --target-voxel-um")
+    ap.add_argument("--wg-fine", action="store_true",
+                    help="WormGUIDES voxel/PSF ranges scaled to its small nuclei (WG_RANGES); use with --scale 1")
     ap.add_argument("--context", action="store_true",
                     help="add the segmentation-context channels seg t-1, seg t+1 from the rendered labels (6 channels)")
     args = ap.parse_args()
+    args.scales = []
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
@@ -254,7 +285,14 @@ def main() -> None:
              "frames": args.frames, "embryo_seeds": list(args.embryo_seeds),
              "stable_subsample": {"wormguides": args.stable, "per_embryo": args.embryo_stable},
              "sources": {"lineage": str(args.data)}, "normalization": NORMALIZATION,
-             "channels": list(CONTEXT_CHANNELS if args.context else CHANNELS)}
+             "channels": list(CONTEXT_CHANNELS if args.context else CHANNELS),
+             "wg_ranges": WG_RANGES if args.wg_fine else None}
+    if args.target_diameter is not None:
+        attrs["target_voxel_um"] = None
+        attrs["scale_normalization"] = {
+            "method": "nucleus-size", "units": "um", "target_diameter_px": args.target_diameter, "n_frames": 3,
+            "per_part": {"crop_voxel_um_min": min(args.scales), "crop_voxel_um_median": float(np.median(args.scales)),
+                         "crop_voxel_um_max": max(args.scales), "parts": len(args.scales)}}
     ss = SampleSet(np.stack(xs), meta, attrs)
     ss.save(args.out, overwrite=True)
     print(f"wrote {args.out}: {ss.counts()} in {time.perf_counter() - t0:.0f} s")

@@ -96,3 +96,41 @@ def test_bad_scale_input():
     empty = Movie(np.zeros((2, 8, 8), np.uint16), "TYX", source="empty.tif")
     with pytest.raises(InvalidInputError, match="empty.tif"):
         nucleus_diameter_px(empty)
+
+
+def _ball_movie(radius_um: float, voxel_um=(2.0, 0.5, 0.5), T: int = 3, shape_um=(40.0, 40.0, 40.0)):
+    """3D movie of one ball of ``radius_um`` on an anisotropic grid (labels and a smooth image)."""
+    shape = tuple(int(round(s / v)) for s, v in zip(shape_um, voxel_um))
+    zz, yy, xx = np.meshgrid(*[(np.arange(n) - n / 2) * v for n, v in zip(shape, voxel_um)], indexing="ij")
+    r2 = zz**2 + yy**2 + xx**2
+    lab = np.repeat((r2 <= radius_um**2).astype(np.uint16)[None], T, axis=0)
+    img = np.repeat(np.exp(-r2 / (2 * (radius_um / 1.5) ** 2)).astype(np.float32)[None], T, axis=0)
+    return (Movie(img, "TZYX", voxel_size_um=voxel_um, source="ball"),
+            Movie(lab, "TZYX", voxel_size_um=voxel_um, source="ball-labels"))
+
+
+def test_physical_rule_in_3d_gives_the_same_crop_for_any_voxel_and_nucleus_size():
+    """3D with a voxel size: the diameter is measured in µm and sets an isotropic crop voxel."""
+    seen = []
+    for radius_um, voxel in ((8.0, (2.0, 0.5, 0.5)), (1.2, (0.3, 0.1, 0.1))):
+        images, labels = _ball_movie(radius_um, voxel, shape_um=(radius_um * 5,) * 3)
+        sc = scale_normalization(labels, 10.0, voxel_size_um=voxel)
+        assert sc["units"] == "um"
+        assert sc["nucleus_diameter_um"] == pytest.approx(2 * radius_um, rel=0.05)
+        assert sc["target_voxel_um"] == pytest.approx(sc["nucleus_diameter_um"] / 10.0)
+        assert scale_crop_kwargs(sc, 3) == {"voxel_size_um": tuple(voxel), "target_voxel_um": sc["target_voxel_um"]}
+        ss = build_sample_set(images, labels, None, size=16, target_diameter_px=10.0)
+        assert ss.attrs["scale_normalization"]["units"] == "um"
+        seen.append(ss.x[0, 3].sum())
+    # the mask spans ~10 crop voxels across in both movies: volume ≈ π/6 · 10³ ≈ 524 voxels
+    assert seen[0] == pytest.approx(seen[1], rel=0.1) and seen[0] == pytest.approx(np.pi / 6 * 1000, rel=0.15)
+    # inference measures the movie the same way (crop_kwargs_for_movie with a µm card)
+    images, labels = _ball_movie(3.0, (1.0, 0.25, 0.25), shape_um=(15.0,) * 3)
+    crop = {"size": 16, "target_voxel_um": None, "target_diameter_px": 10.0, "scale_frames": 3, "scale_units": "um"}
+    kw = crop_kwargs_for_movie(crop, images, labels)
+    assert kw["target_voxel_um"] == pytest.approx(kw["scale_normalization"]["nucleus_diameter_um"] / 10.0)
+    # 2D keeps the pixel rule (2D data often have no pixel size)
+    _, lab2 = _disc_movie(radius=6)
+    assert scale_normalization(lab2, 12.0)["units"] == "px"
+    with pytest.raises(InvalidInputError, match="voxel_size_um"):
+        scale_normalization(labels, 10.0, voxel_size_um=(1.0, -1.0, 1.0))

@@ -154,9 +154,11 @@ def build_sample_set(
             raise InvalidInputError(
                 f"images {images.source}: give target_diameter_px (nucleus-size rule) or target_voxel_um "
                 "(physical box), not both")
-        from dynacell.samples.scale import scale_crop_kwargs, scale_normalization
+        from dynacell.samples.scale import scale_crop_kwargs, scale_normalization, scale_voxel_size
 
-        scale = scale_normalization(labels, target_diameter_px, n_frames=scale_frames)
+        vs_known = voxel_size_um if voxel_size_um is not None else images.voxel_size_um
+        scale = scale_normalization(labels, target_diameter_px, n_frames=scale_frames,
+                                    voxel_size_um=scale_voxel_size(images.ndim_spatial, vs_known))
         crop_kw = scale_crop_kwargs(scale, images.ndim_spatial)
     else:
         crop_kw = {"voxel_size_um": voxel_size_um, "target_voxel_um": target_voxel_um}

@@ -15,7 +15,11 @@ sample-set attrs and the model card (``scale_normalization``), and applied ident
 inference by :func:`dynacell.states.classify_movie`: crops are sampled at
 ``c + (k − s//2) · pixels_per_crop_px`` (linear interpolation for images, nearest for the mask),
 the physical-box code path of :func:`dynacell.samples.crop_windows` with a 1-px "voxel".
-The factor is isotropic in pixels; for anisotropic 3D stacks use ``target_voxel_um`` instead.
+The factor is isotropic in pixels. **Physical variant (3D with a known voxel size).** With
+``voxel_size_um`` the diameter is measured in µm (``regionprops_table(..., spacing=voxel_size_um)``)
+and the crop voxel becomes ``target_voxel_um = nucleus_diameter_um / target_diameter_px``
+(isotropic µm): anisotropic stacks become isotropic and every embryo's nuclei span the same number
+of crop voxels (a 2.3 µm C. elegans nucleus and a 16 µm mouse nucleus alike).
 
 Source: dynacell issue 3 (scale: nuclei of different cell lines and pixel sizes); the
 equivalent diameter is the standard size measure of scikit-image's ``regionprops``.
@@ -30,7 +34,7 @@ import numpy as np
 
 from dynacell.errors import InvalidInputError
 
-__all__ = ["nucleus_diameter_px", "scale_normalization", "scale_crop_kwargs", "SCALE_METHOD"]
+__all__ = ["nucleus_diameter_px", "scale_normalization", "scale_crop_kwargs", "scale_voxel_size", "SCALE_METHOD"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +42,9 @@ logger = logging.getLogger(__name__)
 SCALE_METHOD = "nucleus-size"
 
 
-def nucleus_diameter_px(labels, *, n_frames: int = 3) -> tuple[float, list[int], int]:
-    """Median equivalent diameter (pixels) of the label objects of the first labelled frames.
+def nucleus_diameter_px(labels, *, n_frames: int = 3,
+                        voxel_size_um=None) -> tuple[float, list[int], int]:
+    """Median equivalent diameter (pixels, or µm with ``voxel_size_um``) of the label objects of the first labelled frames.
 
     Parameters
     ----------
@@ -47,11 +52,14 @@ def nucleus_diameter_px(labels, *, n_frames: int = 3) -> tuple[float, list[int],
         Integer labels ``(T, (Z), Y, X)``; 0 = background.
     n_frames : int
         Number of labelled frames (in frame order, empty frames skipped) to measure.
+    voxel_size_um : tuple of float, optional
+        Pixel/voxel size (µm, spatial axes order): measure in µm (anisotropic voxels weighted).
 
     Returns
     -------
-    diameter_px : float
-        Median over all objects of ``(2·area/π)^½`` (2D) or ``(6·volume/π)^⅓`` (3D), pixels.
+    diameter : float
+        Median over all objects of ``(2·area/π)^½`` (2D) or ``(6·volume/π)^⅓`` (3D), pixels
+        (µm with ``voxel_size_um``).
     frames : list of int
         Frame numbers measured.
     n_objects : int
@@ -72,7 +80,9 @@ def nucleus_diameter_px(labels, *, n_frames: int = 3) -> tuple[float, list[int],
         lab = np.asarray(labels.frame(int(t)))
         if not lab.any():
             continue
-        props = regionprops_table(lab.astype(np.int64), properties=("equivalent_diameter_area",))
+        spacing = None if voxel_size_um is None else tuple(float(v) for v in voxel_size_um)
+        props = regionprops_table(lab.astype(np.int64), properties=("equivalent_diameter_area",),
+                                  **({} if spacing is None else {"spacing": spacing}))
         diam.append(np.asarray(props["equivalent_diameter_area"], dtype=float))
         used.append(int(t))
         if len(used) >= int(n_frames):
@@ -86,7 +96,8 @@ def nucleus_diameter_px(labels, *, n_frames: int = 3) -> tuple[float, list[int],
     return float(np.median(d)), used, int(d.size)
 
 
-def scale_normalization(labels, target_diameter_px: float, *, n_frames: int = 3) -> dict[str, Any]:
+def scale_normalization(labels, target_diameter_px: float, *, n_frames: int = 3,
+                        voxel_size_um=None) -> dict[str, Any]:
     """The per-movie zoom of the nucleus-size rule (see the module docstring).
 
     Parameters
@@ -97,14 +108,20 @@ def scale_normalization(labels, target_diameter_px: float, *, n_frames: int = 3)
         Nucleus diameter wanted in the crop, crop pixels (> 0).
     n_frames : int
         Labelled frames measured (the first ones).
+    voxel_size_um : tuple of float, optional
+        Voxel size of the movie (µm): the physical variant (see the module docstring); the
+        result then holds ``nucleus_diameter_um``, ``voxel_size_um`` and ``target_voxel_um``
+        (= nucleus_diameter_um / target_diameter_px, the isotropic crop voxel in µm).
 
     Returns
     -------
     dict
-        JSON-ready: ``method`` (``"nucleus-size"``), ``target_diameter_px``, ``n_frames``,
-        ``nucleus_diameter_px`` (median measured, px), ``frames`` (measured), ``n_objects``,
+        JSON-ready: ``method`` (``"nucleus-size"``), ``units`` (``"px"`` or ``"um"``),
+        ``target_diameter_px``, ``n_frames``, ``frames`` (measured), ``n_objects``, ``source`` (the
+        label movie); in pixels ``nucleus_diameter_px`` (median measured),
         ``pixels_per_crop_px`` (= nucleus_diameter_px / target_diameter_px; > 1 shrinks the
-        movie), ``zoom`` (its inverse), ``source`` (the label movie).
+        movie) and ``zoom`` (its inverse); in µm ``nucleus_diameter_um``, ``voxel_size_um``,
+        ``target_voxel_um``.
 
     Raises
     ------
@@ -114,13 +131,45 @@ def scale_normalization(labels, target_diameter_px: float, *, n_frames: int = 3)
     tgt = float(target_diameter_px)
     if not (np.isfinite(tgt) and tgt > 0):
         raise InvalidInputError(f"target_diameter_px must be a positive number of pixels, got {target_diameter_px!r}")
+    if voxel_size_um is not None:
+        vs = [float(v) for v in voxel_size_um]
+        if len(vs) != labels.ndim_spatial or not all(np.isfinite(v) and v > 0 for v in vs):
+            raise InvalidInputError(f"labels {labels.source or '(array)'}: voxel_size_um {voxel_size_um!r} must hold "
+                                    f"{labels.ndim_spatial} positive sizes (µm)")
+        d, frames, n = nucleus_diameter_px(labels, n_frames=n_frames, voxel_size_um=vs)
+        logger.info("labels %s: median nucleus diameter %.2f µm over %d objects (frames %s) -> crop voxel %.3f µm",
+                    labels.source or "(array)", d, n, frames, d / tgt)
+        return {"method": SCALE_METHOD, "units": "um", "target_diameter_px": tgt, "n_frames": int(n_frames),
+                "nucleus_diameter_um": d, "frames": frames, "n_objects": n, "voxel_size_um": vs,
+                "target_voxel_um": d / tgt, "source": labels.source}
     d, frames, n = nucleus_diameter_px(labels, n_frames=n_frames)
     factor = d / tgt
     logger.info("labels %s: median nucleus diameter %.1f px over %d objects (frames %s) -> %.3f px per crop px",
                 labels.source or "(array)", d, n, frames, factor)
-    return {"method": SCALE_METHOD, "target_diameter_px": tgt, "n_frames": int(n_frames),
+    return {"method": SCALE_METHOD, "units": "px", "target_diameter_px": tgt, "n_frames": int(n_frames),
             "nucleus_diameter_px": d, "frames": frames, "n_objects": n,
             "pixels_per_crop_px": factor, "zoom": 1.0 / factor, "source": labels.source}
+
+
+def scale_voxel_size(ndim: int, voxel_size_um) -> tuple[float, ...] | None:
+    """Voxel size the nucleus-size rule measures in: the physical variant in 3D, pixels in 2D.
+
+    Parameters
+    ----------
+    ndim : {2, 3}
+        Spatial dimensionality of the movie.
+    voxel_size_um : tuple of float or None
+        The movie's voxel size (µm), if known.
+
+    Returns
+    -------
+    tuple of float or None
+        ``voxel_size_um`` for 3D movies with a known voxel size (anisotropic z), else None (the
+        rule works in pixels, as for the 2D models, whose data often carry no pixel size).
+    """
+    if int(ndim) == 3 and voxel_size_um is not None:
+        return tuple(float(v) for v in voxel_size_um)
+    return None
 
 
 def scale_crop_kwargs(scale: dict[str, Any], ndim: int) -> dict[str, Any]:
@@ -137,6 +186,9 @@ def scale_crop_kwargs(scale: dict[str, Any], ndim: int) -> dict[str, Any]:
     -------
     dict
         ``voxel_size_um = (1.0,)*ndim`` and ``target_voxel_um = pixels_per_crop_px``: the source
-        is sampled every ``pixels_per_crop_px`` pixels (units cancel: pixels per crop pixel).
+        is sampled every ``pixels_per_crop_px`` pixels (units cancel: pixels per crop pixel);
+        for the physical variant the movie's ``voxel_size_um`` and ``target_voxel_um`` (µm).
     """
+    if scale.get("units") == "um":
+        return {"voxel_size_um": tuple(scale["voxel_size_um"]), "target_voxel_um": float(scale["target_voxel_um"])}
     return {"voxel_size_um": (1.0,) * int(ndim), "target_voxel_um": float(scale["pixels_per_crop_px"])}

@@ -97,7 +97,8 @@ def crop_parameters(model: Any, ndim: int) -> dict[str, Any]:
         diameter = float(scale["target_diameter_px"])
     out = {"size": tuple(size) if isinstance(size, (list, tuple)) else int(size), "target_voxel_um": target}
     if diameter is not None:
-        out.update(target_diameter_px=diameter, scale_frames=int(scale.get("n_frames", 3)))
+        out.update(target_diameter_px=diameter, scale_frames=int(scale.get("n_frames", 3)),
+                   scale_units=str(scale.get("units", "px")))
     return out
 
 
@@ -120,9 +121,15 @@ def crop_kwargs_for_movie(crop: Mapping[str, Any], images, labels) -> dict[str, 
         when the model does not use it).
     """
     if crop.get("target_diameter_px"):
-        from dynacell.samples.scale import scale_crop_kwargs, scale_normalization
+        from dynacell.samples.scale import scale_crop_kwargs, scale_normalization, scale_voxel_size
 
-        scale = scale_normalization(labels, crop["target_diameter_px"], n_frames=crop.get("scale_frames", 3))
+        vs = scale_voxel_size(images.ndim_spatial, images.voxel_size_um)
+        if crop.get("scale_units") == "um" and vs is None:
+            logger.warning("images %s: no voxel size; the model measures nuclei in µm, so the nucleus-size rule falls "
+                           "back to pixels (isotropic voxels assumed) — pass the voxel size (--voxel-size-um)",
+                           images.source or "(array)")
+        scale = scale_normalization(labels, crop["target_diameter_px"], n_frames=crop.get("scale_frames", 3),
+                                    voxel_size_um=vs)
         logger.info("nucleus-size rule: %s", scale)
         return {**scale_crop_kwargs(scale, images.ndim_spatial), "scale_normalization": scale}
     target = crop.get("target_voxel_um") if images.voxel_size_um is not None else None

@@ -405,13 +405,19 @@ def _scale_card(info: list[dict[str, Any]]) -> dict[str, Any] | None:
             f"sample sets {[i['path'] for i in info]} mix scale normalisations (target_diameter_px "
             f"{sorted(map(str, targets))}); build them all with the same --target-diameter")
     s0 = next(s for s in scales if s is not None)
+    units = {str(s.get("units", "px")) for s in scales if s is not None}
+    if len(units) != 1:
+        raise InvalidInputError(f"sample sets {[i['path'] for i in info]} mix nucleus-size rules in pixels and µm")
     return {"method": s0["method"], "target_diameter_px": float(s0["target_diameter_px"]),
-            "n_frames": int(s0["n_frames"]),
+            "n_frames": int(s0["n_frames"]), "units": units.pop(),
             "rule": "pixels_per_crop_px = median equivalent diameter of the label objects of the first n_frames "
-                    "labelled frames / target_diameter_px, computed per movie at inference",
+                    "labelled frames / target_diameter_px, computed per movie at inference"
+                    + ("; units um: diameter measured in µm with the voxel size, crop voxel target_voxel_um = "
+                       "diameter_um / target_diameter_px" if s0.get("units") == "um" else ""),
             "training_movies": {str(i.get("dataset", i["path"])): {
-                "nucleus_diameter_px": round(float(s["nucleus_diameter_px"]), 3),
-                "pixels_per_crop_px": round(float(s["pixels_per_crop_px"]), 4)} for i, s in zip(info, scales)}}
+                k: (round(float(s[k]), 4) if isinstance(s[k], (int, float)) else _plain(s[k]))
+                for k in ("nucleus_diameter_px", "pixels_per_crop_px", "nucleus_diameter_um", "target_voxel_um",
+                          "per_part") if k in s} for i, s in zip(info, scales)}}
 
 
 def _held_out(meta: pd.DataFrame) -> dict[str, dict[str, Any]]:
