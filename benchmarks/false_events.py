@@ -7,8 +7,8 @@
   only its held-out test frames are counted (``--gowt1-frames all`` counts every frame).
 - 3D: ``nuclei-3d`` on the real mouse 8-cell embryo (``../shared/data/embryo3d/mouse-8cell``,
   11 frames, 8 nuclei, no divisions or deaths): every nucleus of every frame, cropped like
-  the training data (24³ voxels of 1 µm; the embryo's voxel size is taken as BlastoSPIM's
-  2.0 × 0.208 × 0.208 µm, SEEDS.md §1, since the folder does not state it).
+  the training data (the model's nucleus-size rule or its fixed crop voxel; the embryo's voxel size is
+  taken as BlastoSPIM's 2.0 × 0.208 × 0.208 µm, SEEDS.md §1, since the folder does not state it).
 - 3D: ``nuclei-3d`` on CTC Fluo-N3DH-CHO 02 (20 frames, 1.0 × 0.202 × 0.202 µm) with the
   error-prone automatic masks ``02_ERR_SEG`` (no lineage): every call is counted. CHO 02
   shows a few divisions, so its rate is an upper bound of the false-event rate.
@@ -29,6 +29,14 @@ from pathlib import Path
 import numpy as np
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _scale_kw(clf, target_voxel_um=None) -> dict:
+    """Crop arguments as the model was trained: its nucleus-size rule, else its physical voxel."""
+    scale = clf.card.get("scale_normalization") or {}
+    if scale.get("target_diameter_px") and target_voxel_um is None:
+        return {"target_diameter_px": float(scale["target_diameter_px"]), "scale_frames": int(scale.get("n_frames", 3))}
+    return {"target_voxel_um": target_voxel_um or clf.card.get("target_voxel_um")}
 
 
 def main() -> None:
@@ -76,9 +84,8 @@ def main() -> None:
         images = open_movie(args.embryo / "images", voxel_size_um=tuple(args.embryo_voxel_um))
         labels = open_labels(args.embryo / "labels", voxel_size_um=tuple(args.embryo_voxel_um))
         ss = build_sample_set(images, labels, None, size=tuple(clf.crop_size), dataset="mouse-8cell",
-                              voxel_size_um=tuple(args.embryo_voxel_um),
-                              target_voxel_um=args.embryo_target_voxel_um or clf.card.get("target_voxel_um"),
-                              assume_state="stable", context=clf.context)
+                              voxel_size_um=tuple(args.embryo_voxel_um), assume_state="stable", context=clf.context,
+                              **_scale_kw(clf, args.embryo_target_voxel_um))
         pred = clf.predict(ss.x)
         counts = {c: int(np.sum(pred == c)) for c in clf.classes}
         out = {"data": "mouse-8cell (real 3D, no events)", "model": clf.name, "counts": counts,
@@ -90,8 +97,7 @@ def main() -> None:
         images = open_movie(args.cho / "02", voxel_size_um=vox)
         labels = open_labels(args.cho / "02_ERR_SEG", voxel_size_um=vox)
         ss = build_sample_set(images, labels, None, size=tuple(clf.crop_size), dataset="cho02",
-                              voxel_size_um=vox, target_voxel_um=clf.card.get("target_voxel_um"),
-                              assume_state="stable", context=clf.context)
+                              voxel_size_um=vox, assume_state="stable", context=clf.context, **_scale_kw(clf))
         pred = clf.predict(ss.x)
         counts = {c: int(np.sum(pred == c)) for c in clf.classes}
         out = {"data": "CHO 02 + 02_ERR_SEG (real 3D, few divisions)", "model": clf.name, "counts": counts,

@@ -140,3 +140,34 @@ def test_sample_set_with_context_records_channels_and_trains(tmp_path):
     with pytest.raises(InvalidInputError, match="6"):
         clf.predict_proba(np.zeros((2, 4, 16, 16), np.float32))
     assert path.is_file()
+
+
+def test_degrade_context_simulates_one_segmentation_error_per_hit_sample():
+    import torch
+
+    from dynacell.train import AugmentConfig, augment_batch, degrade_context
+    from dynacell.train.augment import CONTEXT_ERRORS
+
+    x = torch.zeros((200, 6, 16, 16))
+    x[:, 3, 4:12, 4:12] = 1.0                      # mask at t
+    x[:, 4, 3:13, 3:13] = 1.0                      # mother at t-1 (larger)
+    x[:, 5, 4:12, 4:8] = 1.0                       # two daughters at t+1
+    x[:, 5, 4:12, 8:12] = 0.5
+    out = degrade_context(x, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(out[:, :4], x[:, :4])       # images and mask untouched
+    changed = (out[:, 4:] != x[:, 4:]).flatten(2).any(-1)   # (N, 2): which context channel changed
+    assert changed.sum(1).max() <= 1               # at most one channel per sample
+    assert changed.any(1).float().mean() > 0.6     # most errors change something (static on t+1 may not)
+    # the kinds seen: a miss (zeroed), a merge (no 0.5 left) and a static copy of the mask
+    flat4 = out[:, 4].flatten(1)
+    assert (flat4.sum(1) == 0).any() and (out[:, 5] == 0.5).flatten(1).any(1).float().mean() < 1
+    assert any(torch.equal(out[i, 4], x[i, 3]) for i in range(len(x)))
+    assert len(CONTEXT_ERRORS) == 5
+    assert torch.equal(degrade_context(x, 0.0, torch.Generator().manual_seed(0)), x)
+    with pytest.raises(ValueError, match="6-channel"):
+        degrade_context(x[:, :4], 0.5, torch.Generator())
+    # through the training augmentation, only with context_noise > 0
+    cfg = AugmentConfig(flip=False, rot90=False, contrast=(1.0, 1.0), brightness=0.0, noise_std=0.0)
+    assert torch.equal(augment_batch(x, cfg, torch.Generator().manual_seed(1))[:, 4:], x[:, 4:])
+    noisy = augment_batch(x, cfg.model_copy(update={"context_noise": 1.0}), torch.Generator().manual_seed(1))
+    assert not torch.equal(noisy[:, 4:], x[:, 4:])

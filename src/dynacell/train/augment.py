@@ -5,6 +5,14 @@ intensity change (a per-frame change would fake a temporal difference); the mask
 is only flipped / rotated. Values follow the seed (SEEDS.md §1): flips on each axis with
 p = 0.5, contrast × U(0.8, 1.2), brightness ± 0.1 with p = 0.7, Gaussian noise σ = 0.02;
 dynacell adds in-plane 90° rotations (Y, X only: in 3D Z is the anisotropic axis).
+
+Segmentation errors (``context_noise``, 6-channel crops only): the context channels
+``[seg t−1, seg t+1]`` come from a segmentation, which at inference is automatic and makes
+mistakes. :func:`degrade_context` simulates one error per corrupted sample on one of the two
+channels, drawn uniformly: *miss* (the nucleus is not segmented: channel zeroed), *static*
+(the channel replaced by the mask at ``t``: a division or death the segmentation did not show),
+*erode* or *dilate* (3-voxel min / max filter: under- or over-segmentation), *merge* (every
+overlapping object set to the primary value: touching nuclei merged into one).
 """
 
 from __future__ import annotations
@@ -12,7 +20,10 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AugmentConfig", "augment_batch"]
+__all__ = ["AugmentConfig", "augment_batch", "degrade_context", "shift_neighbours", "CONTEXT_ERRORS"]
+
+#: Segmentation errors simulated by :func:`degrade_context`.
+CONTEXT_ERRORS: tuple[str, ...] = ("miss", "static", "erode", "dilate", "merge")
 
 
 class AugmentConfig(BaseModel):
@@ -27,6 +38,11 @@ class AugmentConfig(BaseModel):
     brightness: float = Field(0.1, ge=0, description="raw channels + U(-b, b) with probability brightness_p")
     brightness_p: float = Field(0.7, ge=0, le=1)
     noise_std: float = Field(0.02, ge=0, description="Gaussian noise σ on the raw channels")
+    temporal_shift: int = Field(0, ge=0, description="max shift (crop voxels, per spatial axis) of the t-1 and t+1 "
+                                "channels relative to t, drawn independently: nucleus or whole-embryo motion "
+                                "between frames (shift_neighbours)")
+    context_noise: float = Field(0.0, ge=0, le=1, description="probability that a sample's segmentation-context "
+                                 "channels get one simulated segmentation error (degrade_context); 6-channel crops")
 
 
 def _per_sample(shape: tuple[int, ...], ndim: int, values: torch.Tensor) -> torch.Tensor:
@@ -80,4 +96,124 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
     shift = _per_sample(x.shape, x.ndim, (rand(n) * 2 - 1) * cfg.brightness * (rand(n) < cfg.brightness_p).float())
     noise = torch.randn(raw.shape, generator=generator).to(dev) * cfg.noise_std
     x[:, :rc] = raw * scale + shift + noise
+    if cfg.temporal_shift > 0:
+        x = shift_neighbours(x, cfg.temporal_shift, generator)
+    if cfg.context_noise > 0 and x.shape[1] == 6:
+        x = degrade_context(x, cfg.context_noise, generator)
+    return x
+
+
+def _shift(a: torch.Tensor, offsets: list[int]) -> torch.Tensor:
+    """Shift the trailing spatial axes of ``a`` by integer ``offsets``, zero-filling (no wrap-around)."""
+    out = torch.zeros_like(a)
+    src, dst = [], []
+    for o, n in zip(offsets, a.shape[-len(offsets):]):
+        o = max(-n, min(n, int(o)))
+        src.append(slice(max(0, -o), n - max(0, o)))
+        dst.append(slice(max(0, o), n - max(0, -o)))
+    out[(..., *dst)] = a[(..., *src)]
+    return out
+
+
+def shift_neighbours(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift the ``t−1`` and ``t+1`` channels of crops relative to ``t`` (motion between frames).
+
+    Parameters
+    ----------
+    x : torch.Tensor, float32, shape (N, 4 or 6, [Z,] Y, X)
+        Crops; the ``t−1`` group is channel 0 (and 4, ``seg t−1``), the ``t+1`` group channel 2
+        (and 5, ``seg t+1``).
+    max_shift : int
+        Largest shift per spatial axis, crop voxels; each group of each sample gets its own
+        uniform integer shift in ``[−max_shift, max_shift]`` per axis (zero-filled borders).
+    generator : torch.Generator
+        Seeded random source (CPU).
+
+    Returns
+    -------
+    torch.Tensor
+        A shifted copy; channel ``t`` and the mask are unchanged.
+
+    Notes
+    -----
+    dynacell's augmentation for movies whose nuclei (or whole embryo) move a large part of a
+    diameter between frames (the real mouse 8-cell movie moves 5–10 µm per frame for ~6–16 µm
+    nuclei), where the crops at ``t±1`` no longer centre the nucleus.
+    """
+    if max_shift <= 0 or x.shape[0] == 0:
+        return x
+    x = x.clone()
+    nsp = x.ndim - 2
+    groups = [(0, 4), (2, 5)] if x.shape[1] == 6 else [(0,), (2,)]
+    shifts = torch.randint(-max_shift, max_shift + 1, (x.shape[0], 2, nsp), generator=generator)
+    for i in range(x.shape[0]):
+        for g, chans in enumerate(groups):
+            offs = shifts[i, g].tolist()
+            if any(offs):
+                idx = list(chans)
+                x[i, idx] = _shift(x[i, idx], offs)
+    return x
+
+
+def _pool(c: torch.Tensor, dilate: bool) -> torch.Tensor:
+    """3-voxel max (dilate) or min (erode) filter of ``(n, [Z,] Y, X)`` channels."""
+    f = torch.nn.functional.max_pool2d if c.ndim == 3 else torch.nn.functional.max_pool3d
+    c1 = c.unsqueeze(1)
+    out = f(c1, 3, stride=1, padding=1) if dilate else -f(-c1, 3, stride=1, padding=1)
+    return out.squeeze(1)
+
+
+def degrade_context(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Simulate segmentation errors in the segmentation-context channels of 6-channel crops.
+
+    Parameters
+    ----------
+    x : torch.Tensor, float32, shape (N, 6, [Z,] Y, X)
+        Crops ``[t−1, t, t+1, mask, seg t−1, seg t+1]`` (:func:`dynacell.samples.crops.context_mask`).
+    p : float
+        Probability, per sample, of one error (in [0, 1]).
+    generator : torch.Generator
+        Seeded random source (CPU).
+
+    Returns
+    -------
+    torch.Tensor
+        A copy with, for each corrupted sample, one of :data:`CONTEXT_ERRORS` applied to the channel
+        ``seg t−1`` or ``seg t+1`` (chosen with equal probability); the other channels unchanged.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` does not have 6 channels.
+
+    Notes
+    -----
+    dynacell's robustness model (no seed counterpart): used as training augmentation
+    (``AugmentConfig.context_noise``) and to score models on corrupted context
+    (``benchmarks/states_2d_heldout.py --degrade``, ``benchmarks/states_3d_heldout.py --degrade``).
+    """
+    if x.shape[1] != 6:
+        raise ValueError(f"degrade_context needs 6-channel crops, got shape {tuple(x.shape)}")
+    n, dev = x.shape[0], x.device
+    if n == 0 or p <= 0:
+        return x
+    x = x.clone()
+    hit = (torch.rand(n, generator=generator) < p).to(dev)
+    chan = 4 + (torch.rand(n, generator=generator) < 0.5).long().to(dev)
+    kind = (torch.rand(n, generator=generator) * len(CONTEXT_ERRORS)).long().clamp(max=len(CONTEXT_ERRORS) - 1).to(dev)
+    for k, name in enumerate(CONTEXT_ERRORS):
+        for c in (4, 5):
+            idx = (hit & (kind == k) & (chan == c)).nonzero().flatten()
+            if len(idx) == 0:
+                continue
+            ch = x[idx, c]
+            if name == "miss":
+                new = torch.zeros_like(ch)
+            elif name == "static":
+                new = x[idx, 3]
+            elif name in ("erode", "dilate"):
+                new = _pool(ch, dilate=name == "dilate")
+            else:  # merge: every overlapping object becomes the primary one
+                new = (ch > 0).to(ch.dtype)
+            x[idx, c] = new
     return x
