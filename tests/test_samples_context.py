@@ -171,3 +171,20 @@ def test_degrade_context_simulates_one_segmentation_error_per_hit_sample():
     assert torch.equal(augment_batch(x, cfg, torch.Generator().manual_seed(1))[:, 4:], x[:, 4:])
     noisy = augment_batch(x, cfg.model_copy(update={"context_noise": 1.0}), torch.Generator().manual_seed(1))
     assert not torch.equal(noisy[:, 4:], x[:, 4:])
+
+
+def test_shift_neighbours_moves_only_the_neighbour_frames():
+    import torch
+
+    from dynacell.train.augment import shift_neighbours
+
+    x = torch.zeros((40, 6, 12, 12))
+    x[:, :, 5:7, 5:7] = 1.0
+    out = shift_neighbours(x, 3, torch.Generator().manual_seed(0))
+    for c in (1, 3):                                   # frame t and its mask never move
+        assert torch.equal(out[:, c], x[:, c])
+    assert torch.equal(out[:, 0] > 0, out[:, 4] > 0)   # t-1 image and seg t-1 move together
+    assert torch.equal(out[:, 2] > 0, out[:, 5] > 0)
+    assert not torch.equal(out[:, 0], x[:, 0])
+    assert float(out[:, 0].sum()) == float(x[:, 0].sum())   # 2 px blobs stay inside at shifts ≤ 3
+    assert torch.equal(shift_neighbours(x, 0, torch.Generator()), x)

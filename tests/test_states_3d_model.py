@@ -42,7 +42,11 @@ def test_unseen_simulated_embryo_is_classified_above_chance(clf):
     states = label_events(sim.lineage, EventRules(**DEMO_RULES))
     images, labels = sim.to_movies()
     xs, ys = [], []
-    for fc in iter_frame_crops(images, labels, size=clf.crop_size, target_voxel_um=clf.card["target_voxel_um"]):
+    from dynacell.states.classify import crop_kwargs_for_movie, crop_parameters
+
+    kw = crop_kwargs_for_movie(crop_parameters(clf, 3), images, labels)  # the model's own crop rule
+    for fc in iter_frame_crops(images, labels, size=clf.crop_size, voxel_size_um=kw["voxel_size_um"],
+                               target_voxel_um=kw["target_voxel_um"], context=clf.context):
         for i, lab in enumerate(fc.label_ids.tolist()):
             s = states.get((fc.t, lab), "unknown")
             if s in STATES:

@@ -71,11 +71,15 @@ class ReconcileRules:
        death followed by a new nucleus linked across the gap, so it *supports* a death call
        (no demotion) without *promoting* one: gaps are common where masks drop out.
     5. A **suspect link**: a nucleus whose only child is called ``new_daughter`` with probability
-       ≥ ``suspect_daughter_p`` although the lineage has no division there. Either the linker missed
-       a division (the source is a mother) or it joined a dying nucleus to a neighbour's newborn
-       daughter; the lineage cannot tell which, so the classifier decides: the link supports a
-       mitotic or a death call at its source (and the ``window`` nodes before it) and the
-       new-daughter call at the child (and the ``window`` nodes after it), without promoting any.
+       ≥ ``suspect_daughter_p`` although the lineage has no division there, *and* whose source (or
+       one of the ``window`` nodes before it) is called ``mitotic`` or ``death`` with probability
+       ≥ ``suspect_daughter_p``. Either the linker missed a division (the source is a mother) or it
+       joined a dying nucleus to a neighbour's newborn daughter; the lineage cannot tell which, so
+       the classifier decides: the link supports a mitotic or a death call at its source (and the
+       ``window`` nodes before it) and the new-daughter call at the child (and the ``window`` nodes
+       after it), without promoting any. Evidence at both ends is required, so that isolated
+       new-daughter calls on a plain track (e.g. a real embryo imaged with large motion between
+       frames) are still demoted by rule 2.
 
     Parameters
     ----------
@@ -474,6 +478,7 @@ def _support_suspect_links(events: dict[str, tuple[set[Node], set[Node]]], linea
     """Rule 5 of :class:`ReconcileRules`: extend the event support around suspect links (in place)."""
     g = lineage.graph
     p_daughter = dict(zip(nodes, proba[:, STATES.index("new_daughter")]))
+    p_end = dict(zip(nodes, np.maximum(proba[:, STATES.index("mitotic")], proba[:, STATES.index("death")])))
     for child, p in p_daughter.items():
         if p < rules.suspect_daughter_p or child not in g:
             continue
@@ -486,6 +491,8 @@ def _support_suspect_links(events: dict[str, tuple[set[Node], set[Node]]], linea
             if len(up) != 1 or g.out_degree(up[0]) != 1:
                 break
             source.append(up[0])
+        if max(p_end.get(n, 0.0) for n in source) < rules.suspect_daughter_p:
+            continue  # no mitotic / death evidence at the source: an isolated new-daughter call
         after = [child]
         for _ in range(rules.window):
             down = list(g.successors(after[-1]))

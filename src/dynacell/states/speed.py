@@ -15,7 +15,7 @@ def speed_table(n: int = 2048, threads: int = 2, batch_size: int = 256, repeats:
     """Measure nuclei classified per second end to end from crops (``predict_proba``).
 
     Each model is wrapped in a :class:`~dynacell.states.StateClassifier` (channel selection,
-    batching, temperature, softmax) and run on ``n`` random crops ``(n, 4, *size)``; the best of
+    batching, temperature, softmax) and run on ``n`` random crops ``(n, 4 or 6, *size)``; the best of
     ``repeats`` timings is kept (after one warm-up batch). Shipped models (``nuclei-2d``,
     ``nuclei-3d``) are measured too when present, at their own crop size (last rows).
 
@@ -62,8 +62,8 @@ def speed_table(n: int = 2048, threads: int = 2, batch_size: int = 256, repeats:
         if shipped in available_models():
             clfs.append((shipped, load_model(shipped)))
         for name, clf in clfs:
-            if tuple(clf.crop_size) != crop:
-                x = rng.random((n, 4, *clf.crop_size), dtype=np.float32)
+            if tuple(clf.crop_size) != crop or x.shape[1] != clf.n_input_channels:
+                x = rng.random((n, clf.n_input_channels, *clf.crop_size), dtype=np.float32)
                 crop = tuple(clf.crop_size)
             clf.predict_proba(x[:batch_size], batch_size)
             best = np.inf
