@@ -217,6 +217,13 @@ def test_link_into_confident_daughter_supports_death():
     assert out["state"].tolist()[3] == "new_daughter"  # the classifier decides at a suspect link
     strict, _ = reconcile_states(states, lin, ReconcileRules(suspect_daughter_p=1.01))
     assert strict["state"].tolist()[2] == "stable"  # rule 5 off: the death is demoted
+    # no mitotic/death evidence at the source: an isolated new-daughter call on a plain track is demoted
+    # (the real mouse embryo: large motion between frames made the classifier call new daughters)
+    plain = states.copy()
+    plain["state"] = ["stable", "stable", "stable", "new_daughter", "stable"]
+    plain.loc[2, [f"p_{st}" for st in STATES]] = [0.8, 0.0, 0.05, 0.15]
+    out3, _ = reconcile_states(plain, lin)
+    assert out3["state"].tolist()[:4] == ["stable"] * 4  # (4, 9) ends the track before the last frame: death
 
 
 def test_match_labels_ctc_rule():

@@ -116,9 +116,11 @@ class ReconcileRules:
             f"with no such lineage event on its track within {self.window} frame(s) is demoted to its most "
             f"probable class among stable and the events the lineage supports there. A gap-closed link (next "
             f"node more than one frame later) supports a death call without promoting one. A non-division link "
-            f"into a new-daughter call with probability >= {self.suspect_daughter_p} (a missed division or a "
-            f"dying nucleus linked to a newborn) supports mitotic or death calls at its source and the "
-            f"new-daughter call at its child, without promoting any. "
+            f"into a new-daughter call with probability >= {self.suspect_daughter_p} whose source (or the "
+            f"{self.window} frame(s) before it) has a mitotic or death call with probability >= "
+            f"{self.suspect_daughter_p} (a missed division or a dying nucleus linked to a newborn) supports "
+            f"mitotic or death calls at its source and the new-daughter call at its child, without promoting "
+            f"any. "
             f"Stable calls are kept."
         )
 
