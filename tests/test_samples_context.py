@@ -188,3 +188,15 @@ def test_shift_neighbours_moves_only_the_neighbour_frames():
     assert not torch.equal(out[:, 0], x[:, 0])
     assert float(out[:, 0].sum()) == float(x[:, 0].sum())   # 2 px blobs stay inside at shifts ≤ 3
     assert torch.equal(shift_neighbours(x, 0, torch.Generator()), x)
+
+
+def test_benchmark_keeps_the_seed_models_on_the_seed_input(tmp_path):
+    from dynacell.train import TrainConfig
+    from dynacell.train.benchmark import BASELINES, CONTEXT_RUNS, run_config
+
+    cfg = TrainConfig(name="x", data=["a.npz"], out=str(tmp_path), model="dcnet", context=True)
+    for seed_model in ("cnn-only", "3ncnn", "4ncnn", "convlstm"):
+        assert run_config(cfg, seed_model, BASELINES[seed_model], tmp_path).context is False
+    assert run_config(cfg, "dcnet", BASELINES["dcnet"], tmp_path).context is True
+    assert run_config(cfg, "4ncnn+context", CONTEXT_RUNS["4ncnn+context"], tmp_path).context is True
+    assert run_config(cfg, "dcnet-no-context", CONTEXT_RUNS["dcnet-no-context"], tmp_path).context is False

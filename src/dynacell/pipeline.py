@@ -852,6 +852,7 @@ def run(
     rules: ReconcileRules | None = None,
     video: bool = True,
     max_distance_um: float | None = None,
+    gt_rules: Any = None,
 ) -> RunResult:
     """Run the main job on one movie: labels, lineage, states, report, video.
 
@@ -894,6 +895,9 @@ def run(
         Write ``overlay.mp4``.
     max_distance_um : float, optional
         Linking gate (µm; pixels when the voxel size is unknown). Default: :func:`motion_gate`.
+    gt_rules : dynacell.lineage.EventRules, optional
+        Rules giving the ground-truth states of ``gt`` (default the seed's, ``EventRules.seed()``);
+        the demo passes :data:`DEMO_RULES` so that its report and ``run.json`` score the same way.
 
     Returns
     -------
@@ -1001,7 +1005,8 @@ def run(
         if gt is not None:
             with timer.step("evaluate"):
                 with _role("ground truth (--gt)"):
-                    evaluation = evaluate_against_gt(gt, states, label_movie, tmp / "ctc", progress=progress)
+                    evaluation = evaluate_against_gt(gt, states, label_movie, tmp / "ctc", progress=progress,
+                                                     **({} if gt_rules is None else {"rules": gt_rules}))
                 evaluation = _replace_prefix(_json_safe(evaluation), str(tmp), str(out))
         if video:
             with timer.step("video"):
@@ -1102,20 +1107,18 @@ DEMO_RULES = {"stable_window": 2, "stable_fraction": 2.0}
 
 
 def _demo_evaluation(result: RunResult, gt: Path, progress: bool) -> None:
-    """Re-score ``result`` against ``gt`` with :data:`DEMO_RULES`; update ``run.json`` atomically.
+    """Add the scores with the seed's rules to a demo run scored with :data:`DEMO_RULES`; update ``run.json`` atomically.
 
-    ``gt`` is the simulated labels folder, which the demo also gives as the run's masks.
-
-    The run's own evaluation (seed rules) is kept as ``evaluation_seed_rules``.
+    ``gt`` is the simulated labels folder, which the demo also gives as the run's masks. The run
+    itself (``report.html``, ``run.json["evaluation"]``) is scored with :data:`DEMO_RULES`; the
+    seed's rules (W = 8) are kept as ``evaluation_seed_rules``.
     """
     from dynacell.io import open_labels
-    from dynacell.lineage import EventRules
 
     labels = open_labels(gt)  # the demo's input masks are the simulated ones: the nuclei of states.csv
-    ev = evaluate_against_gt(gt, result.states, labels, result.out / "ctc", progress=progress,
-                             rules=EventRules(**DEMO_RULES))
-    ev = _json_safe(ev)
-    ev["evaluation_seed_rules"] = {k: v for k, v in (result.evaluation or {}).items() if k != "tracking"}
+    seed_ev = _json_safe(evaluate_against_gt(gt, result.states, labels, result.out / "ctc", progress=progress))
+    ev = dict(result.evaluation or {})
+    ev["evaluation_seed_rules"] = {k: v for k, v in seed_ev.items() if k != "tracking"}
     result.evaluation = ev
     result.info["evaluation"] = ev
     path = result.out / "run.json"
@@ -1195,13 +1198,16 @@ def run_demo(
                               min_deaths=min_deaths, seed=seed, progress=progress)
         sim.save(out / "simulation")
         t_sim = time.perf_counter() - t0
+        from dynacell.lineage import EventRules
+
         result = run(out / "simulation" / "images", labels=out / "simulation" / "labels", model=model,
-                     out=out / "run", gt=out / "simulation" / "labels", seed=seed, progress=progress)
+                     out=out / "run", gt=out / "simulation" / "labels", seed=seed, progress=progress,
+                     gt_rules=EventRules(**DEMO_RULES))
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
     t1 = time.perf_counter()
     _demo_evaluation(result, out / "simulation" / "labels", progress)
     result.timings_s = {"simulate": round(t_sim, 3), **result.timings_s,
-                        "evaluate_demo_rules": round(time.perf_counter() - t1, 3)}
+                        "evaluate_seed_rules": round(time.perf_counter() - t1, 3)}
     return result

@@ -15,8 +15,9 @@ def register(app: typer.Typer) -> None:
     def states(
         config: Path = typer.Argument(..., help="training config YAML: data, split, seed, optimisation"),
         out: Path = typer.Option(..., "--out", "-o", help="folder for models, results.csv/md and figures"),
-        models: str = typer.Option("cnn-only,3ncnn,4ncnn,convlstm,dcnet", "--models",
-                                   help="comma-separated runs (baselines and dcnet)"),
+        models: str = typer.Option(None, "--models",
+                                   help="comma-separated runs (default: cnn-only,3ncnn,4ncnn,convlstm,dcnet, plus "
+                                        "4ncnn+context,dcnet-no-context when the config reads the segmentation context)"),
         ablation: bool = typer.Option(False, "--ablation", help="run dcnet with each component switched off instead"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
         reuse: list[Path] = typer.Option([], "--reuse", help="model folder of an earlier identical run (repeatable)"),
@@ -26,17 +27,18 @@ def register(app: typer.Typer) -> None:
         """Train every model on the same samples, split and seed; print the test table, write figures."""
         from dynacell.errors import InvalidInputError
         from dynacell.train import load_config
-        from dynacell.train.benchmark import ABLATION, BASELINES, benchmark_states
+        from dynacell.train.benchmark import ABLATION, BASELINES, CONTEXT_RUNS, benchmark_states
 
         cfg = load_config(config)
+        known = BASELINES | (CONTEXT_RUNS if cfg.context else {})
         if ablation:
             runs = ABLATION
         else:
-            names = [m.strip() for m in models.split(",") if m.strip()]
-            bad = [m for m in names if m not in BASELINES]
+            names = list(known) if models is None else [m.strip() for m in models.split(",") if m.strip()]
+            bad = [m for m in names if m not in known]
             if bad:
-                raise InvalidInputError(f"--models: unknown {bad}; choose from {list(BASELINES)}")
-            runs = {m: BASELINES[m] for m in names}
+                raise InvalidInputError(f"--models: unknown {bad}; choose from {list(known)}")
+            runs = {m: known[m] for m in names}
         table = benchmark_states(cfg, out, runs, progress=progress, reuse=list(reuse), baseline_crop=baseline_crop)
         typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 

@@ -18,12 +18,20 @@ logger = logging.getLogger(__name__)
 
 #: The seed's models and dynacell's, by run name: TrainConfig fields replaced for the run.
 #: ``dcnet`` keeps the base config's ``model_kwargs``; the seed's models use none.
+#: The seed's models always read the seed's input (no segmentation context).
 BASELINES: dict[str, dict[str, Any]] = {
-    "cnn-only": {"model": "cnn-only", "model_kwargs": {}},
-    "3ncnn": {"model": "3ncnn", "model_kwargs": {}},
-    "4ncnn": {"model": "4ncnn", "model_kwargs": {}},
-    "convlstm": {"model": "convlstm", "model_kwargs": {}},
+    "cnn-only": {"model": "cnn-only", "model_kwargs": {}, "context": False},
+    "3ncnn": {"model": "3ncnn", "model_kwargs": {}, "context": False},
+    "4ncnn": {"model": "4ncnn", "model_kwargs": {}, "context": False},
+    "convlstm": {"model": "convlstm", "model_kwargs": {}, "context": False},
     "dcnet": {"model": "dcnet"},
+}
+
+#: Extra runs when the base config reads the segmentation context (6-channel sets): the seed's
+#: 4ncnn with the context, and dcnet without it (the context's ablation).
+CONTEXT_RUNS: dict[str, dict[str, Any]] = {
+    "4ncnn+context": {"model": "4ncnn", "model_kwargs": {}, "context": True},
+    "dcnet-no-context": {"model": "dcnet", "context": False},
 }
 
 #: dcnet with one component switched off at a time (same data, split and seed);
@@ -83,7 +91,7 @@ def benchmark_states(config: TrainConfig, out: str | Path, runs: dict[str, dict[
         Centre crop (px) for the seed's models (see :func:`run_config`).
     runs : dict, optional
         ``{run_name: {TrainConfig field: value, "ablate": {dcnet option: value}}}``;
-        default :data:`BASELINES`.
+        default :data:`BASELINES` (plus :data:`CONTEXT_RUNS` when ``config.context``).
     progress : bool
         Progress bars.
     overwrite : bool
@@ -103,7 +111,7 @@ def benchmark_states(config: TrainConfig, out: str | Path, runs: dict[str, dict[
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = runs or BASELINES
+    runs = runs or (BASELINES | CONTEXT_RUNS if config.context else BASELINES)
     data = None
     rows = []
     for run, spec in runs.items():
