@@ -17,6 +17,9 @@ def register(app: typer.Typer) -> None:
         lineage: Path = typer.Option(None, "--lineage",
                                      help="lineage (man_track.txt, GEFF, ...); omitted: every nucleus is taken as stable"),
         samples: Path = typer.Option(None, "--samples", help="a sample set (.npz) instead of MOVIE"),
+        context_labels: Path = typer.Option(None, "--context-labels",
+                                            help="segmentation for the context channels of a 6-channel model "
+                                                 "(default --labels), e.g. NN_ERR_SEG when --labels are TRA markers"),
         model: str = typer.Option("nuclei-2d", "--model", help="shipped model name or model folder"),
         rules: str = typer.Option("seed", "--rules", help="event-rule preset: seed or annotated_deaths"),
         out: Path = typer.Option(None, "--out", "-o", help="also write the JSON to this file"),
@@ -39,7 +42,7 @@ def register(app: typer.Typer) -> None:
         else:
             if movie is None or labels is None:
                 raise InvalidInputError("evaluate needs MOVIE and --labels (and usually --lineage), or --samples SET")
-            rep = evaluate_movie(clf, movie, labels, lineage, rules=rules)
+            rep = evaluate_movie(clf, movie, labels, lineage, rules=rules, context_labels=context_labels)
         text = json.dumps(rep, indent=2)
         if out is not None:
             tmp = out.with_name(out.name + ".tmp")

@@ -61,7 +61,8 @@ def evaluate_samples(model: Any, x: np.ndarray, states: np.ndarray) -> dict[str,
 
 
 def evaluate_movie(model: Any, movie: str | Path, labels: str | Path, lineage: str | Path | None,
-                   rules: str = "seed", dataset: str | None = None, progress: bool = False) -> dict[str, Any]:
+                   rules: str = "seed", dataset: str | None = None, progress: bool = False,
+                   context_labels: str | Path | None = None) -> dict[str, Any]:
     """Crop every lineage node of a movie with the model's crop size and evaluate.
 
     The crops follow the model card: ``target_voxel_um`` (physical box) or ``scale_normalization``
@@ -84,6 +85,10 @@ def evaluate_movie(model: Any, movie: str | Path, labels: str | Path, lineage: s
         Name stored in the samples.
     progress : bool
         Progress bar over frames.
+    context_labels : str or Path, optional
+        Segmentation read for the segmentation-context channels of a 6-channel model (default
+        ``labels``), e.g. a full automatic segmentation of every frame when ``labels`` holds
+        tracking markers on some frames only (CTC HeLa ``02_GT/TRA`` with ``02_ERR_SEG``).
 
     Returns
     -------
@@ -105,5 +110,6 @@ def evaluate_movie(model: Any, movie: str | Path, labels: str | Path, lineage: s
     ss = build_sample_set(images, labs, lin, rules, size=tuple(model.crop_size), dataset=dataset or Path(movie).name,
                           target_voxel_um=None if scale else target, assume_state="stable", progress=progress,
                           target_diameter_px=scale.get("target_diameter_px"), scale_frames=scale.get("n_frames", 3),
-                          context=getattr(model, "context", False))
+                          context=getattr(model, "context", False),
+                          context_labels=None if context_labels is None else open_labels(context_labels))
     return evaluate_samples(model, ss.x, ss.meta["state"].to_numpy())
