@@ -342,6 +342,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
             "model_channels": list(channels),
             "crop_size_px": size,
             "crop_size_um": _crop_um(size, vox),
+            "crop_size_rule": _crop_rule(size, data.info),
             "target_voxel_um": _plain(info0.get("target_voxel_um")),
             "scale_normalization": _scale_card(data.info),
             "normalization": _normalization(data.info),
@@ -386,6 +387,23 @@ def _center_crop(x: np.ndarray, edge: int | None) -> np.ndarray:
         lo = s // 2 - edge // 2
         sl.append(slice(lo, lo + edge))
     return x[tuple(sl)]
+
+
+def _crop_rule(size: list[int], info: list[dict[str, Any]]) -> str:
+    """What the crop covers physically: fixed µm, or per movie by the nucleus-size rule."""
+    scales = [i.get("scale_normalization") for i in info if i.get("scale_normalization")]
+    if not scales:
+        return "fixed: crop_size_px (× target_voxel_um when set)"
+    s0 = scales[0]
+    box = " × ".join(str(int(v)) for v in size)
+    rule = (f"per movie: {box} crop voxels of (median nucleus diameter / {s0['target_diameter_px']:g}); "
+            f"the crop spans {size[-1] / float(s0['target_diameter_px']):.2f} nucleus diameters")
+    per = [s.get("per_part") for s in scales if s.get("per_part")]
+    if per:
+        lo = min(p["crop_voxel_um_min"] for p in per)
+        hi = max(p["crop_voxel_um_max"] for p in per)
+        rule += f"; training movies: crop voxel {lo:.2f}–{hi:.2f} µm = {size[-1] * lo:.1f}–{size[-1] * hi:.1f} µm boxes"
+    return rule
 
 
 def _scale_card(info: list[dict[str, Any]]) -> dict[str, Any] | None:
