@@ -22,7 +22,7 @@ def evaluate_samples(model: Any, x: np.ndarray, states: np.ndarray) -> dict[str,
     ----------
     model : StateClassifier
         From :func:`dynacell.states.load_model`.
-    x : numpy.ndarray, float32, shape (N, 4, *crop_size)
+    x : numpy.ndarray, float32, shape (N, 4 or 6, *crop_size)
         Crops ``[t−1, t, t+1, mask]``.
     states : numpy.ndarray of str, shape (N,)
         True states; samples whose state is not among ``model.classes`` (e.g. ``death`` for a

@@ -53,6 +53,14 @@ class StateClassifier:
         Temperature fitted on the validation set (Guo et al. 2017); logits are divided by it.
     path : pathlib.Path
         The model folder.
+    channels : tuple of int
+        Crop channels the network reads (card ``model_channels``).
+    context : bool
+        Whether it reads the segmentation-context channels ``[seg t−1, seg t+1]``
+        (:func:`dynacell.samples.crops.context_mask`); crops must then have 6 channels.
+    n_input_channels : int
+        Channels of the crops it takes: 6 with ``context``, else 4 (6-channel crops are accepted
+        by a 4-channel model, which reads its own channels only).
     """
 
     def __init__(self, model: Any, card: dict[str, Any], path: Path, device: str = "cpu") -> None:
@@ -96,7 +104,7 @@ class StateClassifier:
             )
 
     def predict_logits(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Raw logits (before temperature) ``(N, C)`` float32 of crops ``x`` ``(N, 4, *crop_size)``.
+        """Raw logits (before temperature) ``(N, C)`` float32 of crops ``x`` ``(N, n_input_channels, *crop_size)``.
 
         Raises
         ------
@@ -121,8 +129,8 @@ class StateClassifier:
 
         Parameters
         ----------
-        x : numpy.ndarray, float32, shape (N, 4, *crop_size)
-            Crops ``[t−1, t, t+1, mask]`` from :func:`dynacell.samples.crop_window`.
+        x : numpy.ndarray, float32, shape (N, n_input_channels, *crop_size)
+            Crops ``[t−1, t, t+1, mask(, seg t−1, seg t+1)]`` from :func:`dynacell.samples.crop_window`.
         batch_size : int
             Crops per forward pass.
 
@@ -143,7 +151,7 @@ class StateClassifier:
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Predicted state names, ``(N,)`` str, of crops ``x`` ``(N, 4, *crop_size)``."""
+        """Predicted state names, ``(N,)`` str, of crops ``x`` ``(N, n_input_channels, *crop_size)``."""
         p = self.predict_proba(x, batch_size)
         return np.asarray(self.classes, dtype=object)[p.argmax(axis=1)] if len(p) else np.array([], dtype=object)
 
