@@ -97,7 +97,8 @@ class FrameCrops(NamedTuple):
     t : int
         Frame number.
     x : numpy.ndarray
-        float32 ``(N, 4, *size)``, channels ``[t−1, t, t+1, mask]``.
+        float32 ``(N, 4, *size)``, channels ``[t−1, t, t+1, mask]`` (``(N, 6, *size)`` with
+        segmentation context, :data:`CONTEXT_CHANNELS`).
     label_ids : numpy.ndarray
         int64 ``(N,)``, label of each nucleus in the label image of frame ``t``.
     centroids : numpy.ndarray

@@ -67,8 +67,9 @@ class SampleSet:
     Parameters
     ----------
     x : numpy.ndarray
-        float32 ``(N, 4, *size)``: ``(N, 4, Y, X)`` in 2D, ``(N, 4, Z, Y, X)`` in 3D; channels
-        ``[t−1, t, t+1, mask]`` as made by :func:`dynacell.samples.crop_window`.
+        float32 ``(N, C, *size)``: ``(N, C, Y, X)`` in 2D, ``(N, C, Z, Y, X)`` in 3D; ``C = 4``,
+        channels ``[t−1, t, t+1, mask]`` as made by :func:`dynacell.samples.crop_window`, or
+        ``C = 6`` with the segmentation-context channels ``[seg t−1, seg t+1]``.
     meta : pandas.DataFrame
         ``N`` rows with at least the columns ``dataset`` (str), ``t``, ``label``, ``track_id``,
         ``tree_id`` (int; ``-1`` where unknown, e.g. without a lineage), ``state`` (str, one of
@@ -81,7 +82,7 @@ class SampleSet:
     Raises
     ------
     InvalidInputError
-        If ``x`` is not ``(N, 4, ...)`` float32-convertible of 2 or 3 spatial axes, or ``meta``
+        If ``x`` is not ``(N, 4 or 6, ...)`` float32-convertible of 2 or 3 spatial axes, or ``meta``
         misses a required column or has a different number of rows.
     """
 
