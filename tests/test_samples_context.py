@@ -200,3 +200,57 @@ def test_benchmark_keeps_the_seed_models_on_the_seed_input(tmp_path):
     assert run_config(cfg, "dcnet", BASELINES["dcnet"], tmp_path).context is True
     assert run_config(cfg, "4ncnn+context", CONTEXT_RUNS["4ncnn+context"], tmp_path).context is True
     assert run_config(cfg, "dcnet-no-context", CONTEXT_RUNS["dcnet-no-context"], tmp_path).context is False
+
+
+def test_training_and_inference_crop_the_same_context():
+    """classify_movie feeds a context model exactly the crops build_sample_set made for training."""
+    from dynacell.states.classify import classify_movie
+
+    images, labels = _division_movie()
+    train = build_sample_set(images, labels, None, size=16, target_diameter_px=8.0, assume_state="stable",
+                             context=True)
+
+    class Recorder:
+        classes = ("stable", "mitotic", "new_daughter", "death")
+        crop_size = (16, 16)
+        ndim = 2
+        name = "rec"
+        context = True
+        card = {"name": "rec", "ndim": 2, "crop_size_px": [16, 16],
+                "scale_normalization": {"method": "nucleus-size", "target_diameter_px": 8.0, "n_frames": 3}}
+
+        def __init__(self):
+            self.seen = []
+
+        def predict_proba(self, x):
+            self.seen.append(x.copy())
+            return np.tile([0.7, 0.1, 0.1, 0.1], (len(x), 1))
+
+    clf = Recorder()
+    classify_movie(images, labels, clf, progress=False)
+    seen = np.concatenate(clf.seen)
+    assert seen.shape == train.x.shape and seen.shape[1] == 6
+    np.testing.assert_array_equal(seen, train.x)
+    # the new daughters' context at t-1 shows their mother (more pixels than their own mask)
+    daughters = (train.meta["t"] == 1).to_numpy() & train.meta["label"].isin([2, 3]).to_numpy()
+    assert all((train.x[i, 4] > 0).sum() > train.x[i, 3].sum() for i in np.flatnonzero(daughters))
+
+
+def test_cli_extract_with_context(tmp_path):
+    import tifffile
+    from typer.testing import CliRunner
+
+    from dynacell.cli.main import app
+    from dynacell.samples import SampleSet
+
+    images, labels = _division_movie()
+    for name, mv in (("img", images), ("lab", labels)):
+        (tmp_path / name).mkdir()
+        for t in range(3):
+            tifffile.imwrite(tmp_path / name / f"t{t:03d}.tif", np.asarray(mv.frame(t)))
+    out = tmp_path / "set.npz"
+    res = CliRunner().invoke(app, ["extract", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"),
+                                   "--lineage", "none", "-o", str(out), "--size", "16", "--context", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    ss = SampleSet.load(out)
+    assert ss.x.shape[1] == 6 and ss.attrs["channels"] == list(CONTEXT_CHANNELS)
