@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from test_samples_cli_bad_input import run_main
 from typer.testing import CliRunner
 
 from dynacell.cli.main import app
@@ -79,20 +80,6 @@ def test_real_data_summaries(shared_data):
     if gowt1.exists():
         out = run_json([gowt1])
         assert out["divisions"] == 2 and out["tracks"] == 27 and out["frames"] == 92
-
-
-def run_main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    """Run ``dynacell <args>`` through ``main()`` (what the console script runs)."""
-    from dynacell.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["dynacell", "-q", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.mark.parametrize(

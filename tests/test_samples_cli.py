@@ -15,8 +15,8 @@ from dynacell.samples import SampleSet
 runner = CliRunner()
 
 
-def _ctc_folder(root, T=12):
-    """A tiny CTC sequence: ``01/tTTT.tif`` + ``01_GT/TRA`` with one division at frame 5.
+def _ctc_folder(root, T=12, split_at=5):
+    """A tiny CTC sequence: ``01/tTTT.tif`` + ``01_GT/TRA`` (48×64 px) with one division after frame ``split_at`` (5).
 
     ::
 
@@ -30,7 +30,7 @@ def _ctc_folder(root, T=12):
     rng = np.random.default_rng(0)
     for t in range(T):
         lab = np.zeros((48, 64), np.uint16)
-        if t <= 5:
+        if t <= split_at:
             lab[10:18, 10:18] = 1
         else:
             lab[6:12, 8:14] = 2
@@ -39,7 +39,8 @@ def _ctc_folder(root, T=12):
         img = rng.integers(0, 30, lab.shape).astype(np.uint16) + (lab > 0) * 300
         tifffile.imwrite(img_dir / f"t{t:03d}.tif", img.astype(np.uint16))
         tifffile.imwrite(tra / f"man_track{t:03d}.tif", lab)
-    (tra / "man_track.txt").write_text(f"1 0 5 0\n2 6 {T - 1} 1\n3 6 {T - 1} 1\n4 0 {T - 1} 0\n")
+    (tra / "man_track.txt").write_text(
+        f"1 0 {split_at} 0\n2 {split_at + 1} {T - 1} 1\n3 {split_at + 1} {T - 1} 1\n4 0 {T - 1} 0\n")
     return img_dir, tra
 
 

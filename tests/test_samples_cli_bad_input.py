@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from test_samples_cli import _ctc_folder
 
 from dynacell.cli.main import main
 from dynacell.errors import InvalidInputError
@@ -28,22 +29,7 @@ def _ctc(root: Path, T: int = 6) -> tuple[Path, Path]:
                            └─ track 3: t3 ── t5      (3, 2), (3, 3) new_daughter
         track 4: t0 ──────────────────────── t5
     """
-    img, tra = root / "01", root / "01_GT" / "TRA"
-    img.mkdir(parents=True)
-    tra.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for t in range(T):
-        lab = np.zeros((48, 64), np.uint16)
-        if t <= 2:
-            lab[10:18, 10:18] = 1
-        else:
-            lab[6:12, 8:14] = 2
-            lab[16:22, 14:20] = 3
-        lab[30:38, 40:48] = 4
-        tifffile.imwrite(img / f"t{t:03d}.tif", (rng.integers(0, 30, lab.shape) + (lab > 0) * 300).astype(np.uint16))
-        tifffile.imwrite(tra / f"man_track{t:03d}.tif", lab)
-    (tra / "man_track.txt").write_text(f"1 0 2 0\n2 3 {T - 1} 1\n3 3 {T - 1} 1\n4 0 {T - 1} 0\n")
-    return img, tra
+    return _ctc_folder(root, T=T, split_at=2)
 
 
 def _set_label(tra: Path, t: int, edit) -> None:

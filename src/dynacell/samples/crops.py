@@ -809,17 +809,12 @@ def iter_frame_crops(
     ctx_movie = (labels if context_labels is None else context_labels) if context else None
     if ctx_movie is not None and ctx_movie is not labels:
         _check_pair(images, ctx_movie)
+    shared = ctx_movie is labels  # context read from `labels`: frame t comes from the same cache
     cache: dict[int, np.ndarray] = {}
     ctx_cache: dict[int, np.ndarray] = {}
     for t in tqdm(todo, desc="crops", unit="frame", disable=not progress):
         prev_t, next_t = _neighbours(images, t)
-        need = {f for f in (prev_t, t, next_t) if f is not None}
-        for f in list(cache):
-            if f not in need:
-                del cache[f]
-        for f in need:
-            if f not in cache:
-                cache[f] = images.frame(f)
+        _slide(cache, images, {f for f in (prev_t, t, next_t) if f is not None})
         window = (cache.get(prev_t) if prev_t is not None else None, cache[t],
                   cache.get(next_t) if next_t is not None else None)
         ids = None if label_ids is None else label_ids.get(t, [])
@@ -827,15 +822,8 @@ def iter_frame_crops(
         if ctx_movie is None:
             lab_t = labels.frame(t)
         else:
-            # one cache of label frames; when the context is read from `labels`, frame t comes from it too
-            shared = ctx_movie is labels
-            want = [f for f in (prev_t, next_t) if f is not None and ctx_movie.has_frame(f)]
-            for f in list(ctx_cache):
-                if f not in want and not (shared and f == t):
-                    del ctx_cache[f]
-            for f in want + ([t] if shared else []):
-                if f not in ctx_cache:
-                    ctx_cache[f] = ctx_movie.frame(f)
+            want = {f for f in (prev_t, next_t) if f is not None and ctx_movie.has_frame(f)}
+            _slide(ctx_cache, ctx_movie, want | ({t} if shared else set()))
             lab_t = ctx_cache[t] if shared else labels.frame(t)
             ctx = (ctx_cache.get(prev_t) if prev_t is not None else None,
                    ctx_cache.get(next_t) if next_t is not None else None)
@@ -844,6 +832,16 @@ def iter_frame_crops(
                                                source=frame_source(labels, t), context=context,
                                                context_labels=ctx)
         yield FrameCrops(t, x, ids_out, cen, all_ids)
+
+
+def _slide(cache: dict[int, np.ndarray], movie, wanted: set[int]) -> None:
+    """Keep exactly the frames ``wanted`` of ``movie`` in ``cache`` (drop the others, read the missing ones)."""
+    for f in list(cache):
+        if f not in wanted:
+            del cache[f]
+    for f in wanted:
+        if f not in cache:
+            cache[f] = movie.frame(f)
 
 
 def _fmt_frames(frames: Sequence[int], limit: int = 12) -> str:
