@@ -54,8 +54,10 @@ for _name in COMMAND_MODULES:
 
 def main() -> None:
     """Entry point of the ``dynacell`` console script."""
+    from dynacell.cli.options import merge_multi_value_options
+
     try:
-        app(standalone_mode=False)
+        rc = app(args=merge_multi_value_options(sys.argv[1:]), prog_name="dynacell", standalone_mode=False)
     except DynacellError as exc:
         print(f"dynacell: error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -72,6 +74,11 @@ def main() -> None:
             exc.show()
             sys.exit(getattr(exc, "exit_code", 2))
         raise
+    # With standalone_mode=False, click returns the code of a typer.Exit / an interrupt instead of exiting.
+    if isinstance(rc, int) and rc != 0:
+        if rc == 130:
+            print("dynacell: aborted", file=sys.stderr)
+        sys.exit(rc)
 
 
 if __name__ == "__main__":
