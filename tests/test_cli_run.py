@@ -13,26 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-import yaml
-from test_pipeline_run import synthetic_movie
-
-from dynacell import STATES
-
-
-def make_tiny_model(folder, ndim: int, size: int = 16):
-    """An untrained 4ncnn model folder (weights.pt + model.yaml) for ``ndim``-D crops of ``size`` px."""
-    import torch
-
-    from dynacell.models import build_model
-
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    model = build_model("4ncnn", ndim, n_classes=len(STATES))
-    torch.save(model.state_dict(), folder / "weights.pt")
-    card = {"name": f"tiny-untrained-{ndim}d", "architecture": "4ncnn", "classes": list(STATES), "ndim": ndim,
-            "crop_size_px": [size] * ndim}
-    (folder / "model.yaml").write_text(yaml.safe_dump(card))
-    return folder
+from _helpers import make_tiny_model, synthetic_movie
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +51,7 @@ def _main(monkeypatch, capsys, *args):
 def test_cli_run_end_to_end(tmp_path, tiny_2d, ctc_movie, monkeypatch, capsys):
     out = tmp_path / "res"
     code, stdout, _ = _main(monkeypatch, capsys, "run", ctc_movie / "01", "--labels", ctc_movie / "01_SEG",
-                            "--model", tiny_2d, "-o", out, "--voxel-size-um", 0, 0.5, 0.5,
+                            "--model", tiny_2d, "-o", out, "--voxel-size-um", 0.5, 0.5,
                             "--frame-interval-s", 60, "--no-progress", "--no-video")
     assert code == 0, stdout
     assert "dynacell run: 5 frames" in stdout

@@ -7,7 +7,13 @@ import pytest
 import tifffile
 
 from dynacell.errors import FormatError, InvalidInputError
-from dynacell.io import check_same_grid, open_labels, open_movie, read_ctc_tracks, validate_tracks
+from dynacell.io import (
+    check_same_grid,
+    open_labels,
+    open_movie,
+    read_ctc_tracks,
+    validate_tracks,
+)
 
 
 def _frames(folder, shapes, dtype=np.uint8, prefix="t"):

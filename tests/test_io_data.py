@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dynacell.io import check_same_grid, open_labels, open_movie, read_ctc_tracks, write_ctc_result
+from dynacell.io import (
+    check_same_grid,
+    open_labels,
+    open_movie,
+    read_ctc_tracks,
+    write_ctc_result,
+)
 
 pytestmark = pytest.mark.data
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from test_samples_cli_bad_input import run_main
+from _helpers import run_main
 from typer.testing import CliRunner
 
 from dynacell.cli.main import app

@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dynacell.lineage import EventRules, count_states, label_events, read_lineage, summarize
+from dynacell.lineage import (
+    EventRules,
+    count_states,
+    label_events,
+    read_lineage,
+    summarize,
+)
 
 pytestmark = pytest.mark.data
 

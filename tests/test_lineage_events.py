@@ -12,7 +12,13 @@ import random
 import pytest
 
 from dynacell.errors import InvalidInputError
-from dynacell.lineage import EVENT_STATES, EventRules, Lineage, count_states, label_events
+from dynacell.lineage import (
+    EVENT_STATES,
+    EventRules,
+    Lineage,
+    count_states,
+    label_events,
+)
 
 
 def chain(lin: Lineage, label: int, t0: int, t1: int, parent=None, step: int = 1) -> list:

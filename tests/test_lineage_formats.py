@@ -12,7 +12,14 @@ import pytest
 import tifffile
 
 from dynacell.errors import FormatError, InvalidInputError, OutputExistsError
-from dynacell.lineage import Lineage, detect_format, read_geff, read_lineage, to_networkx, write_geff
+from dynacell.lineage import (
+    Lineage,
+    detect_format,
+    read_geff,
+    read_lineage,
+    to_networkx,
+    write_geff,
+)
 
 
 # ----------------------------------------------------------------------------- CTC

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_pipeline_run import FixedClassifier, synthetic_movie
+from _helpers import FixedClassifier, synthetic_movie
 
 from dynacell import STATES
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
-from dynacell.states.classify import STATE_COLUMNS, classify_movie, crop_parameters
 from dynacell.segment.classical import ClassicalParams, segment_frame, segment_movie
+from dynacell.states.classify import STATE_COLUMNS, classify_movie, crop_parameters
 
 
 class AreaClassifier(FixedClassifier):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_cli_run import make_tiny_model
+from _helpers import make_tiny_model
 
 from dynacell.pipeline import run
 

@@ -16,6 +16,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import FixedClassifier, synthetic_movie
 
 from dynacell import STATES
 from dynacell.errors import InvalidInputError, OutputExistsError
@@ -30,51 +31,6 @@ from dynacell.pipeline import (
     run,
     scan_labels,
 )
-
-
-def synthetic_movie(T: int = 6, size: int = 64, seed: int = 0, ndim: int = 2):
-    """Images and labels ``(T, [Z,] Y, X)`` of nucleus A (static) and B (divides after frame 2)."""
-    rng = np.random.default_rng(seed)
-    if ndim == 2:
-        grid = np.mgrid[:size, :size]
-        shape = (size, size)
-    else:
-        grid = np.mgrid[:8, :size, :size]
-        shape = (8, size, size)
-    imgs = np.zeros((T, *shape), np.float32)
-    labs = np.zeros((T, *shape), np.uint16)
-    for t in range(T):
-        cells = [(20, 20)] + ([(44, 44)] if t <= 2 else [(44, 34), (44, 54)])
-        ids = rng.permutation(np.arange(1, 10))[:len(cells)]
-        for (cy, cx), lab in zip(cells, ids, strict=True):
-            d = (grid[-2] - cy) ** 2 + (grid[-1] - cx) ** 2
-            if ndim == 3:
-                d = d + 4 * (grid[0] - 4) ** 2
-            labs[t][d <= 25] = lab
-            imgs[t] += 100 * np.exp(-d / 30)
-    imgs += rng.normal(0, 2, imgs.shape).astype(np.float32)
-    axes = "TYX" if ndim == 2 else "TZYX"
-    return Movie(imgs, axes, source="synthetic"), Movie(labs, axes, source="synthetic-labels")
-
-
-class FixedClassifier:
-    """A stand-in state classifier: the same probabilities for every crop (stable most likely)."""
-
-    classes = STATES
-    crop_size = (16, 16)
-    name = "fixed"
-
-    def __init__(self, proba=(0.7, 0.15, 0.1, 0.05), ndim: int = 2):
-        self.proba = np.asarray(proba, dtype=float)
-        self.ndim = ndim
-        self.crop_size = (16,) * ndim
-        self.card = {"name": "fixed", "ndim": ndim}
-        self.n_calls = 0
-
-    def predict_proba(self, x):
-        self.n_calls += 1
-        assert x.shape[1:] == (4, *self.crop_size)  # test double: checks the crop contract
-        return np.tile(self.proba, (len(x), 1))
 
 
 def _no_partial(parent, name):

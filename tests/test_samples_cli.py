@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tifffile
+from _helpers import _ctc_folder
 from typer.testing import CliRunner
 
 from dynacell.cli.extract import default_dataset_name, parse_floats, parse_frames
@@ -15,33 +15,6 @@ from dynacell.samples import SampleSet
 runner = CliRunner()
 
 
-def _ctc_folder(root, T=12, split_at=5):
-    """A tiny CTC sequence: ``01/tTTT.tif`` + ``01_GT/TRA`` (48×64 px) with one division after frame ``split_at`` (5).
-
-    ::
-
-        track 1: t0 ── t5 ─┬─ track 2: t6 ── t11
-                           └─ track 3: t6 ── t11
-        track 4: t0 ─────────────────────── t11
-    """
-    img_dir, tra = root / "01", root / "01_GT" / "TRA"
-    img_dir.mkdir(parents=True)
-    tra.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for t in range(T):
-        lab = np.zeros((48, 64), np.uint16)
-        if t <= split_at:
-            lab[10:18, 10:18] = 1
-        else:
-            lab[6:12, 8:14] = 2
-            lab[16:22, 14:20] = 3
-        lab[30:38, 40:48] = 4
-        img = rng.integers(0, 30, lab.shape).astype(np.uint16) + (lab > 0) * 300
-        tifffile.imwrite(img_dir / f"t{t:03d}.tif", img.astype(np.uint16))
-        tifffile.imwrite(tra / f"man_track{t:03d}.tif", lab)
-    (tra / "man_track.txt").write_text(
-        f"1 0 {split_at} 0\n2 {split_at + 1} {T - 1} 1\n3 {split_at + 1} {T - 1} 1\n4 0 {T - 1} 0\n")
-    return img_dir, tra
 
 
 def _run(*args):

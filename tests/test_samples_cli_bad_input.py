@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from test_samples_cli import _ctc_folder
+from _helpers import _ctc_folder, run_main
 
-from dynacell.cli.main import main
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 from dynacell.samples import SampleSet, iter_frame_crops
@@ -38,16 +37,6 @@ def _set_label(tra: Path, t: int, edit) -> None:
     tifffile.imwrite(f, edit(tifffile.imread(f)))
 
 
-def run_main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    """Run ``dynacell <args>`` through ``main()``; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["dynacell", "-q", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def extract(monkeypatch, capsys, img, tra, out, *extra, lineage=True):

@@ -8,7 +8,13 @@ import pytest
 import tifffile
 
 from dynacell.errors import FormatError, InvalidInputError, OutputExistsError
-from dynacell.samples import NORMALIZATION, SampleSet, concat, export_seed_layout, import_seed_layout
+from dynacell.samples import (
+    NORMALIZATION,
+    SampleSet,
+    concat,
+    export_seed_layout,
+    import_seed_layout,
+)
 
 
 def _set(n=6, size=(8, 8), dataset="a", seed=0):

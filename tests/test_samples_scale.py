@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_pipeline_run import FixedClassifier
+from _helpers import FixedClassifier
 
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
-from dynacell.samples import build_sample_set, nucleus_diameter_px, scale_crop_kwargs, scale_normalization
-from dynacell.states.classify import classify_movie, crop_kwargs_for_movie, crop_parameters
+from dynacell.samples import (
+    build_sample_set,
+    nucleus_diameter_px,
+    scale_crop_kwargs,
+    scale_normalization,
+)
+from dynacell.states.classify import (
+    classify_movie,
+    crop_kwargs_for_movie,
+    crop_parameters,
+)
 
 
 def _disc_movie(radius: float, T: int = 3, shape=(96, 96), centres=((30, 30), (60, 64))):

@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 
 from dynacell.errors import InvalidInputError
-from dynacell.metrics.classification import (classification_report, expected_calibration_error,
-                                             false_event_rate, fit_temperature)
+from dynacell.metrics.classification import (
+    classification_report,
+    expected_calibration_error,
+    false_event_rate,
+    fit_temperature,
+)
 
 CLASSES = ["stable", "mitotic", "new_daughter"]
 

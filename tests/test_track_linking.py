@@ -9,7 +9,12 @@ from skimage.draw import disk
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 from dynacell.lineage import Lineage
-from dynacell.track import assign_ctc_tracks, lineage_to_ctc_tracks, link_labels, measure_nuclei
+from dynacell.track import (
+    assign_ctc_tracks,
+    lineage_to_ctc_tracks,
+    link_labels,
+    measure_nuclei,
+)
 
 
 def movie(frames: list[list[tuple[int, tuple[float, float]]]], shape=(64, 64), radius=4) -> Movie:

@@ -11,7 +11,15 @@ import torch
 import yaml
 
 from dynacell.errors import InvalidInputError, OutputExistsError
-from dynacell.train import AugmentConfig, SplitConfig, TrainConfig, assign_split, augment_batch, fit, load_config
+from dynacell.train import (
+    AugmentConfig,
+    SplitConfig,
+    TrainConfig,
+    assign_split,
+    augment_batch,
+    fit,
+    load_config,
+)
 
 
 def _blob(size: int, cy: float, cx: float, r: float) -> np.ndarray:

@@ -9,7 +9,13 @@ import pytest
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 from dynacell.lineage.graph import Lineage
-from dynacell.viz.overlay import STATE_COLORS, max_projection, overlay_frame, project_labels, write_overlay_video
+from dynacell.viz.overlay import (
+    STATE_COLORS,
+    max_projection,
+    overlay_frame,
+    project_labels,
+    write_overlay_video,
+)
 from dynacell.viz.plots import lineage_layout, plot_confusion_matrix, plot_lineage_tree
 from dynacell.viz.report import write_report
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from dynacell.errors import InvalidInputError
+from dynacell.cli.options import parse_voxel_size, voxel_size_option
 
 
 def register(app: typer.Typer) -> None:
@@ -19,8 +19,7 @@ def register(app: typer.Typer) -> None:
         labels: Path | None = typer.Option(None, "--labels", help="Label images (one per frame). Default: classical segmenter."),
         lineage: Path | None = typer.Option(None, "--lineage", help="Lineage (CTC res/man_track, BlastoSPIM JSON, GEFF). Default: linked."),
         model: str | None = typer.Option(None, "--model", help="State model name or folder. Default: nuclei-2d / nuclei-3d."),
-        voxel_size_um: tuple[float, float, float] | None = typer.Option(
-            None, "--voxel-size-um", help="Voxel size in µm: Z Y X (for a 2D movie give Z as 0; it is ignored)."),
+        voxel_size_um: str | None = voxel_size_option(),
         frame_interval_s: float | None = typer.Option(None, "--frame-interval-s", help="Time between frames (s)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         scheduler: str | None = typer.Option(None, "--scheduler", help="Dask distributed scheduler address (tcp://host:port)."),
@@ -37,13 +36,7 @@ def register(app: typer.Typer) -> None:
 
         from dynacell.pipeline import run
 
-        vs = None
-        if voxel_size_um is not None:
-            vs = tuple(float(v) for v in voxel_size_um)
-            if vs[0] == 0:
-                vs = vs[1:]
-            if any(v <= 0 for v in vs):
-                raise InvalidInputError(f"--voxel-size-um: sizes must be > 0 µm (Z may be 0 for 2D), got {voxel_size_um}")
+        vs = parse_voxel_size(voxel_size_um)
         result = run(
             movie, labels=labels, lineage=lineage, model=model, out=out,
             voxel_size_um=vs, frame_interval_s=frame_interval_s,

@@ -45,6 +45,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
+from dynacell.lineage.centroids import nucleus_centroids
 from dynacell.errors import InvalidInputError
 
 __all__ = [
@@ -528,51 +529,6 @@ def crop_window(
         size=size, voxel_size_um=voxel_size_um, target_voxel_um=target_voxel_um,
         context_labels=context_labels,
     )[0]
-
-
-def nucleus_centroids(labels_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and centroids of every nucleus of a label image (background 0 excluded).
-
-    Parameters
-    ----------
-    labels_t : numpy.ndarray
-        Integer label image ``([Z,] Y, X)``.
-
-    Returns
-    -------
-    label_ids : numpy.ndarray
-        int64 ``(N,)``, sorted.
-    centroids : numpy.ndarray
-        float64 ``(N, 3)``, centre of mass ``(z, y, x)`` in pixels (``z = 0`` in 2D): the mean
-        pixel position of each label inside its bounding box (:func:`scipy.ndimage.find_objects`),
-        or :func:`scipy.ndimage.center_of_mass` for very large or negative ids.
-    """
-    labels_t = np.asarray(labels_t)
-    if labels_t.size == 0:
-        return np.zeros(0, np.int64), np.zeros((0, 3))
-    top = int(labels_t.max())
-    if labels_t.min() >= 0 and top <= max(1 << 20, labels_t.size):
-        # one C pass for bounding boxes, then each centroid inside its own box (fast on large 3D frames)
-        boxes = ndimage.find_objects(labels_t)
-        ids_l, com_l = [], []
-        for i, box in enumerate(boxes):
-            if box is None:
-                continue
-            inside = np.nonzero(labels_t[box] == i + 1)
-            ids_l.append(i + 1)
-            com_l.append([idx.mean() + sl.start for idx, sl in zip(inside, box)])
-        ids = np.asarray(ids_l, dtype=np.int64)
-        com = np.asarray(com_l, dtype=float).reshape(ids.size, labels_t.ndim)
-    else:
-        ids = np.unique(labels_t)
-        ids = ids[ids != 0].astype(np.int64)
-        if ids.size == 0:
-            return ids, np.zeros((0, 3))
-        com = np.asarray(ndimage.center_of_mass(np.ones(labels_t.shape, np.uint8), labels_t, ids), dtype=float)
-        com = com.reshape(ids.size, labels_t.ndim)
-    if labels_t.ndim == 2:
-        com = np.column_stack([np.zeros(ids.size), com])
-    return ids, com
 
 
 def _neighbours(movie, t: int) -> tuple[int | None, int | None]:

@@ -65,19 +65,14 @@ def _check_labels(labels: Movie) -> None:
 
 
 def _frame_table(frame: np.ndarray, t: int, ndim: int) -> pd.DataFrame:
-    from skimage.measure import regionprops_table
+    from dynacell.lineage.centroids import nucleus_centroids
 
-    props = regionprops_table(frame, properties=("label", "centroid", "area"))
-    n = len(props["label"])
-    tab = pd.DataFrame({"t": np.full(n, int(t), dtype=np.int64), "label": props["label"].astype(np.int64)})
-    if ndim == 3:
-        tab["z"], tab["y"], tab["x"] = props["centroid-0"], props["centroid-1"], props["centroid-2"]
-        tab["diameter_px"] = np.cbrt(6.0 * props["area"] / np.pi)
-    else:
-        tab["z"] = 0.0
-        tab["y"], tab["x"] = props["centroid-0"], props["centroid-1"]
-        tab["diameter_px"] = np.sqrt(4.0 * props["area"] / np.pi)
-    tab["size_px"] = props["area"].astype(np.int64)
+    ids, cen, size = nucleus_centroids(frame, source=f"frame {t}", return_sizes=True)
+    n = len(ids)
+    tab = pd.DataFrame({"t": np.full(n, int(t), dtype=np.int64), "label": ids,
+                        "z": cen[:, 0], "y": cen[:, 1], "x": cen[:, 2]})
+    tab["diameter_px"] = np.cbrt(6.0 * size / np.pi) if ndim == 3 else np.sqrt(4.0 * size / np.pi)
+    tab["size_px"] = size
     return tab[_NUCLEI_COLUMNS]
 
 
@@ -224,7 +219,7 @@ def measure_nuclei(labels: Movie, *, progress: bool = True) -> pd.DataFrame:
 
     Notes
     -----
-    Centroids and areas come from :func:`skimage.measure.regionprops_table`.
+    Centroids and areas come from :func:`dynacell.lineage.centroids.nucleus_centroids`.
     """
     return _scan(labels, overlap_frames=0, drift=False, progress=progress)[0]
 

@@ -1,0 +1,120 @@
+"""Helpers shared by the test modules (importable as ``_helpers``: ``pythonpath = ["tests"]``).
+
+Test modules never import each other; what several of them need lives here or in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import tifffile
+import yaml
+
+from dynacell import STATES
+from dynacell.cli.main import main
+from dynacell.io.movie import Movie
+
+__all__ = ["FixedClassifier", "make_tiny_model", "run_main", "synthetic_movie", "_ctc_folder"]
+
+
+def synthetic_movie(T: int = 6, size: int = 64, seed: int = 0, ndim: int = 2):
+    """Images and labels ``(T, [Z,] Y, X)`` of nucleus A (static) and B (divides after frame 2)."""
+    rng = np.random.default_rng(seed)
+    if ndim == 2:
+        grid = np.mgrid[:size, :size]
+        shape = (size, size)
+    else:
+        grid = np.mgrid[:8, :size, :size]
+        shape = (8, size, size)
+    imgs = np.zeros((T, *shape), np.float32)
+    labs = np.zeros((T, *shape), np.uint16)
+    for t in range(T):
+        cells = [(20, 20)] + ([(44, 44)] if t <= 2 else [(44, 34), (44, 54)])
+        ids = rng.permutation(np.arange(1, 10))[:len(cells)]
+        for (cy, cx), lab in zip(cells, ids, strict=True):
+            d = (grid[-2] - cy) ** 2 + (grid[-1] - cx) ** 2
+            if ndim == 3:
+                d = d + 4 * (grid[0] - 4) ** 2
+            labs[t][d <= 25] = lab
+            imgs[t] += 100 * np.exp(-d / 30)
+    imgs += rng.normal(0, 2, imgs.shape).astype(np.float32)
+    axes = "TYX" if ndim == 2 else "TZYX"
+    return Movie(imgs, axes, source="synthetic"), Movie(labs, axes, source="synthetic-labels")
+
+
+class FixedClassifier:
+    """A stand-in state classifier: the same probabilities for every crop (stable most likely)."""
+
+    classes = STATES
+    crop_size = (16, 16)
+    name = "fixed"
+
+    def __init__(self, proba=(0.7, 0.15, 0.1, 0.05), ndim: int = 2):
+        self.proba = np.asarray(proba, dtype=float)
+        self.ndim = ndim
+        self.crop_size = (16,) * ndim
+        self.card = {"name": "fixed", "ndim": ndim}
+        self.n_calls = 0
+
+    def predict_proba(self, x):
+        self.n_calls += 1
+        assert x.shape[1:] == (4, *self.crop_size)  # test double: checks the crop contract
+        return np.tile(self.proba, (len(x), 1))
+
+
+def run_main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """Run ``dynacell <args>`` through ``main()``; return (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["dynacell", "-q", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _ctc_folder(root, T=12, split_at=5):
+    """A tiny CTC sequence: ``01/tTTT.tif`` + ``01_GT/TRA`` (48×64 px) with one division after frame ``split_at`` (5).
+
+    ::
+
+        track 1: t0 ── t5 ─┬─ track 2: t6 ── t11
+                           └─ track 3: t6 ── t11
+        track 4: t0 ─────────────────────── t11
+    """
+    img_dir, tra = root / "01", root / "01_GT" / "TRA"
+    img_dir.mkdir(parents=True)
+    tra.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for t in range(T):
+        lab = np.zeros((48, 64), np.uint16)
+        if t <= split_at:
+            lab[10:18, 10:18] = 1
+        else:
+            lab[6:12, 8:14] = 2
+            lab[16:22, 14:20] = 3
+        lab[30:38, 40:48] = 4
+        img = rng.integers(0, 30, lab.shape).astype(np.uint16) + (lab > 0) * 300
+        tifffile.imwrite(img_dir / f"t{t:03d}.tif", img.astype(np.uint16))
+        tifffile.imwrite(tra / f"man_track{t:03d}.tif", lab)
+    (tra / "man_track.txt").write_text(
+        f"1 0 {split_at} 0\n2 {split_at + 1} {T - 1} 1\n3 {split_at + 1} {T - 1} 1\n4 0 {T - 1} 0\n")
+    return img_dir, tra
+
+
+def make_tiny_model(folder, ndim: int, size: int = 16):
+    """An untrained 4ncnn model folder (weights.pt + model.yaml) for ``ndim``-D crops of ``size`` px."""
+    import torch
+
+    from dynacell.models import build_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    model = build_model("4ncnn", ndim, n_classes=len(STATES))
+    torch.save(model.state_dict(), folder / "weights.pt")
+    card = {"name": f"tiny-untrained-{ndim}d", "architecture": "4ncnn", "classes": list(STATES), "ndim": ndim,
+            "crop_size_px": [size] * ndim}
+    (folder / "model.yaml").write_text(yaml.safe_dump(card))
+    return folder
