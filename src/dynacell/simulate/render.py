@@ -10,13 +10,11 @@ anisotropic Gaussian PSF and passed through a camera noise model. See
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy import ndimage, special
 from tqdm.auto import tqdm
 
 from dynacell.errors import InvalidInputError
@@ -29,6 +27,8 @@ from dynacell.simulate.appearance import (
     cycle_frames_of,
     node_blobs,
 )
+from dynacell.simulate.imaging import camera_adu, gaussian_blur, shot_noise
+from dynacell.simulate.imaging import poisson_constant_rate as _poisson_constant_rate  # noqa: F401 (tests)
 from dynacell.simulate.params import WORMGUIDES_VOXEL_SIZE_UM, AppearanceParams, ImagingParams, _positive_triple
 from dynacell.simulate.result import SimulationResult
 
@@ -188,46 +188,6 @@ def _label_present(labels: np.ndarray, boxes: dict[int, list[tuple[slice, ...]]]
     return any((labels[sl] == label).any() for sl in boxes.get(label, ()))
 
 
-#: Width of the guide-table bins of :func:`_poisson_constant_rate` (2**-16).
-_GUIDE_BINS = 1 << 16
-
-
-@functools.lru_cache(maxsize=8)
-def _poisson_guide_table(lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Poisson CDF ``F(k)`` (``scipy.special.pdtr``), per-bin counts and crossed-bin flags."""
-    kmax = int(lam + 40.0 * np.sqrt(lam) + 40)  # the tail beyond is < 1e-300
-    cdf = special.pdtr(np.arange(kmax), lam)
-    cdf[-1] = 1.0
-    edges = np.arange(_GUIDE_BINS + 1, dtype=float) / _GUIDE_BINS
-    k_lo = np.searchsorted(cdf, edges[:-1], side="right")
-    k_hi = np.searchsorted(cdf, np.nextafter(edges[1:], 0.0), side="right")
-    return cdf, k_lo.astype(np.float32), k_lo != k_hi
-
-
-def _poisson_constant_rate(rng: np.random.Generator, lam: float, shape: tuple[int, ...]) -> np.ndarray:
-    """Exact Poisson(``lam``) draws of one rate, by inverse transform with a guide table.
-
-    ``u`` uniform on [0, 1) is drawn as ``(i + v) / 2**16`` with ``i`` a uniform 16-bit
-    integer and ``v`` uniform on [0, 1); the count is ``min{k : F(k) > u}`` with ``F`` the
-    Poisson CDF (``scipy.special.pdtr``). A table gives the count of every bin ``i`` that no CDF step
-    crosses, so ``v`` is only drawn for the few bins that a step crosses (guide-table
-    method: Chen & Asau 1974; Devroye 1986, *Non-Uniform Random Variate Generation*,
-    §III.2.4). About 5x faster than ``Generator.poisson`` for a whole frame of background.
-
-    Returns
-    -------
-    ndarray, float32, shape ``shape``
-    """
-    cdf, table, crossed = _poisson_guide_table(float(lam))
-    idx = rng.integers(0, _GUIDE_BINS, size=shape, dtype=np.uint16)
-    counts = table[idx]
-    amb = crossed[idx]
-    if amb.any():
-        u = (idx[amb] + rng.random(int(amb.sum()))) / _GUIDE_BINS
-        counts[amb] = np.searchsorted(cdf, u, side="right")
-    return counts
-
-
 def _camera(signal: np.ndarray, imaging: ImagingParams, psf_px: np.ndarray, bleach: float,
             rng: np.random.Generator) -> np.ndarray:
     """PSF blur, bleaching, background, Poisson shot noise, gain, offset, read noise → uint16.
@@ -235,28 +195,15 @@ def _camera(signal: np.ndarray, imaging: ImagingParams, psf_px: np.ndarray, blea
     Shot noise uses the splitting property of the Poisson law,
     ``Poisson(b + s) = Poisson(b) + Poisson(s)`` for independent draws: the uniform
     background is drawn for the whole frame with one rate
-    (:func:`_poisson_constant_rate`) and the nuclear signal with ``Generator.poisson``
-    only where it is positive. The result is exact, not an approximation.
+    (:func:`~dynacell.simulate.imaging.poisson_constant_rate`) and the nuclear signal with
+    ``Generator.poisson`` only where it is positive. The result is exact, not an approximation.
+    The PSF, noise and camera are those of :mod:`dynacell.simulate.imaging`.
     """
-    sigma = [float(s) for s in psf_px]
-    if any(s > 0 for s in sigma):
-        signal = ndimage.gaussian_filter(signal, sigma=sigma, mode="constant", truncate=3.0, output=np.float32)
+    signal = gaussian_blur(signal, psf_px)
     if bleach != 1.0:
         signal *= np.float32(bleach)
-    if imaging.background_photons > 0:
-        counts = _poisson_constant_rate(rng, imaging.background_photons, signal.shape)
-    else:
-        counts = np.zeros(signal.shape, dtype=np.float32)
-    lit = signal > 0
-    counts[lit] += rng.poisson(signal[lit]).astype(np.float32)
-    adu = counts
-    adu *= np.float32(imaging.gain_adu_per_photon)
-    adu += np.float32(imaging.offset_adu)
-    if imaging.read_noise_adu > 0:
-        adu += rng.standard_normal(adu.shape, dtype=np.float32) * np.float32(imaging.read_noise_adu)
-    np.rint(adu, out=adu)
-    np.clip(adu, 0, 65535, out=adu)
-    return adu.astype(np.uint16)
+    counts = shot_noise(signal, imaging.background_photons, rng)
+    return camera_adu(counts, imaging.gain_adu_per_photon, imaging.offset_adu, imaging.read_noise_adu, rng)
 
 
 def render_lineage(
