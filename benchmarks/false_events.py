@@ -33,10 +33,10 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 def _scale_kw(clf, target_voxel_um=None) -> dict:
     """Crop arguments as the model was trained: its nucleus-size rule, else its physical voxel."""
-    scale = clf.card.get("scale_normalization") or {}
-    if scale.get("target_diameter_px") and target_voxel_um is None:
-        return {"target_diameter_px": float(scale["target_diameter_px"]), "scale_frames": int(scale.get("n_frames", 3))}
-    return {"target_voxel_um": target_voxel_um or clf.card.get("target_voxel_um")}
+    scale = clf.card.scale_normalization
+    if scale is not None and target_voxel_um is None:
+        return {"target_diameter_px": float(scale.target_diameter_px), "scale_frames": int(scale.n_frames)}
+    return {"target_voxel_um": target_voxel_um or clf.card.target_voxel_um}
 
 
 def main() -> None:
@@ -68,7 +68,7 @@ def main() -> None:
     if clf is not None and args.gowt1.exists():
         ss = SampleSet.load(args.gowt1)
         stable = ss.meta["state"].to_numpy() == "stable"
-        held = (clf.card.get("held_out") or {}).get("gowt1")
+        held = (clf.card.held_out).get("gowt1")
         what = "all frames"
         if held and args.gowt1_frames == "held-out":
             lo, hi = held["test_frames"]

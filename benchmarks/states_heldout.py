@@ -67,12 +67,12 @@ def main() -> None:
     ap.add_argument("--by", default="dataset", help="meta column to report subsets by (default dataset)")
     args = ap.parse_args()
     clf = load_model(args.model)
-    held = clf.card.get("held_out") or {}
+    held = clf.card.held_out
     rows = []
     variants = [("clean", 0.0)] + ([(f"degraded p={args.degrade}", args.degrade)] if args.degrade > 0 else [])
     for path in args.sets:
         ss = SampleSet.load(path)
-        keep = held_out_rows(ss.meta, held, clf.card.get("split") or {}) & ss.meta["state"].isin(clf.classes).to_numpy()
+        keep = held_out_rows(ss.meta, held, clf.card.split) & ss.meta["state"].isin(clf.classes).to_numpy()
         x_all, meta = ss.x[keep], ss.meta[keep].reset_index(drop=True)
         for name, p in variants:
             x = x_all
@@ -93,7 +93,7 @@ def main() -> None:
                              "macro_F1": round(rep["macro_f1"], 3), "bal_acc": round(rep["balanced_accuracy"], 3),
                              **{f"F1 {c}": round(rep["per_class"][c]["f1"], 3) for c in clf.classes},
                              "confusion": rep["confusion"]})
-    print(f"model {clf.name} ({clf.card.get('architecture')}, channels {clf.card.get('channels')})")
+    print(f"model {clf.name} ({clf.card.architecture}, channels {clf.card.channels})")
     print(pd.DataFrame(rows).to_string(index=False))
 
 

@@ -15,7 +15,7 @@ from dynacell import STATES
 from dynacell.cli.main import main
 from dynacell.io.movie import Movie
 
-__all__ = ["FixedClassifier", "make_tiny_model", "run_main", "synthetic_movie", "_ctc_folder"]
+__all__ = ["state_card", "FixedClassifier", "make_tiny_model", "run_main", "synthetic_movie", "_ctc_folder"]
 
 
 def synthetic_movie(T: int = 6, size: int = 64, seed: int = 0, ndim: int = 2):
@@ -114,7 +114,21 @@ def make_tiny_model(folder, ndim: int, size: int = 16):
     torch.manual_seed(0)
     model = build_model("4ncnn", ndim, n_classes=len(STATES))
     torch.save(model.state_dict(), folder / "weights.pt")
-    card = {"name": f"tiny-untrained-{ndim}d", "architecture": "4ncnn", "classes": list(STATES), "ndim": ndim,
-            "crop_size_px": [size] * ndim}
+    from dynacell.cards import sha256_file
+
+    card = state_card(name=f"tiny-untrained-{ndim}d", architecture="4ncnn", classes=list(STATES), ndim=ndim,
+                      crop_size_px=[size] * ndim, weights_sha256=sha256_file(folder / "weights.pt"))
     (folder / "model.yaml").write_text(yaml.safe_dump(card))
     return folder
+
+
+def state_card(**fields) -> dict:
+    """A complete, valid state model card (``model.yaml`` dict) for test model folders; ``fields`` override."""
+    card = {"name": "test-model", "task": "states", "format_version": 1, "dynacell_version": "test",
+            "torch_version": "test", "architecture": "4ncnn", "model_kwargs": {}, "n_parameters": 0,
+            "ndim": 2, "training_data": {"files": []}, "split": {"by": "none"}, "metrics": {"test": {}},
+            "config": {}, "weights_sha256": "", "classes": list(STATES),
+            "channels": ["t-1", "t", "t+1", "mask"], "model_channels": [0, 1, 2, 3], "crop_size_px": [16, 16],
+            "normalization": "per-crop percentiles", "temperature": 1.0}
+    card.update(fields)
+    return card

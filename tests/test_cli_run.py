@@ -92,7 +92,7 @@ def test_cli_run_errors_are_one_line(case, tmp_path, tiny_2d, ctc_movie, monkeyp
 
 def test_demo_small(tmp_path, monkeypatch, capsys):
     from dynacell.cli.demo import demo_summary
-    from dynacell.pipeline import run_demo
+    from dynacell.demo import run_demo
 
     model = make_tiny_model(tmp_path / "tiny3d", 3)
     res = run_demo(tmp_path / "demo", seed=1, n_start=4, n_frames=10, min_divisions=1, min_deaths=0, model=model,

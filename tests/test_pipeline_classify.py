@@ -52,11 +52,16 @@ def test_crop_parameters_from_card():
     clf = FixedClassifier()
     assert crop_parameters(clf, 2)["size"] == (16, 16)
 
-    class CardOnly:
+    class CardOnly:  # a dict card is no longer read by guessing keys: the crop size must be stated
         card = {"crop_size_px": [8, 12, 12], "target_voxel_um": 1.0}
 
-    got = crop_parameters(CardOnly(), 3)
-    assert got == {"size": (8, 12, 12), "target_voxel_um": 1.0}
+    with pytest.raises(InvalidInputError, match="crop size"):
+        crop_parameters(CardOnly(), 3)
+    from dynacell.states import load_model
+
+    got = crop_parameters(load_model("nuclei-3d"), 3)
+    assert got == {"size": (24, 24, 24), "target_voxel_um": None, "target_diameter_px": 9.0, "scale_frames": 3,
+                   "scale_units": "um"}
 
 
 def test_classify_movie_on_dask_cluster_matches_serial():
@@ -105,7 +110,8 @@ def test_physical_crop_model_without_voxel_size_is_flagged(tmp_path):
     notes = check_model_for_movie(images, clf)
     assert len(notes) == 1 and "--voxel-size-um" in notes[0]
     res = run(images, labels=labels, model=clf, out=tmp_path / "o", progress=False, video=False)
-    assert res.info["notes"] == notes
+    assert res.info["notes"][: len(notes)] == notes  # then the unknown voxel size / frame interval notes
+    assert any("voxel size" in n and "unknown" in n for n in res.info["notes"][len(notes):])
     assert "voxel size" in (tmp_path / "o" / "report.html").read_text()
     assert check_model_for_movie(Movie(images.data, "TYX", voxel_size_um=(0.5, 0.5)), clf) == []
 

@@ -22,15 +22,11 @@ from dynacell import STATES
 from dynacell.errors import InvalidInputError, OutputExistsError
 from dynacell.io.movie import Movie
 from dynacell.lineage.graph import Lineage
-from dynacell.pipeline import (
-    OUTPUT_FILES,
-    ReconcileRules,
-    check_lineage,
-    match_labels,
-    reconcile_states,
-    run,
-    scan_labels,
-)
+from dynacell.io.scan import scan_labels
+from dynacell.lineage.checks import check_lineage
+from dynacell.metrics.states import match_labels
+from dynacell.pipeline import OUTPUT_FILES, run
+from dynacell.states.reconcile import ReconcileRules, reconcile_states
 
 
 def _no_partial(parent, name):
@@ -81,7 +77,7 @@ def test_reconciliation_floor_blocks_promotion(tmp_path):
     images, labels = synthetic_movie()
     clf = FixedClassifier(proba=(0.9, 0.05, 0.03, 0.02))
     res = run(images, labels=labels, model=clf, out=tmp_path / "o", progress=False, video=False,
-              rules=ReconcileRules(promote_floor=0.1))
+              reconcile=ReconcileRules(promote_floor=0.1))
     assert (res.states["state"] == "stable").all()
     assert res.reconciliation.empty
 

@@ -56,7 +56,7 @@ def test_sublineage(build, name, sub):
 
 def test_embryo_rules_match_the_demo_and_score_most_simulated_nuclei(build):
     from dynacell.lineage import EventRules, label_events
-    from dynacell.pipeline import DEMO_RULES
+    from dynacell.demo import DEMO_RULES
     from dynacell.simulate import simulate_embryo
 
     assert build.EMBRYO_RULES == DEMO_RULES

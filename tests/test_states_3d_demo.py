@@ -7,6 +7,8 @@ import json
 import torch
 import yaml
 
+from _helpers import state_card
+
 from dynacell import STATES
 
 
@@ -16,8 +18,10 @@ def _tiny_model(folder):
     folder.mkdir(parents=True)
     torch.manual_seed(0)
     torch.save(build_model("4ncnn", 3, n_classes=len(STATES)).state_dict(), folder / "weights.pt")
-    card = {"name": "tiny-untrained-3d", "architecture": "4ncnn", "classes": list(STATES), "ndim": 3,
-            "crop_size_px": [16, 16, 16]}
+    from dynacell.cards import sha256_file
+
+    card = state_card(name="tiny-untrained-3d", architecture="4ncnn", classes=list(STATES), ndim=3,
+                      crop_size_px=[16, 16, 16], weights_sha256=sha256_file(folder / "weights.pt"))
     (folder / "model.yaml").write_text(yaml.safe_dump(card))
     return folder
 
@@ -25,7 +29,7 @@ def _tiny_model(folder):
 def test_demo_scores_states_with_the_short_cycle_rule(tmp_path):
     from dynacell.cli.demo import demo_summary
     from dynacell.lineage import EventRules, label_events, read_lineage
-    from dynacell.pipeline import DEMO_RULES, run_demo
+    from dynacell.demo import DEMO_RULES, run_demo
 
     res = run_demo(tmp_path / "demo", seed=2, n_start=4, n_frames=10, min_divisions=1, min_deaths=0,
                    model=_tiny_model(tmp_path / "tiny"), progress=False)

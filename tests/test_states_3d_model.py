@@ -34,7 +34,7 @@ def test_card_records_rules_split_and_domain_randomisation(clf):
 def test_unseen_simulated_embryo_is_classified_above_chance(clf):
     from dynacell.lineage import EventRules, label_events
     from dynacell.metrics.classification import classification_report
-    from dynacell.pipeline import DEMO_RULES
+    from dynacell.demo import DEMO_RULES
     from dynacell.samples import iter_frame_crops
     from dynacell.simulate import simulate_embryo
 

@@ -9,6 +9,8 @@ import pytest
 import torch
 import yaml
 
+from _helpers import state_card
+
 from dynacell import STATES
 from dynacell.errors import FormatError, InvalidInputError
 from dynacell.states import available_models, load_model
@@ -16,17 +18,16 @@ from dynacell.states import available_models, load_model
 
 def _folder(tmp_path: Path, ndim: int = 2, temperature: float = 1.0) -> Path:
     from dynacell.models import build_model
-    from dynacell.train.fit import sha256_file
+    from dynacell.cards import sha256_file
 
     torch.manual_seed(0)
     model = build_model("dcnet", ndim, n_classes=3, width=4)
     folder = tmp_path / f"m{ndim}d"
     folder.mkdir()
     torch.save(model.state_dict(), folder / "weights.pt")
-    card = {"name": folder.name, "architecture": "dcnet", "model_kwargs": {"width": 4},
-            "classes": ["stable", "mitotic", "new_daughter"], "ndim": ndim, "crop_size_px": [16] * ndim,
-            "model_channels": [0, 1, 2, 3], "temperature": temperature,
-            "weights_sha256": sha256_file(folder / "weights.pt")}
+    card = state_card(name=folder.name, architecture="dcnet", model_kwargs={"width": 4},
+                      classes=["stable", "mitotic", "new_daughter"], ndim=ndim, crop_size_px=[16] * ndim,
+                      temperature=temperature, weights_sha256=sha256_file(folder / "weights.pt"))
     (folder / "model.yaml").write_text(yaml.safe_dump(card))
     return folder
 
@@ -80,7 +81,7 @@ def test_shipped_model_loads_and_predicts(name: str) -> None:
     clf = load_model(name)
     assert clf.ndim == int(name[-2])
     assert set(clf.classes) <= set(STATES) and clf.classes[0] == "stable"
-    test = clf.card["metrics"]["test"]
+    test = clf.card.metrics["test"]
     assert 0.0 <= test["macro_f1"] <= 1.0 and test["n"] > 0
     x = np.random.default_rng(0).random((3, clf.n_input_channels, *clf.crop_size), dtype=np.float32)
     p = clf.predict_proba(x)
@@ -113,7 +114,7 @@ def test_shipped_2d_model_scores_on_held_out_hela_trees(ctc: Path) -> None:
     root = ctc / "Fluo-N2DL-HeLa"
     frames = [11, 13, 14, 16, 18]
     labels = open_labels(root / "02_GT" / "TRA")
-    scale = clf.card.get("scale_normalization") or {}
+    scale = clf.card.scale_normalization
     err_seg = open_labels(root / "02_ERR_SEG")
     if scale:  # trained on full masks (02_ERR_SEG relabelled with the TRA ids), nucleus-size rule
         from dynacell.samples import relabel_movie_by_markers
@@ -123,10 +124,10 @@ def test_shipped_2d_model_scores_on_held_out_hela_trees(ctc: Path) -> None:
     ss = build_sample_set(open_movie(root / "02"), labels,
                           read_lineage(root / "02_GT" / "TRA" / "man_track.txt"),
                           EventRules(stable_window=2, stable_fraction=2.0), size=tuple(clf.crop_size), dataset="hela02",
-                          frames=frames, target_diameter_px=scale.get("target_diameter_px"),
+                          frames=frames, target_diameter_px=scale.target_diameter_px if scale else None,
                           context=clf.context, context_labels=err_seg if clf.context else None)
     meta = ss.meta
-    test_trees = clf.card["held_out"]["hela02"]["test_tree_ids"]
+    test_trees = clf.card.held_out["hela02"]["test_tree_ids"]
     held = (meta["tree_id"].isin(test_trees) & meta["state"].isin(clf.classes)).to_numpy()
     rep = evaluate_samples(clf, ss.x[held], meta["state"].to_numpy()[held])
     assert rep["n"] > 50

@@ -16,14 +16,15 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of the simulation and the run."),
         model: str | None = typer.Option(None, "--model", help="State model name or folder (default nuclei-3d)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT after a successful demo."),
-        no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+        progress: bool | None = typer.Option(None, "--progress/--no-progress",
+                                             help="Show progress bars (default: when stderr is a terminal)."),
     ) -> None:
         """Simulate a 3D embryo (8 -> ~40 nuclei, divisions, a death), run `dynacell run` on it, score it."""
         from rich.console import Console
 
-        from dynacell.pipeline import run_demo
+        from dynacell.demo import run_demo
 
-        result = run_demo(out, seed=seed, model=model, overwrite=overwrite, progress=not no_progress)
+        result = run_demo(out, seed=seed, model=model, overwrite=overwrite, progress=progress)
         Console().print(demo_summary(result))
 
 

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from dynacell.cli.options import parse_voxel_size, voxel_size_option
+from dynacell.cli.options import (
+    device_option,
+    frame_interval_option,
+    out_option,
+    overwrite_option,
+    parse_voxel_size,
+    progress_option,
+    seed_option,
+    voxel_size_option,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -15,36 +24,43 @@ def register(app: typer.Typer) -> None:
     @app.command("run")
     def run_command(
         movie: Path = typer.Argument(..., help="Movie: CTC folder, TIFF series/stack, OME-Zarr/zarr or npz; 2D+t or 3D+t."),
-        out: Path = typer.Option(..., "-o", "--out", help="Output folder (must not exist unless --overwrite)."),
-        labels: Path | None = typer.Option(None, "--labels", help="Label images (one per frame). Default: classical segmenter."),
+        out: Path = out_option(),
+        labels: Path | None = typer.Option(None, "--labels", help="Label images (one per frame). Default: segment the movie (--segmenter)."),
         lineage: Path | None = typer.Option(None, "--lineage", help="Lineage (CTC res/man_track, BlastoSPIM JSON, GEFF). Default: linked."),
         model: str | None = typer.Option(None, "--model", help="State model name or folder. Default: nuclei-2d / nuclei-3d."),
+        segmenter: str = typer.Option("classical", "--segmenter", help="Segmenter when no --labels are given."),
         voxel_size_um: str | None = voxel_size_option(),
-        frame_interval_s: float | None = typer.Option(None, "--frame-interval-s", help="Time between frames (s)."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        frame_interval_s: float | None = frame_interval_option(),
+        device: str = device_option(),
         scheduler: str | None = typer.Option(None, "--scheduler", help="Dask distributed scheduler address (tcp://host:port)."),
         gt: Path | None = typer.Option(None, "--gt", help="CTC ground-truth folder (NN_GT) to score states and tracks."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT after a successful run."),
-        max_distance_um: float | None = typer.Option(
-            None, "--max-distance-um", help="Linking gate (µm, px without voxel size). Default: from the motion."),
-        seed: int = typer.Option(0, "--seed", help="Random seed (recorded in run.json)."),
-        no_video: bool = typer.Option(False, "--no-video", help="Skip overlay.mp4."),
-        no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+        overwrite: bool = overwrite_option(),
+        max_distance: float | None = typer.Option(
+            None, "--max-distance", help="Linking gate: µm when the voxel size is known, else pixels. Default: from the motion."),
+        seed: int = seed_option(),
+        video: bool = typer.Option(True, "--video/--no-video", help="Write overlay.mp4."),
+        progress: bool | None = progress_option(),
     ) -> None:
         """Movie -> labels, lineage, a state for every nucleus, report.html, overlay.mp4 (in OUT)."""
+        from pydantic import ValidationError
         from rich.console import Console
 
-        from dynacell.pipeline import run
+        from dynacell.errors import InvalidInputError
+        from dynacell.pipeline import run_config
+        from dynacell.runconfig import RunConfig
 
-        vs = parse_voxel_size(voxel_size_um)
-        result = run(
-            movie, labels=labels, lineage=lineage, model=model, out=out,
-            voxel_size_um=vs, frame_interval_s=frame_interval_s,
-            device=device, scheduler=scheduler, gt=gt, overwrite=overwrite, seed=seed,
-            progress=not no_progress, video=not no_video, max_distance_um=max_distance_um,
-        )
-        console = Console()
-        console.print(summary_text(result))
+        try:
+            config = RunConfig(
+                movie=str(movie), out=str(out), labels=None if labels is None else str(labels),
+                lineage=None if lineage is None else str(lineage), model=model, segmenter=segmenter,
+                voxel_size_um=parse_voxel_size(voxel_size_um), frame_interval_s=frame_interval_s,
+                max_distance=max_distance, device=device, scheduler=scheduler, gt=None if gt is None else str(gt),
+                overwrite=overwrite, video=video, progress=progress, seed=seed)
+        except ValidationError as exc:
+            problems = "; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors())
+            raise InvalidInputError(problems) from None
+        result = run_config(config)
+        Console().print(summary_text(result))
 
 
 def summary_text(result) -> str:

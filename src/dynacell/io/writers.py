@@ -16,7 +16,7 @@ import numpy as np
 from dynacell.errors import InvalidInputError, OutputExistsError
 from dynacell.io.movie import Movie
 
-__all__ = ["write_tiff_series", "write_ome_zarr", "atomic_folder"]
+__all__ = ["write_tiff_series", "write_ome_zarr", "atomic_folder", "atomic_file", "write_csv", "write_json", "json_safe"]
 
 logger = logging.getLogger(__name__)
 
@@ -297,3 +297,67 @@ def write_ome_zarr(
         )
     logger.info("wrote OME-Zarr %s, shape %s, axes %s", path, tuple(data.shape), axes)
     return path
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Write one file through a hidden temporary sibling renamed into place (:func:`os.replace`).
+
+    Readers see the old file or the complete new one, never half of it; the temporary file is
+    removed when writing fails.
+
+    Yields
+    ------
+    Path
+        The temporary path to write to (same folder, so the rename is atomic).
+    """
+    final = Path(path)
+    tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _json_fallback(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+def json_safe(obj: Any) -> Any:
+    """A JSON-serialisable copy of ``obj`` (pydantic's ``to_jsonable_python``; numpy scalars and arrays
+    become Python numbers and lists, paths and other objects strings, dict keys strings).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> json_safe({"n": np.int64(3), "x": np.array([1.5])})
+    {'n': 3, 'x': [1.5]}
+    """
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(obj, fallback=_json_fallback)
+
+
+def write_json(obj: Any, path: str | Path) -> Path:
+    """Write ``json_safe(obj)`` as indented UTF-8 JSON, atomically (:func:`atomic_file`)."""
+    import json
+
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(json_safe(obj), indent=2), encoding="utf-8")
+    return Path(path)
+
+
+def write_csv(df: Any, path: str | Path, *, float_format: str | None = "%.5g") -> Path:
+    """Write a DataFrame as CSV without its index, atomically (:func:`atomic_file`)."""
+    with atomic_file(path) as tmp:
+        df.to_csv(tmp, index=False, float_format=float_format)
+    return Path(path)

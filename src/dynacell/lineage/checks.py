@@ -11,7 +11,7 @@ from dynacell.errors import InvalidInputError
 from dynacell.lineage.formats._common import progress
 from dynacell.lineage.graph import Lineage
 
-__all__ = ["LabelCheck", "check_against_labels"]
+__all__ = ["LabelCheck", "check_against_labels", "check_lineage"]
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +133,7 @@ def check_against_labels(lineage: Lineage, labels, *, strict: bool = False, show
             raise InvalidInputError(
                 f"labels {labels.source}, frame {t}: negative label id {int(frame.min())}; ids must be >= 0 (0 = background)"
             )
-        counts = np.bincount(frame.ravel().astype(np.int64, copy=False)) if frame.size else np.zeros(1, int)
-        present = set(np.flatnonzero(counts).tolist()) - {0}
+        present = set(np.unique(frame).tolist()) - {0}  # sparse in the ids: any legal id, O(objects) memory
         expected = by_frame.get(int(t), set())
         missing = sorted(expected - present)
         extra = sorted(present - expected)
@@ -148,3 +147,68 @@ def check_against_labels(lineage: Lineage, labels, *, strict: bool = False, show
         if strict:
             report.raise_if_mismatch()
     return report
+
+
+def check_lineage(lineage: Lineage, ids: dict[int, np.ndarray], source: str, labels=None) -> Lineage:
+    """Check that a given lineage names only nuclei present in the label images.
+
+    Nodes at frames that are not in the movie are dropped (logged): a lineage may cover a longer
+    experiment than the movie. Nuclei of the masks that the lineage lacks become single-node
+    tracks (logged), so that every nucleus gets a state and a CTC track.
+
+    Parameters
+    ----------
+    lineage : Lineage
+        The lineage, nodes ``(t, label)``.
+    ids : dict of int to numpy.ndarray
+        Label ids of each movie frame (from :func:`scan_labels`).
+    source : str
+        Where the lineage came from (for messages).
+    labels : dynacell.io.Movie, optional
+        The label images, to compute the centroids of nuclei the lineage lacks.
+
+    Returns
+    -------
+    Lineage
+        The lineage restricted to the movie's frames (a copy when nodes were dropped).
+
+    Raises
+    ------
+    InvalidInputError
+        If a node at a movie frame names a label absent from that frame's label image, or no
+        node is left.
+    """
+    outside = [n for n in lineage.graph.nodes if n[0] not in ids]
+    if outside:
+        logger.warning("lineage %s: %d node(s) at frames outside the movie are ignored", source, len(outside))
+        lineage = lineage.copy()
+        lineage.graph.remove_nodes_from(outside)
+        lineage.n_frames = max(ids) + 1
+    absent = sorted(n for n in lineage.graph.nodes if not np.isin(n[1], ids[n[0]]))
+    if absent:
+        t, lab = absent[0]
+        raise InvalidInputError(
+            f"lineage {source}: {len(absent)} node(s) name labels absent from the masks, first frame {t} label {lab} "
+            f"(frame {t} has labels {ids[t][:12].tolist()}{'...' if len(ids[t]) > 12 else ''}); give the lineage "
+            f"that was made from these label images"
+        )
+    if len(lineage) == 0:
+        raise InvalidInputError(f"lineage {source}: no node at any frame of the movie; check the lineage file")
+    lacking = {t: np.setdiff1d(u, [n[1] for n in lineage.nodes_at(t)]) for t, u in ids.items()}
+    n_lacking = sum(len(v) for v in lacking.values())
+    if n_lacking:
+        from dynacell.lineage.centroids import nucleus_centroids
+
+        logger.warning("lineage %s lacks %d nucleus/nuclei of the masks; they become single-node tracks",
+                       source, n_lacking)
+        lineage = lineage.copy() if not outside else lineage
+        for t, missing in lacking.items():
+            if not len(missing):
+                continue
+            cents: list = [None] * len(missing)
+            if labels is not None:
+                all_ids, all_cen = nucleus_centroids(labels.frame(t), source=f"{labels.source} frame {t}")
+                cents = [tuple(c) for c in all_cen[np.searchsorted(all_ids, missing)]]
+            for lab, c in zip(missing.tolist(), cents):
+                lineage.add_node((t, int(lab)), centroid=c)
+    return lineage

@@ -32,73 +32,51 @@ logger = logging.getLogger(__name__)
 STATE_COLUMNS: tuple[str, ...] = ("t", "label", "track_id", "state", *(f"p_{s}" for s in STATES), "z", "y", "x")
 
 
-def _card(model: Any) -> Mapping[str, Any]:
-    card = getattr(model, "card", None) or {}
-    if not isinstance(card, Mapping):
-        card = getattr(card, "__dict__", {}) or {}
-    return card
-
-
-def _find(card: Mapping[str, Any], *keys: str) -> Any:
-    """First value found under one of ``keys`` in the card or its ``crop`` / ``data`` sections."""
-    sections = [card] + [card[k] for k in ("crop", "data", "input") if isinstance(card.get(k), Mapping)]
-    for sec in sections:
-        for k in keys:
-            if sec.get(k) is not None:
-                return sec[k]
-    return None
-
-
 def model_ndim(model: Any) -> int | None:
-    """Spatial dimensionality (2 or 3) a classifier was trained for, or None if it does not say.
-
-    Read from ``model.ndim`` or the model card keys ``ndim`` / ``dims`` / ``spatial_dims``.
-    """
+    """Spatial dimensionality (2 or 3) a classifier was trained for (``model.ndim``), or None if it does not say."""
     nd = getattr(model, "ndim", None)
-    if nd is None:
-        nd = _find(_card(model), "ndim", "spatial_dims", "dims")
     return None if nd is None else int(nd)
 
 
 def crop_parameters(model: Any, ndim: int) -> dict[str, Any]:
-    """Crop size (pixels) and optional resampling voxel (µm) a classifier expects.
+    """Crop size (pixels) and optional resampling rule a classifier expects.
 
     Parameters
     ----------
     model : StateClassifier
-        Object with ``card`` (model.yaml contents) and/or ``crop_size`` / ``target_voxel_um``
-        attributes.
+        A loaded classifier (its validated :class:`~dynacell.states.card.StateModelCard`), or any
+        object with ``crop_size`` (and optionally ``target_voxel_um``).
     ndim : {2, 3}
         Spatial dimensionality of the data.
 
     Returns
     -------
     dict
-        ``size`` (int or tuple of int, pixels), ``target_voxel_um`` (float, tuple or None) and,
-        only when the card has ``scale_normalization`` (nucleus-size rule of
-        :mod:`dynacell.samples.scale`), ``target_diameter_px`` and ``scale_frames``. Default size 32
-        when the model does not say (the seed's 32³ model input).
+        ``size`` (tuple of int, pixels), ``target_voxel_um`` (float, tuple or None) and, only when
+        the card has ``scale_normalization`` (nucleus-size rule of :mod:`dynacell.samples.scale`),
+        ``target_diameter_px``, ``scale_frames`` and ``scale_units``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the model does not state its crop size (never guessed).
     """
-    card = _card(model)
+    from dynacell.states.card import StateModelCard
+
     size = getattr(model, "crop_size", None)
     if size is None:
-        size = _find(card, "crop_size_px", "crop_size", "size_px", "size")
-    target = getattr(model, "target_voxel_um", None)
-    if target is None:
-        target = _find(card, "target_voxel_um", "crop_voxel_um", "voxel_um")
-    if size is None:
-        size = 32
-        logger.info("model card gives no crop size; using %s px", size)
-    if isinstance(size, (list, tuple)) and len(size) != ndim:
+        raise InvalidInputError(
+            f"model {getattr(model, 'name', type(model).__name__)!r} does not state its crop size (crop_size / "
+            "card crop_size_px); load it with dynacell.states.load_model or give it a crop_size attribute")
+    size = tuple(int(v) for v in (size if isinstance(size, (list, tuple)) else (size,) * ndim))
+    if len(size) != ndim:
         size = size[-ndim:]
-    scale = card.get("scale_normalization") if isinstance(card, Mapping) else None
-    diameter = None
-    if isinstance(scale, Mapping) and scale.get("target_diameter_px") is not None:
-        diameter = float(scale["target_diameter_px"])
-    out = {"size": tuple(size) if isinstance(size, (list, tuple)) else int(size), "target_voxel_um": target}
-    if diameter is not None:
-        out.update(target_diameter_px=diameter, scale_frames=int(scale.get("n_frames", 3)),
-                   scale_units=str(scale.get("units", "px")))
+    out: dict[str, Any] = {"size": size, "target_voxel_um": getattr(model, "target_voxel_um", None)}
+    card = getattr(model, "card", None)
+    scale = card.scale_normalization if isinstance(card, StateModelCard) else None
+    if scale is not None:
+        out.update(target_diameter_px=float(scale.target_diameter_px), scale_frames=int(scale.n_frames),
+                   scale_units=str(scale.units))
     return out
 
 

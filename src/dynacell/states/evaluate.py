@@ -105,11 +105,14 @@ def evaluate_movie(model: Any, movie: str | Path, labels: str | Path, lineage: s
         from dynacell.lineage import read_lineage
 
         lin = read_lineage(lineage)
-    target = model.card.get("target_voxel_um")
-    scale = model.card.get("scale_normalization") or {}
+    from dynacell.states.classify import crop_parameters
+
+    crop = crop_parameters(model, images.ndim_spatial)
+    scaled = crop.get("target_diameter_px") is not None
     ss = build_sample_set(images, labs, lin, rules, size=tuple(model.crop_size), dataset=dataset or Path(movie).name,
-                          target_voxel_um=None if scale else target, assume_state="stable", progress=progress,
-                          target_diameter_px=scale.get("target_diameter_px"), scale_frames=scale.get("n_frames", 3),
+                          target_voxel_um=None if scaled else crop["target_voxel_um"], assume_state="stable",
+                          progress=progress, target_diameter_px=crop.get("target_diameter_px"),
+                          scale_frames=crop.get("scale_frames", 3),
                           context=getattr(model, "context", False),
                           context_labels=None if context_labels is None else open_labels(context_labels))
     return evaluate_samples(model, ss.x, ss.meta["state"].to_numpy())

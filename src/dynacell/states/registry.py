@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from dynacell.errors import FormatError, InvalidInputError
+from dynacell.states.card import StateModelCard
 
-__all__ = ["PRETRAINED_DIR", "StateClassifier", "available_models", "load_model"]
+__all__ = ["PRETRAINED_DIR", "StateClassifier", "available_models", "load_model", "resolve_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,8 @@ class StateClassifier:
     ----------
     classes : tuple of str
         Class names in output order (a prefix-free subset of :data:`dynacell.STATES`).
-    card : dict
-        The model card (``model.yaml``).
+    card : StateModelCard
+        The validated model card (``model.yaml``).
     ndim : int
         2 or 3: spatial dimensionality of the crops it takes.
     crop_size : tuple of int
@@ -63,16 +63,18 @@ class StateClassifier:
         by a 4-channel model, which reads its own channels only).
     """
 
-    def __init__(self, model: Any, card: dict[str, Any], path: Path, device: str = "cpu") -> None:
+    def __init__(self, model: Any, card: StateModelCard, path: Path, device: str = "cpu") -> None:
         self.model = model.eval()
         self.card = card
         self.path = path
         self.device = device
-        self.classes: tuple[str, ...] = tuple(card["classes"])
-        self.ndim: int = int(card["ndim"])
-        self.crop_size: tuple[int, ...] = tuple(int(s) for s in card["crop_size_px"])
-        self.temperature: float = float(card.get("temperature", 1.0))
-        self.channels: tuple[int, ...] = tuple(card.get("model_channels", (0, 1, 2, 3)))
+        self.classes: tuple[str, ...] = tuple(card.classes)
+        self.ndim: int = int(card.ndim)
+        self.crop_size: tuple[int, ...] = tuple(int(s) for s in card.crop_size_px)
+        self.temperature: float = float(card.temperature)
+        self.channels: tuple[int, ...] = tuple(card.model_channels)
+        #: Physical crop voxel (µm) when the model resamples crops to a fixed voxel size.
+        self.target_voxel_um = card.target_voxel_um
         #: Whether the model reads the segmentation-context channels (6-channel crops).
         self.context: bool = max(self.channels) >= 4
         self.n_input_channels: int = 6 if self.context else 4
@@ -80,10 +82,10 @@ class StateClassifier:
     @property
     def name(self) -> str:
         """The model's name (card ``name``)."""
-        return str(self.card.get("name", self.path.name))
+        return str(self.card.name)
 
     def __repr__(self) -> str:
-        return (f"StateClassifier(name={self.name!r}, architecture={self.card.get('architecture')!r}, "
+        return (f"StateClassifier(name={self.name!r}, architecture={self.card.architecture!r}, "
                 f"ndim={self.ndim}, crop_size={self.crop_size}, classes={self.classes})")
 
     def _check(self, x: np.ndarray) -> None:
@@ -111,18 +113,59 @@ class StateClassifier:
         InvalidInputError
             If the crops' dimensionality or size does not match the model.
         """
-        import torch
+        from dynacell.models.runtime import forward_batched
 
         x = np.asarray(x, dtype=np.float32)
         self._check(x)
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(x), batch_size):
-                xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size][:, list(self.channels)]))
-                out.append(self.model(xb.to(self.device)).float().cpu().numpy())
-        if not out:
+        if len(x) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        return np.concatenate(out)
+        return forward_batched(self.model, x, batch_size=batch_size, device=self.device, channels=self.channels)
+
+    @classmethod
+    def from_pretrained(cls, name: str, device: str = "cpu") -> StateClassifier:
+        """Load a shipped model by name (``nuclei-2d``, ``nuclei-3d``; see :func:`available_models`).
+
+        Raises
+        ------
+        InvalidInputError
+            If no shipped model has that name (the message lists them).
+        FormatError
+            If its folder is damaged.
+        """
+        if name not in available_models():
+            raise InvalidInputError(
+                f"unknown state model {name!r}; shipped models: {', '.join(available_models()) or '(none)'}")
+        return cls.from_folder(PRETRAINED_DIR / name, device=device)
+
+    @classmethod
+    def from_folder(cls, path: str | Path, device: str = "cpu", verify: bool = True) -> StateClassifier:
+        """Load a model folder (``weights.pt`` + ``model.yaml``), validating the card and the weights' sha256.
+
+        Raises
+        ------
+        FormatError
+            If a file is missing, the card is invalid (names the file and field), the weights do not
+            match the card's sha256, or the weights do not fit the architecture.
+        """
+        from dynacell.cards import WEIGHTS_FILE, load_card, sha256_file
+        from dynacell.models import build_model
+        from dynacell.models.runtime import load_state_dict
+
+        path = Path(path)
+        weights = path / WEIGHTS_FILE
+        card = load_card(path, StateModelCard)
+        if not weights.is_file():
+            raise FormatError(f"model folder {path} has no {WEIGHTS_FILE}; a model folder holds weights.pt and model.yaml")
+        if verify and sha256_file(weights) != card.weights_sha256:
+            raise FormatError(f"{weights}: sha256 does not match the card {path / 'model.yaml'}; the weights were "
+                              "changed or corrupted: retrain or restore the folder")
+        model = build_model(card.architecture, card.ndim, in_channels=len(card.model_channels),
+                            n_classes=len(card.classes), **card.model_kwargs)
+        try:
+            model.load_state_dict(load_state_dict(weights, device))
+        except (RuntimeError, KeyError) as exc:
+            raise FormatError(f"{weights} could not be loaded into a {card.architecture!r} model: {exc}") from None
+        return cls(model.to(device), card, path, device)
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Calibrated class probabilities of crops.
@@ -145,10 +188,9 @@ class StateClassifier:
             If the crops' dimensionality (2D model on 3D crops, or the reverse) or size
             does not match the model.
         """
-        z = self.predict_logits(x, batch_size) / self.temperature
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        from dynacell.models.runtime import softmax
+
+        return softmax(self.predict_logits(x, batch_size), self.temperature).astype(np.float32)
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Predicted state names, ``(N,)`` str, of crops ``x`` ``(N, n_input_channels, *crop_size)``."""
@@ -177,40 +219,60 @@ def load_model(name_or_path: str | Path, device: str = "cpu", verify: bool = Tru
     InvalidInputError
         If the name is neither a shipped model nor a folder (the message lists the shipped names).
     FormatError
-        If the folder misses a file, the card is malformed or the weights do not match it.
+        If the folder misses a file, the card is invalid or the weights do not match it.
     """
-    import torch
-
-    from dynacell.models import build_model
-    from dynacell.train.fit import sha256_file
-
-    path = Path(name_or_path)
     if str(name_or_path) in available_models():
-        path = PRETRAINED_DIR / str(name_or_path)
-    elif not path.is_dir():
+        return StateClassifier.from_folder(PRETRAINED_DIR / str(name_or_path), device=device, verify=verify)
+    if not Path(name_or_path).is_dir():
         raise InvalidInputError(
             f"unknown state model {str(name_or_path)!r}: not a shipped model and not a folder; "
             f"shipped models: {', '.join(available_models()) or '(none)'}; or give a folder with weights.pt + model.yaml"
         )
-    card_path, weights = path / "model.yaml", path / "weights.pt"
-    for f in (card_path, weights):
-        if not f.is_file():
-            raise FormatError(f"model folder {path} has no {f.name}; a model folder holds weights.pt and model.yaml")
-    try:
-        card = yaml.safe_load(card_path.read_text())
-        arch, classes, ndim = card["architecture"], card["classes"], int(card["ndim"])
-        _ = card["crop_size_px"]
-    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
-        raise FormatError(f"model card {card_path} is malformed ({exc!r}); expected the keys architecture, "
-                          "classes, ndim, crop_size_px") from None
-    if verify and card.get("weights_sha256") and sha256_file(weights) != card["weights_sha256"]:
-        raise FormatError(f"{weights}: sha256 does not match the card {card_path}; the weights were changed "
-                          "or corrupted: retrain or restore the folder")
-    n_in = len(card.get("model_channels") or ()) or None
-    model = build_model(arch, ndim, in_channels=n_in, n_classes=len(classes), **(card.get("model_kwargs") or {}))
-    try:
-        state = torch.load(weights, map_location=device, weights_only=True)
-        model.load_state_dict(state)
-    except (RuntimeError, OSError, KeyError) as exc:
-        raise FormatError(f"{weights} could not be loaded into a {arch!r} model: {exc}") from None
-    return StateClassifier(model.to(device), card, path, device)
+    return StateClassifier.from_folder(name_or_path, device=device, verify=verify)
+
+
+def resolve_model(model: Any, ndim: int, device: str) -> tuple[Any, str]:
+    """The state classifier of a run: by name, folder, object, or the default for the data.
+
+    Parameters
+    ----------
+    model : str, Path, StateClassifier or None
+        A shipped model name (:func:`available_models`), a model folder, an already loaded
+        classifier (any object with ``classes``, ``predict_proba`` and ``crop_size``), or None for
+        the default ``nuclei-{ndim}d``.
+    ndim : {2, 3}
+        Spatial dimensionality of the movie.
+    device : str
+        Resolved torch device (``"cpu"`` / ``"cuda"``).
+
+    Returns
+    -------
+    tuple
+        ``(classifier, name)``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the name is neither a shipped model nor an existing folder (the message lists the
+        available models), or the model's dimensionality differs from the movie's.
+    """
+    from dynacell.states.classify import model_ndim
+
+    if model is None or isinstance(model, (str, Path)):
+        name = str(model) if model is not None else f"nuclei-{ndim}d"
+        available = available_models()
+        if name not in available and not Path(name).is_dir():
+            raise InvalidInputError(
+                f"model {name!r} is neither a shipped model nor a model folder; available models: "
+                f"{', '.join(available) or '(none installed)'}; or give the path of a model folder"
+            )
+        clf = load_model(name, device=device)
+        name = clf.name
+    else:
+        clf, name = model, str(getattr(model, "name", type(model).__name__))
+    nd = model_ndim(clf)
+    if nd is not None and nd != ndim:
+        raise InvalidInputError(
+            f"model {name!r} is a {nd}D model but the movie is {ndim}D; use a {ndim}D model (e.g. nuclei-{ndim}d)"
+        )
+    return clf, name

@@ -1,0 +1,77 @@
+"""Check a label movie against its image movie in one pass: :func:`scan_labels`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dynacell.errors import InvalidInputError
+from dynacell.io.movie import Movie
+
+__all__ = ["scan_labels"]
+
+
+def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
+                measure: list | None = None) -> dict[int, np.ndarray]:
+    """Check a label movie against its image movie and list the label ids of every frame.
+
+    Parameters
+    ----------
+    images : Movie
+        Intensities ``(T, (Z), Y, X)``.
+    labels : Movie
+        Integer labels, expected with the same frame numbers and frame shape.
+    progress : bool
+        Show a progress bar.
+    measure : list, optional
+        When given, a DataFrame ``t, label, z, y, x, size_px`` (centroids in pixels) of every
+        nucleus is appended to it (the same single pass over the labels).
+
+    Returns
+    -------
+    dict of int to numpy.ndarray
+        Frame number -> sorted label ids (int64, background 0 excluded).
+
+    Raises
+    ------
+    InvalidInputError
+        If the spatial shape differs, a frame of the movie has no label image (or the labels
+        have frames the movie lacks), or a label frame holds no nucleus.
+    """
+    from tqdm.auto import tqdm
+
+    if labels.frame_shape != images.frame_shape or labels.axes != images.axes:
+        raise InvalidInputError(
+            f"labels {labels.source}: frame shape {labels.frame_shape} ({labels.axes}) does not match the movie "
+            f"{images.source} frame shape {images.frame_shape} ({images.axes}); give labels of the same movie"
+        )
+    missing = [t for t in images.frame_indices if not labels.has_frame(t)]
+    extra = [t for t in labels.frame_indices if not images.has_frame(t)]
+    if missing or extra:
+        what = (f"no label image for frame(s) {missing[:10]}" if missing else "") + (
+            ("; " if missing else "") + f"label frame(s) {extra[:10]} not in the movie" if extra else "")
+        raise InvalidInputError(
+            f"labels {labels.source}: {what} (movie {images.source} has {images.n_frames} frames "
+            f"{images.frame_indices[0]}..{images.frame_indices[-1]}); give one label image per movie frame"
+        )
+    ids: dict[int, np.ndarray] = {}
+    rows = []
+    for t in tqdm(images.frame_indices, desc="check labels", disable=not progress):
+        frame = labels.frame(t)
+        u = np.unique(frame)
+        u = u[u > 0].astype(np.int64)
+        if u.size == 0:
+            raise InvalidInputError(
+                f"labels {labels.source}: frame {t} holds no nucleus (empty label image); every frame needs at "
+                f"least one labelled nucleus — fix the segmentation or drop the frame from the movie"
+            )
+        ids[int(t)] = u
+        if measure is not None:
+            from dynacell.lineage.centroids import nucleus_centroids
+
+            u2, cen, size = nucleus_centroids(frame, source=f"{labels.source} frame {t}", return_sizes=True)
+            rows.append(pd.DataFrame({"t": int(t), "label": u2, "z": cen[:, 0], "y": cen[:, 1], "x": cen[:, 2],
+                                      "size_px": size}))
+    if measure is not None:
+        measure.append(pd.concat(rows, ignore_index=True))
+    return ids

@@ -1,0 +1,74 @@
+"""Run provenance: step timings, peak memory, package versions, host (for ``run.json`` and reports)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+from contextlib import contextmanager
+from typing import Any
+
+from dynacell import __version__
+
+__all__ = ["StepTimer", "versions", "peak_rss_mb", "host"]
+
+logger = logging.getLogger(__name__)
+
+#: Packages whose versions every run records.
+RECORDED_PACKAGES = ("numpy", "torch", "dask", "distributed", "laptrack", "traccuracy", "geff", "scikit-image",
+                     "tifffile", "zarr", "imageio", "av", "pandas", "networkx", "lightning", "pydantic")
+
+
+class StepTimer:
+    """Wall time (s) and peak resident memory (MB) after each named step of a job.
+
+    Examples
+    --------
+    >>> timer = StepTimer()
+    >>> with timer.step("open"):
+    ...     pass
+    >>> list(timer.timings)
+    ['open']
+    """
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.peak_rss_mb: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str):
+        """Time the block as step ``name`` (logged at INFO)."""
+        logger.info("step %s ...", name)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - t0, 3)
+            self.peak_rss_mb[name] = round(peak_rss_mb(), 1)
+            logger.info("step %s done in %.2f s", name, self.timings[name])
+
+
+def versions() -> dict[str, str]:
+    """Python, dynacell and :data:`RECORDED_PACKAGES` versions (``"not installed"`` when absent)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "dynacell": __version__}
+    for pkg in RECORDED_PACKAGES:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (``getrusage``; Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def host() -> dict[str, Any]:
+    """Platform string and CPU count."""
+    return {"platform": platform.platform(), "cpus": os.cpu_count()}

@@ -1,0 +1,94 @@
+"""The configuration of the main job (``dynacell run``): :class:`RunConfig` (pydantic).
+
+The CLI builds a ``RunConfig`` from its options; :func:`dynacell.pipeline.run` builds one from its
+keyword arguments; either way it is validated once (unknown or misspelt parameters are errors)
+and written to ``run.json`` with ``model_dump(mode="json")``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dynacell.lineage.events import EventRules
+from dynacell.states.reconcile import ReconcileRules
+
+__all__ = ["RunConfig"]
+
+
+class RunConfig(BaseModel):
+    """Parameters of one run of the main job.
+
+    Attributes
+    ----------
+    movie : str
+        Image movie path (or a description of an in-memory movie).
+    out : str
+        Output folder.
+    labels : str or None
+        Label images path; None = segment the movie (``segmenter``).
+    lineage : str or None
+        Lineage path; None = link the labels.
+    model : str or None
+        State model name or folder; None = ``nuclei-2d`` / ``nuclei-3d`` by the movie's dimensionality.
+    segmenter : str
+        Segmenter used when no labels are given: ``"classical"`` (threshold + watershed) or a
+        segmentation model name / folder (see :mod:`dynacell.segment`).
+    voxel_size_um : tuple of float or None
+        ``(Y, X)`` or ``(Z, Y, X)`` in µm, overriding the metadata; None = from the metadata (may
+        stay unknown: then every distance is in pixels and ``run.json`` notes say so).
+    frame_interval_s : float or None
+        Seconds between frames, overriding the metadata.
+    max_distance : float or None
+        Linking gate; in µm when the voxel size is known, else in pixels (``max_distance_unit`` in
+        ``run.json`` says which). None = :func:`dynacell.track.gate.motion_gate`.
+    device : {"auto", "cpu", "cuda"}
+        Torch device.
+    scheduler : str or None
+        Dask distributed scheduler address for per-frame classification.
+    gt : str or None
+        CTC ground-truth folder to score states and tracks.
+    gt_rules : EventRules or None
+        Rules giving the ground-truth states (default the seed's).
+    reconcile : ReconcileRules
+        State/lineage reconciliation rules.
+    overwrite, video : bool
+        Replace ``out``; write ``overlay.mp4``.
+    progress : bool or None
+        Progress bars; None = when stderr is a terminal.
+    seed : int
+        Seed (torch), recorded in ``run.json``.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
+
+    format_version: Literal[1] = 1
+    movie: str
+    out: str
+    labels: str | None = None
+    lineage: str | None = None
+    model: str | None = None
+    segmenter: str = "classical"
+    voxel_size_um: tuple[float, ...] | None = None
+    frame_interval_s: float | None = Field(None, gt=0)
+    max_distance: float | None = Field(None, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    scheduler: str | None = None
+    gt: str | None = None
+    gt_rules: EventRules | None = None
+    reconcile: ReconcileRules = Field(default_factory=ReconcileRules)
+    overwrite: bool = False
+    video: bool = True
+    progress: bool | None = None
+    seed: int = 0
+
+    @field_validator("voxel_size_um")
+    @classmethod
+    def _voxel(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if v is None:
+            return v
+        if len(v) not in (2, 3) or any(not math.isfinite(x) or x <= 0 for x in v):
+            raise ValueError(f"voxel_size_um needs 2 (Y, X) or 3 (Z, Y, X) finite sizes > 0 µm, got {v}")
+        return tuple(float(x) for x in v)

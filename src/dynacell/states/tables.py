@@ -1,0 +1,58 @@
+"""Per-track tables of a run: fate of each track and its state counts (``tracks.csv``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dynacell import STATES
+from dynacell.lineage.graph import Lineage, Node
+
+__all__ = ["FATES", "tracks_table"]
+
+#: Fates of a track in ``tracks.csv``.
+FATES = ("divides", "continues", "reaches_end", "ends")
+
+
+def tracks_table(lineage: Lineage, states: pd.DataFrame) -> pd.DataFrame:
+    """One row per track: its extent, parent, fate and how many of its nuclei are in each state.
+
+    Parameters
+    ----------
+    lineage : Lineage
+        With ``track_id`` on every node and ``n_frames`` = the movie's frames.
+    states : pandas.DataFrame
+        ``states.csv`` (``track_id, state``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :meth:`Lineage.tracks` columns (``track_id, start, end, parent_track_id, n_nodes``) plus
+        ``fate`` — ``divides`` (last node has ≥ 2 children), ``continues`` (a single child after a
+        gap or a track-id change), ``reaches_end`` (last node at the movie's last frame), ``ends``
+        (disappears before the last frame) — and ``n_<state>`` for each state.
+    """
+    tracks = lineage.tracks()
+    g = lineage.graph
+    last: dict[int, Node] = {}
+    for n, d in g.nodes(data=True):
+        tid = int(d["track_id"])
+        if tid not in last or n > last[tid]:
+            last[tid] = n
+    fate = []
+    for tid, end in zip(tracks["track_id"], tracks["end"]):
+        n = last[int(tid)]
+        if g.out_degree(n) >= 2:
+            fate.append("divides")
+        elif g.out_degree(n) == 1:
+            fate.append("continues")
+        elif end >= lineage.n_frames - 1:
+            fate.append("reaches_end")
+        else:
+            fate.append("ends")
+    tracks["fate"] = fate
+    if len(states):
+        counts = states.groupby(["track_id", "state"]).size().unstack(fill_value=0)
+        for s in STATES:
+            col = counts[s] if s in counts else pd.Series(dtype=int)
+            tracks[f"n_{s}"] = tracks["track_id"].map(col).fillna(0).astype(int)
+    return tracks

@@ -1,0 +1,69 @@
+"""Linking distance gate adapted to the motion seen in a movie: :func:`motion_gate`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["motion_gate"]
+
+
+def motion_gate(nuclei: pd.DataFrame, *, ndim: int, voxel_size_um: tuple[float, ...] | None = None,
+                quantile: float = 0.9, factor: float = 2.5) -> dict[str, float]:
+    """Linking distance gate adapted to the motion seen in the movie.
+
+    The default gate of :func:`dynacell.track.link_labels` is 1.5 × the median nucleus diameter,
+    right for densely sampled movies. When nuclei move more than that between frames (the real
+    mouse-8cell embryo: steps of 12–60 px between time points for a diameter of ~15 px), tracks
+    break. This gate is ``max(default, factor × q-quantile of the one-to-one displacements)``,
+    the displacements being those of the globally optimal assignment (Hungarian algorithm,
+    :func:`scipy.optimize.linear_sum_assignment`, no gate) between the centroids of consecutive
+    frames *with the same number of nuclei* (no division, death or segmentation change to
+    confuse the assignment). Without such frame pairs the default is used.
+
+    Measured on ../shared/data (q = 0.9, pixels): mouse-8cell 31.6 (10 of 10 pairs usable;
+    gate 79 > default 22), HeLa 02_ERR_SEG 8.1, bacteria-phc 01 14.2, CHO 02_ERR_SEG 6.9 (the
+    default stays in force for the three CTC movies).
+
+    Parameters
+    ----------
+    nuclei : pandas.DataFrame
+        Columns ``t, z, y, x`` (pixels) and ``size_px``: one row per nucleus and frame.
+    ndim : {2, 3}
+        Spatial dimensionality.
+    voxel_size_um : tuple of float, optional
+        Voxel size ``((Z), Y, X)`` in µm; distances are in pixels when None.
+    quantile : float
+        Quantile (0..1) of the assignment distances used.
+    factor : float
+        Safety factor on that quantile.
+
+    Returns
+    -------
+    dict
+        ``default`` (1.5 × median diameter), ``motion`` (factor × quantile of the assignment
+        distances, 0 without usable frame pairs), ``n_pairs`` (frame pairs used) and
+        ``max_distance`` (the larger of default and motion), in µm (pixels when the voxel size
+        is unknown).
+    """
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    from dynacell.track import default_max_distance
+
+    scale = np.ones(3)
+    if voxel_size_um is not None:
+        scale[-len(voxel_size_um):] = voxel_size_um
+    default = default_max_distance(nuclei, ndim=ndim, scale=tuple(scale))
+    frames = sorted(nuclei["t"].unique())
+    pos = {t: g[["z", "y", "x"]].to_numpy() * scale for t, g in nuclei.groupby("t")}
+    dists = []
+    for a, b in zip(frames[:-1], frames[1:]):
+        if len(pos[a]) != len(pos[b]):
+            continue
+        d = cdist(pos[a], pos[b])
+        r, c = linear_sum_assignment(d)
+        dists.append(d[r, c])
+    motion = float(factor * np.quantile(np.concatenate(dists), quantile)) if dists else 0.0
+    return {"default": float(default), "motion": motion, "n_pairs": len(dists),
+            "max_distance": float(max(default, motion))}
