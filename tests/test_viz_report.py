@@ -108,6 +108,6 @@ def test_report_sections(tmp_path):
     for section in ("State counts over time", "Event timeline", "Lineage tree", "Comparison with ground truth",
                     "Tracking measures", "Run parameters", "Timings"):
         assert section in html
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 5  # + the lineage-statistics figure
     assert "classical &lt;segmenter&gt;" in html  # escaped
     assert "<td>death calls</td>" not in html and "death calls" in html

@@ -24,6 +24,9 @@ __all__ = [
     "plot_lineage_tree",
     "plot_confusion_matrix",
     "lineage_layout",
+    "time_unit",
+    "plot_lineage_statistics",
+    "plot_measurements",
 ]
 
 STATE_ORDER = ("stable", "mitotic", "new_daughter", "death", "unknown")
@@ -32,6 +35,47 @@ STATE_ORDER = ("stable", "mitotic", "new_daughter", "death", "unknown")
 def _rgb(state: str) -> tuple[float, float, float]:
     r, g, b = STATE_COLORS.get(state, STATE_COLORS["unknown"])
     return (r / 255, g / 255, b / 255)
+
+
+def time_unit(frame_interval_s: float | None, n_frames: int) -> tuple[float, str]:
+    """The factor turning a frame number into a readable time, and the unit's name.
+
+    Parameters
+    ----------
+    frame_interval_s : float or None
+        Time between frames in s (None: stay in frames).
+    n_frames : int
+        Length of the movie in frames (chooses h, min or s).
+
+    Returns
+    -------
+    tuple of (float, str)
+        ``(factor, unit)``: time = frame × factor; unit ``"h"``, ``"min"``, ``"s"`` or ``"frame"``.
+
+    Examples
+    --------
+    >>> time_unit(1800.0, 92)
+    (0.5, 'h')
+    >>> time_unit(None, 10)
+    (1.0, 'frame')
+    """
+    if not frame_interval_s:
+        return 1.0, "frame"
+    total = float(frame_interval_s) * max(int(n_frames), 1)
+    if total >= 3 * 3600:
+        return float(frame_interval_s) / 3600.0, "h"
+    if total >= 180:
+        return float(frame_interval_s) / 60.0, "min"
+    return float(frame_interval_s), "s"
+
+
+def _time_label(unit: str) -> str:
+    return "frame t" if unit == "frame" else f"time ({unit})"
+
+
+def _legend_outside(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
 
 
 def figure_to_base64(fig: Figure, dpi: int = 100) -> str:
@@ -54,13 +98,15 @@ def figure_to_base64(fig: Figure, dpi: int = 100) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def plot_state_counts(states: pd.DataFrame) -> Figure:
+def plot_state_counts(states: pd.DataFrame, frame_interval_s: float | None = None) -> Figure:
     """Number of nuclei in each state at every frame.
 
     Parameters
     ----------
     states : pandas.DataFrame
         Columns ``t`` (frame number) and ``state`` (one row per nucleus and frame).
+    frame_interval_s : float, optional
+        Time between frames in s: the time axis is then in h, min or s (see :func:`time_unit`).
 
     Returns
     -------
@@ -71,8 +117,9 @@ def plot_state_counts(states: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(8, 4.5))
     ax_top, ax_bot = fig.subplots(2, 1, sharex=True)
     counts = states.groupby(["t", "state"]).size().unstack(fill_value=0) if len(states) else pd.DataFrame()
+    factor, unit = time_unit(frame_interval_s, int(states["t"].max()) + 1 if len(states) else 1)
     if not counts.empty:
-        frames = counts.index.to_numpy()
+        frames = counts.index.to_numpy() * factor
         ax_top.plot(frames, counts.sum(axis=1).to_numpy(), color="black", label="all nuclei")
         for state in STATE_ORDER:
             if state not in counts:
@@ -81,22 +128,23 @@ def plot_state_counts(states: pd.DataFrame) -> Figure:
             ax.plot(frames, counts[state].to_numpy(), marker=".", color=_rgb(state), label=state)
     ax_top.set_ylabel("nuclei")
     ax_bot.set_ylabel("nuclei")
-    ax_bot.set_xlabel("frame t")
+    ax_bot.set_xlabel(_time_label(unit))
     for ax in (ax_top, ax_bot):
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="upper left", fontsize=8)
+        _legend_outside(ax)
     ax_top.set_title("State counts over time")
     return fig
 
 
-def plot_event_timeline(states: pd.DataFrame) -> Figure:
-    """Every non-stable call as a point at (frame, track).
+def plot_event_timeline(states: pd.DataFrame, frame_interval_s: float | None = None) -> Figure:
+    """Every non-stable call as a point at (time, track).
 
     Parameters
     ----------
     states : pandas.DataFrame
         Columns ``t, track_id, state``.
+    frame_interval_s : float, optional
+        Time between frames in s (time axis in h/min/s instead of frames).
 
     Returns
     -------
@@ -107,17 +155,18 @@ def plot_event_timeline(states: pd.DataFrame) -> Figure:
     ax = fig.subplots()
     n_events = int(states["state"].isin(["mitotic", "new_daughter", "death"]).sum())
     size = 18 if n_events < 300 else 6
+    factor, unit = time_unit(frame_interval_s, int(states["t"].max()) + 1 if len(states) else 1)
     for state, marker in (("mitotic", "D"), ("new_daughter", "o"), ("death", "x")):
         sel = states[states["state"] == state]
         if len(sel):
-            ax.scatter(sel["t"], sel["track_id"], s=size, marker=marker, color=_rgb(state), alpha=0.8,
+            ax.scatter(sel["t"] * factor, sel["track_id"], s=size, marker=marker, color=_rgb(state), alpha=0.8,
                        label=f"{state} ({len(sel)})", linewidths=0.8 if marker == "x" else 0)
-    ax.set_xlabel("frame t")
+    ax.set_xlabel(_time_label(unit))
     ax.set_ylabel("track id")
     ax.set_title("Event timeline")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", fontsize=8)
+        _legend_outside(ax)
     else:
         ax.text(0.5, 0.5, "no mitotic, new_daughter or death calls", ha="center", va="center", transform=ax.transAxes)
     return fig
@@ -167,7 +216,8 @@ def lineage_layout(lineage: Lineage) -> dict[int, float]:
     return ypos
 
 
-def plot_lineage_tree(lineage: Lineage, states: Mapping[Node, str] | None = None, *, max_tracks: int = 2000) -> Figure:
+def plot_lineage_tree(lineage: Lineage, states: Mapping[Node, str] | None = None, *, max_tracks: int = 2000,
+                      frame_interval_s: float | None = None) -> Figure:
     """Draw the lineage as a tree: time to the right, one row per track, coloured by state.
 
     Parameters
@@ -180,6 +230,8 @@ def plot_lineage_tree(lineage: Lineage, states: Mapping[Node, str] | None = None
     max_tracks : int
         Trees beyond this number of tracks are not drawn (a note says so), to keep the
         figure readable.
+    frame_interval_s : float, optional
+        Time between frames in s (time axis in h/min/s instead of frames).
 
     Returns
     -------
@@ -197,36 +249,36 @@ def plot_lineage_tree(lineage: Lineage, states: Mapping[Node, str] | None = None
     fig = Figure(figsize=(9, height))
     ax = fig.subplots()
     g = lineage.graph
+    f, unit = time_unit(frame_interval_s, lineage.n_frames)
     segs, colors, links = [], [], []
     for u, v in g.edges:
         yu, yv = ypos.get(g.nodes[u]["track_id"]), ypos.get(g.nodes[v]["track_id"])
         if yu is None or yv is None or yu >= max_tracks or yv >= max_tracks:
             continue
         if g.nodes[u]["track_id"] == g.nodes[v]["track_id"]:
-            segs.append([(u[0], yu), (v[0], yv)])
+            segs.append([(u[0] * f, yu), (v[0] * f, yv)])
             colors.append(_rgb(states.get(u, "unknown")))
         else:
-            links.append([(u[0], yu), (u[0], yv), (v[0], yv)])
+            links.append([(u[0] * f, yu), (u[0] * f, yv), (v[0] * f, yv)])
     ax.add_collection(LineCollection(segs, colors=colors, linewidths=2))
     ax.add_collection(LineCollection(links, colors="0.4", linewidths=0.8))
     for state in ("mitotic", "new_daughter", "death"):
-        pts = [(n[0], ypos[d["track_id"]]) for n, d in g.nodes(data=True)
+        pts = [(n[0] * f, ypos[d["track_id"]]) for n, d in g.nodes(data=True)
                if states.get(n) == state and ypos.get(d["track_id"], max_tracks) < max_tracks]
         if pts:
             xs, ys = zip(*pts)
             ax.scatter(xs, ys, s=14, color=_rgb(state), edgecolors="black", linewidths=0.3, zorder=3, label=state)
     if len(g):
-        ax.set_xlim(min(t for t, _ in g.nodes) - 0.5, max(t for t, _ in g.nodes) + 0.5)
+        ax.set_xlim((min(t for t, _ in g.nodes) - 0.5) * f, (max(t for t, _ in g.nodes) + 0.5) * f)
         ax.set_ylim(-1, min(n_rows, max_tracks))
     ax.invert_yaxis()
-    ax.set_xlabel("frame t")
+    ax.set_xlabel(_time_label(unit))
     ax.set_ylabel("track (tree order)")
     title = f"Lineage tree: {n_tracks} tracks, {len(lineage.divisions())} divisions"
     if n_rows > max_tracks:
         title += f" (first {max_tracks} rows drawn)"
     ax.set_title(title)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper right", fontsize=8)
+    _legend_outside(ax)
     return fig
 
 
@@ -262,4 +314,124 @@ def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], title: str
     ax.set_xlabel("predicted")
     ax.set_ylabel("ground truth")
     ax.set_title(title)
+    return fig
+
+
+def _duration_unit(stats) -> tuple[float, str]:
+    """Factor from frames to the unit used for durations in :func:`plot_lineage_statistics`."""
+    if not stats.frame_interval_s:
+        return 1.0, "frames"
+    med = stats.summary.get("cycle_frames_median") or stats.summary.get("track_length_frames_median") or 1.0
+    if med * stats.frame_interval_s >= 3 * 3600:
+        return stats.frame_interval_s / 3600.0, "h"
+    return stats.frame_interval_s / 60.0, "min"
+
+
+def plot_lineage_statistics(stats) -> Figure:
+    """Distributions of the lineage statistics: cycle durations per generation, division times,
+    sister synchrony, track lengths by fate, and the count of each fate.
+
+    Parameters
+    ----------
+    stats : dynacell.lineage.stats.LineageStats
+        From :func:`dynacell.lineage.stats.lineage_statistics`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Five panels; durations in h or min when the frame interval is known, else in frames.
+        An empty panel says why (e.g. no complete cell cycle in the movie).
+    """
+    from dynacell.lineage.stats import FATES
+
+    f, unit = _duration_unit(stats)
+    tr = stats.tracks
+    fig = Figure(figsize=(11, 6.5), layout="constrained")
+    axes = fig.subplots(2, 3)
+    ax = axes[0, 0]
+    cyc = tr[tr["complete_cycle"]] if len(tr) else tr
+    if len(cyc):
+        gens = sorted(cyc["generation"].unique())
+        data = [cyc.loc[cyc["generation"] == g, "cycle_frames"].to_numpy(float) * f for g in gens]
+        ax.boxplot(data, positions=range(len(gens)), widths=0.5, showfliers=False)
+        rng = np.random.default_rng(0)
+        for i, d in enumerate(data):
+            ax.scatter(i + rng.uniform(-0.15, 0.15, d.size), d, s=10, alpha=0.6, color="tab:blue")
+        ax.set_xticks(range(len(gens)), [f"{g}\n(n={len(d)})" for g, d in zip(gens, data)])
+    else:
+        ax.text(0.5, 0.5, "no complete cell cycle\n(born and divided inside the movie)", ha="center",
+                va="center", transform=ax.transAxes, fontsize=9)
+    ax.set_xlabel("generation in the movie")
+    ax.set_ylabel(f"cell-cycle duration ({unit})")
+    ax.set_title("Birth to division, per generation", fontsize=10)
+
+    def hist(ax, values, xlabel, title, empty):
+        v = np.asarray(values, dtype=float)
+        v = v[np.isfinite(v)]
+        if v.size:
+            ax.hist(v, bins=min(30, max(5, int(np.sqrt(v.size)) + 1)), color="0.45")
+            ax.axvline(np.median(v), color="tab:red", lw=1)
+            title += f" (median {np.median(v):.3g})"
+        else:
+            ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("count")
+        ax.set_title(title, fontsize=10)
+
+    tunit = "frame" if unit == "frames" else unit
+    hist(axes[0, 1], tr["division_frame"].to_numpy(float) * f if len(tr) else [],
+         f"division time ({tunit} from the start)", "Division times", "no division")
+    hist(axes[0, 2], stats.sisters["delta_frames"].to_numpy(float) * f if len(stats.sisters) else [],
+         f"|difference of sisters' division times| ({unit})", "Sister synchrony", "no pair of sisters\nthat both divide")
+    ax = axes[1, 0]
+    if len(tr):
+        bins = np.histogram_bin_edges(tr["length_frames"].to_numpy(float) * f, bins=20)
+        for fate, colour in zip(FATES, ("tab:orange", "tab:red", "tab:green", "0.6")):
+            sel = tr.loc[tr["fate"] == fate, "length_frames"].to_numpy(float) * f
+            if sel.size:
+                ax.hist(sel, bins=bins, alpha=0.6, color=colour, label=f"{fate} ({sel.size})")
+        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_xlabel(f"track length ({unit})")
+    ax.set_ylabel("tracks")
+    ax.set_title("Track lengths by fate", fontsize=10)
+    ax = axes[1, 1]
+    counts = [stats.summary.get("fates", {}).get(x, 0) for x in FATES]
+    ax.bar(range(len(FATES)), counts, color=("tab:orange", "tab:red", "tab:green", "0.6"))
+    ax.set_xticks(range(len(FATES)), FATES, fontsize=8)
+    for i, c in enumerate(counts):
+        ax.text(i, c, str(c), ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("tracks")
+    ax.set_title("Fates", fontsize=10)
+    axes[1, 2].axis("off")
+    return fig
+
+
+def plot_measurements(table: pd.DataFrame, columns: Sequence[str]) -> Figure:
+    """Histograms of per-nucleus measurements (one panel per column).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per nucleus and frame.
+    columns : sequence of str
+        Numeric columns to draw (names carry their unit, e.g. ``area_um2``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    n = max(1, len(columns))
+    ncol = min(3, n)
+    nrow = int(np.ceil(n / ncol))
+    fig = Figure(figsize=(3.6 * ncol, 2.6 * nrow), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrow, ncol)).ravel()
+    for ax, col in zip(axes, columns):
+        v = pd.to_numeric(table[col], errors="coerce").to_numpy(float)
+        v = v[np.isfinite(v)]
+        if v.size:
+            ax.hist(v, bins=30, color="0.45")
+        ax.set_xlabel(col)
+        ax.set_ylabel("nuclei")
+    for ax in axes[len(columns):]:
+        ax.axis("off")
     return fig
