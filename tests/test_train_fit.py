@@ -119,7 +119,7 @@ def test_augmentation_keeps_shape_mask_and_temporal_consistency() -> None:
 
 def test_fit_writes_a_model_folder_that_loads_and_predicts(set_path: Path, tmp_path: Path) -> None:
     from dynacell.states import load_model
-    from dynacell.train.fit import sha256_file
+    from dynacell.cards import sha256_file
 
     cfg = _config(set_path, tmp_path)
     folder = fit(cfg, progress=False)

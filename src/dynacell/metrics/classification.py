@@ -191,7 +191,10 @@ def fit_temperature(logits: np.ndarray, y_true: np.ndarray, max_iter: int = 200)
         return loss
 
     opt.step(closure)
-    return float(np.clip(log_t.exp().item(), 0.05, 20.0))
+    t = float(log_t.exp().item())
+    if not np.isfinite(t):  # LBFGS diverged (e.g. separable logits): no calibration rather than a NaN
+        return 1.0
+    return float(np.clip(t, 0.05, 20.0))
 
 
 def false_event_rate(pred_states: Sequence[str], events: Sequence[str] = ("mitotic", "death")) -> dict[str, float]:

@@ -12,8 +12,14 @@ go to one side:
 ``time``
     blocks of ``time_block`` consecutive frames per dataset (``dataset`` + ``t // time_block``).
 
-Groups are assigned with :class:`sklearn.model_selection.GroupShuffleSplit` (fractions
-count groups, not samples).
+Two entry points share the grouping rules:
+
+- :func:`grouped_split` — quick splits: groups are assigned with
+  :class:`sklearn.model_selection.GroupShuffleSplit` and the fractions count *groups*;
+- :func:`assign_split` with a :class:`SplitConfig` — the training split of every model
+  (``dynacell train``): whole datasets or named groups (e.g. sublineages) held out, then groups
+  shuffled with the seed and cut by *cumulative sample count* so that each side gets about its
+  fraction of samples, with ``gap_frames`` dropped between time blocks.
 """
 
 from __future__ import annotations
@@ -23,9 +29,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from dynacell.errors import InvalidInputError
 
-__all__ = ["group_labels", "grouped_split"]
+__all__ = ["SplitConfig", "assign_split", "group_labels", "grouped_split"]
 
 _BY = ("tree", "sequence", "time")
 
@@ -163,3 +173,131 @@ def grouped_split(
         train, val = _take(rest, rest_frac, seed + 1)
     return {"train": np.sort(train).astype(np.int64), "val": np.sort(val).astype(np.int64),
             "test": np.sort(test).astype(np.int64)}
+
+
+class SplitConfig(BaseModel):
+    """How samples are split into train / validation / test without leakage.
+
+    ``by`` groups samples so that a group is never on two sides: ``tree`` (lineage tree: a
+    mother and both daughters together), ``sequence`` (a whole dataset) or ``time``
+    (contiguous blocks of frames within each dataset, in time order train → val → test,
+    with ``gap_frames`` frames dropped at each boundary since windows ``t−1, t, t+1``
+    overlap). ``test_datasets`` / ``val_datasets`` send whole datasets to one side
+    (split by sequence); ``test_groups`` / ``val_groups`` send named groups (values of
+    ``group_column``, e.g. C. elegans sublineages ``MS``, ``ABpr``) to one side, and then
+    the rest is all training. Otherwise the rule ``by`` applies to the rest.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Literal["tree", "sequence", "time"] = "tree"
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+    gap_frames: int = Field(2, ge=0)
+    test_datasets: list[str] = Field(default_factory=list)
+    val_datasets: list[str] = Field(default_factory=list)
+    group_column: str = Field("tree_id", description="sample-table column naming the groups of test_groups/val_groups")
+    test_groups: list[str] = Field(default_factory=list,
+                                   description="groups (values of group_column, e.g. sublineages) held out as test")
+    val_groups: list[str] = Field(default_factory=list, description="groups used as validation")
+    by_dataset: dict[str, Literal["tree", "time"]] = Field(
+        default_factory=dict, description="per-dataset override of `by` (e.g. time blocks for a single-colony movie)")
+
+    @field_validator("fractions")
+    @classmethod
+    def _sum_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"fractions must be >= 0 and sum to 1, got {v}")
+        return v
+
+
+def _cut(weights: np.ndarray, fractions: tuple[float, float, float]) -> np.ndarray:
+    """Side (0 train, 1 val, 2 test) of ordered groups with sample counts ``weights``."""
+    cum = np.cumsum(weights) / max(weights.sum(), 1)
+    mid = cum - weights / max(weights.sum(), 1) / 2
+    b1, b2 = fractions[0], fractions[0] + fractions[1]
+    return np.where(mid < b1, 0, np.where(mid < b2, 1, 2))
+
+
+def assign_split(meta: pd.DataFrame, spec: SplitConfig) -> np.ndarray:
+    """Assign every sample to ``"train"``, ``"val"``, ``"test"`` or ``"gap"`` (dropped).
+
+    Parameters
+    ----------
+    meta : pandas.DataFrame
+        Sample table with columns ``dataset``, ``t``, ``tree_id`` (one row per sample).
+    spec : SplitConfig
+        The split rule: whole datasets to test / val first, then by lineage tree (groups
+        ``(dataset, tree_id)`` shuffled with ``spec.seed`` and cut by cumulative sample count),
+        or, with ``spec.test_groups`` / ``val_groups``, named groups to test / val and the rest
+        to train; else by time (contiguous frame blocks per dataset in order train → val → test, with
+        ``spec.gap_frames`` frames dropped at each boundary) or by sequence (whole datasets).
+
+    Returns
+    -------
+    numpy.ndarray of str, shape (N,)
+        One of ``train``, ``val``, ``test``, ``gap`` per row.
+
+    Raises
+    ------
+    InvalidInputError
+        If a needed column is missing or a dataset named in the spec is absent.
+    """
+    for col in ("dataset", "t", "tree_id"):
+        if col not in meta.columns:
+            raise InvalidInputError(f"sample table has no column {col!r}; columns: {list(meta.columns)}")
+    names = np.array(["train", "val", "test"])
+    out = np.full(len(meta), "", dtype=object)
+    datasets = meta["dataset"].astype(str).to_numpy()
+    present = set(datasets.tolist())
+    for side, listed in (("test", spec.test_datasets), ("val", spec.val_datasets)):
+        for d in listed:
+            if d not in present:
+                raise InvalidInputError(
+                    f"split: dataset {d!r} named in {side}_datasets is not in the samples (found {sorted(present)})")
+            out[datasets == d] = side
+    if spec.test_groups or spec.val_groups:
+        if spec.group_column not in meta.columns:
+            raise InvalidInputError(f"split: group_column {spec.group_column!r} is not a column of the samples "
+                                    f"({list(meta.columns)})")
+        groups = meta[spec.group_column].astype(str).to_numpy()
+        for side, listed in (("test", spec.test_groups), ("val", spec.val_groups)):
+            missing = sorted(set(listed) - set(groups.tolist()))
+            if missing:
+                raise InvalidInputError(f"split: {side}_groups {missing} not found in column {spec.group_column!r} "
+                                        f"(values: {sorted(set(groups.tolist()))[:20]})")
+            out[(out == "") & np.isin(groups, listed)] = side
+        out[out == ""] = "train"
+        return out.astype(str)
+    rest = out == ""
+    rng = np.random.default_rng(spec.seed)
+    if spec.by == "sequence":
+        ds = np.array(sorted(set(datasets[rest].tolist())))
+        ds = ds[rng.permutation(len(ds))]
+        w = np.array([(datasets[rest] == d).sum() for d in ds])
+        for d, side in zip(ds, _cut(w, spec.fractions)):
+            out[rest & (datasets == d)] = names[side]
+        return out.astype(str)
+    for d in sorted(set(datasets[rest].tolist())):
+        sel = rest & (datasets == d)
+        rule = spec.by_dataset.get(d, spec.by)
+        if rule == "tree":
+            trees = meta.loc[sel, "tree_id"].to_numpy()
+            uniq, counts = np.unique(trees, return_counts=True)
+            order = rng.permutation(len(uniq))
+            sides = _cut(counts[order], spec.fractions)
+            lookup = dict(zip(uniq[order].tolist(), names[sides]))
+            out[sel] = [lookup[v] for v in trees.tolist()]
+        else:
+            ts = meta.loc[sel, "t"].to_numpy()
+            frames, counts = np.unique(ts, return_counts=True)
+            sides = _cut(counts, spec.fractions)
+            lookup = dict(zip(frames.tolist(), names[sides]))
+            side_of = np.array([lookup[v] for v in ts.tolist()], dtype=object)
+            for k in range(1, len(frames)):
+                if sides[k] != sides[k - 1]:
+                    for g in range(spec.gap_frames):
+                        if k + g < len(frames):
+                            side_of[ts == frames[k + g]] = "gap"
+            out[sel] = side_of
+    return out.astype(str)

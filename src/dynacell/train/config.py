@@ -8,46 +8,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dynacell.samples.splits import SplitConfig
 from dynacell.errors import FormatError, InvalidInputError
 from dynacell.train.augment import AugmentConfig
 
 __all__ = ["TrainConfig", "SplitConfig", "load_config"]
-
-
-class SplitConfig(BaseModel):
-    """How samples are split into train / validation / test without leakage.
-
-    ``by`` groups samples so that a group is never on two sides: ``tree`` (lineage tree: a
-    mother and both daughters together), ``sequence`` (a whole dataset) or ``time``
-    (contiguous blocks of frames within each dataset, in time order train → val → test,
-    with ``gap_frames`` frames dropped at each boundary since windows ``t−1, t, t+1``
-    overlap). ``test_datasets`` / ``val_datasets`` send whole datasets to one side
-    (split by sequence); ``test_groups`` / ``val_groups`` send named groups (values of
-    ``group_column``, e.g. C. elegans sublineages ``MS``, ``ABpr``) to one side, and then
-    the rest is all training. Otherwise the rule ``by`` applies to the rest.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    by: Literal["tree", "sequence", "time"] = "tree"
-    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    seed: int = 0
-    gap_frames: int = Field(2, ge=0)
-    test_datasets: list[str] = Field(default_factory=list)
-    val_datasets: list[str] = Field(default_factory=list)
-    group_column: str = Field("tree_id", description="sample-table column naming the groups of test_groups/val_groups")
-    test_groups: list[str] = Field(default_factory=list,
-                                   description="groups (values of group_column, e.g. sublineages) held out as test")
-    val_groups: list[str] = Field(default_factory=list, description="groups used as validation")
-    by_dataset: dict[str, Literal["tree", "time"]] = Field(
-        default_factory=dict, description="per-dataset override of `by` (e.g. time blocks for a single-colony movie)")
-
-    @field_validator("fractions")
-    @classmethod
-    def _sum_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
-        if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
-            raise ValueError(f"fractions must be >= 0 and sum to 1, got {v}")
-        return v
 
 
 class TrainConfig(BaseModel):

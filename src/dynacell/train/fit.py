@@ -1,21 +1,18 @@
 """Train a nucleus state classifier from sample sets: :func:`fit`.
 
 Steps: load the sample sets (:class:`dynacell.samples.SampleSet`), keep the configured
-classes, split by tree / time / sequence (:func:`dynacell.train.split.assign_split`),
-train with class balancing (weighted sampler or weighted loss) and batch augmentation,
-select the epoch with the best validation macro-F1 (early stopping), fit the temperature on
-the validation set, evaluate once on the test set, and write the model folder.
+classes, split by tree / time / sequence (:func:`dynacell.samples.splits.assign_split`),
+train through the one training engine (:func:`dynacell.train.engine.fit_module`, Lightning) with the
+state task module (:mod:`dynacell.train.states`: class balancing by a weighted sampler or a weighted
+loss, batch augmentation), select the epoch with the best validation macro-F1 (early stopping), fit
+the temperature on the validation set, evaluate once on the test set, and write the model folder
+with its validated :class:`~dynacell.states.card.StateModelCard`.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import logging
-import os
 import platform
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,7 @@ import yaml
 from dynacell.errors import InvalidInputError, OutputExistsError
 from dynacell.train.config import TrainConfig
 
-__all__ = ["fit", "load_samples", "sha256_file", "TrainData"]
+__all__ = ["fit", "load_samples", "TrainData"]
 
 logger = logging.getLogger(__name__)
 
@@ -132,56 +129,7 @@ def load_samples(paths: list[str], classes: list[str]) -> TrainData:
     return TrainData(x, meta, info)
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError("device 'cuda' asked for but no CUDA GPU is available; use device: auto or cpu")
-    return name
-
-
-def predict_logits(model: Any, x: np.ndarray, channels: tuple[int, ...], device: str,
-                   batch_size: int = 256) -> np.ndarray:
-    """Logits ``(N, C)`` float32 of crops ``x`` ``(N, 4, *S)`` in eval mode, batched."""
-    import torch
-
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(x), batch_size):
-            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size][:, list(channels)])).to(device)
-            out.append(model(xb).float().cpu().numpy())
-    if not out:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.concatenate(out)
-
-
-def _softmax(z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = z / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _atomic_dir(final: Path, overwrite: bool) -> Path:
-    if final.exists() and not overwrite:
-        raise OutputExistsError(f"model folder {final} exists; pass --overwrite or choose another name/out")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-
-
-def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
+def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool | None = None,
         data: TrainData | None = None) -> Path:
     """Train, select, calibrate and test a classifier; write its model folder.
 
@@ -191,8 +139,8 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
         The run (data, split, model, optimisation, augmentation, seed).
     overwrite : bool
         Replace an existing ``config.out/config.name`` folder.
-    progress : bool
-        Show a progress bar over epochs (tqdm).
+    progress : bool or None
+        Lightning's progress bar (None: when stderr is a terminal).
     data : TrainData, optional
         Already loaded samples (benchmarks reuse one load for several models); default
         :func:`load_samples` on ``config.data``.
@@ -213,22 +161,24 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
         If the folder exists and ``overwrite`` is False.
     """
     import torch
-    from tqdm.auto import tqdm
 
     from dynacell import __version__
+    from dynacell.cards import sha256_file, write_card
+    from dynacell.io.writers import atomic_folder
     from dynacell.metrics.classification import classification_report, fit_temperature
     from dynacell.models import build_model, count_parameters, model_channels
+    from dynacell.models.runtime import forward_batched, resolve_device, softmax
     from dynacell.samples.crops import CHANNELS, CONTEXT_CHANNELS
-    from dynacell.train.augment import augment_batch
-    from dynacell.train.split import assign_split
+    from dynacell.samples.splits import assign_split
+    from dynacell.states.card import StateModelCard
+    from dynacell.train.engine import EngineConfig, fit_module
+    from dynacell.train.states import StateTaskModule, state_loaders
 
     final = Path(config.out) / config.name
     if final.exists() and not overwrite:
         raise OutputExistsError(f"model folder {final} exists; pass --overwrite or choose another name/out")
     t0 = time.perf_counter()
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(config.num_threads)
-    device = _device(config.device)
+    device = resolve_device(config.device)
     if data is None:
         data = load_samples(config.data, config.classes)
     data.meta["split"] = assign_split(data.meta, config.split)
@@ -244,7 +194,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
     x_all = _center_crop(data.x, config.center_crop)
     rng = np.random.default_rng(config.seed)
     tr = data.indices("train")
-    y_all = data.meta["y"].to_numpy()
+    y_all = data.meta["y"].to_numpy().astype(np.int64)
     if config.max_train_per_class:
         keep = []
         for c in range(len(config.classes)):
@@ -255,118 +205,85 @@ def fit(config: TrainConfig, *, overwrite: bool = False, progress: bool = True,
         tr = np.sort(np.concatenate(keep))
     va, te = data.indices("val"), data.indices("test")
     n_classes = len(config.classes)
-    class_counts = np.bincount(y_all[tr], minlength=n_classes).astype(float)
-    inv = 1.0 / np.maximum(class_counts, 1.0)
     channels = model_channels(config.model, context=config.context)
     if max(channels) >= x_all.shape[1]:
         raise InvalidInputError(
             f"model {config.model!r} with context={config.context} reads channels {list(channels)} but the "
             f"sample sets have {x_all.shape[1]}; build them with segmentation context (context=True) or set context: false")
     ndim = x_all.ndim - 2
-    model = build_model(config.model, ndim, in_channels=len(channels), n_classes=n_classes,
-                        **config.model_kwargs).to(device)
-    loss_weight = None
-    if config.balance == "loss":
-        loss_weight = torch.tensor(inv / inv.sum() * n_classes, dtype=torch.float32, device=device)
-    criterion = torch.nn.CrossEntropyLoss(weight=loss_weight)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    torch.manual_seed(config.seed)
+    net = build_model(config.model, ndim, in_channels=len(channels), n_classes=n_classes, **config.model_kwargs)
     per_epoch = config.samples_per_epoch or len(tr)
+    train_loader, val_loader, class_counts = state_loaders(
+        x_all, y_all, tr, va, batch_size=config.batch_size, samples_per_epoch=per_epoch, balance=config.balance,
+        n_classes=n_classes, seed=config.seed)
+    inv = 1.0 / np.maximum(class_counts, 1.0)
+    class_weight = inv / inv.sum() * n_classes if config.balance == "loss" else None
     steps = max(1, per_epoch // config.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.epochs * steps)
-    gen = torch.Generator().manual_seed(config.seed)
-    p_draw = inv[y_all[tr]] if config.balance == "sampler" else np.ones(len(tr))
-    p_draw = p_draw / p_draw.sum()
-    x_tr = torch.from_numpy(np.ascontiguousarray(x_all[tr]))
-    y_tr = torch.from_numpy(y_all[tr])
-    history, best, best_state, bad = [], -1.0, None, 0
-    bar = tqdm(range(config.epochs), desc=f"train {config.name}", disable=not progress, leave=False)
-    for epoch in bar:
-        model.train()
-        draw = rng.choice(len(tr), size=steps * config.batch_size, replace=True, p=p_draw)
-        losses = []
-        for s in range(steps):
-            b = torch.from_numpy(draw[s * config.batch_size:(s + 1) * config.batch_size])
-            xb = augment_batch(x_tr[b], config.augment, gen)[:, list(channels)].to(device)
-            loss = criterion(model(xb), y_tr[b].to(device))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-        z_val = predict_logits(model, x_all[va], channels, device)
-        rep = classification_report(y_all[va], z_val.argmax(1), classes=config.classes)
-        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_macro_f1": rep["macro_f1"],
-                        "val_balanced_accuracy": rep["balanced_accuracy"], "lr": float(sched.get_last_lr()[0])})
-        bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_f1=f"{rep['macro_f1']:.3f}")
-        logger.info("epoch %d loss %.4f val macro-F1 %.4f", epoch + 1, np.mean(losses), rep["macro_f1"])
-        if rep["macro_f1"] > best:
-            best, best_state, bad, best_epoch = rep["macro_f1"], copy.deepcopy(model.state_dict()), 0, epoch + 1
-        else:
-            bad += 1
-            if bad >= config.patience:
-                logger.info("early stopping at epoch %d (best %d)", epoch + 1, best_epoch)
-                break
-    model.load_state_dict(best_state)
-    z_val = predict_logits(model, x_all[va], channels, device)
+    module = StateTaskModule(net, channels, config.augment, lr=config.lr, weight_decay=config.weight_decay,
+                             total_steps=config.epochs * steps, n_classes=n_classes, class_weight=class_weight,
+                             seed=config.seed)
+    engine = EngineConfig(max_epochs=config.epochs, patience=config.patience, monitor="val_score", mode="max",
+                          seed=config.seed, accelerator="gpu" if device == "cuda" else "cpu", devices=1,
+                          num_threads=config.num_threads)
+    result = fit_module(module, train_loader, val_loader, engine, progress=progress)
+    model = result.module.model.eval()
+    history = result.history.rename(columns={"val_score": "val_macro_f1"})
+    best_epoch = result.best_epoch
+    z_val = forward_batched(model, x_all[va], channels=channels)
     temperature = fit_temperature(z_val, y_all[va])
-    z_te = predict_logits(model, x_all[te], channels, device)
-    test_raw = classification_report(y_all[te], proba=_softmax(z_te), classes=config.classes)
-    test = classification_report(y_all[te], proba=_softmax(z_te, temperature), classes=config.classes)
+    z_te = forward_batched(model, x_all[te], channels=channels)
+    test_raw = classification_report(y_all[te], proba=softmax(z_te), classes=config.classes)
+    test = classification_report(y_all[te], proba=softmax(z_te, temperature), classes=config.classes)
     test["ece_before_temperature"] = test_raw["ece"]
-    test["by_dataset"] = _by_dataset(data.meta.iloc[te], y_all[te], _softmax(z_te, temperature), config.classes)
-    val = classification_report(y_all[va], proba=_softmax(z_val, temperature), classes=config.classes)
+    test["by_dataset"] = _by_dataset(data.meta.iloc[te], y_all[te], softmax(z_te, temperature), config.classes)
+    val = classification_report(y_all[va], proba=softmax(z_val, temperature), classes=config.classes)
     train_seconds = time.perf_counter() - t0
 
-    tmp = _atomic_dir(final, overwrite)
-    try:
-        model_cpu = model.to("cpu").eval()
-        torch.save(model_cpu.state_dict(), tmp / "weights.pt")
-        pd.DataFrame(history).to_csv(tmp / "history.csv", index=False)
-        _predictions_table(data.meta.iloc[te], _softmax(z_te, temperature), _softmax(z_te), config.classes).to_csv(
+    with atomic_folder(final, overwrite=overwrite) as tmp:
+        torch.save(model.state_dict(), tmp / "weights.pt")
+        history.to_csv(tmp / "history.csv", index=False)
+        _predictions_table(data.meta.iloc[te], softmax(z_te, temperature), softmax(z_te), config.classes).to_csv(
             tmp / "test_predictions.csv", index=False)
         (tmp / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
         size = list(x_all.shape[2:])
         info0 = data.info[0]
         vox = info0.get("target_voxel_um") or info0.get("voxel_size_um")
-        card = {
-            "name": config.name,
-            "format_version": 1,
-            "dynacell_version": __version__,
-            "torch_version": str(torch.__version__),
-            "architecture": config.model,
-            "model_kwargs": _plain(config.model_kwargs),
-            "n_parameters": count_parameters(model_cpu),
-            "classes": list(config.classes),
-            "ndim": ndim,
-            "channels": list(CONTEXT_CHANNELS if x_all.shape[1] == 6 else CHANNELS),
-            "model_channels": list(channels),
-            "crop_size_px": size,
-            "crop_size_um": _crop_um(size, vox),
-            "crop_size_rule": _crop_rule(size, data.info),
-            "target_voxel_um": _plain(info0.get("target_voxel_um")),
-            "scale_normalization": _scale_card(data.info),
-            "normalization": _normalization(data.info),
-            "temperature": float(temperature),
-            "training_data": {"files": _plain(data.info), "samples": counts,
-                              "train_used": {c: int(class_counts[i]) for i, c in enumerate(config.classes)}},
-            "split": config.split.model_dump(mode="json"),
-            "held_out": _held_out(data.meta),
-            "balance": config.balance,
-            "best_epoch": int(best_epoch),
-            "epochs_run": len(history),
-            "train_seconds": round(train_seconds, 1),
-            "machine": f"{platform.machine()} {device} threads={config.num_threads}",
-            "metrics": {"test": _plain(test), "val": _plain(val)},
-            "config": config.model_dump(mode="json"),
-            "weights_sha256": sha256_file(tmp / "weights.pt"),
-        }
-        (tmp / "model.yaml").write_text(yaml.safe_dump(card, sort_keys=False, allow_unicode=True))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        card = StateModelCard(
+            name=config.name,
+            task="states",
+            dynacell_version=__version__,
+            torch_version=str(torch.__version__),
+            architecture=config.model,
+            model_kwargs=_plain(config.model_kwargs),
+            n_parameters=count_parameters(model),
+            classes=list(config.classes),
+            ndim=ndim,
+            channels=list(CONTEXT_CHANNELS if x_all.shape[1] == 6 else CHANNELS),
+            model_channels=list(channels),
+            crop_size_px=size,
+            crop_size_um=_crop_um(size, vox),
+            crop_size_rule=_crop_rule(size, data.info),
+            target_voxel_um=_plain(info0.get("target_voxel_um")),
+            scale_normalization=_scale_card(data.info),
+            normalization=_normalization(data.info),
+            temperature=float(temperature),
+            training_data={"files": _plain(data.info), "samples": counts,
+                           "train_used": {c: int(class_counts[i]) for i, c in enumerate(config.classes)}},
+            split=config.split.model_dump(mode="json"),
+            held_out=_held_out(data.meta),
+            balance=config.balance,
+            best_epoch=int(best_epoch),
+            epochs_run=int(result.epochs_run),
+            train_seconds=round(train_seconds, 1),
+            machine=f"{platform.machine()} {result.device} threads={config.num_threads}",
+            metrics={"test": _plain(test), "val": _plain(val)},
+            config=config.model_dump(mode="json"),
+            training_command=f"dynacell train <config.yaml>  (name: {config.name})",
+            seed=int(config.seed),
+            weights_sha256=sha256_file(tmp / "weights.pt"),
+        )
+        write_card(card, tmp)
     logger.info("wrote %s: test macro-F1 %.4f (T=%.2f, best epoch %d, %.0f s)", final, test["macro_f1"],
                 temperature, best_epoch, train_seconds)
     return final
