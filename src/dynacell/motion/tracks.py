@@ -1,0 +1,323 @@
+"""Tracks tables for motion statistics: one reader for every layout, with units and checks.
+
+The canonical form is :class:`Tracks`: a table ``track_id, t, [z_um,] y_um, x_um`` (positions in µm,
+``t`` = integer frame number) sorted by ``(track_id, t)``, plus the frame interval (s).
+
+Accepted layouts (positions in pixels, converted with the voxel size):
+
+* dynacell (``dynacell run``'s ``states.csv``, any ``t, track_id, [z,] y, x`` table);
+* trackpy (``frame, particle, [z,] y, x``);
+* saspt / quot (``frame, trajectory, y, x`` with per-localisation ``y_err, x_err`` in pixels);
+* btrack (``ID, t, [z,] y, x``);
+* a lineage (CTC ``man_track.txt``/``res_track.txt`` + masks, GEFF, AceTree, BlastoSPIM) through
+  :func:`dynacell.lineage.read_lineage` (one track = one chain of single-child edges).
+
+Rules (never a silently wrong D):
+
+* a missing voxel size or frame interval raises :class:`~dynacell.errors.InvalidInputError`;
+* duplicate ``(track_id, t)`` rows and non-integer frames raise;
+* NaN / infinite positions raise (name the first track and frame), unless ``drop_nan=True``, which
+  drops those rows (the track then has a gap);
+* gaps (missing frames inside a track) are kept: the MSD pairs only frames exactly ``n`` apart, and
+  the step-based estimators (CVE, MLE, MSD fit) use each run of consecutive frames as its own
+  trajectory (:meth:`Tracks.segments`);
+* tracks with a single frame carry no displacement: they are dropped and counted in
+  ``Tracks.n_dropped_single``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dynacell.errors import FormatError, InvalidInputError
+
+__all__ = ["Tracks", "tracks_from_dataframe", "read_tracks", "tracks_from_lineage", "LAYOUTS"]
+
+#: Recognised column layouts: name → (frame column, track column).
+LAYOUTS: dict[str, tuple[str, str]] = {
+    "dynacell": ("t", "track_id"),
+    "trackpy": ("frame", "particle"),
+    "saspt": ("frame", "trajectory"),
+    "btrack": ("t", "ID"),
+}
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """Tracks with physical units.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        ``track_id`` (int64), ``t`` (int64 frame number), ``y_um``, ``x_um`` (float64) and
+        ``z_um`` for 3D; sorted by ``(track_id, t)``, no NaN, ≥ 2 frames per track.
+    frame_interval_s : float
+        Time between frames (s).
+    ndim : int
+        2 or 3 spatial axes.
+    source : str
+        Where the tracks came from.
+    sigma_um : float or None
+        Median per-localisation error (µm per axis) when the table gives one (saspt ``y_err, x_err``).
+    n_dropped_single : int
+        Single-frame tracks dropped.
+    n_dropped_nan : int
+        Rows dropped for NaN positions (only with ``drop_nan=True``).
+    """
+
+    table: pd.DataFrame
+    frame_interval_s: float
+    ndim: int
+    source: str = ""
+    sigma_um: float | None = None
+    n_dropped_single: int = 0
+    n_dropped_nan: int = 0
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def pos_columns(self) -> list[str]:
+        """Position columns in axis order (``z_um`` first in 3D)."""
+        return ["z_um", "y_um", "x_um"] if self.ndim == 3 else ["y_um", "x_um"]
+
+    @property
+    def n_tracks(self) -> int:
+        return int(self.table["track_id"].nunique())
+
+    @property
+    def n_gaps(self) -> int:
+        """Number of missing-frame gaps inside tracks."""
+        dt = np.diff(self.table["t"].to_numpy())
+        same = np.diff(self.table["track_id"].to_numpy()) == 0
+        return int(np.sum(same & (dt > 1)))
+
+    def positions(self) -> list[np.ndarray]:
+        """Positions of each track, ``(T_i, d)`` µm (gaps not filled), in ``track_id`` order."""
+        pos = self.table[self.pos_columns].to_numpy(np.float64)
+        ids = self.table["track_id"].to_numpy()
+        cut = np.flatnonzero(np.diff(ids)) + 1
+        return np.split(pos, cut)
+
+    def segments(self, min_frames: int = 2) -> list[np.ndarray]:
+        """Runs of consecutive frames, ``(T_i, d)`` µm, each at least ``min_frames`` long.
+
+        A track with gaps gives one segment per run of consecutive frames (the step-based
+        estimators never treat a two-frame jump as one step).
+        """
+        tab = self.table
+        pos = tab[self.pos_columns].to_numpy(np.float64)
+        ids = tab["track_id"].to_numpy()
+        t = tab["t"].to_numpy()
+        brk = (np.diff(ids) != 0) | (np.diff(t) != 1)
+        cut = np.flatnonzero(brk) + 1
+        return [s for s in np.split(pos, cut) if s.shape[0] >= min_frames]
+
+    def to_pixels_frame(self, voxel_size_um) -> pd.DataFrame:
+        """trackpy-style table ``frame, particle, [z,] y, x`` in pixels (for comparisons)."""
+        vs = _voxel_tuple(voxel_size_um, self.ndim)
+        out = pd.DataFrame({"frame": self.table["t"].to_numpy(), "particle": self.table["track_id"].to_numpy()})
+        for c, s in zip(self.pos_columns, vs):
+            out[c[:-3]] = self.table[c].to_numpy() / s
+        return out
+
+
+def _voxel_tuple(voxel_size_um, ndim: int) -> tuple[float, ...]:
+    if voxel_size_um is None:
+        raise InvalidInputError("the pixel size is unknown: give --pixel-size-um (or --voxel-size-um Z Y X for 3D); "
+                                "motion statistics are never computed in pixels silently")
+    if np.isscalar(voxel_size_um):
+        vs = (float(voxel_size_um),) * ndim
+    else:
+        vs = tuple(float(v) for v in voxel_size_um)
+        if len(vs) == 2 and ndim == 3:
+            raise InvalidInputError(f"3D tracks need a voxel size Z Y X (3 numbers), got {voxel_size_um!r}")
+        if len(vs) == 3 and ndim == 2:
+            vs = vs[1:]
+        if len(vs) != ndim:
+            raise InvalidInputError(f"voxel size {voxel_size_um!r} does not match {ndim}D tracks")
+    if any(not math.isfinite(v) or v <= 0 for v in vs):
+        raise InvalidInputError(f"voxel size must be finite and > 0 µm, got {voxel_size_um!r}")
+    return vs
+
+
+def _check_interval(frame_interval_s) -> float:
+    if frame_interval_s is None:
+        raise InvalidInputError("the frame interval is unknown: give --frame-interval-s "
+                                "(motion statistics are never computed per frame silently)")
+    dt = float(frame_interval_s)
+    if not math.isfinite(dt) or dt <= 0:
+        raise InvalidInputError(f"frame interval must be finite and > 0 s, got {frame_interval_s!r}")
+    return dt
+
+
+def _detect_columns(df: pd.DataFrame, source: str) -> tuple[str, str, str]:
+    cols = set(df.columns)
+    for name, (tc, ic) in LAYOUTS.items():
+        if tc in cols and ic in cols and {"y", "x"} <= cols:
+            return name, tc, ic
+    raise InvalidInputError(
+        f"{source}: cannot tell the tracks layout from columns {sorted(cols)[:12]}; expected one of "
+        + "; ".join(f"{k}: {tc}, {ic}, [z,] y, x" for k, (tc, ic) in LAYOUTS.items()))
+
+
+def tracks_from_dataframe(df: pd.DataFrame, voxel_size_um, frame_interval_s: float, *, source: str = "table",
+                          drop_nan: bool = False, ndim: int | None = None) -> Tracks:
+    """Validate a tracks table in pixels and convert it to :class:`Tracks` (µm).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per localisation, in one of the :data:`LAYOUTS` (positions in pixels).
+    voxel_size_um : float or sequence of float
+        Pixel size (one number, isotropic) or ``(Y, X)`` / ``(Z, Y, X)`` in µm.
+    frame_interval_s : float
+        Time between frames (s).
+    source : str
+        Name used in error messages.
+    drop_nan : bool
+        Drop rows with NaN positions instead of raising.
+    ndim : int, optional
+        Force 2 or 3 spatial axes (default: 3 when a ``z`` column with non-constant values exists).
+
+    Returns
+    -------
+    Tracks
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown layout, missing units, non-integer frames, duplicate (track, frame) rows, NaN
+        positions (unless ``drop_nan``), or no track with at least 2 frames.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"frame": [0, 1, 2, 0], "particle": [1, 1, 1, 2], "y": [0., 1., 2., 5.],
+    ...                    "x": [0., 0., 0., 5.]})
+    >>> tr = tracks_from_dataframe(df, 0.5, 0.1)
+    >>> tr.n_tracks, tr.n_dropped_single, tr.table["y_um"].tolist()
+    (1, 1, [0.0, 0.5, 1.0])
+    """
+    layout, tc, ic = _detect_columns(df, source)
+    dt = _check_interval(frame_interval_s)
+    if ndim is None:
+        ndim = 3 if "z" in df.columns and df["z"].nunique(dropna=True) > 1 else 2
+    vs = _voxel_tuple(voxel_size_um, ndim)
+    axes = ["z", "y", "x"] if ndim == 3 else ["y", "x"]
+    t_raw = pd.to_numeric(df[tc], errors="coerce").to_numpy(np.float64)
+    if not np.all(np.isfinite(t_raw)) or np.any(t_raw != np.round(t_raw)):
+        bad = int(np.flatnonzero(~np.isfinite(t_raw) | (t_raw != np.round(t_raw)))[0])
+        raise InvalidInputError(f"{source}: column {tc!r} must hold whole frame numbers; row {bad} has {df[tc].iloc[bad]!r}")
+    ids_raw = df[ic]
+    if ids_raw.isna().any():
+        raise InvalidInputError(f"{source}: column {ic!r} has missing track ids (row {int(np.flatnonzero(ids_raw.isna())[0])})")
+    idv = pd.to_numeric(ids_raw, errors="coerce")
+    if idv.isna().any() or np.any(idv.to_numpy() != np.round(idv.to_numpy())):
+        ids = pd.factorize(ids_raw, sort=True)[0].astype(np.int64) + 1
+    else:
+        ids = idv.to_numpy().astype(np.int64)
+    out = pd.DataFrame({"track_id": ids, "t": t_raw.astype(np.int64)})
+    for a, s in zip(axes, vs):
+        out[f"{a}_um"] = pd.to_numeric(df[a], errors="coerce").to_numpy(np.float64) * s
+    pos_cols = [f"{a}_um" for a in axes]
+    finite = np.all(np.isfinite(out[pos_cols].to_numpy()), axis=1)
+    n_nan = int(np.sum(~finite))
+    if n_nan and not drop_nan:
+        r = int(np.flatnonzero(~finite)[0])
+        raise InvalidInputError(f"{source}: {n_nan} rows have NaN/non-numeric positions (first: track {ids[r]}, "
+                                f"frame {int(t_raw[r])}); remove them or pass drop_nan (they become gaps)")
+    out = out[finite]
+    dup = out.duplicated(["track_id", "t"], keep=False)
+    if dup.any():
+        r = out[dup].iloc[0]
+        raise InvalidInputError(f"{source}: {int(dup.sum())} rows share a (track, frame) pair, e.g. track "
+                                f"{int(r['track_id'])} at frame {int(r['t'])}; one position per track and frame")
+    out = out.sort_values(["track_id", "t"], kind="stable").reset_index(drop=True)
+    sizes = out.groupby("track_id")["t"].transform("size")
+    n_single = int(out.loc[sizes == 1, "track_id"].nunique())
+    out = out[sizes >= 2].reset_index(drop=True)
+    if out.empty:
+        raise InvalidInputError(f"{source}: no track has 2 or more frames; nothing moves")
+    sigma = None
+    if {"y_err", "x_err"} <= set(df.columns):
+        errs = df.loc[finite, ["y_err", "x_err"]].to_numpy(np.float64) * np.array(vs[-2:])
+        errs = errs[np.all(np.isfinite(errs), axis=1)]
+        if errs.size:
+            sigma = float(np.median(errs))
+    return Tracks(out, dt, ndim, source, sigma, n_single, n_nan, {"layout": layout, "voxel_size_um": list(vs)})
+
+
+def tracks_from_lineage(lineage, voxel_size_um, frame_interval_s: float, *, source: str = "lineage") -> Tracks:
+    """:class:`Tracks` from a :class:`dynacell.lineage.Lineage` (one track per chain of single-child edges)."""
+    df = lineage.to_dataframe()
+    if df.empty:
+        raise InvalidInputError(f"{source}: the lineage has no nodes")
+    df = df[["t", "track_id", "z", "y", "x"]]
+    ndim = 3 if getattr(lineage, "ndim", 2) == 3 else None
+    return tracks_from_dataframe(df, voxel_size_um, frame_interval_s, source=source, ndim=ndim)
+
+
+def _run_json_units(folder: Path) -> tuple[list | None, float | None]:
+    p = folder / "run.json"
+    if not p.exists():
+        return None, None
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None, None
+    for where in (d, d.get("parameters", {}) if isinstance(d, dict) else {}):
+        if isinstance(where, dict) and ("voxel_size_um" in where or "frame_interval_s" in where):
+            return where.get("voxel_size_um"), where.get("frame_interval_s")
+    return None, None
+
+
+def read_tracks(path: str | Path, voxel_size_um=None, frame_interval_s: float | None = None, *,
+                drop_nan: bool = False) -> Tracks:
+    """Read tracks from a CSV, a ``dynacell run`` folder, a CTC result or a GEFF / lineage store.
+
+    Parameters
+    ----------
+    path : str or Path
+        * a ``.csv`` tracks table in any of :data:`LAYOUTS`;
+        * a ``dynacell run`` output folder (reads ``states.csv``; units from ``run.json`` unless given);
+        * anything :func:`dynacell.lineage.read_lineage` reads (CTC ``*_track.txt`` or its folder with
+          masks, GEFF store, AceTree folder ...).
+    voxel_size_um : float or sequence of float, optional
+        Pixel / voxel size (µm). Required unless the source records it.
+    frame_interval_s : float, optional
+        Time between frames (s). Required unless the source records it.
+    drop_nan : bool
+        Drop rows with NaN positions (see :func:`tracks_from_dataframe`).
+
+    Returns
+    -------
+    Tracks
+
+    Raises
+    ------
+    InvalidInputError
+        Missing path or units, unreadable layout, or any rule of :func:`tracks_from_dataframe`.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InvalidInputError(f"tracks: {p} does not exist")
+    if p.is_dir() and (p / "states.csv").exists():
+        vs_json, dt_json = _run_json_units(p)
+        vs = voxel_size_um if voxel_size_um is not None else vs_json
+        dt = frame_interval_s if frame_interval_s is not None else dt_json
+        df = pd.read_csv(p / "states.csv")
+        return tracks_from_dataframe(df, vs, dt, source=str(p / "states.csv"), drop_nan=drop_nan)
+    if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".txt") and not p.name.endswith("_track.txt"):
+        try:
+            df = pd.read_csv(p, sep="\t" if p.suffix.lower() == ".tsv" else ",")
+        except (ValueError, OSError, pd.errors.ParserError) as exc:
+            raise FormatError(f"{p}: not a readable CSV table ({exc})") from None
+        return tracks_from_dataframe(df, voxel_size_um, frame_interval_s, source=str(p), drop_nan=drop_nan)
+    from dynacell.lineage import read_lineage
+
+    lin = read_lineage(p)
+    return tracks_from_lineage(lin, voxel_size_um, frame_interval_s, source=str(p))

@@ -1,0 +1,81 @@
+"""Tracks readers and the bad-input rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dynacell.errors import InvalidInputError
+from dynacell.motion.tracks import read_tracks, tracks_from_dataframe
+
+
+def _df(**cols):
+    base = {"t": [0, 1, 2, 0, 1, 2], "track_id": [1, 1, 1, 2, 2, 2], "y": [0., 1, 2, 5, 5, 5],
+            "x": [0., 0, 0, 1, 2, 3]}
+    base.update(cols)
+    return pd.DataFrame(base)
+
+
+@pytest.mark.parametrize("rename", [{}, {"t": "frame", "track_id": "particle"},
+                                    {"t": "frame", "track_id": "trajectory"}, {"track_id": "ID"}])
+def test_layouts_read_the_same(rename):
+    tr = tracks_from_dataframe(_df().rename(columns=rename), (0.5, 0.25), 2.0)
+    assert tr.n_tracks == 2 and tr.ndim == 2
+    assert tr.table["y_um"].tolist()[:3] == [0.0, 0.5, 1.0]
+    assert tr.table["x_um"].tolist()[3:] == [0.25, 0.5, 0.75]
+
+
+def test_missing_units_raise():
+    with pytest.raises(InvalidInputError, match="pixel size"):
+        tracks_from_dataframe(_df(), None, 1.0)
+    with pytest.raises(InvalidInputError, match="frame interval"):
+        tracks_from_dataframe(_df(), 1.0, None)
+
+
+def test_duplicates_nan_fractional_frames_raise():
+    with pytest.raises(InvalidInputError, match="share a"):
+        tracks_from_dataframe(_df(t=[0, 1, 1, 0, 1, 2]), 1.0, 1.0)
+    with pytest.raises(InvalidInputError, match="NaN"):
+        tracks_from_dataframe(_df(y=[0., np.nan, 2, 5, 5, 5]), 1.0, 1.0)
+    with pytest.raises(InvalidInputError, match="whole frame"):
+        tracks_from_dataframe(_df(t=[0, 1.5, 2, 0, 1, 2]), 1.0, 1.0)
+    with pytest.raises(InvalidInputError, match="layout"):
+        tracks_from_dataframe(_df().rename(columns={"track_id": "cell"}), 1.0, 1.0)
+
+
+def test_nan_dropped_on_request_becomes_a_gap_and_segments_split():
+    tr = tracks_from_dataframe(_df(y=[0., np.nan, 2, 5, 5, 5]), 1.0, 1.0, drop_nan=True)
+    assert tr.n_dropped_nan == 1 and tr.n_gaps == 1
+    segs = tr.segments(2)
+    assert [s.shape[0] for s in segs] == [3]  # track 1 = frames 0 and 2: no 2-frame run
+
+
+def test_single_frame_tracks_are_dropped_and_counted():
+    df = pd.concat([_df(), pd.DataFrame({"t": [4], "track_id": [9], "y": [1.0], "x": [1.0]})])
+    tr = tracks_from_dataframe(df, 1.0, 1.0)
+    assert tr.n_dropped_single == 1 and tr.n_tracks == 2
+    with pytest.raises(InvalidInputError, match="2 or more"):
+        tracks_from_dataframe(df[df["track_id"] == 9], 1.0, 1.0)
+
+
+def test_3d_needs_three_sizes_and_run_folder_units(tmp_path):
+    df = _df(z=[0., 1, 2, 3, 3, 3])
+    with pytest.raises(InvalidInputError, match="Z Y X"):
+        tracks_from_dataframe(df, (0.5, 0.5), 1.0)
+    tr = tracks_from_dataframe(df, (2.0, 0.5, 0.5), 1.0)
+    assert tr.ndim == 3 and tr.table["z_um"].max() == 6.0
+    run = tmp_path / "run"
+    run.mkdir()
+    df.to_csv(run / "states.csv", index=False)
+    (run / "run.json").write_text('{"voxel_size_um": [2.0, 0.5, 0.5], "frame_interval_s": 60.0}')
+    tr = read_tracks(run)
+    assert tr.frame_interval_s == 60.0 and tr.ndim == 3
+
+
+def test_saspt_errors_give_sigma(tmp_path):
+    df = _df().rename(columns={"t": "frame", "track_id": "trajectory"}).assign(y_err=0.2, x_err=0.3)
+    p = tmp_path / "trajs.csv"
+    df.to_csv(p, index=False)
+    tr = read_tracks(p, 0.16, 0.00748)
+    assert tr.sigma_um == pytest.approx(0.25 * 0.16)
