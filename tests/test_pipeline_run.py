@@ -29,6 +29,9 @@ from dynacell.pipeline import OUTPUT_FILES, run
 from dynacell.states.reconcile import ReconcileRules, reconcile_states
 
 
+RULES = ReconcileRules(method="rules")  # the rule-by-rule reconciliation (the default is the joint decision)
+
+
 def _no_partial(parent, name):
     return [p.name for p in parent.iterdir() if p.name.startswith(f".{name}")]
 
@@ -77,7 +80,7 @@ def test_reconciliation_floor_blocks_promotion(tmp_path):
     images, labels = synthetic_movie()
     clf = FixedClassifier(proba=(0.9, 0.05, 0.03, 0.02))
     res = run(images, labels=labels, model=clf, out=tmp_path / "o", progress=False, video=False,
-              reconcile=ReconcileRules(promote_floor=0.1))
+              reconcile=ReconcileRules(promote_floor=0.1, method="rules"))
     assert (res.states["state"] == "stable").all()
     assert res.reconciliation.empty
 
@@ -103,15 +106,15 @@ def test_reconcile_demotes_unsupported_events_and_promotes_track_end():
     p[4] = [0.8, 0.0, 0.05, 0.15]  # stable at the track end with p_death >= floor: -> death (promoted)
     for i, s in enumerate(STATES):
         states[f"p_{s}"] = p[:, i]
-    out, changes = reconcile_states(states, lin)
+    out, changes = reconcile_states(states, lin, RULES)
     assert out["state"].tolist() == ["stable", "stable", "stable", "death", "death"]
     assert out["state_classifier"].tolist() == states["state"].tolist()
     assert int(changes["n"].sum()) == 4
     assert "track end before the last frame in lineage" in set(changes["reason"])
     # the same track reaching the movie's last frame: no death is supported anywhere
-    out_end, _ = reconcile_states(states, _one_track(n_frames=5))
+    out_end, _ = reconcile_states(states, _one_track(n_frames=5), RULES)
     assert "death" not in set(out_end["state"])
-    kept, none = reconcile_states(states, lin, ReconcileRules(enabled=False))
+    kept, none = reconcile_states(states, lin, ReconcileRules(enabled=False, method="rules"))
     assert (kept["state"] == states["state"]).all() and none.empty
 
 
@@ -132,7 +135,7 @@ def test_gap_closed_link_supports_but_does_not_promote_death():
     p[2] = [0.2, 0.0, 0.0, 0.8]  # a confident death call just before the gap: supported, kept
     for i, st in enumerate(STATES):
         states[f"p_{st}"] = p[:, i]
-    out, changes = reconcile_states(states, lin)
+    out, changes = reconcile_states(states, lin, RULES)
     assert out["state"].tolist() == ["stable", "stable", "death", "stable", "stable", "stable"]
     assert changes.empty or int(changes["n"].sum()) == 0
     # without the gap (a continuous track to the last frame) the same call is demoted
@@ -142,7 +145,7 @@ def test_gap_closed_link_supports_but_does_not_promote_death():
     p2[2] = [0.2, 0.0, 0.0, 0.8]
     for i, st in enumerate(STATES):
         st2[f"p_{st}"] = p2[:, i]
-    out2, _ = reconcile_states(st2, cont)
+    out2, _ = reconcile_states(st2, cont, RULES)
     assert out2["state"].tolist()[2] == "stable"
 
 
@@ -164,17 +167,17 @@ def test_link_into_confident_daughter_supports_death():
     p[3] = [0.05, 0.0, 0.95, 0.0]
     for i, st in enumerate(STATES):
         states[f"p_{st}"] = p[:, i]
-    out, _ = reconcile_states(states, lin)
+    out, _ = reconcile_states(states, lin, RULES)
     assert out["state"].tolist()[2] == "death"  # supported by the suspect link (rule 5)
     assert out["state"].tolist()[3] == "new_daughter"  # the classifier decides at a suspect link
-    strict, _ = reconcile_states(states, lin, ReconcileRules(suspect_daughter_p=1.01))
+    strict, _ = reconcile_states(states, lin, ReconcileRules(suspect_daughter_p=1.01, method="rules"))
     assert strict["state"].tolist()[2] == "stable"  # rule 5 off: the death is demoted
     # no mitotic/death evidence at the source: an isolated new-daughter call on a plain track is demoted
     # (the real mouse embryo: large motion between frames made the classifier call new daughters)
     plain = states.copy()
     plain["state"] = ["stable", "stable", "stable", "new_daughter", "stable"]
     plain.loc[2, [f"p_{st}" for st in STATES]] = [0.8, 0.0, 0.05, 0.15]
-    out3, _ = reconcile_states(plain, lin)
+    out3, _ = reconcile_states(plain, lin, RULES)
     assert out3["state"].tolist()[:4] == ["stable"] * 4  # (4, 9) ends the track before the last frame: death
 
 

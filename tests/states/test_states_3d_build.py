@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "build_state_sets_3d.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "build_state_sets_3d.py"
 
 
 @pytest.fixture(scope="module")
