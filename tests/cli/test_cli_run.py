@@ -90,6 +90,7 @@ def test_cli_run_errors_are_one_line(case, tmp_path, tiny_2d, ctc_movie, monkeyp
         assert not out.exists()
 
 
+@pytest.mark.slow
 def test_demo_small(tmp_path, monkeypatch, capsys):
     from dynacell.cli.demo import demo_summary
     from dynacell.demo import run_demo

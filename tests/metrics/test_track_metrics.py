@@ -111,6 +111,7 @@ def test_cli_evaluate_tracks_prints_json(gt, tmp_path):
     assert bad.exit_code != 0 and isinstance(bad.exception, InvalidInputError)
 
 
+@pytest.mark.slow
 @pytest.mark.data
 def test_peer_result_bacteria(ctc):
     """The peer tracker's bacteria-phc 01_RES against 01_GT (measured: division F1 0.955, TRA 0.998)."""

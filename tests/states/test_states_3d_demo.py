@@ -26,6 +26,7 @@ def _tiny_model(folder):
     return folder
 
 
+@pytest.mark.slow
 def test_demo_scores_states_with_the_short_cycle_rule(tmp_path):
     from dynacell.cli.demo import demo_summary
     from dynacell.lineage import EventRules, label_events, read_lineage

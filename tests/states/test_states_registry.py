@@ -100,6 +100,7 @@ def test_cli_models_list_shows_shipped_models() -> None:
         assert name in res.output
 
 
+@pytest.mark.slow
 @pytest.mark.data
 def test_shipped_2d_model_scores_on_held_out_hela_trees(ctc: Path) -> None:
     """nuclei-2d on HeLa 02 lineage trees held out from its training (test side of its split)."""

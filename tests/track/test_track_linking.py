@@ -234,6 +234,7 @@ def test_lineage_to_ctc_tracks_rejects_non_ctc_track_ids():
     assert lineage_to_ctc_tracks(lin).to_numpy().tolist() == [[1, 0, 0, 0], [2, 2, 2, 1]]
 
 
+@pytest.mark.slow
 @pytest.mark.data
 def test_gowt1_ground_truth_masks_relinked(ctc, tmp_path):
     """GOWT1 01 frames 0-39 with per-frame permuted ids: linking recovers the tracks (TRA floor 0.99).
