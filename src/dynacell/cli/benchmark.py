@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from dynacell.cli.options import progress_option
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``benchmark`` command group to ``app``."""
@@ -14,12 +16,12 @@ def register(app: typer.Typer) -> None:
     @bench.command("states")
     def states(
         config: Path = typer.Argument(..., help="training config YAML: data, split, seed, optimisation"),
-        out: Path = typer.Option(..., "--out", "-o", help="folder for models, results.csv/md and figures"),
+        out: Path = typer.Option(..., "-o", "--out", help="folder for models, results.csv/md and figures"),
         models: str = typer.Option(None, "--models",
                                    help="comma-separated runs (default: cnn-only,3ncnn,4ncnn,convlstm,dcnet, plus "
                                         "4ncnn+context,dcnet-no-context when the config reads the segmentation context)"),
         ablation: bool = typer.Option(False, "--ablation", help="run dcnet with each component switched off instead"),
-        progress: bool = typer.Option(True, "--progress/--no-progress"),
+        progress: bool | None = progress_option(),
         reuse: list[Path] = typer.Option([], "--reuse", help="model folder of an earlier identical run (repeatable)"),
         baseline_crop: int = typer.Option(None, "--baseline-crop",
                                           help="centre crop (px) for the seed's models (the seed cropped 64 to 32)"),
@@ -28,6 +30,9 @@ def register(app: typer.Typer) -> None:
         from dynacell.errors import InvalidInputError
         from dynacell.train import load_config
         from dynacell.train.benchmark import ABLATION, BASELINES, CONTEXT_RUNS, benchmark_states
+        from dynacell.train.engine import progress_enabled
+
+        progress = progress_enabled(progress)
 
         cfg = load_config(config)
         known = BASELINES | (CONTEXT_RUNS if cfg.context else {})

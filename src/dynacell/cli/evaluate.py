@@ -20,9 +20,10 @@ def register(app: typer.Typer) -> None:
         context_labels: Path = typer.Option(None, "--context-labels",
                                             help="segmentation for the context channels of a 6-channel model "
                                                  "(default --labels), e.g. NN_ERR_SEG when --labels are TRA markers"),
-        model: str = typer.Option("nuclei-2d", "--model", help="shipped model name or model folder"),
-        rules: str = typer.Option("seed", "--rules", help="event-rule preset: seed or annotated_deaths"),
-        out: Path = typer.Option(None, "--out", "-o", help="also write the JSON to this file"),
+        model: str = typer.Option(None, "--model", help="shipped model name or model folder "
+                                  "(default: nuclei-2d for a 2D movie or sample set, nuclei-3d for 3D)"),
+        rules: str = typer.Option("seed", "--rules", help="event-rule preset: seed or annotated-deaths"),
+        out: Path = typer.Option(None, "-o", "--out", help="also write the JSON to this file"),
     ) -> None:
         """Print JSON with macro_f1, balanced_accuracy, per_class, confusion, ece, n."""
         import json
@@ -31,17 +32,22 @@ def register(app: typer.Typer) -> None:
         from dynacell.states import load_model
         from dynacell.states.evaluate import evaluate_movie, evaluate_samples
 
-        clf = load_model(model)
         if samples is not None:
             if movie is not None:
                 raise InvalidInputError("give either MOVIE (with --labels) or --samples, not both")
             from dynacell.samples import SampleSet
 
             ss = SampleSet.load(samples)
+            clf = load_model(model or f"nuclei-{ss.x.ndim - 2}d")
             rep = evaluate_samples(clf, ss.x, ss.meta["state"].to_numpy())
         else:
             if movie is None or labels is None:
                 raise InvalidInputError("evaluate needs MOVIE and --labels (and usually --lineage), or --samples SET")
+            if model is None:
+                from dynacell.io import open_movie
+
+                model = f"nuclei-{open_movie(movie).ndim_spatial}d"
+            clf = load_model(model)
             rep = evaluate_movie(clf, movie, labels, lineage, rules=rules, context_labels=context_labels)
         text = json.dumps(rep, indent=2)
         if out is not None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from dynacell.cli.options import overwrite_option, progress_option, seed_option, voxel_size_option
 from dynacell.errors import InvalidInputError
 
 _STATES = ("stable", "mitotic", "new_daughter", "death", "unknown")
@@ -113,13 +114,13 @@ def register(app: typer.Typer) -> None:
             "none", "--lineage",
             help="Lineage (CTC man_track.txt or TRA folder, BlastoSPIM JSON, GEFF), or 'none': every nucleus "
                  "is extracted with state --assume-state (unknown by default)."),
-        output: Path = typer.Option(..., "--output", "-o", help="Output sample set (.npz)."),
+        output: Path = typer.Option(..., "-o", "--out", help="Output sample set (.npz)."),
         size: str = typer.Option("32", "--size", help="Crop size in pixels: one number or one per axis (Z,Y,X)."),
-        rules: str = typer.Option("seed", "--rules", help="Event-rules preset: seed or annotated_deaths."),
+        rules: str = typer.Option("seed", "--rules", help="Event-rules preset: seed or annotated-deaths."),
         frames: str = typer.Option(None, "--frames", help="Frames a:b (a to b-1), like a Python slice."),
-        voxel_size_um: str = typer.Option(None, "--voxel-size-um", help="Voxel size in µm, (Z,)Y,X; overrides metadata."),
+        voxel_size_um: str = voxel_size_option(),
         target_voxel_um: str = typer.Option(
-            None, "--target-voxel-um", help="Resample crops to this voxel size in µm (physical box; 3D anisotropy)."),
+            None, "--target-voxel-um", help="Resample crops to this voxel size in µm: one number, or one per axis (Z Y X)."),
         target_diameter_px: float = typer.Option(
             None, "--target-diameter", help="Zoom each movie so its median nucleus diameter is this many pixels "
             "(scale normalisation of the shipped nuclei-2d model: 18)."),
@@ -127,12 +128,12 @@ def register(app: typer.Typer) -> None:
         states: str = typer.Option("stable,mitotic,new_daughter,death", "--states",
                                    help="States to keep (with a lineage), comma-separated."),
         max_per_class: int = typer.Option(None, "--max-per-class", help="Random subset per state (seeded)."),
-        seed: int = typer.Option(0, "--seed", help="Seed of --max-per-class sampling."),
+        seed: int = seed_option(),
         assume_state: str = typer.Option(
             "unknown", "--assume-state", help="State given to every nucleus without a lineage (unknown or stable)."),
         seed_layout: Path = typer.Option(None, "--seed-layout", help="Also export the seed's folder layout here."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
-        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+        overwrite: bool = overwrite_option(),
+        progress: bool | None = progress_option(),
         context: bool = typer.Option(False, "--context/--no-context",
                                      help="Add the segmentation-context channels seg t-1, seg t+1 (6 channels)."),
         context_labels: Path = typer.Option(None, "--context-labels",
@@ -147,7 +148,9 @@ def register(app: typer.Typer) -> None:
         """
         from dynacell.errors import OutputExistsError
         from dynacell.io import open_labels, open_movie
+        from dynacell.cli.options import parse_voxel_size
         from dynacell.samples import build_sample_set, export_seed_layout
+        from dynacell.train.engine import progress_enabled
 
         out = output if output.suffix == ".npz" else output.with_name(output.name + ".npz")
         if out.exists() and not overwrite:
@@ -162,7 +165,7 @@ def register(app: typer.Typer) -> None:
         if any(int(s) != s for s in sizes):
             raise InvalidInputError(f"--size {size!r}: sizes must be whole numbers of pixels")
         size_arg = int(sizes[0]) if len(sizes) == 1 else tuple(int(s) for s in sizes)
-        vs = parse_floats(voxel_size_um, "--voxel-size-um")
+        vs = parse_voxel_size(voxel_size_um)
         tv = parse_floats(target_voxel_um, "--target-voxel-um")
         frame_range = parse_frames(frames)
         if lineage.strip().lower() != "none":
@@ -192,7 +195,8 @@ def register(app: typer.Typer) -> None:
             images, label_movie, lin, rules,
             size=size_arg, dataset=dataset or default_dataset_name(movie), frames=frame_list,
             states=state_list, max_per_class=max_per_class, seed=seed, voxel_size_um=vs,
-            target_voxel_um=(tv[0] if tv and len(tv) == 1 else tv), assume_state=assume_state, progress=progress,
+            target_voxel_um=(tv[0] if tv and len(tv) == 1 else tv), assume_state=assume_state,
+            progress=progress_enabled(progress),
             target_diameter_px=target_diameter_px, context=context or ctx_movie is not None,
             context_labels=ctx_movie,
         )

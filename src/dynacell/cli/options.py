@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 #: Options that take one number per spatial axis.
-MULTI_VALUE_OPTIONS = ("--voxel-size-um",)
+MULTI_VALUE_OPTIONS = ("--voxel-size-um", "--lineage-voxel-size-um", "--target-voxel-um")
 
 
 def _is_number(token: str) -> bool:
@@ -156,3 +156,21 @@ def seed_option() -> int:
 def device_option() -> str:
     """``--device auto|cpu|cuda``."""
     return typer.Option("auto", "--device", help="auto, cpu or cuda.")
+
+
+def _hide_flag_types() -> None:
+    """Typer's help prints ``<bool>`` beside on/off flags; a flag takes no value, so print nothing there."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption, "_dynacell_no_bool", False):
+        return
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich
+    TyperOption._dynacell_no_bool = True
+
+
+_hide_flag_types()

@@ -6,26 +6,14 @@ from pathlib import Path
 
 import typer
 
+from dynacell.cli.options import overwrite_option, progress_option, seed_option
+
 PRESETS = ("default", "mouse-lightsheet", "hela-widefield")
-
-
-def _parse_floats(text: str | None, option: str) -> tuple[float, ...] | None:
-    from dynacell.errors import InvalidInputError
-
-    if text is None:
-        return None
-    try:
-        vals = tuple(float(v) for v in text.replace(",", " ").split())
-    except ValueError:
-        raise InvalidInputError(f"{option} takes numbers like '2.0,0.5,0.5' (z,y,x µm); got {text!r}") from None
-    if len(vals) not in (1, 2, 3):
-        raise InvalidInputError(f"{option} takes 1, 2 (y,x) or 3 (z,y,x) numbers; got {text!r}")
-    return vals
 
 
 def simulate(
     output: Path = typer.Option(
-        ..., "-o", "--output",
+        ..., "-o", "--out",
         help="Output folder (CTC-style: images/, labels/, states.csv, params.json).",
     ),
     lineage: Path | None = typer.Option(
@@ -39,7 +27,7 @@ def simulate(
         help="Number of frames (simulated embryo: default 30; lineage: default all).",
     ),
     start: int = typer.Option(0, "--start", help="First lineage frame to render (with --lineage)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
+    seed: int = seed_option(),
     n_start: int = typer.Option(8, "--n-start", help="Cells at frame 0 of a simulated embryo."),
     min_divisions: int = typer.Option(
         0, "--min-divisions",
@@ -48,26 +36,30 @@ def simulate(
     min_deaths: int = typer.Option(0, "--min-deaths", help="Guarantee at least this many deaths (simulated embryo)."),
     preset: str = typer.Option("default", "--preset", help=f"Imaging preset: {', '.join(PRESETS)}."),
     voxel_size_um: str | None = typer.Option(
-        None, "--voxel-size-um",
-        help="Rendered voxel size, e.g. '2,0.5,0.5' (z,y,x µm).",
+        None, "--voxel-size-um", metavar="[Z] Y X",
+        help="Rendered voxel size in µm, one number per spatial axis (e.g. 3D: 2.0 0.5 0.5). Default: the preset's.",
     ),
     lineage_voxel_size_um: str | None = typer.Option(
-        None, "--lineage-voxel-size-um",
-        help="µm per lineage pixel (z,y,x). Default: the reader's, 0.1625 for AceTree/WormGUIDES lineages, "
+        None, "--lineage-voxel-size-um", metavar="[Z] Y X",
+        help="µm per lineage pixel, one number per axis (Z Y X). Default: the reader's, 0.1625 for AceTree/WormGUIDES lineages, "
         "else the rendered voxel size.",
     ),
     scale: float = typer.Option(
         1.0, "--scale",
         help="Render at this fraction of the size in pixels (physical sizes unchanged).",
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    overwrite: bool = overwrite_option(),
+    progress: bool | None = progress_option(),
 ) -> None:
     """Simulate a fluorescence movie of nuclei with exact labels, lineage and states."""
     from rich.console import Console
 
     from dynacell.errors import InvalidInputError, OutputExistsError
+    from dynacell.cli.options import parse_voxel_size
     from dynacell.simulate import ImagingParams, render_lineage, simulate_embryo
+    from dynacell.train.engine import progress_enabled
+
+    progress = progress_enabled(progress)
 
     if output.exists() and not overwrite:
         raise OutputExistsError(f"output folder {output} exists; pass --overwrite to replace it")
@@ -76,7 +68,7 @@ def simulate(
     if preset not in presets:
         raise InvalidInputError(f"--preset must be one of {', '.join(PRESETS)}; got {preset!r}")
     imaging = presets[preset]()
-    vs = _parse_floats(voxel_size_um, "--voxel-size-um")
+    vs = parse_voxel_size(voxel_size_um)
     if vs is not None:
         imaging = imaging.with_overrides(voxel_size_um=vs)
     if lineage is not None:
@@ -84,7 +76,7 @@ def simulate(
 
         lin = read_lineage(lineage)
         sel = slice(start, None if frames is None else start + frames)
-        lvs = _parse_floats(lineage_voxel_size_um, "--lineage-voxel-size-um")
+        lvs = parse_voxel_size(lineage_voxel_size_um, option="--lineage-voxel-size-um")
         res = render_lineage(lin, imaging=imaging, frames=sel, scale=scale, seed=seed, progress=progress,
                              lineage_voxel_size_um=lvs)
     else:

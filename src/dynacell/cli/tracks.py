@@ -6,13 +6,15 @@ from pathlib import Path
 
 import typer
 
+from dynacell.cli.options import progress_option
+
 
 def evaluate_tracks_command(
     out: Path = typer.Argument(..., help="A dynacell run output folder (holding ctc/) or a CTC result (RES) folder."),
     gt: Path = typer.Option(..., "--gt", help="CTC ground truth: the NN_GT folder (holding TRA/) or the TRA folder."),
     frame_buffer: int = typer.Option(1, "--frame-buffer", min=0, help="Division frame tolerance (frames)."),
     all_keys: bool = typer.Option(False, "--all", help="Also print the evaluated frames and counts of every kind."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    progress: bool | None = progress_option(),
 ) -> None:
     """Score tracks against CTC ground truth; print JSON with TRA, DET, division precision/recall/F1, edge errors.
 
@@ -22,8 +24,9 @@ def evaluate_tracks_command(
     import json
 
     from dynacell.metrics.tracking import RESULT_KEYS, evaluate_tracks
+    from dynacell.train.engine import progress_enabled
 
-    res = evaluate_tracks(out, gt, frame_buffer=frame_buffer, progress=progress)
+    res = evaluate_tracks(out, gt, frame_buffer=frame_buffer, progress=progress_enabled(progress))
     if not all_keys:
         res = {k: res[k] for k in RESULT_KEYS} | {"n_frames_evaluated": len(res["frames_evaluated"]),
                                                   "matching": res["matching"], "frame_buffer": res["frame_buffer"]}

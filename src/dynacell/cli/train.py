@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from dynacell.cli.options import overwrite_option, progress_option
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``train`` command to ``app``."""
@@ -13,16 +15,17 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
         config: Path = typer.Argument(..., help="training config YAML (dynacell.train.TrainConfig)"),
-        overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing model folder"),
-        progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+        overwrite: bool = overwrite_option(),
+        progress: bool | None = progress_option(),
     ) -> None:
         """Train a state classifier; writes OUT/NAME/{weights.pt, model.yaml, config.yaml, history.csv}."""
         import json
 
         from dynacell.train import fit, load_config
+        from dynacell.train.engine import progress_enabled
 
         cfg = load_config(config)
-        folder = fit(cfg, overwrite=overwrite, progress=progress)
+        folder = fit(cfg, overwrite=overwrite, progress=progress_enabled(progress))
         import yaml
 
         card = yaml.safe_load((folder / "model.yaml").read_text())
