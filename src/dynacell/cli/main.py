@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "simulate",
     "models",
     "benchmark",
+    "forecast",
 )
 
 

@@ -1,0 +1,298 @@
+"""Forecast benchmark: every model beside every baseline on the same held-out frames and tracks.
+
+Used by ``benchmarks/forecast.py`` and ``dynacell forecast benchmark``. Frames: each movie of a
+frame model's training configuration is split by time block exactly as in training, and the test
+block (or, for a movie the model never saw, every window) is forecast one step ahead and rolled
+out several steps. Positions: the held-out lineage trees of a position model's configuration.
+Speed: a 1024 × 1024 frame, and batched position forecasts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dynacell.forecast.evaluate import evaluate_frames, evaluate_positions
+from dynacell.forecast.frames import BASELINES, baseline_forecast
+from dynacell.forecast.positions import (
+    POSITION_BASELINES,
+    baseline_positions,
+    fit_kalman,
+    history_windows,
+)
+
+__all__ = [
+    "frame_horizon_curves",
+    "frame_table",
+    "mask_iou_table",
+    "nearest_successor_table",
+    "position_horizon_curves",
+    "position_table",
+    "speed_table",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _rollout(step: Callable[[np.ndarray], np.ndarray], window: np.ndarray, steps: int) -> np.ndarray:
+    buf = list(window)
+    out = []
+    for _ in range(steps):
+        nxt = step(np.stack(buf[-len(window):])[None])[0]
+        out.append(nxt)
+        buf.append(nxt)
+    return np.stack(out)
+
+
+def frame_table(models: dict[str, Any], movies: list[dict[str, Any]], *, seed: int = 0) -> pd.DataFrame:
+    """One-step next-frame errors of each model and of the four baselines on each movie's held-out frames.
+
+    Parameters
+    ----------
+    models : dict
+        Name → :class:`~dynacell.forecast.FrameForecaster`.
+    movies : list of dict
+        From :func:`dynacell.train.forecast.load_movie_spec` (normalised frames, split, pixel size).
+    seed : int
+        Bootstrap seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``movie, forecaster, block, n, mse, mae, ssim, com_px, com_px_lo, com_px_hi, com_um,
+        ratio_to_best_baseline``. A model's block is ``unseen movie`` when the movie was held out of
+        its training (all windows), else ``test block``; the baselines are evaluated on the test block.
+    """
+    rows = []
+    for m in movies:
+        base = evaluate_frames(m["frames"], m["split"]["test"], k=max(mm.k for mm in models.values()),
+                               pixel_size_um=m["pixel_size_um"], seed=seed)
+        best = base[base["best_baseline"]]["mse"]
+        for b in BASELINES:
+            r = base[b]
+            rows.append(_frame_row(m["name"], b, "test block", base["n_windows"], r, best))
+        for name, fm in models.items():
+            held = m["name"] in fm.card.split.get("holdout_movies", [])
+            res = evaluate_frames(m["frames"], m["split"]["test"], model=fm, pixel_size_um=m["pixel_size_um"],
+                                  seed=seed)
+            rows.append(_frame_row(m["name"], name, "test block (unseen movie)" if held else "test block",
+                                   res["n_windows"], res["model"], best))
+    return pd.DataFrame(rows)
+
+
+def _frame_row(movie: str, name: str, block: str, n: int, r: dict[str, Any], best: float) -> dict[str, Any]:
+    return {"movie": movie, "forecaster": name, "block": block, "n": n, "mse": r["mse"], "mae": r["mae"],
+            "ssim": r["ssim"], "com_px": r["com_error_px"], "com_px_lo": r["com_error_px_ci"][0],
+            "com_px_hi": r["com_error_px_ci"][1], "com_um": r["com_error_um"], "ratio_to_best_baseline": r["mse"] / best}
+
+
+def frame_horizon_curves(models: dict[str, Any], movies: list[dict[str, Any]], steps: int = 4) -> pd.DataFrame:
+    """MSE of multi-step roll-outs (predictions fed back) from the start of each test block.
+
+    Every forecaster, baselines included, is rolled out the same way from the K frames before the
+    first test frame; rows ``movie, forecaster, step, mse``.
+    """
+    rows = []
+    k = max(mm.k for mm in models.values())
+    for m in movies:
+        t0 = m["split"]["test"][0]
+        n = min(steps, len(m["frames"]) - t0)
+        window = m["frames"][t0 - k:t0]
+        truth = m["frames"][t0:t0 + n]
+        preds = {b: _rollout(lambda w, b=b: baseline_forecast(b, w), window, n) for b in BASELINES}
+        for name, fm in models.items():
+            preds[name] = fm.rollout(window, n)
+        for name, p in preds.items():
+            for s in range(n):
+                rows.append({"movie": m["name"], "forecaster": name, "step": s + 1,
+                             "mse": float(np.mean((p[s] - truth[s]) ** 2))})
+    return pd.DataFrame(rows)
+
+
+def position_table(model, data: dict[str, dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One-step displacement errors (µm) of a position model and the baselines on held-out trees.
+
+    Parameters
+    ----------
+    model : PositionForecaster
+    data : dict
+        From :func:`dynacell.train.forecast.position_data`.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Rows ``dataset, forecaster, n, one_step_um, ratio_to_best_baseline``.
+    raw : dict
+        The :func:`~dynacell.forecast.evaluate.evaluate_positions` result per data set.
+    """
+    rows, raw = [], {}
+    for name, d in data.items():
+        res = evaluate_positions(d["windows"], d["parts"], model=model, horizon=1)
+        raw[name] = res
+        best = res[res["best_baseline"]]["one_step_um"]
+        for f in ("model", *POSITION_BASELINES):
+            rows.append({"dataset": name, "forecaster": model.card.name if f == "model" else f, "n": res["n_test"],
+                         "one_step_um": res[f]["one_step_um"], "ratio_to_best_baseline": res[f]["one_step_um"] / best})
+    return pd.DataFrame(rows), raw
+
+
+def position_horizon_curves(model, specs: Sequence[Any], config, horizon: int = 5) -> pd.DataFrame:
+    """Displacement error (µm) per horizon 1..H on held-out trees (the model rolls out its one-step forecast).
+
+    Parameters
+    ----------
+    model : PositionForecaster
+    specs : sequence of TrackSpec
+    config : PositionTrainConfig
+        Gives the history, tree depth, fractions and seed of the split.
+    horizon : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``dataset, forecaster, step, error_um``.
+    """
+    from dynacell.train.forecast import load_track_spec, position_split, tree_groups
+
+    rows = []
+    for spec in specs:
+        tracks, scale = load_track_spec(spec)
+        win = history_windows(tracks, history=config.history, horizon=horizon, scale_zyx=scale)
+        if len(win["past"]) == 0:
+            continue
+        parts = position_split(win, tree_groups(tracks, config.tree_depth), spec.name, config.fractions,
+                               config.engine.seed)
+        res = evaluate_positions(win, parts, model=model, horizon=horizon)
+        for f in ("model", *POSITION_BASELINES):
+            for s, e in enumerate(res[f]["per_horizon_um"], start=1):
+                rows.append({"dataset": spec.name, "forecaster": model.card.name if f == "model" else f, "step": s,
+                             "error_um": e})
+    return pd.DataFrame(rows)
+
+
+def mask_iou_table(model, tra_dir: str | Path, data: dict[str, Any]) -> pd.DataFrame:
+    """The seed's forecast-mask IoU on CTC tracking masks (full masks: bacteria-phc).
+
+    For each held-out window, the cell's mask at ``t`` (label = track id in ``man_trackTTT.tif``)
+    is moved by each forecaster's predicted displacement and compared with its mask at ``t + 1``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``forecaster, n, mask_iou`` (mean).
+    """
+    from dynacell.io import open_labels
+    from dynacell.metrics.forecasting import forecast_mask_iou
+
+    labels = open_labels(tra_dir)
+    frame_of = {int(f): i for i, f in enumerate(labels.frame_indices)}
+    win, parts = data["windows"], data["parts"]
+    test = parts["test"]
+    past = win["past"][test]
+    scale = np.asarray(data["scale_zyx"], float)[-past.shape[2]:]
+    kp = fit_kalman(win["past"][parts["train"]], win["future"][parts["train"]])
+    preds = {model.card.name: model.predict(past[:, -model.history:], 1)}
+    preds.update({b: baseline_positions(b, past, 1, kalman=kp) for b in POSITION_BASELINES})
+    ious: dict[str, list[float]] = {k: [] for k in preds}
+    cache: dict[int, np.ndarray] = {}
+
+    def frame(t: int) -> np.ndarray:
+        if t not in cache:
+            cache[t] = np.asarray(labels.data[frame_of[t]])
+        return cache[t]
+
+    for i, (tid, t) in enumerate(zip(win["track_id"][test], win["t"][test], strict=True)):
+        if t + 1 not in frame_of:
+            continue
+        a, b = frame(int(t)) == tid, frame(int(t) + 1) == tid
+        for name, p in preds.items():
+            ious[name].append(forecast_mask_iou(a, b, (p[i, 0] - past[i, -1]) / scale))
+    return pd.DataFrame([{"forecaster": k, "n": len(v), "mask_iou": float(np.mean(v))} for k, v in ious.items()])
+
+
+def nearest_successor_table(model, data: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """How often the true successor is the detection nearest to the predicted position (a linking proxy).
+
+    For every held-out window ending at frame ``t``, each forecaster predicts the position at
+    ``t + 1``; the forecast is *correct* when the nearest detection of frame ``t + 1`` (among all
+    tracks of the data set) is the track's own next position. This measures the value of a motion
+    prior for nearest-neighbour linking without running a linker.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``dataset, forecaster, n, nearest_is_successor``.
+    """
+    from scipy.spatial import cKDTree
+
+    from dynacell.forecast.positions import segments
+
+    rows = []
+    for name, d in data.items():
+        win, parts = d["windows"], d["parts"]
+        test = parts["test"]
+        past, fut = win["past"][test], win["future"][test][:, 0]
+        by_t: dict[int, list[np.ndarray]] = {}
+        for _, t, p in segments(d["tracks"], d["scale_zyx"]):
+            for ti, pi in zip(t, p, strict=True):
+                by_t.setdefault(int(ti), []).append(pi)
+        trees = {t: cKDTree(np.stack(v)) for t, v in by_t.items()}
+        kp = fit_kalman(win["past"][parts["train"]], win["future"][parts["train"]])
+        preds = {model.card.name: model.predict(past[:, -model.history:], 1)[:, 0]}
+        preds.update({b: baseline_positions(b, past, 1, kalman=kp)[:, 0] for b in POSITION_BASELINES})
+        t1 = win["t"][test] + 1
+        for f, p in preds.items():
+            ok = []
+            for i in range(len(p)):
+                tree = trees.get(int(t1[i]))
+                if tree is None:
+                    continue
+                _, j = tree.query(p[i])
+                ok.append(np.allclose(tree.data[j], fut[i]))
+            rows.append({"dataset": name, "forecaster": f, "n": len(ok), "nearest_is_successor": float(np.mean(ok))})
+    return pd.DataFrame(rows)
+
+
+def speed_table(frame_models: dict[str, Any], position_model, *, threads: int = 2, repeats: int = 3,
+                n_tracks: int = 100_000) -> pd.DataFrame:
+    """Wall time of forecasting one 1024 × 1024 frame and of 10⁵ track positions (batched).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``what, forecaster, seconds, per_second`` (best of ``repeats``).
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, fm in frame_models.items():
+        w = rng.random((1, fm.k, 1024, 1024), dtype=np.float32)
+        fm.predict(w)
+        best = min(_timed(lambda fm=fm, w=w: fm.predict(w)) for _ in range(repeats))
+        rows.append({"what": "1024x1024 frame", "forecaster": name, "seconds": best, "per_second": 1 / best})
+    w2 = rng.random((1, 2, 1024, 1024), dtype=np.float32)
+    for b in BASELINES:
+        best = min(_timed(lambda b=b: baseline_forecast(b, w2)) for _ in range(1 if b == "flow" else repeats))
+        rows.append({"what": "1024x1024 frame", "forecaster": b, "seconds": best, "per_second": 1 / best})
+    past = np.cumsum(rng.normal(size=(n_tracks, position_model.history, position_model.ndim)), axis=1)
+    position_model.predict(past[:1000])
+    for name, fn in [(position_model.card.name, lambda: position_model.predict(past)),
+                     *[(b, lambda b=b: baseline_positions(b, past, 1)) for b in POSITION_BASELINES]]:
+        best = min(_timed(fn) for _ in range(repeats))
+        rows.append({"what": f"{n_tracks} track positions", "forecaster": name, "seconds": best,
+                     "per_second": n_tracks / best})
+    return pd.DataFrame(rows)
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0

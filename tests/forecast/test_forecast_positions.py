@@ -1,0 +1,113 @@
+"""Position baselines, the batched Kalman filter, history windows and predicted next positions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dynacell.errors import InvalidInputError
+from dynacell.forecast.positions import (
+    KalmanParams,
+    constant_position,
+    constant_velocity,
+    fit_kalman,
+    history_windows,
+    kalman_forecast,
+    predict_next_positions,
+    segments,
+    tracks_from_lineage,
+)
+from dynacell.lineage import Lineage
+
+
+def test_constant_velocity_is_exact_on_straight_tracks(make_tracks):
+    win = history_windows(make_tracks(), history=5, horizon=3)
+    assert win["past"].shape == (6 * (12 - 5 - 3 + 1), 5, 2)
+    np.testing.assert_allclose(constant_velocity(win["past"], 3), win["future"], atol=1e-9)
+    assert np.abs(constant_position(win["past"], 3) - win["future"]).max() > 0.1
+
+
+def test_batched_kalman_equals_filterpy_per_track(make_tracks):
+    from filterpy.common import Q_discrete_white_noise
+    from filterpy.kalman import KalmanFilter
+
+    past = history_windows(make_tracks(noise=0.5), history=5, horizon=1)["past"][:7]
+    p = KalmanParams(q_um2=0.3, r_um2=0.5, p0_um2=4.0)
+    got = kalman_forecast(past, horizon=2, params=p)
+    for i in range(len(past)):
+        for ax in range(2):
+            kf = KalmanFilter(dim_x=2, dim_z=1)
+            kf.F = np.array([[1.0, 1.0], [0.0, 1.0]])
+            kf.H = np.array([[1.0, 0.0]])
+            kf.R *= p.r_um2
+            kf.Q = Q_discrete_white_noise(dim=2, dt=1.0, var=p.q_um2)
+            kf.P = np.diag([p.r_um2, p.p0_um2])
+            kf.x = np.array([[past[i, 0, ax]], [0.0]])
+            for z in past[i, 1:, ax]:
+                kf.predict()
+                kf.update(z)
+            kf.predict()
+            assert got[i, 0, ax] == pytest.approx(kf.x[0, 0])
+            kf.predict()
+            assert got[i, 1, ax] == pytest.approx(kf.x[0, 0])
+
+
+def test_fitted_kalman_beats_both_naive_baselines_on_noisy_motion(make_tracks):
+    win = history_windows(make_tracks(n_tracks=40, n_frames=30, noise=1.0, seed=1), history=5, horizon=1)
+    n = len(win["past"]) // 2
+    kp = fit_kalman(win["past"][:n], win["future"][:n])
+    test_p, test_f = win["past"][n:], win["future"][n:, 0]
+
+    def err(pred):
+        return np.linalg.norm(pred[:, 0] - test_f, axis=1).mean()
+
+    e_k = err(kalman_forecast(test_p, 1, kp))
+    assert e_k < err(constant_velocity(test_p)) and e_k < err(constant_position(test_p))
+
+
+def test_segments_break_at_gaps_and_scale_to_um():
+    df = pd.DataFrame({"t": [0, 1, 2, 4, 5], "track_id": 1, "y": [0.0, 1, 2, 4, 5], "x": 0.0})
+    seg = segments(df, scale_zyx=(1.0, 0.5, 0.5))
+    assert [s[1].tolist() for s in seg] == [[0, 1, 2], [4, 5]]
+    np.testing.assert_allclose(seg[0][2][:, 0], [0, 0.5, 1.0])
+    assert len(history_windows(df, history=2, horizon=1)["past"]) == 1 + 0
+
+
+def test_a_division_ends_the_mother_track():
+    lin = Lineage(n_frames=6)
+    for t in range(3):
+        lin.add_node((t, 1), y=float(t), x=0.0)
+    for t in range(3, 6):
+        lin.add_node((t, 2), y=10.0 + t, x=5.0)
+        lin.add_node((t, 3), y=-10.0 - t, x=5.0)
+    for t in range(2):
+        lin.add_edge((t, 1), (t + 1, 1))
+    lin.add_edge((2, 1), (3, 2))
+    lin.add_edge((2, 1), (3, 3))
+    for t in range(3, 5):
+        lin.add_edge((t, 2), (t + 1, 2))
+        lin.add_edge((t, 3), (t + 1, 3))
+    df = tracks_from_lineage(lin)
+    assert df["track_id"].nunique() == 3
+    win = history_windows(df, history=2, horizon=1)
+    # no window mixes the mother (x = 0) and a daughter (x = 5)
+    for p, f in zip(win["past"], win["future"], strict=True):
+        assert len(set(np.r_[p[:, 1], f[:, 1]].tolist())) == 1
+
+
+def test_predict_next_positions_in_pixels_and_um():
+    df = pd.DataFrame({"t": [0, 1, 2, 0, 1], "track_id": [1, 1, 1, 2, 2],
+                       "y": [0.0, 2.0, 4.0, 10.0, 10.0], "x": [0.0, 0.0, 0.0, 0.0, 1.0]})
+    out = predict_next_positions(df, method="constant_velocity", scale_zyx=(1.0, 0.5, 0.5))
+    one = out.set_index("track_id")
+    assert one.loc[1, "t"] == 3 and one.loc[1, "y"] == pytest.approx(6.0) and one.loc[1, "y_um"] == pytest.approx(3.0)
+    assert one.loc[2, "x"] == pytest.approx(2.0)
+    at1 = predict_next_positions(df, method="constant_position", at_frame=1)
+    assert sorted(at1["track_id"]) == [1, 2] and at1.set_index("track_id").loc[1, "y"] == pytest.approx(2.0)
+    two = predict_next_positions(df, method="kalman", horizon=2)
+    assert len(two) == 4
+    with pytest.raises(InvalidInputError, match="model"):
+        predict_next_positions(df, method="model")
+    with pytest.raises(InvalidInputError, match="baseline"):
+        predict_next_positions(df, method="psychic")
