@@ -37,6 +37,8 @@ COMMAND_MODULES = (
     "models",
     "benchmark",
     "forecast",
+    "motion",
+    "particles",
 )
 
 

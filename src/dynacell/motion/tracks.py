@@ -283,7 +283,8 @@ def read_tracks(path: str | Path, voxel_size_um=None, frame_interval_s: float | 
     ----------
     path : str or Path
         * a ``.csv`` tracks table in any of :data:`LAYOUTS`;
-        * a ``dynacell run`` output folder (reads ``states.csv``; units from ``run.json`` unless given);
+        * a ``dynacell run`` output folder (reads ``states.csv``) or a ``dynacell particles`` output
+          folder (reads ``tracks.csv``); units from ``run.json`` unless given;
         * anything :func:`dynacell.lineage.read_lineage` reads (CTC ``*_track.txt`` or its folder with
           masks, GEFF store, AceTree folder ...).
     voxel_size_um : float or sequence of float, optional
@@ -305,12 +306,13 @@ def read_tracks(path: str | Path, voxel_size_um=None, frame_interval_s: float | 
     p = Path(path)
     if not p.exists():
         raise InvalidInputError(f"tracks: {p} does not exist")
-    if p.is_dir() and (p / "states.csv").exists():
+    if p.is_dir() and ((p / "states.csv").exists() or (p / "tracks.csv").exists()):
         vs_json, dt_json = _run_json_units(p)
         vs = voxel_size_um if voxel_size_um is not None else vs_json
         dt = frame_interval_s if frame_interval_s is not None else dt_json
-        df = pd.read_csv(p / "states.csv")
-        return tracks_from_dataframe(df, vs, dt, source=str(p / "states.csv"), drop_nan=drop_nan)
+        f = p / "states.csv" if (p / "states.csv").exists() else p / "tracks.csv"
+        df = pd.read_csv(f)
+        return tracks_from_dataframe(df, vs, dt, source=str(f), drop_nan=drop_nan)
     if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".txt") and not p.name.endswith("_track.txt"):
         try:
             df = pd.read_csv(p, sep="\t" if p.suffix.lower() == ".tsv" else ",")

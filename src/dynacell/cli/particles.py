@@ -1,0 +1,135 @@
+"""``dynacell particles``: detect and link particles (beads, spots) in a movie with trackpy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dynacell.cli.options import out_option, overwrite_option, progress_option
+
+_IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+
+def read_image_series(path: Path, frames: tuple[int, int] | None = None):
+    """Frames of a movie as float32 ``(T, Y, X)``: a folder of PNG/TIFF/JPEG images (sorted by the last
+    number in each name) or anything :func:`dynacell.io.open_movie` reads. Colour images are averaged
+    over their channels.
+
+    Raises
+    ------
+    InvalidInputError
+        No images, mixed shapes, a 3D movie, or a frame range outside the movie.
+    """
+    import re
+
+    import numpy as np
+
+    from dynacell.errors import InvalidInputError
+
+    p = Path(path)
+    if not p.exists():
+        raise InvalidInputError(f"movie {p} does not exist")
+    files = sorted([f for f in p.iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES], key=lambda f: (
+        int(re.findall(r"\d+", f.stem)[-1]) if re.findall(r"\d+", f.stem) else -1, f.name)) if p.is_dir() else []
+    if files and not all(f.suffix.lower() in (".tif", ".tiff") for f in files):
+        import imageio.v3 as iio
+
+        lo, hi = frames if frames else (0, len(files))
+        if not 0 <= lo < hi <= len(files):
+            raise InvalidInputError(f"--frames {lo}:{hi} is outside the {len(files)} images of {p}")
+        imgs = []
+        for f in files[lo:hi]:
+            a = np.asarray(iio.imread(f), dtype=np.float32)
+            if a.ndim == 3:
+                a = a[..., :3].mean(-1) if a.shape[-1] in (3, 4) else a
+            imgs.append(a)
+        if len({a.shape for a in imgs}) != 1:
+            raise InvalidInputError(f"{p}: images have different shapes")
+        return np.stack(imgs), list(range(lo, hi))
+    from dynacell.io import open_movie
+
+    mv = open_movie(p)
+    if mv.ndim_spatial != 2:
+        raise InvalidInputError(f"{p}: dynacell particles handles 2D movies, this one is {mv.ndim_spatial}D")
+    idx = list(mv.frame_indices)
+    lo, hi = frames if frames else (0, len(idx))
+    if not 0 <= lo < hi <= len(idx):
+        raise InvalidInputError(f"--frames {lo}:{hi} is outside the {len(idx)} frames of {p}")
+    data = np.asarray(mv.data[lo:hi], dtype=np.float32)
+    return data, idx[lo:hi]
+
+
+def particles_command(
+    movie: Path = typer.Argument(..., help="A folder of PNG/TIFF/JPEG frames or a movie dynacell reads."),
+    out: Path = out_option(),
+    pixel_size_um: float = typer.Option(..., "--pixel-size-um", help="Pixel size (µm)."),
+    frame_interval_s: float = typer.Option(..., "--frame-interval-s", help="Time between frames (s)."),
+    diameter_px: int = typer.Option(11, "--diameter-px", help="Feature diameter (odd number of pixels)."),
+    minmass: float = typer.Option(20.0, "--minmass", help="Smallest integrated brightness of a feature."),
+    invert: bool = typer.Option(False, "--invert", help="Dark particles on a bright background."),
+    search_range_px: float = typer.Option(5.0, "--search-range-px", help="Largest displacement per frame (px)."),
+    memory: int = typer.Option(3, "--memory", min=0, help="Frames a particle may vanish and keep its id."),
+    min_length: int = typer.Option(25, "--min-length", min=2, help="Drop tracks shorter than this (frames)."),
+    frames: str | None = typer.Option(None, "--frames", help="Frame range START:STOP (0-based, STOP excluded)."),
+    progress: bool | None = progress_option(),
+    overwrite: bool = overwrite_option(),
+) -> None:
+    """Detect particles (trackpy.batch), link them (trackpy.link) and write OUT/tracks.csv
+    (t, track_id, y, x in pixels, mass, size, ecc) and OUT/run.json (units and parameters), then print a
+    JSON summary. Feed OUT to ``dynacell motion``.
+    """
+    import json
+    import logging
+
+    import numpy as np
+
+    from dynacell.errors import InvalidInputError
+    from dynacell.io.writers import atomic_folder
+
+    if diameter_px < 3 or diameter_px % 2 == 0:
+        raise InvalidInputError(f"--diameter-px must be an odd number >= 3, got {diameter_px}")
+    for name, v in (("--pixel-size-um", pixel_size_um), ("--frame-interval-s", frame_interval_s)):
+        if not np.isfinite(v) or v <= 0:
+            raise InvalidInputError(f"{name} must be > 0, got {v}")
+    rng = None
+    if frames:
+        try:
+            a, b = (int(v) for v in frames.split(":"))
+        except ValueError:
+            raise InvalidInputError(f"--frames: expected START:STOP, got {frames!r}") from None
+        rng = (a, b)
+    data, frame_numbers = read_image_series(movie, rng)
+    import trackpy as tp
+
+    from dynacell.train.engine import progress_enabled
+
+    tp.quiet(not progress_enabled(progress))
+    logging.getLogger("trackpy").setLevel(logging.WARNING)
+    feats = tp.batch(list(data), diameter_px, minmass=minmass, invert=invert, processes=1)
+    if feats.empty:
+        raise InvalidInputError(f"{movie}: no particle found (try a lower --minmass or --invert)")
+    feats["frame"] = np.asarray(frame_numbers)[feats["frame"].to_numpy()]
+    linked = tp.link(feats, search_range_px, memory=memory)
+    linked = tp.filter_stubs(linked, min_length)
+    if linked.empty:
+        raise InvalidInputError(f"{movie}: no track of {min_length} or more frames (lower --min-length)")
+    table = linked.rename(columns={"frame": "t", "particle": "track_id"})
+    table["track_id"] = table["track_id"].astype(np.int64) + 1
+    cols = ["t", "track_id", "y", "x"] + [c for c in ("mass", "size", "ecc", "signal") if c in table.columns]
+    table = table[cols].sort_values(["track_id", "t"]).reset_index(drop=True)
+    summary = {"n_frames": len(frame_numbers), "n_features": int(len(feats)), "n_tracks": int(table["track_id"].nunique()),
+               "n_localisations": int(len(table)), "voxel_size_um": [pixel_size_um, pixel_size_um],
+               "frame_interval_s": frame_interval_s,
+               "parameters": {"movie": str(movie), "diameter_px": diameter_px, "minmass": minmass, "invert": invert,
+                              "search_range_px": search_range_px, "memory": memory, "min_length": min_length,
+                              "frames": [frame_numbers[0], frame_numbers[-1] + 1], "trackpy": tp.__version__}}
+    with atomic_folder(out, overwrite=overwrite) as tmp:
+        table.to_csv(tmp / "tracks.csv", index=False)
+        (tmp / "run.json").write_text(json.dumps(summary, indent=2))
+    typer.echo(json.dumps(summary, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``particles`` to ``app``."""
+    app.command("particles")(particles_command)

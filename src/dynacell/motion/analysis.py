@@ -1,0 +1,212 @@
+"""All motion statistics of a set of tracks in one call, and the JSON-safe summary for reports."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from dynacell.errors import InvalidInputError
+from dynacell.motion import estimators as est
+from dynacell.motion.correlations import (
+    Q_DEFAULT,
+    bilinear_fit,
+    displacement_moments,
+    moment_scaling,
+    spatial_velocity_correlation,
+    temporal_velocity_correlation,
+    van_hove,
+)
+from dynacell.motion.msd import compute_drift, ensemble_msd, fit_alpha, subtract_drift
+from dynacell.motion.tracks import Tracks, tracks_from_dataframe
+
+__all__ = ["MotionResult", "analyze", "diffusion_by_method", "motion_summary"]
+
+
+@dataclass
+class MotionResult:
+    """Everything :func:`analyze` measures (tables in µm and s)."""
+
+    tracks: Tracks
+    msd: pd.DataFrame
+    alpha: dict
+    diffusion: dict[str, est.DiffusionEstimate]
+    D_method: str
+    spatial: pd.DataFrame | None
+    temporal: pd.DataFrame | None
+    moments: pd.DataFrame
+    R0_um: float
+    scaling: pd.DataFrame
+    bilinear: dict
+    van_hove: pd.DataFrame | None
+    drift_speed_um_per_s: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def D_um2_per_s(self) -> float:
+        e = self.diffusion.get(self.D_method)
+        return e.D_um2_per_s if e is not None else math.nan
+
+    def summary(self) -> dict:
+        """JSON-safe summary (keys ``n_tracks, D_um2_per_s, D_method, alpha, D_by_method`` and more)."""
+        def f(v):
+            return None if v is None or not math.isfinite(float(v)) else float(v)
+        tr = self.tracks
+        main = self.diffusion.get(self.D_method)
+        return {
+            "n_tracks": tr.n_tracks,
+            "n_localisations": int(len(tr.table)),
+            "ndim": tr.ndim,
+            "frame_interval_s": tr.frame_interval_s,
+            "D_um2_per_s": f(self.D_um2_per_s),
+            "D_se_um2_per_s": f(main.D_se_um2_per_s) if main else None,
+            "D_method": self.D_method,
+            "alpha": f(self.alpha.get("alpha")),
+            "alpha_se": f(self.alpha.get("alpha_se")),
+            "alpha_lags": self.alpha.get("lags"),
+            "D_by_method": {k: f(v.D_um2_per_s) for k, v in self.diffusion.items()},
+            "diffusion": {k: v.to_dict() for k, v in self.diffusion.items()},
+            "sigma_um": f(tr.sigma_um) if tr.sigma_um is not None else None,
+            "R0_um": f(self.R0_um),
+            "lambda_q": {f"{r.q:g}": f(r["lambda"]) for _, r in self.scaling.iterrows()},
+            "lambda_bilinear": {k: f(v) for k, v in self.bilinear.items()},
+            "drift_speed_um_per_s": f(self.drift_speed_um_per_s),
+            "drift_subtracted": bool(tr.meta.get("drift_subtracted", False)),
+            "n_gaps": tr.n_gaps,
+            "n_dropped_single_frame_tracks": tr.n_dropped_single,
+            "n_dropped_nan_rows": tr.n_dropped_nan,
+            "notes": list(self.notes),
+        }
+
+
+def diffusion_by_method(tracks: Tracks, *, exposure_s: float | None = None, sigma_um: float | None = None,
+                        ) -> tuple[dict[str, est.DiffusionEstimate], list[str]]:
+    """Every estimator on the consecutive-frame segments of ``tracks`` (pooled over segments).
+
+    ``msd_fit_optimal`` uses segments of ≥ 5 frames, ``cve`` and ``mle`` ≥ 3, ``msd_slope_seed`` ≥ 2
+    (positions in µm with ``pixel_size_um=1``). An estimator without enough data is left out and a
+    note says why.
+    """
+    notes: list[str] = []
+    out: dict[str, est.DiffusionEstimate] = {}
+    dt = tracks.frame_interval_s
+    for name, fn, k in (("msd_fit_optimal", est.msd_fit_optimal, 5), ("cve", est.cve, 3), ("mle", est.mle, 3)):
+        segs = tracks.segments(k)
+        if not segs:
+            notes.append(f"{name}: no run of {k} consecutive frames")
+            continue
+        out[name] = fn(segs, dt, exposure_s=exposure_s, sigma_um=sigma_um)
+    segs = tracks.segments(2)
+    out["msd_slope_seed"] = est.msd_slope_seed(segs, dt, pixel_size_um=1.0)
+    return out, notes
+
+
+def _choose(diff: dict[str, est.DiffusionEstimate], dt: float) -> str:
+    """CVE when √(DΔt)/σ > 1 (its reliable range), else MLE; the MSD fit when neither is available."""
+    c = diff.get("cve")
+    if c is not None and c.D_um2_per_s > 0 and (c.sigma_um == 0 or math.sqrt(c.D_um2_per_s * dt) / c.sigma_um > 1):
+        return "cve"
+    for k in ("mle", "cve", "msd_fit_optimal", "msd_slope_seed"):
+        if k in diff:
+            return k
+    raise InvalidInputError("no diffusion estimate could be computed")
+
+
+def analyze(tracks: Tracks, *, exposure_s: float | None = None, sigma_um: float | None = None,
+            drift: bool = False, max_lag: int | None = 100, q=Q_DEFAULT, n_distance_bins: int = 20,
+            alpha_max_lag: int | None = None) -> MotionResult:
+    """MSD, α, every diffusion estimator, velocity correlations, moments, λ(q) and van Hove of ``tracks``.
+
+    Parameters
+    ----------
+    tracks : Tracks
+    exposure_s : float, optional
+        Exposure per frame (s) for the blur correction; None = no blur.
+    sigma_um : float, optional
+        Known localisation error (µm); default: ``tracks.sigma_um`` when the table gave errors, else
+        estimated by each estimator.
+    drift : bool
+        Subtract the ensemble drift (:func:`~dynacell.motion.msd.compute_drift`) first.
+    max_lag : int or None
+        Largest MSD lag (frames).
+    q : sequence of float
+        Moment orders.
+    n_distance_bins : int
+        Bins of the spatial velocity correlation.
+    alpha_max_lag : int, optional
+        Largest lag of the power-law fit (default: a quarter of the longest track, at least 3,
+        lags with at least min(10, n_tracks) tracks).
+
+    Returns
+    -------
+    MotionResult
+        ``D_method``: CVE when √(DΔt)/σ > 1 (Vestergaard et al. 2014's reliable range), else MLE.
+    """
+    notes: list[str] = []
+    dr = compute_drift(tracks)
+    span_s = (dr.index[-1] - dr.index[0]) * tracks.frame_interval_s
+    drift_speed = float(np.linalg.norm(dr.iloc[-1].to_numpy() - dr.iloc[0].to_numpy()) / span_s) if span_s > 0 else 0.0
+    if drift:
+        tracks = subtract_drift(tracks, dr)
+    if sigma_um is None and tracks.sigma_um is not None:
+        sigma_um = tracks.sigma_um
+        notes.append(f"localisation error from the table's per-localisation errors: σ = {sigma_um:.4g} µm (median)")
+    ens = ensemble_msd(tracks, max_lag)
+    n_tr = tracks.n_tracks
+    span = int(ens["lag"].max()) + 1
+    amax = alpha_max_lag or max(3, span // 4)
+    e_alpha = ens[(ens["lag"] <= amax) & (ens["n_tracks"] >= min(10, n_tr))]
+    try:
+        alpha = fit_alpha(e_alpha if len(e_alpha) >= 2 else ens, ndim=tracks.ndim)
+    except InvalidInputError as exc:
+        alpha = {"alpha": math.nan, "alpha_se": math.nan, "lags": None}
+        notes.append(f"alpha: {exc}")
+    diff, n2 = diffusion_by_method(tracks, exposure_s=exposure_s, sigma_um=sigma_um)
+    notes += n2
+    method = _choose(diff, tracks.frame_interval_s)
+    try:
+        spatial = spatial_velocity_correlation(tracks, n_bins=n_distance_bins)
+        temporal = temporal_velocity_correlation(tracks, max_lag)
+    except InvalidInputError as exc:
+        spatial = temporal = None
+        notes.append(str(exc))
+    moments, R0 = displacement_moments(tracks, q, max_lag)
+    scaling = moment_scaling(moments, q, min_tracks=min(5, n_tr))
+    bil = bilinear_fit(scaling["q"], scaling["lambda"])
+    try:
+        vh = van_hove(tracks)
+    except InvalidInputError:
+        vh = None
+    return MotionResult(tracks, ens, alpha, diff, method, spatial, temporal, moments, R0, scaling, bil, vh,
+                        drift_speed, notes)
+
+
+def motion_summary(tracks_df: pd.DataFrame, voxel_size_um, frame_interval_s: float, **kw) -> dict:
+    """JSON-safe motion summary of a tracks table in pixels (for ``dynacell run``'s report).
+
+    Parameters
+    ----------
+    tracks_df : pandas.DataFrame
+        ``t, track_id, [z,] y, x`` in pixels (``states.csv``), or any layout of
+        :data:`dynacell.motion.tracks.LAYOUTS`.
+    voxel_size_um : float or sequence of float
+        ``(Y, X)`` or ``(Z, Y, X)`` µm (a scalar = isotropic).
+    frame_interval_s : float
+    **kw
+        Passed to :func:`analyze` (``exposure_s``, ``sigma_um``, ``drift`` ...).
+
+    Returns
+    -------
+    dict
+        :meth:`MotionResult.summary` — keys include ``n_tracks, D_um2_per_s, D_method, alpha,
+        D_by_method, R0_um, lambda_q``.
+
+    Raises
+    ------
+    InvalidInputError
+        Missing units or any tracks-table rule (:func:`~dynacell.motion.tracks.tracks_from_dataframe`).
+    """
+    tracks = tracks_from_dataframe(tracks_df, voxel_size_um, frame_interval_s, source="tracks")
+    return analyze(tracks, **kw).summary()
