@@ -290,6 +290,18 @@ def format_time(t: int, frame_interval_s: float | None) -> str:
     return f"t = {sec:.3g} s (frame {t})"
 
 
+def _font(size: int):
+    """DejaVu Sans (shipped with matplotlib, has µ) at ``size`` px; PIL's default font if it is missing."""
+    from PIL import ImageFont
+
+    try:
+        from matplotlib import font_manager
+
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans", fallback_to_default=True), size)
+    except (OSError, ValueError, ImportError):
+        return ImageFont.load_default(size=size)
+
+
 def _nice_length(target_um: float) -> float:
     """The largest of 1, 2, 5 × 10^k µm not above ``target_um``."""
     k = np.floor(np.log10(target_um))
@@ -325,17 +337,17 @@ def annotate_frame(
     numpy.ndarray
         A new RGB frame, same shape.
     """
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     h, w = rgb.shape[:2]
     img = Image.fromarray(rgb)
     draw = ImageDraw.Draw(img)
     size = max(10, w // 60)
-    font = ImageFont.load_default(size=size)
+    font = _font(size)
     for y, x, tid in (track_ids or {}).values():
         draw.text((x + 2, y - size // 2), str(int(tid)), fill=(255, 255, 255), font=font,
                   stroke_width=1, stroke_fill=(0, 0, 0))
-    big = ImageFont.load_default(size=max(12, w // 45))
+    big = _font(max(12, w // 45))
     if time_text:
         draw.text((6, h - big.size - 8), time_text, fill=(255, 255, 255), font=big, stroke_width=2,
                   stroke_fill=(0, 0, 0))
@@ -353,13 +365,13 @@ def annotate_frame(
 
 def _draw_caption(rgb: np.ndarray, text: str) -> np.ndarray:
     """Add a black band above the frame holding ``text`` and the state colour legend (off the data)."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     size = max(12, rgb.shape[1] // 50)
     band = np.zeros((size + 8, rgb.shape[1], 3), np.uint8)
     img = Image.fromarray(band)
     draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default(size=size)
+    font = _font(size)
     x = 4
     entries = [(text, (255, 255, 255))] + [(s, STATE_COLORS[s]) for s in ("stable", "mitotic", "new_daughter", "death")]
     for label, colour in entries:
