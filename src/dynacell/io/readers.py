@@ -25,7 +25,8 @@ __all__ = ["open_movie", "open_labels", "detect_format", "FORMATS", "CTC_PREFIXE
 logger = logging.getLogger(__name__)
 
 #: Formats understood by :func:`open_movie` / :func:`open_labels` (``format=``).
-FORMATS = ("ctc", "tiff-folder", "tiff-stack", "zarr", "npz")
+FORMATS = ("ctc", "tiff-folder", "tiff-stack", "zarr", "npz", "image-series", "nd2", "czi", "lif", "ome-tiff")
+_VENDOR = ("image-series", "nd2", "czi", "lif", "ome-tiff")  # read by dynacell.io.vendor (bioio, imageio)
 #: File-name prefixes of CTC frame files: images, TRA masks, result masks, SEG masks.
 CTC_PREFIXES = ("t", "man_track", "mask", "man_seg")
 _CTC_RE = re.compile(r"^(t|man_track|mask|man_seg)(\d+)\.tiff?$")
@@ -176,9 +177,14 @@ def detect_format(path: str | Path) -> str:
             return "ctc"
         if any(n.lower().endswith(_TIFF_SUFFIXES) for n in names):
             return "tiff-folder"
+        from dynacell.io.vendor import detect_vendor_format
+
+        if detect_vendor_format(p) == "image-series":
+            return "image-series"
         raise InvalidInputError(
             f"{p}: no TIFF frames (tTTT.tif, maskTTT.tif, *.tif) and no zarr metadata found in the folder "
-            f"({len(names)} other files); point at a folder of frames, a stack, a .zarr store or an .npz file"
+            f"({len(names)} other files); point at a folder of TIFF/PNG/JPEG frames, a stack, a .zarr store, an "
+            ".nd2/.czi/.lif file or an .npz file"
         )
     suffix = p.suffix.lower()
     if suffix in _TIFF_SUFFIXES:
@@ -187,8 +193,14 @@ def detect_format(path: str | Path) -> str:
         return "npz"
     if suffix == ".zarr":
         return "zarr"
+    from dynacell.io.vendor import detect_vendor_format
+
+    vendor = detect_vendor_format(p)
+    if vendor is not None:
+        return vendor
     raise InvalidInputError(
-        f"{p}: unknown movie format {suffix!r}; expected a folder of frames, .tif/.tiff, .zarr or .npz "
+        f"{p}: unknown movie format {suffix!r}; expected a folder of frames (TIFF, PNG or JPEG), .tif/.tiff, "
+        ".nd2, .czi, .lif, .zarr or .npz "
         f"(or pass format= one of {FORMATS})"
     )
 
@@ -214,6 +226,10 @@ def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress) -
         data, ax, frames, meta_vs, meta_dt, extra = _read_tiff_stack(p, axes)
     elif format == "zarr":
         data, ax, frames, meta_vs, meta_dt, extra = _read_zarr(p, axes)
+    elif format in _VENDOR:
+        from dynacell.io.vendor import read_vendor
+
+        data, ax, frames, meta_vs, meta_dt, extra = read_vendor(p, format)
     else:
         data, ax, frames, meta_vs, meta_dt, extra = _read_npz(p, kind, axes)
     vs, dt = resolve_sizes(str(p), ax[1:], meta_vs, meta_dt, voxel_size_um, frame_interval_s)
