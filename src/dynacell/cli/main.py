@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "forecast",
     "motion",
     "particles",
+    "diffusion",
 )
 
 
