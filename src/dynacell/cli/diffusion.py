@@ -137,10 +137,11 @@ def register(app: typer.Typer) -> None:
         from dynacell.diffusion.baselines import trajectory_estimates
         from dynacell.diffusion.predict import DiffusionPredictor
         from dynacell.errors import InvalidInputError
-        from dynacell.io.writers import atomic_folder, check_output_path
+        from dynacell.io.writers import atomic_folder
         from dynacell.simulate.imaging import psf_sigma_from_fwhm
 
-        check_output_path(out, option="--out")
+        if out.exists() and any(out.iterdir()) and not overwrite:
+            raise InvalidInputError(f"--out {out}: exists and is not empty (use --overwrite)")
         if frame_interval_s is None:
             raise InvalidInputError("--frame-interval-s is required")
         px = _pixel_size(voxel_size)
