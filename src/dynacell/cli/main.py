@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "motion",
     "particles",
     "diffusion",
+    "segment",
 )
 
 

@@ -1,0 +1,550 @@
+"""Inference of the learned nucleus segmenters: model folders, frames, movies, sanity checks.
+
+- :class:`SegmentationCard` — the model card of a segmentation model folder.
+- :class:`Segmenter` — a loaded network with its card; :meth:`Segmenter.from_pretrained` (a
+  shipped model, e.g. ``nuclei-seg-2d``) or :meth:`Segmenter.from_folder`.
+- :func:`segment_frame` — one frame: normalise, resample so nuclei are the trained size
+  (nucleus-size rule, estimated from the image when not given), tiled inference with MONAI's
+  ``sliding_window_inference`` (Gaussian-weighted overlapping tiles), maps resampled back to the
+  frame, seeded watershed (:func:`dynacell.segment.learned.instances_from_maps`).
+- :func:`segment_movie` — every frame of a :class:`~dynacell.io.movie.Movie`, streamed frame by
+  frame into a zarr store (memory flat in ``T``), with the sanity check
+  :func:`check_segmentation`. ``model="classical"`` runs :mod:`dynacell.segment.classical`.
+
+This module never imports :mod:`dynacell.train`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from dynacell.cards import WEIGHTS_FILE, ModelCard, load_card, sha256_file
+from dynacell.errors import FormatError, InvalidInputError
+from dynacell.io.movie import Movie
+from dynacell.segment.learned import (
+    PostprocessParams,
+    estimate_nucleus_diameter_px,
+    instances_from_maps,
+    normalize_image,
+)
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "PRETRAINED_DIR",
+    "SegmentationCard",
+    "Segmenter",
+    "check_segmentation",
+    "iter_segment",
+    "looks_like_fluorescence",
+    "maps_from_logits",
+    "maps_to_instances",
+    "segment_frame",
+    "segment_movie",
+    "tune_postprocess",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Folder of the shipped segmentation models.
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+#: The default learned segmenter of ``dynacell segment`` and ``dynacell run``.
+DEFAULT_MODEL = "nuclei-seg-2d"
+
+
+class SegmentationCard(ModelCard):
+    """Model card of a segmentation model (``model.yaml``).
+
+    Attributes
+    ----------
+    task : "segmentation"
+    target_diameter_px : float
+        Nucleus diameter (model pixels) every frame is resampled to (nucleus-size rule).
+    postprocess : dict
+        :class:`~dynacell.segment.learned.PostprocessParams` fields, tuned on the validation side.
+    classes : list of str
+        Semantic classes of the output (``background, nucleus`` or ``background, live, dead``).
+    modality : str
+        Imaging modality the model was trained on (``fluorescence``).
+    """
+
+    task: Literal["segmentation"] = "segmentation"
+    target_diameter_px: float
+    postprocess: dict[str, Any]
+    classes: list[str]
+    modality: str = "fluorescence"
+
+
+def maps_from_logits(architecture: str, logits: np.ndarray) -> dict[str, np.ndarray]:
+    """Probability maps from network logits ``(C, ...)``.
+
+    Parameters
+    ----------
+    architecture : str
+        ``instance-unet`` (channels foreground, boundary, distance), ``seed-unet`` (one
+        foreground channel) or ``seed-attention-unet`` (background, live, dead).
+    logits : numpy.ndarray
+        float ``(C, (Z), Y, X)``.
+
+    Returns
+    -------
+    dict
+        float32 maps ``((Z), Y, X)``: ``foreground`` always; ``boundary`` and ``distance``
+        (instance-unet); ``dead`` (seed-attention-unet: probability of the dead class).
+    """
+    z = np.asarray(logits, dtype=np.float32)
+    sig = lambda a: 1.0 / (1.0 + np.exp(-np.clip(a, -30, 30)))
+    if architecture == "instance-unet":
+        return {"foreground": sig(z[0]), "boundary": sig(z[1]), "distance": sig(z[2])}
+    if architecture == "seed-unet":
+        return {"foreground": sig(z[0])}
+    e = np.exp(z - z.max(0, keepdims=True))
+    p = e / e.sum(0, keepdims=True)
+    return {"foreground": 1.0 - p[0], "dead": p[2]}
+
+
+def maps_to_instances(architecture: str, maps: dict[str, np.ndarray], params: PostprocessParams | None = None,
+                      min_size_px: int | None = None) -> np.ndarray:
+    """Instances from probability maps.
+
+    The instance model uses the seeded watershed of
+    :func:`~dynacell.segment.learned.instances_from_maps`; the seed models, which predict a
+    semantic mask only, give the connected components of ``foreground > threshold`` (their
+    natural instance reading).
+
+    Parameters
+    ----------
+    architecture : str
+    maps : dict
+        From :func:`maps_from_logits` (possibly resampled).
+    params : PostprocessParams, optional
+    min_size_px : int, optional
+        Overrides ``params.min_size_px`` (sizes at the maps' scale).
+
+    Returns
+    -------
+    numpy.ndarray
+        int32 labels.
+    """
+    from scipy import ndimage as ndi
+    from skimage.segmentation import relabel_sequential
+
+    p = params or PostprocessParams()
+    if min_size_px is not None:
+        p = PostprocessParams(p.foreground, p.seed_distance, int(min_size_px))
+    if architecture == "instance-unet":
+        return instances_from_maps(maps["foreground"], maps["distance"], maps.get("boundary"), p)
+    lab, _ = ndi.label(maps["foreground"] > p.foreground)
+    sizes = np.bincount(lab.ravel())
+    small = sizes < p.min_size_px
+    small[0] = False
+    lab[small[lab]] = 0
+    return relabel_sequential(lab)[0].astype(np.int32)
+
+
+def tune_postprocess(module: Any, items: list[Any]) -> tuple[PostprocessParams, dict[str, Any]]:
+    """Grid-search the post-processing thresholds on validation frames (model selection side).
+
+    Parameters
+    ----------
+    module : object
+        Has ``architecture`` and ``predict_maps(image) -> maps`` (the training module).
+    items : list
+        Validation frames at model scale with ``dataset``, ``image``, ``labels``.
+
+    Returns
+    -------
+    params : PostprocessParams
+        The thresholds with the best mean (over datasets) object-weighted SEG.
+    metrics : dict
+        Validation SEG per dataset with those thresholds, and the grid searched.
+    """
+    from dynacell.metrics.segmentation import ctc_seg
+
+    maps = [module.predict_maps(it.image) for it in items]
+    fgs = (0.3, 0.4, 0.5, 0.6)
+    seeds = (0.3, 0.4, 0.5, 0.6, 0.7) if module.architecture == "instance-unet" else (0.5,)
+    best = None
+    for fg in fgs:
+        for sd in seeds:
+            p = PostprocessParams(fg, sd, 12)
+            per: dict[str, list[tuple[float, int]]] = {}
+            for it, m in zip(items, maps):
+                per.setdefault(it.dataset, []).append(ctc_seg(it.labels, maps_to_instances(module.architecture, m, p)))
+            scores = {ds: float(np.nansum([s * n for s, n in v]) / max(1, sum(n for _, n in v))) for ds, v in per.items()}
+            mean = float(np.mean(list(scores.values()))) if scores else 0.0
+            if best is None or mean > best[0]:
+                best = (mean, p, scores)
+    assert best is not None
+    return best[1], {"seg_model_scale": best[2], "mean_seg": best[0],
+                     "grid": {"foreground": list(fgs), "seed_distance": list(seeds)}}
+
+
+class Segmenter:
+    """A loaded segmentation network with its card.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The network (eval mode).
+    card : SegmentationCard
+    folder : Path
+        Where it was loaded from.
+    """
+
+    def __init__(self, net: Any, card: SegmentationCard, folder: Path) -> None:
+        self.net = net
+        self.card = card
+        self.folder = Path(folder)
+
+    @property
+    def name(self) -> str:
+        """Model name."""
+        return self.card.name
+
+    @property
+    def postprocess(self) -> PostprocessParams:
+        """Tuned post-processing thresholds."""
+        return PostprocessParams(**self.card.postprocess)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, device: str = "cpu") -> Segmenter:
+        """Load a model folder (``model.yaml`` + ``weights.pt``).
+
+        Raises
+        ------
+        FormatError
+            Missing/invalid card or weights, or weights whose SHA-256 differs from the card's.
+        """
+        from dynacell.models.runtime import load_state_dict, resolve_device
+        from dynacell.models.unet import build_segmentation_model
+
+        folder = Path(folder)
+        card = load_card(folder, SegmentationCard)
+        weights = folder / WEIGHTS_FILE
+        if not weights.is_file():
+            raise FormatError(f"{weights}: weights file not found")
+        if sha256_file(weights) != card.weights_sha256:
+            raise FormatError(f"{weights}: SHA-256 differs from the card's weights_sha256 (corrupt or replaced weights)")
+        dev = resolve_device(device)
+        net = build_segmentation_model(card.architecture, **card.model_kwargs)
+        net.load_state_dict(load_state_dict(weights, dev))
+        net.to(dev).eval()
+        return cls(net, card, folder)
+
+    @classmethod
+    def from_pretrained(cls, name: str = DEFAULT_MODEL, device: str = "cpu") -> Segmenter:
+        """Load a shipped model by name (a folder of :data:`PRETRAINED_DIR`).
+
+        Raises
+        ------
+        InvalidInputError
+            If no shipped model has that name (the message lists the shipped ones).
+        """
+        folder = PRETRAINED_DIR / name
+        if not (folder / "model.yaml").is_file():
+            names = sorted(p.name for p in PRETRAINED_DIR.glob("*") if (p / "model.yaml").is_file())
+            raise InvalidInputError(f"no shipped segmentation model {name!r}; shipped: {', '.join(names) or 'none'}")
+        return cls.from_folder(folder, device)
+
+    @classmethod
+    def load(cls, model: str | Path | Segmenter, device: str = "cpu") -> Segmenter:
+        """A :class:`Segmenter` from a name, a folder path or an instance."""
+        if isinstance(model, Segmenter):
+            return model
+        p = Path(model)
+        if p.is_dir():
+            return cls.from_folder(p, device)
+        return cls.from_pretrained(str(model), device)
+
+    def predict_maps(self, x: np.ndarray, *, tile: int = 512, batch_size: int = 4) -> dict[str, np.ndarray]:
+        """Probability maps of a normalised frame at model scale ``((Z), Y, X)``.
+
+        A frame (or plane) up to ``tile`` pixels a side runs in one pass (reflect-padded to a
+        multiple of 16); a larger one is tiled with MONAI's ``sliding_window_inference``
+        (``tile``-sized windows, 25 % overlap, Gaussian blending). The 2D model on a 3D frame
+        runs plane by plane (YX planes, batched).
+        """
+        import torch
+
+        dev = next(self.net.parameters()).device
+        nd = self.card.ndim
+
+        def run(arr: np.ndarray) -> np.ndarray:  # arr (N, 1, ...) float32
+            if max(arr.shape[2:]) <= tile:
+                pads = [(0, 0), (0, 0)] + [(0, (-n) % 16) for n in arr.shape[2:]]
+                padded = np.pad(arr, pads, mode="reflect")
+                with torch.inference_mode():
+                    out = self.net(torch.from_numpy(padded).to(dev)).cpu().numpy()
+                return out[(slice(None), slice(None), *(slice(0, n) for n in arr.shape[2:]))]
+            from monai.inferers import sliding_window_inference
+
+            roi = tuple(min(tile, int(np.ceil(s / 16)) * 16) for s in arr.shape[2:])
+            with torch.inference_mode():
+                out = sliding_window_inference(torch.from_numpy(arr).to(dev), roi, batch_size, self.net, overlap=0.25,
+                                               mode="gaussian", padding_mode="reflect")
+            return out.cpu().numpy()
+
+        if nd == x.ndim:
+            logits = run(x[None, None].astype(np.float32))[0]
+        elif nd == 2 and x.ndim == 3:
+            outs = [run(x[i:i + batch_size, None].astype(np.float32)) for i in range(0, x.shape[0], batch_size)]
+            logits = np.concatenate(outs, 0).transpose(1, 0, 2, 3)
+        else:
+            raise InvalidInputError(f"model {self.name} is {nd}-D and cannot segment a {x.ndim}-D frame")
+        return maps_from_logits(self.card.architecture, logits)
+
+
+def _zoom_factors(shape: tuple[int, ...], diameter_px: float, target_px: float,
+                  voxel_size_um: tuple[float, ...] | None) -> np.ndarray:
+    lateral = target_px / float(diameter_px)
+    z = np.full(len(shape), lateral)
+    if len(shape) == 3 and voxel_size_um is not None:
+        vs = np.asarray(voxel_size_um, dtype=float)
+        z[0] = lateral * vs[0] / vs[-1]
+    return z
+
+
+def segment_frame(image: np.ndarray, model: Segmenter, *, nucleus_diameter_px: float | None = None,
+                  voxel_size_um: tuple[float, ...] | None = None, return_maps: bool = False) -> Any:
+    """Segment the nuclei of one frame with a learned model.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        One frame ``((Z), Y, X)``, intensities of any real dtype.
+    model : Segmenter
+        A loaded model (2D models also segment 3D frames plane by plane).
+    nucleus_diameter_px : float, optional
+        Typical nucleus diameter in (lateral) pixels of this frame; estimated from the image
+        with :func:`~dynacell.segment.learned.estimate_nucleus_diameter_px` when absent.
+    voxel_size_um : tuple of float, optional
+        Voxel size (µm, axis order); in 3D its z/x ratio makes the resampled frame isotropic.
+    return_maps : bool
+        Also return the probability maps at the frame's size and the diameter used.
+
+    Returns
+    -------
+    numpy.ndarray or tuple
+        int32 labels ``((Z), Y, X)`` (0 = background); with ``return_maps`` a tuple
+        ``(labels, maps, nucleus_diameter_px)``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the frame is not 2-D/3-D, or the voxel size does not match it.
+    """
+    from scipy import ndimage as ndi
+
+    img = np.asarray(image)
+    if img.ndim not in (2, 3):
+        raise InvalidInputError(f"segmentation: expected a 2-D or 3-D frame, got shape {img.shape}")
+    if voxel_size_um is not None and len(voxel_size_um) != img.ndim:
+        raise InvalidInputError(f"segmentation: voxel_size_um {voxel_size_um} does not match a {img.ndim}-D frame")
+    if nucleus_diameter_px is None:
+        nucleus_diameter_px = estimate_nucleus_diameter_px(img, voxel_size_um=voxel_size_um)
+    x = normalize_image(img)
+    zoom = _zoom_factors(img.shape, nucleus_diameter_px, model.card.target_diameter_px, voxel_size_um)
+    xs = ndi.zoom(x, zoom, order=1) if not np.allclose(zoom, 1) else x
+    maps = model.predict_maps(xs)
+    if not np.allclose(zoom, 1):
+        maps = {k: ndi.zoom(v, np.asarray(img.shape) / np.asarray(v.shape), order=1, grid_mode=False)[
+            tuple(slice(0, n) for n in img.shape)] for k, v in maps.items()}
+    min_size = max(4, int(round(model.postprocess.min_size_px / float(np.prod(zoom)))))
+    labels = maps_to_instances(model.card.architecture, maps, model.postprocess, min_size_px=min_size)
+    if return_maps:
+        return labels, maps, float(nucleus_diameter_px)
+    return labels
+
+
+def looks_like_fluorescence(image: np.ndarray) -> bool:
+    """Whether a frame looks like bright objects on a dark background (fluorescence).
+
+    The median of the percentile-normalised frame (1st → 0, 99.8th → 1) is below 0.35 for
+    fluorescence nuclei (mostly dark background); phase contrast and bright field have a grey
+    background near the middle of the range.
+    """
+    x = normalize_image(image)
+    return bool(np.median(x) < 0.35)
+
+
+def check_segmentation(stats: list[dict[str, Any]], *, factor: float = 10.0,
+                       training_fraction: tuple[float, float] = (0.005, 0.6)) -> list[str]:
+    """Sanity check of a segmented movie; returns (and logs) one warning per problem.
+
+    Parameters
+    ----------
+    stats : list of dict
+        One per frame, in time order: ``t``, ``n_objects``, ``foreground_fraction``.
+    factor : float
+        A jump of the object count or of the segmented fraction by this factor between two
+        consecutive frames is reported (an order of magnitude by default).
+    training_fraction : tuple of float
+        Range of segmented fractions seen in the training data; frames outside are reported.
+
+    Returns
+    -------
+    list of str
+        Warnings (empty when nothing is suspicious).
+    """
+    msgs: list[str] = []
+    for a, b in itertools.pairwise(stats):
+        for key, what in (("n_objects", "object count"), ("foreground_fraction", "segmented fraction")):
+            va, vb = float(a[key]), float(b[key])
+            lo, hi = min(va, vb), max(va, vb)
+            if hi > 0 and (lo == 0 or hi / lo >= factor) and hi >= (3 if key == "n_objects" else 1e-3):
+                msgs.append(f"frames {a['t']}->{b['t']}: {what} jumps from {va:g} to {vb:g}")
+    empty = [s["t"] for s in stats if s["n_objects"] == 0]
+    if empty:
+        msgs.append(f"{len(empty)} frame(s) with no nucleus found (first: {empty[0]})")
+    lo, hi = training_fraction
+    out = [s["t"] for s in stats if s["n_objects"] and not lo <= s["foreground_fraction"] <= hi]
+    if out:
+        msgs.append(f"{len(out)} frame(s) with a segmented fraction outside the training range {lo:g}-{hi:g} "
+                    f"(first: frame {out[0]})")
+    for m in msgs:
+        logger.warning("segmentation check: %s", m)
+    return msgs
+
+
+def iter_segment(images: Movie, model: str | Path | Segmenter = DEFAULT_MODEL, *,
+                 voxel_size_um: tuple[float, ...] | None = None, nucleus_diameter_px: float | None = None,
+                 device: str = "cpu", progress: bool | None = None) -> Iterator[tuple[int, np.ndarray, dict[str, Any]]]:
+    """Segment a movie frame by frame (a generator; memory holds one frame).
+
+    Parameters
+    ----------
+    images : Movie
+        Intensities ``(T, (Z), Y, X)``.
+    model : str, path or Segmenter
+        A shipped model name, a model folder, a loaded model, or ``"classical"``.
+    voxel_size_um : tuple of float, optional
+        Overrides the movie's voxel size.
+    nucleus_diameter_px : float, optional
+        Typical nucleus diameter (lateral pixels); estimated once from the first non-empty
+        frame when absent (learned models only).
+    device : str
+        Torch device.
+    progress : bool or None
+        Progress bar (None: only on a terminal).
+
+    Yields
+    ------
+    t : int
+        Frame number.
+    labels : numpy.ndarray
+        int32 labels of that frame.
+    info : dict
+        ``seconds``, ``n_objects``, ``foreground_fraction``, ``nucleus_diameter_px``.
+    """
+    from tqdm.auto import tqdm
+
+    from dynacell.segment import classical
+
+    vs = voxel_size_um if voxel_size_um is not None else images.voxel_size_um
+    show = bool(progress) if progress is not None else False
+    seg = None if str(model) == classical.METHOD_NAME else Segmenter.load(model, device)
+    diam = nucleus_diameter_px
+    for t in tqdm(images.frame_indices, desc="segment", disable=not show):
+        frame = images.frame(t)
+        t0 = time.perf_counter()
+        if seg is None:
+            lab = classical.segment_frame(frame, voxel_size_um=vs)
+        else:
+            if diam is None and float(np.ptp(frame)) > 0:
+                try:
+                    diam = estimate_nucleus_diameter_px(frame, voxel_size_um=vs)
+                    logger.info("nucleus diameter estimated from frame %d: %.1f px", t, diam)
+                except InvalidInputError:
+                    diam = None
+            lab = (segment_frame(frame, seg, nucleus_diameter_px=diam, voxel_size_um=vs) if diam is not None
+                   else np.zeros(frame.shape, np.int32))
+        yield int(t), lab, {"seconds": time.perf_counter() - t0, "n_objects": int(lab.max()),
+                            "foreground_fraction": float((lab > 0).mean()), "nucleus_diameter_px": diam}
+
+
+def segment_movie(images: Movie, model: str | Path | Segmenter = DEFAULT_MODEL, *,
+                  voxel_size_um: tuple[float, ...] | None = None, nucleus_diameter_px: float | None = None,
+                  store: str | Path | None = None, device: str = "cpu", progress: bool | None = None) -> Movie:
+    """Segment every frame of a movie into a labels :class:`~dynacell.io.movie.Movie`.
+
+    Parameters
+    ----------
+    images : Movie
+        Intensities ``(T, (Z), Y, X)``.
+    model : str, path or Segmenter
+        ``"nuclei-seg-2d"`` (default, shipped), another shipped name, a model folder, a loaded
+        :class:`Segmenter`, or ``"classical"`` (threshold + watershed).
+    voxel_size_um : tuple of float, optional
+        Overrides the movie's voxel size (µm, spatial axis order).
+    nucleus_diameter_px : float, optional
+        Typical nucleus diameter in lateral pixels (estimated from the first frame if absent).
+    store : path, optional
+        Folder of a zarr array receiving the labels frame by frame (memory flat in ``T``);
+        None keeps them in memory.
+    device : str
+        Torch device.
+    progress : bool or None
+        Progress bar.
+
+    Returns
+    -------
+    Movie
+        int32 labels ``(T, (Z), Y, X)`` with the movie's frame numbers (ids per frame, not
+        consistent over time); ``metadata`` holds ``segmenter`` (model name), ``warnings``
+        (:func:`check_segmentation`), ``frames`` (per-frame statistics) and
+        ``nucleus_diameter_px``.
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown model name, or frames that are not 2-D/3-D.
+
+    Examples
+    --------
+    >>> from dynacell.segment.predict import segment_movie
+    >>> labels = segment_movie(images, "nuclei-seg-2d")  # doctest: +SKIP
+    """
+    import dask.array as da
+
+    if images.n_frames == 0:
+        raise InvalidInputError(f"movie {images.source}: no frame to segment")
+    first = images.frame(images.frame_indices[0])
+    if str(model) != "classical" and not looks_like_fluorescence(first):
+        logger.warning("movie %s does not look like fluorescence (bright nuclei on a dark background); the learned "
+                       "models were trained on fluorescence nuclei, so check the masks", images.source)
+    if store is not None:
+        import zarr
+
+        arr = zarr.create_array(str(store), shape=images.shape, chunks=(1, *images.frame_shape), dtype="int32",
+                                fill_value=0)
+    else:
+        arr = np.zeros(images.shape, np.int32)
+    stats = []
+    if str(model) != "classical":
+        model = Segmenter.load(model, device)
+    name = model.name if isinstance(model, Segmenter) else "classical"
+    diam = None
+    for i, (t, lab, info) in enumerate(iter_segment(images, model, voxel_size_um=voxel_size_um,
+                                                    nucleus_diameter_px=nucleus_diameter_px, device=device,
+                                                    progress=progress)):
+        arr[i] = lab
+        diam = info["nucleus_diameter_px"]
+        stats.append({"t": t, **{k: v for k, v in info.items() if k != "nucleus_diameter_px"}})
+    warnings_ = check_segmentation(stats)
+    if str(model) != "classical" and not looks_like_fluorescence(first):
+        warnings_.insert(0, "input does not look like fluorescence nuclei (bright on dark)")
+    data = da.from_zarr(str(store)) if store is not None else arr
+    vs = voxel_size_um if voxel_size_um is not None else images.voxel_size_um
+    return Movie(data=data, axes=images.axes, voxel_size_um=vs, frame_interval_s=images.frame_interval_s,
+                 frame_indices=images.frame_indices, source=f"{name} segmentation of {images.source}",
+                 metadata={"segmenter": name, "warnings": warnings_, "frames": stats, "nucleus_diameter_px": diam,
+                           "postprocess": asdict(model.postprocess) if isinstance(model, Segmenter) else None})

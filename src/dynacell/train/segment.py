@@ -1,0 +1,666 @@
+"""Training of the segmentation networks: annotated frames, crops, the Lightning module, the run.
+
+Data (read in place from the shared data folder, never copied):
+
+==============  ===============================================  ==========================================
+dataset         reference masks                                   split (time block / region)
+==============  ===============================================  ==========================================
+``gowt1``       CTC Fluo-N2DH-GOWT1 01_GT/SEG (sparse: about 5 of   train t ≤ 20, val 21–31, test ≥ 32
+                ~24 nuclei per frame; the area around the other
+                nuclei, found from the TRA markers, is ignored)
+``hela02``      CTC Fluo-N2DL-HeLa 02_ST/SEG (silver truth) on      train t ≤ 9, val 10–11, test 13–19
+                frames with images (0–19)
+``dsb``         DSB 2018 image (StarDist), 125 nuclei: one image    train = top 60 % of rows, test = the rest
+``bacteria``    bacteria-phc 01_GT/TRA (full masks; phase contrast) test t ≥ 42 only (out of domain)
+``mouse8``      mouse 8-cell 3D labels                              train t ≤ 6, val 7, test 8–10
+``stardist3d``  StarDist 3D stack, 51 nuclei                         test only
+``sim``         simulated 2D colony with apoptosis (dynacell.        train seeds 0–3, val 4, test 5
+                simulate), live/dead labels
+==============  ===============================================  ==========================================
+
+Every frame is normalised (:func:`dynacell.segment.learned.normalize_image`) and resampled so
+that its nuclei are :data:`TARGET_DIAMETER_PX` across (the median equivalent diameter of the
+reference objects of the training side; the nucleus-size rule of the state classifiers), at
+three zooms (×0.8, ×1, ×1.25) for scale robustness. Crops of 128×128 are drawn at random
+(half of them centred on a nucleus), flipped/rotated, and their intensities jittered.
+
+``python -m dynacell.train.segment --architecture instance-unet --name nuclei-seg-2d`` trains and
+writes a model folder (weights + card) through :func:`dynacell.train.engine.fit_module`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dynacell.errors import InvalidInputError
+from dynacell.segment.learned import (
+    PostprocessParams,
+    normalize_image,
+    training_targets,
+)
+
+__all__ = [
+    "DATASETS_2D",
+    "SPLITS",
+    "TARGET_DIAMETER_PX",
+    "AnnotatedFrame",
+    "CropDataset",
+    "FrameDataset",
+    "SegmentationModule",
+    "load_frames",
+    "prepare",
+    "train_segmenter",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Nucleus diameter (model pixels) every frame is resampled to.
+TARGET_DIAMETER_PX = 24.0
+
+#: Default location of the shared data, beside the checkout.
+DEFAULT_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+#: Split of each dataset: frame numbers (or DSB regions 0 = top 60 %, 1 = bottom 40 %) per side.
+SPLITS: dict[str, dict[str, Any]] = {
+    "gowt1": {"train": lambda t: t <= 20, "val": lambda t: 21 <= t <= 31, "test": lambda t: t >= 32},
+    "hela02": {"train": lambda t: t <= 9, "val": lambda t: 10 <= t <= 11, "test": lambda t: t >= 13},
+    "dsb": {"train": lambda t: t == 0, "val": lambda t: False, "test": lambda t: t == 1},
+    "bacteria": {"train": lambda t: False, "val": lambda t: False, "test": lambda t: t >= 42},
+    "mouse8": {"train": lambda t: t <= 6, "val": lambda t: t == 7, "test": lambda t: t >= 8},
+    "stardist3d": {"train": lambda t: False, "val": lambda t: False, "test": lambda t: True},
+    "sim": {"train": lambda t: t <= 3, "val": lambda t: t == 4, "test": lambda t: t == 5},
+}
+
+#: Split descriptions written in model cards.
+SPLIT_TEXT: dict[str, str] = {
+    "gowt1": "time blocks: train t<=20, val 21-31, test >=32 (01_GT/SEG frames)",
+    "hela02": "time blocks: train t<=9, val 10-11, test 13-19 (02_ST/SEG frames with images)",
+    "dsb": "regions: train top 60% of rows, test bottom 40%",
+    "bacteria": "test t>=42 only (not trained on)",
+    "mouse8": "time blocks: train t<=6, val 7, test 8-10",
+    "stardist3d": "test only",
+    "sim": "simulation seeds: train 0-3, val 4, test 5",
+}
+
+DATASETS_2D = ("gowt1", "hela02", "dsb", "bacteria")
+
+
+@dataclass
+class AnnotatedFrame:
+    """One annotated frame (or region) of a dataset.
+
+    Attributes
+    ----------
+    dataset : str
+        Dataset key (see the module table).
+    t : int
+        Frame number (DSB: region 0/1; sim: simulation seed).
+    image : numpy.ndarray
+        Raw intensities ``((Z), Y, X)``.
+    labels : numpy.ndarray
+        int32 reference instances, 0 = background.
+    known : numpy.ndarray or None
+        Boolean mask of the pixels whose class is known (None = all): a sparse reference's
+        unannotated nuclei are unknown.
+    full : bool
+        Whether every nucleus is annotated (object precision / F1 need it).
+    dead : set of int
+        Reference ids of dead (apoptotic) nuclei.
+    voxel_size_um : tuple of float or None
+        Physical voxel size when known.
+    """
+
+    dataset: str
+    t: int
+    image: np.ndarray
+    labels: np.ndarray
+    known: np.ndarray | None = None
+    full: bool = True
+    dead: set[int] = field(default_factory=set)
+    voxel_size_um: tuple[float, ...] | None = None
+
+
+def _read(path: Path) -> np.ndarray:
+    import tifffile
+
+    return np.asarray(tifffile.imread(path))
+
+
+def _gowt1_known(seg: np.ndarray, tra: np.ndarray, radius_px: int = 24) -> np.ndarray:
+    """Known pixels of a sparse GOWT1 frame: everything but a disc around each unannotated TRA marker."""
+    from scipy import ndimage as ndi
+
+    unannotated = np.zeros(seg.shape, bool)
+    for i in np.unique(tra[tra > 0]):
+        m = tra == i
+        if (seg[m] > 0).mean() < 0.5:
+            unannotated |= m
+    unknown = (ndi.distance_transform_edt(~unannotated) <= radius_px) & (seg == 0)
+    return ~unknown
+
+
+def load_frames(dataset: str, side: str, data_root: str | Path | None = None) -> list[AnnotatedFrame]:
+    """Annotated frames of one dataset on one side of its split.
+
+    Parameters
+    ----------
+    dataset : str
+        A key of :data:`SPLITS`.
+    side : {"train", "val", "test"}
+        Side of the split.
+    data_root : path, optional
+        The shared data folder (default ``../shared/data`` beside the checkout).
+
+    Returns
+    -------
+    list of AnnotatedFrame
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown dataset or side, or the data folder is missing.
+    """
+    if dataset not in SPLITS or side not in ("train", "val", "test"):
+        raise InvalidInputError(f"unknown dataset/side {dataset!r}/{side!r}; datasets: {', '.join(SPLITS)}")
+    root = Path(data_root) if data_root is not None else DEFAULT_DATA
+    if dataset != "sim" and not root.is_dir():
+        raise InvalidInputError(f"shared data folder {root} not found")
+    keep = SPLITS[dataset][side]
+    out: list[AnnotatedFrame] = []
+    if dataset == "gowt1":
+        base = root / "ctc" / "Fluo-N2DH-GOWT1"
+        for f in sorted((base / "01_GT" / "SEG").glob("man_seg*.tif")):
+            t = int(f.stem[7:])
+            if not keep(t):
+                continue
+            seg = _read(f).astype(np.int32)
+            tra = _read(base / "01_GT" / "TRA" / f"man_track{t:03d}.tif")
+            out.append(AnnotatedFrame(dataset, t, _read(base / "01" / f"t{t:03d}.tif"), seg,
+                                      known=_gowt1_known(seg, tra), full=False, voxel_size_um=(0.24, 0.24)))
+    elif dataset == "hela02":
+        base = root / "ctc" / "Fluo-N2DL-HeLa"
+        for f in sorted((base / "02_ST" / "SEG").glob("man_seg*.tif")):
+            t = int(f.stem[7:])
+            img = base / "02" / f"t{t:03d}.tif"
+            if keep(t) and img.is_file():
+                out.append(AnnotatedFrame(dataset, t, _read(img), _read(f).astype(np.int32),
+                                          voxel_size_um=(0.645, 0.645)))
+    elif dataset == "dsb":
+        base = root / "segmentation" / "dsb2018-stardist"
+        img, lab = _read(base / "img2d.tif"), _read(base / "mask2d.tif").astype(np.int32)
+        cut = int(round(0.6 * img.shape[0]))
+        for t, sl in ((0, slice(0, cut)), (1, slice(cut, None))):
+            if keep(t):
+                out.append(AnnotatedFrame(dataset, t, img[sl], lab[sl]))
+    elif dataset == "bacteria":
+        base = root / "ctc" / "bacteria-phc"
+        for f in sorted((base / "01_GT" / "TRA").glob("man_track*.tif")):
+            t = int(f.stem[9:])
+            if keep(t):
+                out.append(AnnotatedFrame(dataset, t, _read(base / "01" / f"t{t:03d}.tif"), _read(f).astype(np.int32)))
+    elif dataset == "mouse8":
+        base = root / "embryo3d" / "mouse-8cell"
+        for f in sorted((base / "labels").glob("t*.tif")):
+            t = int(f.stem[1:])
+            if keep(t):
+                out.append(AnnotatedFrame(dataset, t, _read(base / "images" / f.name), _read(f).astype(np.int32)))
+    elif dataset == "stardist3d":
+        base = root / "segmentation" / "stardist-3d"
+        out.append(AnnotatedFrame(dataset, 0, _read(base / "img3d.tif"), _read(base / "mask3d.tif").astype(np.int32)))
+    elif dataset == "sim":
+        for seed in range(6):
+            if keep(seed):
+                out.extend(_sim_frames(seed))
+    return out
+
+
+def _sim_frames(seed: int, n_frames: int = 16) -> list[AnnotatedFrame]:
+    """Frames of a simulated 2D colony with a high death rate; dead = nuclei in the ``death`` state."""
+    from dynacell.simulate import simulate_embryo
+
+    res = simulate_embryo(ndim=2, n_start=12, n_frames=n_frames, death_rate_per_frame=0.12, min_deaths=6,
+                          division_rate_per_frame=0.1, seed=1000 + seed, progress=False)
+    states = res.states()
+    out = []
+    for i in range(1, n_frames):
+        dead = {int(v) for v in states.loc[(states.t == i) & (states.state == "death"), "label"]}
+        out.append(AnnotatedFrame("sim", seed * 100 + i, np.asarray(res.images[i]), np.asarray(res.labels[i], np.int32),
+                                  dead=dead, voxel_size_um=tuple(res.voxel_size_um)))
+    return out
+
+
+def reference_diameter_px(frames: list[AnnotatedFrame]) -> float:
+    """Median equivalent diameter (pixels, lateral) of the reference objects of ``frames``."""
+    from skimage.measure import regionprops_table
+
+    d = [regionprops_table(f.labels, properties=("equivalent_diameter_area",))["equivalent_diameter_area"]
+         for f in frames if f.labels.any()]
+    if not d:
+        raise InvalidInputError("no reference object to measure the nucleus size")
+    return float(np.median(np.concatenate(d)))
+
+
+@dataclass
+class Prepared:
+    """A frame at model scale: image ``(1, ...)``, targets ``(4, ...)`` (fg, boundary, distance, dead), weight."""
+
+    dataset: str
+    t: int
+    image: np.ndarray
+    targets: np.ndarray
+    weight: np.ndarray
+    labels: np.ndarray
+    full: bool
+
+
+def prepare(frame: AnnotatedFrame, zoom: float | tuple[float, ...]) -> Prepared:
+    """Normalise and resample one annotated frame to model scale and compute its targets.
+
+    Parameters
+    ----------
+    frame : AnnotatedFrame
+    zoom : float or tuple of float
+        Resampling factor per spatial axis (> 1 enlarges).
+
+    Returns
+    -------
+    Prepared
+    """
+    from scipy import ndimage as ndi
+
+    img = normalize_image(frame.image)
+    z = np.broadcast_to(np.asarray(zoom, dtype=float), (img.ndim,))
+    if np.allclose(z, 1.0):
+        lab, known = frame.labels, frame.known
+    else:
+        img = ndi.zoom(img, z, order=1)
+        lab = ndi.zoom(frame.labels, z, order=0)
+        known = None if frame.known is None else ndi.zoom(frame.known.astype(np.uint8), z, order=0) > 0
+    tg = training_targets(lab)
+    dead = np.isin(lab, list(frame.dead)) if frame.dead else np.zeros(lab.shape, bool)
+    targets = np.concatenate([tg, dead[None].astype(np.float32)], 0)
+    weight = np.ones(lab.shape, np.float32) if known is None else known.astype(np.float32)
+    return Prepared(frame.dataset, frame.t, img[None].astype(np.float32), targets, weight[None], lab.astype(np.int32),
+                    frame.full)
+
+
+class CropDataset:
+    """Random training crops (a ``torch.utils.data.Dataset``), balanced over datasets.
+
+    Parameters
+    ----------
+    items : list of Prepared
+        Frames at model scale (several zooms each).
+    n_samples : int
+        Crops per epoch.
+    crop : tuple of int
+        Crop shape ``((Z), Y, X)``.
+    seed : int
+        Seed; crop ``i`` of epoch ``e`` uses ``default_rng([seed, e, i])``.
+    """
+
+    def __init__(self, items: list[Prepared], n_samples: int, crop: tuple[int, ...], seed: int = 0) -> None:
+        self.items = items
+        self.n_samples = int(n_samples)
+        self.crop = tuple(int(c) for c in crop)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.by_dataset: dict[str, list[int]] = {}
+        for i, it in enumerate(items):
+            self.by_dataset.setdefault(it.dataset, []).append(i)
+        self.fg_index = [np.flatnonzero(it.targets[0].ravel() > 0) for it in items]
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    def __getitem__(self, i: int):
+        import torch
+
+        rng = np.random.default_rng([self.seed, self.epoch, int(i)])
+        names = sorted(self.by_dataset)
+        idx = self.by_dataset[names[rng.integers(len(names))]]
+        k = idx[rng.integers(len(idx))]
+        it = self.items[k]
+        shape = it.image.shape[1:]
+        if rng.random() < 0.5 and len(self.fg_index[k]):
+            c = np.unravel_index(self.fg_index[k][rng.integers(len(self.fg_index[k]))], shape)
+            start = [int(ci) - s // 2 + int(rng.integers(-s // 4, s // 4 + 1)) for ci, s in zip(c, self.crop)]
+        else:
+            start = [int(rng.integers(-s // 4, max(n - s + s // 4, -s // 4 + 1))) for n, s in zip(shape, self.crop)]
+        x, y, w = (_window(a, start, self.crop) for a in (it.image, it.targets, it.weight))
+        nd = len(self.crop)
+        # flips and 90° rotations in the lateral plane
+        for ax in range(nd):
+            if rng.random() < 0.5:
+                x, y, w = (np.flip(a, axis=1 + ax) for a in (x, y, w))
+        if self.crop[-1] == self.crop[-2]:
+            r = int(rng.integers(4))
+            x, y, w = (np.rot90(a, r, axes=(-2, -1)) for a in (x, y, w))
+        x = x * rng.uniform(0.6, 1.4) + rng.uniform(-0.15, 0.15)
+        g = rng.uniform(0.7, 1.4)
+        x = np.sign(x) * np.abs(x) ** g
+        x = x + rng.normal(0, rng.uniform(0, 0.06), x.shape)
+        return (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)),
+                torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)))
+
+
+def _window(a: np.ndarray, start: list[int], size: tuple[int, ...]) -> np.ndarray:
+    """``a[:, start:start+size]`` with zero padding outside (weight 0 there)."""
+    out = np.zeros((a.shape[0], *size), dtype=a.dtype)
+    src, dst = [slice(None)], [slice(None)]
+    for s0, n, sz in zip(start, a.shape[1:], size):
+        lo, hi = max(s0, 0), min(s0 + sz, n)
+        if hi <= lo:
+            return out
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - s0, hi - s0))
+    out[tuple(dst)] = a[tuple(src)]
+    return out
+
+
+class FrameDataset:
+    """Whole validation frames at model scale, padded to a multiple of ``multiple`` (one per batch)."""
+
+    def __init__(self, items: list[Prepared], multiple: int = 16) -> None:
+        self.items = items
+        self.multiple = int(multiple)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        it = self.items[i]
+        return it
+
+    @staticmethod
+    def collate(batch):
+        return batch[0]
+
+
+def pad_to_multiple(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """Zero-pad the spatial axes of ``x`` (``(C, ...)``) to multiples of ``multiple``; return the crop back."""
+    pads = [(0, 0)] + [(0, (-n) % multiple) for n in x.shape[1:]]
+    return np.pad(x, pads, mode="reflect"), tuple(slice(0, n) for n in x.shape[1:])
+
+
+def _lightning_module_base():
+    import lightning.pytorch as pl
+
+    return pl.LightningModule
+
+
+def _soft_jaccard(prob, onehot, weight):
+    inter = (prob * onehot * weight).sum(dim=(0, *range(2, prob.ndim)))
+    union = ((prob + onehot - prob * onehot) * weight).sum(dim=(0, *range(2, prob.ndim)))
+    return 1.0 - ((inter + 1.0) / (union + 1.0)).mean()
+
+
+class SegmentationModule(_lightning_module_base()):
+    """Lightning module of the segmentation networks (loss, optimiser, validation SEG).
+
+    Parameters
+    ----------
+    architecture : str
+        ``instance-unet`` (loss: BCE on foreground, boundary and distance maps),
+        ``seed-unet`` (BCE on the sigmoid foreground, RMSprop as in the seed) or
+        ``seed-attention-unet`` (cross-entropy + soft Jaccard on background/live/dead, Adam 1e-3
+        as in the seed).
+    model_kwargs : dict
+        Network constructor arguments.
+    lr : float
+        Learning rate.
+    postprocess : PostprocessParams, optional
+        Instance extraction used for the validation SEG.
+
+    Notes
+    -----
+    Logs ``train_loss`` per step and ``val_seg`` (mean over validation datasets of the
+    object-weighted CTC SEG, at model scale) per epoch; only pixels with weight 1 count in the
+    loss (unannotated nuclei of a sparse reference are unknown, not background).
+    """
+
+    def __init__(self, architecture: str, model_kwargs: dict[str, Any], lr: float = 1e-3,
+                 postprocess: PostprocessParams | None = None, time_budget_s: float | None = None) -> None:
+        super().__init__()
+        self.time_budget_s = time_budget_s
+        self._t0 = time.perf_counter()
+        from dynacell.models.unet import build_segmentation_model
+
+        self.architecture = architecture
+        self.net = build_segmentation_model(architecture, **model_kwargs)
+        self.lr = float(lr)
+        self.postprocess = postprocess or PostprocessParams()
+        self._val: dict[str, list[tuple[float, int]]] = {}
+
+    def forward(self, x):
+        return self.net(x)
+
+    def loss(self, out, y, w):
+        """Loss of a batch: logits ``out``, targets ``y`` (fg, boundary, distance, dead), weights ``w``."""
+        import torch.nn.functional as F
+
+        if self.architecture == "instance-unet":
+            bce = F.binary_cross_entropy_with_logits(out, y[:, :3], reduction="none")
+            bce[:, 1] *= 2.0
+            return (bce * w).sum() / (3 * w.sum()).clamp_min(1.0)
+        if self.architecture == "seed-unet":
+            bce = F.binary_cross_entropy_with_logits(out[:, 0:1], y[:, 0:1], reduction="none")
+            return (bce * w).sum() / w.sum().clamp_min(1.0)
+        target = (y[:, 0] + y[:, 3]).long()  # 0 background, 1 live, 2 dead
+        ce = F.cross_entropy(out, target, reduction="none")
+        ce = (ce * w[:, 0]).sum() / w.sum().clamp_min(1.0)
+        onehot = F.one_hot(target, out.shape[1]).movedim(-1, 1).float()
+        return ce + _soft_jaccard(out.softmax(1), onehot, w)
+
+    def training_step(self, batch, batch_idx):
+        x, y, w = batch
+        loss = self.loss(self(x), y, w)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=x.shape[0])
+        return loss
+
+    def on_train_start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_train_epoch_end(self) -> None:
+        # wall-time budget: stop after the epoch that used it up (the best checkpoint is kept)
+        if self.time_budget_s is not None and time.perf_counter() - self._t0 > self.time_budget_s:
+            self.trainer.should_stop = True
+
+    def on_train_epoch_start(self) -> None:
+        ds = getattr(self.trainer.train_dataloader, "dataset", None)
+        if isinstance(ds, CropDataset):
+            ds.epoch = int(self.current_epoch)
+
+    def predict_maps(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """Probability maps of one frame at model scale (``(1, ...)`` float32): see :func:`maps_from_logits`."""
+        import torch
+
+        x, crop = pad_to_multiple(image, 16)
+        with torch.inference_mode():
+            logits = self(torch.from_numpy(x[None]).to(self.device))[0].cpu().numpy()
+        return maps_from_logits(self.architecture, logits[(slice(None), *crop)])
+
+    def validation_step(self, item, batch_idx):
+        from dynacell.metrics.segmentation import ctc_seg
+
+        maps = self.predict_maps(item.image)
+        pred = maps_to_instances(self.architecture, maps, self.postprocess)
+        seg, n = ctc_seg(item.labels, pred)
+        self._val.setdefault(item.dataset, []).append((seg, n))
+
+    def on_validation_epoch_end(self) -> None:
+        per = []
+        for v in self._val.values():
+            s = np.array([a for a, _ in v]); n = np.array([b for _, b in v])
+            if n.sum():
+                per.append(float(np.nansum(s * n) / n.sum()))
+        self._val = {}
+        self.log("val_seg", float(np.mean(per)) if per else 0.0, prog_bar=True)
+
+    def configure_optimizers(self):
+        import torch
+
+        if self.architecture == "seed-unet":
+            return torch.optim.RMSprop(self.parameters(), lr=self.lr)
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+def maps_from_logits(architecture: str, logits: np.ndarray) -> dict[str, np.ndarray]:
+    """Probability maps from network logits ``(C, ...)``.
+
+    Returns
+    -------
+    dict
+        ``foreground`` (all architectures), ``boundary`` and ``distance`` (instance-unet),
+        ``dead`` (probability of the dead class, seed-attention-unet).
+    """
+    from dynacell.segment.predict import maps_from_logits as _m
+
+    return _m(architecture, logits)
+
+
+def maps_to_instances(architecture: str, maps: dict[str, np.ndarray], params: PostprocessParams) -> np.ndarray:
+    """Instances from probability maps (see :func:`dynacell.segment.predict.maps_to_instances`)."""
+    from dynacell.segment.predict import maps_to_instances as _m
+
+    return _m(architecture, maps, params)
+
+
+def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: tuple[str, ...],
+                    model_kwargs: dict[str, Any], minutes: float, batch_size: int = 8, crop: int = 128,
+                    steps_per_epoch: int = 60, lr: float = 1e-3, seed: int = 0, data_root: str | Path | None = None,
+                    training_command: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Train one segmentation network and write its model folder (weights + card).
+
+    Parameters
+    ----------
+    architecture : str
+        See :class:`SegmentationModule`.
+    name : str
+        Model name (written in the card).
+    out : path
+        Model folder to create (atomically).
+    datasets : tuple of str
+        Training datasets (keys of :data:`SPLITS`).
+    model_kwargs : dict
+        Network arguments.
+    minutes : float
+        Wall-time budget of the fit: training stops after the epoch that exceeds it (the
+        epoch bound is twice the estimate from the speed of one step).
+    batch_size, crop, steps_per_epoch, lr, seed
+        Optimisation settings.
+    data_root : path, optional
+        Shared data folder.
+    training_command : str, optional
+        Recorded in the card.
+    overwrite : bool
+        Replace an existing model folder.
+
+    Returns
+    -------
+    dict
+        The card's ``metrics`` (validation SEG per dataset with the tuned post-processing).
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    from dynacell.cards import sha256_file, write_card
+    from dynacell.io.writers import atomic_folder
+    from dynacell.segment.predict import SegmentationCard, tune_postprocess
+    from dynacell.train.engine import EngineConfig, fit_module
+
+    torch.set_num_threads(1)
+    ndim = int(model_kwargs.get("ndim", 2))
+    train_items, val_items, scales = [], [], {}
+    for ds in datasets:
+        tr = load_frames(ds, "train", data_root)
+        va = load_frames(ds, "val", data_root)
+        d = reference_diameter_px(tr)
+        scales[ds] = {"nucleus_diameter_px": d, "zoom": TARGET_DIAMETER_PX / d, "n_train": len(tr), "n_val": len(va)}
+        for f in tr:
+            for j in (0.8, 1.0, 1.25):
+                train_items.append(prepare(f, TARGET_DIAMETER_PX / d * j))
+        val_items.extend(prepare(f, TARGET_DIAMETER_PX / d) for f in va)
+        logger.info("%s: %d train / %d val frames, nucleus %.1f px", ds, len(tr), len(va), d)
+    crop_shape = (crop,) * ndim
+    train_ds = CropDataset(train_items, steps_per_epoch * batch_size, crop_shape, seed=seed)
+    train_loader = DataLoader(train_ds, batch_size=batch_size, shuffle=False, num_workers=0)
+    val_loader = DataLoader(FrameDataset(val_items), batch_size=1, collate_fn=FrameDataset.collate)
+    module = SegmentationModule(architecture, model_kwargs, lr=lr, time_budget_s=minutes * 60)
+    # time one epoch's worth of batches to size the run
+    t0 = time.perf_counter()
+    xb, yb, wb = next(iter(DataLoader(train_ds, batch_size=batch_size)))
+    module.loss(module(xb), yb, wb).backward()
+    module.zero_grad()
+    per_step = time.perf_counter() - t0
+    epochs = max(2, int(2 * minutes * 60 / (per_step * steps_per_epoch + 5)))
+    logger.info("%.2f s per step -> %d epochs of %d steps", per_step, epochs, steps_per_epoch)
+    config = EngineConfig(max_epochs=epochs, patience=max(4, epochs // 3), monitor="val_seg", mode="max",
+                          seed=seed, accelerator="cpu", devices=1, num_threads=1)
+    fit = fit_module(module, train_loader, val_loader, config, progress=False)
+    module = fit.module
+    post, val_metrics = tune_postprocess(module, val_items)
+    with atomic_folder(out, overwrite=overwrite) as tmp:
+        weights = Path(tmp) / "weights.pt"
+        torch.save(module.net.state_dict(), weights)
+        import dynacell
+
+        card = SegmentationCard(
+            name=name, dynacell_version=getattr(dynacell, "__version__", "0"), torch_version=torch.__version__,
+            architecture=architecture, model_kwargs=model_kwargs,
+            n_parameters=int(sum(p.numel() for p in module.net.parameters())), ndim=ndim,
+            training_data={ds: {**scales[ds], "source": ds} for ds in datasets},
+            split={ds: SPLIT_TEXT[ds] for ds in datasets},
+            metrics={"val": val_metrics, "best_val_seg_during_training": fit.best_score},
+            config={"batch_size": batch_size, "crop": crop, "steps_per_epoch": steps_per_epoch, "lr": lr,
+                    "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "max_epochs": epochs,
+                    "fit_seconds": round(fit.seconds, 1), "zoom_jitter": [0.8, 1.0, 1.25],
+                    "engine": config.model_dump(mode="json")},
+            training_command=training_command, seed=seed, weights_sha256=sha256_file(weights),
+            target_diameter_px=TARGET_DIAMETER_PX, postprocess=post.__dict__,
+            classes=(["background", "live", "dead"] if architecture == "seed-attention-unet" else ["background", "nucleus"]),
+            modality="fluorescence",
+        )
+        write_card(card, tmp)
+        (Path(tmp) / "history.csv").write_text(fit.history.to_csv(index=False))
+    return card.metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line of the training run (see the module docstring)."""
+    p = argparse.ArgumentParser(description="train a dynacell segmentation network")
+    p.add_argument("--architecture", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--datasets", default="gowt1,hela02,dsb")
+    p.add_argument("--model-kwargs", default="{}")
+    p.add_argument("--minutes", type=float, default=20)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--steps-per-epoch", type=int, default=60)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cmd = "python -m dynacell.train.segment " + " ".join(shlex.quote(s) for s in (argv or sys.argv[1:]))
+    metrics = train_segmenter(architecture=a.architecture, name=a.name, out=a.out, datasets=tuple(a.datasets.split(",")),
+                              model_kwargs=json.loads(a.model_kwargs), minutes=a.minutes, batch_size=a.batch_size,
+                              crop=a.crop, steps_per_epoch=a.steps_per_epoch, lr=a.lr, seed=a.seed,
+                              training_command=cmd, overwrite=a.overwrite)
+    print(json.dumps(metrics, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()

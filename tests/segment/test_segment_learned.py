@@ -1,0 +1,114 @@
+"""Networks, targets, instance extraction, size estimation and measurements."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dynacell.errors import InvalidInputError
+from dynacell.io.movie import Movie
+from dynacell.metrics.segmentation import ctc_seg
+from dynacell.models.unet import (
+    SeedUNet,
+    SelfAttentionUNet,
+    build_segmentation_model,
+)
+from dynacell.segment.learned import (
+    PostprocessParams,
+    estimate_nucleus_diameter_px,
+    instances_from_maps,
+    normalize_image,
+    training_targets,
+)
+from dynacell.segment.measure import measure_frame, measure_objects, relative_area_error
+
+
+def test_seed_unet_is_the_seed_architecture():
+    net = SeedUNet()
+    # 4 blocks of 32..256 filters, a 512-filter middle, transposed convs, 1 sigmoid channel
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs[:8:2]] == [32, 64, 128, 256]
+    assert net.middle[0].out_channels == 512
+    drops = [m.p for m in net.drop_down]
+    assert drops == [0.25, 0.5, 0.5, 0.5]
+    assert sum(p.numel() for p in net.parameters()) == 8_629_921
+    small = SeedUNet(base_filters=4)
+    assert small(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+
+
+def test_attention_unet_three_classes_and_attention_in_every_block():
+    net = SelfAttentionUNet(base_filters=8, depth=2)
+    assert net(torch.zeros(2, 1, 32, 32)).shape == (2, 3, 32, 32)
+    n_blocks = len(net.down) + 1 + len(net.up_conv)
+    n_attn = sum(isinstance(m, torch.nn.MultiheadAttention) for m in net.modules())
+    assert n_attn == n_blocks
+    assert all(m.num_heads == 4 for m in net.modules() if isinstance(m, torch.nn.MultiheadAttention))
+
+
+@pytest.mark.parametrize("ndim,shape", [(2, (1, 1, 40, 24)), (3, (1, 1, 16, 24, 24))])
+def test_instance_unet_shapes(ndim, shape):
+    net = build_segmentation_model("instance-unet", ndim=ndim, base_filters=4, depth=2)
+    assert net(torch.zeros(shape)).shape == (shape[0], 3, *shape[2:])
+    with pytest.raises(InvalidInputError, match="unknown segmentation architecture"):
+        build_segmentation_model("nope")
+
+
+def test_targets_and_watershed_split_touching_discs(disc_image):
+    _, lab = disc_image
+    tg = training_targets(lab)
+    assert tg.shape == (3, *lab.shape)
+    assert np.array_equal(tg[0] > 0, lab > 0)
+    assert tg[2].max() == pytest.approx(1.0) and tg[2][lab == 0].max() == 0
+    assert tg[1][lab == 0].max() == 0 and tg[1].sum() > 0
+    # perfect maps -> the two touching discs come out as two objects
+    pred = instances_from_maps(tg[0], tg[2], tg[1], PostprocessParams(0.5, 0.5, 5))
+    assert pred.max() == 3
+    seg, n = ctc_seg(lab, pred)
+    assert n == 3 and seg > 0.85
+    # without seeds the same mask is one merged object: the seeds do the splitting
+    merged = instances_from_maps(tg[0], np.zeros_like(tg[2]), None, PostprocessParams(0.5, 0.5, 5))
+    assert merged.max() == 2
+
+
+def test_normalize_and_size_estimate(make_discs):
+    img, _ = make_discs(shape=(200, 200), centres=[(40 + 60 * i, 40 + 60 * j) for i in range(3) for j in range(3)],
+                          radius=12)
+    x = normalize_image(img)
+    assert x.dtype == np.float32 and np.percentile(x, 1) == pytest.approx(0, abs=1e-5)
+    d = estimate_nucleus_diameter_px(img)
+    assert 24 * 0.75 < d < 24 * 1.25
+    with pytest.raises(InvalidInputError, match="no bright blob"):
+        estimate_nucleus_diameter_px(np.zeros((50, 50)))
+
+
+def test_measure_frame_units(disc_image):
+    img, lab = disc_image
+    df = measure_frame(img, lab, voxel_size_um=(0.5, 0.5))
+    assert list(df.label) == [1, 2, 3]
+    row = df.iloc[2]
+    assert row.area_um2 == pytest.approx(row.area_px * 0.25)
+    assert row.equivalent_diameter_px == pytest.approx(20, rel=0.05)
+    assert row.total_intensity == pytest.approx(img[lab == 3].sum(), rel=1e-6)
+    assert "volume_um3" not in df
+    with pytest.raises(InvalidInputError, match="does not match"):
+        measure_frame(img, lab, voxel_size_um=(1, 1, 1))
+
+
+def test_measure_objects_over_time_and_area_error(disc_image):
+    img, lab = disc_image
+    movie = Movie(np.stack([img, img]), "TYX", voxel_size_um=(0.5, 0.5), frame_interval_s=60, frame_indices=(3, 4))
+    labels = Movie(np.stack([lab, lab]), "TYX", frame_indices=(3, 4))
+    df = measure_objects(movie, labels)
+    assert list(df.t.unique()) == [3, 4] and list(df.time_s.unique()) == [180, 240]
+    grown = lab.copy()
+    grown[(grown == 0) & (np.roll(lab, 1, axis=0) == 3)] = 3
+    err = relative_area_error(lab, grown)
+    assert len(err) == 3 and err.max() > 0 and np.sort(err)[0] == 0
+
+
+def test_volume_in_3d():
+    lab = np.zeros((4, 6, 6), np.int32)
+    lab[1:3, 1:4, 1:4] = 1
+    df = measure_frame(np.ones(lab.shape), lab, voxel_size_um=(2.0, 0.5, 0.5))
+    assert df.volume_vox.iloc[0] == 18 and df.volume_um3.iloc[0] == pytest.approx(18 * 0.5)

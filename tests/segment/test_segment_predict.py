@@ -1,0 +1,110 @@
+"""Inference plumbing: model folders, frames, movies, sanity checks, the ``dynacell segment`` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from dynacell.errors import FormatError, InvalidInputError
+from dynacell.io.movie import Movie
+from dynacell.segment.predict import (
+    Segmenter,
+    check_segmentation,
+    looks_like_fluorescence,
+    segment_frame,
+    segment_movie,
+)
+
+
+def test_from_folder_checks_weights(tiny_model):
+    seg = Segmenter.from_folder(tiny_model)
+    assert seg.name == "tiny" and seg.card.task == "segmentation"
+    (tiny_model / "weights.pt").write_bytes((tiny_model / "weights.pt").read_bytes() + b"x")
+    with pytest.raises(FormatError, match="SHA-256"):
+        Segmenter.from_folder(tiny_model)
+
+
+def test_unknown_pretrained_name_lists_the_shipped():
+    with pytest.raises(InvalidInputError, match="no shipped segmentation model 'nope'"):
+        Segmenter.from_pretrained("nope")
+
+
+def test_segment_frame_shapes_2d_and_3d(tiny_model, disc_image):
+    seg = Segmenter.from_folder(tiny_model)
+    img, _ = disc_image
+    lab, maps, d = segment_frame(img, seg, return_maps=True)
+    assert lab.shape == img.shape and lab.dtype == np.int32
+    assert maps["foreground"].shape == img.shape and 10 < d < 40
+    vol = np.stack([img] * 5)
+    lab3 = segment_frame(vol, seg, nucleus_diameter_px=20, voxel_size_um=(2.0, 1.0, 1.0))
+    assert lab3.shape == vol.shape
+    with pytest.raises(InvalidInputError, match="does not match"):
+        segment_frame(img, seg, voxel_size_um=(1.0, 1.0, 1.0))
+
+
+def test_segment_movie_classical_and_store(tmp_path, disc_image):
+    img, _ = disc_image
+    movie = Movie(np.stack([img, img, img]), "TYX", voxel_size_um=(0.5, 0.5), frame_indices=(4, 5, 7))
+    out = segment_movie(movie, "classical", store=tmp_path / "labels.zarr")
+    assert out.frame_indices == (4, 5, 7) and out.metadata["segmenter"] == "classical"
+    assert int(np.asarray(out.frame(7)).max()) >= 2
+    assert out.metadata["warnings"] == []
+
+
+def test_check_segmentation_flags_jumps_and_empty_frames():
+    ok = [{"t": t, "n_objects": 20 + t, "foreground_fraction": 0.1} for t in range(4)]
+    assert check_segmentation(ok) == []
+    bad = ok + [{"t": 4, "n_objects": 400, "foreground_fraction": 0.1}, {"t": 5, "n_objects": 0,
+                                                                         "foreground_fraction": 0.0}]
+    msgs = check_segmentation(bad)
+    assert any("object count jumps from 23 to 400" in m for m in msgs)
+    assert any("no nucleus" in m for m in msgs)
+    assert any("outside the training range" in m for m in check_segmentation(
+        [{"t": 0, "n_objects": 3, "foreground_fraction": 0.9}]))
+
+
+def test_fluorescence_check(disc_image):
+    img, _ = disc_image
+    assert looks_like_fluorescence(img)
+    assert not looks_like_fluorescence(300.0 - img)  # dark objects on a bright background
+
+
+def test_cli_segment_writes_masks_areas_record(tmp_path, disc_image, run_cli):
+    img, _ = disc_image
+    src = tmp_path / "movie"
+    src.mkdir()
+    for t in (3, 4):
+        tifffile.imwrite(src / f"t{t:03d}.tif", img.astype(np.uint16))
+    out = tmp_path / "out"
+    code, _, err = run_cli("segment", src, "-o", out, "--model", "classical", "--voxel-size-um", "0.5", "0.5",
+                                "--frame-interval-s", "300", "--no-progress")
+    assert code == 0, err
+    masks = sorted(p.name for p in (out / "masks").iterdir())
+    assert masks == ["mask003.tif", "mask004.tif"]
+    m = tifffile.imread(out / "masks" / "mask004.tif")
+    assert m.dtype == np.uint16 and m.max() >= 2
+    areas = pd.read_csv(out / "areas.csv")
+    assert {"t", "time_s", "label", "area_um2", "equivalent_diameter_um", "mean_intensity",
+            "total_intensity"} <= set(areas.columns)
+    assert set(areas.t) == {3, 4} and set(areas.time_s) == {900, 1200}
+    rec = json.loads((out / "segment.json").read_text())
+    assert rec["model"] == "classical" and len(rec["frames"]) == 2
+    assert (out / "areas.png").stat().st_size > 0
+    # bad input: a diameter in µm without a pixel size -> one-line error, exit 2, nothing written
+    code, _, err = run_cli("segment", src, "-o", tmp_path / "out2", "--nucleus-diameter-um", "10", "--no-progress")
+    assert code == 2 and "--voxel-size-um" in err and not (tmp_path / "out2").exists()
+
+
+def test_cli_segment_with_a_model_folder(tmp_path, disc_image, run_cli, tiny_model):
+    img, _ = disc_image
+    src = tmp_path / "stack.tif"
+    tifffile.imwrite(src, np.stack([img, img]).astype(np.uint16))
+    code, _, err = run_cli("segment", src, "-o", tmp_path / "o", "--model", tiny_model, "--no-progress")
+    assert code == 0, err
+    rec = json.loads((tmp_path / "o" / "segment.json").read_text())
+    assert rec["model"] == "tiny" and rec["card"]["architecture"] == "instance-unet"
+    assert "area_px" in pd.read_csv(tmp_path / "o" / "areas.csv").columns or rec["frames"][0]["n_objects"] == 0

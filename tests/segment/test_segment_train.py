@@ -1,0 +1,55 @@
+"""Training plumbing (a few batches through the one engine) and the real data splits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dynacell.train.engine import EngineConfig, fit_module
+from dynacell.train.segment import (
+    SPLITS,
+    AnnotatedFrame,
+    CropDataset,
+    FrameDataset,
+    SegmentationModule,
+    load_frames,
+    prepare,
+)
+
+
+@pytest.mark.parametrize("architecture,kwargs", [("instance-unet", {"base_filters": 4, "depth": 2}),
+                                                 ("seed-attention-unet", {"base_filters": 4, "depth": 2})])
+def test_fit_a_few_batches(make_discs, architecture, kwargs):
+    img, lab = make_discs(shape=(64, 64), centres=((20, 20), (20, 37), (45, 45)), radius=8)
+    known = np.ones(lab.shape, bool)
+    known[:, :8] = False  # an unknown strip: weight 0 there
+    frames = [AnnotatedFrame("toy", 0, img, lab, known=known, full=False, dead={3})]
+    items = [prepare(f, 1.0) for f in frames]
+    assert items[0].weight[0, :, :8].max() == 0 and items[0].targets[3].max() == 1
+    ds = CropDataset(items, n_samples=4, crop=(32, 32), seed=0)
+    x, y, w = ds[0]
+    assert x.shape == (1, 32, 32) and y.shape == (4, 32, 32) and w.shape == (1, 32, 32)
+    assert torch.equal(ds[1][0], ds[1][0])  # deterministic per (seed, epoch, index)
+    train = torch.utils.data.DataLoader(ds, batch_size=2)
+    val = torch.utils.data.DataLoader(FrameDataset(items), batch_size=1, collate_fn=FrameDataset.collate)
+    module = SegmentationModule(architecture, kwargs, lr=1e-3)
+    res = fit_module(module, train, val, EngineConfig(max_epochs=1, monitor="val_seg", accelerator="cpu", devices=1),
+                     progress=False)
+    assert res.epochs_run == 1 and 0.0 <= res.best_score <= 1.0
+    assert "train_loss" in res.history and np.isfinite(res.history["train_loss"].iloc[0])
+
+
+def test_splits_keep_test_frames_apart():
+    for ds, sides in SPLITS.items():
+        for t in range(100):
+            assert sum(bool(sides[s](t)) for s in ("train", "val", "test")) <= 1, (ds, t)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_sparse_gowt1_reference_leaves_unannotated_nuclei_unknown(shared_data):
+    f = load_frames("gowt1", "train", shared_data)[0]
+    assert not f.full and f.known is not None
+    assert f.known[f.labels > 0].all()  # annotated nuclei are known
+    assert 0.02 < 1 - f.known.mean() < 0.5  # some area around unannotated nuclei is unknown
