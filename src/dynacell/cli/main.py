@@ -67,32 +67,144 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"dynacell.cli.{_name}").register(app)
 
 
+#: Options naming an output file or folder; their parent is checked before the command starts.
+OUTPUT_OPTIONS = ("-o", "--out", "--output", "--geff", "--seed-layout")
+
+#: Exit codes: 2 for bad input (one-line message), 1 for an operating-system error (disk full,
+#: permission denied), 128 + signal number after Ctrl-C (130) or ``kill`` (143).
+EXIT_USER_ERROR = 2
+
+
+def _output_paths(argv: list[str]) -> list[tuple[str, str]]:
+    """(option, value) pairs of the output options in ``argv`` (``-o X``, ``--out=X``)."""
+    found = []
+    for i, tok in enumerate(argv):
+        if tok == "--":
+            break
+        name, eq, value = tok.partition("=")
+        if name in OUTPUT_OPTIONS:
+            if eq:
+                found.append((name, value))
+            elif i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+                found.append((name, argv[i + 1]))
+    return found
+
+
+def _check_outputs(argv: list[str]) -> None:
+    """The output contract's first rule: every output's parent is a writable folder, checked before any work."""
+    if any(tok in ("--help", "-h") for tok in argv):
+        return
+    from dynacell.io.writers import check_output_path
+
+    for option, value in _output_paths(argv):
+        check_output_path(value, option=option)
+
+
+class _Signals:
+    """Ctrl-C (SIGINT) and SIGTERM seen during a command: the exit code is 128 + the signal number.
+
+    A library may catch ``KeyboardInterrupt`` and carry on (or return normally); the flag set here
+    still makes the process exit non-zero, so ``dynacell run ... && next`` never continues after an
+    interrupt.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict = {}
+
+    def install(self) -> None:
+        """Route SIGINT and SIGTERM to ``KeyboardInterrupt``, remembering which signal came."""
+        import signal
+
+        def on_signal(signum, frame):
+            if self.received is None:
+                self.received = signum
+            raise KeyboardInterrupt
+
+        for name in ("SIGINT", "SIGTERM"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                try:
+                    self._previous[sig] = signal.signal(sig, on_signal)
+                except ValueError:  # not the main thread (e.g. called from a test runner thread)
+                    pass
+
+    def restore(self) -> None:
+        """Put back the handlers found by :meth:`install` (``main()`` may be called inside another program)."""
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+def _interrupted(signals: _Signals) -> None:
+    signum = signals.received or 2
+    what = "terminated" if signum == 15 else "interrupted (Ctrl-C)"
+    print(f"dynacell: {what}; temporary files removed, no output written", file=sys.stderr)
+    sys.exit(128 + signum)
+
+
 def main() -> None:
-    """Entry point of the ``dynacell`` console script."""
+    """Entry point of the ``dynacell`` console script.
+
+    Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback); 1 an
+    operating-system error such as a full disk (one line); 130 after Ctrl-C and 143 after SIGTERM
+    (temporary outputs removed). The code always reflects the outcome, also when a library
+    swallowed the interrupt.
+    """
+    signals = _Signals()
+    signals.install()
+    try:
+        _main(signals)
+    finally:
+        signals.restore()
+
+
+def _main(signals: _Signals) -> None:
     from dynacell.cli.options import merge_multi_value_options
 
+    argv = merge_multi_value_options(sys.argv[1:])
     try:
-        rc = app(args=merge_multi_value_options(sys.argv[1:]), prog_name="dynacell", standalone_mode=False)
+        _check_outputs(argv)
+        rc = app(args=argv, prog_name="dynacell", standalone_mode=False)
     except DynacellError as exc:
+        if signals.received is not None:
+            _interrupted(signals)
         print(f"dynacell: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_USER_ERROR)
     except (typer.Abort, KeyboardInterrupt):
-        print("dynacell: aborted", file=sys.stderr)
-        sys.exit(130)
+        _interrupted(signals)
     except SystemExit:
+        if signals.received is not None:
+            _interrupted(signals)
         raise
+    except MemoryError:
+        print("dynacell: error: out of memory; the input is larger than this machine can hold (see the limits in "
+              "docs/output-contract.md)", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:  # disk full, permission denied, file vanished: one line, no traceback
+        if signals.received is not None:
+            _interrupted(signals)
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"dynacell: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        sys.exit(1)
     except Exception as exc:  # usage errors: missing argument, unknown option, bad option value
         import click
 
+        if signals.received is not None:
+            _interrupted(signals)
         # Typer >= 0.20 vendors click: its usage errors derive from typer.TyperException, not click's.
         if isinstance(exc, (click.exceptions.ClickException, typer.TyperException)) and hasattr(exc, "show"):
             exc.show()
             sys.exit(getattr(exc, "exit_code", 2))
         raise
+    if signals.received is not None:
+        _interrupted(signals)
     # With standalone_mode=False, click returns the code of a typer.Exit / an interrupt instead of exiting.
-    if isinstance(rc, int) and rc != 0:
+    if isinstance(rc, int) and not isinstance(rc, bool) and rc != 0:
         if rc == 130:
-            print("dynacell: aborted", file=sys.stderr)
+            _interrupted(signals)
         sys.exit(rc)
 
 

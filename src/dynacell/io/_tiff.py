@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -71,10 +72,12 @@ def inspect_tiff(path: Path, *, with_sizes: bool = False, frame: int | None = No
     from dynacell.io._meta import tiff_physical_sizes
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _tifffile_errors() as logged, tifffile.TiffFile(path) as tif:
+            n_pages = len(tif.pages)  # walks the whole chain of page offsets: a truncated file logs an error here
             if not tif.series:
                 raise FormatError(f"{path}: TIFF holds no image series; expected an image — re-export the file")
             series = tif.series[0]
+            _raise_if_corrupt(Path(path), logged, n_pages, frame)
             sizes, interval, origin = tiff_physical_sizes(tif) if with_sizes else ({}, None, "")
             return TiffInfo(
                 path=Path(path), shape=tuple(int(s) for s in series.shape), axes=str(series.axes),
@@ -85,6 +88,49 @@ def inspect_tiff(path: Path, *, with_sizes: bool = False, frame: int | None = No
         raise
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error, OSError ...
         raise tiff_error(Path(path), exc, "open", frame) from exc
+
+
+class _Collect(logging.Handler):
+    """Collects tifffile's logged errors (tifffile logs, not raises, on a truncated page chain)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _tifffile_errors():
+    """Collect the errors tifffile logs while a file is opened (yields the list of messages)."""
+    log = logging.getLogger("tifffile")
+    handler = _Collect()
+    log.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        log.removeHandler(handler)
+
+
+#: tifffile log messages that mean the file is truncated or corrupt (the series read would be wrong).
+_CORRUPT_MARKERS = ("invalid page offset", "failed to reshape", "corrupted file", "truncat", "invalid tag",
+                    "invalid offset", "unexpected end", "suspicious number of pages")
+
+
+def _raise_if_corrupt(path: Path, logged: list[str], n_pages: int, frame: int | None) -> None:
+    """Turn tifffile's logged errors about the page chain into a :class:`FormatError` naming the first bad page."""
+    bad = [m for m in logged if any(k in m.lower() for k in _CORRUPT_MARKERS)]
+    if not bad:
+        for m in logged:
+            logger.warning("%s: tifffile: %s", path, m)
+        return
+    where = f"{path} (frame {frame})" if frame is not None else f"{path}"
+    raise FormatError(
+        f"{where}: the TIFF is truncated or corrupt: {n_pages} page(s) readable, the first bad page is page "
+        f"{n_pages} (counting from 0) — tifffile: {bad[0].split('> ', 1)[-1]}; re-copy or re-export the file"
+    )
 
 
 def frame_layout(info: TiffInfo) -> tuple[tuple[int, ...], str]:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from dynacell.errors import FormatError, InvalidInputError
+from dynacell.io.limits import ENV_VARS, Limits, get_limits
 
 __all__ = ["read_ctc_tracks", "validate_tracks", "write_ctc_result", "TRACK_FILES", "TRACK_COLUMNS"]
 
@@ -78,8 +79,10 @@ def read_ctc_tracks(path: str | Path) -> pd.DataFrame:
         A line that is not four integers (names the file, line number and the line).
     InvalidInputError
         A label ``<= 0``, a negative frame, ``begin > end``, a duplicated label, a parent that
-        is the track itself or not listed in the file, or a child that begins before its parent
-        ends (all name the file and line).
+        is the track itself or not listed in the file, a child that begins before its parent
+        ends, a value beyond 64-bit integers, a frame above ``max_frames`` or more nucleus-frames
+        in total than ``max_lineage_nodes`` (limits of :mod:`dynacell.io.limits`, checked line by
+        line before anything is built; all name the file and line).
     """
     p = find_track_file(path)
     try:
@@ -88,6 +91,8 @@ def read_ctc_tracks(path: str | Path) -> pd.DataFrame:
         raise FormatError(f"{p}: cannot read the track file ({exc}); expected text lines 'L B E P'") from exc
     rows: list[tuple[int, int, int, int]] = []
     line_of: dict[int, int] = {}
+    limits = get_limits()
+    n_nodes = 0
     for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
@@ -102,6 +107,14 @@ def read_ctc_tracks(path: str | Path) -> pd.DataFrame:
                 f"fix or remove the line"
             ) from None
         where = f"{p}, line {lineno} ({line.strip()!r})"
+        _check_sizes(where, label, begin, end, parent, limits)
+        n_nodes += end - begin + 1 if end >= begin else 0
+        if n_nodes > limits.max_lineage_nodes:
+            raise InvalidInputError(
+                f"{where}: the tracks up to this line span {n_nodes:,} nucleus-frames, above the limit of "
+                f"{limits.max_lineage_nodes:,}; if the file is right, raise the limit with "
+                f"{ENV_VARS['max_lineage_nodes']}"
+            )
         if label <= 0:
             raise InvalidInputError(f"{where}: label must be > 0 (0 is background), found {label}")
         if begin < 0 or end < 0 or parent < 0:
@@ -120,6 +133,22 @@ def read_ctc_tracks(path: str | Path) -> pd.DataFrame:
         logger.warning("%s: the track file holds no tracks", p)
     df.attrs["source"] = str(p)
     return df
+
+
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def _check_sizes(where: str, label: int, begin: int, end: int, parent: int, limits: Limits) -> None:
+    """Refuse values that overflow int64 or frames beyond :attr:`Limits.max_frames` (before anything is built)."""
+    for name, v in (("label", label), ("parent", parent), ("begin frame", begin), ("end frame", end)):
+        if abs(v) > _INT64_MAX:
+            raise InvalidInputError(f"{where}: {name} {v} does not fit a 64-bit integer; the line is corrupt")
+    for name, v in (("begin frame", begin), ("end frame", end)):
+        if v > limits.max_frames:
+            raise InvalidInputError(
+                f"{where}: {name} {v:,} is above the limit of {limits.max_frames:,} frames; the line is probably "
+                f"corrupt (if not, raise the limit with {ENV_VARS['max_frames']})"
+            )
 
 
 def _check_parents(df: pd.DataFrame, where) -> None:
@@ -172,10 +201,15 @@ def validate_tracks(tracks: pd.DataFrame, source: str = "tracks") -> pd.DataFram
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise InvalidInputError(f"{source}, row {i}: column {c!r} = {df[c].iloc[i]!r} is not an integer")
+        if (values.abs() > _INT64_MAX).any():
+            i = int(np.flatnonzero((values.abs() > _INT64_MAX).to_numpy())[0])
+            raise InvalidInputError(f"{source}, row {i}: column {c!r} = {df[c].iloc[i]!r} does not fit a 64-bit integer")
         df[c] = values.astype("int64")
     rows = df.to_numpy()
+    limits = get_limits()
     for i, (label, begin, end, parent) in enumerate(rows):
         where = f"{source}, row {i} (track {label})"
+        _check_sizes(where, int(label), int(begin), int(end), int(parent), limits)
         if label <= 0:
             raise InvalidInputError(f"{where}: label must be > 0 (0 is background)")
         if begin < 0 or parent < 0:
@@ -291,21 +325,28 @@ def write_ctc_result(
                 raise InvalidInputError(f"{folder}: mask of frame {t} has negative label {int(present.min())}")
             if node_track is not None:
                 at_t = node_track.get(t, {})
-                lut = np.zeros(int(present.max()) + 1 if present.size else 1, dtype=np.uint16)
-                for label in present.tolist():
+                # sparse lookup (sorted ids -> track ids): memory O(number of labels), whatever the ids' size
+                tids = np.zeros(present.size, dtype=np.int64)
+                for k, label in enumerate(present.tolist()):
                     tid = at_t.get(label)
                     if tid is None:
                         raise InvalidInputError(
                             f"{folder}: label {label} in frame {t} is not a node of the lineage; track the masks "
                             f"again or remove the label"
                         )
-                    lut[label] = tid
+                    tids[k] = tid
                 absent = set(at_t) - set(present.tolist())
                 if absent:
                     logger.warning("frame %d: lineage nodes with labels %s have no pixels in the mask", t,
                                    sorted(absent)[:10])
-                mask = lut[mask]
-                present = np.unique(lut[present])
+                if present.size:
+                    fg = mask != 0
+                    out = np.zeros(mask.shape, dtype=np.int64)
+                    out[fg] = tids[np.searchsorted(present, mask[fg])]
+                    mask = out
+                else:
+                    mask = np.zeros(mask.shape, dtype=np.int64)
+                present = np.unique(tids)
             for label in present.tolist():
                 b_e = span.get(int(label))
                 if b_e is None or not b_e[0] <= t <= b_e[1]:

@@ -18,6 +18,7 @@ import numpy as np
 from dynacell.errors import FormatError, InvalidInputError
 from dynacell.io._meta import length_to_um, resolve_sizes, sizes_for_axes, time_to_s
 from dynacell.io._tiff import UNNAMED_AXES, frame_layout, inspect_tiff, read_stack_frame, read_tiff_frame
+from dynacell.io.limits import check_frame_voxels, get_limits
 from dynacell.io.movie import Movie
 
 __all__ = ["open_movie", "open_labels", "detect_format", "FORMATS", "CTC_PREFIXES"]
@@ -232,6 +233,7 @@ def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress) -
         data, ax, frames, meta_vs, meta_dt, extra = read_vendor(p, format)
     else:
         data, ax, frames, meta_vs, meta_dt, extra = _read_npz(p, kind, axes)
+    check_frame_voxels(tuple(data.shape[1:]), str(p))
     vs, dt = resolve_sizes(str(p), ax[1:], meta_vs, meta_dt, voxel_size_um, frame_interval_s)
     extra["format"] = format
     if kind == "labels":
@@ -492,8 +494,12 @@ def _read_npz(path: Path, kind: str, axes: str | None):
     import dask.array as da
 
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            content = {k: npz[k] for k in npz.files}
+        with open(path, "rb") as fh:  # our own handle: closed even when numpy fails on a damaged file
+            npz = np.load(fh, allow_pickle=False)
+            if not hasattr(npz, "files"):
+                raise ValueError("a single .npy array, not an .npz archive")
+            with npz:
+                content = {k: npz[k] for k in npz.files}
     except Exception as exc:
         raise FormatError(
             f"{path}: cannot read as .npz ({type(exc).__name__}: {exc}); re-save with numpy.savez"
@@ -530,9 +536,42 @@ def _read_npz(path: Path, kind: str, axes: str | None):
     if vs is not None and len(vs) != len(spatial):
         raise InvalidInputError(f"{path}: voxel_size_um {vs} needs {len(spatial)} values ({spatial})")
     dt = float(content["frame_interval_s"]) if "frame_interval_s" in content else None
-    frames = [int(v) for v in content["frame_indices"]] if "frame_indices" in content else list(range(arr.shape[0]))
+    frames = _npz_frame_indices(path, content, arr.shape[0]) if "frame_indices" in content else list(range(arr.shape[0]))
     extra = {"files": None, "key": key, "size_origin": "npz" if vs or dt else ""}
     return data, "T" + spatial, frames, vs, dt, extra
+
+
+def _npz_frame_indices(path: Path, content: dict, n_frames: int) -> list[int]:
+    """The ``frame_indices`` array of an npz movie, checked: integers >= 0, one per frame, strictly increasing."""
+    raw = np.asarray(content["frame_indices"])
+    if raw.ndim != 1 or raw.size != n_frames:
+        raise InvalidInputError(
+            f"{path}: 'frame_indices' has shape {raw.shape} for {n_frames} frames; expected one frame number per "
+            f"frame — re-save with frame_indices=numpy.arange({n_frames}) or the real frame numbers"
+        )
+    whole = np.issubdtype(raw.dtype, np.integer) or (
+        np.issubdtype(raw.dtype, np.floating) and bool(np.all(np.isfinite(raw))) and bool(np.all(raw == np.round(raw))))
+    if raw.size and not whole:
+        raise InvalidInputError(f"{path}: 'frame_indices' must be whole frame numbers, found {raw[:5].tolist()} "
+                                f"(dtype {raw.dtype})")
+    if raw.size and (raw.min() < 0 or raw.max() > get_limits().max_frames):
+        raise InvalidInputError(
+            f"{path}: 'frame_indices' holds {raw.min() if raw.min() < 0 else raw.max()}; frame numbers must be "
+            f"between 0 and {get_limits().max_frames:,}"
+        )
+    frames = [int(v) for v in raw]
+    for i in range(1, len(frames)):
+        if frames[i] == frames[i - 1]:
+            raise InvalidInputError(
+                f"{path}: 'frame_indices' lists frame {frames[i]} twice (positions {i - 1} and "
+                f"{i}); each frame number must appear once"
+            )
+        if frames[i] < frames[i - 1]:
+            raise InvalidInputError(
+                f"{path}: 'frame_indices' is not increasing (frame {frames[i]} at position {i} after frame "
+                f"{frames[i - 1]}); store the frames in time order"
+            )
+    return frames
 
 
 # --------------------------------------------------------------------------- labels

@@ -16,23 +16,139 @@ import numpy as np
 from dynacell.errors import InvalidInputError, OutputExistsError
 from dynacell.io.movie import Movie
 
-__all__ = ["write_tiff_series", "write_ome_zarr", "atomic_folder", "atomic_file", "write_csv", "write_json", "json_safe"]
+__all__ = ["write_tiff_series", "write_ome_zarr", "atomic_folder", "check_output_path"]
 
 logger = logging.getLogger(__name__)
+
+
+def check_output_path(path: str | Path, *, option: str = "output") -> Path:
+    """Check, before any work, that ``path`` can be created: its nearest existing ancestor is a writable folder.
+
+    Missing parent folders are fine (they are created when the output is written); a parent
+    that is a file, a folder without write permission, or a path that names a folder inside a
+    file are errors.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output file or folder.
+    option : str
+        Name of the command-line option (e.g. ``"-o/--out"``), for the message.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the output cannot be written there (the message names the option, the path and the
+        offending folder).
+    """
+    final = Path(path)
+    if str(path) == "" or final.name in ("", ".", ".."):
+        raise InvalidInputError(f"{option} {str(path)!r}: name a new file or folder (e.g. results/run1)")
+    anc = final.absolute().parent
+    while not anc.exists() and not anc.is_symlink():
+        anc = anc.parent
+    if not anc.is_dir():
+        raise InvalidInputError(
+            f"{option} {final}: {anc} is a file, not a folder; choose an output inside a folder"
+        )
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise InvalidInputError(
+            f"{option} {final}: folder {anc} is not writable (permission denied); choose another output folder"
+        )
+    return final
+
+
+def _lock_path(final: Path) -> Path:
+    return final.parent / f".{final.name}.dynacell-lock"
+
+
+@contextlib.contextmanager
+def _output_lock(final: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``final`` (a lock file beside it) so two dynacell processes never write one output.
+
+    ``fcntl.flock`` locks die with their process, so a crashed run leaves no stale lock; the lock
+    file is removed on release. On systems without ``fcntl`` nothing is locked (the final rename
+    still refuses to replace an output that appeared meanwhile).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    lock = _lock_path(final)
+    for _ in range(5):
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise InvalidInputError(f"{final}: cannot create the lock file {lock} ({exc.strerror}); choose an "
+                                    f"output in a writable folder") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise OutputExistsError(
+                f"{final}: another dynacell process is writing this output right now (lock {lock}); wait for it "
+                f"to finish or choose another output"
+            ) from None
+        try:  # the file we locked must still be the one at the lock path (not unlinked by its previous holder)
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    else:  # pragma: no cover - lock file replaced five times in a row
+        raise OutputExistsError(f"{final}: the lock {lock} keeps changing; another process is writing this output")
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+def _check_target(final: Path, overwrite: bool) -> None:
+    if final.is_symlink() and not final.exists():
+        if not overwrite:
+            raise OutputExistsError(f"{final}: exists (a broken link); choose another output or pass --overwrite")
+    elif final.exists() and not final.is_dir():
+        if not overwrite:
+            raise OutputExistsError(f"{final}: exists and is a file; choose another output or pass --overwrite")
+    elif final.exists() and any(final.iterdir()) and not overwrite:
+        raise OutputExistsError(f"{final}: exists and is not empty; choose another output or pass --overwrite")
 
 
 @contextlib.contextmanager
 def atomic_folder(path: str | Path, *, overwrite: bool = False, suffix: str = "") -> Iterator[Path]:
     """Build an output folder in a temporary sibling and move it into place with :func:`os.replace`.
 
-    Readers never see a half-written output: either the old folder or the complete new one.
+    This is dynacell's output contract, shared by every command that writes a folder:
+
+    - the output's parent must be (or be creatable inside) a writable folder: checked on entry,
+      before any work, with a one-line error (:func:`check_output_path`);
+    - an existing non-empty output is an error unless ``overwrite`` (checked on entry *and*
+      again at the final rename, so an output that appeared while this one was being computed —
+      e.g. by a second run on the same ``-o`` — is never silently replaced);
+    - while the folder is being written a lock file ``.NAME.dynacell-lock`` beside it stops a
+      second dynacell process from writing the same output (it fails at once with a one-line
+      error); the lock dies with its process, so a crash leaves no stale lock;
+    - readers never see a half-written output: either the old folder or the complete new one;
+    - on any error, and on Ctrl-C, the temporary folder is removed and the old output (if any)
+      is left untouched.
 
     Parameters
     ----------
     path : str or Path
         Final folder. An existing empty folder is replaced silently.
     overwrite : bool
-        Replace an existing non-empty folder (it is removed only after the new one is complete).
+        Replace an existing non-empty folder or file (removed only after the new one is complete).
     suffix : str
         Suffix of the temporary folder's name (e.g. ``".zarr"`` so libraries recognise it).
 
@@ -44,34 +160,51 @@ def atomic_folder(path: str | Path, *, overwrite: bool = False, suffix: str = ""
     Raises
     ------
     OutputExistsError
-        If ``path`` exists, is not empty and ``overwrite`` is False.
+        If ``path`` exists, is not empty and ``overwrite`` is False (on entry or at the final
+        rename), or another dynacell process holds the lock on ``path``.
+    InvalidInputError
+        If the parent is not a writable folder.
     """
     final = Path(path)
-    if final.exists() and not final.is_dir():
-        if not overwrite:
-            raise OutputExistsError(f"{final}: exists and is a file; choose another output or pass overwrite=True")
-    elif final.exists() and any(final.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{final}: exists and is not empty; choose another output or pass overwrite=True")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}{suffix}"
-    tmp.mkdir()
+    check_output_path(final)
+    _check_target(final, overwrite)
     try:
-        yield tmp
-        old = None
-        if final.exists() and (final.is_file() or any(final.iterdir())):
-            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(final, old)
-        elif final.exists():
-            final.rmdir()
-        os.replace(tmp, final)
-        if old is not None:
-            if old.is_dir():
-                shutil.rmtree(old)
-            else:
-                old.unlink()
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"{final}: cannot create the folder {final.parent} ({exc.strerror})") from exc
+    with _output_lock(final):
+        _check_target(final, overwrite)
+        tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}{suffix}"
+        try:
+            tmp.mkdir()
+        except OSError as exc:
+            raise InvalidInputError(f"{final}: cannot create a folder in {final.parent} ({exc.strerror})") from exc
+        try:
+            yield tmp
+            _check_target(final, overwrite)  # an output that appeared during the run is not replaced silently
+            old = None
+            if final.is_symlink() or (final.exists() and (final.is_file() or any(final.iterdir()))):
+                old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+                os.replace(final, old)
+            elif final.exists():
+                final.rmdir()
+            try:
+                os.replace(tmp, final)
+            except OSError as exc:  # something was created at `final` between the check and the rename
+                if old is not None:
+                    os.replace(old, final)
+                raise OutputExistsError(
+                    f"{final}: an output appeared there while this one was written ({exc.strerror}); it is left "
+                    f"unchanged — choose another output or pass --overwrite"
+                ) from exc
+            if old is not None:
+                if old.is_dir() and not old.is_symlink():
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    old.unlink()
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def frame_name(prefix: str, number: int, n_digits: int) -> str:

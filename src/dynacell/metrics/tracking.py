@@ -15,11 +15,17 @@ Ulman et al. 2017, *Nat. Methods* 14:1141):
   reference nuclei).
 
 Sparse ground truth (e.g. HeLa ``02_GT/TRA`` holds markers for some frames only) is
-evaluated on the frames that have ground-truth masks and a result mask: both lineages
-are contracted onto those frames (an edge joins a node to its first descendant in an
-evaluated frame), and the evaluated frames are renumbered 0, 1, ... so frame distances
-(the division frame buffer) count evaluated frames. The returned dict records which
-frames were evaluated.
+evaluated on the frames that have ground-truth masks inside the result's frames (from its
+first to its last frame, counting both its mask files and the tracks of its track file):
+both lineages are contracted onto those frames (an edge joins a node to its first
+descendant in an evaluated frame), and the evaluated frames are renumbered 0, 1, ... so
+frame distances (the division frame buffer) count evaluated frames.
+
+Nothing missing from a result is dropped from the score: a reference frame inside the
+result's frames without a result mask is scored as a frame where every nucleus is missed,
+and a track-file node without pixels is not a detection (a warning names the frames). The
+returned dict records which frames were evaluated, which result frames were missing and
+which reference frames lie outside the result (not scored, with a warning).
 """
 
 from __future__ import annotations
@@ -109,7 +115,10 @@ class _FrameStack:
     def __getitem__(self, i: int) -> np.ndarray:
         if not isinstance(i, (int, np.integer)):
             raise TypeError("only integer frame indexing is supported")
-        return self.movie.frame(self.frames[int(i) + self.offset])
+        t = self.frames[int(i) + self.offset]
+        if not self.movie.has_frame(t):  # a result frame without a mask: no detections (every nucleus missed)
+            return np.zeros(self.movie.frame_shape, dtype=self.dtype)
+        return self.movie.frame(t)
 
 
 class CTCData:
@@ -130,6 +139,7 @@ class CTCData:
         self.folder = folder
         self.tracks = tracks
         self.masks = masks
+        self.track_file_name = Path(str(tracks.attrs.get("source", "track file"))).name
 
     @property
     def frames(self) -> list[int]:
@@ -176,14 +186,37 @@ def read_ctc_data(path: str | Path) -> CTCData:
     return CTCData(folder, tracks, masks)
 
 
-def _detections(data: CTCData, frames: Sequence[int], progress: bool, what: str) -> pd.DataFrame:
+def _frame_props(frame: np.ndarray, source: str) -> pd.DataFrame:
+    """``label``, ``centroid-i`` and ``bbox-i`` of every label of one frame, in O(number of labels) memory.
+
+    Ids are first mapped to 1..N with :func:`numpy.unique` (``return_inverse``), so a legal id of any
+    size (uint32 ≈ 2·10⁹, uint64) costs nothing extra; :func:`skimage.measure.regionprops_table`
+    then measures the sequential image and the ids are mapped back.
+    """
     from skimage.measure import regionprops_table
 
+    frame = np.asarray(frame)
+    if frame.dtype.kind not in "iub":
+        raise InvalidInputError(f"{source}: masks must be integer label images, found dtype {frame.dtype}")
+    if frame.dtype.kind == "i" and frame.size and frame.min() < 0:
+        raise InvalidInputError(f"{source}: negative label ids in the mask; ids must be >= 0 (0 = background)")
+    if frame.size and int(frame.max()) > max(frame.size, 1 << 16):
+        ids, inv = np.unique(frame, return_inverse=True)
+        shift = 0 if ids[0] == 0 else 1
+        seq = (inv.reshape(frame.shape) + shift).astype(np.int32 if ids.size < 2**31 - 1 else np.int64)
+        props = regionprops_table(seq, properties=("label", "centroid", "bbox"))
+        props["label"] = ids[np.asarray(props["label"], dtype=np.int64) - shift].astype(np.int64)
+    else:
+        props = regionprops_table(frame, properties=("label", "centroid", "bbox"))
+    return pd.DataFrame(props)
+
+
+def _detections(data: CTCData, frames: Sequence[int], progress: bool, what: str) -> pd.DataFrame:
     rows = []
     for t in tqdm(frames, desc=f"reading {what} masks", unit="frame", disable=not progress):
-        frame = data.masks.frame(t)
-        props = regionprops_table(frame, properties=("label", "centroid", "bbox"))
-        tab = pd.DataFrame(props)
+        if not data.masks.has_frame(t):
+            continue  # no mask for this frame: no detections (scored as misses)
+        tab = _frame_props(data.masks.frame(t), f"{data.folder} (frame {t})")
         tab["t"] = int(t)
         rows.append(tab)
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
@@ -237,6 +270,17 @@ def _contracted_graph(data: CTCData, frames: Sequence[int], progress: bool, what
     return tg, seg
 
 
+def _result_span(data: CTCData) -> tuple[int, int]:
+    """First and last frame a result claims: its mask files and the extent of its track file's tracks."""
+    frames = data.frames
+    lo = [frames[0]] if frames else []
+    hi = [frames[-1]] if frames else []
+    if len(data.tracks):
+        lo.append(int(data.tracks["begin"].min()))
+        hi.append(int(data.tracks["end"].max()))
+    return min(lo), max(hi)
+
+
 def _one_to_one(matched: Any) -> list[tuple[int, int]]:
     """Restrict a many-to-one CTC matching to one-to-one: each result node keeps the reference node it overlaps most."""
     mapping = []
@@ -287,8 +331,9 @@ def evaluate_tracks(pred_ctc_folder: str | Path, gt_ctc_folder: str | Path, *, f
         ``fp_edges, fn_edges, ws_edges, fp_nodes, fn_nodes, ns_nodes`` (int), division
         counts ``gt_divisions, pred_divisions, tp_divisions, fp_divisions, fn_divisions``,
         ``AOGM``, and the context: ``frames_evaluated`` (frame numbers),
-        ``gt_frames_not_evaluated``, ``matching`` (CTC matching type), ``frame_buffer``,
-        ``pred``, ``gt`` (folders).
+        ``pred_frames_missing`` (evaluated frames without a result mask, scored as misses),
+        ``gt_frames_not_evaluated`` (reference frames outside the result's frames),
+        ``matching`` (CTC matching type), ``frame_buffer``, ``pred``, ``gt`` (folders).
 
     Raises
     ------
@@ -316,16 +361,23 @@ def evaluate_tracks(pred_ctc_folder: str | Path, gt_ctc_folder: str | Path, *, f
             f"{gt.masks.frame_shape}; evaluate a result against the reference of the same sequence"
         )
     pred_frames = set(pred.frames)
-    frames = [t for t in gt.frames if t in pred_frames]
-    if not frames:
+    if not any(t in pred_frames for t in gt.frames):
         raise InvalidInputError(
             f"no reference frame of {gt.folder} (frames {gt.frames[0]}..{gt.frames[-1]}) has a result mask in "
             f"{pred.folder} (frames {pred.frames[0] if pred.frames else '-'}..{pred.frames[-1] if pred.frames else '-'})"
         )
-    skipped = [t for t in gt.frames if t not in pred_frames]
+    first, last = _result_span(pred)
+    frames = [t for t in gt.frames if first <= t <= last]
+    missing = [t for t in frames if t not in pred_frames]
+    if missing:
+        logger.warning(
+            "%s: %d reference frame(s) inside the result's frames %d..%d have no result mask (first: %s); they are "
+            "scored as frames where every nucleus is missed", pred.folder, len(missing), first, last, missing[:10])
+    skipped = [t for t in gt.frames if not first <= t <= last]
     if skipped:
-        logger.info("evaluating %d reference frames that have a result mask; %d reference frames are not evaluated",
-                    len(frames), len(skipped))
+        logger.warning(
+            "%s: the result covers frames %d..%d only (masks and %s); %d reference frame(s) outside it are not "
+            "scored (first: %s)", pred.folder, first, last, pred.track_file_name, len(skipped), skipped[:10])
     gt_graph, gt_seg = _contracted_graph(gt, frames, progress, "reference")
     pred_graph, pred_seg = _contracted_graph(pred, frames, progress, "result")
     gt_seg.offset = pred_seg.offset = gt_graph.start_frame or 0
@@ -355,6 +407,7 @@ def evaluate_tracks(pred_ctc_folder: str | Path, gt_ctc_folder: str | Path, *, f
         "frame_buffer": int(frame_buffer),
         "matching": matching,
         "frames_evaluated": frames,
+        "pred_frames_missing": missing,
         "gt_frames_not_evaluated": skipped,
         "pred": str(pred.folder), "gt": str(gt.folder),
     }

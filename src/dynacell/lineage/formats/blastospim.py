@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from dynacell.errors import FormatError, InvalidInputError
+from dynacell.io.limits import check_frame_voxels, get_limits
 from dynacell.lineage._tracks import assign_track_ids
-from dynacell.lineage.formats._common import label_centroids, progress
+from dynacell.lineage.formats._common import as_float, label_centroids, progress
 from dynacell.lineage.graph import Lineage
 
 __all__ = ["read_blastospim_lineage", "find_blastospim_graph", "blastospim_label_files", "is_blastospim_graph_name"]
@@ -142,18 +143,32 @@ def _parse_name(name: Any, f: Path, index: int) -> tuple[int, int]:
             "e.g. '006_004'); rename the nodes or convert the graph"
         )
     t, label = int(m.group(1)), int(m.group(2))
+    if t > get_limits().max_frames:
+        raise InvalidInputError(
+            f"{f}: node {index} ({name!r}): frame {t:,} is above the limit of {get_limits().max_frames:,} frames; "
+            "the name is probably corrupt"
+        )
+    if label > np.iinfo(np.int64).max:
+        raise InvalidInputError(f"{f}: node {index} ({name!r}): label id {label} does not fit a 64-bit integer")
     if label < 1:
         raise InvalidInputError(f"{f}: node {index} ({name!r}): label id {label} must be >= 1 (0 is background)")
     return t, label
 
 
-def _centroid(rec: dict) -> tuple[float, float, float] | None:
+def _centroid(rec: dict, f: Path, index: int) -> tuple[float, float, float] | None:
+    where = f"{f}: node {index} ({rec.get('Name')!r})"
     if "Centroid" in rec and rec["Centroid"] is not None:
-        c = np.asarray(rec["Centroid"], dtype=float).ravel()
-        if c.size == 3:
-            return float(c[2]), float(c[1]), float(c[0])
+        raw = rec["Centroid"]
+        vals = raw if isinstance(raw, list) else [raw]
+        if len(vals) == 1 and isinstance(vals[0], list):
+            vals = vals[0]
+        c = [as_float(v, f"{where}, field 'Centroid'") for v in vals]
+        if len(c) == 3:
+            return c[2], c[1], c[0]
+        raise FormatError(f"{where}: 'Centroid' holds {len(c)} numbers {raw!r}; expected [x, y, z]")
     if all(k in rec for k in ("Centroid_X", "Centroid_Y", "Centroid_Z")):
-        return float(rec["Centroid_Z"]), float(rec["Centroid_Y"]), float(rec["Centroid_X"])
+        z, y, x = (as_float(rec[k], f"{where}, field {k!r}") for k in ("Centroid_Z", "Centroid_Y", "Centroid_X"))
+        return z, y, x
     return None
 
 
@@ -219,7 +234,7 @@ def read_blastospim_lineage(
         if node in lineage:
             raise InvalidInputError(f"{f}: node {i} ({name!r}) repeats frame {node[0]}, label {node[1]}")
         by_name[name] = node
-        c = _centroid(rec)
+        c = _centroid(rec, f, i)
         lineage.add_node(node, c, name=name)
         if c is None:
             lineage.graph.nodes[node].update(z=np.nan, y=np.nan, x=np.nan)
@@ -261,6 +276,11 @@ def _centroids_from_klb(lineage: Lineage, files: dict[int, Path], show_progress:
 
     g = lineage.graph
     for t, f in progress(files.items(), enabled=show_progress, desc="KLB labels", total=len(files)):
+        try:
+            header = pyklb.readheader(str(f))
+        except Exception as exc:  # pyklb raises IOError/RuntimeError for corrupt files
+            raise FormatError(f"{f} (frame {t}): cannot read the KLB header ({exc})") from exc
+        check_frame_voxels(tuple(int(s) for s in header["imagesize_tczyx"][2:]), f"{f} (frame {t})")
         try:
             vol = pyklb.readfull(str(f))
         except Exception as exc:  # pyklb raises IOError/RuntimeError for corrupt files

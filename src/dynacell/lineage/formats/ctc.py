@@ -15,7 +15,7 @@ from pathlib import Path
 
 import tifffile
 
-from dynacell.errors import FormatError
+from dynacell.errors import FormatError, InvalidInputError
 from dynacell.io.ctc import TRACK_FILES, find_track_file, read_ctc_tracks
 from dynacell.lineage.formats._common import label_centroids, progress
 from dynacell.lineage.graph import Lineage
@@ -108,8 +108,9 @@ def read_ctc_lineage(
     FormatError, InvalidInputError
         From :func:`dynacell.io.read_ctc_tracks` (malformed lines, bad labels or frames,
         unknown parents, a daughter that begins before its parent ends: an edge backward in
-        time — each naming file and line); also for a mask that is unreadable or not an
-        integer image (naming file and frame).
+        time, sizes above the limits of :mod:`dynacell.io.limits` — each naming file and line,
+        checked before any node is built); a track ending at or after ``n_frames``; a mask that
+        is unreadable or not an integer image (naming file and frame).
 
     Notes
     -----
@@ -129,6 +130,12 @@ def read_ctc_lineage(
         except Exception as exc:  # tifffile raises several types for corrupt files
             raise FormatError(f"{first}: cannot read the TIFF header ({exc}); the mask file is truncated or not a TIFF") from exc
     last = int(df.end.max()) if len(df) else -1
+    if n_frames is not None and last >= n_frames:
+        row = df.loc[df.end.idxmax()]
+        raise InvalidInputError(
+            f"{track_file}: track {int(row.label)} ends at frame {last}, beyond the movie's {n_frames} frames "
+            f"(0..{n_frames - 1}); pass the track file of this movie"
+        )
     if mask_files:
         last = max(last, max(mask_files))
     lineage = Lineage(n_frames=n_frames if n_frames is not None else last + 1, ndim=ndim, source=str(track_file))

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import uuid
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
 from dynacell.errors import FormatError, InvalidInputError, OutputExistsError
+from dynacell.io.limits import get_limits
+from dynacell.io.writers import atomic_folder
+from dynacell.lineage.formats._common import as_float, as_int
 from dynacell.lineage.graph import Lineage
 
 __all__ = ["write_geff", "read_geff", "to_networkx", "is_geff_store"]
@@ -132,8 +133,8 @@ def write_geff(lineage: Lineage, path: str | Path, *, overwrite: bool = False) -
         g.add_node(i, **props)
     g.add_edges_from((index[u], index[v]) for u, v in lin.graph.edges)
     space = ["z", "y", "x"] if lin.ndim == 3 else ["y", "x"]
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic_folder(out, overwrite=overwrite, suffix=".zarr") as tmp:  # the output contract of dynacell.io
+        tmp.rmdir()  # geff refuses an existing path: it creates the store itself
         geff.write(g, str(tmp), axis_names=["t", *space], axis_types=["time"] + ["space"] * len(space),
                    axis_units=[None] + ["pixel"] * len(space))
         group = zarr.open_group(str(tmp), mode="a")
@@ -142,12 +143,6 @@ def write_geff(lineage: Lineage, path: str | Path, *, overwrite: bool = False) -
         group.attrs["geff"] = meta
         group.attrs["dynacell"] = {"n_frames": int(lin.n_frames), "ndim": int(lin.ndim), "source": lin.source,
                                    "graph": _json_safe(lin.graph.graph)}
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     logger.info("wrote %s: %d nodes, %d edges", out, g.number_of_nodes(), g.number_of_edges())
     return out
 
@@ -185,7 +180,16 @@ def read_geff(path: str | Path) -> Lineage:
         graph, meta = geff.read(str(p))
     except Exception as exc:  # geff raises pydantic / zarr / value errors for invalid stores
         raise FormatError(f"{p}: invalid GEFF store ({exc})") from exc
-    extra = dict(zarr.open_group(str(p), mode="r").attrs.get("dynacell", {}))
+    extra = zarr.open_group(str(p), mode="r").attrs.get("dynacell", {})
+    if not isinstance(extra, dict):
+        raise FormatError(f"{p}: attribute 'dynacell' is {type(extra).__name__}, expected a mapping; rewrite the store")
+    extra = dict(extra)
+    max_frames = get_limits().max_frames
+    if extra.get("n_frames") is not None:
+        extra["n_frames"] = as_int(extra["n_frames"], f"{p}: attribute dynacell.n_frames", minimum=0,
+                                   maximum=max_frames + 1)
+    if "ndim" in extra and as_int(extra["ndim"], f"{p}: attribute dynacell.ndim") not in (2, 3):
+        raise FormatError(f"{p}: attribute dynacell.ndim = {extra['ndim']!r}; expected 2 or 3")
     axes = list(meta.axes or [])
     time_name = next((a.name for a in axes if a.type == "time"), "t")
     space = [a.name for a in axes if a.type == "space"]
@@ -194,6 +198,8 @@ def read_geff(path: str | Path) -> Lineage:
     for n in nodes:
         if time_name not in graph.nodes[n]:
             raise FormatError(f"{p}: node {n} has no time property {time_name!r}")
+        graph.nodes[n][time_name] = as_int(graph.nodes[n][time_name], f"{p}: node {n}, property {time_name!r}",
+                                           minimum=0, maximum=max_frames)
     rank: dict = {}
     if not any("label" in graph.nodes[n] or "seg_id" in graph.nodes[n] for n in nodes):
         per_frame: dict[int, int] = {}
@@ -209,17 +215,25 @@ def read_geff(path: str | Path) -> Lineage:
     for n in nodes:
         d = dict(graph.nodes[n])
         t = int(d.pop(time_name))
-        label = int(d.pop("label", d.pop("seg_id", rank.get(n, 0))))
+        label = as_int(d.pop("label", d.pop("seg_id", rank.get(n, 0))), f"{p}: node {n}, property 'label'",
+                       minimum=0, maximum=int(np.iinfo(np.int64).max))
         k = (t, label)
         if k in lineage:
             raise InvalidInputError(f"{p}: nodes {key[k]} and {n} both are frame {t}, label {label}")
         key[k] = n
         for c in ("z", "y", "x"):
             src = c if c in d else coord_names.get(c)
-            d[c] = float(d.pop(src)) if src in d else (0.0 if c == "z" and ndim == 2 else np.nan)
+            d[c] = (as_float(d.pop(src), f"{p}: node {n}, property {src!r}") if src in d
+                    else (0.0 if c == "z" and ndim == 2 else np.nan))
         if "death" in d:
             d["death"] = bool(d["death"])
         lineage.add_node(k, **d)
+    last = max((k[0] for k in key), default=-1)
+    if extra.get("n_frames") is not None and last >= extra["n_frames"]:
+        raise FormatError(
+            f"{p}: attribute dynacell.n_frames = {extra['n_frames']} but node {key[max(key)]} is at frame {last}; "
+            f"the store is inconsistent (n_frames must be at least {last + 1}) — rewrite it"
+        )
     inv = {v: k for k, v in key.items()}
     try:
         for u, v in graph.edges:
