@@ -29,7 +29,8 @@ __all__ = ["classify_movie", "check_model_for_movie", "crop_kwargs_for_movie", "
 logger = logging.getLogger(__name__)
 
 #: Columns of the table returned by :func:`classify_movie` (``states.csv``), in order.
-STATE_COLUMNS: tuple[str, ...] = ("t", "label", "track_id", "state", *(f"p_{s}" for s in STATES), "z", "y", "x")
+STATE_COLUMNS: tuple[str, ...] = ("t", "label", "track_id", "state", *(f"p_{s}" for s in STATES), "z", "y", "x",
+                                  "edge_px", "size_px")
 
 
 def model_ndim(model: Any) -> int | None:
@@ -140,7 +141,8 @@ def predict_batched(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndar
 
 
 def _frame_table(t: int, ids: np.ndarray, centroids: np.ndarray, proba: np.ndarray,
-                 classes: Sequence[str], track_of: Mapping[tuple[int, int], int]) -> pd.DataFrame:
+                 classes: Sequence[str], track_of: Mapping[tuple[int, int], int],
+                 edge: np.ndarray | None = None, size: np.ndarray | None = None) -> pd.DataFrame:
     n = len(ids)
     table = {"t": np.full(n, int(t), dtype=np.int64), "label": np.asarray(ids, dtype=np.int64)}
     table["track_id"] = np.array([int(track_of.get((int(t), int(i)), 0)) for i in ids], dtype=np.int64)
@@ -149,15 +151,18 @@ def _frame_table(t: int, ids: np.ndarray, centroids: np.ndarray, proba: np.ndarr
         table[f"p_{s}"] = proba[:, list(classes).index(s)] if s in classes else np.zeros(n)
     cen = np.asarray(centroids, dtype=np.float64).reshape(n, 3) if n else np.zeros((0, 3))
     table["z"], table["y"], table["x"] = cen[:, 0], cen[:, 1], cen[:, 2]
+    table["edge_px"] = np.full(n, np.nan) if edge is None else np.asarray(edge, dtype=np.float64)
+    table["size_px"] = np.full(n, np.nan) if size is None else np.asarray(size, dtype=np.float64)
     return pd.DataFrame(table, columns=list(STATE_COLUMNS))
 
 
 def _classify_frame(images, labels, t, model, crop, batch_size, track_of):
-    from dynacell.samples.crops import crops_for_frame
+    from dynacell.samples.crops import iter_frame_crops
 
-    x, ids, cen = crops_for_frame(images, labels, t, size=crop["size"], voxel_size_um=crop["voxel_size_um"],
-                                  target_voxel_um=crop["target_voxel_um"], context=getattr(model, "context", False))
-    return _frame_table(t, ids, cen, predict_batched(model, x, batch_size), list(model.classes), track_of)
+    fc = next(iter_frame_crops(images, labels, [t], size=crop["size"], voxel_size_um=crop["voxel_size_um"],
+                               target_voxel_um=crop["target_voxel_um"], context=getattr(model, "context", False)))
+    return _frame_table(t, fc.label_ids, fc.centroids, predict_batched(model, fc.x, batch_size), list(model.classes),
+                        track_of, fc.edge_px, fc.size_px)
 
 
 def _check_inputs(images, labels, model) -> None:
@@ -243,7 +248,7 @@ def classify_movie(
     lineage : dynacell.lineage.Lineage, optional
         Gives each nucleus its ``track_id`` (0 when absent or the node is not in the lineage).
     batch_size : int
-        Crops per forward pass.
+        Crops per forward pass; crops of consecutive frames are batched together.
     frames : sequence of int, optional
         Frame numbers to classify (default: every frame with a label image).
     progress : bool
@@ -259,7 +264,9 @@ def classify_movie(
         One row per nucleus and frame, columns :data:`STATE_COLUMNS`: ``t`` (frame number),
         ``label`` (id in the label image of ``t``), ``track_id``, ``state`` (argmax class),
         ``p_stable, p_mitotic, p_new_daughter, p_death`` (probabilities; 0 for a class the
-        model does not predict), ``z, y, x`` (centroid, pixels). Sorted by ``(t, label)``.
+        model does not predict), ``z, y, x`` (centroid, pixels), ``edge_px`` (pixels between the
+        nucleus's bounding box and the nearest Y/X image edge) and ``size_px`` (its largest Y/X
+        extent, pixels). Sorted by ``(t, label)``.
 
     Raises
     ------
@@ -292,17 +299,79 @@ def classify_movie(
     else:
         from dynacell.samples.crops import iter_frame_crops
 
+        crops = iter_frame_crops(images, labels, todo, size=crop["size"], voxel_size_um=crop["voxel_size_um"],
+                                 target_voxel_um=crop["target_voxel_um"], progress=progress,
+                                 context=getattr(model, "context", False))
         tables = []
-        for fc in iter_frame_crops(images, labels, todo, size=crop["size"],
-                                   voxel_size_um=crop["voxel_size_um"], target_voxel_um=crop["target_voxel_um"],
-                                   progress=progress, context=getattr(model, "context", False)):
-            proba = predict_batched(model, fc.x, batch_size)
-            tables.append(_frame_table(fc.t, fc.label_ids, fc.centroids, proba, classes, track_of))
+        pending: list = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            proba = predict_batched(model, np.concatenate([fc.x for fc in pending]), batch_size)
+            start = 0
+            for fc in pending:
+                k = len(fc.label_ids)
+                tables.append(_frame_table(fc.t, fc.label_ids, fc.centroids, proba[start:start + k], classes,
+                                           track_of, fc.edge_px, fc.size_px))
+                start += k
+            pending.clear()
+
+        for fc in _prefetch(crops):  # crops of the next frames are cut while the model runs
+            pending.append(fc)
+            if sum(len(p.label_ids) for p in pending) >= batch_size:
+                flush()
+        flush()
     if not tables:
         return pd.DataFrame({c: pd.Series(dtype=object if c == "state" else float) for c in STATE_COLUMNS})
     out = pd.concat(tables, ignore_index=True).sort_values(["t", "label"], kind="stable").reset_index(drop=True)
     logger.info("classified %d nuclei in %d frames", len(out), out["t"].nunique())
     return out
+
+
+def _prefetch(iterator, depth: int = 2):
+    """Iterate ``iterator`` in a background thread, ``depth`` items ahead (reading and cropping overlap inference).
+
+    Exceptions raised by the iterator are re-raised in the caller, in order.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def put(msg) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(msg, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in iterator:
+                if not put(("item", item)):
+                    return
+            put(("end", done))
+        except Exception as exc:  # handed to the consumer
+            put(("error", exc))
+
+    thread = threading.Thread(target=work, name="dynacell-crops", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _classify_dask(images, labels, frames, model, crop, batch_size, track_of, scheduler, progress):

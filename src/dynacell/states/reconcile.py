@@ -2,20 +2,25 @@
 
 The lineage says where an event *can* happen (a division: the mother's last frame and each
 daughter's first frame; a track end before the movie's last frame); the classifier says what each
-nucleus looks like. The rules below, documented in :class:`ReconcileRules`, decide the final state
-of every nucleus and count every change with its reason.
+nucleus looks like. By default (``method="joint"``) both are combined in one probabilistic
+decision per track, :func:`dynacell.states.joint.joint_states` (a hidden Markov model per track,
+posterior probabilities after the decision). ``method="rules"`` keeps the earlier rule-by-rule
+reconciliation documented in :class:`ReconcileRules`. Either way every change is counted with its
+reason.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from dynacell import STATES
 from dynacell.lineage.graph import Lineage, Node
+from dynacell.states.joint import JointModel, joint_states
 
 __all__ = ["ReconcileRules", "lineage_events", "reconcile_states"]
 
@@ -25,6 +30,11 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ReconcileRules:
     """How classifier states and the lineage are made to agree.
+
+    ``method="joint"`` (default): one hidden Markov model per track decides the states from the
+    classifier's probabilities and the lineage's divisions and track ends, with the parameters
+    ``joint`` (:class:`dynacell.states.joint.JointModel`); the fields below except ``enabled``
+    are then unused. ``method="rules"``: the rule-by-rule reconciliation below.
 
     The lineage defines where each event can happen (the seed's event definitions, SEEDS.md §1):
     ``mitotic`` at a node with ≥ 2 children (the mother's last frame), ``new_daughter`` at a
@@ -64,6 +74,10 @@ class ReconcileRules:
         suspect (rule 5).
     enabled : bool
         False keeps the classifier's states unchanged (the changes table is then empty).
+    method : {"joint", "rules"}
+        The joint per-track decision (default) or the rules 1–5 above.
+    joint : JointModel
+        Parameters of the joint decision.
 
     Notes
     -----
@@ -76,11 +90,23 @@ class ReconcileRules:
     window: int = 1
     suspect_daughter_p: float = 0.5
     enabled: bool = True
+    method: Literal["joint", "rules"] = "joint"
+    joint: JointModel = field(default_factory=JointModel)
+
+    def __post_init__(self) -> None:
+        from dynacell.errors import InvalidInputError
+
+        if self.method not in ("joint", "rules"):
+            raise InvalidInputError(f"ReconcileRules.method must be 'joint' or 'rules', got {self.method!r}")
+        if isinstance(self.joint, dict):
+            object.__setattr__(self, "joint", JointModel(**self.joint))
 
     def describe(self) -> str:
         """One paragraph stating the rule with its parameters (for the report)."""
         if not self.enabled:
             return "Reconciliation disabled: states are the classifier's argmax."
+        if self.method == "joint":
+            return self.joint.describe()
         return (
             f"Lineage events (a division: the mother's last frame and each daughter's first frame; a track end "
             f"before the movie's last frame) promote the state to mitotic / new_daughter / death when the "
@@ -205,11 +231,15 @@ def reconcile_states(
     Returns
     -------
     states : pandas.DataFrame
-        A copy with ``state`` reconciled and ``state_classifier`` (the input state) added.
+        A copy with ``state`` reconciled and ``state_classifier`` (the input state) added; with
+        ``method="joint"`` also ``p_<state>_joint``, ``end_reason`` and ``missed_division``
+        (:func:`dynacell.states.joint.joint_states`).
     changes : pandas.DataFrame
         One row per kind of change: ``from, to, reason, n`` (count of nuclei).
     """
     rules = rules or ReconcileRules()
+    if rules.enabled and rules.method == "joint" and not states.empty:
+        return joint_states(states, lineage, rules.joint)
     out = states.copy()
     out["state_classifier"] = out["state"].astype(object)
     if not rules.enabled or out.empty:

@@ -29,8 +29,14 @@ def tracks_table(lineage: Lineage, states: pd.DataFrame) -> pd.DataFrame:
         :meth:`Lineage.tracks` columns (``track_id, start, end, parent_track_id, n_nodes``) plus
         ``fate`` — ``divides`` (last node has ≥ 2 children), ``continues`` (a single child after a
         gap or a track-id change), ``reaches_end`` (last node at the movie's last frame), ``ends``
-        (disappears before the last frame) — and ``n_<state>`` for each state.
+        (disappears before the last frame) — ``end_reason`` (why the track ends:
+        :data:`dynacell.states.joint.END_REASONS`; ``ends`` splits into ``border`` — the nucleus
+        leaves the field — and ``inside_field``, using ``edge_px`` / ``size_px`` of ``states`` when
+        present) and ``n_<state>`` for each state.
     """
+    from dynacell.states.joint import end_reasons
+
+    why = end_reasons(lineage, states if len(states) else None)
     tracks = lineage.tracks()
     g = lineage.graph
     last: dict[int, Node] = {}
@@ -50,6 +56,7 @@ def tracks_table(lineage: Lineage, states: pd.DataFrame) -> pd.DataFrame:
         else:
             fate.append("ends")
     tracks["fate"] = fate
+    tracks["end_reason"] = [why.get(last[int(tid)], "continues") for tid in tracks["track_id"]]
     if len(states):
         counts = states.groupby(["track_id", "state"]).size().unstack(fill_value=0)
         for s in STATES:
