@@ -154,3 +154,12 @@ def test_estimate_to_dict_is_json_safe():
     e = est.msd_slope_seed(np.cumsum(np.ones((6, 2)), axis=0), 1.0, pixel_size_um=1.0)
     json.dumps(e.to_dict())
     assert e.to_dict()["sigma_um"] is None
+
+
+@pytest.mark.parametrize("method", ["cve", "mle", "msd_fit_optimal"])
+def test_pooled_tracks_of_different_lengths(method):
+    fn = getattr(est, method)
+    x = [*brownian_tracks(40, 10, 0.5, 0.1, seed=9), *brownian_tracks(40, 23, 0.5, 0.1, seed=10)]
+    e = fn(x, 0.1)
+    assert e.n_displacements == 40 * 9 + 40 * 22
+    assert abs(e.D_um2_per_s - 0.5) < 4 * e.D_se_um2_per_s

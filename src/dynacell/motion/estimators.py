@@ -820,9 +820,7 @@ def mle(positions_um, frame_interval_s: float, *, exposure_s: float | None = Non
         P = _mle_power(gr)
         g, h = _mle_basis(P.shape[1], dt, R)
         gp.append((P, g, h))
-    c = cve(list(np.concatenate([list(gr) for gr in groups])), dt, exposure_s=exposure_s, sigma_um=sigma_um) \
-        if len(groups) > 1 else cve(groups[0] if groups[0].shape[0] > 1 else groups[0][0], dt,
-                                    exposure_s=exposure_s, sigma_um=sigma_um)
+    c = cve([t for gr in groups for t in gr], dt, exposure_s=exposure_s, sigma_um=sigma_um)
     D0 = c.D_um2_per_s if c.D_um2_per_s > 0 else max(
         sum(float(np.sum(P)) for P, _, _ in gp) / sum(P.size for P, _, _ in gp) / d / (2 * dt), 1e-12)
     s0 = c.sigma_um ** 2 if s_known is None else s_known ** 2

@@ -251,14 +251,24 @@ def tracks_from_dataframe(df: pd.DataFrame, voxel_size_um, frame_interval_s: flo
     return Tracks(out, dt, ndim, source, sigma, n_single, n_nan, {"layout": layout, "voxel_size_um": list(vs)})
 
 
-def tracks_from_lineage(lineage, voxel_size_um, frame_interval_s: float, *, source: str = "lineage") -> Tracks:
-    """:class:`Tracks` from a :class:`dynacell.lineage.Lineage` (one track per chain of single-child edges)."""
+def tracks_from_lineage(lineage, voxel_size_um, frame_interval_s: float | None, *, source: str = "lineage",
+                        drop_nan: bool = False) -> Tracks:
+    """:class:`Tracks` from a :class:`dynacell.lineage.Lineage` (one track per chain of single-child edges).
+
+    A ``frame_interval_s`` of None takes the lineage's recorded one (``lineage.graph.graph
+    ["frame_interval_s"]``, set by readers that know it), else raises. Nodes without a centroid
+    (a CTC lineage whose masks cover only some frames) have NaN positions: pass ``drop_nan=True`` to
+    drop them (they become gaps).
+    """
+    if frame_interval_s is None:
+        frame_interval_s = getattr(lineage, "graph", None) is not None and lineage.graph.graph.get("frame_interval_s")
+        frame_interval_s = frame_interval_s or None
     df = lineage.to_dataframe()
     if df.empty:
         raise InvalidInputError(f"{source}: the lineage has no nodes")
     df = df[["t", "track_id", "z", "y", "x"]]
     ndim = 3 if getattr(lineage, "ndim", 2) == 3 else None
-    return tracks_from_dataframe(df, voxel_size_um, frame_interval_s, source=source, ndim=ndim)
+    return tracks_from_dataframe(df, voxel_size_um, frame_interval_s, source=source, ndim=ndim, drop_nan=drop_nan)
 
 
 def _run_json_units(folder: Path) -> tuple[list | None, float | None]:
@@ -322,4 +332,4 @@ def read_tracks(path: str | Path, voxel_size_um=None, frame_interval_s: float | 
     from dynacell.lineage import read_lineage
 
     lin = read_lineage(p)
-    return tracks_from_lineage(lin, voxel_size_um, frame_interval_s, source=str(p))
+    return tracks_from_lineage(lin, voxel_size_um, frame_interval_s, source=str(p), drop_nan=drop_nan)
