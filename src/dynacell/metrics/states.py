@@ -23,7 +23,7 @@ from dynacell.io.movie import Movie
 from dynacell.io.writers import json_safe
 from dynacell.lineage.graph import Node
 
-__all__ = ["match_labels", "gt_tra_folder", "evaluate_against_gt", "evaluation_tables"]
+__all__ = ["match_labels", "evaluate_against_gt", "evaluation_tables"]
 
 
 def match_labels(pred: np.ndarray, gt: np.ndarray) -> dict[int, int]:
@@ -63,22 +63,6 @@ def match_labels(pred: np.ndarray, gt: np.ndarray) -> dict[int, int]:
         if pi > 0 and c > 0.5 * size_of[gi]:
             out[int(pi)] = int(gi)
     return out
-
-
-def gt_tra_folder(gt: Path) -> Path:
-    """The folder holding ``man_track.txt`` in a CTC ground-truth folder (``NN_GT/TRA`` or ``NN_GT`` itself).
-
-    Raises
-    ------
-    InvalidInputError
-        If neither holds ``man_track.txt``.
-    """
-    for cand in (gt / "TRA", gt):
-        if (cand / "man_track.txt").is_file():
-            return cand
-    raise InvalidInputError(
-        f"ground truth {gt}: no TRA/man_track.txt found; give a CTC ground-truth folder (NN_GT with TRA/)"
-    )
 
 
 def evaluate_against_gt(
@@ -137,7 +121,9 @@ def evaluate_against_gt(
     from dynacell.metrics.classification import classification_report
 
     gt = Path(gt)
-    tra = gt_tra_folder(gt)
+    from dynacell.metrics.tracking import find_ctc_folder
+
+    tra = find_ctc_folder(gt)
     gt_lineage = read_lineage(tra)
     rules = rules if rules is not None else EventRules.seed()
     rule_name = "EventRules.seed()" if rules == EventRules.seed() else repr(rules)
