@@ -89,6 +89,16 @@ def test_output_under_a_file_is_one_line_before_any_work(monkeypatch, capsys, tm
     assert "afile is a file, not a folder" in lines[0]  # checked first, before the missing input is noticed
 
 
+def test_extract_with_a_crop_larger_than_any_frame_is_refused(monkeypatch, capsys, tmp_path):
+    """``extract --size 20000`` used to try to allocate 13 GiB."""
+    _ctc_folder(tmp_path)
+    code, _, err = run_main(monkeypatch, capsys, "extract", str(tmp_path / "01"), "--labels",
+                            str(tmp_path / "01_GT" / "TRA"), "-o", str(tmp_path / "set.npz"), "--size", "20000",
+                            "--no-progress")
+    assert code == 2 and "--size 20000" in err and "largest side" in err
+    assert not (tmp_path / "set.npz").exists()
+
+
 # --------------------------------------------------------------------------- Ctrl-C and SIGTERM
 @pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
                                                     (signal.SIGTERM, 143, "terminated")])

@@ -101,6 +101,20 @@ def test_huge_declared_tiff_is_refused_before_reading_pixels(tmp_path):
     assert time.perf_counter() - t0 < 5
 
 
+def test_npz_declaring_a_huge_array_is_refused_before_decompressing(tmp_path):
+    """An .npz is loaded whole: its header is checked first (a 1 kB member declaring 9·10⁹ values)."""
+    import zipfile
+
+    from numpy.lib import format as npy_format
+
+    f = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z, z.open("labels.npy", "w", force_zip64=True) as m:
+        npy_format.write_array_header_1_0(m, {"descr": "<u2", "fortran_order": False, "shape": (10, 30000, 30000)})
+        m.write(b"\0" * 1000)
+    with pytest.raises(InvalidInputError, match=r"bomb\.npz \(array 'labels'\).*30000, 30000"):
+        open_labels(f)
+
+
 def test_frame_limit_is_configurable(tmp_path, monkeypatch):
     f = tmp_path / "m.npz"
     np.savez(f, images=np.zeros((2, 64, 64), np.uint8))
@@ -226,11 +240,13 @@ _WRITER = textwrap.dedent("""
     from pathlib import Path
     from dynacell.errors import DynacellError
     from dynacell.io.writers import atomic_folder
-    out, tag, seconds = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+    out, tag, release = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     try:
         with atomic_folder(out) as tmp:
             (tmp / "who.txt").write_text(tag)
-            time.sleep(seconds)
+            t0 = time.monotonic()
+            while not release.exists() and time.monotonic() - t0 < 60:
+                time.sleep(0.05)
     except DynacellError as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)
@@ -241,15 +257,21 @@ def test_two_processes_writing_one_output(tmp_path):
     """Concurrent runs on one output: the second stops with a one-line error, the first's result stays."""
     out = tmp_path / "out"
     lock = tmp_path / ".out.dynacell-lock"
-    first = subprocess.Popen([sys.executable, "-c", _WRITER, str(out), "first", "3"], stderr=subprocess.PIPE,
-                             text=True)
-    deadline = time.monotonic() + 30
+    release = tmp_path / "release"
+    first = subprocess.Popen([sys.executable, "-c", _WRITER, str(out), "first", str(release)],
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
     while not lock.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert lock.exists()
-    second = subprocess.run([sys.executable, "-c", _WRITER, str(out), "second", "0"], capture_output=True,
-                            text=True, timeout=60)
+    release_second = tmp_path / "release-second"
+    release_second.touch()
+    second = subprocess.run([sys.executable, "-c", _WRITER, str(out), "second", str(release_second)],
+                            capture_output=True, text=True, timeout=60)
+    release.touch()
     _, err = first.communicate(timeout=60)
+    release.unlink()
+    release_second.unlink()
     assert first.returncode == 0, err
     assert second.returncode == 2 and "another dynacell process" in second.stderr
     assert (out / "who.txt").read_text() == "first"

@@ -173,6 +173,9 @@ def register(app: typer.Typer) -> None:
 
             EventRules.preset(rules)  # an unknown preset fails before any file is read
         images = open_movie(movie, voxel_size_um=vs)
+        from dynacell.io.limits import check_crop_size
+
+        check_crop_size(size_arg, images.frame_shape, option="--size", source=str(movie))  # before any allocation
         label_movie = open_labels(labels, voxel_size_um=vs)
         ctx_movie = None if context_labels is None else open_labels(context_labels, voxel_size_um=vs)
         frame_list = None

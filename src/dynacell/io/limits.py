@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from dynacell.errors import InvalidInputError
 
-__all__ = ["Limits", "get_limits", "set_limits", "check_frame_voxels", "ENV_VARS"]
+__all__ = ["Limits", "get_limits", "set_limits", "check_frame_voxels", "check_crop_size", "ENV_VARS"]
 
 
 @dataclass(frozen=True)
@@ -142,3 +142,44 @@ def check_frame_voxels(shape: tuple[int, ...], where: str) -> None:
             f"{where}: one frame of shape {tuple(int(s) for s in shape)} has {n:,} voxels, above the limit of "
             f"{cap:,}; if the file is right, raise the limit with {ENV_VARS['max_frame_voxels']}={n}"
         )
+
+
+def check_crop_size(size: int | tuple[int, ...], frame_shape: tuple[int, ...], *, option: str = "--size",
+                    source: str = "") -> None:
+    """Refuse a crop size that no frame of the movie can fill (before any crop is allocated).
+
+    A crop side may be at most twice the largest side of a frame (beyond that a crop is almost
+    all padding), and one crop may hold at most :attr:`Limits.max_frame_voxels` voxels.
+
+    Parameters
+    ----------
+    size : int or tuple of int
+        Crop size in pixels: one number for every spatial axis, or one per axis.
+    frame_shape : tuple of int
+        Spatial shape of one frame ``([Z,] Y, X)``.
+    option : str
+        The command-line option that set ``size``, for the message.
+    source : str
+        The movie, for the message.
+
+    Raises
+    ------
+    InvalidInputError
+        A size that is not positive, larger than twice the frame's largest side, or over the voxel limit.
+    """
+    sizes = (int(size),) * len(frame_shape) if isinstance(size, (int,)) else tuple(int(s) for s in size)
+    largest = max((int(n) for n in frame_shape), default=0)
+    where = f"{option} {size if isinstance(size, int) else ' '.join(map(str, sizes))}"
+    if any(s <= 0 for s in sizes):
+        raise InvalidInputError(f"{where}: crop sizes must be > 0 pixels")
+    if any(s > 2 * largest for s in sizes):
+        raise InvalidInputError(
+            f"{where}: a crop side of {max(sizes):,} px is more than twice the largest side of the frames of "
+            f"{source or 'the movie'} ({tuple(int(n) for n in frame_shape)}); choose a crop about the size of a nucleus"
+        )
+    n = 1
+    for s in sizes:
+        n *= s
+    if n > get_limits().max_frame_voxels:
+        raise InvalidInputError(f"{where}: one crop would hold {n:,} voxels, above the limit of "
+                                f"{get_limits().max_frame_voxels:,} ({ENV_VARS['max_frame_voxels']})")

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from dynacell.errors import FormatError, InvalidInputError
+from dynacell.errors import DynacellError, FormatError, InvalidInputError
 from dynacell.io._meta import length_to_um, resolve_sizes, sizes_for_axes, time_to_s
 from dynacell.io._tiff import UNNAMED_AXES, frame_layout, inspect_tiff, read_stack_frame, read_tiff_frame
-from dynacell.io.limits import check_frame_voxels, get_limits
+from dynacell.io.limits import ENV_VARS, check_frame_voxels, get_limits
 from dynacell.io.movie import Movie
 
 __all__ = ["open_movie", "open_labels", "detect_format", "FORMATS", "CTC_PREFIXES"]
@@ -499,19 +499,23 @@ def _read_npz(path: Path, kind: str, axes: str | None):
             if not hasattr(npz, "files"):
                 raise ValueError("a single .npy array, not an .npz archive")
             with npz:
-                content = {k: npz[k] for k in npz.files}
+                names = list(npz.files)
+                arrays = [k for k in names if k not in _NPZ_META_KEYS]
+                key = kind if kind in names else ("images" if "images" in names else None)
+                if key is None and len(arrays) == 1:
+                    key = arrays[0]
+                if key is None:
+                    raise InvalidInputError(
+                        f"{path}: arrays {arrays}; expected a key '{kind}' or a single array — re-save with that key"
+                    )
+                _check_npz_size(path, npz, key)  # an .npz is loaded whole: check the declared shape first
+                content = {k: npz[k] for k in (key, *(m for m in _NPZ_META_KEYS if m in names))}
+    except DynacellError:
+        raise
     except Exception as exc:
         raise FormatError(
             f"{path}: cannot read as .npz ({type(exc).__name__}: {exc}); re-save with numpy.savez"
         ) from exc
-    arrays = [k for k in content if k not in _NPZ_META_KEYS]
-    key = kind if kind in content else ("images" if "images" in content else None)
-    if key is None and len(arrays) == 1:
-        key = arrays[0]
-    if key is None:
-        raise InvalidInputError(
-            f"{path}: arrays {arrays}; expected a key '{kind}' or a single array — re-save with that key"
-        )
     arr = content[key]
     if axes is None and "axes" in content:
         axes = str(content["axes"])
@@ -539,6 +543,29 @@ def _read_npz(path: Path, kind: str, axes: str | None):
     frames = _npz_frame_indices(path, content, arr.shape[0]) if "frame_indices" in content else list(range(arr.shape[0]))
     extra = {"files": None, "key": key, "size_origin": "npz" if vs or dt else ""}
     return data, "T" + spatial, frames, vs, dt, extra
+
+
+def _check_npz_size(path: Path, npz: Any, key: str) -> None:
+    """Refuse an npz array whose header declares more values than the limits allow (nothing decompressed yet).
+
+    One frame (all axes but the first, for 3-D and 4-D arrays) must fit :attr:`Limits.max_frame_voxels`,
+    and the whole array, which an .npz forces into memory, twice that.
+    """
+    with npz.zip.open(f"{key}.npy") as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    shape = tuple(int(n) for n in shape)
+    check_frame_voxels(shape[1:] if len(shape) >= 3 else shape, f"{path} (array {key!r})")
+    total = int(np.prod(shape, dtype=object)) if shape else 1
+    cap = 2 * get_limits().max_frame_voxels
+    if total > cap:
+        raise InvalidInputError(
+            f"{path}: array {key!r} of shape {shape} ({dtype}) holds {total:,} values; an .npz is read whole and "
+            f"the limit is {cap:,} — save the movie as a TIFF series or zarr, or raise {ENV_VARS['max_frame_voxels']}"
+        )
 
 
 def _npz_frame_indices(path: Path, content: dict, n_frames: int) -> list[int]:

@@ -443,8 +443,14 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     ------
     Path
         The temporary path to write to (same folder, so the rename is atomic).
+
+    Raises
+    ------
+    InvalidInputError
+        If the file's folder is not a writable folder (:func:`check_output_path`), before anything is written.
     """
     final = Path(path)
+    check_output_path(final)
     tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp
