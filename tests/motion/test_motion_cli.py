@@ -46,6 +46,7 @@ def test_motion_command_writes_outputs_and_summary(tmp_path, run_cli):
     assert code == 0
 
 
+@pytest.mark.slow
 def test_motion_command_missing_units_is_one_line_error(tmp_path, run_cli):
     p, _ = _csv(tmp_path)
     code, _, err = run_cli("motion", p, "-o", tmp_path / "o", "--frame-interval-s", "0.05")
@@ -99,6 +100,7 @@ def test_particles_then_motion(tmp_path, run_cli):
     assert json.loads(stdout)["frame_interval_s"] == 0.1
 
 
+@pytest.mark.slow
 def test_particles_bad_diameter(tmp_path, run_cli):
     _spot_movie(tmp_path / "movie", T=2)
     code, _, err = run_cli("particles", tmp_path / "movie", "-o", tmp_path / "p", "--pixel-size-um", "0.2",

@@ -76,7 +76,7 @@ def test_max_extent_hull_equals_brute_force(T, seed):
     assert max_extent_um(p3) == pytest.approx(np.max(np.linalg.norm(p3[:, None] - p3[None], axis=2)))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(st.integers(3, 15), st.integers(1, 5), st.integers(0, 1000), st.floats(0.1, 10.0))
 def test_moments_scale_as_length_to_the_q(T, n, seed, s):
     x = np.random.default_rng(seed).normal(size=(n, T, 2)).cumsum(1)
