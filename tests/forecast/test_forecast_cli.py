@@ -30,6 +30,7 @@ def test_evaluate_prints_model_and_every_baseline(tmp_path, monkeypatch, capsys,
 
 
 @needs_models
+@pytest.mark.slow
 def test_evaluate_tracks_and_predict_positions(tmp_path, monkeypatch, capsys, make_tracks):
     csv = tmp_path / "tracks.csv"
     make_tracks(n_tracks=20, n_frames=15, noise=0.2).to_csv(csv, index=False)
