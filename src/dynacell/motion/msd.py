@@ -99,7 +99,7 @@ def effective_n_independent(n_positions, lags) -> np.ndarray:
     Examples
     --------
     >>> effective_n_independent(10, [1, 9]).round(4).tolist()
-    [6.2308, 1.0]
+    [9.0, 1.0]
     """
     N = np.asarray(n_positions, dtype=np.float64)
     t = np.asarray(lags, dtype=np.float64)
