@@ -106,3 +106,18 @@ def test_particles_bad_diameter(tmp_path, run_cli):
     code, _, err = run_cli("particles", tmp_path / "movie", "-o", tmp_path / "p", "--pixel-size-um", "0.2",
                            "--frame-interval-s", "0.1", "--diameter-px", "8")
     assert code == 2 and "odd" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cmd", ["motion", "particles"])
+def test_help_follows_the_cli_convention(cmd):
+    import re
+
+    from typer.testing import CliRunner
+
+    from dynacell.cli.main import app
+
+    res = CliRunner().invoke(app, [cmd, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
+    assert res.exit_code == 0, res.output
+    text = re.sub(r"\x1b\[[0-9;]*m", "", res.output)
+    assert "--out" in text and "-o" in text and "<bool>" not in text and "--overwrite" in text
