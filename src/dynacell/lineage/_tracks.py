@@ -42,12 +42,15 @@ class TrackIndex:
         return int(self.track.max()) + 1 if self.track.size else 0
 
 
-def track_index(lineage: Lineage) -> TrackIndex:
-    """Tracks of ``lineage``: a track starts at a root or at a child of a node with ≠ 1 children.
+def track_index(lineage: Lineage, *, break_at_gaps: bool = False) -> TrackIndex:
+    """Tracks of ``lineage``: a track starts at a root, at a child of a node with ≠ 1 children, at a
+    node with several parents (a merge), and — with ``break_at_gaps`` (the CTC track definition) — at
+    the child of a gap edge (``t_child > t_parent + 1``).
 
-    This is the track definition of :meth:`Lineage.assign_tracks` and of the seed's
-    ``Node.track_ancestor``. O(N) after one sort; the lineage must be a forest going forward
-    in time (call :meth:`Lineage.validate` first).
+    This is the one track definition of dynacell: :meth:`Lineage.assign_tracks`, the seed's
+    ``Node.track_ancestor`` (``break_at_gaps=False``) and the CTC track ids of
+    :func:`dynacell.track.assign_ctc_tracks` (``break_at_gaps=True``). Track numbers follow each
+    track's first ``(t, label)``. O(N) after one sort.
     """
     g = lineage.graph
     nodes = sorted(g.nodes)
@@ -56,19 +59,24 @@ def track_index(lineage: Lineage) -> TrackIndex:
     t = np.fromiter((node[0] for node in nodes), dtype=np.int64, count=n)
     parent = np.full(n, -1, dtype=np.int64)
     n_children = np.zeros(n, dtype=np.int64)
+    n_parents = np.zeros(n, dtype=np.int64)
     if g.number_of_edges():
         u, v = zip(*g.edges)
         iu = np.fromiter((index[x] for x in u), dtype=np.int64, count=len(u))
-        parent[np.fromiter((index[x] for x in v), dtype=np.int64, count=len(v))] = iu
+        iv = np.fromiter((index[x] for x in v), dtype=np.int64, count=len(v))
+        parent[iv] = iu
         n_children = np.bincount(iu, minlength=n).astype(np.int64)
+        n_parents = np.bincount(iv, minlength=n).astype(np.int64)
     track = np.empty(n, dtype=np.int64)
     n_tracks = 0
     par = parent.tolist()
     nch = n_children.tolist()
+    npar = n_parents.tolist()
+    ts = t.tolist()
     tr = [0] * n
     for i in range(n):
         p = par[i]
-        if p >= 0 and nch[p] == 1:
+        if p >= 0 and nch[p] == 1 and npar[i] == 1 and (not break_at_gaps or ts[i] == ts[p] + 1):
             tr[i] = tr[p]
         else:
             tr[i] = n_tracks
@@ -77,7 +85,9 @@ def track_index(lineage: Lineage) -> TrackIndex:
     return TrackIndex(nodes, t, parent, n_children, track)
 
 
-def assign_track_ids(lineage: Lineage) -> None:
-    """Set ``track_id`` (1, 2, ...) on every node; the same ids as :meth:`Lineage.assign_tracks`, vectorised."""
-    ti = track_index(lineage)
-    nx.set_node_attributes(lineage.graph, dict(zip(ti.nodes, (ti.track + 1).tolist())), "track_id")
+def assign_track_ids(lineage: Lineage, *, break_at_gaps: bool = False) -> dict:
+    """Set ``track_id`` (1, 2, ...) on every node (see :func:`track_index`); return ``{node: track_id}``."""
+    ti = track_index(lineage, break_at_gaps=break_at_gaps)
+    mapping = dict(zip(ti.nodes, (ti.track + 1).tolist()))
+    nx.set_node_attributes(lineage.graph, mapping, "track_id")
+    return mapping

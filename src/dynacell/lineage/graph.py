@@ -209,20 +209,9 @@ class Lineage:
         g = self.graph
         if not overwrite and all("track_id" in d for _, d in g.nodes(data=True)):
             return
-        next_id = 1
-        for node in sorted(g.nodes):
-            preds = list(g.predecessors(node))
-            starts = len(preds) != 1 or g.out_degree(preds[0]) != 1
-            if not starts:
-                continue
-            cur = node
-            while True:
-                g.nodes[cur]["track_id"] = next_id
-                succ = list(g.successors(cur))
-                if len(succ) != 1 or g.in_degree(succ[0]) != 1:
-                    break
-                cur = succ[0]
-            next_id += 1
+        from dynacell.lineage._tracks import assign_track_ids
+
+        assign_track_ids(self)
 
     def tracks(self) -> pd.DataFrame:
         """One row per track: ``track_id, start, end, parent_track_id, n_nodes``.

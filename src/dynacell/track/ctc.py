@@ -135,28 +135,9 @@ def assign_ctc_tracks(lineage: Lineage) -> TrackRelabel:
         (0,4) ── (1,2) ······ (3,1)
           track 1 ─────┘   track 2 (parent 1)
     """
-    g = lineage.graph
+    from dynacell.lineage._tracks import assign_track_ids
 
-    def continues(parent: Node, child: Node) -> bool:
-        return g.out_degree(parent) == 1 and g.in_degree(child) == 1 and child[0] == parent[0] + 1
-
-    mapping: dict[Node, int] = {}
-    next_id = 1
-    for node in sorted(g.nodes):
-        preds = list(g.predecessors(node))
-        if len(preds) == 1 and continues(preds[0], node):
-            continue
-        cur = node
-        while True:
-            mapping[cur] = next_id
-            succ = list(g.successors(cur))
-            if len(succ) != 1 or not continues(cur, succ[0]):
-                break
-            cur = succ[0]
-        next_id += 1
-    for n, tid in mapping.items():
-        g.nodes[n]["track_id"] = tid
-    return TrackRelabel(mapping)
+    return TrackRelabel(assign_track_ids(lineage, break_at_gaps=True))
 
 
 def lineage_to_ctc_tracks(lineage: Lineage) -> pd.DataFrame:
