@@ -79,3 +79,26 @@ def test_saspt_errors_give_sigma(tmp_path):
     df.to_csv(p, index=False)
     tr = read_tracks(p, 0.16, 0.00748)
     assert tr.sigma_um == pytest.approx(0.25 * 0.16)
+
+
+def test_lineage_with_a_division_via_geff(tmp_path):
+    from dynacell.lineage import Lineage, write_geff
+
+    lin = Lineage(n_frames=6, ndim=2)
+    prev = None
+    for t in range(3):  # mother: frames 0-2
+        lin.add_node((t, 1), (10.0 + t, 10.0))
+        if prev:
+            lin.add_edge(prev, (t, 1))
+        prev = (t, 1)
+    for lab, dx in ((2, -1.0), (3, 1.0)):  # two daughters: frames 3-5
+        p = (2, 1)
+        for t in range(3, 6):
+            lin.add_node((t, lab), (13.0, 10.0 + dx * (t - 2)))
+            lin.add_edge(p, (t, lab))
+            p = (t, lab)
+    store = write_geff(lin, tmp_path / "lin.geff")
+    tr = read_tracks(store, 0.5, 30.0)
+    assert tr.n_tracks == 3  # a division ends the mother's track
+    assert sorted(tr.table.groupby("track_id").size().tolist()) == [3, 3, 3]
+    assert tr.table["x_um"].max() == pytest.approx(6.5)
