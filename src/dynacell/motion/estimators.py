@@ -765,7 +765,18 @@ def mle_many(positions_um, frame_interval_s: float, *, exposure_s: float | None 
     scale = np.mean(P, axis=1) / d / np.mean(g)  # D if σ = 0: a safe start when CVE is negative
     D0 = np.where(c.D_um2_per_s > 0, c.D_um2_per_s, np.maximum(scale, 1e-12))
     s0 = c.sigma_um ** 2 if s_known is None else np.full(len(c), s_known ** 2)
-    D, s2, var = _mle_fit([(P, g, h)], d, D0, s0, s_known, pooled=False)
+    # Fisher scoring on the tracks that have not converged yet (most converge in a few steps)
+    D, s2 = D0.astype(np.float64).copy(), np.asarray(s0, dtype=np.float64).copy()
+    active = np.arange(len(D))
+    for _ in range(60):
+        Da, sa, _v = _mle_fit([(P[active], g, h)], d, D[active], s2[active], s_known, pooled=False, n_iter=1)
+        conv = (np.abs(Da - D[active]) <= 1e-8 * np.abs(D[active])) & \
+            (np.abs(sa - s2[active]) <= 1e-8 * np.maximum(np.abs(s2[active]), 1e-300))
+        D[active], s2[active] = Da, sa
+        active = active[~conv]
+        if active.size == 0:
+            break
+    _, _, var = _mle_fit([(P, g, h)], d, D, s2, s_known, pooled=False, n_iter=1)  # information at the estimate
     return DiffusionEstimates(D, np.sqrt(var), np.sqrt(s2), np.ones(len(D), np.int64), "mle", N)
 
 
