@@ -89,6 +89,37 @@ def test_output_under_a_file_is_one_line_before_any_work(monkeypatch, capsys, tm
     assert "afile is a file, not a folder" in lines[0]  # checked first, before the missing input is noticed
 
 
+def _truncated_stack(folder: Path) -> Path:
+    import tifffile
+
+    f = folder / "stack.tif"
+    tifffile.imwrite(f, np.zeros((12, 32, 32), np.uint16) + np.arange(12, dtype=np.uint16)[:, None, None],
+                     compression="zlib")
+    raw = f.read_bytes()
+    f.write_bytes(raw[: len(raw) // 2])
+    return f
+
+
+@pytest.mark.parametrize("case", ["truncated-run", "truncated-labels", "track-overflow", "huge-track"])
+def test_bad_input_is_exactly_one_line(monkeypatch, capsys, tmp_path, case):
+    """No traceback and no second line (tifffile's own log lines are folded into dynacell's message)."""
+    if case.startswith("truncated"):
+        f = _truncated_stack(tmp_path)
+        np.savez(tmp_path / "labels.npz", labels=np.ones((12, 32, 32), np.uint16))
+        args = ["run", str(f), "-o", str(tmp_path / "out")]
+        if case == "truncated-labels":  # the truncated movie is named, not the (good) labels given with it
+            args += ["--labels", str(tmp_path / "labels.npz")]
+        want = "stack.tif: the TIFF is truncated"
+    else:
+        (tmp_path / "man_track.txt").write_text("1 0 4 0\n" + ("1 0 99999999999999999999 0\n"
+                                                               if case == "track-overflow" else "2 0 2000000000 0\n"))
+        args, want = ["lineage", str(tmp_path / "man_track.txt")], "line 2"
+    code, _, err = run_main(monkeypatch, capsys, *args)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and want in lines[0], err
+    assert not (tmp_path / "out").exists()
+
+
 def test_extract_with_a_crop_larger_than_any_frame_is_refused(monkeypatch, capsys, tmp_path):
     """``extract --size 20000`` used to try to allocate 13 GiB."""
     _ctc_folder(tmp_path)

@@ -65,7 +65,9 @@ def inspect_tiff(path: Path, *, with_sizes: bool = False, frame: int | None = No
     Raises
     ------
     FormatError
-        If the file is not a readable TIFF (names the file).
+        If the file is not a readable TIFF, or its chain of pages is broken (a truncated or
+        corrupt multi-page file: tifffile only logs this and would read fewer frames); the
+        message names the file and the first page that cannot be read.
     """
     import tifffile
 
@@ -94,7 +96,7 @@ class _Collect(logging.Handler):
     """Collects tifffile's logged errors (tifffile logs, not raises, on a truncated page chain)."""
 
     def __init__(self) -> None:
-        super().__init__(level=logging.ERROR)
+        super().__init__(level=logging.WARNING)
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -108,10 +110,12 @@ def _tifffile_errors():
     log = logging.getLogger("tifffile")
     handler = _Collect()
     log.addHandler(handler)
+    propagate, log.propagate = log.propagate, False  # reported once, by dynacell (error or warning), not twice
     try:
         yield handler.messages
     finally:
         log.removeHandler(handler)
+        log.propagate = propagate
 
 
 #: tifffile log messages that mean the file is truncated or corrupt (the series read would be wrong).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -89,8 +90,17 @@ def _output_lock(final: Path) -> Iterator[None]:
                                     f"output in a writable folder") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as exc:
             os.close(fd)
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                # the file system cannot lock (some network mounts): go on; the final rename still
+                # refuses to replace an output that appeared meanwhile
+                logger.warning("%s: cannot lock the output (%s); concurrent runs are not detected early", final,
+                               exc.strerror)
+                with contextlib.suppress(OSError):
+                    os.unlink(lock)
+                yield
+                return
             raise OutputExistsError(
                 f"{final}: another dynacell process is writing this output right now (lock {lock}); wait for it "
                 f"to finish or choose another output"
