@@ -79,6 +79,7 @@ def test_evaluate_model_follows_dimensionality(tmp_path, monkeypatch):
     assert asked == ["nuclei-3d"]
 
 
+@pytest.mark.slow
 def test_usage_error_is_fast():
     """A wrong option is reported without importing torch: well under a second of our own time."""
     t0 = time.perf_counter()

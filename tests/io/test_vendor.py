@@ -24,6 +24,7 @@ def _write_czi(path, n_t=3, n_z=2, n_c=1):
     return path
 
 
+@pytest.mark.slow
 def test_czi_3d_with_pixel_size(tmp_path):
     pytest.importorskip("bioio_czi")
     p = _write_czi(tmp_path / "embryo.czi")

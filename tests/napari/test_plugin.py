@@ -77,6 +77,7 @@ def test_reader_layers(tmp_path):
     assert kind == "tracks" and tracks.shape == (6, 4) and kw["graph"] == {2: [1], 3: [1]}
 
 
+@pytest.mark.slow
 def test_viewer_opens_run_folder(tmp_path):
     """The plugin's reader, found through napari's plugin manager (the package's npe2 entry point) and
     called by napari's own open, on a headless viewer model (no OpenGL canvas needed)."""

@@ -46,6 +46,7 @@ def _params(**kw):
     return p
 
 
+@pytest.mark.slow
 def test_report_for_a_biologist(tmp_path):
     images, labels, lin, states = _movie()
     ev = {"matched": "6 matched", "metrics": pd.DataFrame([{"states": "after", "n": 6, "macro_F1": 0.5,
@@ -71,6 +72,7 @@ def test_report_for_a_biologist(tmp_path):
     assert "Pixel size unknown" not in html and "Frame interval unknown" not in html
 
 
+@pytest.mark.slow
 def test_unknown_sizes_are_said(tmp_path):
     _, _, lin, states = _movie()
     html = write_report(tmp_path / "r.html", states=states, lineage=lin,

@@ -95,7 +95,7 @@ _LINEAGE_HELP = {
 }
 
 _CORE_STATE_COLUMNS = {"t", "label", "track_id", "parent_track_id", "state", "state_classifier", "z", "y", "x",
-                       "tree_id", "generation"}
+                       "tree_id", "generation", "edge_px"}
 
 
 def _esc(v: Any) -> str:
@@ -224,7 +224,7 @@ def _thumbnails(images, labels, states: pd.DataFrame, frame_interval_s, voxel_si
 
 def _measurement_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c not in _CORE_STATE_COLUMNS and not str(c).startswith("p_")
-            and pd.api.types.is_numeric_dtype(table[c])]
+            and pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])]
 
 
 def write_report(
