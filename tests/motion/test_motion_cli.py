@@ -121,3 +121,12 @@ def test_help_follows_the_cli_convention(cmd):
     assert res.exit_code == 0, res.output
     text = re.sub(r"\x1b\[[0-9;]*m", "", res.output)
     assert "--out" in text and "-o" in text and "<bool>" not in text and "--overwrite" in text
+
+
+def test_tracks_that_do_not_move():
+    df = pd.DataFrame({"t": np.tile(np.arange(10), 3), "track_id": np.repeat([1, 2, 3], 10),
+                       "y": np.repeat([5.0, 9.0, 20.0], 10), "x": np.repeat([1.0, 2.0, 3.0], 10)})
+    s = motion_summary(df, 0.5, 1.0)
+    json.dumps(s, allow_nan=False)
+    assert s["D_um2_per_s"] == 0.0 and s["D_method"] == "cve" and s["alpha"] is None
+    assert any("alpha" in n for n in s["notes"])

@@ -106,7 +106,7 @@ def diffusion_by_method(tracks: Tracks, *, exposure_s: float | None = None, sigm
 def _choose(diff: dict[str, est.DiffusionEstimate], dt: float) -> str:
     """CVE when √(DΔt)/σ > 1 (its reliable range), else MLE; the MSD fit when neither is available."""
     c = diff.get("cve")
-    if c is not None and c.D_um2_per_s > 0 and (c.sigma_um == 0 or math.sqrt(c.D_um2_per_s * dt) / c.sigma_um > 1):
+    if c is not None and c.D_um2_per_s >= 0 and (c.sigma_um == 0 or math.sqrt(c.D_um2_per_s * dt) / c.sigma_um > 1):
         return "cve"
     for k in ("mle", "cve", "msd_fit_optimal", "msd_slope_seed"):
         if k in diff:

@@ -312,6 +312,8 @@ def van_hove(tracks: Tracks, lags=(1, 2, 4, 8), *, n_bins: int = 41, max_abs_um:
     if not disps:
         raise InvalidInputError("van Hove: no displacement at the requested lags")
     lim = max_abs_um or float(max(np.percentile(np.abs(d), 99.5) for d in disps.values()))
+    if not lim > 0:  # no motion at all (every displacement 0): one narrow bin around 0
+        lim = 1e-3
     edges = np.linspace(-lim, lim, n_bins + 1)
     for n, d in disps.items():
         h, _ = np.histogram(d, edges, density=True)
