@@ -35,8 +35,10 @@ def test_motion_command_writes_outputs_and_summary(tmp_path, run_cli):
     assert set(s["D_by_method"]) == {"msd_fit_optimal", "cve", "mle", "msd_slope_seed"}
     assert abs(s["alpha"] - 1) < 0.1
     for f in ("msd.csv", "diffusion.json", "correlations.csv", "moments.csv", "scaling.csv", "msd.png",
-              "lambda.png", "velocity_correlation.png", "report.html"):
+              "lambda.png", "velocity_correlation.png", "report.html", "tracks_diffusion.csv"):
         assert (out / f).stat().st_size > 0, f
+    per = pd.read_csv(out / "tracks_diffusion.csv")
+    assert len(per) == 60 and abs(per["D_cve_um2_per_s"].mean() - 0.4) < 0.1
     assert json.loads((out / "diffusion.json").read_text())["parameters"]["frame_interval_s"] == 0.05
     # an existing output is refused, then replaced with --overwrite
     code, _, err = run_cli("motion", p, "-o", out, "--pixel-size-um", "0.1", "--frame-interval-s", "0.05")

@@ -163,3 +163,25 @@ def test_pooled_tracks_of_different_lengths(method):
     e = fn(x, 0.1)
     assert e.n_displacements == 40 * 9 + 40 * 22
     assert abs(e.D_um2_per_s - 0.5) < 4 * e.D_se_um2_per_s
+
+
+def test_per_track_diffusion_with_ragged_and_gapped_tracks():
+    import pandas as pd
+
+    from dynacell.motion.analysis import per_track_diffusion
+    from dynacell.motion.tracks import tracks_from_dataframe
+
+    x = brownian_tracks(300, 20, 0.5, 0.1, sigma_um=0.05, seed=12)
+    rows = []
+    for i in range(300):
+        L = 4 + i % 17
+        keep = np.ones(L, bool)
+        if i % 10 == 0 and L > 12:
+            keep[6] = False  # a gap: two runs of consecutive frames
+        rows.append(pd.DataFrame({"t": np.arange(L)[keep], "track_id": i, "y": x[i, :L, 0][keep],
+                                  "x": x[i, :L, 1][keep]}))
+    d = per_track_diffusion(tracks_from_dataframe(pd.concat(rows), 1.0, 0.1))
+    assert set(d["track_id"]) == {i for i in range(300) if 4 + i % 17 >= 5}
+    gapped = d[d["track_id"] % 10 == 0]
+    assert np.isfinite(gapped["D_cve_um2_per_s"]).all()
+    assert abs(d["D_cve_um2_per_s"].mean() - 0.5) < 0.06 and abs(d["D_mle_um2_per_s"].mean() - 0.5) < 0.06

@@ -22,7 +22,7 @@ from dynacell.motion.correlations import (
 from dynacell.motion.msd import compute_drift, ensemble_msd, fit_alpha, subtract_drift
 from dynacell.motion.tracks import Tracks, tracks_from_dataframe
 
-__all__ = ["MotionResult", "analyze", "diffusion_by_method", "motion_summary"]
+__all__ = ["MotionResult", "analyze", "diffusion_by_method", "per_track_diffusion", "motion_summary"]
 
 
 @dataclass
@@ -43,6 +43,7 @@ class MotionResult:
     van_hove: pd.DataFrame | None
     drift_speed_um_per_s: float
     notes: list[str] = field(default_factory=list)
+    per_track: pd.DataFrame | None = None
 
     @property
     def D_um2_per_s(self) -> float:
@@ -103,6 +104,63 @@ def diffusion_by_method(tracks: Tracks, *, exposure_s: float | None = None, sigm
     return out, notes
 
 
+def per_track_diffusion(tracks: Tracks, *, exposure_s: float | None = None, sigma_um: float | None = None,
+                        min_frames: int = 5) -> pd.DataFrame:
+    """CVE, MLE and the optimal MSD fit for every track with at least ``min_frames`` positions.
+
+    Tracks without gaps of equal length are estimated together (the vectorised ``*_many``
+    estimators); a track with gaps pools its runs of consecutive frames (runs of ≥ 3 frames for
+    CVE / MLE, ≥ 5 for the MSD fit; NaN when it has none).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``track_id, n_steps, D_cve_um2_per_s, D_cve_se_um2_per_s, sigma_cve_um, D_mle_um2_per_s,
+        D_mle_se_um2_per_s, D_msd_fit_um2_per_s``; one row per track kept.
+    """
+    tab = tracks.table
+    dt = tracks.frame_interval_s
+    kw = {"exposure_s": exposure_s, "sigma_um": sigma_um}
+    cols = ["track_id", "n_steps", "D_cve_um2_per_s", "D_cve_se_um2_per_s", "sigma_cve_um", "D_mle_um2_per_s",
+            "D_mle_se_um2_per_s", "D_msd_fit_um2_per_s"]
+    g = tab.groupby("track_id")["t"]
+    info = pd.DataFrame({"n": g.size(), "span": g.max() - g.min() + 1})
+    info = info[info["n"] >= max(int(min_frames), 3)]
+    rows = []
+    pos = dict(zip(tab["track_id"].unique(), tracks.positions()))
+    full = info[info["n"] == info["span"]]
+    for T, grp in full.groupby("n"):
+        ids = grp.index.to_numpy()
+        arr = np.stack([pos[i] for i in ids])
+        c = est.cve_many(arr, dt, **kw)
+        m = est.mle_many(arr, dt, **kw)
+        f = est.msd_fit_optimal_many(arr, dt, **kw).D_um2_per_s if T >= 5 else np.full(len(ids), np.nan)
+        rows.append(pd.DataFrame({"track_id": ids, "n_steps": T - 1, "D_cve_um2_per_s": c.D_um2_per_s,
+                                  "D_cve_se_um2_per_s": c.D_se_um2_per_s, "sigma_cve_um": c.sigma_um,
+                                  "D_mle_um2_per_s": m.D_um2_per_s, "D_mle_se_um2_per_s": m.D_se_um2_per_s,
+                                  "D_msd_fit_um2_per_s": f}))
+    gapped = info.index[info["n"] != info["span"]]
+    if len(gapped):
+        sub = tab[tab["track_id"].isin(gapped)]
+        for tid, t in sub.groupby("track_id"):
+            one = Tracks(t.reset_index(drop=True), dt, tracks.ndim)
+            s3, s5 = one.segments(3), one.segments(5)
+            nan = float("nan")
+            c = est.cve(s3, dt, **kw) if s3 else None
+            m = est.mle(s3, dt, **kw) if s3 else None
+            f = est.msd_fit_optimal(s5, dt, **kw).D_um2_per_s if s5 else nan
+            rows.append(pd.DataFrame([{"track_id": tid, "n_steps": sum(len(x) - 1 for x in s3),
+                                       "D_cve_um2_per_s": c.D_um2_per_s if c else nan,
+                                       "D_cve_se_um2_per_s": c.D_se_um2_per_s if c else nan,
+                                       "sigma_cve_um": c.sigma_um if c else nan,
+                                       "D_mle_um2_per_s": m.D_um2_per_s if m else nan,
+                                       "D_mle_se_um2_per_s": m.D_se_um2_per_s if m else nan,
+                                       "D_msd_fit_um2_per_s": f}]))
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(rows, ignore_index=True)[cols].sort_values("track_id").reset_index(drop=True)
+
+
 def _choose(diff: dict[str, est.DiffusionEstimate], dt: float) -> str:
     """CVE when √(DΔt)/σ > 1 (its reliable range), else MLE; the MSD fit when neither is available."""
     c = diff.get("cve")
@@ -117,7 +175,8 @@ def _choose(diff: dict[str, est.DiffusionEstimate], dt: float) -> str:
 def analyze(tracks: Tracks, *, exposure_s: float | None = None, sigma_um: float | None = None,
             drift: bool = False, max_lag: int | None = 100, q=Q_DEFAULT, n_distance_bins: int = 20,
             alpha_max_lag: int | None = None) -> MotionResult:
-    """MSD, α, every diffusion estimator, velocity correlations, moments, λ(q) and van Hove of ``tracks``.
+    """MSD, α, every diffusion estimator (pooled and per track), velocity correlations, moments, λ(q) and
+    van Hove of ``tracks``.
 
     Parameters
     ----------
@@ -179,8 +238,9 @@ def analyze(tracks: Tracks, *, exposure_s: float | None = None, sigma_um: float 
         vh = van_hove(tracks)
     except InvalidInputError:
         vh = None
+    per_track = per_track_diffusion(tracks, exposure_s=exposure_s, sigma_um=sigma_um)
     return MotionResult(tracks, ens, alpha, diff, method, spatial, temporal, moments, R0, scaling, bil, vh,
-                        drift_speed, notes)
+                        drift_speed, notes, per_track)
 
 
 def motion_summary(tracks_df: pd.DataFrame, voxel_size_um, frame_interval_s: float, **kw) -> dict:

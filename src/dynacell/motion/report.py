@@ -139,7 +139,7 @@ def write_motion_outputs(res: MotionResult, folder: Path, *, parameters: dict | 
 
     Files: ``msd.csv`` (ensemble MSD with SE), ``diffusion.json`` (summary + every estimator +
     parameters), ``correlations.csv`` (``kind`` = spatial / temporal), ``moments.csv``,
-    ``scaling.csv`` (λ(q)), ``van_hove.csv``, figures ``msd.png``, ``lambda.png``,
+    ``scaling.csv`` (λ(q)), ``van_hove.csv``, ``tracks_diffusion.csv`` (D per track), figures ``msd.png``, ``lambda.png``,
     ``velocity_correlation.png`` and ``report.html``.
 
     Returns
@@ -164,6 +164,8 @@ def write_motion_outputs(res: MotionResult, folder: Path, *, parameters: dict | 
     res.scaling.to_csv(folder / "scaling.csv", index=False)
     if res.van_hove is not None:
         res.van_hove.to_csv(folder / "van_hove.csv", index=False)
+    if res.per_track is not None:
+        res.per_track.to_csv(folder / "tracks_diffusion.csv", index=False)
     (folder / "diffusion.json").write_text(json.dumps(s, indent=2, allow_nan=False))
     img = _plots(res, folder)
     html = jinja2.Environment(autoescape=True).from_string(_TEMPLATE).render(
