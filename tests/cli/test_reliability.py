@@ -120,6 +120,15 @@ def test_bad_input_is_exactly_one_line(monkeypatch, capsys, tmp_path, case):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("args", "option"), [(["--frames", "0"], "--frames"), (["--n-start", "0"], "--n-start"),
+                                              (["--scale", "0"], "--scale"), (["--start", "-1"], "--start")])
+def test_simulate_errors_name_the_cli_option(monkeypatch, capsys, tmp_path, args, option):
+    """Errors used to name library parameters (n_frames) instead of the options (--frames)."""
+    code, _, err = run_main(monkeypatch, capsys, "simulate", "-o", str(tmp_path / "sim"), *args)
+    assert code == 2 and option in err and "n_frames" not in err and "Traceback" not in err
+    assert not (tmp_path / "sim").exists()
+
+
 def test_extract_with_a_crop_larger_than_any_frame_is_refused(monkeypatch, capsys, tmp_path):
     """``extract --size 20000`` used to try to allocate 13 GiB."""
     _ctc_folder(tmp_path)

@@ -23,17 +23,17 @@ def simulate(
     ),
     ndim: int = typer.Option(3, "--ndim", help="2 (colony in a dish) or 3 (embryo) for a simulated embryo."),
     frames: int | None = typer.Option(
-        None, "--frames",
+        None, "--frames", min=1,
         help="Number of frames (simulated embryo: default 30; lineage: default all).",
     ),
-    start: int = typer.Option(0, "--start", help="First lineage frame to render (with --lineage)."),
+    start: int = typer.Option(0, "--start", min=0, help="First lineage frame to render (with --lineage)."),
     seed: int = seed_option(),
-    n_start: int = typer.Option(8, "--n-start", help="Cells at frame 0 of a simulated embryo."),
+    n_start: int = typer.Option(8, "--n-start", min=1, help="Cells at frame 0 of a simulated embryo."),
     min_divisions: int = typer.Option(
-        0, "--min-divisions",
+        0, "--min-divisions", min=0,
         help="Guarantee at least this many divisions (simulated embryo).",
     ),
-    min_deaths: int = typer.Option(0, "--min-deaths", help="Guarantee at least this many deaths (simulated embryo)."),
+    min_deaths: int = typer.Option(0, "--min-deaths", min=0, help="Guarantee at least this many deaths (simulated embryo)."),
     preset: str = typer.Option("default", "--preset", help=f"Imaging preset: {', '.join(PRESETS)}."),
     voxel_size_um: str | None = typer.Option(
         None, "--voxel-size-um", metavar="[Z] Y X",
@@ -63,6 +63,8 @@ def simulate(
 
     if output.exists() and not overwrite:
         raise OutputExistsError(f"output folder {output} exists; pass --overwrite to replace it")
+    if not scale > 0:
+        raise InvalidInputError(f"--scale must be > 0 (a fraction of the size in pixels); got {scale}")
     presets = {"default": ImagingParams, "mouse-lightsheet": ImagingParams.mouse_lightsheet,
                "hela-widefield": ImagingParams.hela_widefield}
     if preset not in presets:
