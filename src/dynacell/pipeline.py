@@ -330,6 +330,8 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                 from dynacell.viz.overlay import write_overlay_video
 
                 write_overlay_video(tmp / "overlay.mp4", images, label_movie, states, progress=progress)
+        with timer.step("motion"):
+            motion = _motion(states, images, notes)
         card = getattr(clf, "card", None)
         parameters = {
             "movie": config.movie,
@@ -359,7 +361,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                          timings_s=timer.timings,
                          reconciliation={"rule": config.reconcile.describe(), "changes": changes},
                          evaluation=evaluation_tables(evaluation) if evaluation else None, notes=notes,
-                         title=f"dynacell run: {Path(config.movie).name}")
+                         title=f"dynacell run: {Path(config.movie).name}", images=images, labels=label_movie)
         info = {
             "dynacell_version": __version__,
             "command": "run",
@@ -381,6 +383,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                                "n_changed": int(changes["n"].sum()) if len(changes) else 0,
                                "changes": changes.to_dict(orient="records")},
             "evaluation": evaluation,
+            "motion": motion,
             "timings_s": timer.timings,
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "peak_rss_mb_after_step": timer.peak_rss_mb,
@@ -392,6 +395,26 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
     logger.info("run finished: %s", out)
     return RunResult(out=out, states=states, lineage=lin, reconciliation=changes, evaluation=evaluation,
                      timings_s=timer.timings, info=info)
+
+
+def _motion(states: pd.DataFrame, images: Movie, notes: list[str]) -> dict | None:
+    """Motion statistics of the tracked nuclei (:func:`dynacell.motion.motion_summary`), in µm and s.
+
+    None (with a note) when the voxel size or the frame interval is unknown or the tracks are too
+    short: a run never fails for its motion summary.
+    """
+    if images.voxel_size_um is None or images.frame_interval_s is None:
+        notes.append("Motion statistics (MSD, diffusion coefficient, velocity correlations) are skipped: they need "
+                     "the voxel size and the frame interval (--voxel-size-um, --frame-interval-s).")
+        return None
+    from dynacell.motion.analysis import motion_summary
+
+    try:
+        return motion_summary(states[["t", "track_id", "z", "y", "x"]], images.voxel_size_um,
+                              images.frame_interval_s)
+    except InvalidInputError as exc:
+        notes.append(f"Motion statistics are skipped: {exc}")
+        return None
 
 
 def _replace_prefix(obj: Any, old: str, new: str) -> Any:
