@@ -244,3 +244,57 @@ def test_large_ids_check_against_labels_are_sparse():
     lin = Lineage(n_frames=1, ndim=2)
     lin.add_node((0, int(big)), (0.0, 0.5, 0.5))
     assert check_against_labels(lin, Movie(lab, "TYX")).ok
+
+
+# --------------------------------------------------------------------------- event rules (property-based)
+def _random_forest(seed: int, n_roots: int, n_frames: int, p_divide: float, p_end: float) -> Lineage:
+    """A random lineage going forward in time: each nucleus continues, divides in two or ends."""
+    rng = np.random.default_rng(seed)
+    lin = Lineage(n_frames=n_frames, ndim=2, source=f"random {seed}")
+    next_label = 1
+    alive = []
+    for _ in range(n_roots):
+        lin.add_node((0, next_label), (0.0, 0.0, 0.0))
+        alive.append((0, next_label))
+        next_label += 1
+    for t in range(1, n_frames):
+        new_alive = []
+        for node in alive:
+            u = rng.random()
+            n_children = 0 if u < p_end else 2 if u < p_end + p_divide else 1
+            for _ in range(n_children):
+                child = (t, next_label if n_children == 2 else node[1])
+                if n_children == 2:
+                    next_label += 1
+                lin.add_node(child, (0.0, 0.0, 0.0))
+                lin.add_edge(node, child)
+                new_alive.append(child)
+        alive = new_alive
+    return lin
+
+
+@given(seed=st.integers(0, 2**31), n_roots=st.integers(1, 4), n_frames=st.integers(1, 30),
+       p_divide=st.floats(0, 0.3), p_end=st.floats(0, 0.2))
+@settings(max_examples=40, deadline=None)
+def test_event_rules_properties(seed, n_roots, n_frames, p_divide, p_end):
+    """Seed rules on random lineages: one state per node; divisions, daughters and track ends labelled as defined."""
+    from dynacell.lineage import EVENT_STATES, EventRules, count_states, label_events
+
+    lin = _random_forest(seed, n_roots, n_frames, p_divide, p_end)
+    lin.validate()
+    states = label_events(lin, EventRules.seed())
+    assert set(states) == set(lin.graph.nodes) and set(states.values()) <= set(EVENT_STATES)
+    assert sum(count_states(states).values()) == len(lin)
+    g = lin.graph
+    last = n_frames - 1
+    for node, state in states.items():
+        kids = g.out_degree(node)
+        parent = next(iter(g.predecessors(node)), None)
+        if kids >= 2:
+            assert state == "mitotic", (node, state)
+        elif parent is not None and g.out_degree(parent) >= 2:
+            assert state == "new_daughter", (node, state)
+        elif kids == 0 and node[0] < last:
+            assert state == "death", (node, state)
+        if kids == 0 and node[0] == last:
+            assert state not in ("death", "stable"), (node, state)
