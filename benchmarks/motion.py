@@ -129,7 +129,8 @@ def beads() -> None:
 def saspt() -> None:
     import trackpy as tp
 
-    from dynacell.motion import analysis, estimators as est
+    from dynacell.motion import analysis
+    from dynacell.motion import estimators as est
     from dynacell.motion.msd import ensemble_msd
     from dynacell.motion.tracks import tracks_from_dataframe
 

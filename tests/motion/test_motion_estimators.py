@@ -92,7 +92,7 @@ def test_cve_beats_seed_and_approaches_cramer_rao_on_16_frames():
     D, dt = 1.0, 0.1
     sigma = np.sqrt(0.2 * D * dt)  # x = 0.2
     x = brownian_tracks(4000, 16, D, dt, sigma_um=sigma, seed=6)
-    rmse = lambda e: np.sqrt(np.mean((e.D_um2_per_s - D) ** 2)) / D  # noqa: E731
+    rmse = lambda e: np.sqrt(np.mean((e.D_um2_per_s - D) ** 2)) / D
     r_cve = rmse(est.cve_many(x, dt))
     r_seed = rmse(est.msd_slope_seed_many(x, dt, pixel_size_um=1.0))
     crb = est.cramer_rao_relative_sd(15, 0.2, 2)

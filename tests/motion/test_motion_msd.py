@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynacell.errors import InvalidInputError
-from dynacell.motion.msd import compute_drift, ensemble_msd, fit_alpha, subtract_drift, track_msd
+from dynacell.motion.msd import (
+    compute_drift,
+    ensemble_msd,
+    fit_alpha,
+    subtract_drift,
+    track_msd,
+)
 from dynacell.motion.simulate import brownian_tracks, directed_tracks, fbm_tracks
 from dynacell.motion.tracks import tracks_from_dataframe
 

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import typer
 
-from dynacell.cli.options import frame_interval_option, out_option, overwrite_option, voxel_size_option
+from dynacell.cli.options import (
+    frame_interval_option,
+    out_option,
+    overwrite_option,
+    voxel_size_option,
+)
 
 
 def motion_command(

@@ -118,8 +118,8 @@ def particles_command(
     table["track_id"] = table["track_id"].astype(np.int64) + 1
     cols = ["t", "track_id", "y", "x"] + [c for c in ("mass", "size", "ecc", "signal") if c in table.columns]
     table = table[cols].sort_values(["track_id", "t"]).reset_index(drop=True)
-    summary = {"n_frames": len(frame_numbers), "n_features": int(len(feats)), "n_tracks": int(table["track_id"].nunique()),
-               "n_localisations": int(len(table)), "voxel_size_um": [pixel_size_um, pixel_size_um],
+    summary = {"n_frames": len(frame_numbers), "n_features": len(feats), "n_tracks": int(table["track_id"].nunique()),
+               "n_localisations": len(table), "voxel_size_um": [pixel_size_um, pixel_size_um],
                "frame_interval_s": frame_interval_s,
                "parameters": {"movie": str(movie), "diameter_px": diameter_px, "minmass": minmass, "invert": invert,
                               "search_range_px": search_range_px, "memory": memory, "min_length": min_length,

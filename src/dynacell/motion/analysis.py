@@ -22,7 +22,7 @@ from dynacell.motion.correlations import (
 from dynacell.motion.msd import compute_drift, ensemble_msd, fit_alpha, subtract_drift
 from dynacell.motion.tracks import Tracks, tracks_from_dataframe
 
-__all__ = ["MotionResult", "analyze", "diffusion_by_method", "per_track_diffusion", "motion_summary"]
+__all__ = ["MotionResult", "analyze", "diffusion_by_method", "motion_summary", "per_track_diffusion"]
 
 
 @dataclass
@@ -58,7 +58,7 @@ class MotionResult:
         main = self.diffusion.get(self.D_method)
         return {
             "n_tracks": tr.n_tracks,
-            "n_localisations": int(len(tr.table)),
+            "n_localisations": len(tr.table),
             "ndim": tr.ndim,
             "frame_interval_s": tr.frame_interval_s,
             "D_um2_per_s": f(self.D_um2_per_s),

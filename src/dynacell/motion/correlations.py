@@ -30,8 +30,17 @@ from dynacell.errors import InvalidInputError
 from dynacell.motion.msd import padded
 from dynacell.motion.tracks import Tracks
 
-__all__ = ["velocities", "spatial_velocity_correlation", "temporal_velocity_correlation", "max_extent_um",
-           "displacement_moments", "moment_scaling", "bilinear_fit", "van_hove", "Q_DEFAULT"]
+__all__ = [
+    "Q_DEFAULT",
+    "bilinear_fit",
+    "displacement_moments",
+    "max_extent_um",
+    "moment_scaling",
+    "spatial_velocity_correlation",
+    "temporal_velocity_correlation",
+    "van_hove",
+    "velocities",
+]
 
 #: Moment orders of the seed study.
 Q_DEFAULT = (1.0, 1.5, 2.0, 2.5, 3.0)

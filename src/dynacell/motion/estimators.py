@@ -34,9 +34,20 @@ from scipy import fft as sp_fft
 from dynacell.errors import InvalidInputError
 
 __all__ = [
-    "DiffusionEstimate", "DiffusionEstimates", "blur_coefficient", "msd_fit_optimal", "msd_fit_optimal_many",
-    "optimal_n_lags", "cve", "cve_many", "mle", "mle_many", "msd_slope_seed", "msd_slope_seed_many",
-    "cramer_rao_relative_sd", "ESTIMATORS",
+    "ESTIMATORS",
+    "DiffusionEstimate",
+    "DiffusionEstimates",
+    "blur_coefficient",
+    "cramer_rao_relative_sd",
+    "cve",
+    "cve_many",
+    "mle",
+    "mle_many",
+    "msd_fit_optimal",
+    "msd_fit_optimal_many",
+    "msd_slope_seed",
+    "msd_slope_seed_many",
+    "optimal_n_lags",
 ]
 
 
@@ -461,7 +472,7 @@ def _pooled_msd_fit(groups, frame_interval_s, exposure_s, sigma_um, n_iter, seed
         se = _pooled_se(groups, D, 0.0, max_lag, cnt, dt, 0.0, d, "origin", max_lag)
         return DiffusionEstimate(float(D), float(se), math.nan, tuple(range(1, max_lag + 1)), "msd_slope_seed",
                                  n_steps_total)
-    n_pos_eff = int(round(n_steps_total / sum(g.shape[0] for g in groups))) + 1
+    n_pos_eff = round(n_steps_total / sum(g.shape[0] for g in groups)) + 1
     p = max(2, min(max_lag, n_pos_eff // 10))
     for _ in range(n_iter):
         slope, inter = _fit_line(msd, p, R, d, s_known)

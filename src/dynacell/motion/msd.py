@@ -19,8 +19,15 @@ from scipy import fft as sp_fft
 from dynacell.errors import InvalidInputError
 from dynacell.motion.tracks import Tracks
 
-__all__ = ["padded", "track_msd", "ensemble_msd", "effective_n_independent", "compute_drift", "subtract_drift",
-           "fit_alpha"]
+__all__ = [
+    "compute_drift",
+    "effective_n_independent",
+    "ensemble_msd",
+    "fit_alpha",
+    "padded",
+    "subtract_drift",
+    "track_msd",
+]
 
 
 def padded(tracks: Tracks) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -65,7 +72,7 @@ def _corr(a: np.ndarray, b: np.ndarray, n_fft: int, max_lag: int) -> np.ndarray:
 
 def _msd_arrays(pos: np.ndarray, mask: np.ndarray, max_lag: int) -> tuple[np.ndarray, np.ndarray]:
     """Sum of squared displacements and number of pairs per track and lag: (n, max_lag) each."""
-    n_tr, span, d = pos.shape
+    span, d = pos.shape[1], pos.shape[2]
     n_fft = sp_fft.next_fast_len(span + max_lag + 1, real=True)
     m = mask.astype(np.float64)
     r2 = np.sum(pos * pos, axis=2) * m
@@ -194,7 +201,7 @@ def ensemble_msd(tracks: Tracks, max_lag: int | None = 100, *, weights: str = "i
     >>> ensemble_msd(tracks_from_dataframe(df, 1.0, 1.0), weights="displacements")["msd_um2"].tolist()
     [2.0, 4.0]
     """
-    pos, mask, ids, n_obs = padded(tracks)
+    pos, mask, _, n_obs = padded(tracks)
     span = pos.shape[1]
     L = span - 1 if max_lag is None else max(1, min(int(max_lag), span - 1))
     S, C = _msd_arrays(pos, mask, L)
@@ -305,7 +312,7 @@ def fit_alpha(ens: pd.DataFrame, max_lag: int | None = None, *, ndim: int = 2) -
         raise InvalidInputError("fit_alpha: fewer than 2 lags with a positive MSD")
     x = np.log(e["lag_s"].to_numpy())
     y = np.log(e["msd_um2"].to_numpy())
-    (a, b), res = np.polyfit(x, y, 1, full=False), None
+    a, b = np.polyfit(x, y, 1)
     resid = y - (a * x + b)
     n = len(x)
     se = math.sqrt(np.sum(resid ** 2) / (n - 2) / np.sum((x - x.mean()) ** 2)) if n > 2 else math.nan

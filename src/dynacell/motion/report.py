@@ -11,7 +11,7 @@ import pandas as pd
 
 from dynacell.motion.analysis import MotionResult
 
-__all__ = ["write_motion_outputs", "OUTPUT_FILES"]
+__all__ = ["OUTPUT_FILES", "write_motion_outputs"]
 
 OUTPUT_FILES = ("msd.csv", "diffusion.json", "correlations.csv", "moments.csv", "scaling.csv", "msd.png",
                 "lambda.png", "velocity_correlation.png", "report.html")

@@ -13,7 +13,7 @@ import numpy as np
 
 from dynacell.errors import InvalidInputError
 
-__all__ = ["brownian_tracks", "fbm_tracks", "directed_tracks"]
+__all__ = ["brownian_tracks", "directed_tracks", "fbm_tracks"]
 
 
 def _rng(seed) -> np.random.Generator:

@@ -37,7 +37,7 @@ import pandas as pd
 
 from dynacell.errors import FormatError, InvalidInputError
 
-__all__ = ["Tracks", "tracks_from_dataframe", "read_tracks", "tracks_from_lineage", "LAYOUTS"]
+__all__ = ["LAYOUTS", "Tracks", "read_tracks", "tracks_from_dataframe", "tracks_from_lineage"]
 
 #: Recognised column layouts: name → (frame column, track column).
 LAYOUTS: dict[str, tuple[str, str]] = {
