@@ -14,7 +14,7 @@ for t_E of every frame interval (1/6 for continuous illumination, 0 for instanta
 
 Every estimator returns a :class:`DiffusionEstimate` (one trajectory, or several pooled) or a
 :class:`DiffusionEstimates` (one estimate per trajectory of an ``(n_tracks, T, d)`` array, fully
-vectorised: 10⁴ tracks of 16 frames take a few milliseconds).
+vectorised: 10⁴ tracks of 16 frames take about 0.02 s with the CVE and under 1 s with the MLE).
 
 Positions are in µm (``positions_um``), the frame interval in s, D in µm²/s. Only
 :func:`msd_slope_seed` takes pixels (``positions_px`` with ``pixel_size_um``), like the baseline it
