@@ -211,12 +211,13 @@ def _lineage(config: RunConfig, images: Movie, label_movie: Movie, given: Lineag
         from dynacell.track import link_labels
         from dynacell.track.gate import motion_gate
 
-        gate = motion_gate(nuclei, ndim=images.ndim_spatial, voxel_size_um=images.voxel_size_um)
+        vs = images.voxel_size_um or label_movie.voxel_size_um
+        gate = motion_gate(nuclei, ndim=images.ndim_spatial, voxel_size_um=vs)
         if config.max_distance is not None:
             gate["max_distance"] = float(config.max_distance)
-        unit = "um" if images.voxel_size_um else "px"
-        lin, _ = link_labels(label_movie, voxel_size_um=images.voxel_size_um,
-                             max_distance_um=gate["max_distance"], progress=progress)
+        unit = "um" if vs else "px"
+        gate_kw = {"max_distance_um" if unit == "um" else "max_distance_px": gate["max_distance"]}
+        lin, _ = link_labels(label_movie, voxel_size_um=vs, progress=progress, **gate_kw)
         source = f"linked with dynacell.track.link_labels (laptrack), max distance {gate['max_distance']:.3g} {unit}"
         linking = {"gate": gate, "max_distance_given": config.max_distance, "max_distance_unit": unit}
     else:

@@ -106,7 +106,7 @@ def test_appear_and_disappear_stay_separate():
     """
     lab = movie([[(1, (10, 10)), (2, (50, 50))], [(1, (10, 11)), (2, (50, 51))],
                  [(1, (10, 12)), (2, (10, 52))], [(1, (10, 13)), (2, (11, 52))]])
-    lin, relabel = link_labels(lab, gap_closing_frames=0, max_distance_um=20.0, progress=False)
+    lin, relabel = link_labels(lab, gap_closing_frames=0, max_distance_px=20.0, progress=False)
     assert sorted(lin.graph.edges) == [((0, 1), (1, 1)), ((0, 2), (1, 2)), ((1, 1), (2, 1)), ((2, 1), (3, 1)),
                                        ((2, 2), (3, 2))]
     assert len(set(relabel.track_ids.values())) == 3
@@ -143,7 +143,7 @@ def test_global_drift_is_compensated():
     """
     lab = movie([[(1, (20, 10)), (2, (40, 10)), (3, (30, 40))],
                  [(3, (20, 22)), (1, (40, 22)), (2, (30, 52))]], radius=3)
-    lin, _ = link_labels(lab, max_distance_um=4.0, progress=False)
+    lin, _ = link_labels(lab, max_distance_px=4.0, progress=False)
     assert sorted(lin.graph.edges) == [((0, 1), (1, 3)), ((0, 2), (1, 1)), ((0, 3), (1, 2))]
 
 
@@ -184,6 +184,8 @@ def test_negative_labels_and_bad_parameters_raise():
         link_labels(ok, gap_closing_frames=-1, progress=False)
     with pytest.raises(InvalidInputError, match="max_distance_um"):
         link_labels(ok, max_distance_um=0.0, progress=False)
+    with pytest.raises(InvalidInputError, match="needs a voxel size"):  # a µm gate on a movie measured in pixels
+        link_labels(ok, max_distance_um=5.0, progress=False)
     with pytest.raises(InvalidInputError, match="voxel_size_um"):
         link_labels(ok, voxel_size_um=(1.0,), progress=False)
 

@@ -393,6 +393,7 @@ def link_labels(
     *,
     voxel_size_um: Sequence[float] | None = None,
     max_distance_um: float | None = None,
+    max_distance_px: float | None = None,
     gap_closing_frames: int = 1,
     division: bool = True,
     overlap: bool = True,
@@ -448,10 +449,13 @@ def link_labels(
         Voxel size ``((Z,) Y, X)`` in µm. Default: ``labels.voxel_size_um``; if both are
         None, distances are in pixels (logged).
     max_distance_um : float, optional
-        Largest overlap-weighted distance (µm, or pixels when the voxel size is unknown)
-        for frame-to-frame links, gap closing and division. Default:
+        Largest overlap-weighted distance in µm for frame-to-frame links, gap closing and
+        division; needs a voxel size. Default:
         :func:`default_max_distance` = 1.5 × the larger of the median nucleus diameter
         and the movie's motion scale.
+    max_distance_px : float, optional
+        The same gate in pixels, for movies whose voxel size is unknown (distances are then in
+        pixels). Give at most one of ``max_distance_um`` / ``max_distance_px``.
     gap_closing_frames : int
         Largest number of missing frames a track may jump over (0 = no gap closing).
     division : bool
@@ -505,19 +509,32 @@ def link_labels(
     _check_labels(labels)
     if gap_closing_frames < 0 or int(gap_closing_frames) != gap_closing_frames:
         raise InvalidInputError(f"gap_closing_frames must be an integer >= 0, got {gap_closing_frames!r}")
-    if max_distance_um is not None and not (np.isfinite(max_distance_um) and max_distance_um > 0):
-        raise InvalidInputError(f"max_distance_um must be a positive number, got {max_distance_um!r}")
+    for name, value in (("max_distance_um", max_distance_um), ("max_distance_px", max_distance_px)):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise InvalidInputError(f"{name} must be a positive number, got {value!r}")
     if flow_neighbors < 0 or int(flow_neighbors) != flow_neighbors:
         raise InvalidInputError(f"flow_neighbors must be an integer >= 0, got {flow_neighbors!r}")
     scale, unit = _physical_scale(labels, voxel_size_um)
+    if max_distance_um is not None and max_distance_px is not None:
+        raise InvalidInputError("give max_distance_um or max_distance_px, not both")
+    if max_distance_um is not None and unit != "um":
+        raise InvalidInputError(
+            f"labels {labels.source or '(array)'}: max_distance_um={max_distance_um} needs a voxel size, which is "
+            "unknown (distances are in pixels); give voxel_size_um (--voxel-size-um) or the gate in pixels "
+            "(max_distance_px)")
+    if max_distance_px is not None and unit == "um":
+        raise InvalidInputError(
+            f"labels {labels.source or '(array)'}: the voxel size is known, so distances are in µm; give the gate "
+            f"as max_distance_um instead of max_distance_px={max_distance_px}")
+    given = max_distance_um if max_distance_um is not None else max_distance_px
     nuclei, shared, cum_drift = _scan(labels, overlap_frames=int(gap_closing_frames) + 1 if overlap else 0,
                                       drift=drift_correction, progress=progress)
-    if max_distance_um is None:
+    if given is None:
         max_distance = default_max_distance(nuclei, ndim=labels.ndim_spatial, scale=scale)
         logger.info("max linking distance %.3g %s (%.1f x the larger of median nucleus diameter and motion scale)",
                     max_distance, unit, DEFAULT_DISTANCE_FACTOR)
     else:
-        max_distance = float(max_distance_um)
+        max_distance = float(given)
 
     ndim = labels.ndim_spatial
     lineage = Lineage(n_frames=max(labels.frame_indices) + 1 if labels.n_frames else 0, ndim=ndim,
