@@ -14,7 +14,7 @@ import numpy as np
 
 from dynacell.errors import InvalidInputError
 
-__all__ = ["resolve_device", "forward_batched", "softmax", "load_state_dict"]
+__all__ = ["resolve_device", "forward_batched", "softmax", "load_state_dict", "load_model_folder", "shipped_models"]
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -136,3 +136,60 @@ def load_state_dict(path: str | Path, device: str = "cpu") -> dict[str, Any]:
         return torch.load(Path(path), map_location=device, weights_only=True)
     except Exception as exc:  # torch raises several types for a corrupt or foreign file
         raise FormatError(f"{path}: cannot load weights ({type(exc).__name__}: {exc})") from None
+
+
+def shipped_models(pretrained_dir: str | Path) -> list[str]:
+    """Names of the model folders (holding a ``model.yaml``) in a task's ``pretrained/`` folder, sorted."""
+    root = Path(pretrained_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "model.yaml").is_file())
+
+
+def load_model_folder(folder: str | Path, card_cls: type, build: Any, *, device: str = "cpu",
+                      verify: bool = True) -> tuple[Any, Any]:
+    """Load a model folder of any task: validate its card, check the weights' SHA-256, build and load the network.
+
+    Parameters
+    ----------
+    folder : path
+        Folder with ``model.yaml`` and ``weights.pt``.
+    card_cls : type
+        The task's :class:`dynacell.cards.ModelCard` subclass.
+    build : callable
+        ``build(card) -> torch.nn.Module``: the untrained network the card describes.
+    device : str
+        Resolved torch device.
+    verify : bool
+        Compare the weights' SHA-256 with the card's ``weights_sha256``.
+
+    Returns
+    -------
+    network : torch.nn.Module
+        On ``device``, in eval mode.
+    card : ModelCard
+        The validated card.
+
+    Raises
+    ------
+    dynacell.errors.FormatError
+        Invalid card (names the file and field), missing weights, a SHA-256 mismatch, or weights that
+        do not fit the network.
+    """
+    from dynacell.cards import WEIGHTS_FILE, load_card, sha256_file
+    from dynacell.errors import FormatError
+
+    folder = Path(folder)
+    card = load_card(folder, card_cls)
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FormatError(f"model folder {folder} has no {WEIGHTS_FILE}; a model folder holds weights.pt and model.yaml")
+    if verify and sha256_file(weights) != card.weights_sha256:
+        raise FormatError(f"{weights}: sha256 does not match the card {folder / 'model.yaml'}; the weights were "
+                          "changed or corrupted: retrain or restore the folder")
+    try:
+        net = build(card)
+        net.load_state_dict(load_state_dict(weights, device))
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise FormatError(f"{weights} could not be loaded into a {card.architecture!r} model: {exc}") from None
+    return net.to(device).eval(), card

@@ -29,9 +29,9 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 def available_models() -> list[str]:
     """Names of the shipped models (folders of ``PRETRAINED_DIR`` holding a ``model.yaml``), sorted."""
-    if not PRETRAINED_DIR.is_dir():
-        return []
-    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / "model.yaml").is_file())
+    from dynacell.models.runtime import shipped_models
+
+    return shipped_models(PRETRAINED_DIR)
 
 
 class StateClassifier:
@@ -147,25 +147,15 @@ class StateClassifier:
             If a file is missing, the card is invalid (names the file and field), the weights do not
             match the card's sha256, or the weights do not fit the architecture.
         """
-        from dynacell.cards import WEIGHTS_FILE, load_card, sha256_file
         from dynacell.models import build_model
-        from dynacell.models.runtime import load_state_dict
+        from dynacell.models.runtime import load_model_folder
 
         path = Path(path)
-        weights = path / WEIGHTS_FILE
-        card = load_card(path, StateModelCard)
-        if not weights.is_file():
-            raise FormatError(f"model folder {path} has no {WEIGHTS_FILE}; a model folder holds weights.pt and model.yaml")
-        if verify and sha256_file(weights) != card.weights_sha256:
-            raise FormatError(f"{weights}: sha256 does not match the card {path / 'model.yaml'}; the weights were "
-                              "changed or corrupted: retrain or restore the folder")
-        model = build_model(card.architecture, card.ndim, in_channels=len(card.model_channels),
-                            n_classes=len(card.classes), **card.model_kwargs)
-        try:
-            model.load_state_dict(load_state_dict(weights, device))
-        except (RuntimeError, KeyError) as exc:
-            raise FormatError(f"{weights} could not be loaded into a {card.architecture!r} model: {exc}") from None
-        return cls(model.to(device), card, path, device)
+        model, card = load_model_folder(
+            path, StateModelCard, lambda c: build_model(c.architecture, c.ndim, in_channels=len(c.model_channels),
+                                                        n_classes=len(c.classes), **c.model_kwargs),
+            device=device, verify=verify)
+        return cls(model, card, path, device)
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Calibrated class probabilities of crops.
