@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dynacell.errors import FormatError, InvalidInputError
+from dynacell.errors import InvalidInputError
 from dynacell.states.card import StateModelCard
 
 __all__ = ["PRETRAINED_DIR", "StateClassifier", "available_models", "load_model", "resolve_model"]
