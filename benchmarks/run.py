@@ -74,6 +74,10 @@ def run_case(args: list[str], out: Path) -> dict:
         "nuclei_per_s": info["counts"]["nuclei"] / wall,
         "peak_rss_mb": info["peak_rss_mb"],
         "classify_s": info["timings_s"].get("classify"),
+        "lineage_s": info["timings_s"].get("lineage"),
+        "reconcile_s": info["timings_s"].get("reconcile"),
+        "evaluate_s": info["timings_s"].get("evaluate"),
+        "steps": info["timings_s"],
         "model": info["parameters"]["model"],
         "states": info["counts"]["states"],
         "changed": info["reconciliation"]["n_changed"],
@@ -83,6 +87,37 @@ def run_case(args: list[str], out: Path) -> dict:
         "F1_after": after.get("macro_f1"),
         "bacc_after": after.get("balanced_accuracy"),
     }
+
+
+def model_only(model: str | None, ndim: int, n: int = 512, threads: int | None = None) -> float:
+    """Nuclei per second of the state model alone on ``n`` random crops (no reading, no cropping)."""
+    import numpy as np
+    import torch
+
+    from dynacell.states import load_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    clf = load_model(model or f"nuclei-{ndim}d")
+    x = np.random.default_rng(0).random((n, len(clf.card.channels), *clf.card.crop_size_px), dtype=np.float32)
+    clf.predict_proba(x[:8])  # warm-up
+    t0 = time.perf_counter()
+    for i in range(0, n, 256):
+        clf.predict_proba(x[i:i + 256])
+    return n / (time.perf_counter() - t0)
+
+
+def per_step(rows: list[dict]) -> list[dict]:
+    """Nuclei per second of every step of each run (from ``run.json`` timings), one row per run."""
+    out = []
+    for r in rows:
+        if "steps" not in r:
+            continue
+        row = {"run": r["run"], "nuclei": r["nuclei"]}
+        for step, sec in r["steps"].items():
+            row[step] = r["nuclei"] / sec if sec else None
+        out.append(row)
+    return out
 
 
 def _fmt(v) -> str:
@@ -146,11 +181,19 @@ def main() -> None:
                 print(f"  done: {name} in {r['wall_s']:.1f} s", file=sys.stderr)
             print("\nPart 1: real runs (fresh process each; wall time includes start-up and imports)")
             print_table(rows, ["run", "frames", "nuclei", "tracks", "divisions", "wall_s", "nuclei_per_s",
-                               "peak_rss_mb", "classify_s", "TRA", "div_F1", "F1_before", "F1_after",
+                               "peak_rss_mb", "classify_s", "lineage_s", "reconcile_s", "evaluate_s", "TRA",
+                               "div_F1", "F1_before", "F1_after",
                                "bacc_after", "changed", "model", "error"])
             for r in rows:
                 if "states" in r:
                     print(f"  {r['run']}: states {r['states']}")
+            steps = per_step(rows)
+            if steps:
+                cols = ["run", "nuclei"] + [c for c in steps[0] if c not in ("run", "nuclei")]
+                print("\nNuclei per second of each step (classify includes reading and cropping)")
+                print_table(steps, cols)
+            print(f"\nModel alone (random crops, no reading or cropping): 2D {model_only(a.model2d, 2):.0f} nuclei/s, "
+                  f"3D {model_only(a.model3d, 3):.0f} nuclei/s")
     if not a.skip_scaling:
         rows = scaling(a.out, a.base_frames, a.model3d)
         print(f"\nPart 2: memory vs movie length (simulated 3D embryo, 8 nuclei, {a.base_frames} frames at 1x)")

@@ -499,25 +499,31 @@ def crop_windows(
         grid = _outer_index([np.clip(ax.astype(np.intp), 0, cur.shape[a] - 1) for a, ax in enumerate(axes)])
         for c in range(3):
             raw[:, c] = stack[c][grid]
-    else:  # linear interpolation, separable per axis (map_coordinates order=1, mode="constant")
-        lo, hi, w = [], [], []
-        for a, ax in enumerate(axes):
-            dim = cur.shape[a]
-            i0 = np.clip(np.floor(ax), 0, max(dim - 2, 0)).astype(np.intp)
-            lo.append(i0)
-            hi.append(np.minimum(i0 + 1, dim - 1))
-            w.append(np.clip(ax - i0, 0.0, 1.0))
-        corners = []
-        for corner in np.ndindex(*(2,) * ndim):
-            idx = [hi[a] if k else lo[a] for a, k in enumerate(corner)]
-            wts = [w[a] if k else 1.0 - w[a] for a, k in enumerate(corner)]
-            corners.append((_outer_index(idx), _outer_prod(wts)))
+    else:  # linear interpolation (map_coordinates order=1, mode="constant"), separable per axis
+        # the box centre is an integer pixel, so every nucleus shares the fractional offsets: one weight
+        # matrix per axis maps a source window (zero-padded frame) to the crop, applied by matmul
+        offs = [(np.arange(sz) - sz // 2) * step[a] for a, sz in enumerate(size_t)]
+        floors = [np.floor(o).astype(np.intp) for o in offs]
+        first = [int(f.min()) for f in floors]
+        width = [int(f.max()) - f0 + 2 for f, f0 in zip(floors, first)]
+        pad = max(max(-f0, int(f.max()) + 1) for f, f0 in zip(floors, first)) + 1
+        weights = []
+        for o, f, f0, m in zip(offs, floors, first, width):
+            wmat = np.zeros((o.size, m), np.float32)
+            frac = (o - f).astype(np.float32)
+            wmat[np.arange(o.size), f - f0] += 1.0 - frac
+            wmat[np.arange(o.size), f - f0 + 1] += frac
+            weights.append(wmat)
+        start = tuple(centre[:, a].astype(np.intp) + first[a] + pad for a in range(ndim))
         for c in range(3):
-            img = stack[c]
-            acc = np.zeros((n, *size_t), dtype=np.float64)
-            for grid, wt in corners:
-                acc += wt * img[grid]
-            raw[:, c] = acc
+            padded = np.pad(np.asarray(stack[c], dtype=np.float32), pad)
+            box = np.lib.stride_tricks.sliding_window_view(padded, tuple(width))[start]  # (N, *width) copies
+            if ndim == 2:
+                raw[:, c] = weights[0] @ box @ weights[1].T
+            else:
+                for a, wmat in enumerate(weights):
+                    box = np.moveaxis(np.moveaxis(box, a + 1, -1) @ wmat.T, -1, a + 1)
+                raw[:, c] = box
         raw[~np.broadcast_to(valid[:, None], raw.shape)] = 0.0
     nearest = _outer_index([np.clip(np.floor(ax + 0.5).astype(np.intp), 0, cur.shape[a] - 1)
                             for a, ax in enumerate(axes)])

@@ -356,7 +356,7 @@ def _prefetch(iterator, depth: int = 2):
                 if not put(("item", item)):
                     return
             put(("end", done))
-        except Exception as exc:  # handed to the consumer
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, re-raised there
             put(("error", exc))
 
     thread = threading.Thread(target=work, name="dynacell-crops", daemon=True)

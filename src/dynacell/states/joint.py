@@ -7,8 +7,9 @@ exactly one parent, less than ``max_gap`` frames apart):
 
 * **Hidden states** per frame: ``stable``, ``mitotic``, ``new_daughter``, ``death``.
 * **Transitions** (left to right): a segment starts in ``new_daughter`` or ``stable``, may enter
-  ``mitotic`` or ``death`` and stays there (``mitotic → new_daughter`` is a division the linker
-  missed: the track went on into one daughter; it is allowed with a small probability and flagged).
+  ``mitotic`` or ``death``; ``mitotic → new_daughter`` is a division the linker missed (the track
+  went on into one daughter) and ``death → new_daughter`` a dying nucleus linked to a neighbour's
+  newborn: both are allowed with a small probability and flagged (``missed_division``).
 * **Start and end evidence from the lineage**: a segment whose parent divides starts in
   ``new_daughter`` with probability ``lineage_confidence``; a segment that ends in a linked
   division ends in ``mitotic`` with the same weight. A segment that ends *inside the field* before
@@ -66,7 +67,8 @@ class JointModel:
         linker missed); each such step is flagged.
     stay_mitotic, stay_daughter : float
         Probability (0..1) that a ``mitotic`` / ``new_daughter`` frame is followed by another one
-        (mitosis and the newborn look last about one frame at usual frame intervals).
+        (the event states last one frame in the event rules of :mod:`dynacell.lineage.events`;
+        0.1 lets a classifier that is confident over 10:1 extend them).
     death_at_end : float
         Prior probability (0..1) of ``death`` at a track end inside the field: 0.5 lets the
         classifier's appearance evidence decide.
@@ -82,8 +84,8 @@ class JointModel:
     lineage_confidence: float = 0.98
     event_rate: float = 0.01
     missed_division: float = 0.01
-    stay_mitotic: float = 0.3
-    stay_daughter: float = 0.3
+    stay_mitotic: float = 0.1
+    stay_daughter: float = 0.1
     death_at_end: float = 0.5
     border_margin: float = 1.0
     max_gap: int = 1
@@ -107,31 +109,37 @@ class JointModel:
         ``stable → stable | mitotic | death`` (events at ``event_rate``; ``stable → new_daughter``
         is impossible: a newborn inside a track needs a mitotic frame before it),
         ``mitotic → stable | mitotic | new_daughter (missed division) | death``,
-        ``new_daughter → stable | mitotic | new_daughter | death``, ``death → death``.
+        ``new_daughter → stable | mitotic | new_daughter | death``, ``death → death | new_daughter``
+        (a dying nucleus linked to a neighbour's newborn, at ``missed_division``; flagged).
         """
         e, md = self.event_rate, self.missed_division
         a = np.zeros((4, 4))
         a[S] = [1 - 2 * e, e, 0.0, e]
         a[M] = [1 - self.stay_mitotic - md - e, self.stay_mitotic, md, e]
         a[D] = [1 - self.stay_daughter - 2 * e, e, self.stay_daughter, e]
-        a[X] = [0.0, 0.0, 0.0, 1.0]
+        a[X] = [0.0, 0.0, md, 1 - md]
         return a
 
-    def start(self, daughter: bool) -> np.ndarray:
-        """Prior of the first frame of a segment (daughter of a linked division or not)."""
-        c, e = self.lineage_confidence, self.event_rate
+    def start(self, daughter: bool, confidence: float | None = None) -> np.ndarray:
+        """Prior of the first frame of a segment (daughter of a linked division or not).
+
+        ``confidence`` replaces ``lineage_confidence`` for this division.
+        """
+        c, e = self.lineage_confidence if confidence is None else confidence, self.event_rate
         p = np.array([1 - c, e, c, e]) if daughter else np.array([1.0, e, 0.0, e])
         return p / p.sum()
 
-    def last_step(self, reason: str) -> np.ndarray:
+    def last_step(self, reason: str, confidence: float | None = None) -> np.ndarray:
         """Transition matrix into the last frame of a segment, given why it ends (:data:`END_REASONS`).
 
         ``divides``: from any living state the last frame is ``mitotic`` with probability
         ``lineage_confidence``, else ``stable``. ``inside_field`` / ``gap``: ``death`` with
         probability ``death_at_end`` (the classifier must favour ``death`` over ``stable`` to decide
         it). Otherwise :meth:`transitions` without entering ``death``.
+        ``confidence`` replaces ``lineage_confidence`` for this division.
         """
-        c, e, d = self.lineage_confidence, self.event_rate, self.death_at_end
+        c = self.lineage_confidence if confidence is None else confidence
+        e, d = self.event_rate, self.death_at_end
         a = self.transitions()
         if reason == "divides":
             a[[S, M, D]] = [1 - c, c, 0.0, 0.0]
@@ -256,7 +264,12 @@ def _forward_backward(pi: np.ndarray, a: np.ndarray, a_last: np.ndarray, em: np.
     """
     n = len(em)
     if n == 1:  # one frame: the start prior, or the division's prior when it divides at once
-        pi = (a_last[S] if a_last[S, M] > a[S, M] else pi) * end
+        divides = a_last[S, M] > a[S, M]
+        if divides and pi[D] > pi[S]:  # a daughter that divides again at once: mitotic or new_daughter
+            pi = np.array([a_last[S, S] ** 2, a_last[S, M], pi[D], 0.0])
+        elif divides:
+            pi = a_last[S]
+        pi = pi * end
     mats = [a] * (n - 2) + [a_last] if n >= 2 else []
     alpha = np.zeros((n, 4))
     scale = np.zeros(n)
@@ -298,8 +311,8 @@ def joint_states(states: pd.DataFrame, lineage: Lineage, model: JointModel | Non
         A copy with ``state`` decided, ``state_classifier`` (the input state), ``p_<state>_joint``
         (posterior probability of each state after the decision; the classifier's for nuclei not
         in the lineage), ``end_reason`` (on a segment's last node, else empty) and
-        ``missed_division`` (True on a node decided ``mitotic`` followed on its own segment by a
-        ``new_daughter``: a division the linker probably missed).
+        ``missed_division`` (True on a node decided ``mitotic`` or ``death`` followed on its own
+        segment by a ``new_daughter``: a division the linker probably missed, or a wrong link).
     changes : pandas.DataFrame
         One row per kind of change: ``from, to, reason, n`` (reason: the lineage context of the
         node, e.g. ``mother's last frame before a linked division``).
@@ -343,6 +356,9 @@ def joint_states(states: pd.DataFrame, lineage: Lineage, model: JointModel | Non
         for k in np.flatnonzero((dec[:-1] == M) & (dec[1:] == D)):
             flag[rows[k]] = True
             reason[rows[k]] = reason[rows[k + 1]] = "suspected missed division (mitotic then new_daughter)"
+        for k in np.flatnonzero((dec[:-1] == X) & (dec[1:] == D)):
+            flag[rows[k]] = True
+            reason[rows[k]] = reason[rows[k + 1]] = "suspected wrong link (death then new_daughter)"
     states_arr = np.asarray(STATES, dtype=object)
     in_lin = reason != "not in the lineage"
     new_state = out["state"].to_numpy(dtype=object).copy()
