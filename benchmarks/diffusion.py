@@ -35,7 +35,8 @@ PIXEL_UM, FRAME_S = 0.16, 0.00748
 def part_grid(n: int, seed: int, out: Path, figures: Path | None, models: list[str]) -> None:
     from dynacell.diffusion.benchmark import markdown_table, run_benchmark
 
-    res = run_benchmark(out, n=n, seed=seed, models=models, overwrite=True)
+    res = run_benchmark(out, n=n, seed=seed, models=models, overwrite=True,
+                        baseline_cache=Path(f"/tmp/dynacell-diffusion-baselines-{n}-{seed}.csv"))
     print(f"\n## held-out grid: n={n}, seed={seed}, timings {res['timings']}")
     print(markdown_table(pd.DataFrame(res["table"]), ".3f"))
     print()
@@ -101,7 +102,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--parts", nargs="+", default=["grid", "real", "speed"])
-    ap.add_argument("--models", nargs="+", default=["diffusion-2d", "park-cnn", "resnet2d"])
+    ap.add_argument("--models", nargs="*", default=["diffusion-2d", "park-cnn", "resnet2d"])
     ap.add_argument("--out", type=Path, default=Path("/tmp/dynacell-diffusion-benchmark"))
     ap.add_argument("--figures", type=Path, default=None)
     a = ap.parse_args()

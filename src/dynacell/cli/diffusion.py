@@ -140,7 +140,7 @@ def register(app: typer.Typer) -> None:
         from dynacell.io.writers import atomic_folder
         from dynacell.simulate.imaging import psf_sigma_from_fwhm
 
-        if out.exists() and any(out.iterdir()) and not overwrite:
+        if out.exists() and (out.is_file() or any(out.iterdir())) and not overwrite:
             raise InvalidInputError(f"--out {out}: exists and is not empty (use --overwrite)")
         if frame_interval_s is None:
             raise InvalidInputError("--frame-interval-s is required")

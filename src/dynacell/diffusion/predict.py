@@ -39,7 +39,7 @@ PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 #: The default shipped model.
 DEFAULT_MODEL = "diffusion-2d"
 #: Names of the shipped models.
-PRETRAINED = ("diffusion-2d",)
+PRETRAINED = ("diffusion-2d", "park-cnn", "resnet2d")
 
 #: Relative tolerance on the PSF-size and exposure-fraction checks.
 _TOL = 0.02
