@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from dynacell.cli.options import overwrite_option
 
 
 def register(app: typer.Typer) -> None:
@@ -42,5 +46,16 @@ def register(app: typer.Typer) -> None:
         from dynacell.states import load_model
 
         typer.echo(yaml.safe_dump(load_model(name).card, sort_keys=False, allow_unicode=True))
+
+    @models_app.command("export")
+    def export(
+        name: str = typer.Argument(..., help="shipped name (nuclei-2d, nuclei-3d) or model folder"),
+        out: Path = typer.Option(..., "-o", "--out", help="output bioimage.io package (.zip)"),
+        overwrite: bool = overwrite_option(),
+    ) -> None:
+        """Export a state model to the bioimage.io model format (validated with bioimageio.spec)."""
+        from dynacell.export.bioimageio import export_bioimageio
+
+        typer.echo(str(export_bioimageio(name, out, overwrite=overwrite)))
 
     app.add_typer(models_app, name="models")

@@ -1,0 +1,1 @@
+"""Export of dynacell models to other ecosystems (bioimage.io)."""
