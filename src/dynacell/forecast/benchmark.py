@@ -80,7 +80,7 @@ def frame_table(models: dict[str, Any], movies: list[dict[str, Any]], *, seed: i
         for name, fm in models.items():
             held = m["name"] in fm.card.split.get("holdout_movies", [])
             res = evaluate_frames(m["frames"], m["split"]["test"], model=fm, pixel_size_um=m["pixel_size_um"],
-                                  seed=seed)
+                                  seed=seed, baselines=())
             rows.append(_frame_row(m["name"], name, "test block (unseen movie)" if held else "test block",
                                    res["n_windows"], res["model"], best))
     return pd.DataFrame(rows)

@@ -49,6 +49,8 @@ def evaluate_frames(frames: np.ndarray, targets: Sequence[int], *, model=None, k
     seed : int
         Seed of the bootstrap.
     baselines : sequence of str
+        Baselines to evaluate beside the model (empty: the model only, e.g. when the caller
+        already has the baselines of the same windows).
 
     Returns
     -------
@@ -72,7 +74,7 @@ def evaluate_frames(frames: np.ndarray, targets: Sequence[int], *, model=None, k
         res.update(center_of_mass_error(p, y, pixel_size_um=pixel_size_um, seed=seed))
         res.pop("n", None)
         out[name] = res
-    best = min(baselines, key=lambda b: out[b]["mse"])
+    best = min(baselines, key=lambda b: out[b]["mse"]) if baselines else None
     out["best_baseline"] = best
     for b in baselines:
         out[f"mse_{b}"] = out[b]["mse"]
@@ -80,7 +82,8 @@ def evaluate_frames(frames: np.ndarray, targets: Sequence[int], *, model=None, k
         out["mse"] = out["model"]["mse"]
         out["com_error_px"] = out["model"]["com_error_px"]
         out["com_error_px_ci"] = out["model"]["com_error_px_ci"]
-        out["mse_ratio_to_best_baseline"] = out["model"]["mse"] / out[best]["mse"]
+        if best is not None:
+            out["mse_ratio_to_best_baseline"] = out["model"]["mse"] / out[best]["mse"]
     return out
 
 
