@@ -72,7 +72,8 @@ def run_model(model, frame, vs, diameter=None):
     ``diameter``: the nucleus size, estimated once per sequence (as ``dynacell segment`` does).
     """
     if model == "classical":
-        return classical.segment_frame(frame.image, voxel_size_um=vs), None
+        # the classical segmenter's parameters are in µm: give it the pixel size where the data has one
+        return classical.segment_frame(frame.image, voxel_size_um=vs if vs is not None else frame.voxel_size_um), None
     lab, maps, _ = segment_frame(frame.image, model, voxel_size_um=vs, nucleus_diameter_px=diameter, return_maps=True)
     return lab, maps["foreground"]
 
@@ -122,6 +123,38 @@ def evaluate(models, datasets, out: Path | None) -> pd.DataFrame:
                     row["frames_with_8_found"] = int(sum(o["tp@0.5"] == 8 for o in objs))
             rows.append(row)
             print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+    return pd.DataFrame(rows)
+
+
+def live_dead(models) -> pd.DataFrame:
+    """Live/dead on the held-out simulation (rendered apoptosis): pixel scores and object confusion."""
+    from dynacell.metrics.segmentation import live_dead_confusion
+
+    frames = load_frames("sim", "test")
+    rows = []
+    for model in models:
+        if isinstance(model, str) or "dead" not in model.card.classes:
+            continue
+        tables, pix_fg, pix_dead = [], [], []
+        for f in frames:
+            lab, maps, _ = segment_frame(f.image, model, return_maps=True)
+            cls = np.where(maps["foreground"] > 0.5, np.where(maps["dead"] > maps["foreground"] - maps["dead"], 2, 1), 0)
+            tables.append(live_dead_confusion(f.labels, f.dead, cls))
+            pix_fg.append(pixel_scores(f.labels, lab, probability=maps["foreground"]))
+            dead_ref = np.isin(f.labels, list(f.dead))
+            if dead_ref.any():
+                pix_dead.append(pixel_scores(dead_ref, cls == 2, probability=maps["dead"]))
+        conf = sum(tables)
+        print(f"live/dead confusion of {model.name} on {len(frames)} held-out simulated frames "
+              f"(rows: reference, columns: dominant predicted class):")
+        print(conf.to_string())
+        rows.append({"model": model.name, "frames": len(frames),
+                     "fg_IoU": float(np.nanmean([p["iou"] for p in pix_fg])),
+                     "fg_ROC_AUC": float(np.nanmean([p["roc_auc"] for p in pix_fg])),
+                     "dead_IoU": float(np.nanmean([p["iou"] for p in pix_dead])) if pix_dead else np.nan,
+                     "dead_ROC_AUC": float(np.nanmean([p["roc_auc"] for p in pix_dead])) if pix_dead else np.nan,
+                     "live_as_live": int(conf.loc["live", "live"]), "live_n": int(conf.loc["live"].sum()),
+                     "dead_as_dead": int(conf.loc["dead", "dead"]), "dead_n": int(conf.loc["dead"].sum())})
     return pd.DataFrame(rows)
 
 
@@ -189,6 +222,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-speed", action="store_true")
+    p.add_argument("--suffix", default="", help="suffix of the CSV names (runs split over processes)")
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.manual_seed(0)
@@ -199,12 +233,17 @@ def main() -> None:
     print(markdown(table))
     if a.out is not None:
         a.out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(a.out / "segment_benchmark.csv", index=False)
+        table.to_csv(a.out / f"segment_benchmark{a.suffix}.csv", index=False)
+    ld = live_dead(models)
+    if len(ld):
+        print(markdown(ld))
+        if a.out is not None:
+            ld.to_csv(a.out / f"segment_live_dead{a.suffix}.csv", index=False)
     if not a.no_speed:
         sp = speed(models)
         print(markdown(sp, 2))
         if a.out is not None:
-            sp.to_csv(a.out / "segment_speed.csv", index=False)
+            sp.to_csv(a.out / f"segment_speed{a.suffix}.csv", index=False)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def test_seed_unet_is_the_seed_architecture():
 
 def test_attention_unet_three_classes_and_attention_in_every_block():
     net = SelfAttentionUNet(base_filters=8, depth=2)
-    assert net(torch.zeros(2, 1, 32, 32)).shape == (2, 3, 32, 32)
+    assert net(torch.zeros(2, 1, 36, 36)).shape == (2, 3, 36, 36)  # windows of 8 padded over 36 px
     n_blocks = len(net.down) + 1 + len(net.up_conv)
     n_attn = sum(isinstance(m, torch.nn.MultiheadAttention) for m in net.modules())
     assert n_attn == n_blocks

@@ -108,3 +108,14 @@ def test_cli_segment_with_a_model_folder(tmp_path, disc_image, run_cli, tiny_mod
     rec = json.loads((tmp_path / "o" / "segment.json").read_text())
     assert rec["model"] == "tiny" and rec["card"]["architecture"] == "instance-unet"
     assert "area_px" in pd.read_csv(tmp_path / "o" / "areas.csv").columns or rec["frames"][0]["n_objects"] == 0
+
+
+def test_segment_for_run_learned_and_unknown(tmp_path, disc_image, tiny_model):
+    from dynacell.segment.select import segment_for_run
+
+    img, _ = disc_image
+    movie = Movie(np.stack([img, img]), "TYX", source="discs")
+    labels, name, notes = segment_for_run(movie, str(tiny_model), tmp_path)
+    assert name == "tiny" and labels.shape == movie.shape and notes[0].startswith("Labels come from the learned")
+    with pytest.raises(InvalidInputError, match="available: classical"):
+        segment_for_run(movie, "no-such-model", tmp_path / "x")

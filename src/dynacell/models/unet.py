@@ -131,16 +131,17 @@ class _WindowSelfAttention(nn.Module):
                                 nn.Linear(ff_mult * channels, channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        wy, wx = min(self.window, h), min(self.window, w)
-        if h % wy or w % wx:
-            raise InvalidInputError(f"self-attention windows of {wy}x{wx} do not tile a {h}x{w} feature map")
+        n, c, h0, w0 = x.shape
+        wy, wx = min(self.window, h0), min(self.window, w0)
+        # zero-pad to whole windows (frames of any size); the padding is cropped afterwards
+        x = nn.functional.pad(x, (0, (-w0) % wx, 0, (-h0) % wy))
+        h, w = x.shape[2:]
         t = x.reshape(n, c, h // wy, wy, w // wx, wx).permute(0, 2, 4, 3, 5, 1).reshape(-1, wy * wx, c)
         q = self.norm1(t)
         a = self.attn(q, q, q, need_weights=False)[0] + t
         a = self.ff(self.norm2(a)) + a
         a = a.reshape(n, h // wy, w // wx, wy, wx, c).permute(0, 5, 1, 3, 2, 4).reshape(n, c, h, w)
-        return a
+        return a[:, :, :h0, :w0]
 
 
 class SelfAttentionUNet(nn.Module):

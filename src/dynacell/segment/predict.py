@@ -327,7 +327,8 @@ def segment_frame(image: np.ndarray, model: Segmenter, *, nucleus_diameter_px: f
         Typical nucleus diameter in (lateral) pixels of this frame; estimated from the image
         with :func:`~dynacell.segment.learned.estimate_nucleus_diameter_px` when absent.
     voxel_size_um : tuple of float, optional
-        Voxel size (µm, axis order); in 3D its z/x ratio makes the resampled frame isotropic.
+        Voxel size (µm, axis order); with a 3D model its z/x ratio makes the resampled frame
+        isotropic (a 2D model keeps the frame's planes and resamples them laterally).
     return_maps : bool
         Also return the probability maps at the frame's size and the diameter used.
 
@@ -353,6 +354,8 @@ def segment_frame(image: np.ndarray, model: Segmenter, *, nucleus_diameter_px: f
         nucleus_diameter_px = estimate_nucleus_diameter_px(img, voxel_size_um=voxel_size_um)
     x = normalize_image(img)
     zoom = _zoom_factors(img.shape, nucleus_diameter_px, model.card.target_diameter_px, voxel_size_um)
+    if model.card.ndim == 2 and img.ndim == 3:
+        zoom[0] = 1.0  # a 2D model runs on the frame's own planes; only the lateral axes are resampled
     xs = ndi.zoom(x, zoom, order=1) if not np.allclose(zoom, 1) else x
     maps = model.predict_maps(xs)
     if not np.allclose(zoom, 1):

@@ -19,7 +19,9 @@ def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress
         Intensities ``(T, (Z), Y, X)``.
     segmenter : str
         ``"classical"`` (Gaussian smoothing, Otsu threshold, distance-transform watershed;
-        :mod:`dynacell.segment.classical`).
+        :mod:`dynacell.segment.classical`), or a learned model: a shipped name
+        (``"nuclei-seg-2d"``) or a model folder (:func:`dynacell.segment.predict.segment_movie`:
+        nucleus size estimated from the first frame, sanity-check warnings become notes).
     work : path
         Scratch folder of the run (the labels are written there as zarr, streamed).
     progress : bool
@@ -42,7 +44,18 @@ def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress
     from dynacell.errors import InvalidInputError
 
     if segmenter != "classical":
-        raise InvalidInputError(f"--segmenter {segmenter!r} is unknown; available: classical")
+        from dynacell.segment.predict import PRETRAINED_DIR, segment_movie as learned_movie
+
+        if not (Path(segmenter).is_dir() or (PRETRAINED_DIR / segmenter / "model.yaml").is_file()):
+            shipped = sorted(p.name for p in PRETRAINED_DIR.glob("*") if (p / "model.yaml").is_file())
+            raise InvalidInputError(f"--segmenter {segmenter!r} is unknown; available: classical, "
+                                    f"{', '.join(shipped)} or a model folder")
+        labels = learned_movie(images, segmenter, store=Path(work) / "labels.zarr", progress=progress)
+        name = labels.metadata["segmenter"]
+        notes = [f"Labels come from the learned segmenter {name} (nucleus diameter "
+                 f"{labels.metadata['nucleus_diameter_px'] or float('nan'):.1f} px estimated from the first frame)."]
+        notes += [f"Segmentation check: {w}" for w in labels.metadata["warnings"]]
+        return labels, name, notes
     from dynacell.segment.classical import METHOD_NAME, segment_movie
 
     labels = segment_movie(images, Path(work) / "labels.zarr", progress=progress)

@@ -1,0 +1,32 @@
+"""The shipped nuclei-seg-2d model on held-out real frames (never used for training or selection)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dynacell.metrics.segmentation import ctc_seg
+from dynacell.segment.predict import Segmenter, segment_frame
+from dynacell.train.segment import load_frames
+
+
+def test_card_and_size():
+    seg = Segmenter.from_pretrained("nuclei-seg-2d")
+    assert seg.card.architecture == "instance-unet" and seg.card.ndim == 2
+    assert (seg.folder / "weights.pt").stat().st_size < 3 * 2**20
+    assert seg.card.split["gowt1"].startswith("time blocks") and seg.card.seed is not None
+    assert seg.card.metrics["val"]["mean_seg"] > 0.8
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_heldout_hela_frame_beats_classical(shared_data):
+    from dynacell.segment.classical import segment_frame as classical_frame
+
+    f = load_frames("hela02", "test", shared_data)[0]
+    seg = Segmenter.from_pretrained("nuclei-seg-2d")
+    s_model, n = ctc_seg(f.labels, segment_frame(f.image, seg))
+    s_classical, _ = ctc_seg(f.labels, classical_frame(f.image, voxel_size_um=f.voxel_size_um))
+    assert n > 100
+    assert s_model >= 0.8 and s_model > s_classical + 0.05
+    assert np.isfinite(s_classical)
