@@ -141,3 +141,24 @@ def test_video_with_annotations(tmp_path, n):
     images, labels, _, states = _movie()
     p = write_overlay_video(tmp_path / "o.mp4", images, labels, states, progress=False, min_width=64 * n)
     assert iio.improps(p, plugin="pyav").n_images == 4
+
+
+@pytest.mark.slow
+def test_thumbnails_found_beside_the_report(tmp_path):
+    """As in a run folder: the movie named in the parameters, the track masks in ctc/ beside report.html."""
+    import tifffile
+
+    images, labels, lin, states = _movie()
+    movie = tmp_path / "movie.tif"
+    tifffile.imwrite(movie, np.asarray(images.data), metadata={"axes": "TYX"})
+    (tmp_path / "run" / "ctc").mkdir(parents=True)
+    for t in range(4):
+        tifffile.imwrite(tmp_path / "run" / "ctc" / f"mask{t:03d}.tif", np.asarray(labels.frame(t)))
+    html = write_report(tmp_path / "run" / "report.html", states=states, lineage=lin,
+                        parameters=_params(movie=str(movie), model_card=None), timings_s={},
+                        n_thumbnails=2).read_text()
+    assert html.count("<figure>") == 2
+    gone = write_report(tmp_path / "r2.html", states=states, lineage=lin,
+                        parameters=_params(movie=str(tmp_path / "missing.tif"), model_card=None),
+                        timings_s={}).read_text()
+    assert "<figure>" not in gone

@@ -222,6 +222,29 @@ def _thumbnails(images, labels, states: pd.DataFrame, frame_interval_s, voxel_si
     return out
 
 
+def _find_movie_and_masks(params: Mapping[str, Any], folder: Path, vs, images, labels):
+    """The run's movie (``parameters["movie"]``) and track masks (``folder/ctc``) when they can be opened."""
+    import logging
+
+    from dynacell.errors import DynacellError
+
+    try:
+        if images is None and isinstance(params.get("movie"), (str, Path)) and Path(params["movie"]).exists():
+            from dynacell.io import open_movie
+
+            images = open_movie(params["movie"], voxel_size_um=vs)
+        if labels is None and (folder / "ctc").is_dir():
+            from dynacell.io import open_labels
+
+            labels = open_labels(folder / "ctc", voxel_size_um=vs)
+        if images is not None and labels is not None and tuple(images.shape) != tuple(labels.shape):
+            return None, None
+    except (DynacellError, OSError) as exc:
+        logging.getLogger(__name__).info("report: no thumbnails (%s)", exc)
+        return None, None
+    return images, labels
+
+
 def _measurement_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c not in _CORE_STATE_COLUMNS and not str(c).startswith("p_")
             and pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])]
@@ -277,7 +300,8 @@ def write_report(
         Fallback title when ``parameters`` names no movie.
     images, labels : dynacell.io.Movie, optional
         The movie and its labels: thumbnails of a few frames with outlines coloured by state,
-        track ids, time stamp and scale bar. No thumbnails without them.
+        track ids, time stamp and scale bar. Default: the movie named by ``parameters["movie"]``
+        and the track masks ``ctc/`` beside ``path``, when both can be opened.
     frame_interval_s : float, optional
         Time between frames in s (default ``parameters["frame_interval_s"]``): times in h/min.
     voxel_size_um : sequence of float, optional
@@ -380,6 +404,8 @@ def write_report(
         "toc": [("summary", "At a glance"), ("states", "States"), ("lineage", "Lineage"),
                 ("lineage-stats", "Lineage statistics")],
     }
+    if (images is None or labels is None) and n_thumbnails > 0:
+        images, labels = _find_movie_and_masks(params, path.parent, vs, images, labels)
     if images is not None and labels is not None:
         ctx["thumbnails"] = _thumbnails(images, labels, states, dt, vs, n_thumbnails)
         ctx["toc"].insert(1, ("frames", "Frames"))
