@@ -79,6 +79,10 @@ class JointModel:
     max_gap : int
         Links spanning more frames than this split a segment (the node before the gap ends with
         reason ``gap``, where a death is allowed with appearance evidence).
+    emission_floor : float
+        Classifier probabilities below this (0..0.1) count as this: odds beyond ``1 / emission_floor``
+        are not trusted (a probability printed as 0.0000 is not an impossibility). A class the
+        model does not predict at all (its column is 0 everywhere) keeps emission 0.
     """
 
     lineage_confidence: float = 0.98
@@ -89,6 +93,7 @@ class JointModel:
     death_at_end: float = 0.5
     border_margin: float = 1.0
     max_gap: int = 1
+    emission_floor: float = 1e-3
 
     def __post_init__(self) -> None:
         from dynacell.errors import InvalidInputError
@@ -99,6 +104,8 @@ class JointModel:
             v = getattr(self, name)
             if not 0 < v < 1:
                 raise InvalidInputError(f"{name} must be in (0, 1), got {v!r}")
+        if not 0 < self.emission_floor <= 0.1:
+            raise InvalidInputError(f"emission_floor must be in (0, 0.1], got {self.emission_floor!r}")
         if self.border_margin < 0 or self.max_gap < 1:
             raise InvalidInputError(f"border_margin must be >= 0 and max_gap >= 1, got "
                                     f"{self.border_margin!r}, {self.max_gap!r}")
@@ -324,7 +331,7 @@ def joint_states(states: pd.DataFrame, lineage: Lineage, model: JointModel | Non
     proba = out[pcols].to_numpy(dtype=float)
     post = proba.copy()
     predicted = proba.max(axis=0) > 0 if len(out) else np.ones(4, bool)
-    em_all = np.where(predicted, np.clip(proba, 1e-6, None), 0.0)
+    em_all = np.where(predicted, np.clip(proba, model.emission_floor, None), 0.0)
     index = {n: i for i, n in enumerate(zip(out["t"].astype(int), out["label"].astype(int)))}
     reason = np.full(len(out), "not in the lineage", dtype=object)
     end_reason = np.full(len(out), "", dtype=object)
