@@ -341,18 +341,16 @@ def _flow_overlaps(labels: Movie, flow_px: dict[tuple[int, int], np.ndarray], ma
             hit = lb > 0
             if not hit.any():
                 continue
-            base = int(lb.max()) + 1
-            key, counts = np.unique(la[hit] * base + lb[hit], return_counts=True)
-            for a, b, c in zip(key // base, key % base, counts, strict=True):
+            # pairs of ids counted without packing them into one integer (ids may reach 2**63)
+            pairs, counts = np.unique(np.stack([la[hit], lb[hit]]), axis=1, return_counts=True)
+            for a, b, c in zip(pairs[0], pairs[1], counts, strict=True):
                 shared[(j, int(a), i, int(b))] = int(c)
         fg = np.nonzero(frame)
         la = frame[fg].astype(np.int64)
         coords = np.stack(fg, axis=1).astype(float)
-        ids = np.unique(la)
-        lut = np.zeros((int(ids.max()) + 1 if len(ids) else 1, ndim))
-        for lab in ids:
-            lut[lab] = flow_px.get((i, int(lab)), np.zeros(3))[3 - ndim:]
-        window.append((i, coords, la, lut[la]))
+        ids, inverse = np.unique(la, return_inverse=True)  # sparse in the ids: O(objects) memory
+        flows = np.array([flow_px.get((i, int(lab)), np.zeros(3))[3 - ndim:] for lab in ids]).reshape(len(ids), ndim)
+        window.append((i, coords, la, flows[inverse]))
     return shared
 
 
