@@ -94,12 +94,11 @@ def relabel_by_markers(segments: np.ndarray, markers: np.ndarray, *, source: str
     counts["kept"] = len(mapping)
     marker_ids = set(np.unique(mk[mk > 0]).tolist())
     counts["lost_markers"] = len(marker_ids - set(mapping.values()))
-    lut_size = int(seg.max()) + 1 if seg.size else 1
-    lut = np.zeros(lut_size, dtype=np.int64)
-    for s, m in mapping.items():
-        lut[s] = m
+    # lookup sparse in the segment ids (any legal id in O(objects) memory)
+    ids, inverse = np.unique(seg, return_inverse=True)
+    new_ids = np.array([mapping.get(int(s), 0) for s in ids], dtype=np.int64)
     out_dtype = np.promote_types(mk.dtype, np.uint16)
-    return lut[seg].astype(out_dtype), counts
+    return new_ids[inverse].reshape(seg.shape).astype(out_dtype), counts
 
 
 def relabel_movie_by_markers(segments, markers, *, frames=None, progress: bool = False) -> tuple[Any, dict]:
