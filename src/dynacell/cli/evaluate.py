@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         """Print JSON with macro_f1, balanced_accuracy, per_class, confusion, ece, n."""
         import json
 
+        from dynacell.cli.options import require_paths
+
+        require_paths(movie=movie, labels=labels, lineage=lineage, samples=samples, context_labels=context_labels)
         from dynacell.errors import InvalidInputError
         from dynacell.states import load_model
         from dynacell.states.evaluate import evaluate_movie, evaluate_samples

@@ -146,9 +146,11 @@ def register(app: typer.Typer) -> None:
         every nucleus is cropped with state --assume-state: 'unknown' (a set to classify) or 'stable'
         where you know no event happens.
         """
+        from dynacell.cli.options import parse_voxel_size, require_paths
+
+        require_paths(movie=movie, labels=labels, context_labels=context_labels)
         from dynacell.errors import OutputExistsError
         from dynacell.io import open_labels, open_movie
-        from dynacell.cli.options import parse_voxel_size
         from dynacell.samples import build_sample_set, export_seed_layout
         from dynacell.train.engine import progress_enabled
 

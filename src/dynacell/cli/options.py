@@ -24,6 +24,7 @@ from dynacell.errors import InvalidInputError
 __all__ = [
     "MULTI_VALUE_OPTIONS", "merge_multi_value_options", "parse_voxel_size", "out_option", "overwrite_option",
     "voxel_size_option", "frame_interval_option", "progress_option", "seed_option", "device_option",
+    "require_paths",
 ]
 
 #: Options that take one number per spatial axis.
@@ -156,6 +157,24 @@ def seed_option() -> int:
 def device_option() -> str:
     """``--device auto|cpu|cuda``."""
     return typer.Option("auto", "--device", help="auto, cpu or cuda.")
+
+
+def require_paths(**paths: Path | None) -> None:
+    """Fail fast, before any heavy import, when an input path does not exist.
+
+    Parameters
+    ----------
+    **paths
+        ``role=path`` pairs (``movie=...``, ``labels=...``); None values are skipped.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the role and the path of the first missing one.
+    """
+    for role, p in paths.items():
+        if p is not None and not Path(p).exists():
+            raise InvalidInputError(f"{role}: {p}: no such file or folder; check the path")
 
 
 def _hide_flag_types() -> None:
