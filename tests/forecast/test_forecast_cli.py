@@ -52,6 +52,7 @@ def test_evaluate_tracks_and_predict_positions(tmp_path, monkeypatch, capsys, ma
     assert code == 2 and "not empty" in err
 
 
+@pytest.mark.slow
 def test_bad_inputs_exit_with_one_line(tmp_path, monkeypatch, capsys):
     code, _, err = run_main(monkeypatch, capsys, "forecast", "evaluate", tmp_path / "none.npz", "--model", "nope")
     assert code == 2 and "nope" in err
