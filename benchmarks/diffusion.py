@@ -63,7 +63,12 @@ def _tracks(path: Path, min_len: int) -> tuple[list[np.ndarray], float]:
 
 def part_real(min_len: int = 8) -> None:
     from dynacell.diffusion.benchmark import markdown_table
-    from dynacell.motion.estimators import cve, cve_many, msd_fit_optimal_many, msd_slope_seed_many
+    from dynacell.motion.estimators import (
+        cve,
+        cve_many,
+        msd_fit_optimal_many,
+        msd_slope_seed_many,
+    )
 
     if not SHARED.is_dir():
         print(f"\n## real data: {SHARED} not found, skipped")

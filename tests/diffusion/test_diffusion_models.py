@@ -1,6 +1,5 @@
 """Diffusion networks: shapes, size, and BlurNet's crop that follows the spot."""
 
-import numpy as np
 import pytest
 import torch
 

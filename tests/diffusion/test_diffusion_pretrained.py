@@ -25,6 +25,7 @@ def test_shipped_model_card_and_ranges():
     assert card.seed is not None and card.metrics["val"]["val_nll"] < 1.0
 
 
+@pytest.mark.slow
 def test_shipped_model_beats_the_seed_baseline_on_fresh_stacks(grid):
     c, sim = grid
     px = c["pixel_size_um"].to_numpy()

@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 
 from dynacell.errors import InvalidInputError
-from dynacell.simulate.imaging import FWHM_PER_SIGMA, gaussian_pixel_fractions, psf_sigma_from_fwhm
-from dynacell.simulate.particles import draw_conditions, photons_for_snr, simulate_stacks
+from dynacell.simulate.imaging import (
+    FWHM_PER_SIGMA,
+    gaussian_pixel_fractions,
+    psf_sigma_from_fwhm,
+)
+from dynacell.simulate.particles import (
+    draw_conditions,
+    photons_for_snr,
+    simulate_stacks,
+)
 
 
 def test_psf_sigma_is_fwhm_over_2_3548_not_the_seed_bug():

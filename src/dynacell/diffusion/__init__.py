@@ -13,5 +13,11 @@ from dynacell.diffusion.card import DiffusionCard
 from dynacell.diffusion.localise import localise_stacks
 from dynacell.diffusion.predict import PRETRAINED, DiffusionPredictor
 
-__all__ = ["DiffusionCard", "DiffusionPredictor", "PRETRAINED", "TRAJECTORY_METHODS", "localise_stacks",
-           "trajectory_estimates"]
+__all__ = [
+           "PRETRAINED",
+           "TRAJECTORY_METHODS",
+           "DiffusionCard",
+           "DiffusionPredictor",
+           "localise_stacks",
+           "trajectory_estimates",
+]

@@ -57,7 +57,11 @@ def trajectory_estimates(stacks: np.ndarray, *, pixel_size_um, frame_interval_s:
     InvalidInputError
         If ``stacks`` is not 4D or has fewer than 3 frames.
     """
-    from dynacell.motion.estimators import cve_many, msd_fit_optimal_many, msd_slope_seed_many
+    from dynacell.motion.estimators import (
+        cve_many,
+        msd_fit_optimal_many,
+        msd_slope_seed_many,
+    )
 
     a = np.asarray(stacks)
     if a.ndim != 4 or a.shape[1] < 3:

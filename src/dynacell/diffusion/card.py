@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from dynacell.cards import ModelCard
 
 __all__ = ["DiffusionCard"]
@@ -34,4 +36,4 @@ class DiffusionCard(ModelCard):
     shape_px: list[int]
     training_ranges: dict[str, list[float]]
     target: str = "log(D * frame_interval_s / pixel_size_um**2), Gaussian mean and log-variance"
-    notes: dict[str, Any] = {}
+    notes: dict[str, Any] = Field(default_factory=dict)

@@ -27,7 +27,11 @@ import pandas as pd
 
 from dynacell.cards import WEIGHTS_FILE, load_card, sha256_file
 from dynacell.diffusion.card import DiffusionCard
-from dynacell.diffusion.preprocess import D_from_log_dn, condition_features, normalise_stacks
+from dynacell.diffusion.preprocess import (
+    D_from_log_dn,
+    condition_features,
+    normalise_stacks,
+)
 from dynacell.errors import FormatError, InvalidInputError
 from dynacell.simulate.imaging import psf_sigma_from_fwhm
 

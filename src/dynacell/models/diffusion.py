@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["BlurNet", "N_COND", "ParkCNN", "ResNet2D", "build_diffusion_model"]
+__all__ = ["N_COND", "BlurNet", "ParkCNN", "ResNet2D", "build_diffusion_model"]
 
 #: Length of the condition vector every network takes.
 N_COND = 2

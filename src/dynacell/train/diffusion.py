@@ -23,7 +23,6 @@ from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
-import pandas as pd
 import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
