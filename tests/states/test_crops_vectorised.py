@@ -63,7 +63,8 @@ def _scene(ndim, seed):
     return frames, labs
 
 
-@pytest.mark.parametrize("ndim,scale", [(2, (1.0, 1.0)), (2, (1.7, 1.7)), (2, (0.6, 0.8)), (3, (0.5, 1.3, 1.3))])
+@pytest.mark.parametrize("ndim,scale", [(2, (1.0, 1.0)), (2, (1.7, 1.7)), (2, (0.6, 0.8)), (2, (3.2, 2.6)),
+                                         (3, (0.5, 1.3, 1.3)), (3, (1.1, 5.6, 5.6))])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_vectorised_crops_equal_the_per_nucleus_reference(ndim, scale, seed):
     frames, (lp, lab, ln) = _scene(ndim, seed)

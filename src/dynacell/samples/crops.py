@@ -504,20 +504,32 @@ def crop_windows(
         # matrix per axis maps a source window (zero-padded frame) to the crop, applied by matmul
         offs = [(np.arange(sz) - sz // 2) * step[a] for a, sz in enumerate(size_t)]
         floors = [np.floor(o).astype(np.intp) for o in offs]
-        first = [int(f.min()) for f in floors]
-        width = [int(f.max()) - f0 + 2 for f, f0 in zip(floors, first)]
-        pad = max(max(-f0, int(f.max()) + 1) for f, f0 in zip(floors, first)) + 1
+        # source offsets each axis needs (both neighbours of every sample): a contiguous window when
+        # zooming in or mildly out, a sparse set of rows / columns when shrinking a lot
+        rel = [np.unique(np.concatenate([f, f + 1])) for f in floors]
+        pad = [max(-int(r[0]), int(r[-1])) + 1 for r in rel]  # per axis
         weights = []
-        for o, f, f0, m in zip(offs, floors, first, width):
-            wmat = np.zeros((o.size, m), np.float32)
+        for o, f, r in zip(offs, floors, rel):
+            wmat = np.zeros((o.size, r.size), np.float32)
             frac = (o - f).astype(np.float32)
-            wmat[np.arange(o.size), f - f0] += 1.0 - frac
-            wmat[np.arange(o.size), f - f0 + 1] += frac
+            wmat[np.arange(o.size), np.searchsorted(r, f)] += 1.0 - frac
+            wmat[np.arange(o.size), np.searchsorted(r, f + 1)] += frac
             weights.append(wmat)
-        start = tuple(centre[:, a].astype(np.intp) + first[a] + pad for a in range(ndim))
+        ci = centre.astype(np.intp)
+        contiguous = all(r.size == r[-1] - r[0] + 1 for r in rel)
+        if contiguous:
+            start = tuple(ci[:, a] + int(rel[a][0]) + pad[a] for a in range(ndim))
+            width = tuple(r.size for r in rel)
+        else:
+            window = _outer_index([ci[:, a, None] + (rel[a] + pad[a])[None, :] for a in range(ndim)])
+        padded = np.zeros(tuple(d + 2 * q for d, q in zip(cur.shape, pad)), np.float32)
+        inner = tuple(slice(q, q + d) for d, q in zip(cur.shape, pad))
         for c in range(3):
-            padded = np.pad(np.asarray(stack[c], dtype=np.float32), pad)
-            box = np.lib.stride_tricks.sliding_window_view(padded, tuple(width))[start]  # (N, *width) copies
+            padded[inner] = stack[c]
+            if contiguous:  # (N, *width) copies of sliding windows
+                box = np.lib.stride_tricks.sliding_window_view(padded, width)[start]
+            else:
+                box = padded[window]
             if ndim == 2:
                 raw[:, c] = weights[0] @ box @ weights[1].T
             else:
