@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import pandas as pd
 import tifffile
 import yaml
 
@@ -15,7 +16,7 @@ from dynacell import STATES
 from dynacell.cli.main import main
 from dynacell.io.movie import Movie
 
-__all__ = ["state_card", "FixedClassifier", "make_tiny_model", "run_main", "synthetic_movie", "_ctc_folder"]
+__all__ = ["synthetic_set", "state_card", "FixedClassifier", "make_tiny_model", "run_main", "synthetic_movie", "_ctc_folder"]
 
 
 def synthetic_movie(T: int = 6, size: int = 64, seed: int = 0, ndim: int = 2):
@@ -132,3 +133,36 @@ def state_card(**fields) -> dict:
             "normalization": "per-crop percentiles", "temperature": 1.0}
     card.update(fields)
     return card
+
+
+def _blob(size: int, cy: float, cx: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r**2)).astype(np.float32)
+
+
+def synthetic_set(n_per_class: int = 40, size: int = 16, seed: int = 0):
+    """Stable: one blob in t−1, t, t+1; mitotic: one blob then two at t+1; new_daughter: big blob at t−1 then small."""
+    from dynacell.samples import SampleSet
+
+    rng = np.random.default_rng(seed)
+    c = size / 2
+    xs, rows = [], []
+    for k, state in enumerate(["stable", "mitotic", "new_daughter"]):
+        for i in range(n_per_class):
+            j = rng.normal(0, 0.5, 2)
+            big = _blob(size, c + j[0], c + j[1], 3.0)
+            if state == "stable":
+                frames = [big, big, big]
+            elif state == "mitotic":
+                two = _blob(size, c - 4, c, 1.5) + _blob(size, c + 4, c, 1.5)
+                frames = [big, big, two]
+            else:
+                small = _blob(size, c + j[0], c + j[1], 1.5)
+                frames = [big, small, small]
+            x = np.stack(frames + [(frames[1] > 0.5).astype(np.float32)])
+            x[:3] += rng.normal(0, 0.03, x[:3].shape).astype(np.float32)
+            xs.append(x)
+            rows.append({"dataset": "synth" if i % 4 else "synth-b", "t": i % 20, "label": i + 1,
+                         "track_id": 1000 * k + i, "tree_id": 1000 * k + i, "state": state,
+                         "z": 0.0, "y": c, "x": c})
+    return SampleSet(np.stack(xs), pd.DataFrame(rows), {"normalization": "synthetic", "voxel_size_um": [0.5, 0.5]})

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
+from _helpers import state_card
 
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 from dynacell.samples import build_sample_set, crop_windows, iter_frame_crops
 from dynacell.samples.crops import CONTEXT_CHANNELS, context_mask
+from dynacell.states.card import StateModelCard
 
 
 def _division_movie():
@@ -120,7 +122,7 @@ def test_sample_set_with_context_records_channels_and_trains(tmp_path):
     path = ss.save(tmp_path / "ctx.npz")
     assert build_sample_set(images, labels, lin, "seed", size=16).x.shape[1] == 4
     # a context model refuses 4-channel sets, and a 6-channel model folder crops with context
-    from test_train_fit import synthetic_set
+    from _helpers import synthetic_set
 
     synth = synthetic_set()
     x6 = np.concatenate([synth.x, synth.x[:, 3:4], synth.x[:, 3:4]], axis=1)
@@ -135,6 +137,7 @@ def test_sample_set_with_context_records_channels_and_trains(tmp_path):
     folder = fit(TrainConfig(data=[str(p6)], **base), progress=False)
     card = yaml.safe_load((folder / "model.yaml").read_text())
     assert card["channels"] == list(CONTEXT_CHANNELS) and card["model_channels"] == [0, 1, 2, 3, 4, 5]
+    assert card["task"] == "states"
     clf = load_model(folder)
     assert clf.context and clf.n_input_channels == 6
     with pytest.raises(InvalidInputError, match="6"):
@@ -216,10 +219,11 @@ def test_training_and_inference_crop_the_same_context():
         ndim = 2
         name = "rec"
         context = True
-        card = {"name": "rec", "ndim": 2, "crop_size_px": [16, 16],
-                "scale_normalization": {"method": "nucleus-size", "target_diameter_px": 8.0, "n_frames": 3}}
-
         def __init__(self):
+            self.card = StateModelCard.model_validate(state_card(
+                name="rec", crop_size_px=[16, 16], channels=["t-1", "t", "t+1", "mask", "seg t-1", "seg t+1"],
+                model_channels=[0, 1, 2, 3, 4, 5],
+                scale_normalization={"method": "nucleus-size", "target_diameter_px": 8.0, "n_frames": 3}))
             self.seen = []
 
         def predict_proba(self, x):

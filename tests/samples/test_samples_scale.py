@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _helpers import FixedClassifier
+from _helpers import FixedClassifier, state_card
 
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
@@ -14,6 +14,7 @@ from dynacell.samples import (
     scale_crop_kwargs,
     scale_normalization,
 )
+from dynacell.states.card import StateModelCard
 from dynacell.states.classify import (
     classify_movie,
     crop_kwargs_for_movie,
@@ -77,8 +78,8 @@ def test_training_and_inference_apply_the_same_transform():
     class Recorder(FixedClassifier):
         def __init__(self):
             super().__init__()
-            self.card = {"name": "rec", "ndim": 2,
-                         "scale_normalization": {"method": "nucleus-size", "target_diameter_px": 8.0, "n_frames": 3}}
+            self.card = StateModelCard.model_validate(state_card(
+                name="rec", scale_normalization={"method": "nucleus-size", "target_diameter_px": 8.0, "n_frames": 3}))
             self.seen = []
 
         def predict_proba(self, x):

@@ -20,12 +20,12 @@ def clf():
 
 def test_card_records_rules_split_and_domain_randomisation(clf):
     card = clf.card
-    assert list(card["classes"]) == list(STATES)
-    rules = [f.get("rules") for f in card["training_data"]["files"]]
+    assert list(card.classes) == list(STATES)
+    rules = [f.get("rules") for f in card.training_data["files"]]
     assert all(isinstance(r, dict) for r in rules)
     assert any("stable_window" in str(r.get("sim-embryo", "")) for r in rules)
     assert all("annotated" in str(r.get("wormguides", "annotated")) for r in rules)
-    split = card["split"]
+    split = card.split
     assert {"MS", "ABpr", "embryo-000"} <= set(split["test_groups"])
     # the demo embryo (seed 0) and the validation embryos are never trained on
     assert not set(split["test_groups"]) & set(split["val_groups"])

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from _helpers import synthetic_set
 
 from dynacell.errors import InvalidInputError, OutputExistsError
 from dynacell.train import (
@@ -20,39 +21,6 @@ from dynacell.train import (
     fit,
     load_config,
 )
-
-
-def _blob(size: int, cy: float, cx: float, r: float) -> np.ndarray:
-    yy, xx = np.mgrid[:size, :size]
-    return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r**2)).astype(np.float32)
-
-
-def synthetic_set(n_per_class: int = 40, size: int = 16, seed: int = 0):
-    """Stable: one blob in t−1, t, t+1; mitotic: one blob then two at t+1; new_daughter: big blob at t−1 then small."""
-    from dynacell.samples import SampleSet
-
-    rng = np.random.default_rng(seed)
-    c = size / 2
-    xs, rows = [], []
-    for k, state in enumerate(["stable", "mitotic", "new_daughter"]):
-        for i in range(n_per_class):
-            j = rng.normal(0, 0.5, 2)
-            big = _blob(size, c + j[0], c + j[1], 3.0)
-            if state == "stable":
-                frames = [big, big, big]
-            elif state == "mitotic":
-                two = _blob(size, c - 4, c, 1.5) + _blob(size, c + 4, c, 1.5)
-                frames = [big, big, two]
-            else:
-                small = _blob(size, c + j[0], c + j[1], 1.5)
-                frames = [big, small, small]
-            x = np.stack(frames + [(frames[1] > 0.5).astype(np.float32)])
-            x[:3] += rng.normal(0, 0.03, x[:3].shape).astype(np.float32)
-            xs.append(x)
-            rows.append({"dataset": "synth" if i % 4 else "synth-b", "t": i % 20, "label": i + 1,
-                         "track_id": 1000 * k + i, "tree_id": 1000 * k + i, "state": state,
-                         "z": 0.0, "y": c, "x": c})
-    return SampleSet(np.stack(xs), pd.DataFrame(rows), {"normalization": "synthetic", "voxel_size_um": [0.5, 0.5]})
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +86,8 @@ def test_augmentation_keeps_shape_mask_and_temporal_consistency() -> None:
 
 
 def test_fit_writes_a_model_folder_that_loads_and_predicts(set_path: Path, tmp_path: Path) -> None:
-    from dynacell.states import load_model
     from dynacell.cards import sha256_file
+    from dynacell.states import load_model
 
     cfg = _config(set_path, tmp_path)
     folder = fit(cfg, progress=False)
