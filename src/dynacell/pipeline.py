@@ -158,7 +158,7 @@ def _open_images(config: RunConfig, images: Movie | None) -> Movie:
     with _role("movie"):
         if images is None:
             return open_movie(config.movie, voxel_size_um=config.voxel_size_um,
-                              frame_interval_s=config.frame_interval_s)
+                              frame_interval_s=config.frame_interval_s, axes=config.axes)
     if config.voxel_size_um is not None or config.frame_interval_s is not None:
         images = Movie(images.data, images.axes, config.voxel_size_um or images.voxel_size_um,
                        config.frame_interval_s or images.frame_interval_s, images.frame_indices, images.source,

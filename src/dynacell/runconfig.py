@@ -33,6 +33,8 @@ class RunConfig(BaseModel):
         Lineage path; None = link the labels.
     model : str or None
         State model name or folder; None = ``nuclei-2d`` / ``nuclei-3d`` by the movie's dimensionality.
+    axes : str or None
+        Axes of a movie whose file does not say (e.g. ``"TZYX"`` for a plain 4-D TIFF stack).
     segmenter : str
         Segmenter used when no labels are given: ``"classical"`` (threshold + watershed) or a
         segmentation model name / folder (see :mod:`dynacell.segment`).
@@ -71,6 +73,7 @@ class RunConfig(BaseModel):
     lineage: str | None = None
     model: str | None = None
     segmenter: str = "classical"
+    axes: str | None = None
     voxel_size_um: tuple[float, ...] | None = None
     frame_interval_s: float | None = Field(None, gt=0)
     max_distance: float | None = Field(None, gt=0)

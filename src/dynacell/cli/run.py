@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
         lineage: Path | None = typer.Option(None, "--lineage", help="Lineage (CTC res/man_track, BlastoSPIM JSON, GEFF). Default: linked."),
         model: str | None = typer.Option(None, "--model", help="State model name or folder. Default: nuclei-2d / nuclei-3d."),
         segmenter: str = typer.Option("classical", "--segmenter", help="Segmenter when no --labels are given."),
+        axes: str | None = typer.Option(None, "--axes", help="Axes of a TIFF stack without axis metadata, e.g. TZYX."),
         voxel_size_um: str | None = voxel_size_option(),
         frame_interval_s: float | None = frame_interval_option(),
         device: str = device_option(),
@@ -42,6 +43,9 @@ def register(app: typer.Typer) -> None:
         progress: bool | None = progress_option(),
     ) -> None:
         """Movie -> labels, lineage, a state for every nucleus, report.html, overlay.mp4 (in OUT)."""
+        from dynacell.cli.options import require_paths
+
+        require_paths(movie=movie, labels=labels, lineage=lineage, gt=gt)  # before the heavy imports
         from pydantic import ValidationError
         from rich.console import Console
 
@@ -52,7 +56,7 @@ def register(app: typer.Typer) -> None:
         try:
             config = RunConfig(
                 movie=str(movie), out=str(out), labels=None if labels is None else str(labels),
-                lineage=None if lineage is None else str(lineage), model=model, segmenter=segmenter,
+                lineage=None if lineage is None else str(lineage), model=model, segmenter=segmenter, axes=axes,
                 voxel_size_um=parse_voxel_size(voxel_size_um), frame_interval_s=frame_interval_s,
                 max_distance=max_distance, device=device, scheduler=scheduler, gt=None if gt is None else str(gt),
                 overwrite=overwrite, video=video, progress=progress, seed=seed)
