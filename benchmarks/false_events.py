@@ -8,7 +8,7 @@
 - 3D: ``nuclei-3d`` on the real mouse 8-cell embryo (``../shared/data/embryo3d/mouse-8cell``,
   11 frames, 8 nuclei, no divisions or deaths): every nucleus of every frame, cropped like
   the training data (the model's nucleus-size rule or its fixed crop voxel; the embryo's voxel size is
-  taken as BlastoSPIM's 2.0 × 0.208 × 0.208 µm, SEEDS.md §1, since the folder does not state it).
+  taken as BlastoSPIM's 2.0 × 0.208 × 0.208 µm, since the folder does not state it).
 - 3D: ``nuclei-3d`` on CTC Fluo-N3DH-CHO 02 (20 frames, 1.0 × 0.202 × 0.202 µm) with the
   error-prone automatic masks ``02_ERR_SEG`` (no lineage): every call is counted. CHO 02
   shows a few divisions, so its rate is an upper bound of the false-event rate.

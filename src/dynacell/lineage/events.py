@@ -2,7 +2,7 @@
 
 States (``dynacell.STATES`` order aside): ``mitotic``, ``new_daughter``, ``death``,
 ``stable`` and ``unknown``. The rules generalise those of the seed system (seed 004,
-``3d-cnn-classification``; digest in ``shared/docs/SEEDS.md`` §1), applied in this order, the
+``3d-cnn-classification``), applied in this order, the
 first that matches wins:
 
 1. ``mitotic``: the last ``mitotic_frames`` frames of a track that ends in a division (a
@@ -27,7 +27,7 @@ Source: rules 1–3 and their order are the seed's ``classify_node``
 (``preperation/python/nucleus_lineage_to_classification.py`` of
 github.com/dineshchhantyal/3d-cnn-classification), whose "final frame" is the last frame
 holding a node (here ``lineage.n_frames - 1``, the same unless ``n_frames`` is given); the
-stability window of rule 4 is the one the SEEDS.md digest records for the seed.
+stability window of rule 4 is the one the seed records.
 
 A *track* here is a chain of single-child links, as in the seed's ``track_ancestor``: it
 starts at a root or at a daughter of a division and continues while a node has exactly one
@@ -110,7 +110,7 @@ class EventRules:
 
     @classmethod
     def seed(cls) -> EventRules:
-        """The seed's rules exactly (seed 004, SEEDS.md §1).
+        """The seed's rules exactly (the seed state classifier, repository dineshchhantyal/3d-cnn-classification).
 
         Returns
         -------

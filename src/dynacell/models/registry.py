@@ -74,7 +74,7 @@ def build_model(name: str, ndim: int, in_channels: int | None = None, n_classes:
     ----------
     name : str
         One of :data:`MODEL_NAMES`: ``4ncnn``, ``3ncnn``, ``cnn-only``, ``convlstm`` (the
-        seed's, SEEDS.md §1) or ``dcnet`` (dynacell's, :mod:`dynacell.models.dcnet`).
+        seed's, the seed state classifier) or ``dcnet`` (dynacell's, :mod:`dynacell.models.dcnet`).
     ndim : {2, 3}
         Spatial dimensionality of the crops (Conv2d or Conv3d).
     in_channels : int, optional

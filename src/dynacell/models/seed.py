@@ -1,6 +1,6 @@
 """The seed's nucleus state classifiers, rebuilt as baselines.
 
-Source: SEEDS.md §1 and the seed's repository (dineshchhantyal/3d-cnn-classification,
+Source: The seed's repository (dineshchhantyal/3d-cnn-classification,
 ``model/4ncnn`` and ``model/rnn``). The seed used 3D crops ``32³``; here every model also
 exists in 2D (``Conv2d``) for 2D+t movies.
 

@@ -3,7 +3,7 @@
 A *sample* for nucleus ``label`` at frame ``t`` is a 4-channel window
 ``[t−1, t, t+1, mask]``: the same box cut from the images of frames ``t−1``, ``t`` and
 ``t+1`` and the binary mask of that nucleus in the label image of frame ``t``
-(seed system, SEEDS.md §1, "4ncnn" input). The box has a fixed size in pixels, is centred
+(the seed state classifier, "4ncnn" input). The box has a fixed size in pixels, is centred
 on the nucleus centroid rounded to the nearest pixel and is **zero-padded** where it leaves
 the frame (the seed shifted windows at borders instead: a defect not repeated here).
 
@@ -70,7 +70,7 @@ logger = logging.getLogger(__name__)
 #: Percentiles mapped to 0 and 1 by :func:`normalize_crops`.
 PERCENTILES: tuple[float, float] = (1.0, 99.8)
 
-#: Channel names of the 4-channel window (the seed's 4ncnn input, SEEDS.md §1).
+#: Channel names of the 4-channel window (the seed's 4ncnn input).
 CHANNELS: tuple[str, ...] = ("t-1", "t", "t+1", "mask")
 
 #: Channel names of the 6-channel window with segmentation context (``context=True``).
@@ -451,7 +451,7 @@ def crop_windows(
 
     Notes
     -----
-    Seed system SEEDS.md §1 (4ncnn input), without its defects: zero padding instead of
+    The seed state classifier (dineshchhantyal/3d-cnn-classification) (4ncnn input), without its defects: zero padding instead of
     shifted windows, one normalisation for training and inference. Vectorised over nuclei: the
     boxes of all nuclei are gathered with one fancy index per channel; resampling is separable
     linear interpolation (the values of :func:`scipy.ndimage.map_coordinates` with ``order=1``,

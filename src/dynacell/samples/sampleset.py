@@ -370,7 +370,7 @@ _SEED_CHANNELS = ("t-1", "t", "t+1")
 def export_seed_layout(samples: SampleSet, root: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write a sample set in the seed's folder layout (one folder per sample, TIFF files).
 
-    Layout (seed system, SEEDS.md §1)::
+    Layout (the seed state classifier)::
 
         root/<state>/<dataset>_frame_TTT_nucleus_LLL_count_N/t-1/raw_cropped.tif
                                                            /t/raw_cropped.tif

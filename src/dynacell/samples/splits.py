@@ -1,6 +1,6 @@
 """Grouped train / validation / test splits: never random per sample.
 
-The seed split samples at random (SEEDS.md §1), so frames of one track and sister
+The seed split samples at random (the seed state classifier, dineshchhantyal/3d-cnn-classification), so frames of one track and sister
 daughters fell on both sides and inflated the validation score. Here whole *groups*
 go to one side:
 

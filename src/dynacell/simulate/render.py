@@ -42,7 +42,7 @@ def default_rules(lineage: Lineage) -> Any:
 
     ``EventRules.annotated_deaths()`` when the lineage annotates deaths explicitly
     (nodes with ``death=True``, e.g. WormGUIDES ``CellDeaths.csv``): only those are
-    deaths and other track ends are not. Otherwise ``EventRules.seed()`` (SEEDS.md §1:
+    deaths and other track ends are not. Otherwise ``EventRules.seed()`` (the seed state classifier:
     a track that ends before the last frame is a death), which is exact for lineages
     made by :func:`~dynacell.simulate.simulate_embryo`, where cells never leave the field.
 

@@ -7,7 +7,7 @@ nucleus. Only a window of three image frames is held in memory, so memory does n
 number of frames ``T``. With a Dask ``scheduler`` every frame is an independent
 :func:`dask.delayed` task (it reads its own three frames).
 
-Source: seed system SEEDS.md §1 (prediction on whole volumes: frames t−1, t, t+1 and the label
+Source: the seed state classifier (dineshchhantyal/3d-cnn-classification) (prediction on whole volumes: frames t−1, t, t+1 and the label
 image at t, every nucleus classified; background label 0 excluded).
 """
 

@@ -36,7 +36,7 @@ class ReconcileRules:
     ``joint`` (:class:`dynacell.states.joint.JointModel`); the fields below except ``enabled``
     are then unused. ``method="rules"``: the rule-by-rule reconciliation below.
 
-    The lineage defines where each event can happen (the seed's event definitions, SEEDS.md §1):
+    The lineage defines where each event can happen (the seed's event definitions; docs/data-formats.md):
     ``mitotic`` at a node with ≥ 2 children (the mother's last frame), ``new_daughter`` at a
     daughter's first node, ``death`` at a node without children before the movie's last frame
     (a track end). The rule, for every nucleus:
@@ -142,7 +142,7 @@ def lineage_events(lineage: Lineage, window: int) -> dict[str, tuple[set[Node], 
         them) and ``death`` (anchors: nodes without children before the last frame; support:
         anchors and the ``window`` nodes before them; gap-closed links — a single child more than one
         frame later — are added to the support, not the anchors). Anchors follow the seed's event
-        definitions (SEEDS.md §1, :func:`dynacell.lineage.label_events`).
+        definitions (:func:`dynacell.lineage.label_events`).
     """
     g = lineage.graph
     last = lineage.n_frames - 1

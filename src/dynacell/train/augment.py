@@ -2,7 +2,7 @@
 
 Respects the data: the three raw channels ``t−1, t, t+1`` of a sample get the *same*
 intensity change (a per-frame change would fake a temporal difference); the mask channel
-is only flipped / rotated. Values follow the seed (SEEDS.md §1): flips on each axis with
+is only flipped / rotated. Values follow the seed (the seed state classifier, dineshchhantyal/3d-cnn-classification): flips on each axis with
 p = 0.5, contrast × U(0.8, 1.2), brightness ± 0.1 with p = 0.7, Gaussian noise σ = 0.02;
 dynacell adds in-plane 90° rotations (Y, X only: in 3D Z is the anisotropic axis).
 

@@ -1,7 +1,6 @@
 """BlastoSPIM lineage graphs: MATLAB graph dumps ``LineageGraph.json`` / ``CombinedGraph_*.json``.
 
-Format (BlastoSPIM processing pipeline, Nunley et al. 2024; seed 004 §1 in
-``shared/docs/SEEDS.md``): a JSON object holding ``Nodes`` and ``Edges`` either at the top
+Format (BlastoSPIM processing pipeline, Nunley et al. 2024): a JSON object holding ``Nodes`` and ``Edges`` either at the top
 level or under one top-level key starting with ``G`` (MATLAB ``jsonencode`` of a
 ``digraph``). ``Nodes`` is a list of records with ``Name = "TTT_LLL"`` (3-digit frame and
 label id: the value of the nucleus in that frame's label volume) and optional fields such as
