@@ -35,7 +35,7 @@ import pandas as pd
 from dynacell.errors import InvalidInputError
 from dynacell.lineage.graph import Lineage, Node
 
-__all__ = [
+__all__ = ["track_fates", 
     "FATES",
     "LineageStats",
     "track_table",
@@ -58,6 +58,36 @@ def _check_interval(frame_interval_s: float | None) -> float | None:
     if not np.isfinite(v) or v <= 0:
         raise InvalidInputError(f"frame interval must be a finite number of seconds > 0, got {frame_interval_s!r}")
     return v
+
+
+def track_fates(lineage: Lineage) -> tuple[dict[int, str], dict[int, Node]]:
+    """Fate (one of :data:`FATES`) and last node of every track — the one definition of a track's fate.
+
+    ``divides``: the last node has ≥ 2 children; ``continues``: a single child (a gap-closed link or a
+    track-id change); ``reaches_end``: the last node is at the movie's last frame (``lineage.n_frames − 1``);
+    ``ends``: it disappears before.
+
+    Returns
+    -------
+    fates : dict of int to str
+        ``track_id -> fate``.
+    last : dict of int to tuple
+        ``track_id -> (t, label)`` of the track's last node.
+    """
+    g = lineage.graph
+    lineage.assign_tracks()
+    last: dict[int, Node] = {}
+    for n, d in g.nodes(data=True):
+        tid = int(d["track_id"])
+        if tid not in last or n > last[tid]:
+            last[tid] = n
+    last_frame = lineage.n_frames - 1
+    fates: dict[int, str] = {}
+    for tid, node in last.items():
+        deg = g.out_degree(node)
+        fates[tid] = ("divides" if deg >= 2 else "continues" if deg == 1
+                      else "reaches_end" if node[0] >= last_frame else "ends")
+    return fates, last
 
 
 def track_table(lineage: Lineage, frame_interval_s: float | None = None) -> pd.DataFrame:
@@ -126,18 +156,8 @@ def track_table(lineage: Lineage, frame_interval_s: float | None = None) -> pd.D
         base = generation[p] + 1 if p else 0
         for k, t_id in enumerate(reversed(chain)):
             generation[t_id] = base + k
-    last_frame = lineage.n_frames - 1
-    fates = []
-    for tid, end in zip(tracks["track_id"], tracks["end"]):
-        deg = g.out_degree(last[int(tid)])
-        if deg >= 2:
-            fates.append("divides")
-        elif deg == 1:
-            fates.append("continues")
-        elif end >= last_frame:
-            fates.append("reaches_end")
-        else:
-            fates.append("ends")
+    fate_of, _ = track_fates(lineage)
+    fates = [fate_of[int(tid)] for tid in tracks["track_id"]]
     out = tracks.copy()
     out["generation"] = out["track_id"].map(generation).astype(int)
     out["length_frames"] = (out["end"] - out["start"] + 1).astype(int)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from dynacell import STATES
-from dynacell.lineage.graph import Lineage, Node
+from dynacell.lineage.graph import Lineage
 
 __all__ = ["FATES", "tracks_table"]
 
@@ -34,28 +34,13 @@ def tracks_table(lineage: Lineage, states: pd.DataFrame) -> pd.DataFrame:
         leaves the field — and ``inside_field``, using ``edge_px`` / ``size_px`` of ``states`` when
         present) and ``n_<state>`` for each state.
     """
+    from dynacell.lineage.stats import track_fates
     from dynacell.states.joint import end_reasons
 
     why = end_reasons(lineage, states if len(states) else None)
     tracks = lineage.tracks()
-    g = lineage.graph
-    last: dict[int, Node] = {}
-    for n, d in g.nodes(data=True):
-        tid = int(d["track_id"])
-        if tid not in last or n > last[tid]:
-            last[tid] = n
-    fate = []
-    for tid, end in zip(tracks["track_id"], tracks["end"]):
-        n = last[int(tid)]
-        if g.out_degree(n) >= 2:
-            fate.append("divides")
-        elif g.out_degree(n) == 1:
-            fate.append("continues")
-        elif end >= lineage.n_frames - 1:
-            fate.append("reaches_end")
-        else:
-            fate.append("ends")
-    tracks["fate"] = fate
+    fate_of, last = track_fates(lineage)
+    tracks["fate"] = [fate_of[int(tid)] for tid in tracks["track_id"]]
     tracks["end_reason"] = [why.get(last[int(tid)], "continues") for tid in tracks["track_id"]]
     if len(states):
         counts = states.groupby(["track_id", "state"]).size().unstack(fill_value=0)
