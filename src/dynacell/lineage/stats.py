@@ -35,8 +35,9 @@ import pandas as pd
 from dynacell.errors import InvalidInputError
 from dynacell.lineage.graph import Lineage, Node
 
-__all__ = ["track_fates", 
+__all__ = [
     "FATES",
+    "track_fates",
     "LineageStats",
     "track_table",
     "sister_pairs",
