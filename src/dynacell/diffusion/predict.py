@@ -25,14 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dynacell.cards import WEIGHTS_FILE, load_card, sha256_file
 from dynacell.diffusion.card import DiffusionCard
 from dynacell.diffusion.preprocess import (
     D_from_log_dn,
     condition_features,
     normalise_stacks,
 )
-from dynacell.errors import FormatError, InvalidInputError
+from dynacell.errors import InvalidInputError
 from dynacell.simulate.imaging import psf_sigma_from_fwhm
 
 __all__ = ["DEFAULT_MODEL", "PRETRAINED", "PRETRAINED_DIR", "DiffusionPredictor", "crop_around_molecule",
@@ -119,22 +118,12 @@ class DiffusionPredictor:
             Missing or invalid card or weights, or weights whose SHA-256 differs from the card's.
         """
         from dynacell.models.diffusion import build_diffusion_model
-        from dynacell.models.runtime import load_state_dict, resolve_device
+        from dynacell.models.runtime import load_model_folder, resolve_device
 
         folder = Path(folder)
-        card = load_card(folder, DiffusionCard)
-        weights = folder / WEIGHTS_FILE
-        if not weights.is_file():
-            raise FormatError(f"{weights}: weights file not found")
-        if sha256_file(weights) != card.weights_sha256:
-            raise FormatError(f"{weights}: SHA-256 differs from the card's weights_sha256 (corrupt or replaced weights)")
-        dev = resolve_device(device)
-        try:
-            net = build_diffusion_model(card.architecture, **card.model_kwargs)
-        except (KeyError, TypeError) as exc:
-            raise FormatError(f"{folder / 'model.yaml'}: cannot build {card.architecture!r} ({exc})") from None
-        net.load_state_dict(load_state_dict(weights, dev))
-        net.to(dev).eval()
+        net, card = load_model_folder(folder, DiffusionCard,
+                                      lambda c: build_diffusion_model(c.architecture, **c.model_kwargs),
+                                      device=resolve_device(device))
         return cls(net, card, folder)
 
     @classmethod

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dynacell.cards import CARD_FILE, WEIGHTS_FILE, ModelCard, load_card, sha256_file
+from dynacell.cards import CARD_FILE, ModelCard
 from dynacell.errors import FormatError, InvalidInputError
 
 __all__ = [
@@ -260,26 +260,20 @@ def from_folder(path: str | Path, *, verify: bool = True) -> FrameForecaster | P
         For a missing or invalid card, unknown architecture, weights that do not match the card.
     """
     from dynacell.models.forecast import FRAME_ARCHITECTURES, POSITION_ARCHITECTURES
-    from dynacell.models.runtime import load_state_dict
+    from dynacell.models.runtime import load_model_folder
 
     folder = Path(path)
     if not (folder / CARD_FILE).is_file():
         raise FormatError(f"{folder}: not a model folder (no {CARD_FILE})")
     cls = _card_class(folder)
-    card = load_card(folder, cls)
-    weights = folder / WEIGHTS_FILE
-    if not weights.is_file():
-        raise FormatError(f"{weights}: weights file not found")
-    if verify and sha256_file(weights) != card.weights_sha256:
-        raise FormatError(f"{weights}: SHA-256 does not match the card (corrupted or replaced weights)")
     table = FRAME_ARCHITECTURES if cls is FrameForecastCard else POSITION_ARCHITECTURES
-    if card.architecture not in table:
-        raise FormatError(f"{folder / CARD_FILE}: unknown architecture {card.architecture!r}; known: {sorted(table)}")
-    net = table[card.architecture](**card.model_kwargs)
-    try:
-        net.load_state_dict(load_state_dict(weights))
-    except RuntimeError as exc:
-        raise FormatError(f"{weights}: weights do not fit {card.architecture} {card.model_kwargs} ({exc})") from None
+
+    def build(card):
+        if card.architecture not in table:
+            raise FormatError(f"{folder / CARD_FILE}: unknown architecture {card.architecture!r}; known: {sorted(table)}")
+        return table[card.architecture](**card.model_kwargs)
+
+    net, card = load_model_folder(folder, cls, build, verify=verify)
     if cls is FrameForecastCard:
         return FrameForecaster(net, card, folder)
     return PositionForecaster(net, card, folder)

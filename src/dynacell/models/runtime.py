@@ -185,8 +185,8 @@ def load_model_folder(folder: str | Path, card_cls: type, build: Any, *, device:
     if not weights.is_file():
         raise FormatError(f"model folder {folder} has no {WEIGHTS_FILE}; a model folder holds weights.pt and model.yaml")
     if verify and sha256_file(weights) != card.weights_sha256:
-        raise FormatError(f"{weights}: sha256 does not match the card {folder / 'model.yaml'}; the weights were "
-                          "changed or corrupted: retrain or restore the folder")
+        raise FormatError(f"{weights}: SHA-256 does not match the card's weights_sha256 ({folder / 'model.yaml'}); "
+                          "the weights were changed or corrupted: retrain or restore the folder")
     try:
         net = build(card)
         net.load_state_dict(load_state_dict(weights, device))
