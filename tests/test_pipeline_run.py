@@ -290,7 +290,8 @@ def test_3d_run_and_bad_device(tmp_path):
 
 def test_classical_segmentation_when_no_labels(tmp_path):
     images, labels = synthetic_movie(T=3)
-    res = run(images, model=FixedClassifier(), out=tmp_path / "o", progress=False, video=False)
+    res = run(images, model=FixedClassifier(), out=tmp_path / "o", progress=False, video=False,
+              segmenter="classical")
     info = json.loads((tmp_path / "o" / "run.json").read_text())
     assert info["parameters"]["segmenter"] == "classical"
     assert "CLASSICAL" in (tmp_path / "o" / "report.html").read_text()
@@ -312,3 +313,14 @@ def test_given_lineage_files_geff_and_ctc(tmp_path):
         return df.groupby("t")["state"].apply(sorted).to_dict()
 
     assert per_frame(ctc.states) == per_frame(first.states)
+
+
+def test_default_segmenter_is_the_learned_2d_model(tmp_path):
+    """Without labels a 2D movie is segmented by the shipped nuclei-seg-2d (recorded in run.json and the notes)."""
+    images, _ = synthetic_movie(T=3)
+    res = run(images, model=FixedClassifier(), out=tmp_path / "o", progress=False, video=False)
+    info = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert info["config"]["segmenter"] == "auto"
+    assert info["parameters"]["segmenter"] == "nuclei-seg-2d"
+    assert any("learned segmenter nuclei-seg-2d" in n for n in info["notes"])
+    assert res.states.groupby("t").size().tolist() == [2, 2, 2]

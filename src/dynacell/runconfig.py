@@ -36,7 +36,8 @@ class RunConfig(BaseModel):
     axes : str or None
         Axes of a movie whose file does not say (e.g. ``"TZYX"`` for a plain 4-D TIFF stack).
     segmenter : str
-        Segmenter used when no labels are given: ``"classical"`` (threshold + watershed) or a
+        Segmenter used when no labels are given: ``"auto"`` (the shipped ``nuclei-seg-2d`` for 2D
+        movies, the classical segmenter for 3D), ``"classical"`` (threshold + watershed) or a
         segmentation model name / folder (see :mod:`dynacell.segment`).
     voxel_size_um : tuple of float or None
         ``(Y, X)`` or ``(Z, Y, X)`` in µm, overriding the metadata; None = from the metadata (may
@@ -72,7 +73,7 @@ class RunConfig(BaseModel):
     labels: str | None = None
     lineage: str | None = None
     model: str | None = None
-    segmenter: str = "classical"
+    segmenter: str = "auto"
     axes: str | None = None
     voxel_size_um: tuple[float, ...] | None = None
     frame_interval_s: float | None = Field(None, gt=0)

@@ -28,7 +28,10 @@ def register(app: typer.Typer) -> None:
         labels: Path | None = typer.Option(None, "--labels", help="Label images (one per frame). Default: segment the movie (--segmenter)."),
         lineage: Path | None = typer.Option(None, "--lineage", help="Lineage (CTC res/man_track, BlastoSPIM JSON, GEFF). Default: linked."),
         model: str | None = typer.Option(None, "--model", help="State model name or folder. Default: nuclei-2d / nuclei-3d."),
-        segmenter: str = typer.Option("classical", "--segmenter", help="Segmenter when no --labels are given."),
+        segmenter: str = typer.Option(
+            "auto", "--segmenter",
+            help="Segmenter when no --labels are given: auto (nuclei-seg-2d for 2D, classical for 3D), classical, "
+                 "a model name or folder."),
         axes: str | None = typer.Option(None, "--axes", help="Axes of a TIFF stack without axis metadata, e.g. TZYX."),
         voxel_size_um: str | None = voxel_size_option(),
         frame_interval_s: float | None = frame_interval_option(),
