@@ -112,3 +112,25 @@ def test_run_on_layers_rejects_bad_shapes(tmp_path):
         run_on_layers(np.zeros((5, 5)), tmp_path / "o")
     with pytest.raises(InvalidInputError, match="differs"):
         run_on_layers(np.zeros((3, 8, 8)), tmp_path / "o", labels=np.zeros((3, 8, 9)))
+
+
+@pytest.mark.slow
+def test_viewer_opens_the_demo_output(tmp_path):
+    """The output of `dynacell demo` (a small simulated 3D embryo) opens through the plugin: image, labels,
+    states and tracks layers with the run's voxel size."""
+    from _helpers import make_tiny_model
+    from napari.components import ViewerModel
+    from napari.plugins import _initialize_plugins
+
+    from dynacell.demo import run_demo
+
+    model = make_tiny_model(tmp_path / "tiny3d", 3)
+    run_demo(tmp_path / "demo", seed=1, n_start=4, n_frames=8, min_divisions=1, min_deaths=0, model=model,
+             progress=False)
+    _initialize_plugins()
+    viewer = ViewerModel()
+    viewer.open(str(tmp_path / "demo" / "run"), plugin="dynacell")
+    names = {layer.name for layer in viewer.layers}
+    assert {"movie", "nuclei (track id)", "states", "tracks"} <= names
+    assert viewer.layers["movie"].data.ndim == 4  # (T, Z, Y, X)
+    assert len(viewer.layers["tracks"].data) > 0
