@@ -25,3 +25,11 @@ def shared_data() -> Path:
 def ctc(shared_data: Path) -> Path:
     """Path of ``../shared/data/ctc``."""
     return _need(shared_data / "ctc")
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """Run ``dynacell <args>`` in-process (``_helpers.run_main``); returns (exit code, stdout, stderr)."""
+    from _helpers import run_main
+
+    return lambda *args: run_main(monkeypatch, capsys, *args)

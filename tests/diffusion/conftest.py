@@ -1,8 +1,7 @@
-"""Fixtures of the diffusion tests: a tiny trained model folder and a CLI runner."""
+"""Fixtures of the diffusion tests: a tiny trained model folder."""
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 
@@ -18,21 +17,3 @@ def tiny_model(tmp_path_factory):
                                engine=EngineConfig(monitor="val_nll", mode="min", max_epochs=1, patience=1,
                                                    accelerator="cpu"))
     return train_diffusion(cfg, tmp_path_factory.mktemp("models") / "tiny", progress=False, command="pytest")
-
-
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """Run ``dynacell <args>``; return (exit code, stdout, stderr)."""
-    from dynacell.cli.main import main
-
-    def _run(*args):
-        monkeypatch.setattr(sys, "argv", ["dynacell", "-q", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return _run

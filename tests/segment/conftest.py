@@ -1,15 +1,10 @@
-"""Fixtures of the segmentation tests: synthetic nuclei images, the CLI runner, the shared data."""
+"""Fixtures of the segmentation tests: synthetic nuclei images and a tiny model folder."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
 
 def discs(shape=(96, 96), centres=((30, 30), (30, 48), (70, 60)), radius=10, seed=0):
     """Image (float32, bright discs + noise) and labels (int32) of discs; the first two touch."""
@@ -35,32 +30,6 @@ def make_discs():
 def disc_image():
     """``(image, labels)`` of three discs of radius 10 px (two touching)."""
     return discs()
-
-
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """Run ``dynacell <args>`` through the console entry point; returns (exit code, stdout, stderr)."""
-    from dynacell.cli.main import main
-
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["dynacell", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``../shared/data``; skips when absent."""
-    if not DATA.is_dir():
-        pytest.skip(f"real data not found at {DATA} (tests marked 'data' need ../shared/data beside the checkout)")
-    return DATA
 
 
 @pytest.fixture

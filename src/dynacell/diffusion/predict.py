@@ -135,10 +135,12 @@ class DiffusionPredictor:
         InvalidInputError
             If no shipped model has that name (the message lists the shipped ones).
         """
-        folder = PRETRAINED_DIR / name
-        if not (folder / "model.yaml").is_file():
-            names = sorted(p.name for p in PRETRAINED_DIR.glob("*") if (p / "model.yaml").is_file())
+        from dynacell.models.runtime import shipped_models
+
+        names = shipped_models(PRETRAINED_DIR)
+        if name not in names:
             raise InvalidInputError(f"no shipped diffusion model {name!r}; shipped: {', '.join(names) or 'none'}")
+        folder = PRETRAINED_DIR / name
         return cls.from_folder(folder, device)
 
     @classmethod

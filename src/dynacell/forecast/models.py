@@ -220,9 +220,9 @@ class PositionForecaster:
 
 def available_models() -> list[str]:
     """Names of the shipped forecast models."""
-    if not PRETRAINED_DIR.is_dir():
-        return []
-    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / CARD_FILE).is_file())
+    from dynacell.models.runtime import shipped_models
+
+    return shipped_models(PRETRAINED_DIR)
 
 
 def _card_class(folder: Path) -> type[ModelCard]:

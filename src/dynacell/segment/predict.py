@@ -26,8 +26,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dynacell.cards import WEIGHTS_FILE, ModelCard, load_card, sha256_file
-from dynacell.errors import FormatError, InvalidInputError
+from dynacell.cards import ModelCard
+from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 from dynacell.segment.learned import (
     PostprocessParams,
@@ -224,20 +224,13 @@ class Segmenter:
         FormatError
             Missing/invalid card or weights, or weights whose SHA-256 differs from the card's.
         """
-        from dynacell.models.runtime import load_state_dict, resolve_device
+        from dynacell.models.runtime import load_model_folder, resolve_device
         from dynacell.models.unet import build_segmentation_model
 
         folder = Path(folder)
-        card = load_card(folder, SegmentationCard)
-        weights = folder / WEIGHTS_FILE
-        if not weights.is_file():
-            raise FormatError(f"{weights}: weights file not found")
-        if sha256_file(weights) != card.weights_sha256:
-            raise FormatError(f"{weights}: SHA-256 differs from the card's weights_sha256 (corrupt or replaced weights)")
-        dev = resolve_device(device)
-        net = build_segmentation_model(card.architecture, **card.model_kwargs)
-        net.load_state_dict(load_state_dict(weights, dev))
-        net.to(dev).eval()
+        net, card = load_model_folder(folder, SegmentationCard,
+                                      lambda c: build_segmentation_model(c.architecture, **c.model_kwargs),
+                                      device=resolve_device(device))
         return cls(net, card, folder)
 
     @classmethod
@@ -249,10 +242,12 @@ class Segmenter:
         InvalidInputError
             If no shipped model has that name (the message lists the shipped ones).
         """
-        folder = PRETRAINED_DIR / name
-        if not (folder / "model.yaml").is_file():
-            names = sorted(p.name for p in PRETRAINED_DIR.glob("*") if (p / "model.yaml").is_file())
+        from dynacell.models.runtime import shipped_models
+
+        names = shipped_models(PRETRAINED_DIR)
+        if name not in names:
             raise InvalidInputError(f"no shipped segmentation model {name!r}; shipped: {', '.join(names) or 'none'}")
+        folder = PRETRAINED_DIR / name
         return cls.from_folder(folder, device)
 
     @classmethod

@@ -52,10 +52,11 @@ def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress
         # 0.636, GOWT1 0.603 vs 0.247; docs/segmentation.md); no 3D model ships, so 3D stays classical
         segmenter = DEFAULT_2D if images.ndim_spatial == 2 else "classical"
     if segmenter != "classical":
+        from dynacell.models.runtime import shipped_models
         from dynacell.segment.predict import PRETRAINED_DIR, segment_movie as learned_movie
 
-        if not (Path(segmenter).is_dir() or (PRETRAINED_DIR / segmenter / "model.yaml").is_file()):
-            shipped = sorted(p.name for p in PRETRAINED_DIR.glob("*") if (p / "model.yaml").is_file())
+        shipped = shipped_models(PRETRAINED_DIR)
+        if not (Path(segmenter).is_dir() or segmenter in shipped):
             raise InvalidInputError(f"--segmenter {segmenter!r} is unknown; available: classical, "
                                     f"{', '.join(shipped)} or a model folder")
         labels = learned_movie(images, segmenter, store=Path(work) / "labels.zarr", progress=progress)
