@@ -1,0 +1,183 @@
+"""State-aware repair of the linked lineage: divisions the classifier contradicts are unlinked.
+
+A LAP linker (:func:`dynacell.track.link_labels`) attaches a track start to a mother whenever a
+new nucleus appears next to an existing one — an over-segmented nucleus, a nucleus entering from
+out of focus, a mask dropped for a frame. Such a false division looks, to the state classifier,
+like nothing at all: the "mother" is not mitotic in her last frames and at least one "daughter"
+is a plain stable nucleus, not a newborn. A real division looks like one.
+
+:func:`check_divisions` weighs every *linked* division by that appearance evidence:
+
+* ``p_mitotic``: the classifier's largest ``p_mitotic`` over the mother's last ``frames`` nodes;
+* ``p_new_daughter`` of each daughter: the largest ``p_new_daughter`` over its first ``frames``
+  nodes.
+
+A division is **contradicted** when ``p_mitotic < contradict_p`` *and* at least one daughter has
+``p_new_daughter < contradict_p`` (by default 0.02: odds of 49 : 1 against, the same odds
+at which :class:`dynacell.states.joint.JointModel` lets the classifier overturn a linked
+division). A contradicted division is unlinked: the mother continues into the daughter that
+looks least like a newborn (lowest ``p_new_daughter``; ties: the nearest centroid), the other
+daughter(s) become track starts. Nothing else is changed; every decision is returned in a table
+(``run.json`` and the report count them).
+
+Measured on HeLa 02 with the 02_ERR_SEG masks (``dynacell run`` with the shipped nuclei-2d, frames
+0–19, all linked divisions whose mother has a reference mask): every reference division had
+``p_mitotic ≥ 0.49`` and the three linked divisions that met the contradiction rule were all
+false (docs/states.md has the table with bacteria-phc and GOWT1).
+
+Source: dynacell's, written for this module; the odds threshold is that of the joint decision.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dynacell.lineage.graph import Lineage, Node
+
+__all__ = ["DivisionCheck", "check_divisions"]
+
+logger = logging.getLogger(__name__)
+
+#: Columns of the table returned by :func:`check_divisions`.
+DIVISION_COLUMNS: tuple[str, ...] = ("t", "label", "y", "x", "n_children", "p_mitotic", "p_new_daughter_min",
+                                     "p_new_daughter_max", "decision", "kept_child_t", "kept_child_label")
+
+
+@dataclass(frozen=True)
+class DivisionCheck:
+    """When a linked division is contradicted by the classifier (:func:`check_divisions`).
+
+    Parameters
+    ----------
+    enabled : bool
+        False keeps every linked division.
+    contradict_p : float
+        Probability (0..0.5) below which the mother's ``p_mitotic`` and a daughter's
+        ``p_new_daughter`` contradict the division.
+    frames : int
+        Nodes (≥ 1) of the mother's track before the division and of each daughter's track after
+        it over which the largest probability is taken (a division seen one frame early or late
+        still counts).
+    """
+
+    enabled: bool = True
+    contradict_p: float = 0.02
+    frames: int = 2
+
+    def __post_init__(self) -> None:
+        from dynacell.errors import InvalidInputError
+
+        if not 0 < self.contradict_p < 0.5:
+            raise InvalidInputError(f"DivisionCheck.contradict_p must be in (0, 0.5), got {self.contradict_p!r}")
+        if int(self.frames) < 1:
+            raise InvalidInputError(f"DivisionCheck.frames must be >= 1, got {self.frames!r}")
+
+    def describe(self) -> str:
+        """One sentence stating the rule with its parameters (for the report)."""
+        if not self.enabled:
+            return "Linked divisions are kept as linked."
+        return (f"A linked division is unlinked when the classifier's p_mitotic over the mother's last {self.frames} "
+                f"frame(s) and p_new_daughter over one daughter's first {self.frames} frame(s) are both below "
+                f"{self.contradict_p}; the mother then continues into that daughter.")
+
+
+def _chain(g, node: Node, forward: bool, n: int) -> list[Node]:
+    """``node`` and up to ``n - 1`` further nodes along single links (backwards or forwards)."""
+    out = [node]
+    while len(out) < n:
+        cur = out[-1]
+        nxt = list(g.successors(cur)) if forward else list(g.predecessors(cur))
+        if len(nxt) != 1:
+            break
+        if forward and g.in_degree(nxt[0]) != 1:
+            break
+        if not forward and g.out_degree(nxt[0]) != 1:
+            break
+        out.append(nxt[0])
+    return out
+
+
+def check_divisions(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck | None = None
+                    ) -> tuple[pd.DataFrame, Lineage, pd.DataFrame]:
+    """Unlink the linked divisions that the state classifier contradicts (see the module docstring).
+
+    Parameters
+    ----------
+    states : pandas.DataFrame
+        The classifier's table (:func:`dynacell.states.classify.classify_movie`): ``t, label,
+        track_id, p_mitotic, p_new_daughter`` (one row per nucleus).
+    lineage : Lineage
+        The linked lineage, nodes ``(t, label)`` of the same label images.
+    rules : DivisionCheck, optional
+        Thresholds (default ``DivisionCheck()``).
+
+    Returns
+    -------
+    states : pandas.DataFrame
+        A copy with ``track_id`` renumbered for the repaired lineage (unchanged when nothing was
+        unlinked).
+    lineage : Lineage
+        A repaired copy (CTC track ids reassigned, :func:`dynacell.track.assign_ctc_tracks`), or
+        ``lineage`` itself when nothing was unlinked.
+    divisions : pandas.DataFrame
+        One row per linked division, columns :data:`DIVISION_COLUMNS`: the mother's node and
+        centroid (pixels), the evidence, ``decision`` (``kept`` / ``unlinked``) and the child the
+        mother continues into when unlinked.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``states`` lacks ``t``, ``label``, ``p_mitotic`` or ``p_new_daughter``.
+    """
+    from dynacell.errors import InvalidInputError
+
+    rules = rules or DivisionCheck()
+    need = {"t", "label", "p_mitotic", "p_new_daughter"}
+    if not need <= set(states.columns):
+        raise InvalidInputError(f"check_divisions: the states table lacks {sorted(need - set(states.columns))}")
+    keys = list(zip(states["t"].astype(int), states["label"].astype(int)))
+    p_mit = dict(zip(keys, states["p_mitotic"].to_numpy(float)))
+    p_nd = dict(zip(keys, states["p_new_daughter"].to_numpy(float)))
+    g = lineage.graph
+    rows, drop = [], []
+    for mother in sorted(n for n in g.nodes if g.out_degree(n) >= 2):
+        pm = max((p_mit.get(n, np.nan) for n in _chain(g, mother, False, rules.frames)), default=np.nan)
+        kids = sorted(g.successors(mother))
+        pd_kids = np.array([np.nanmax([p_nd.get(n, np.nan) for n in _chain(g, k, True, rules.frames)] + [-1.0])
+                            for k in kids])
+        pd_kids[pd_kids < 0] = np.nan
+        known = np.isfinite(pm) and np.isfinite(pd_kids).any()
+        contradicted = (rules.enabled and known and pm < rules.contradict_p
+                        and np.nanmin(pd_kids) < rules.contradict_p)
+        kept: Node | None = None
+        if contradicted:
+            pos = lineage.centroid(mother) if "y" in g.nodes[mother] else None
+            dist = [float(np.linalg.norm(lineage.centroid(k) - pos)) if pos is not None and "y" in g.nodes[k]
+                    else 0.0 for k in kids]
+            order = sorted(range(len(kids)), key=lambda i: (np.nan_to_num(pd_kids[i], nan=1.0), dist[i]))
+            kept = kids[order[0]]
+            drop.extend((mother, kids[i]) for i in order[1:])
+        d = g.nodes[mother]
+        rows.append({"t": mother[0], "label": mother[1], "y": d.get("y", np.nan), "x": d.get("x", np.nan),
+                     "n_children": len(kids), "p_mitotic": pm,
+                     "p_new_daughter_min": float(np.nanmin(pd_kids)) if np.isfinite(pd_kids).any() else np.nan,
+                     "p_new_daughter_max": float(np.nanmax(pd_kids)) if np.isfinite(pd_kids).any() else np.nan,
+                     "decision": "unlinked" if contradicted else "kept",
+                     "kept_child_t": kept[0] if kept else -1, "kept_child_label": kept[1] if kept else -1})
+    table = pd.DataFrame(rows, columns=list(DIVISION_COLUMNS))
+    if not drop:
+        return states, lineage, table
+    from dynacell.track import assign_ctc_tracks
+
+    new = lineage.copy()
+    new.graph.remove_edges_from(drop)
+    relabel = assign_ctc_tracks(new)
+    out = states.copy()
+    out["track_id"] = np.array([int(relabel.track_ids.get(k, 0)) for k in keys], dtype=np.int64)
+    logger.info("division check: %d of %d linked divisions contradicted by the classifier and unlinked",
+                int((table["decision"] == "unlinked").sum()), len(table))
+    return out, new, table

@@ -1,0 +1,88 @@
+"""Tests of the state-aware division check (dynacell.states.relink)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dynacell import STATES
+from dynacell.errors import InvalidInputError
+from dynacell.lineage.graph import Lineage
+from dynacell.states.relink import DivisionCheck, check_divisions
+from dynacell.track import assign_ctc_tracks
+
+
+def _division(split=3, n_frames=8, near=(30, 31), far=(30, 60)):
+    """Mother 1 (frames 0..split) -> daughters 2 (near the mother) and 3 (far), to the last frame."""
+    lin = Lineage(n_frames=n_frames)
+    for t in range(split + 1):
+        lin.add_node((t, 1), centroid=(0, 30, 30))
+        if t:
+            lin.add_edge((t - 1, 1), (t, 1))
+    for t in range(split + 1, n_frames):
+        for lab, pos in ((2, near), (3, far)):
+            lin.add_node((t, lab), centroid=(0, *pos))
+            lin.add_edge((t - 1, 1 if t == split + 1 else lab), (t, lab))
+    assign_ctc_tracks(lin)
+    return lin
+
+
+def _table(lin, mitotic=0.001, daughter=(0.001, 0.001)):
+    rows = []
+    split = max(t for t, lab in lin.graph.nodes if lab == 1)
+    for (t, lab), d in sorted(lin.graph.nodes(data=True)):
+        p = np.array([0.99, 0.003, 0.003, 0.004])
+        if lab == 1 and t == split:
+            p = np.array([1 - mitotic, mitotic, 0.0, 0.0])
+        if lab in (2, 3) and t == split + 1:
+            q = daughter[lab - 2]
+            p = np.array([1 - q, 0.0, q, 0.0])
+        rows.append({"t": t, "label": lab, "track_id": d["track_id"], **{f"p_{s}": v for s, v in zip(STATES, p)}})
+    return pd.DataFrame(rows)
+
+
+def test_a_division_the_classifier_contradicts_is_unlinked_into_the_stable_daughter():
+    lin = _division()
+    st = _table(lin, mitotic=0.001, daughter=(0.6, 0.001))  # daughter 3 looks stable: the mother continues there
+    out, new, table = check_divisions(st, lin)
+    assert table["decision"].tolist() == ["unlinked"]
+    assert (table[["kept_child_t", "kept_child_label"]].to_numpy() == [[4, 3]]).all()
+    assert new.divisions() == [] and lin.divisions() == [(3, 1)]  # the input is not modified
+    assert list(new.graph.successors((3, 1))) == [(4, 3)]
+    tid = dict(zip(zip(out.t, out.label), out.track_id))
+    assert tid[(0, 1)] == tid[(7, 3)] != tid[(4, 2)]
+    assert new.tracks().set_index("track_id").loc[tid[(4, 2)], "parent_track_id"] == 0
+
+
+def test_ties_go_to_the_nearest_daughter():
+    lin = _division()
+    out, new, table = check_divisions(_table(lin, 0.001, (0.001, 0.001)), lin)
+    assert list(new.graph.successors((3, 1))) == [(4, 2)]  # daughter 2 sits next to the mother
+
+
+@pytest.mark.parametrize("mitotic, daughter", [(0.6, (0.001, 0.001)), (0.001, (0.9, 0.9)), (0.03, (0.001, 0.5))])
+def test_a_division_with_appearance_evidence_is_kept(mitotic, daughter):
+    lin = _division()
+    st = _table(lin, mitotic, daughter)
+    out, new, table = check_divisions(st, lin)
+    assert table["decision"].tolist() == ["kept"]
+    assert new is lin and out is st
+
+
+def test_evidence_is_taken_over_the_frames_around_the_division():
+    lin = _division()
+    st = _table(lin, 0.001, (0.001, 0.001))
+    st.loc[(st.t == 2) & (st.label == 1), ["p_stable", "p_mitotic"]] = [0.4, 0.6]  # mitotic one frame early
+    assert check_divisions(st, lin)[2]["decision"].tolist() == ["kept"]
+    assert check_divisions(st, lin, DivisionCheck(frames=1))[2]["decision"].tolist() == ["unlinked"]
+
+
+def test_disabled_keeps_every_division_and_bad_input_is_refused():
+    lin = _division()
+    st = _table(lin)
+    assert check_divisions(st, lin, DivisionCheck(enabled=False))[2]["decision"].tolist() == ["kept"]
+    with pytest.raises(InvalidInputError, match="p_new_daughter"):
+        check_divisions(st.drop(columns="p_new_daughter"), lin)
+    with pytest.raises(InvalidInputError, match="contradict_p"):
+        DivisionCheck(contradict_p=0.7)
