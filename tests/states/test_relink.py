@@ -86,3 +86,18 @@ def test_disabled_keeps_every_division_and_bad_input_is_refused():
         check_divisions(st.drop(columns="p_new_daughter"), lin)
     with pytest.raises(InvalidInputError, match="contradict_p"):
         DivisionCheck(contradict_p=0.7)
+
+
+def test_tracks_table_states_why_a_dividing_track_has_no_mitotic_frame():
+    from dynacell.states.reconcile import reconcile_states
+    from dynacell.states.tables import tracks_table
+
+    lin = _division()
+    st = _table(lin, 0.0005, (0.9, 0.9))  # the classifier sees no mitosis, the daughters look newborn
+    st["state"] = np.asarray(STATES, dtype=object)[st[[f"p_{s}" for s in STATES]].to_numpy().argmax(axis=1)]
+    out, _ = reconcile_states(st, lin)
+    tt = tracks_table(lin, out).set_index("track_id")
+    mother = int(out.loc[(out.t == 0) & (out.label == 1), "track_id"].item())
+    assert tt.loc[mother, "fate"] == "divides" and tt.loc[mother, "n_mitotic"] == 0
+    assert "not confirmed" in tt.loc[mother, "division_note"] and "0.003" in tt.loc[mother, "division_note"]
+    assert (tt.drop(index=mother)["division_note"] == "").all()

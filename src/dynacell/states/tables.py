@@ -32,7 +32,9 @@ def tracks_table(lineage: Lineage, states: pd.DataFrame) -> pd.DataFrame:
         (disappears before the last frame) — ``end_reason`` (why the track ends:
         :data:`dynacell.states.joint.END_REASONS`; ``ends`` splits into ``border`` — the nucleus
         leaves the field — and ``inside_field``, using ``edge_px`` / ``size_px`` of ``states`` when
-        present) and ``n_<state>`` for each state.
+        present), ``n_<state>`` for each state and ``division_note``: for a ``divides`` track without
+        a ``mitotic`` nucleus, why (the joint decision let the classifier overturn the linked
+        division, with the classifier's largest ``p_mitotic`` on the track), else empty.
     """
     from dynacell.lineage.stats import track_fates
     from dynacell.states.joint import end_reasons
@@ -47,4 +49,12 @@ def tracks_table(lineage: Lineage, states: pd.DataFrame) -> pd.DataFrame:
         for s in STATES:
             col = counts[s] if s in counts else pd.Series(dtype=int)
             tracks[f"n_{s}"] = tracks["track_id"].map(col).fillna(0).astype(int)
+    tracks["division_note"] = ""
+    if len(states) and "p_mitotic" in states and "n_mitotic" in tracks:
+        pmax = states.groupby("track_id")["p_mitotic"].max()
+        odd = (tracks["fate"] == "divides") & (tracks["n_mitotic"] == 0)
+        tracks.loc[odd, "division_note"] = [
+            f"linked division not confirmed: the classifier's p_mitotic on this track is at most {pmax.get(tid, 0.0):.3f}"
+            " (the joint decision let it overturn the lineage; the division may be false)"
+            for tid in tracks.loc[odd, "track_id"]]
     return tracks
