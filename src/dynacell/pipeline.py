@@ -5,8 +5,10 @@ Every step lives in the package that owns it; this module only chains them:
 
 1. **open** the movie lazily (:func:`dynacell.io.open_movie`);
 2. **labels** given (:func:`dynacell.io.open_labels`) or from a segmenter (:mod:`dynacell.segment`);
-3. **scan** the labels once (:func:`dynacell.io.scan.scan_labels`): one label image per frame,
-   same shape, no empty frame, centroids;
+3. **scan** the labels (:func:`dynacell.io.scan.scan_labels`): one label image per frame,
+   same shape, no empty frame, centroids; the labels are read once into memory when they fit
+   (:func:`dynacell.io.movie.load_in_memory`, 1 GiB), so the scan, the linking passes and the crops
+   share one read of every file;
 4. **lineage** given (:func:`dynacell.lineage.read_lineage`, checked by
    :func:`dynacell.lineage.checks.check_lineage`) or **linked** (:func:`dynacell.track.link_labels`
    with the gate of :func:`dynacell.track.gate.motion_gate`);
@@ -295,7 +297,10 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                                             images.ndim_spatial, device)
             notes[:0] = check_model_for_movie(images, clf)
         with timer.step("labels"):
+            from dynacell.io.movie import load_in_memory
+
             label_movie, segmenter = _labels(config, images, labels, work, progress, notes)
+            label_movie = load_in_memory(label_movie, progress=progress)  # read once: scan, linking, crops
         with timer.step("check_labels"):
             measured: list[pd.DataFrame] = []
             ids = scan_labels(images, label_movie, progress=progress, measure=measured)

@@ -219,3 +219,20 @@ def test_float_labels_whole_numbers_cast_with_warning(tmp_path):
         labels = open_labels(path)
     assert labels.dtype == np.int32
     assert labels.frame(1).tolist() == [[0, 3], [3, 0]]
+
+
+def test_load_in_memory_reads_every_frame_once_within_the_budget(tmp_path):
+    import tifffile
+
+    from dynacell.io import open_labels
+    from dynacell.io.movie import load_in_memory
+
+    frames = np.arange(3 * 4 * 5, dtype=np.uint16).reshape(3, 4, 5)
+    for t, f in enumerate(frames):
+        tifffile.imwrite(tmp_path / f"mask{t:03d}.tif", f)
+    lazy = open_labels(tmp_path)
+    loaded = load_in_memory(lazy)
+    assert isinstance(loaded.data, np.ndarray)
+    np.testing.assert_array_equal(loaded.data, frames)
+    assert (loaded.axes, loaded.frame_indices, loaded.source) == (lazy.axes, lazy.frame_indices, lazy.source)
+    assert load_in_memory(lazy, max_bytes=frames.nbytes - 1) is lazy  # over the budget: stays lazy

@@ -9,7 +9,10 @@ import numpy as np
 
 from dynacell.errors import InvalidInputError
 
-__all__ = ["Movie"]
+__all__ = ["Movie", "load_in_memory", "IN_MEMORY_MAX_BYTES"]
+
+#: Default budget of :func:`load_in_memory` (bytes): larger movies stay lazy (read frame by frame).
+IN_MEMORY_MAX_BYTES: int = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -128,3 +131,48 @@ class Movie:
     def has_frame(self, t: int) -> bool:
         """Whether frame number ``t`` is present."""
         return int(t) in self.frame_indices
+
+
+def load_in_memory(movie: Movie, max_bytes: int = IN_MEMORY_MAX_BYTES, *, progress: bool = False) -> Movie:
+    """The same movie with every frame read once into one numpy array, if it fits ``max_bytes``.
+
+    Steps that visit the frames several times (label checks, linking passes, crops) then read
+    each file once instead of once per pass. A movie already in memory, or larger than the budget,
+    is returned unchanged (read lazily, frame by frame: memory stays flat in the number of frames).
+
+    Parameters
+    ----------
+    movie : Movie
+        Any movie ``(T, [Z,] Y, X)``.
+    max_bytes : int
+        Largest size in bytes (``T × voxels per frame × itemsize``) loaded; default
+        :data:`IN_MEMORY_MAX_BYTES` (1 GiB).
+    progress : bool
+        Show a progress bar over frames while reading.
+
+    Returns
+    -------
+    Movie
+        Same axes, sizes, frame numbers, source and metadata; ``data`` a numpy array when loaded.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = load_in_memory(Movie(np.zeros((2, 4, 4), np.uint8), "TYX"))
+    >>> type(m.data).__name__, m.shape
+    ('ndarray', (2, 4, 4))
+    """
+    if isinstance(movie.data, np.ndarray):
+        return movie
+    nbytes = int(np.prod(movie.shape, dtype=np.int64)) * movie.dtype.itemsize
+    if nbytes > max_bytes:
+        return movie
+    from tqdm.auto import tqdm
+
+    data = np.empty(movie.shape, dtype=movie.dtype)
+    for i in tqdm(range(movie.n_frames), desc="reading", unit="frame", disable=not progress):
+        frame = movie.data[i]
+        # a dask frame is one file read: the synchronous scheduler skips the thread pool's overhead
+        data[i] = frame.compute(scheduler="synchronous") if hasattr(frame, "compute") else np.asarray(frame)
+    return Movie(data, movie.axes, movie.voxel_size_um, movie.frame_interval_s, movie.frame_indices, movie.source,
+                 movie.metadata)

@@ -117,6 +117,7 @@ def evaluate_against_gt(
     from tqdm.auto import tqdm
 
     from dynacell.io import open_labels
+    from dynacell.io.movie import load_in_memory
     from dynacell.lineage import EventRules, label_events, read_lineage
     from dynacell.metrics.classification import classification_report
 
@@ -124,11 +125,11 @@ def evaluate_against_gt(
     from dynacell.metrics.tracking import find_ctc_folder
 
     tra = find_ctc_folder(gt)
-    gt_lineage = read_lineage(tra)
+    gt_lineage = read_lineage(tra, masks=False)  # states need the graph only, not centroids from the masks
     rules = rules if rules is not None else EventRules.seed()
     rule_name = "EventRules.seed()" if rules == EventRules.seed() else repr(rules)
     gt_states = label_events(gt_lineage, rules)
-    gt_labels = open_labels(tra)
+    gt_labels = load_in_memory(open_labels(tra))  # read once for matching (the tracking measures read their own)
     frames = [t for t in labels.frame_indices if gt_labels.has_frame(t)]
     if not frames:
         raise InvalidInputError(f"ground truth {gt}: no mask at any frame of the movie; give the matching GT folder")

@@ -95,6 +95,52 @@ def find_ctc_folder(path: str | Path) -> Path:
     )
 
 
+def _bbox_overlap(boxes: np.ndarray, query_boxes: np.ndarray) -> np.ndarray:
+    """IoU ``(N, K)`` float64 of bounding boxes ``(N, 2d)`` and ``(K, 2d)`` (``lo..., hi...``, pixels).
+
+    The values of traccuracy's ``compute_overlap`` / ``compute_overlap_3D`` (the Fast R-CNN
+    convention: a box spans ``hi - lo + 1`` pixels per axis), vectorised with numpy.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    query_boxes = np.asarray(query_boxes, dtype=np.float64)
+    d = boxes.shape[1] // 2
+    lo_a, hi_a = boxes[:, None, :d], boxes[:, None, d:]
+    lo_b, hi_b = query_boxes[None, :, :d], query_boxes[None, :, d:]
+    side = np.minimum(hi_a, hi_b) - np.maximum(lo_a, lo_b) + 1
+    inter = np.where((side > 0).all(axis=-1), np.prod(np.clip(side, 0, None), axis=-1), 0.0)
+    union = np.prod(hi_a - lo_a + 1, axis=-1) + np.prod(hi_b - lo_b + 1, axis=-1) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=inter > 0)
+
+
+def _traccuracy():
+    """Import traccuracy without compiling its numba kernels (returns the module).
+
+    traccuracy compiles two bounding-box overlap kernels with numba when it is imported (about
+    4 CPU-s, 8–14 s on a shared machine: most of the time of ``dynacell run --gt``). They are
+    imported here with numba's JIT off and replaced by :func:`_bbox_overlap`, the same values
+    computed with numpy in a few milliseconds per frame.
+    """
+    import sys
+
+    if "traccuracy" not in sys.modules:
+        try:
+            from numba.core import config as numba_config
+        except ImportError:  # traccuracy then uses its own numpy fallback
+            numba_config = None
+        old = getattr(numba_config, "DISABLE_JIT", None)
+        if numba_config is not None:
+            numba_config.DISABLE_JIT = True
+        try:
+            import traccuracy  # noqa: F401
+            from traccuracy.matchers import _compute_overlap
+        finally:
+            if numba_config is not None:
+                numba_config.DISABLE_JIT = old
+        _compute_overlap.compute_overlap = _bbox_overlap
+        _compute_overlap.compute_overlap_3D = _bbox_overlap
+    return sys.modules["traccuracy"]
+
+
 class _FrameStack:
     """Array-like ``(K, (Z), Y, X)`` view of chosen frames of a label movie, read on access.
 
@@ -161,7 +207,7 @@ class CTCData:
 
 
 def read_ctc_data(path: str | Path) -> CTCData:
-    """Read a CTC result / reference folder: the track table now, the masks lazily.
+    """Read a CTC result / reference folder: the track table, and the masks (into memory once when they fit 1 GiB).
 
     Parameters
     ----------
@@ -178,11 +224,12 @@ def read_ctc_data(path: str | Path) -> CTCData:
         If the folder, track file or masks cannot be read (from :mod:`dynacell.io`).
     """
     from dynacell.io import open_labels, read_ctc_tracks
+    from dynacell.io.movie import load_in_memory
 
     folder = find_ctc_folder(path)
     track_file = next(folder.glob("*_track.txt"))
     tracks = read_ctc_tracks(track_file)
-    masks = open_labels(folder)
+    masks = load_in_memory(open_labels(folder))  # read once: detections and matching visit every frame
     return CTCData(folder, tracks, masks)
 
 
@@ -224,7 +271,7 @@ def _detections(data: CTCData, frames: Sequence[int], progress: bool, what: str)
 
 def _contracted_graph(data: CTCData, frames: Sequence[int], progress: bool, what: str):
     """traccuracy TrackingGraph of ``data`` on ``frames`` (renumbered 0..K-1), and the segmentation view."""
-    from traccuracy import TrackingGraph
+    TrackingGraph = _traccuracy().TrackingGraph
 
     ndim = len(data.masks.frame_shape)
     det = _detections(data, frames, progress, what)
@@ -349,6 +396,7 @@ def evaluate_tracks(pred_ctc_folder: str | Path, gt_ctc_folder: str | Path, *, f
     (one result mask over several reference markers), each result node keeps the reference
     node it overlaps most for the division measures only; TRA/DET use the CTC matching.
     """
+    _traccuracy()
     from traccuracy.matchers import CTCMatcher
     from traccuracy.matchers._matched import Matched
     from traccuracy.metrics import CTCMetrics, DivisionMetrics
