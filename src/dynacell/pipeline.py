@@ -310,6 +310,17 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             from dynacell.states.classify import classify_movie
 
             raw = classify_movie(images, label_movie, clf, lineage=lin, progress=progress, scheduler=config.scheduler)
+        divisions = None
+        if linking is not None:  # a lineage dynacell linked: unlink divisions the classifier contradicts
+            with timer.step("check_divisions"):
+                from dynacell.states.relink import check_divisions
+
+                raw, lin, divisions = check_divisions(raw, lin, config.division_check)
+                n_un = int((divisions["decision"] == "unlinked").sum())
+                if n_un:
+                    notes.append(f"{n_un} of {len(divisions)} linked divisions were unlinked because the state "
+                                 f"classifier contradicts them ({config.division_check.describe()}); "
+                                 "run.json 'division_check' lists them")
         with timer.step("reconcile"):
             states, changes = reconcile_states(raw, lin, config.reconcile)
         with timer.step("write_tables"):
@@ -388,6 +399,11 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             "reconciliation": {"rule": config.reconcile.describe(),
                                "n_changed": int(changes["n"].sum()) if len(changes) else 0,
                                "changes": changes.to_dict(orient="records")},
+            "division_check": None if divisions is None else {
+                "rule": config.division_check.describe(),
+                "n_linked": int(len(divisions)),
+                "n_unlinked": int((divisions["decision"] == "unlinked").sum()),
+                "unlinked": divisions[divisions["decision"] == "unlinked"].to_dict(orient="records")},
             "evaluation": evaluation,
             "motion": motion,
             "timings_s": timer.timings,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dynacell.lineage.events import EventRules
 from dynacell.states.reconcile import ReconcileRules
+from dynacell.states.relink import DivisionCheck
 
 __all__ = ["RunConfig"]
 
@@ -57,6 +58,10 @@ class RunConfig(BaseModel):
         Rules giving the ground-truth states (default the seed's).
     reconcile : ReconcileRules
         State/lineage reconciliation rules.
+    division_check : DivisionCheck
+        When a linked division contradicted by the classifier is unlinked
+        (:func:`dynacell.states.relink.check_divisions`; only for lineages dynacell linked itself,
+        never for a given ``lineage``).
     overwrite, video : bool
         Replace ``out``; write ``overlay.mp4``.
     progress : bool or None
@@ -83,6 +88,7 @@ class RunConfig(BaseModel):
     gt: str | None = None
     gt_rules: EventRules | None = None
     reconcile: ReconcileRules = Field(default_factory=ReconcileRules)
+    division_check: DivisionCheck = Field(default_factory=DivisionCheck)
     overwrite: bool = False
     video: bool = True
     progress: bool | None = None
