@@ -82,6 +82,21 @@ def test_normalize_and_size_estimate(make_discs):
         estimate_nucleus_diameter_px(np.zeros((50, 50)))
 
 
+
+def test_size_estimate_3d_noisy_anisotropic():
+    """Dim nuclei (contrast 2 noise SD) in a noisy stack with 2.4:1:1 voxels: lateral pixels, any z step."""
+    rng = np.random.default_rng(0)
+    zz, yy, xx = np.mgrid[:30, :90, :120]
+    lab = np.zeros(zz.shape, np.int32)
+    for i, (cz, cy, cx) in enumerate([(10, 30, 30), (12, 60, 80), (18, 30, 90), (20, 65, 35)], start=1):
+        lab[((zz - cz) * 2.4) ** 2 + (yy - cy) ** 2 + (xx - cx) ** 2 <= 10**2] = i  # 20 px across laterally
+    img = 100 + 10 * (lab > 0) + rng.normal(0, 5, lab.shape)
+    d = estimate_nucleus_diameter_px(img, voxel_size_um=(2.0, 0.208, 0.208))
+    assert 20 * 0.7 < d < 20 * 1.4
+    assert estimate_nucleus_diameter_px(img, voxel_size_um=(0.5, 0.208, 0.208)) == d
+    with pytest.raises(InvalidInputError, match="does not match"):
+        estimate_nucleus_diameter_px(img, voxel_size_um=(1.0, 1.0))
+
 def test_measure_frame_units(disc_image):
     img, lab = disc_image
     df = measure_frame(img, lab, voxel_size_um=(0.5, 0.5))
