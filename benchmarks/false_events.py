@@ -13,9 +13,17 @@
   error-prone automatic masks ``02_ERR_SEG`` (no lineage): every call is counted. CHO 02
   shows a few divisions, so its rate is an upper bound of the false-event rate.
 
+With ``--linked`` the two 3D movies are also classified the way ``dynacell run`` does it: the labels
+are linked (:func:`dynacell.track.link_labels`) and every nucleus is classified by
+:func:`dynacell.states.classify.classify_movie`, once with the ``t±1`` context cut at the nucleus's
+position at ``t`` (``track_context=False``, the seed's rule) and once around the linked position of
+its track (``track_context=True``, the default); the classifier's own calls (before any
+reconciliation with the lineage) are counted.
+
 Usage::
 
     python benchmarks/false_events.py [--gowt1 /tmp/dynacell_state_sets/gowt1-d18.npz] [--gowt1-frames all]
+                                      [--linked]
 
 Prints one JSON line per data set.
 """
@@ -39,6 +47,22 @@ def _scale_kw(clf, target_voxel_um=None) -> dict:
     return {"target_voxel_um": target_voxel_um or clf.card.target_voxel_um}
 
 
+def linked_rates(images, labels, clf, name: str) -> None:
+    """Print the classifier's false-event rate in the run's code path, without and with track context."""
+    from dynacell.metrics.classification import false_event_rate
+    from dynacell.states.classify import classify_movie
+    from dynacell.track import link_labels
+
+    lin, _ = link_labels(labels, progress=False)
+    for track_context in (False, True):
+        table = classify_movie(images, labels, clf, lineage=lin, progress=False, track_context=track_context)
+        counts = table["state"].value_counts().to_dict()
+        out = {"data": f"{name}, linked ({len(lin.divisions())} linked divisions)", "model": clf.name,
+               "track_context": track_context, "counts": counts,
+               **false_event_rate(table["state"], events=("mitotic", "new_daughter", "death"))}
+        print(json.dumps(out))
+
+
 def main() -> None:
     """Evaluate and print."""
     from dynacell.io import open_labels, open_movie
@@ -60,6 +84,9 @@ def main() -> None:
                     help="crop voxel for the embryo (default: the model card's)")
     ap.add_argument("--cho", type=Path, default=DATA / "ctc" / "Fluo-N3DH-CHO")
     ap.add_argument("--cho-voxel-um", type=float, nargs=3, default=[1.0, 0.202, 0.202])
+    ap.add_argument("--linked", action="store_true",
+                    help="3D: also classify through classify_movie with a linked lineage, without and with track "
+                         "context")
     args = ap.parse_args()
     have_2d = args.model_2d in available_models() or Path(args.model_2d).is_dir()
     clf = load_model(args.model_2d) if have_2d else None
@@ -91,6 +118,11 @@ def main() -> None:
         out = {"data": "mouse-8cell (real 3D, no events)", "model": clf.name, "counts": counts,
                **false_event_rate(pred, events=("mitotic", "new_daughter", "death"))}
         print(json.dumps(out))
+        if args.linked:
+            linked_rates(images, labels, clf, "mouse-8cell (real 3D, no events), BlastoSPIM voxel")
+            # as `dynacell run` sees it without --voxel-size-um: linked and cropped in pixels
+            linked_rates(open_movie(args.embryo / "images"), open_labels(args.embryo / "labels"), clf,
+                         "mouse-8cell (real 3D, no events), pixels")
     if (args.cho / "02").exists() and (args.model_3d in available_models() or Path(args.model_3d).is_dir()):
         clf = load_model(args.model_3d)
         vox = tuple(args.cho_voxel_um)
@@ -103,6 +135,8 @@ def main() -> None:
         out = {"data": "CHO 02 + 02_ERR_SEG (real 3D, few divisions)", "model": clf.name, "counts": counts,
                **false_event_rate(pred, events=("mitotic", "new_daughter", "death"))}
         print(json.dumps(out))
+        if args.linked:
+            linked_rates(images, labels, clf, "CHO 02 + 02_ERR_SEG (real 3D, few divisions)")
 
 
 if __name__ == "__main__":

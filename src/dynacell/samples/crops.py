@@ -26,6 +26,11 @@ Rules, identical for every caller (:func:`crop_window`, :func:`crop_windows`,
   ``c + (k - s//2) * target_voxel_um / voxel_size_um`` (linear interpolation for the images,
   nearest neighbour for the mask, :func:`scipy.ndimage.map_coordinates`), so anisotropic voxels
   (e.g. z 2.0 µm vs xy 0.208 µm in BlastoSPIM) become isotropic in the crop.
+* **Track context (optional).** With ``neighbour_offsets_px`` (from a lineage,
+  :func:`dynacell.lineage.centroids.track_displacements`) the boxes of ``t−1`` and ``t+1`` are
+  centred where the nucleus's track is in those frames instead of at its position at ``t``, so a
+  nucleus in a moving embryo (5–10 µm a frame) stays in the middle of its context channels; a
+  nucleus without a linked neighbour keeps the box at ``t``. The mask channel is always at ``t``.
 * **Segmentation context (optional, 6 channels).** With ``context=True`` two channels are
   appended, ``[seg t−1, seg t+1]``: the label images of frames ``t−1`` and ``t+1`` cut with
   the same box, keeping only the objects that overlap the nucleus's mask at ``t``
@@ -61,6 +66,7 @@ __all__ = [
     "iter_frame_crops",
     "normalize_crops",
     "frame_source",
+    "offsets_for_frame",
     "nucleus_centroids",
     "resolve_size",
 ]
@@ -399,6 +405,32 @@ def _context_masks(labels_ctx: np.ndarray, own: np.ndarray, min_overlap: float =
     return out
 
 
+def _check_offsets(offsets, n: int, ndim: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Validated ``neighbour_offsets_px`` of :func:`crop_windows`: two ``(n, ndim)`` float arrays or None.
+
+    NaN rows (no linked position) become 0 (the box at ``t``); an all-zero array becomes None.
+    """
+    if offsets is None:
+        return None, None
+    if len(offsets) != 2:
+        raise InvalidInputError(
+            f"neighbour_offsets_px must be the pair (t-1, t+1) of (N, 3) offsets (None where absent); got "
+            f"{len(offsets)} items")
+    out = []
+    for name, off in zip(("t-1", "t+1"), offsets):
+        if off is None:
+            out.append(None)
+            continue
+        off = np.asarray(off, dtype=float).reshape(n, -1)
+        if off.shape[1] == 3 and ndim == 2:
+            off = off[:, 1:]
+        if off.shape[1] != ndim:
+            raise InvalidInputError(f"neighbour offsets at {name}: expected (N, {ndim}) or (N, 3), got {off.shape}")
+        off = np.where(np.isfinite(off).all(axis=1, keepdims=True), off, 0.0)
+        out.append(off if off.any() else None)
+    return out[0], out[1]
+
+
 def crop_windows(
     frames: Sequence[np.ndarray | None],
     labels_t: np.ndarray,
@@ -409,6 +441,7 @@ def crop_windows(
     voxel_size_um: Sequence[float] | None = None,
     target_voxel_um: float | Sequence[float] | None = None,
     context_labels: Sequence[np.ndarray | None] | None = None,
+    neighbour_offsets_px: Sequence[np.ndarray | None] | None = None,
 ) -> np.ndarray:
     """Crop ``[t−1, t, t+1, mask]`` windows for several nuclei of one frame (batch of :func:`crop_window`).
 
@@ -435,6 +468,13 @@ def crop_windows(
         Integer label images of frames ``t−1`` and ``t+1`` (any segmentation of the same frames;
         ``None`` for a missing one: the mask at ``t`` is used). With them two segmentation-context
         channels :func:`context_mask` are appended. Default None: 4 channels.
+    neighbour_offsets_px : pair of numpy.ndarray (or None), optional
+        Track context: float ``(N, 3)`` ``(z, y, x)`` (or ``(N, 2)`` in 2D) displacements in pixels
+        of the boxes of frames ``t−1`` and ``t+1`` from the nucleus's centroid at ``t``
+        (:func:`dynacell.lineage.centroids.track_displacements`: where the same track is at
+        ``t±1``). The image channel and the segmentation-context channel of that frame are cut
+        around ``centroid + offset`` (rounded half-up); NaN rows, or None for a frame, keep the
+        box at ``t`` (the default, as the seed did). The mask channel is always the box at ``t``.
 
     Returns
     -------
@@ -488,16 +528,19 @@ def crop_windows(
     scale = _resolve_scale(ndim, voxel_size_um, target_voxel_um)
     n = ids.size
     step = np.ones(ndim) if scale is None else np.asarray(scale, dtype=float)
+    # box centre per channel t-1, t, t+1: the centroid at t, moved by the track's offset when given
+    offsets = _check_offsets(neighbour_offsets_px, n, ndim)
+    centres = [np.floor(cen + (0.0 if off is None else off) + 0.5) for off in (offsets[0], None, offsets[1])]
     # source coordinate of every crop pixel, per axis: (N, s_a) = rounded centre + (k - s//2) * step
-    centre = np.floor(cen + 0.5)
-    axes = [centre[:, a, None] + ((np.arange(sz) - sz // 2) * step[a])[None, :] for a, sz in enumerate(size_t)]
-    inside = [(ax >= 0) & (ax <= cur.shape[a] - 1) for a, ax in enumerate(axes)]
-    valid = _outer_and(inside)
+    axes_c = [[c[:, a, None] + ((np.arange(sz) - sz // 2) * step[a])[None, :] for a, sz in enumerate(size_t)]
+              for c in centres]
+    valid_c = [_outer_and([(ax >= 0) & (ax <= cur.shape[a] - 1) for a, ax in enumerate(axes)]) for axes in axes_c]
+    valid = valid_c[1]
     stack = (prev, cur, nxt)
     raw = np.zeros((n, 3, *size_t), dtype=np.float32)
     if scale is None:  # integer positions: a plain gather (zero padding outside the frame)
-        grid = _outer_index([np.clip(ax.astype(np.intp), 0, cur.shape[a] - 1) for a, ax in enumerate(axes)])
         for c in range(3):
+            grid = _outer_index([np.clip(ax.astype(np.intp), 0, cur.shape[a] - 1) for a, ax in enumerate(axes_c[c])])
             raw[:, c] = stack[c][grid]
     else:  # linear interpolation (map_coordinates order=1, mode="constant"), separable per axis
         # the box centre is an integer pixel, so every nucleus shares the fractional offsets: one weight
@@ -515,39 +558,37 @@ def crop_windows(
             wmat[np.arange(o.size), np.searchsorted(r, f)] += 1.0 - frac
             wmat[np.arange(o.size), np.searchsorted(r, f + 1)] += frac
             weights.append(wmat)
-        ci = centre.astype(np.intp)
         contiguous = all(r.size == r[-1] - r[0] + 1 for r in rel)
-        if contiguous:
-            start = tuple(ci[:, a] + int(rel[a][0]) + pad[a] for a in range(ndim))
-            width = tuple(r.size for r in rel)
-        else:
-            window = _outer_index([ci[:, a, None] + (rel[a] + pad[a])[None, :] for a in range(ndim)])
+        width = tuple(r.size for r in rel)
         padded = np.zeros(tuple(d + 2 * q for d, q in zip(cur.shape, pad)), np.float32)
         inner = tuple(slice(q, q + d) for d, q in zip(cur.shape, pad))
         for c in range(3):
+            ci = centres[c].astype(np.intp)
             padded[inner] = stack[c]
             if contiguous:  # (N, *width) copies of sliding windows
+                start = tuple(ci[:, a] + int(rel[a][0]) + pad[a] for a in range(ndim))
                 box = np.lib.stride_tricks.sliding_window_view(padded, width)[start]
             else:
-                box = padded[window]
+                box = padded[_outer_index([ci[:, a, None] + (rel[a] + pad[a])[None, :] for a in range(ndim)])]
             if ndim == 2:
                 raw[:, c] = weights[0] @ box @ weights[1].T
             else:
                 for a, wmat in enumerate(weights):
                     box = np.moveaxis(np.moveaxis(box, a + 1, -1) @ wmat.T, -1, a + 1)
                 raw[:, c] = box
-        raw[~np.broadcast_to(valid[:, None], raw.shape)] = 0.0
-    nearest = _outer_index([np.clip(np.floor(ax + 0.5).astype(np.intp), 0, cur.shape[a] - 1)
-                            for a, ax in enumerate(axes)])
-    lab_box = labels_t[nearest]
+            raw[:, c][~valid_c[c]] = 0.0
+    nearest_c = [_outer_index([np.clip(np.floor(ax + 0.5).astype(np.intp), 0, cur.shape[a] - 1)
+                               for a, ax in enumerate(axes)]) for axes in axes_c]
+    lab_box = labels_t[nearest_c[1]]
     mask = (lab_box == ids.reshape((n,) + (1,) * ndim)) & valid
     ctx = None
     if ctx_labels is not None:
         ctx = np.zeros((n, 2, *size_t), dtype=np.float32)
-        for k, lab in enumerate(ctx_labels):
-            ctx[:, k] = mask if lab is None else _context_masks(np.where(valid, lab[nearest], 0), mask)
+        for k, (lab, c) in enumerate(zip(ctx_labels, (0, 2))):
+            ctx[:, k] = mask if lab is None else _context_masks(np.where(valid_c[c], lab[nearest_c[c]], 0), mask)
+    raw_valid = valid if all(o is None for o in offsets) else np.stack(valid_c, axis=1)
     out = np.empty((n, 4 if ctx is None else 6, *size_t), dtype=np.float32)
-    out[:, :3] = normalize_crops(raw, valid)
+    out[:, :3] = normalize_crops(raw, raw_valid)
     out[:, 3] = mask
     if ctx is not None:
         out[:, 4:] = ctx
@@ -781,13 +822,47 @@ def edge_and_size(lab: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndar
     return edge.astype(np.float64), (hi - lo).max(axis=1).astype(np.float64) if ids.size else np.zeros(0)
 
 
+def offsets_for_frame(offsets, t: int, label_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None] | None:
+    """Box offsets of the nuclei of frame ``t`` for :func:`crop_windows` from a per-node mapping.
+
+    Parameters
+    ----------
+    offsets : Mapping or None
+        ``{(t, label): (offset t−1, offset t+1)}``, each a float ``(3,)`` ``(z, y, x)`` pixel vector or
+        None (:func:`dynacell.lineage.centroids.track_displacements`).
+    t : int
+        Frame number.
+    label_ids : numpy.ndarray
+        ``(N,)`` nuclei of frame ``t``.
+
+    Returns
+    -------
+    pair of numpy.ndarray or None
+        float64 ``(N, 3)`` offsets for ``t−1`` and ``t+1`` (NaN rows where a nucleus has none, i.e.
+        the box at ``t``), or None when ``offsets`` is None.
+    """
+    if offsets is None:
+        return None
+    out = (np.full((len(label_ids), 3), np.nan), np.full((len(label_ids), 3), np.nan))
+    for k, lab in enumerate(np.asarray(label_ids).tolist()):
+        pair = offsets.get((int(t), int(lab)))
+        if pair is None:
+            continue
+        for side in (0, 1):
+            if pair[side] is not None:
+                out[side][k] = pair[side]
+    return out
+
+
 def _crop_frame(t, frames, lab, *, size, voxel_size_um, target_voxel_um, label_ids=None, source="",
-                context=False, context_labels=None):
+                context=False, context_labels=None, neighbour_offsets_px=None):
     """Centroids + crops of one frame given its 3 image frames and label image.
 
     Returns ``(x, ids, centroids, all_ids)``; ``all_ids`` are the ids present before selection.
     ``source`` names the label frame (file and frame) in messages. With ``context``,
     ``context_labels`` is the pair of label images of ``t−1, t+1`` (None where missing).
+    ``neighbour_offsets_px`` maps a node ``(t, label)`` to its pair of box offsets (see
+    :func:`offsets_for_frame`).
     """
     where = source or f"(array) (frame {t})"
     lab = np.asarray(lab)
@@ -814,7 +889,8 @@ def _crop_frame(t, frames, lab, *, size, voxel_size_um, target_voxel_um, label_i
         return np.zeros((0, 6 if context else 4, *size_t), np.float32), ids, cen, all_ids
     x = crop_windows(frames, lab, ids, cen, size=size_t, voxel_size_um=voxel_size_um,
                      target_voxel_um=target_voxel_um,
-                     context_labels=(context_labels or (None, None)) if context else None)
+                     context_labels=(context_labels or (None, None)) if context else None,
+                     neighbour_offsets_px=offsets_for_frame(neighbour_offsets_px, t, ids))
     return x, ids, cen, all_ids
 
 
@@ -830,6 +906,7 @@ def iter_frame_crops(
     progress: bool = False,
     context: bool = False,
     context_labels=None,
+    neighbour_offsets_px=None,
 ) -> Iterator[FrameCrops]:
     """Stream the crops of every nucleus, frame by frame, keeping only 3 frames in memory.
 
@@ -853,6 +930,10 @@ def iter_frame_crops(
     context_labels : dynacell.io.Movie, optional
         Segmentation read for the context channels (default ``labels``), e.g. a full automatic
         segmentation of every frame when ``labels`` covers some frames only (CTC HeLa TRA).
+    neighbour_offsets_px : Mapping, optional
+        Track context: ``{(t, label): (offset t−1, offset t+1)}`` pixel offsets ``(z, y, x)`` (or None)
+        of the ``t±1`` boxes (:func:`dynacell.lineage.centroids.track_displacements`, see
+        :func:`crop_windows`). Default: every box at the nucleus's position at ``t``.
 
     Yields
     ------
@@ -913,7 +994,7 @@ def iter_frame_crops(
         x, ids_out, cen, all_ids = _crop_frame(t, window, lab_t, size=size, voxel_size_um=vs,
                                                target_voxel_um=target_voxel_um, label_ids=ids,
                                                source=frame_source(labels, t), context=context,
-                                               context_labels=ctx)
+                                               context_labels=ctx, neighbour_offsets_px=neighbour_offsets_px)
         edge, extent = edge_and_size(np.asarray(lab_t), ids_out)
         yield FrameCrops(t, x, ids_out, cen, all_ids, edge, extent)
 
