@@ -219,9 +219,11 @@ def _lineage(config: RunConfig, images: Movie, label_movie: Movie, given: Lineag
             gate["max_distance"] = float(config.max_distance)
         unit = "um" if vs else "px"
         gate_kw = {"max_distance_um" if unit == "um" else "max_distance_px": gate["max_distance"]}
-        lin, _ = link_labels(label_movie, voxel_size_um=vs, progress=progress, **gate_kw)
+        lin, _ = link_labels(label_movie, voxel_size_um=vs, motion_prior=config.motion_prior, progress=progress,
+                             **gate_kw)
         source = f"linked with dynacell.track.link_labels (laptrack), max distance {gate['max_distance']:.3g} {unit}"
-        linking = {"gate": gate, "max_distance_given": config.max_distance, "max_distance_unit": unit}
+        linking = {"gate": gate, "max_distance_given": config.max_distance, "max_distance_unit": unit,
+                   "motion_prior": config.motion_prior}
     else:
         from dynacell.lineage.checks import check_lineage
 

@@ -48,6 +48,10 @@ class RunConfig(BaseModel):
     max_distance : float or None
         Linking gate; in µm when the voxel size is known, else in pixels (``max_distance_unit`` in
         ``run.json`` says which). None = :func:`dynacell.track.gate.motion_gate`.
+    motion_prior : str
+        The linker's motion prior (``motion_prior`` of :func:`dynacell.track.link_labels`): ``"flow"``
+        (global drift, then the neighbours' motion), ``"velocity"``, ``"kalman"``, or a position model
+        name / folder (``positions-2d``, ``positions-3d``).
     device : {"auto", "cpu", "cuda"}
         Torch device.
     scheduler : str or None
@@ -83,6 +87,7 @@ class RunConfig(BaseModel):
     voxel_size_um: tuple[float, ...] | None = None
     frame_interval_s: float | None = Field(None, gt=0)
     max_distance: float | None = Field(None, gt=0)
+    motion_prior: str = "flow"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     scheduler: str | None = None
     gt: str | None = None

@@ -24,7 +24,7 @@ from dynacell.errors import InvalidInputError
 __all__ = [
     "MULTI_VALUE_OPTIONS", "merge_multi_value_options", "parse_voxel_size", "out_option", "overwrite_option",
     "voxel_size_option", "frame_interval_option", "progress_option", "seed_option", "device_option",
-    "require_paths",
+    "require_paths", "motion_prior_option",
 ]
 
 #: Options that take one number per spatial axis.
@@ -157,6 +157,14 @@ def seed_option() -> int:
 def device_option() -> str:
     """``--device auto|cpu|cuda``."""
     return typer.Option("auto", "--device", help="auto, cpu or cuda.")
+
+
+def motion_prior_option() -> str:
+    """``--motion-prior flow|velocity|kalman|MODEL``: the linker's motion prior (:func:`dynacell.track.link_labels`)."""
+    return typer.Option("flow", "--motion-prior",
+                        help="Expected motion of each nucleus when linking: flow (drift + neighbours' motion), "
+                             "velocity (its track's last step), kalman, or a position model name/folder "
+                             "(positions-2d, positions-3d).")
 
 
 def require_paths(**paths: Path | None) -> None:

@@ -9,6 +9,7 @@ import typer
 from dynacell.cli.options import (
     device_option,
     frame_interval_option,
+    motion_prior_option,
     out_option,
     overwrite_option,
     parse_voxel_size,
@@ -41,6 +42,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = overwrite_option(),
         max_distance: float | None = typer.Option(
             None, "--max-distance", help="Linking gate: µm when the voxel size is known, else pixels. Default: from the motion."),
+        motion_prior: str = motion_prior_option(),
         seed: int = seed_option(),
         video: bool = typer.Option(True, "--video/--no-video", help="Write overlay.mp4."),
         progress: bool | None = progress_option(),
@@ -61,7 +63,8 @@ def register(app: typer.Typer) -> None:
                 movie=str(movie), out=str(out), labels=None if labels is None else str(labels),
                 lineage=None if lineage is None else str(lineage), model=model, segmenter=segmenter, axes=axes,
                 voxel_size_um=parse_voxel_size(voxel_size_um), frame_interval_s=frame_interval_s,
-                max_distance=max_distance, device=device, scheduler=scheduler, gt=None if gt is None else str(gt),
+                max_distance=max_distance, motion_prior=motion_prior, device=device, scheduler=scheduler,
+                gt=None if gt is None else str(gt),
                 overwrite=overwrite, video=video, progress=progress, seed=seed)
         except ValidationError as exc:
             problems = "; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors())

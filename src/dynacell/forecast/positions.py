@@ -23,7 +23,7 @@ Baselines (always reported beside a model):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,13 +33,16 @@ from dynacell.errors import InvalidInputError
 
 __all__ = [
     "POSITION_BASELINES",
+    "PRIOR_BASELINES",
     "KalmanParams",
+    "MotionPredictor",
     "baseline_positions",
     "constant_position",
     "constant_velocity",
     "fit_kalman",
     "history_windows",
     "kalman_forecast",
+    "motion_predictor",
     "predict_next_positions",
     "read_tracks_csv",
     "segments",
@@ -408,3 +411,92 @@ def predict_next_positions(tracks: pd.DataFrame, *, method: str = "constant_velo
     for j, c in enumerate(cols):
         out[f"{c}_um"] = flat[:, j]
     return pd.DataFrame(out)
+
+
+#: Forecasters usable as a linking motion prior by name, besides a position model name or folder.
+PRIOR_BASELINES = ("velocity", "kalman")
+
+#: Fewest full-length histories of a movie on which :func:`motion_predictor`'s Kalman filter is fitted.
+_MIN_KALMAN_FIT = 20
+
+
+@dataclass(frozen=True)
+class MotionPredictor:
+    """Next position of every track from its last positions: the motion prior of predictive linking.
+
+    Attributes
+    ----------
+    name : str
+        ``"velocity"``, ``"kalman"`` or the position model's name.
+    history : int
+        Positions L of history it reads.
+    predict : callable
+        ``predict(past_um, n_obs) -> next_um``: ``past_um`` float64 (N, L, D) oldest first (µm, or
+        pixels when the voxel size is unknown; tracks with fewer than L positions repeat their first
+        one), ``n_obs`` int (N,) the number of real positions (1..L), ``next_um`` float64 (N, D).
+    """
+
+    name: str
+    history: int
+    predict: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _kalman_self_fitted(past: np.ndarray, n_obs: np.ndarray) -> np.ndarray:
+    """Kalman forecast with ``(q, r, p0)`` fitted (:func:`fit_kalman`) on the full histories given."""
+    full = n_obs >= past.shape[1]
+    if full.sum() >= _MIN_KALMAN_FIT:
+        params = fit_kalman(past[full, :-1], past[full, -1:])
+    else:
+        step2 = float(np.median(np.sum(np.diff(past, axis=1) ** 2, axis=2))) if past.shape[1] > 1 else 0.0
+        step2 = step2 or 1.0
+        params = KalmanParams(q_um2=step2, r_um2=step2, p0_um2=100.0 * step2)
+    return kalman_forecast(past, 1, params)[:, 0]
+
+
+def motion_predictor(name: str, *, ndim: int, history: int = 5) -> MotionPredictor:
+    """The next-position forecaster named ``name``, for :func:`dynacell.track.link_labels`.
+
+    Parameters
+    ----------
+    name : str
+        ``"velocity"`` (:func:`constant_velocity`: the track's last step repeated), ``"kalman"``
+        (:func:`kalman_forecast`, its noise fitted with :func:`fit_kalman` on the movie's own
+        tracks, i.e. the histories passed to ``predict`` that hold ``history`` real positions; with
+        fewer than 20 of them, ``q = r = p0 / 100`` = the median squared step), or a shipped
+        position model name (``positions-2d``, ``positions-3d``) / model folder, loaded by
+        :func:`dynacell.forecast.models.resolve_model` (weights through
+        :func:`dynacell.models.runtime.load_model_folder`; imports torch).
+    ndim : {2, 3}
+        Spatial dimensionality of the positions; a model must have been trained on it.
+    history : int
+        Positions of history L for the baselines (a model uses its card's ``history``).
+
+    Returns
+    -------
+    MotionPredictor
+
+    Raises
+    ------
+    InvalidInputError
+        For an unknown name, a next-frame model, or a position model of another dimensionality.
+    """
+    if name == "velocity":
+        return MotionPredictor("velocity", max(int(history), 2),
+                               lambda past, n_obs: constant_velocity(past, 1)[:, 0])
+    if name == "kalman":
+        return MotionPredictor("kalman", max(int(history), 2), _kalman_self_fitted)
+    from dynacell.forecast.models import PositionForecaster, resolve_model
+
+    try:
+        model = resolve_model(name)
+    except InvalidInputError:
+        raise InvalidInputError(
+            f"unknown motion prior {name!r}: use 'flow', one of {list(PRIOR_BASELINES)}, a shipped position "
+            f"model (positions-2d, positions-3d) or a position model folder") from None
+    if not isinstance(model, PositionForecaster):
+        raise InvalidInputError(f"motion prior {name!r} is a next-frame model; a position model is needed "
+                                "(positions-2d, positions-3d)")
+    if model.ndim != ndim:
+        raise InvalidInputError(f"position model {name!r} forecasts {model.ndim}D positions; the labels are "
+                                f"{ndim}D (use positions-{ndim}d)")
+    return MotionPredictor(model.card.name, model.history, lambda past, n_obs: model.predict(past, 1)[:, 0])

@@ -1,0 +1,73 @@
+"""Tests of the motion prior of dynacell.track.link_labels (predictive linking)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage.draw import disk
+
+from dynacell.errors import InvalidInputError
+from dynacell.io.movie import Movie
+from dynacell.track import link_labels
+
+
+def crossing_pairs(n_frames: int = 9, speed_px: float = 14.0, radius: int = 4, seed: int = 0
+                   ) -> tuple[Movie, dict[tuple[int, int], int]]:
+    """Three fast nuclei, each passing close by a still one, ids permuted every frame.
+
+    A fast nucleus moves ``speed_px`` per frame along x; its still neighbour sits 5 px off its
+    line, between its positions at frames 4 and 5, so that the nearest-neighbour assignment
+    swaps them there (squared distances 50 + 106 < 196 + 0) and the neighbours' flow (the
+    still nuclei) does not tell where the fast one goes::
+
+        t=4   A→  B          t=5    B    A→        (B still; A jumps 14 px past it)
+
+    Returns the label movie and the true identity ``{(t, label): nucleus}``.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (100, int(speed_px * n_frames) + 30)
+    data = np.zeros((n_frames, *shape), dtype=np.uint16)
+    truth = {}
+    for t in range(n_frames):
+        ids = rng.permutation(6) + 1
+        for k in range(6):
+            pair, still = divmod(k, 2)
+            y0 = 15 + 32 * pair
+            x_fast = 10 + speed_px * t
+            centre = (y0 + 5, 10 + speed_px * 4 + 5) if still else (y0, x_fast)
+            rr, cc = disk(centre, radius, shape=shape)
+            data[t, rr, cc] = ids[k]
+            truth[(t, int(ids[k]))] = k
+    return Movie(data, "TYX"), truth
+
+
+def wrong_links(lineage, truth) -> int:
+    return sum(truth[a] != truth[b] for a, b in lineage.graph.edges)
+
+
+@pytest.mark.parametrize("prior", ["velocity", "kalman"])
+def test_track_prior_keeps_fast_crossing_nuclei_apart(prior):
+    lab, truth = crossing_pairs()
+    flow, _ = link_labels(lab, max_distance_px=20.0, progress=False)
+    assert wrong_links(flow, truth) > 0  # the neighbours' flow cannot tell the two apart: they swap
+    lin, _ = link_labels(lab, max_distance_px=20.0, motion_prior=prior, progress=False)
+    assert wrong_links(lin, truth) == 0
+    assert lin.graph.number_of_edges() == 6 * (lab.n_frames - 1)
+    assert not lin.divisions()
+    assert lin.graph.graph["linking"]["motion_prior"] == prior
+
+
+@pytest.mark.slow
+def test_position_model_prior_is_loaded_and_applied():
+    lab, truth = crossing_pairs()
+    lin, _ = link_labels(lab, max_distance_px=20.0, motion_prior="positions-2d", progress=False)
+    assert lin.graph.graph["linking"]["motion_prior"] == "positions-2d"
+    assert wrong_links(lin, truth) == 0
+
+
+def test_unknown_or_mismatched_prior_raises():
+    lab, _ = crossing_pairs(n_frames=3)
+    with pytest.raises(InvalidInputError, match="unknown motion prior"):
+        link_labels(lab, motion_prior="teleport", progress=False)
+    with pytest.raises(InvalidInputError, match="3D positions"):
+        link_labels(lab, motion_prior="positions-3d", progress=False)
