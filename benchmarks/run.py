@@ -16,14 +16,20 @@ Usage::
 
     python benchmarks/run.py [--model2d NAME|PATH] [--model3d NAME|PATH] [--base-frames 20]
                              [--skip-real] [--skip-scaling] [--out /tmp/dynacell-bench-run]
+                             [--threads 2] [--video] [--only NAME ...]
 
-Outputs go to ``--out`` (default under /tmp). Prints one table per part.
+Outputs go to ``--out`` (default under /tmp). Prints one table per part, then the nuclei per second
+of every step of each run beside the state model alone on random crops (same thread count), and the
+machine's load average before and after each run (the machine may be shared: compare runs at the
+same load). Runs are ``--no-video`` unless ``--video``; ``--threads`` sets ``OMP_NUM_THREADS`` (torch
+threads) of every run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -43,7 +49,7 @@ def real_cases(model2d: str | None, model3d: str | None) -> list[tuple[str, list
         ("mouse-8cell 3D", [str(DATA / "embryo3d/mouse-8cell/images"), "--labels",
                             str(DATA / "embryo3d/mouse-8cell/labels"), *m3]),
         ("HeLa 02 ERR_SEG", [str(ctc / "Fluo-N2DL-HeLa/02"), "--labels", str(ctc / "Fluo-N2DL-HeLa/02_ERR_SEG"),
-                             "--gt", str(ctc / "Fluo-N2DL-HeLa/02_GT"), "--voxel-size-um", "0", "0.645", "0.645",
+                             "--gt", str(ctc / "Fluo-N2DL-HeLa/02_GT"), "--voxel-size-um", "0.645", "0.645",
                              *m2]),
         ("bacteria-phc 01 GT", [str(ctc / "bacteria-phc/01"), "--labels", str(ctc / "bacteria-phc/01_GT/TRA"),
                                 "--gt", str(ctc / "bacteria-phc/01_GT"), *m2]),
@@ -52,12 +58,22 @@ def real_cases(model2d: str | None, model3d: str | None) -> list[tuple[str, list
     ]
 
 
-def run_case(args: list[str], out: Path) -> dict:
+def load_average() -> str:
+    """The 1-minute load average of the machine (``-`` where unknown)."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "-"
+
+
+def run_case(args: list[str], out: Path, threads: int | None = None, video: bool = False) -> dict:
     """Run ``dynacell run`` in a fresh process; return wall time, run.json counts, peak RSS and scores."""
     cmd = [sys.executable, "-m", "dynacell.cli.main", "-q", "run", *args, "-o", str(out), "--overwrite",
-           "--no-progress"]
+           "--no-progress", *([] if video else ["--no-video"])]
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}))
+    load_before = load_average()
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1], "wall_s": wall}
@@ -86,10 +102,13 @@ def run_case(args: list[str], out: Path) -> dict:
         "F1_before": before.get("macro_f1"),
         "F1_after": after.get("macro_f1"),
         "bacc_after": after.get("balanced_accuracy"),
+        "ndim": len(info["parameters"]["shape"]) - 1,
+        "load_before": load_before,
+        "load_after": load_average(),
     }
 
 
-def model_only(model: str | None, ndim: int, n: int = 512, threads: int | None = None) -> float:
+def model_only(model: str | None, ndim: int, n: int = 1024, threads: int | None = None) -> float:
     """Nuclei per second of the state model alone on ``n`` random crops (no reading, no cropping)."""
     import numpy as np
     import torch
@@ -107,8 +126,12 @@ def model_only(model: str | None, ndim: int, n: int = 512, threads: int | None =
     return n / (time.perf_counter() - t0)
 
 
-def per_step(rows: list[dict]) -> list[dict]:
-    """Nuclei per second of every step of each run (from ``run.json`` timings), one row per run."""
+def per_step(rows: list[dict], model_alone: dict[int, float] | None = None) -> list[dict]:
+    """Nuclei per second of every step of each run (from ``run.json`` timings), one row per run.
+
+    ``model_alone`` maps 2 / 3 to the state model's nuclei per second on random crops; it is put
+    beside the classify step (``model_alone`` column) of the runs of that dimensionality.
+    """
     out = []
     for r in rows:
         if "steps" not in r:
@@ -116,6 +139,10 @@ def per_step(rows: list[dict]) -> list[dict]:
         row = {"run": r["run"], "nuclei": r["nuclei"]}
         for step, sec in r["steps"].items():
             row[step] = r["nuclei"] / sec if sec else None
+            if step == "classify" and model_alone:
+                row["model_alone"] = model_alone.get(r.get("ndim"))
+        row["total"] = r["nuclei"] / r["wall_s"]
+        row["load"] = f"{r['load_before']}->{r['load_after']}"
         out.append(row)
     return out
 
@@ -167,6 +194,9 @@ def main() -> None:
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--skip-scaling", action="store_true")
     ap.add_argument("--out", type=Path, default=Path("/tmp/dynacell-bench-run"))
+    ap.add_argument("--threads", type=int, default=2, help="torch / OpenMP threads of every run (default 2)")
+    ap.add_argument("--video", action="store_true", help="also write overlay.mp4 (default --no-video)")
+    ap.add_argument("--only", nargs="+", default=None, help="real runs whose name starts with one of these")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     if not a.skip_real:
@@ -175,7 +205,9 @@ def main() -> None:
         else:
             rows = []
             for i, (name, args) in enumerate(real_cases(a.model2d, a.model3d), start=1):
-                r = run_case(args, a.out / f"real{i}")
+                if a.only and not any(name.startswith(o) for o in a.only):
+                    continue
+                r = run_case(args, a.out / f"real{i}", threads=a.threads, video=a.video)
                 r["run"] = name
                 rows.append(r)
                 print(f"  done: {name} in {r['wall_s']:.1f} s", file=sys.stderr)
@@ -187,13 +219,17 @@ def main() -> None:
             for r in rows:
                 if "states" in r:
                     print(f"  {r['run']}: states {r['states']}")
-            steps = per_step(rows)
+            alone = {2: model_only(a.model2d, 2, threads=a.threads), 3: model_only(a.model3d, 3, threads=a.threads)}
+            steps = per_step(rows, alone)
             if steps:
-                cols = ["run", "nuclei"] + [c for c in steps[0] if c not in ("run", "nuclei")]
-                print("\nNuclei per second of each step (classify includes reading and cropping)")
+                cols = ["run", "nuclei"] + sorted({c for s in steps for c in s if c not in ("run", "nuclei", "load")},
+                                                  key=lambda c: [k for s in steps for k in s].index(c)) + ["load"]
+                print(f"\nNuclei per second of each step ({a.threads} threads; classify includes reading and cropping; "
+                      "model_alone = the state model on random crops; total = nuclei / wall time of the process, "
+                      "imports included; load = 1-min load average before -> after)")
                 print_table(steps, cols)
-            print(f"\nModel alone (random crops, no reading or cropping): 2D {model_only(a.model2d, 2):.0f} nuclei/s, "
-                  f"3D {model_only(a.model3d, 3):.0f} nuclei/s")
+            print(f"\nModel alone (random crops, no reading or cropping, {a.threads} threads): 2D {alone[2]:.0f} "
+                  f"nuclei/s, 3D {alone[3]:.0f} nuclei/s; load average now {load_average()}")
     if not a.skip_scaling:
         rows = scaling(a.out, a.base_frames, a.model3d)
         print(f"\nPart 2: memory vs movie length (simulated 3D embryo, 8 nuclei, {a.base_frames} frames at 1x)")
