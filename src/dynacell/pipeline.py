@@ -318,11 +318,11 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                 from dynacell.states.relink import check_divisions
 
                 raw, lin, divisions = check_divisions(raw, lin, config.division_check)
-                n_un = int((divisions["decision"] == "unlinked").sum())
-                if n_un:
-                    notes.append(f"{n_un} of {len(divisions)} linked divisions were unlinked because the state "
-                                 f"classifier contradicts them ({config.division_check.describe()}); "
-                                 "run.json 'division_check' lists them")
+                n_un, n_re = (int((divisions["decision"] == d).sum()) for d in ("unlinked", "relinked"))
+                if n_un or n_re:
+                    notes.append(f"{n_un} of {len(divisions) - n_re} linked divisions were unlinked because the state "
+                                 f"classifier contradicts them and {n_re} missed division(s) were relinked "
+                                 f"({config.division_check.describe()}); run.json 'division_check' lists them")
         with timer.step("reconcile"):
             states, changes = reconcile_states(raw, lin, config.reconcile)
         with timer.step("write_tables"):
@@ -403,9 +403,10 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                                "changes": changes.to_dict(orient="records")},
             "division_check": None if divisions is None else {
                 "rule": config.division_check.describe(),
-                "n_linked": int(len(divisions)),
+                "n_linked": int((divisions["decision"] != "relinked").sum()),
                 "n_unlinked": int((divisions["decision"] == "unlinked").sum()),
-                "unlinked": divisions[divisions["decision"] == "unlinked"].to_dict(orient="records")},
+                "n_relinked": int((divisions["decision"] == "relinked").sum()),
+                "changed": divisions[divisions["decision"] != "kept"].to_dict(orient="records")},
             "evaluation": evaluation,
             "motion": motion,
             "timings_s": timer.timings,

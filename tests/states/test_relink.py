@@ -101,3 +101,45 @@ def test_tracks_table_states_why_a_dividing_track_has_no_mitotic_frame():
     assert tt.loc[mother, "fate"] == "divides" and tt.loc[mother, "n_mitotic"] == 0
     assert "not confirmed" in tt.loc[mother, "division_note"] and "0.003" in tt.loc[mother, "division_note"]
     assert (tt.drop(index=mother)["division_note"] == "").all()
+
+
+def _missed(gap=3, late_pos=(30, 40), late_daughter=0.9, mother_mitotic=0.9):
+    """Track 1 over frames 0..9 at (30, 30), mitotic at frame 3 and newborn-looking at frame 4; a second
+    track starts at frame 4 + gap at ``late_pos`` (no parent), newborn-looking at its first frame."""
+    lin = Lineage(n_frames=10)
+    rows = []
+    for t in range(10):
+        lin.add_node((t, 1), centroid=(0, 30, 30))
+        if t:
+            lin.add_edge((t - 1, 1), (t, 1))
+        p = {3: [1 - mother_mitotic, mother_mitotic, 0, 0], 4: [0.1, 0, 0.9, 0]}.get(t, [0.99, 0.005, 0.005, 0])
+        rows.append({"t": t, "label": 1, "y": 30.0, "x": 30.0, "size_px": 10.0, "p": p})
+    for t in range(4 + gap, 10):
+        lin.add_node((t, 2), centroid=(0, *late_pos))
+        if t > 4 + gap:
+            lin.add_edge((t - 1, 2), (t, 2))
+        p = [1 - late_daughter, 0, late_daughter, 0] if t == 4 + gap else [0.99, 0.005, 0.005, 0]
+        rows.append({"t": t, "label": 2, "y": float(late_pos[0]), "x": float(late_pos[1]), "size_px": 10.0, "p": p})
+    assign_ctc_tracks(lin)
+    st = pd.DataFrame([{k: v for k, v in r.items() if k != "p"} | {f"p_{s}": v for s, v in zip(STATES, r["p"])}
+                       for r in rows])
+    st["track_id"] = [lin.graph.nodes[(t, lab)]["track_id"] for t, lab in zip(st.t, st.label)]
+    return lin, st
+
+
+def test_a_missed_division_across_a_gap_is_relinked():
+    lin, st = _missed(gap=3)
+    out, new, table = check_divisions(st, lin)
+    assert table["decision"].tolist() == ["relinked"]
+    assert sorted(new.graph.successors((3, 1))) == [(4, 1), (7, 2)] and lin.divisions() == []
+    tid = dict(zip(zip(out.t, out.label), out.track_id))
+    tracks = new.tracks().set_index("track_id")
+    assert tracks.loc[tid[(7, 2)], "parent_track_id"] == tid[(0, 1)] == tracks.loc[tid[(4, 1)], "parent_track_id"]
+
+
+@pytest.mark.parametrize("kw", [{"gap": 5}, {"late_pos": (30, 70)}, {"late_daughter": 0.2}, {"mother_mitotic": 0.3}])
+def test_no_relink_without_the_whole_signature(kw):
+    lin, st = _missed(**kw)
+    out, new, table = check_divisions(st, lin)
+    assert len(table) == 0 and new is lin
+    assert check_divisions(*_missed()[::-1], DivisionCheck(relink=False))[2].empty

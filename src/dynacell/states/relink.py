@@ -20,6 +20,15 @@ looks least like a newborn (lowest ``p_new_daughter``; ties: the nearest centroi
 daughter(s) become track starts. Nothing else is changed; every decision is returned in a table
 (``run.json`` and the report count them).
 
+The converse repair, a **missed division**: the linker continued a mother into one daughter
+and left the other daughter as a new track, often because it appears only a few frames later (out
+of focus, or under-segmented). Its signature is a node the classifier sees as mitotic
+(``p_mitotic ≥ confirm_p``) whose own continuation looks newborn (``p_new_daughter ≥ confirm_p``
+over its first ``frames`` nodes), and, after at most ``max_gap_frames`` missing frames and within
+``max_distance_sizes`` median nucleus sizes (Y/X ``size_px``) of it, a track start without a
+parent that looks newborn too. Such a track start is attached to that mother as her second daughter
+(decision ``relinked``; the nearest mother when several qualify).
+
 Measured on HeLa 02 with the 02_ERR_SEG masks (``dynacell run`` with the shipped nuclei-2d, frames
 0–19, all linked divisions whose mother has a reference mask): every reference division had
 ``p_mitotic ≥ 0.49`` and the three linked divisions that met the contradiction rule were all
@@ -62,11 +71,28 @@ class DivisionCheck:
         Nodes (≥ 1) of the mother's track before the division and of each daughter's track after
         it over which the largest probability is taken (a division seen one frame early or late
         still counts).
+    relink : bool
+        Also attach a newborn-looking track start to a nearby mitotic node whose own continuation
+        looks newborn (a missed division, see the module docstring).
+    confirm_p : float
+        Probability (0.5..1) at or above which ``p_mitotic`` / ``p_new_daughter`` confirm a missed
+        division.
+    max_gap_frames : int
+        Largest number of frames (≥ 1) missing between the mother's frame and the late daughter's
+        first frame (4: the daughter may first be seen 5 frames after the mother).
+    max_distance_sizes : float
+        Largest Y/X distance between the mother's and the late daughter's centroids, in units of
+        the median nucleus size of the movie (``size_px``, the largest Y/X extent; a mitotic
+        mother and a newborn are smaller than the typical nucleus).
     """
 
     enabled: bool = True
     contradict_p: float = 0.02
     frames: int = 2
+    relink: bool = True
+    confirm_p: float = 0.5
+    max_gap_frames: int = 4
+    max_distance_sizes: float = 3.0
 
     def __post_init__(self) -> None:
         from dynacell.errors import InvalidInputError
@@ -75,14 +101,25 @@ class DivisionCheck:
             raise InvalidInputError(f"DivisionCheck.contradict_p must be in (0, 0.5), got {self.contradict_p!r}")
         if int(self.frames) < 1:
             raise InvalidInputError(f"DivisionCheck.frames must be >= 1, got {self.frames!r}")
+        if not 0.5 <= self.confirm_p < 1:
+            raise InvalidInputError(f"DivisionCheck.confirm_p must be in [0.5, 1), got {self.confirm_p!r}")
+        if int(self.max_gap_frames) < 1 or not self.max_distance_sizes > 0:
+            raise InvalidInputError("DivisionCheck.max_gap_frames must be >= 1 and max_distance_sizes > 0, got "
+                                    f"{self.max_gap_frames!r}, {self.max_distance_sizes!r}")
 
     def describe(self) -> str:
         """One sentence stating the rule with its parameters (for the report)."""
         if not self.enabled:
             return "Linked divisions are kept as linked."
-        return (f"A linked division is unlinked when the classifier's p_mitotic over the mother's last {self.frames} "
+        text = (f"A linked division is unlinked when the classifier's p_mitotic over the mother's last {self.frames} "
                 f"frame(s) and p_new_daughter over one daughter's first {self.frames} frame(s) are both below "
                 f"{self.contradict_p}; the mother then continues into that daughter.")
+        if self.relink:
+            text += (f" A track start without a parent is attached as a second daughter to a node with p_mitotic >= "
+                     f"{self.confirm_p} whose own continuation has p_new_daughter >= {self.confirm_p} (a missed "
+                     f"division) when it looks newborn too, starts after at most {self.max_gap_frames} missing frame(s) and "
+                     f"lies within {self.max_distance_sizes} nucleus sizes.")
+        return text
 
 
 def _chain(g, node: Node, forward: bool, n: int) -> list[Node]:
@@ -109,7 +146,8 @@ def check_divisions(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck
     ----------
     states : pandas.DataFrame
         The classifier's table (:func:`dynacell.states.classify.classify_movie`): ``t, label,
-        track_id, p_mitotic, p_new_daughter`` (one row per nucleus).
+        track_id, p_mitotic, p_new_daughter`` (one row per nucleus); ``y, x, size_px`` (pixels)
+        for the missed-division repair (without them it finds none).
     lineage : Lineage
         The linked lineage, nodes ``(t, label)`` of the same label images.
     rules : DivisionCheck, optional
@@ -122,11 +160,12 @@ def check_divisions(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck
         unlinked).
     lineage : Lineage
         A repaired copy (CTC track ids reassigned, :func:`dynacell.track.assign_ctc_tracks`), or
-        ``lineage`` itself when nothing was unlinked.
+        ``lineage`` itself when nothing was changed.
     divisions : pandas.DataFrame
-        One row per linked division, columns :data:`DIVISION_COLUMNS`: the mother's node and
-        centroid (pixels), the evidence, ``decision`` (``kept`` / ``unlinked``) and the child the
-        mother continues into when unlinked.
+        One row per linked division and per relinked missed division, columns
+        :data:`DIVISION_COLUMNS`: the mother's node and centroid (pixels), the evidence,
+        ``decision`` (``kept`` / ``unlinked`` / ``relinked``) and the child the mother continues
+        into when unlinked (the late daughter attached when relinked).
 
     Raises
     ------
@@ -168,16 +207,71 @@ def check_divisions(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck
                      "p_new_daughter_max": float(np.nanmax(pd_kids)) if np.isfinite(pd_kids).any() else np.nan,
                      "decision": "unlinked" if contradicted else "kept",
                      "kept_child_t": kept[0] if kept else -1, "kept_child_label": kept[1] if kept else -1})
+    new = lineage.copy()
+    new.graph.remove_edges_from(drop)
+    add = _missed_divisions(states, new, rules, p_mit, p_nd) if rules.enabled and rules.relink else []
+    for mother, child in add:
+        d = new.graph.nodes[mother]
+        kids = sorted(new.graph.successors(mother))
+        pd_kids = [max(p_nd.get(n, 0.0) for n in _chain(new.graph, k, True, rules.frames)) for k in (*kids, child)]
+        rows.append({"t": mother[0], "label": mother[1], "y": d.get("y", np.nan), "x": d.get("x", np.nan),
+                     "n_children": len(kids) + 1, "p_mitotic": p_mit.get(mother, np.nan),
+                     "p_new_daughter_min": float(min(pd_kids)), "p_new_daughter_max": float(max(pd_kids)),
+                     "decision": "relinked", "kept_child_t": child[0], "kept_child_label": child[1]})
+        new.graph.add_edge(mother, child)
     table = pd.DataFrame(rows, columns=list(DIVISION_COLUMNS))
-    if not drop:
+    if not drop and not add:
         return states, lineage, table
     from dynacell.track import assign_ctc_tracks
 
-    new = lineage.copy()
-    new.graph.remove_edges_from(drop)
     relabel = assign_ctc_tracks(new)
     out = states.copy()
     out["track_id"] = np.array([int(relabel.track_ids.get(k, 0)) for k in keys], dtype=np.int64)
-    logger.info("division check: %d of %d linked divisions contradicted by the classifier and unlinked",
-                int((table["decision"] == "unlinked").sum()), len(table))
+    logger.info("division check: %d of %d linked divisions contradicted by the classifier and unlinked; "
+                "%d missed division(s) relinked", len(drop), int((table["decision"] != "relinked").sum()), len(add))
     return out, new, table
+
+
+def _missed_divisions(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck, p_mit: dict, p_nd: dict
+                      ) -> list[tuple[Node, Node]]:
+    """``(mother, late daughter)`` pairs of missed divisions (module docstring), at most one per mother."""
+    if not {"y", "x", "size_px"} <= set(states.columns):
+        return []
+    g = lineage.graph
+    first = lineage.first_frame
+    keys = zip(states["t"].astype(int), states["label"].astype(int))
+    pos = dict(zip(keys, states[["y", "x"]].to_numpy(float)))
+    size = float(np.nanmedian(states["size_px"].to_numpy(float))) if len(states) else np.nan
+    if not np.isfinite(size):
+        return []
+    gate = rules.max_distance_sizes * size
+    mothers = []
+    for m in g.nodes:
+        succ = list(g.successors(m))
+        if len(succ) != 1 or p_mit.get(m, 0.0) < rules.confirm_p or m not in pos:
+            continue
+        if max(p_nd.get(n, 0.0) for n in _chain(g, succ[0], True, rules.frames)) >= rules.confirm_p:
+            mothers.append(m)
+    if not mothers:
+        return []
+    starts = [n for n in g.nodes if g.in_degree(n) == 0 and n[0] > first and n in pos
+              and max(p_nd.get(k, 0.0) for k in _chain(g, n, True, rules.frames)) >= rules.confirm_p]
+    pairs = []
+    for s in starts:
+        ys, xs = pos[s]
+        best = None
+        for m in mothers:
+            ym, xm = pos[m]
+            if not 0 <= s[0] - m[0] - 1 <= rules.max_gap_frames:
+                continue
+            dist = float(np.hypot(ys - ym, xs - xm))
+            if dist <= gate and (best is None or dist < best[0]):
+                best = (dist, m)
+        if best is not None:
+            pairs.append((best[1], s, best[0]))
+    out, used = [], set()
+    for m, s, _ in sorted(pairs, key=lambda p: p[2]):
+        if m not in used:
+            used.add(m)
+            out.append((m, s))
+    return out
