@@ -560,16 +560,19 @@ def crop_windows(
             weights.append(wmat)
         contiguous = all(r.size == r[-1] - r[0] + 1 for r in rel)
         width = tuple(r.size for r in rel)
-        padded = np.zeros(tuple(d + 2 * q for d, q in zip(cur.shape, pad)), np.float32)
-        inner = tuple(slice(q, q + d) for d, q in zip(cur.shape, pad))
+        if contiguous:  # a zero-padded copy of the frame, windows read as views of it
+            padded = np.zeros(tuple(d + 2 * q for d, q in zip(cur.shape, pad)), np.float32)
+            inner = tuple(slice(q, q + d) for d, q in zip(cur.shape, pad))
         for c in range(3):
             ci = centres[c].astype(np.intp)
-            padded[inner] = stack[c]
             if contiguous:  # (N, *width) copies of sliding windows
+                padded[inner] = stack[c]
                 start = tuple(ci[:, a] + int(rel[a][0]) + pad[a] for a in range(ndim))
                 box = np.lib.stride_tricks.sliding_window_view(padded, width)[start]
-            else:
-                box = padded[_outer_index([ci[:, a, None] + (rel[a] + pad[a])[None, :] for a in range(ndim)])]
+            else:  # sparse rows / columns gathered from the frame itself, zero outside it (no padded copy)
+                src = [ci[:, a, None] + rel[a][None, :] for a in range(ndim)]
+                box = stack[c][_outer_index([np.clip(ix, 0, cur.shape[a] - 1) for a, ix in enumerate(src)])]
+                box = box.astype(np.float32) * _outer_and([(ix >= 0) & (ix < cur.shape[a]) for a, ix in enumerate(src)])
             if ndim == 2:
                 raw[:, c] = weights[0] @ box @ weights[1].T
             else:
