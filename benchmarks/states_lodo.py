@@ -1,0 +1,82 @@
+"""Leave-one-dataset-out (LODO) figures of the 2D state classifier, beside the seed's 4ncnn.
+
+For each real 2D dataset of the shipped ``nuclei-2d`` training config (bacteria-phc 01, HeLa 02,
+GOWT1 01) the model is trained on the *other* datasets only (split by lineage tree, or by time
+block for GOWT1, into train / validation; early stopping and temperature on validation) and tested
+on the whole held-out dataset, which it never saw: the honest figure for a new movie. The seed's
+4ncnn (its input, no segmentation context) is trained and tested the same way, same samples,
+split and seed (:func:`dynacell.train.benchmark.benchmark_states`).
+
+Prints one row per held-out dataset and model: n test nuclei, 3-class macro-F1, balanced accuracy,
+per-class F1, best epoch, training seconds; writes ``lodo.csv`` / ``lodo.md`` under ``--out``.
+
+Usage (sample sets built as in ``configs/nuclei-2d.yaml``)::
+
+    python benchmarks/states_lodo.py configs/nuclei-2d.yaml --out /tmp/dynacell_lodo [--epochs 30] \
+        [--datasets bacteria-phc hela02 gowt1] [--models dcnet 4ncnn] \
+        [--extra-data /tmp/dynacell_state_sets/sim2d-*-d18c.npz --tag +sim]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+
+def lodo_config(config, dataset: str, out: Path, epochs: int | None, patience: int | None,
+                extra_data: list[str] | None = None):
+    """The base config with ``dataset`` held out as the whole test side (train/val split of the rest),
+    with ``extra_data`` sample sets (e.g. rendered colonies) added to the training side's sources."""
+    split = config.split.model_copy(update={"test_datasets": [dataset], "fractions": (0.8, 0.2, 0.0)})
+    update = {"split": split, "out": str(out), "data": [*config.data, *(extra_data or [])]}
+    if epochs:
+        update["epochs"] = epochs
+    if patience:
+        update["patience"] = patience
+    return config.model_copy(update=update)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    """Run the LODO benchmark (see the module docstring) and print its table."""
+    from dynacell.train import load_config
+    from dynacell.train.benchmark import BASELINES, benchmark_states
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config", type=Path)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/dynacell_lodo"))
+    ap.add_argument("--datasets", nargs="+", default=["bacteria-phc", "hela02", "gowt1"])
+    ap.add_argument("--models", nargs="+", default=["dcnet", "4ncnn"])
+    ap.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    ap.add_argument("--patience", type=int, default=None, help="override the config's early-stopping patience")
+    ap.add_argument("--extra-data", nargs="*", default=[],
+                    help="more sample sets for the training side (e.g. build_sim_state_sets.py output)")
+    ap.add_argument("--tag", default="", help="suffix of the run names (an ablation, e.g. +sim)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    base = load_config(args.config)
+    runs = {f"{m}{args.tag}": BASELINES[m] for m in args.models}
+    tables = []
+    for ds in args.datasets:
+        cfg = lodo_config(base, ds, args.out / ds, args.epochs, args.patience, args.extra_data)
+        t = benchmark_states(cfg, args.out / ds, runs, progress=False)
+        t.insert(0, "held_out", ds)
+        tables.append(t)
+        print(t[["held_out", "run", "n_test", "macro_f1", "balanced_accuracy"]].to_string(index=False), flush=True)
+    table = pd.concat(tables, ignore_index=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / f"lodo{args.tag}.csv", index=False)
+    cols = ["held_out", "run", "n_test", "macro_f1", "balanced_accuracy",
+            *[c for c in table.columns if c.startswith("f1_")], "best_epoch", "train_seconds", "seed"]
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in table[cols].iterrows():
+        md.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r) + " |")
+    (args.out / f"lodo{args.tag}.md").write_text("\n".join(md) + "\n")
+    print(table[cols].to_string(index=False))
+    return table
+
+
+if __name__ == "__main__":
+    main()
