@@ -13,9 +13,19 @@ Cases (Cell Tracking Challenge data in ``../shared/data/ctc``):
 - ``HeLa 02 from 02_ERR_SEG``: the error-prone segmentation of frames 0-19 linked as is and
   scored against the sparse ``02_GT`` on the frames that have ground-truth masks
   (1, 2, 4, 6, 7, 9, 11, 13, 14, 16, 18).
+- ``mouse-8cell in µm``: the real 3D embryo (``embryo3d/mouse-8cell`` labels, ids not consistent
+  over time) linked in µm with the BlastoSPIM voxel size 2.0 × 0.208 × 0.208 µm and the motion
+  gate of ``dynacell run`` (:func:`dynacell.track.gate.motion_gate`); no link-level ground truth:
+  the truth is 8 nuclei on all 11 frames, no division, so the row gives tracks / whole tracks /
+  divisions.
 
-Prints one table row per case: TRA, DET, division precision / recall / F1 (frame buffer 1),
-edge errors, frames evaluated and the linking time (wall clock, this machine).
+Every case is linked once per motion prior (``--priors``, default ``flow kalman positions``:
+``flow`` = no track prior, the default; ``positions`` = the shipped ``positions-2d`` /
+``positions-3d`` model by dimensionality) — before / after predictive linking, beside the peer
+tracker on bacteria-phc.
+
+Prints one table row per case and prior: TRA, DET, division precision / recall / F1 (frame
+buffer 1), edge errors, frames evaluated and the linking time (wall clock, this machine).
 """
 
 from __future__ import annotations
@@ -55,8 +65,8 @@ def shuffled_ids(labels: Movie, seed: int) -> Movie:
                  labels.frame_interval_s, labels.frame_indices, labels.source + " (ids permuted)")
 
 
-#: Baseline linking: centroid distance only (no overlap, drift or local flow), same LAP.
-BASELINE = {"overlap": False, "drift_correction": False, "flow_neighbors": 0}
+#: Baseline linking: centroid distance only (no overlap, drift, local flow or division size penalty), same LAP.
+BASELINE = {"overlap": False, "drift_correction": False, "flow_neighbors": 0, "division_sizes": False}
 
 
 def run_case(name: str, labels: Movie, gt: Path, work: Path, **link_kw) -> dict:
@@ -72,10 +82,33 @@ def run_case(name: str, labels: Movie, gt: Path, work: Path, **link_kw) -> dict:
     return res
 
 
+def mouse_case(data: Path, prior: str) -> dict:
+    """Link the mouse-8cell labels in µm (motion gate of ``dynacell run``); count tracks and divisions."""
+    from dynacell.track import measure_nuclei
+    from dynacell.track.gate import motion_gate
+
+    labels = open_labels(data / "embryo3d" / "mouse-8cell" / "labels")
+    voxel_um = (2.0, 0.208, 0.208)
+    labels = Movie(labels.data, labels.axes, voxel_um, labels.frame_interval_s, labels.frame_indices, labels.source)
+    gate = motion_gate(measure_nuclei(labels, progress=False), ndim=3, voxel_size_um=voxel_um)
+    t0 = time.perf_counter()
+    lineage, _ = link_labels(labels, max_distance_um=gate["max_distance"], motion_prior=prior, progress=False)
+    tracks = lineage.tracks()
+    return {"tracks": len(tracks), "whole": int((tracks["n_nodes"] == labels.n_frames).sum()),
+            "divisions": len(lineage.divisions()), "link_s": time.perf_counter() - t0}
+
+
+def prior_name(prior: str, ndim: int) -> str:
+    """``positions`` → the shipped position model of that dimensionality; other names unchanged."""
+    return f"positions-{ndim}d" if prior == "positions" else prior
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder (default ../shared/data)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-frame id permutation")
+    parser.add_argument("--priors", nargs="+", default=["flow", "kalman", "positions"],
+                        help="motion priors of link_labels to compare (flow = none, the default)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     ctc = args.data / "ctc"
@@ -85,27 +118,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         gowt1 = ctc / "Fluo-N2DH-GOWT1"
-        rows.append(("GOWT1 01 from GT (ids permuted)",
-                     run_case("gowt1", shuffled_ids(open_labels(gowt1 / "01_GT" / "TRA"), args.seed),
-                              gowt1 / "01_GT", work)))
         bact = ctc / "bacteria-phc"
-        rows.append(("bacteria-phc 01 from GT (ids permuted)",
-                     run_case("bacteria", shuffled_ids(open_labels(bact / "01_GT" / "TRA"), args.seed),
-                              bact / "01_GT", work)))
+        hela = ctc / "Fluo-N2DL-HeLa"
+        for prior in args.priors:
+            name = prior_name(prior, 2)
+            rows.append((f"GOWT1 01 from GT, {name}",
+                         run_case(f"gowt1_{name}", shuffled_ids(open_labels(gowt1 / "01_GT" / "TRA"), args.seed),
+                                  gowt1 / "01_GT", work, motion_prior=name)))
+        for prior in args.priors:
+            name = prior_name(prior, 2)
+            rows.append((f"bacteria-phc 01 from GT, {name}",
+                         run_case(f"bacteria_{name}", shuffled_ids(open_labels(bact / "01_GT" / "TRA"), args.seed),
+                                  bact / "01_GT", work, motion_prior=name)))
         rows.append(("  baseline: centroid distance only",
                      run_case("bacteria_base", shuffled_ids(open_labels(bact / "01_GT" / "TRA"), args.seed),
                               bact / "01_GT", work, **BASELINE)))
         peer = evaluate_tracks(bact / "01_RES", bact / "01_GT", progress=False)
         peer["link_s"] = float("nan")
         peer["nuclei"] = 0
-        rows.append(("bacteria-phc 01 peer tracker 01_RES", peer))
-        hela = ctc / "Fluo-N2DL-HeLa"
-        rows.append(("HeLa 02 from 02_ERR_SEG (frames 0-19)",
-                     run_case("hela", open_labels(hela / "02_ERR_SEG"), hela / "02_GT", work)))
+        rows.append(("  peer tracker 01_RES", peer))
+        for prior in args.priors:
+            name = prior_name(prior, 2)
+            rows.append((f"HeLa 02 from 02_ERR_SEG, {name}",
+                         run_case(f"hela_{name}", open_labels(hela / "02_ERR_SEG"), hela / "02_GT", work,
+                                  motion_prior=name)))
         rows.append(("  baseline: centroid distance only",
                      run_case("hela_base", open_labels(hela / "02_ERR_SEG"), hela / "02_GT", work, **BASELINE)))
+        mouse = [(prior_name(p, 3), mouse_case(args.data, prior_name(p, 3))) for p in args.priors]
 
-    head = (f"{'case':40s} {'TRA':>7s} {'DET':>7s} {'divP':>6s} {'divR':>6s} {'divF1':>6s} {'FPe':>5s} {'FNe':>5s} "
+    head = (f"{'case':42s} {'TRA':>7s} {'DET':>7s} {'divP':>6s} {'divR':>6s} {'divF1':>6s} {'FPe':>5s} {'FNe':>5s} "
             f"{'WSe':>5s} {'frames':>6s} {'link_s':>7s}")
     print(head)
     print("-" * len(head))
@@ -114,11 +155,16 @@ def main() -> None:
         return "   n/a" if v is None else f"{v:6.3f}"
 
     for name, r in rows:
-        print(f"{name:40s} {r['TRA']:7.4f} {r['DET']:7.4f} {f(r['division_precision'])} {f(r['division_recall'])} "
+        print(f"{name:42s} {r['TRA']:7.4f} {r['DET']:7.4f} {f(r['division_precision'])} {f(r['division_recall'])} "
               f"{f(r['division_f1'])} {r['fp_edges']:5d} {r['fn_edges']:5d} {r['ws_edges']:5d} "
               f"{len(r['frames_evaluated']):6d} {r['link_s']:7.1f}")
     print(f"\nseed {args.seed}; division measures with frame buffer 1; HeLa scored on frames "
           f"{rows[-2][1]['frames_evaluated']} (frames with GT masks).")
+    print("\nmouse-8cell linked in µm (2.0 x 0.208 x 0.208), motion gate; truth: 8 whole tracks (11 frames), "
+          "0 divisions")
+    print(f"{'prior':16s} {'tracks':>6s} {'whole':>6s} {'divisions':>9s} {'link_s':>7s}")
+    for name, m in mouse:
+        print(f"{name:16s} {m['tracks']:6d} {m['whole']:6d} {m['divisions']:9d} {m['link_s']:7.1f}")
 
 
 if __name__ == "__main__":

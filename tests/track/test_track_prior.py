@@ -71,3 +71,35 @@ def test_unknown_or_mismatched_prior_raises():
         link_labels(lab, motion_prior="teleport", progress=False)
     with pytest.raises(InvalidInputError, match="3D positions"):
         link_labels(lab, motion_prior="positions-3d", progress=False)
+
+
+def rod_division(n_frames: int = 12) -> Movie:
+    """A rod ``M`` that divides at the last frame beside a neighbour ``N`` that goes on unchanged.
+
+    ``M`` (40 × 10 px, label 1) divides into ``D1`` (label 3, under the left half of ``M``) and
+    ``D2`` (label 4), which slid out past ``M``'s right end; ``N`` (20 × 10 px, label 2, then 5)
+    lies just below ``D2``, whose centroid is nearer to ``N`` (13.6 px) than to ``M`` (30 px),
+    and no mask overlaps ``D2`` at the previous frame::
+
+        t < T-1:  MMMMMMMM                 t = T-1:  DDDD      DDDD(D2)
+                            NNNN                                 NNNN
+    """
+    data = np.zeros((n_frames, 64, 112), dtype=np.uint16)
+    for t in range(n_frames - 1):
+        data[t, 15:25, 20:60] = 1
+        data[t, 28:38, 64:84] = 2
+    data[-1, 15:25, 20:40] = 3
+    data[-1, 15:25, 60:80] = 4
+    data[-1, 28:38, 64:84] = 5
+    return Movie(data, "TYX")
+
+
+def test_division_size_penalty_gives_the_daughter_to_its_mother():
+    lab = rod_division()
+    last = lab.n_frames - 1
+    plain, _ = link_labels(lab, max_distance_px=40.0, division_sizes=False, progress=False)
+    assert sorted(plain.graph.successors((last - 1, 2))) == [(last, 4), (last, 5)]  # the neighbour "divides"
+    lin, _ = link_labels(lab, max_distance_px=40.0, progress=False)
+    assert sorted(lin.graph.successors((last - 1, 1))) == [(last, 3), (last, 4)]
+    assert sorted(lin.graph.successors((last - 1, 2))) == [(last, 5)]
+    assert lin.graph.graph["linking"]["division_sizes"] is True

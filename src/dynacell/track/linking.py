@@ -51,6 +51,14 @@ _FLOW_PASSES = 5
 #: A global drift is applied only if it multiplies the foreground overlap of two frames by more than this.
 _DRIFT_MIN_GAIN = 1.05
 
+#: Quantile of the movie's own frame-to-frame size ratios (one-child links of the previous pass) above
+#: which the children of a division candidate are too large together for its mother (see :func:`link_labels`).
+_DIVISION_GROWTH_QUANTILE = 0.99
+#: Exponent of the division size penalty on the distance: ``(ratio / allowed) ** 3`` when above 1.
+_DIVISION_PENALTY_POWER = 3
+#: Fewest one-child links of the previous pass needed to set the allowed ratio (else no size penalty).
+_DIVISION_MIN_LINKS = 20
+
 _NUCLEI_COLUMNS = ["t", "label", "z", "y", "x", "size_px", "diameter_px"]
 
 
@@ -345,17 +353,22 @@ def default_max_distance(nuclei: pd.DataFrame, *, ndim: int, scale: Sequence[flo
 
 
 class _LinkCost:
-    """Squared cost between rows ``[i, label, z, y, x, vz, vy, vx]`` (see :func:`link_labels`).
+    """Squared cost between rows ``[i, label, z, y, x, vz, vy, vx(, size, child_size)]`` (see :func:`link_labels`).
 
-    ``(|p_a + (i_b - i_a) v_a - p_b| · (1 - f_ab)^power)²`` with ``a`` the earlier nucleus and
+    ``(|p_a + (i_b - i_a) v_a - p_b| · (1 - f_ab)^power · g_ab)²`` with ``a`` the earlier nucleus,
     ``f_ab`` the overlap fraction of the pair (``fraction[(i_a, label_a, i_b, label_b)]``, 0 when
-    absent). Callable on one pair (scipy's ``cdist`` protocol) and vectorised over all pairs of
-    two row sets by :meth:`pairwise`, which :func:`_fast_cdist` uses inside laptrack.
+    absent) and ``g_ab`` the division size penalty: 1 unless ``division_ratio`` is finite and the
+    rows carry sizes, then ``max(1, ((size_b + child_size_a) / size_a) / division_ratio) ** 3``
+    (``child_size_a``: the largest child of ``a`` in the previous pass, NaN = no penalty).
+    Callable on one pair (scipy's ``cdist`` protocol) and vectorised over all pairs of two row sets
+    by :meth:`pairwise`, which :func:`_fast_cdist` uses inside laptrack.
     """
 
-    def __init__(self, fraction: dict[tuple[int, int, int, int], float], power: int = 1):
+    def __init__(self, fraction: dict[tuple[int, int, int, int], float], power: int = 1,
+                 division_ratio: float = np.nan):
         self.fraction = fraction
         self.power = power
+        self.division_ratio = division_ratio
         # (i_a, i_b) -> {label_a: (labels_b, fractions)}: lookups per row, O(overlapping pairs)
         index: dict[tuple[int, int], dict[int, list]] = {}
         for (ia, la, ib, lb), f in fraction.items():
@@ -369,7 +382,12 @@ class _LinkCost:
         d2 = ((a[2] + steps * a[5] - b[2]) ** 2 + (a[3] + steps * a[6] - b[3]) ** 2
               + (a[4] + steps * a[7] - b[4]) ** 2)
         f = self.fraction.get((int(a[0]), int(a[1]), int(b[0]), int(b[1])), 0.0)
-        return float(d2 * (1.0 - f) ** (2 * self.power))
+        pen = 1.0
+        if np.isfinite(self.division_ratio) and len(a) > 9:
+            ratio = (b[8] + a[9]) / a[8]
+            if np.isfinite(ratio):
+                pen = max(1.0, ratio / self.division_ratio)
+        return float(d2 * (1.0 - f) ** (2 * self.power) * pen ** (2 * _DIVISION_PENALTY_POWER))
 
     def _fractions(self, early: np.ndarray, late: np.ndarray) -> np.ndarray:
         """Overlap fraction ``(n, m)`` of every pair, ``early`` rows before ``late`` rows in time."""
@@ -405,12 +423,18 @@ class _LinkCost:
             f = np.where(a_first, self._fractions(xa, xb), f)
         if not a_first.all():
             f = np.where(a_first, f, self._fractions(xb, xa).T)
-        return d2 * (1.0 - f) ** (2 * self.power)
+        out = d2 * (1.0 - f) ** (2 * self.power)
+        if np.isfinite(self.division_ratio) and early.shape[-1] > 9:
+            ratio = (late[..., 8] + early[..., 9]) / early[..., 8]
+            pen = np.where(np.isfinite(ratio), np.maximum(1.0, ratio / self.division_ratio), 1.0)
+            out = out * pen ** (2 * _DIVISION_PENALTY_POWER)
+        return out
 
 
-def _link_metric(fraction: dict[tuple[int, int, int, int], float], power: int = 1) -> _LinkCost:
+def _link_metric(fraction: dict[tuple[int, int, int, int], float], power: int = 1,
+                 division_ratio: float = np.nan) -> _LinkCost:
     """The linking cost of :func:`link_labels` with these overlap fractions (see :class:`_LinkCost`)."""
-    return _LinkCost(fraction, power)
+    return _LinkCost(fraction, power, division_ratio)
 
 
 def _fast_cdist(xa, xb, metric="euclidean", **kwargs):
@@ -503,6 +527,28 @@ def _local_flow(frame_of: np.ndarray, pos: np.ndarray, edges: list[tuple[int, in
     return flow
 
 
+def _division_sizes(edges: list[tuple[int, int]], frame_of: np.ndarray, size_px: np.ndarray
+                    ) -> tuple[np.ndarray, float]:
+    """Largest child size per nucleus in ``edges`` (NaN without a child) and the allowed division size ratio.
+
+    The ratio is the :data:`_DIVISION_GROWTH_QUANTILE` quantile of ``size(child) / size(parent)``
+    over one-child links to the next frame (the movie's own growth and segmentation noise between
+    frames); NaN (no size penalty) with fewer than :data:`_DIVISION_MIN_LINKS` such links.
+    """
+    n = len(frame_of)
+    n_children = np.bincount([a for a, _ in edges], minlength=n)
+    child = np.full(n, np.nan)
+    growth = []
+    for a, b in edges:
+        if frame_of[b] != frame_of[a] + 1:
+            continue
+        child[a] = np.fmax(child[a], size_px[b])
+        if n_children[a] == 1:
+            growth.append(size_px[b] / size_px[a])
+    ratio = float(np.quantile(growth, _DIVISION_GROWTH_QUANTILE)) if len(growth) >= _DIVISION_MIN_LINKS else np.nan
+    return child, ratio
+
+
 def _track_histories(frame_of: np.ndarray, edges: list[tuple[int, int]], history: int
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the last ``history`` positions of every nucleus' track, oldest first, and how many are real.
@@ -567,6 +613,7 @@ def link_labels(
     drift_correction: bool = True,
     flow_neighbors: int = 8,
     motion_prior: str = "flow",
+    division_sizes: bool = True,
     progress: bool = True,
 ) -> tuple[Lineage, TrackRelabel]:
     """Link the nuclei of a label movie into tracks with divisions (LAP tracking).
@@ -585,8 +632,14 @@ def link_labels(
     moved by ``(j − i) v_a`` (0 when they do not overlap). A mother–daughter candidate costs
     ``(|p_a + v_a − p_b| · (1 − f)²)²``: a daughter's centroid sits a quarter of the
     mother's length from hers, so overlap weighs more there (on bacteria-phc this halved
-    the wrongly attached daughters). Candidates with a distance above ``max_distance_um``
-    are never joined. ``v_a`` is
+    the wrongly attached daughters). From the second pass on, with ``division_sizes``, that
+    distance is also multiplied by ``max(1, s / s_max)³``, ``s = (|b| + |c|) / |a|`` where
+    ``c`` is ``a``'s largest child in the previous pass: a nucleus that goes on at full size
+    is not the mother of a neighbour's daughter (mass is conserved through a division, so
+    for the true mother ``s`` is about the growth of one frame). ``s_max`` is the movie's
+    own 99th percentile of ``|child| / |parent|`` over one-child links of the previous pass
+    (growth plus segmentation noise between frames; no penalty with fewer than 20 links).
+    Candidates with a distance above ``max_distance_um`` are never joined. ``v_a`` is
 
     1. the global drift of the frame (phase correlation of the foreground masks,
        :func:`skimage.registration.phase_cross_correlation`) in the first pass, if
@@ -613,7 +666,9 @@ def link_labels(
     often a neighbour; for fast motion (no overlap) the cost is the plain distance.
     Measured on Cell Tracking Challenge ground-truth masks with ids permuted per frame
     (``benchmarks/track.py``, seed 0): GOWT1 01 TRA 0.9999; bacteria-phc 01 division F1
-    went from 0.19 (centroid distance only) to 0.925 with overlap, drift and local flow.
+    went from 0.19 (centroid distance only) to 0.925 with overlap, drift and local flow, and
+    to 0.974 with the division size penalty (HeLa 02 from ``02_ERR_SEG``: 0.841 → 0.869).
+    The motion priors other than ``"flow"`` did not beat it on these movies (docs/tracking.md).
 
     Cost and memory: frames are read once per pass, holding ``gap_closing_frames + 2``
     frames at a time; the cost is evaluated in Python for every pair of nuclei of
@@ -652,6 +707,9 @@ def link_labels(
         Expected displacement of a nucleus with a track history in the later passes:
         ``"flow"`` (the local flow above, no per-track prediction), ``"velocity"``,
         ``"kalman"``, or a position model name / folder (see 3. above).
+    division_sizes : bool
+        Penalise division candidates whose children are together too large for the mother
+        (see above; default). False = the cost of the mother–daughter distance and overlap only.
     progress : bool
         Show a progress bar while reading frames.
 
@@ -740,6 +798,7 @@ def link_labels(
         "drift_correction": bool(drift_correction),
         "flow_neighbors": int(flow_neighbors),
         "motion_prior": "flow" if predictor is None else predictor.name,
+        "division_sizes": bool(division_sizes),
     }
     for row in nuclei.itertuples(index=False):
         lineage.add_node((int(row.t), int(row.label)), (row.z, row.y, row.x), diameter_px=float(row.diameter_px))
@@ -756,8 +815,12 @@ def link_labels(
         cutoff = max_distance ** 2
         step_drift = np.diff(cum_drift, axis=0, append=cum_drift[-1:]) * scale
         flow = step_drift[frame_of]
-        n_passes = _FLOW_PASSES + 1 if flow_neighbors > 0 or predictor is not None else 1
+        more = flow_neighbors > 0 or predictor is not None or (division and division_sizes)
+        n_passes = _FLOW_PASSES + 1 if more else 1
         edges: list = []
+        size_px = nuclei["size_px"].to_numpy(dtype=float)
+        child_size = np.full(len(nuclei), np.nan)
+        division_ratio = np.nan
         for p in range(n_passes):
             if overlap and p > 0:
                 flow_px = {(int(i), int(lab)): v / scale
@@ -771,11 +834,12 @@ def link_labels(
                 gap_closing_metric=metric,
                 gap_closing_cutoff=cutoff if gap_closing_frames > 0 else False,
                 gap_closing_max_frame_count=int(gap_closing_frames) + 1,
-                splitting_metric=_link_metric(fraction, power=2),
+                splitting_metric=_link_metric(fraction, power=2, division_ratio=division_ratio),
                 splitting_cutoff=cutoff if division else False,
                 merging_cutoff=False,
             )
-            table = np.column_stack([frame_of, nuclei["label"].to_numpy(), pos, flow]).astype(float)
+            table = np.column_stack([frame_of, nuclei["label"].to_numpy(), pos, flow, size_px, child_size]
+                                    ).astype(float)
             with _vectorised_laptrack():
                 tree = tracker.predict([table[rows] for rows in per_frame])
             new_edges = sorted((keys[fa][ja], keys[fb][jb]) for (fa, ja), (fb, jb) in tree.edges)
@@ -786,6 +850,8 @@ def link_labels(
             edges = new_edges
             if p + 1 < n_passes:
                 edge_rows = [(row_of[a], row_of[b]) for a, b in edges]
+                if division_sizes:
+                    child_size, division_ratio = _division_sizes(edge_rows, frame_of, size_px)
                 flow = step_drift[frame_of]
                 if flow_neighbors > 0:
                     flow = _local_flow(frame_of, pos, edge_rows, int(flow_neighbors), flow)
