@@ -169,10 +169,14 @@ def load_in_memory(movie: Movie, max_bytes: int = IN_MEMORY_MAX_BYTES, *, progre
         return movie
     from tqdm.auto import tqdm
 
-    data = np.empty(movie.shape, dtype=movie.dtype)
-    for i in tqdm(range(movie.n_frames), desc="reading", unit="frame", disable=not progress):
-        frame = movie.data[i]
-        # a dask frame is one file read: the synchronous scheduler skips the thread pool's overhead
-        data[i] = frame.compute(scheduler="synchronous") if hasattr(frame, "compute") else np.asarray(frame)
+    if hasattr(movie.data, "compute") and not progress:
+        # one dask graph for the whole movie (one file read per frame), no thread pool: per-frame
+        # graphs cost more than decoding a small frame
+        data = np.asarray(movie.data.compute(scheduler="synchronous"), dtype=movie.dtype)
+    else:
+        data = np.empty(movie.shape, dtype=movie.dtype)
+        for i in tqdm(range(movie.n_frames), desc="reading", unit="frame", disable=not progress):
+            frame = movie.data[i]
+            data[i] = frame.compute(scheduler="synchronous") if hasattr(frame, "compute") else np.asarray(frame)
     return Movie(data, movie.axes, movie.voxel_size_um, movie.frame_interval_s, movie.frame_indices, movie.source,
                  movie.metadata)
