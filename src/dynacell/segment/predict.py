@@ -4,9 +4,10 @@
 - :class:`Segmenter` — a loaded network with its card; :meth:`Segmenter.from_pretrained` (a
   shipped model, e.g. ``nuclei-seg-2d``) or :meth:`Segmenter.from_folder`.
 - :func:`segment_frame` — one frame: normalise, resample so nuclei are the trained size
-  (nucleus-size rule, estimated from the image when not given), tiled inference with MONAI's
-  ``sliding_window_inference`` (Gaussian-weighted overlapping tiles), maps resampled back to the
-  frame, seeded watershed (:func:`dynacell.segment.learned.instances_from_maps`).
+  (nucleus-size rule, estimated from the image when not given), one forward pass (frames over
+  1024 model pixels a side: MONAI's ``sliding_window_inference``, Gaussian-weighted overlapping
+  tiles), seeded watershed at model scale
+  (:func:`dynacell.segment.learned.instances_from_maps`), labels resized back to the frame.
 - :func:`segment_movie` — every frame of a :class:`~dynacell.io.movie.Movie`, streamed frame by
   frame into a zarr store (memory flat in ``T``), with the sanity check
   :func:`check_segmentation`. ``model="classical"`` runs :mod:`dynacell.segment.classical`.
@@ -224,6 +225,8 @@ class Segmenter:
         FormatError
             Missing/invalid card or weights, or weights whose SHA-256 differs from the card's.
         """
+        import torch
+
         from dynacell.models.runtime import load_model_folder, resolve_device
         from dynacell.models.unet import build_segmentation_model
 
@@ -231,6 +234,8 @@ class Segmenter:
         net, card = load_model_folder(folder, SegmentationCard,
                                       lambda c: build_segmentation_model(c.architecture, **c.model_kwargs),
                                       device=resolve_device(device))
+        if card.ndim == 2:
+            net = net.to(memory_format=torch.channels_last)  # see predict_maps
         return cls(net, card, folder)
 
     @classmethod
@@ -260,31 +265,37 @@ class Segmenter:
             return cls.from_folder(p, device)
         return cls.from_pretrained(str(model), device)
 
-    def predict_maps(self, x: np.ndarray, *, tile: int = 512, batch_size: int = 4) -> dict[str, np.ndarray]:
+    def predict_maps(self, x: np.ndarray, *, tile: int = 1024, batch_size: int = 4) -> dict[str, np.ndarray]:
         """Probability maps of a normalised frame at model scale ``((Z), Y, X)``.
 
         A frame (or plane) up to ``tile`` pixels a side runs in one pass (reflect-padded to a
-        multiple of 16); a larger one is tiled with MONAI's ``sliding_window_inference``
-        (``tile``-sized windows, 25 % overlap, Gaussian blending). The 2D model on a 3D frame
-        runs plane by plane (YX planes, batched).
+        multiple of 16; no overlap to recompute); a larger one is tiled with MONAI's
+        ``sliding_window_inference`` (``tile``-sized windows, 25 % overlap, Gaussian blending).
+        The 2D model on a 3D frame runs plane by plane (YX planes, ``batch_size`` planes per
+        forward pass). 2D inputs are passed in channels-last memory layout (faster CPU
+        convolutions; a 700×1100 HeLa frame at model scale: 6.2 CPU-s tiled at 512 → 1.7 s).
         """
         import torch
 
         dev = next(self.net.parameters()).device
         nd = self.card.ndim
 
+        def to_tensor(a: np.ndarray) -> Any:
+            t = torch.from_numpy(a).to(dev)
+            return t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t
+
         def run(arr: np.ndarray) -> np.ndarray:  # arr (N, 1, ...) float32
             if max(arr.shape[2:]) <= tile:
                 pads = [(0, 0), (0, 0)] + [(0, (-n) % 16) for n in arr.shape[2:]]
                 padded = np.pad(arr, pads, mode="reflect")
                 with torch.inference_mode():
-                    out = self.net(torch.from_numpy(padded).to(dev)).cpu().numpy()
+                    out = self.net(to_tensor(padded)).cpu().numpy()
                 return out[(slice(None), slice(None), *(slice(0, n) for n in arr.shape[2:]))]
             from monai.inferers import sliding_window_inference
 
             roi = tuple(min(tile, int(np.ceil(s / 16)) * 16) for s in arr.shape[2:])
             with torch.inference_mode():
-                out = sliding_window_inference(torch.from_numpy(arr).to(dev), roi, batch_size, self.net, overlap=0.25,
+                out = sliding_window_inference(to_tensor(arr), roi, batch_size, self.net, overlap=0.25,
                                                mode="gaussian", padding_mode="reflect")
             return out.cpu().numpy()
 
@@ -337,6 +348,16 @@ def segment_frame(image: np.ndarray, model: Segmenter, *, nucleus_diameter_px: f
     ------
     InvalidInputError
         If the frame is not 2-D/3-D, or the voxel size does not match it.
+
+    Notes
+    -----
+    The seeded watershed runs at model scale (nuclei ``target_diameter_px`` across); the labels
+    are resized back to the frame by nearest neighbour, grown by one model pixel and cut to the
+    foreground probability resized back (linear) — outlines finer than a model pixel. Chosen on
+    the validation frames (SEG GOWT1 0.791, HeLa 0.888, the same as a watershed of the maps at
+    full resolution; nearest neighbour alone 0.783 / 0.878), at a fraction of the cost. A 2D model on a 3D frame also drops objects smaller than half of one
+    trained-size cross-section (``0.5·π/4·target_diameter_px²`` model voxels): single-plane
+    noise specks of light-sheet stacks.
     """
     from scipy import ndimage as ndi
 
@@ -351,16 +372,42 @@ def segment_frame(image: np.ndarray, model: Segmenter, *, nucleus_diameter_px: f
     zoom = _zoom_factors(img.shape, nucleus_diameter_px, model.card.target_diameter_px, voxel_size_um)
     if model.card.ndim == 2 and img.ndim == 3:
         zoom[0] = 1.0  # a 2D model runs on the frame's own planes; only the lateral axes are resampled
-    xs = ndi.zoom(x, zoom, order=1) if not np.allclose(zoom, 1) else x
+    resampled = not np.allclose(zoom, 1)
+    xs = ndi.zoom(x, zoom, order=1) if resampled else x
     maps = model.predict_maps(xs)
-    if not np.allclose(zoom, 1):
-        maps = {k: ndi.zoom(v, np.asarray(img.shape) / np.asarray(v.shape), order=1, grid_mode=False)[
-            tuple(slice(0, n) for n in img.shape)] for k, v in maps.items()}
-    min_size = max(4, int(round(model.postprocess.min_size_px / float(np.prod(zoom)))))
-    labels = maps_to_instances(model.card.architecture, maps, model.postprocess, min_size_px=min_size)
+    params = model.postprocess
+    if model.card.ndim == 2 and img.ndim == 3:
+        # a nucleus is at least half of one trained-size cross-section: drops single-plane noise specks
+        params = PostprocessParams(params.foreground, params.seed_distance,
+                                   max(params.min_size_px, int(0.5 * np.pi / 4 * model.card.target_diameter_px ** 2)))
+    labels = maps_to_instances(model.card.architecture, maps, params)  # at model scale (sizes in model pixels)
+    if resampled:
+        from skimage.segmentation import expand_labels
+
+        # nearest-neighbour labels, outlines refined by the foreground resized back (sub-model-pixel edges)
+        fg = _resize_linear(maps["foreground"], img.shape)
+        step_px = float(1.0 / np.min(zoom[-2:]))
+        labels = expand_labels(_resize_nearest(labels, img.shape), distance=max(1.0, step_px))
+        labels[fg <= params.foreground] = 0
+        if return_maps:
+            maps = {k: (fg if k == "foreground" else _resize_linear(v, img.shape)) for k, v in maps.items()}
     if return_maps:
         return labels, maps, float(nucleus_diameter_px)
     return labels
+
+
+def _resize_nearest(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Nearest-neighbour resize of a label image to ``shape`` (pixel centres aligned)."""
+    idx = [np.minimum(((np.arange(n) + 0.5) * (m / n)).astype(np.intp), m - 1) for n, m in zip(shape, labels.shape)]
+    return labels[np.ix_(*idx)]
+
+
+def _resize_linear(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Linear resize of a map to ``shape`` (the inverse of the frame's ``ndi.zoom``)."""
+    from scipy import ndimage as ndi
+
+    out = ndi.zoom(a, np.asarray(shape) / np.asarray(a.shape), order=1, grid_mode=False)
+    return out[tuple(slice(0, n) for n in shape)]
 
 
 def looks_like_fluorescence(image: np.ndarray) -> bool:
