@@ -8,9 +8,11 @@ RSS read from its ``run.json``):
 3. bacteria-phc 01 with the 01_GT/TRA masks, scored with ``--gt 01_GT``;
 4. Fluo-N3DH-CHO 02 (3D) with 02_ERR_SEG (voxel 1.0 × 0.202 × 0.202 µm from the data README).
 
-Part 2 checks that memory does not grow with the number of frames: a simulated 3D embryo with a
+Part 2 checks how memory grows with the number of frames: a simulated 3D embryo with a
 constant number of nuclei (no division, no death) is written to disk at 1×, 2× and 4× a base
-length, and the main job runs on each in a fresh process.
+length, and the main job runs on each in a fresh process. The label movie is read once into
+memory when it fits 1 GiB (``dynacell.io.movie.load_in_memory``), so peak memory grows with the
+length up to that budget; beyond it the labels are streamed frame by frame and memory stays flat.
 
 Usage::
 
