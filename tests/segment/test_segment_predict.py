@@ -46,6 +46,28 @@ def test_segment_frame_shapes_2d_and_3d(tiny_model, disc_image):
         segment_frame(img, seg, voxel_size_um=(1.0, 1.0, 1.0))
 
 
+
+def test_segment_frame_model_scale_watershed_resized_back(tiny_model, make_discs, monkeypatch):
+    """Perfect maps at model scale (nuclei 48 px -> 24 px): labels come back at the frame's size, discs kept."""
+    from scipy import ndimage as ndi
+
+    from dynacell.metrics.segmentation import ctc_seg
+    from dynacell.segment.learned import training_targets
+
+    img, lab = make_discs(shape=(200, 200), centres=((60, 60), (60, 106), (140, 120)), radius=24)
+    seg = Segmenter.from_folder(tiny_model)
+
+    def perfect(x, **_):
+        small = ndi.zoom(lab, np.asarray(x.shape) / np.asarray(lab.shape), order=0)
+        fg, boundary, dist = training_targets(small)
+        return {"foreground": fg, "boundary": boundary, "distance": dist}
+
+    monkeypatch.setattr(seg, "predict_maps", perfect)
+    out, maps, d = segment_frame(img, seg, nucleus_diameter_px=48.0, return_maps=True)
+    assert out.shape == img.shape and maps["foreground"].shape == img.shape and d == 48.0
+    score, n = ctc_seg(lab, out)
+    assert out.max() == 3 and n == 3 and score > 0.9
+
 def test_segment_movie_classical_and_store(tmp_path, disc_image):
     img, _ = disc_image
     movie = Movie(np.stack([img, img, img]), "TYX", voxel_size_um=(0.5, 0.5), frame_indices=(4, 5, 7))
