@@ -129,7 +129,7 @@ def evaluate_against_gt(
     rules = rules if rules is not None else EventRules.seed()
     rule_name = "EventRules.seed()" if rules == EventRules.seed() else repr(rules)
     gt_states = label_events(gt_lineage, rules)
-    gt_labels = load_in_memory(open_labels(tra))  # read once for matching (the tracking measures read their own)
+    gt_labels = load_in_memory(open_labels(tra))  # read once: matching here and the tracking measures
     frames = [t for t in labels.frame_indices if gt_labels.has_frame(t)]
     if not frames:
         raise InvalidInputError(f"ground truth {gt}: no mask at any frame of the movie; give the matching GT folder")
@@ -167,7 +167,7 @@ def evaluate_against_gt(
     if tracking:
         from dynacell.metrics.tracking import evaluate_tracks
 
-        res["tracking"] = json_safe(evaluate_tracks(ctc_dir, gt, progress=progress))
+        res["tracking"] = json_safe(evaluate_tracks(ctc_dir, gt, progress=progress, gt_masks=gt_labels))
     return res
 
 

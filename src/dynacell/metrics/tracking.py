@@ -206,13 +206,15 @@ class CTCData:
         return g
 
 
-def read_ctc_data(path: str | Path) -> CTCData:
+def read_ctc_data(path: str | Path, masks: Any = None) -> CTCData:
     """Read a CTC result / reference folder: the track table, and the masks (into memory once when they fit 1 GiB).
 
     Parameters
     ----------
     path : str or Path
         See :func:`find_ctc_folder`.
+    masks : dynacell.io.Movie, optional
+        The folder's masks already opened (e.g. read into memory by the caller); default: opened here.
 
     Returns
     -------
@@ -229,7 +231,8 @@ def read_ctc_data(path: str | Path) -> CTCData:
     folder = find_ctc_folder(path)
     track_file = next(folder.glob("*_track.txt"))
     tracks = read_ctc_tracks(track_file)
-    masks = load_in_memory(open_labels(folder))  # read once: detections and matching visit every frame
+    if masks is None:
+        masks = load_in_memory(open_labels(folder))  # read once: detections and matching visit every frame
     return CTCData(folder, tracks, masks)
 
 
@@ -355,7 +358,7 @@ def _clean(v: Any) -> Any:
 
 
 def evaluate_tracks(pred_ctc_folder: str | Path, gt_ctc_folder: str | Path, *, frame_buffer: int = 1,
-                    progress: bool = True) -> dict[str, Any]:
+                    progress: bool = True, gt_masks: Any = None) -> dict[str, Any]:
     """Score a CTC tracking result against a CTC reference with traccuracy.
 
     Parameters
@@ -369,6 +372,9 @@ def evaluate_tracks(pred_ctc_folder: str | Path, gt_ctc_folder: str | Path, *, f
         Division frame tolerance (frames; traccuracy ``max_frame_buffer``), default 1.
     progress : bool
         Show progress bars while reading masks.
+    gt_masks : dynacell.io.Movie, optional
+        The reference's masks already opened (:func:`dynacell.metrics.states.evaluate_against_gt`
+        passes the ones it read), so they are not read twice.
 
     Returns
     -------
@@ -402,7 +408,7 @@ def evaluate_tracks(pred_ctc_folder: str | Path, gt_ctc_folder: str | Path, *, f
     from traccuracy.metrics import CTCMetrics, DivisionMetrics
 
     pred = read_ctc_data(pred_ctc_folder)
-    gt = read_ctc_data(gt_ctc_folder)
+    gt = read_ctc_data(gt_ctc_folder, masks=gt_masks)
     if tuple(pred.masks.frame_shape) != tuple(gt.masks.frame_shape):
         raise InvalidInputError(
             f"result {pred.folder} has frames of shape {pred.masks.frame_shape} but the reference {gt.folder} has "
