@@ -39,6 +39,8 @@ def part_grid(n: int, seed: int, out: Path, figures: Path | None, models: list[s
                         baseline_cache=Path(f"/tmp/dynacell-diffusion-baselines-{n}-{seed}.csv"))
     print(f"\n## held-out grid: n={n}, seed={seed}, timings {res['timings']}")
     print(markdown_table(pd.DataFrame(res["table"]), ".3f"))
+    print("\nSNR >= 5:")
+    print(markdown_table(pd.DataFrame(res["table_snr_ge_5"]), ".3f"))
     print()
     print(markdown_table(pd.DataFrame(res["bins"]), ".2f"))
     if figures is not None:

@@ -31,8 +31,10 @@ def test_predict_columns_and_interval(tiny_model, sim):
     pred = DiffusionPredictor.from_folder(tiny_model)
     df = pred.predict(sim.stacks, pixel_size_um=0.12, frame_interval_s=0.005, read_noise_adu=1.5)
     assert list(df.columns) == ["stack", "D_um2_per_s", "D_lo68_um2_per_s", "D_hi68_um2_per_s", "log_D_sd",
-                                "in_training_range"]
+                                "D_min_rel_mse_um2_per_s", "in_training_range"]
     assert len(df) == 3 and (df["D_um2_per_s"] > 0).all()
+    np.testing.assert_allclose(df["D_min_rel_mse_um2_per_s"], df["D_um2_per_s"] * np.exp(-1.5 * df["log_D_sd"] ** 2),
+                               rtol=1e-6)
     assert (df["D_lo68_um2_per_s"] < df["D_um2_per_s"]).all() and (df["D_um2_per_s"] < df["D_hi68_um2_per_s"]).all()
     # one stack (T, Y, X) works too, and a larger field is cropped around the molecule
     one = pred.predict(sim.stacks[1], pixel_size_um=0.12, frame_interval_s=0.005, tta=False)

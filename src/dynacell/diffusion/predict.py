@@ -15,6 +15,13 @@ A :class:`DiffusionPredictor` wraps a network of :mod:`dynacell.models.diffusion
    of ``log D``, and as variance the mean predicted variance plus the variance of the 8 means;
 5. converts ``log(D dt / a^2)`` to D in µm²/s; the 68 % interval is ``exp(mean ± sd)``; a D whose
    ``log(D dt / a^2)`` lies outside the trained range is flagged (``in_training_range``) and warned.
+
+Two point estimates come out of the predicted log-normal ``log D ~ N(m, s^2)``: its median
+``exp(m)`` (``D_um2_per_s``, unbiased in log D, the one the MSLE rewards) and ``exp(m - 1.5 s^2)``
+(``D_min_rel_mse_um2_per_s``), the value that minimises the expected squared relative error
+``E[((D_hat - D) / D)^2]`` under that log-normal (``E[1/D] / E[1/D^2]``); it is smaller than the
+median, the more so the less certain the network is, and is what the relative RMSE rewards. The
+factor 1.5 follows from the log-normal; it is not tuned on any data.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from dynacell.diffusion.preprocess import (
 from dynacell.errors import InvalidInputError
 from dynacell.simulate.imaging import psf_sigma_from_fwhm
 
-__all__ = ["DEFAULT_MODEL", "PRETRAINED", "PRETRAINED_DIR", "DiffusionPredictor", "crop_around_molecule",
+__all__ = ["DEFAULT_MODEL", "MIN_REL_MSE_SHIFT", "PRETRAINED", "PRETRAINED_DIR", "DiffusionPredictor", "crop_around_molecule",
            "dihedral_transforms"]
 
 #: Folder of the shipped diffusion models.
@@ -43,6 +50,9 @@ PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_MODEL = "diffusion-2d"
 #: Names of the shipped models.
 PRETRAINED = ("diffusion-2d", "park-cnn", "resnet2d")
+
+#: ``exp(m - k s^2)`` minimises the expected squared relative error of a log-normal ``N(m, s^2)`` at k = 1.5.
+MIN_REL_MSE_SHIFT = 1.5
 
 #: Relative tolerance on the PSF-size and exposure-fraction checks.
 _TOL = 0.02
@@ -220,7 +230,8 @@ class DiffusionPredictor:
         pandas.DataFrame
             One row per stack: ``stack``, ``D_um2_per_s`` (``exp`` of the mean of log D),
             ``D_lo68_um2_per_s``, ``D_hi68_um2_per_s`` (68 % interval), ``log_D_sd`` (sd of the
-            natural log of D), ``in_training_range``.
+            natural log of D), ``D_min_rel_mse_um2_per_s`` (``exp(mean - 1.5 sd^2)``, the
+            minimum-relative-MSE point estimate, see the module notes), ``in_training_range``.
 
         Raises
         ------
@@ -273,5 +284,6 @@ class DiffusionPredictor:
             "D_lo68_um2_per_s": D_from_log_dn(mu - sd, px, frame_interval_s),
             "D_hi68_um2_per_s": D_from_log_dn(mu + sd, px, frame_interval_s),
             "log_D_sd": sd,
+            "D_min_rel_mse_um2_per_s": D_from_log_dn(mu - MIN_REL_MSE_SHIFT * var, px, frame_interval_s),
             "in_training_range": inside,
         })
