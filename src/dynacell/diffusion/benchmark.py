@@ -104,6 +104,7 @@ def _figures(res: pd.DataFrame, methods: dict[str, str], folder: Path) -> list[s
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     names = []
     D = res["D_true_um2_per_s"].to_numpy()
@@ -140,6 +141,7 @@ def _figures(res: pd.DataFrame, methods: dict[str, str], folder: Path) -> list[s
                               for b in range(len(bins) - 1)], "k--", label="Cramér–Rao (trajectory)")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor-tick labels overlap on a short log axis
         ax.set_xlabel(xlabel)
         ax.set_ylabel("relative RMSE of D")
         ax.legend(fontsize=7)
