@@ -485,14 +485,16 @@ def motion_predictor(name: str, *, ndim: int, history: int = 5) -> MotionPredict
                                lambda past, n_obs: constant_velocity(past, 1)[:, 0])
     if name == "kalman":
         return MotionPredictor("kalman", max(int(history), 2), _kalman_self_fitted)
-    from dynacell.forecast.models import PositionForecaster, resolve_model
+    from pathlib import Path
 
-    try:
-        model = resolve_model(name)
-    except InvalidInputError:
+    from dynacell.cards import CARD_FILE
+    from dynacell.forecast.models import PRETRAINED_DIR, PositionForecaster, resolve_model
+
+    if not ((PRETRAINED_DIR / name / CARD_FILE).is_file() or Path(name).is_dir()):  # checked before torch loads
         raise InvalidInputError(
             f"unknown motion prior {name!r}: use 'flow', one of {list(PRIOR_BASELINES)}, a shipped position "
-            f"model (positions-2d, positions-3d) or a position model folder") from None
+            f"model (positions-2d, positions-3d) or a position model folder")
+    model = resolve_model(name)
     if not isinstance(model, PositionForecaster):
         raise InvalidInputError(f"motion prior {name!r} is a next-frame model; a position model is needed "
                                 "(positions-2d, positions-3d)")
