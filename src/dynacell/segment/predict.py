@@ -354,7 +354,7 @@ def segment_frame(image: np.ndarray, model: Segmenter, *, nucleus_diameter_px: f
     The seeded watershed runs at model scale (nuclei ``target_diameter_px`` across); the labels
     are resized back to the frame by nearest neighbour, grown by one model pixel and cut to the
     foreground probability resized back (linear) — outlines finer than a model pixel. Chosen on
-    the validation frames (SEG GOWT1 0.791, HeLa 0.888, the same as a watershed of the maps at
+    the validation frames (second-stage model: SEG GOWT1 0.791, HeLa 0.888, the same as a watershed of the maps at
     full resolution; nearest neighbour alone 0.783 / 0.878), at a fraction of the cost. A 2D model on a 3D frame also drops objects smaller than half of one
     trained-size cross-section (``0.5·π/4·target_diameter_px²`` model voxels): single-plane
     noise specks of light-sheet stacks.
