@@ -268,3 +268,19 @@ def test_gowt1_ground_truth_masks_relinked(ctc, tmp_path):
     assert res["frames_evaluated"] == list(range(n))
     assert res["TRA"] >= 0.99
     assert res["fp_nodes"] == res["fn_nodes"] == 0
+
+
+def test_motion_gate_needs_several_usable_frame_pairs():
+    """One frame pair with the same nucleus count is not enough to widen the gate (a wrong pair would)."""
+    import pandas as pd
+
+    from dynacell.track.gate import motion_gate
+
+    rows = [{"t": t, "z": 0.0, "y": 10.0 + 300.0 * t * (i == 0), "x": 20.0 * i, "size_px": 8.0}
+            for t in range(2) for i in range(3)]  # one pair; the first nucleus jumps 300 px
+    one = motion_gate(pd.DataFrame(rows), ndim=2)
+    assert one["n_pairs"] == 1 and one["motion"] == 0.0 and one["max_distance"] == one["default"]
+    many = pd.DataFrame([{**r, "t": r["t"] + k * 2} for k in range(3) for r in rows]
+                        + [{"t": 6, "z": 0.0, "y": 10.0, "x": 20.0 * i, "size_px": 8.0} for i in range(3)])
+    wide = motion_gate(many, ndim=2)
+    assert wide["n_pairs"] >= 3 and wide["motion"] > one["default"] and wide["max_distance"] == max(wide["motion"], wide["default"])
