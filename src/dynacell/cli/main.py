@@ -157,6 +157,19 @@ def main() -> None:
     signals.install()
     try:
         _main(signals)
+    except SystemExit as exc:
+        if signals.received is None:
+            raise
+        # After Ctrl-C / SIGTERM the temporary outputs are already removed: leave at once with 128 + signal,
+        # so that a worker thread still inside a library (the crop prefetch, a dask pool) cannot turn the
+        # status into a death by signal at interpreter shutdown (seen as -2 about once in 10 runs).
+        import logging
+        import os
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exc.code if isinstance(exc.code, int) else 128 + signals.received)
     finally:
         signals.restore()
 
