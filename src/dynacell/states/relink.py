@@ -138,6 +138,11 @@ def _chain(g, node: Node, forward: bool, n: int) -> list[Node]:
     return out
 
 
+def _largest(p: dict, nodes: list[Node]) -> float:
+    """Largest probability in ``p`` over ``nodes`` (NaN when none of them has one)."""
+    return max((p[n] for n in nodes if n in p), default=np.nan)
+
+
 def check_divisions(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck | None = None
                     ) -> tuple[pd.DataFrame, Lineage, pd.DataFrame]:
     """Unlink the linked divisions that the state classifier contradicts (see the module docstring).
@@ -184,11 +189,9 @@ def check_divisions(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck
     g = lineage.graph
     rows, drop = [], []
     for mother in sorted(n for n in g.nodes if g.out_degree(n) >= 2):
-        pm = max((p_mit.get(n, np.nan) for n in _chain(g, mother, False, rules.frames)), default=np.nan)
+        pm = _largest(p_mit, _chain(g, mother, False, rules.frames))
         kids = sorted(g.successors(mother))
-        pd_kids = np.array([np.nanmax([p_nd.get(n, np.nan) for n in _chain(g, k, True, rules.frames)] + [-1.0])
-                            for k in kids])
-        pd_kids[pd_kids < 0] = np.nan
+        pd_kids = np.array([_largest(p_nd, _chain(g, k, True, rules.frames)) for k in kids], dtype=float)
         known = np.isfinite(pm) and np.isfinite(pd_kids).any()
         contradicted = (rules.enabled and known and pm < rules.contradict_p
                         and np.nanmin(pd_kids) < rules.contradict_p)
@@ -207,9 +210,13 @@ def check_divisions(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck
                      "p_new_daughter_max": float(np.nanmax(pd_kids)) if np.isfinite(pd_kids).any() else np.nan,
                      "decision": "unlinked" if contradicted else "kept",
                      "kept_child_t": kept[0] if kept else -1, "kept_child_label": kept[1] if kept else -1})
-    new = lineage.copy()
-    new.graph.remove_edges_from(drop)
+    new = lineage
+    if drop:  # copy only when the lineage changes (the input is never modified)
+        new = lineage.copy()
+        new.graph.remove_edges_from(drop)
     add = _missed_divisions(states, new, rules, p_mit, p_nd) if rules.enabled and rules.relink else []
+    if add and new is lineage:
+        new = lineage.copy()
     for mother, child in add:
         d = new.graph.nodes[mother]
         kids = sorted(new.graph.successors(mother))
