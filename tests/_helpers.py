@@ -16,7 +16,28 @@ from dynacell import STATES
 from dynacell.cli.main import main
 from dynacell.io.movie import Movie
 
-__all__ = ["synthetic_set", "state_card", "FixedClassifier", "make_tiny_model", "run_main", "synthetic_movie", "_ctc_folder"]
+__all__ = ["synthetic_set", "state_card", "FixedClassifier", "make_tiny_model", "run_main", "synthetic_movie", "_ctc_folder",
+           "division_lineage"]
+
+
+def division_lineage(n_frames: int = 8, split: int = 3, daughters=((30, 30), (30, 30))):
+    """Mother 1 at (y, x) = (30, 30) over frames 0..split, daughters 2 and 3 at ``daughters`` from split+1 on::
+
+        (0,1) ─ ... ─ (split,1) ─┬─ (split+1,2) ─ ... ─ (n-1,2)
+                                 └─ (split+1,3) ─ ... ─ (n-1,3)
+    """
+    from dynacell.lineage.graph import Lineage
+
+    lin = Lineage(n_frames=n_frames)
+    for t in range(split + 1):
+        lin.add_node((t, 1), centroid=(0, 30, 30))
+        if t:
+            lin.add_edge((t - 1, 1), (t, 1))
+    for t in range(split + 1, n_frames):
+        for lab, pos in zip((2, 3), daughters, strict=True):
+            lin.add_node((t, lab), centroid=(0, *pos))
+            lin.add_edge((t - 1, 1 if t == split + 1 else lab), (t, lab))
+    return lin
 
 
 def synthetic_movie(T: int = 6, size: int = 64, seed: int = 0, ndim: int = 2):

@@ -7,6 +7,7 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import division_lineage
 
 from dynacell import STATES
 from dynacell.errors import InvalidInputError
@@ -15,23 +16,7 @@ from dynacell.states.joint import JointModel, end_reasons, joint_states, track_s
 from dynacell.states.reconcile import ReconcileRules, reconcile_states
 from dynacell.states.tables import tracks_table
 
-
-def _division(n_frames=8, split=3):
-    """Mother 1 at frames 0..split, daughters 2 and 3 from split+1 to the last frame::
-
-        (0,1) ─ ... ─ (split,1) ─┬─ (split+1,2) ─ ... ─ (n-1,2)
-                                 └─ (split+1,3) ─ ... ─ (n-1,3)
-    """
-    lin = Lineage(n_frames=n_frames)
-    for t in range(split + 1):
-        lin.add_node((t, 1), centroid=(0, 30, 30))
-        if t:
-            lin.add_edge((t - 1, 1), (t, 1))
-    for t in range(split + 1, n_frames):
-        for lab in (2, 3):
-            lin.add_node((t, lab), centroid=(0, 30, 30))
-            lin.add_edge((t - 1, 1 if t == split + 1 else lab), (t, lab))
-    return lin
+_division = division_lineage
 
 
 def _chain(nodes, n_frames):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import division_lineage
 
 from dynacell import STATES
 from dynacell.errors import InvalidInputError
@@ -14,16 +15,8 @@ from dynacell.track import assign_ctc_tracks
 
 
 def _division(split=3, n_frames=8, near=(30, 31), far=(30, 60)):
-    """Mother 1 (frames 0..split) -> daughters 2 (near the mother) and 3 (far), to the last frame."""
-    lin = Lineage(n_frames=n_frames)
-    for t in range(split + 1):
-        lin.add_node((t, 1), centroid=(0, 30, 30))
-        if t:
-            lin.add_edge((t - 1, 1), (t, 1))
-    for t in range(split + 1, n_frames):
-        for lab, pos in ((2, near), (3, far)):
-            lin.add_node((t, lab), centroid=(0, *pos))
-            lin.add_edge((t - 1, 1 if t == split + 1 else lab), (t, lab))
+    """Mother 1 (frames 0..split) -> daughters 2 (near the mother) and 3 (far), with CTC track ids."""
+    lin = division_lineage(n_frames, split, daughters=(near, far))
     assign_ctc_tracks(lin)
     return lin
 
@@ -57,7 +50,7 @@ def test_a_division_the_classifier_contradicts_is_unlinked_into_the_stable_daugh
 
 def test_ties_go_to_the_nearest_daughter():
     lin = _division()
-    out, new, table = check_divisions(_table(lin, 0.001, (0.001, 0.001)), lin)
+    _, new, _ = check_divisions(_table(lin, 0.001, (0.001, 0.001)), lin)
     assert list(new.graph.successors((3, 1))) == [(4, 2)]  # daughter 2 sits next to the mother
 
 
@@ -140,6 +133,6 @@ def test_a_missed_division_across_a_gap_is_relinked():
 @pytest.mark.parametrize("kw", [{"gap": 5}, {"late_pos": (30, 70)}, {"late_daughter": 0.2}, {"mother_mitotic": 0.3}])
 def test_no_relink_without_the_whole_signature(kw):
     lin, st = _missed(**kw)
-    out, new, table = check_divisions(st, lin)
+    _, new, table = check_divisions(st, lin)
     assert len(table) == 0 and new is lin
     assert check_divisions(*_missed()[::-1], DivisionCheck(relink=False))[2].empty
