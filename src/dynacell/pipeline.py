@@ -160,7 +160,8 @@ def _open_images(config: RunConfig, images: Movie | None) -> Movie:
     with _role("movie"):
         if images is None:
             return open_movie(config.movie, voxel_size_um=config.voxel_size_um,
-                              frame_interval_s=config.frame_interval_s, axes=config.axes)
+                              frame_interval_s=config.frame_interval_s, axes=config.axes,
+                              channel=config.channel)
     if config.voxel_size_um is not None or config.frame_interval_s is not None:
         images = Movie(images.data, images.axes, config.voxel_size_um or images.voxel_size_um,
                        config.frame_interval_s or images.frame_interval_s, images.frame_indices, images.source,
@@ -362,6 +363,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             "model_card": json_safe(card.model_dump(mode="json") if hasattr(card, "model_dump") else (card or {})),
             "gt": config.gt,
             "axes": images.axes,
+            "channel": config.channel,
             "shape": list(images.shape),
             "frames": [images.frame_indices[0], images.frame_indices[-1]],
             "voxel_size_um": list(images.voxel_size_um) if images.voxel_size_um else None,

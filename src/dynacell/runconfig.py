@@ -36,6 +36,9 @@ class RunConfig(BaseModel):
         State model name or folder; None = ``nuclei-2d`` / ``nuclei-3d`` by the movie's dimensionality.
     axes : str or None
         Axes of a movie whose file does not say (e.g. ``"TZYX"`` for a plain 4-D TIFF stack).
+    channel : int or None
+        Channel of a multi-channel movie to read (0-based; the nuclear channel); None for a
+        single-channel movie (a multi-channel one is then refused with a message naming the choice).
     segmenter : str
         Segmenter used when no labels are given: ``"auto"`` (the shipped ``nuclei-seg-2d`` for 2D
         movies, the classical segmenter for 3D), ``"classical"`` (threshold + watershed) or a
@@ -84,6 +87,7 @@ class RunConfig(BaseModel):
     model: str | None = None
     segmenter: str = "auto"
     axes: str | None = None
+    channel: int | None = Field(None, ge=0)
     voxel_size_um: tuple[float, ...] | None = None
     frame_interval_s: float | None = Field(None, gt=0)
     max_distance: float | None = Field(None, gt=0)

@@ -64,6 +64,22 @@ def test_cli_run_end_to_end(tmp_path, tiny_2d, ctc_movie, monkeypatch, capsys):
     assert not (out / "overlay.mp4").exists()
 
 
+def test_cli_run_reads_the_chosen_channel(tmp_path, tiny_2d, ctc_movie, monkeypatch, capsys):
+    """A 2-channel stack: --channel 1 (the nuclei) runs and is recorded; no --channel is refused."""
+    images, _ = synthetic_movie(T=5)
+    nuclei = np.asarray(images.data).clip(0).astype(np.uint16)
+    stack = np.stack([np.zeros_like(nuclei), nuclei], axis=1)  # (T, C, Y, X): channel 0 empty
+    path = tmp_path / "two.tif"
+    tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "TCYX"})
+    base = ["run", path, "--labels", ctc_movie / "01_SEG", "--model", tiny_2d, "--no-progress", "--no-video"]
+    code, _, err = _main(monkeypatch, capsys, *base, "-o", tmp_path / "refused")
+    assert code == 2 and "2 channels" in err and "--channel" in err
+    assert not (tmp_path / "refused").exists()
+    code, stdout, _ = _main(monkeypatch, capsys, *base, "-o", tmp_path / "res", "--channel", 1)
+    assert code == 0, stdout
+    assert json.loads((tmp_path / "res" / "run.json").read_text())["parameters"]["channel"] == 1
+
+
 @pytest.mark.parametrize("case", ["exists", "unknown_model", "missing_labels", "bad_voxel"])
 def test_cli_run_errors_are_one_line(case, tmp_path, tiny_2d, ctc_movie, monkeypatch, capsys):
     out = tmp_path / "res"

@@ -79,8 +79,12 @@ def test_wrong_axes(tmp_path):
         open_movie(path, axes="TYX")
     with pytest.raises(InvalidInputError, match="one letter of"):
         open_movie(path, axes="TQYX")
-    with pytest.raises(InvalidInputError, match="axis 'C' has size 3"):
+    with pytest.raises(InvalidInputError, match=r"3 channels \(axes TCYX.*channel="):
         open_movie(path, axes="TCYX")
+    with pytest.raises(InvalidInputError, match="channel 3 does not exist.*3 channel"):
+        open_movie(path, axes="TCYX", channel=3)
+    with pytest.raises(InvalidInputError, match="channel= applies to stacks"):
+        open_movie(_frames(tmp_path / "02", [(4, 4)]), channel=0)
     with pytest.raises(InvalidInputError, match="axes= applies to stacks"):
         open_movie(_frames(tmp_path / "01", [(4, 4)]), axes="TYX")
 
@@ -193,3 +197,26 @@ def test_unreadable_npz_and_zarr(tmp_path):
     root.attrs["multiscales"] = [{"axes": ["t", "y", "x"], "datasets": [{"path": "missing"}]}]
     with pytest.raises(FormatError, match=r"bad\.zarr: malformed OME-NGFF"):
         open_movie(store)
+
+
+def test_channel_is_read_from_stack_zarr_and_npz(tmp_path):
+    import zarr
+
+    arr = np.zeros((2, 3, 8, 9), np.uint16)
+    for c in range(3):
+        arr[:, c] = 10 * (c + 1)
+    tif = tmp_path / "s.tif"
+    tifffile.imwrite(tif, arr, metadata=None)
+    mv = open_movie(tif, axes="TCYX", channel=2)
+    assert mv.shape == (2, 8, 9) and int(np.asarray(mv.frame(1)).max()) == 30 and mv.metadata["channel"] == 2
+    z = zarr.open(str(tmp_path / "s.zarr"), mode="w", shape=arr.shape, dtype=arr.dtype)
+    z[:] = arr
+    assert int(np.asarray(open_movie(tmp_path / "s.zarr", axes="TCYX", channel=1).frame(0)).max()) == 20
+    np.savez(tmp_path / "s.npz", images=arr, axes="TCYX")
+    assert int(np.asarray(open_movie(tmp_path / "s.npz", channel=0).frame(0)).max()) == 10
+    with pytest.raises(InvalidInputError, match="3 channels"):
+        open_movie(tmp_path / "s.npz")
+    single = tmp_path / "one.tif"
+    tifffile.imwrite(single, np.zeros((2, 8, 9), np.uint8), metadata=None)
+    with pytest.raises(InvalidInputError, match="channel 1 does not exist.*1 channel"):
+        open_movie(single, channel=1)

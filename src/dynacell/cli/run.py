@@ -34,6 +34,9 @@ def register(app: typer.Typer) -> None:
             help="Segmenter when no --labels are given: auto (nuclei-seg-2d for 2D, classical for 3D), classical, "
                  "a model name or folder."),
         axes: str | None = typer.Option(None, "--axes", help="Axes of a TIFF stack without axis metadata, e.g. TZYX."),
+        channel: int | None = typer.Option(
+            None, "--channel", min=0,
+            help="Nuclear channel (0-based) of a multi-channel stack, zarr, npz or vendor file."),
         voxel_size_um: str | None = voxel_size_option(),
         frame_interval_s: float | None = frame_interval_option(),
         device: str = device_option(),
@@ -62,6 +65,7 @@ def register(app: typer.Typer) -> None:
             config = RunConfig(
                 movie=str(movie), out=str(out), labels=None if labels is None else str(labels),
                 lineage=None if lineage is None else str(lineage), model=model, segmenter=segmenter, axes=axes,
+                channel=channel,
                 voxel_size_um=parse_voxel_size(voxel_size_um), frame_interval_s=frame_interval_s,
                 max_distance=max_distance, motion_prior=motion_prior, device=device, scheduler=scheduler,
                 gt=None if gt is None else str(gt),

@@ -34,6 +34,8 @@ def segment_command(
     nucleus_diameter_px: float | None = typer.Option(
         None, "--nucleus-diameter-px", help="Typical nucleus diameter in pixels (default: estimated)."),
     axes: str | None = typer.Option(None, "--axes", help="Axes of a stack without metadata, e.g. TZYX."),
+    channel: int | None = typer.Option(
+        None, "--channel", min=0, help="Nuclear channel (0-based) of a multi-channel stack, zarr, npz or vendor file."),
     device: str = device_option(),
     progress: bool | None = progress_option(),
     overwrite: bool = overwrite_option(),
@@ -67,7 +69,7 @@ def segment_command(
     )
 
     t_start = time.perf_counter()
-    images = open_movie(movie, axes=axes, frame_interval_s=frame_interval_s)
+    images = open_movie(movie, axes=axes, channel=channel, frame_interval_s=frame_interval_s)
     vs = parse_voxel_size(voxel_size_um, ndim=images.ndim_spatial) if voxel_size_um else images.voxel_size_um
     diam_px = nucleus_diameter_px
     if nucleus_diameter_um is not None:

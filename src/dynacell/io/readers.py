@@ -45,6 +45,7 @@ def open_movie(
     frame_interval_s: float | None = None,
     format: str | None = None,
     axes: str | None = None,
+    channel: int | None = None,
     progress: bool = False,
 ) -> Movie:
     """Open an image movie lazily, shape ``(T, [Z,] Y, X)``.
@@ -68,7 +69,11 @@ def open_movie(
         Force a format instead of detecting it from the path.
     axes : str, optional
         Axes of a TIFF stack, zarr array or npz array when its metadata do not say (e.g.
-        ``"TZYX"``, ``"ZTYX"``, ``"TCYX"`` with one channel); needed for a 4-D stack without axes.
+        ``"TZYX"``, ``"ZTYX"``, ``"TCYX"``); needed for a 4-D stack without axes.
+    channel : int, optional
+        Channel to read (0-based) from a multi-channel TIFF stack, zarr array, npz array or
+        vendor file (``C`` axis); a file with one channel needs none. A folder of frames holds one
+        channel per file (colour PNG/JPEG series excepted), so it takes no ``channel``.
     progress : bool
         Show a progress bar while scanning the headers of a folder of frames.
 
@@ -83,7 +88,8 @@ def open_movie(
     ------
     InvalidInputError
         Missing or empty path, unknown format, inconsistent frame shapes (names the first
-        offending file and both shapes), ambiguous axes.
+        offending file and both shapes), ambiguous axes, several channels without ``channel``, a
+        ``channel`` the file does not have.
     FormatError
         A file that is not a readable TIFF / zarr / npz (names the file).
 
@@ -94,7 +100,7 @@ def open_movie(
     A missing ``tTTT.tif`` inside an image sequence is logged as a warning and recorded as a gap
     in ``frame_indices``.
     """
-    return _open(path, "images", voxel_size_um, frame_interval_s, format, axes, progress)
+    return _open(path, "images", voxel_size_um, frame_interval_s, format, axes, progress, channel)
 
 
 def open_labels(
@@ -207,7 +213,7 @@ def detect_format(path: str | Path) -> str:
 
 
 # --------------------------------------------------------------------------- dispatch
-def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress) -> Movie:
+def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress, channel=None) -> Movie:
     p = Path(path)
     if format is None:
         format = detect_format(p)
@@ -221,18 +227,21 @@ def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress) -
         raise InvalidInputError(f"{p}: format={format!r} needs a file, got a folder")
     if axes is not None and format in ("ctc", "tiff-folder"):
         raise InvalidInputError(f"{p}: axes= applies to stacks, zarr and npz; a folder holds one frame per file")
+    if channel is not None and format in ("ctc", "tiff-folder"):
+        raise InvalidInputError(f"{p}: channel= applies to stacks, zarr, npz and vendor files; a folder of TIFF "
+                                f"frames holds one channel per file — drop channel= or point at the channel's folder")
     if format in ("ctc", "tiff-folder"):
         data, ax, frames, meta_vs, meta_dt, extra = _read_folder(p, kind, ctc=format == "ctc", progress=progress)
     elif format == "tiff-stack":
-        data, ax, frames, meta_vs, meta_dt, extra = _read_tiff_stack(p, axes)
+        data, ax, frames, meta_vs, meta_dt, extra = _read_tiff_stack(p, axes, channel)
     elif format == "zarr":
-        data, ax, frames, meta_vs, meta_dt, extra = _read_zarr(p, axes)
+        data, ax, frames, meta_vs, meta_dt, extra = _read_zarr(p, axes, channel)
     elif format in _VENDOR:
         from dynacell.io.vendor import read_vendor
 
-        data, ax, frames, meta_vs, meta_dt, extra = read_vendor(p, format)
+        data, ax, frames, meta_vs, meta_dt, extra = read_vendor(p, format, channel=channel)
     else:
-        data, ax, frames, meta_vs, meta_dt, extra = _read_npz(p, kind, axes)
+        data, ax, frames, meta_vs, meta_dt, extra = _read_npz(p, kind, axes, channel)
     check_frame_voxels(tuple(data.shape[1:]), str(p))
     vs, dt = resolve_sizes(str(p), ax[1:], meta_vs, meta_dt, voxel_size_um, frame_interval_s)
     extra["format"] = format
@@ -329,6 +338,30 @@ def _read_folder(folder: Path, kind: str, *, ctc: bool, progress: bool):
     return data, "T" + spatial, numbers, meta_vs, first.frame_interval_s, extra
 
 
+def _channel_index(path, ax: str, shape: tuple[int, ...], channel: int | None) -> int:
+    """Index of the channel to read on the ``C`` axis of ``ax`` (0 when there is none or one channel).
+
+    Raises
+    ------
+    InvalidInputError
+        Several channels and no ``channel``; a ``channel`` out of range, or given for a file without channels.
+    """
+    n = shape[ax.index("C")] if "C" in ax else 1
+    if channel is None:
+        if n > 1:
+            raise InvalidInputError(
+                f"{path}: {n} channels (axes {ax}, shape {shape}); dynacell reads one channel — choose the nuclear "
+                f"channel with channel= (--channel, 0 to {n - 1})"
+            )
+        return 0
+    if not 0 <= int(channel) < n:
+        raise InvalidInputError(
+            f"{path}: channel {channel} does not exist; the file has {n} channel(s) (axes {ax}, shape {shape}), "
+            f"choose 0 to {n - 1}"
+        )
+    return int(channel)
+
+
 # --------------------------------------------------------------------------- TIFF stack
 def _stack_axes(info, axes: str | None) -> str:
     file_axes = info.axes
@@ -351,14 +384,15 @@ def _stack_axes(info, axes: str | None) -> str:
     )
 
 
-def _read_tiff_stack(path: Path, axes: str | None):
+def _read_tiff_stack(path: Path, axes: str | None, channel: int | None = None):
     import dask
     import dask.array as da
 
     info = inspect_tiff(path, with_sizes=True)
     ax = _stack_axes(info, axes)
+    c = _channel_index(path, ax, tuple(info.shape), channel)
     for a, n in zip(ax, info.shape):
-        if a not in "TZYX" and n != 1:
+        if a not in "TZYXC" and n != 1:
             raise InvalidInputError(
                 f"{path}: axis {a!r} has size {n} (axes {ax}, shape {info.shape}); dynacell reads one channel — "
                 f"save a single channel or pass axes="
@@ -375,10 +409,11 @@ def _read_tiff_stack(path: Path, axes: str | None):
     reader = dask.delayed(read_stack_frame, pure=True)
     frames = []
     for t in range(n_t):
-        index = tuple(t if a == "T" else (slice(None) if a in spatial else 0) for a in ax)
+        index = tuple(t if a == "T" else c if a == "C" else (slice(None) if a in spatial else 0) for a in ax)
         frames.append(da.from_delayed(reader(str(path), index, order, t), shape=fshape, dtype=info.dtype))
     data = da.stack(frames, axis=0)
-    extra = {"files": None, "file_axes": info.axes, "axes_used": ax, "size_origin": info.size_origin}
+    extra = {"files": None, "file_axes": info.axes, "axes_used": ax, "size_origin": info.size_origin,
+             **({"channel": c} if "C" in ax else {})}
     return data, "T" + spatial, list(range(n_t)), sizes_for_axes(info.sizes, spatial), info.frame_interval_s, extra
 
 
@@ -399,7 +434,7 @@ def _scale_of(transforms: list | None) -> list[float] | None:
     return None
 
 
-def _read_zarr(path: Path, axes: str | None):
+def _read_zarr(path: Path, axes: str | None, channel: int | None = None):
     import dask.array as da
     import zarr
 
@@ -472,11 +507,9 @@ def _read_zarr(path: Path, axes: str | None):
         )
     if len(ax) != len(shape) or len(set(ax)) != len(ax) or not set(ax) <= set("TCZYX"):
         raise InvalidInputError(f"{path}: axes {ax!r} do not fit the array of shape {shape}; one of T,C,Z,Y,X per axis")
-    for a, n in zip(ax, shape):
-        if a == "C" and n != 1:
-            raise InvalidInputError(f"{path}: {n} channels (axes {ax}); dynacell reads one channel — save one")
+    c = _channel_index(path, ax, shape, channel)
     data = da.from_zarr(array)
-    index = tuple(0 if a == "C" else slice(None) for a in ax)
+    index = tuple(c if a == "C" else slice(None) for a in ax)
     data = data[index]
     kept = [a for a in ax if a != "C"]
     if "T" not in kept:
@@ -485,12 +518,12 @@ def _read_zarr(path: Path, axes: str | None):
     spatial = "".join(a for a in "ZYX" if a in kept)
     data = data.transpose([kept.index(a) for a in "T" + spatial])
     data = data.rechunk((1,) + data.shape[1:])
-    extra = {"files": None, "file_axes": "".join(ax), "size_origin": origin}
+    extra = {"files": None, "file_axes": "".join(ax), "size_origin": origin, **({"channel": c} if "C" in ax else {})}
     return data, "T" + spatial, list(range(data.shape[0])), sizes_for_axes(sizes, spatial), interval, extra
 
 
 # --------------------------------------------------------------------------- npz
-def _read_npz(path: Path, kind: str, axes: str | None):
+def _read_npz(path: Path, kind: str, axes: str | None, channel: int | None = None):
     import dask.array as da
 
     try:
@@ -526,10 +559,9 @@ def _read_npz(path: Path, kind: str, axes: str | None):
     axes = axes.upper()
     if len(axes) != arr.ndim or not set(axes) <= set("TCZYX") or len(set(axes)) != len(axes):
         raise InvalidInputError(f"{path}: axes {axes!r} do not fit array {key!r} of shape {arr.shape}")
+    c = _channel_index(f"{path} [{key}]", axes, tuple(arr.shape), channel)
     if "C" in axes:
-        if arr.shape[axes.index("C")] != 1:
-            raise InvalidInputError(f"{path}: {arr.shape[axes.index('C')]} channels in {key!r}; save one channel")
-        arr = np.take(arr, 0, axis=axes.index("C"))
+        arr = np.take(arr, c, axis=axes.index("C"))
         axes = axes.replace("C", "")
     if "T" not in axes:
         arr, axes = arr[None], "T" + axes
