@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -80,8 +81,9 @@ def run_demo(
     model : str, Path or StateClassifier, optional
         Classifier; default ``nuclei-3d``.
     overwrite : bool
-        Replace ``out``: the old folder is removed before the demo starts (a demo's output is
-        disposable); without it an existing ``out`` is an error.
+        Replace ``out``: the old folder is moved aside (``.NAME.dynacell-old-PID`` beside it), removed
+        once the demo has succeeded and put back if it fails or is interrupted; without it an
+        existing ``out`` is an error.
     progress : bool or None
         Show progress bars (None: when stderr is a terminal).
 
@@ -108,13 +110,15 @@ def run_demo(
         raise OutputExistsError(f"output folder {out} exists; choose another -o or pass --overwrite to replace it")
     if model is None or isinstance(model, (str, Path)):
         resolve_model(model, 3, "cpu")  # fail before simulating when the model is missing
-    if out.is_dir() and not out.is_symlink():
-        shutil.rmtree(out)  # --overwrite: the demo's output is disposable, replaced up front
-    elif out.exists() or out.is_symlink():
-        out.unlink()
+    # --overwrite: the old output is moved aside (not deleted) and put back if the demo fails, so a good
+    # result is never lost; the demo is built at its final path because run.json records its input paths
+    old = None
+    if out.exists() or out.is_symlink():
+        old = out.with_name(f".{out.name}.dynacell-old-{os.getpid()}")
+        os.replace(out, old)
     t0 = time.perf_counter()
-    out.mkdir(parents=True)
     try:
+        out.mkdir(parents=True)
         sim = simulate_embryo(ndim=3, n_start=n_start, n_frames=n_frames, min_divisions=min_divisions,
                               min_deaths=min_deaths, seed=seed, progress=progress)
         sim.save(out / "simulation")
@@ -124,11 +128,18 @@ def run_demo(
         result = run(out / "simulation" / "images", labels=out / "simulation" / "labels", model=model,
                      out=out / "run", gt=out / "simulation" / "labels", seed=seed, progress=progress,
                      gt_rules=EventRules(**DEMO_RULES))
+        t1 = time.perf_counter()
+        _demo_evaluation(result, out / "simulation" / "labels", progress)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
+        if old is not None:
+            os.replace(old, out)
         raise
-    t1 = time.perf_counter()
-    _demo_evaluation(result, out / "simulation" / "labels", progress)
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
     result.timings_s = {"simulate": round(t_sim, 3), **result.timings_s,
                         "evaluate_seed_rules": round(time.perf_counter() - t1, 3)}
     return result

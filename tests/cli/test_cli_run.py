@@ -123,3 +123,23 @@ def test_demo_small(tmp_path, monkeypatch, capsys):
     assert "macro-F1" in text and "TRA" in text
     code, _, err = _main(monkeypatch, capsys, "demo", "-o", tmp_path / "demo", "--model", model)
     assert code == 2 and "exists" in err
+
+
+def test_demo_overwrite_keeps_the_old_output_when_the_demo_fails(tmp_path, monkeypatch):
+    import dynacell.pipeline
+    from dynacell.demo import run_demo
+
+    model = make_tiny_model(tmp_path / "tiny3d", 3)
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "good.txt").write_text("an earlier result")
+
+    def broken_run(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dynacell.pipeline, "run", broken_run)
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(out, seed=1, n_start=3, n_frames=4, min_divisions=0, min_deaths=0, model=model,
+                 overwrite=True, progress=False)
+    assert (out / "good.txt").read_text() == "an earlier result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "tiny3d"]
