@@ -1,4 +1,4 @@
-"""``dynacell benchmark``: state classifiers compared on the same split; classification speed."""
+"""``dynacell benchmark``: state classifiers compared on the same split; classification speed; segmenters."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from dynacell.cli.options import progress_option
 
 def register(app: typer.Typer) -> None:
     """Add the ``benchmark`` command group to ``app``."""
-    bench = typer.Typer(help="Benchmarks: state classifiers on one split, speed.", no_args_is_help=True)
+    bench = typer.Typer(help="Benchmarks: state classifiers on one split, speed, segmenters on held-out frames.",
+                        no_args_is_help=True)
 
     @bench.command("states")
     def states(
@@ -56,5 +57,23 @@ def register(app: typer.Typer) -> None:
         from dynacell.states.speed import speed_table
 
         typer.echo(speed_table(n=n, threads=threads).to_string(index=False))
+
+    @bench.command("segmentation")
+    def segmentation(
+        models: str = typer.Option("nuclei-seg-2d,classical", "--models",
+                                   help="comma-separated: shipped segmenter names, model folders, classical"),
+        datasets: str = typer.Option("gowt1,hela02,dsb,bacteria,mouse8,stardist3d", "--datasets",
+                                     help="comma-separated datasets of the shared data (their test frames)"),
+        out: Path = typer.Option(None, "-o", "--out", help="folder for the CSVs and overlay figures"),
+        threads: int = typer.Option(1, "--threads", help="torch CPU threads"),
+        no_speed: bool = typer.Option(False, "--no-speed", help="skip the seconds-per-frame measurement"),
+        diameter_from_card: bool = typer.Option(False, "--diameter-from-card",
+                                                help="give the models the training-side nucleus diameter of their card"),
+    ) -> None:
+        """Every segmenter on the held-out test frames of every dataset: SEG, object F1/AP, pixel IoU, speed."""
+        from dynacell.segment.benchmark import run_benchmark
+
+        run_benchmark(models.split(","), datasets.split(","), out, threads=threads, with_speed=not no_speed,
+                      diameter_from_card=diameter_from_card, echo=typer.echo)
 
     app.add_typer(bench, name="benchmark")

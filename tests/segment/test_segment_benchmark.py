@@ -1,0 +1,91 @@
+"""``dynacell benchmark segmentation`` / :mod:`dynacell.segment.benchmark` on tiny synthetic frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dynacell.errors import InvalidInputError
+from dynacell.segment.benchmark import (
+    aspect_from_reference,
+    evaluate,
+    load_models,
+    markdown,
+    run_benchmark,
+)
+from dynacell.train.segment import AnnotatedFrame
+
+
+def _toy_loader(make_discs):
+    """``loader(dataset, side)``: 'toy' = two 2D disc frames (full reference), 'toy3d' = one 3D stack."""
+    def load(ds, side):
+        assert side == "test"
+        if ds == "toy":
+            return [AnnotatedFrame("toy", t, *make_discs(seed=t), voxel_size_um=(0.5, 0.5)) for t in (0, 1)]
+        if ds == "toy3d":
+            img, lab = make_discs()
+            # nuclei 4 planes deep, 21 px across: aspect 5.25:1:1
+            return [AnnotatedFrame("toy3d", 0, np.stack([img * 0.1] + [img] * 4 + [img * 0.1]),
+                                   np.stack([lab * 0] + [lab] * 4 + [lab * 0]))]
+        raise AssertionError(ds)
+    return load
+
+
+def test_run_benchmark_table_csvs_and_speed(tmp_path, make_discs, tiny_model):
+    out = tmp_path / "bench"
+    lines = []
+    res = run_benchmark(["classical", str(tiny_model)], ["toy", "toy3d"], out, threads=1,
+                        speed_datasets=["toy"], loader=_toy_loader(make_discs), echo=lines.append)
+    table = res["table"]
+    # the folder label, not the card name; the 2D instance model also runs plane by plane on 3D
+    assert list(zip(table.dataset, table.model)) == [("toy", "classical"), ("toy", "tiny-model"),
+                                                     ("toy3d", "classical"), ("toy3d", "tiny-model")]
+    classical = table.iloc[0]
+    assert classical.n_ref == 6 and classical.SEG > 0.8 and classical["F1@0.5"] > 0.9
+    assert np.isnan(classical.ROC_AUC) and 0 <= table.iloc[1].ROC_AUC <= 1
+    assert (table.cpu_s_per_frame >= 0).all()
+    csv = pd.read_csv(out / "segment_benchmark.csv")
+    assert len(csv) == 4 and (out / "toy_classical.png").stat().st_size > 0
+    sp = pd.read_csv(out / "segment_speed.csv")
+    assert list(sp.frame) == ["2D 96x96 toy"] * 2 and (sp.cpu_s >= 0).all()
+    assert lines[0].startswith("| dataset | model |") and res["live_dead"].empty
+
+
+def test_aspect_and_model_rules(make_discs, tiny_model):
+    frames = _toy_loader(make_discs)("toy3d", "test")
+    assert aspect_from_reference(frames) == (5.25, 1.0, 1.0)
+    with pytest.raises(InvalidInputError, match="3D labels"):
+        aspect_from_reference(_toy_loader(make_discs)("toy", "test"))
+    (model,) = load_models([str(tiny_model)])
+    model.card.architecture = "seed-unet"  # a 2D semantic model is not run on 3D frames
+    t = evaluate([model], ["toy3d"], loader=_toy_loader(make_discs), verbose=False)
+    assert t.empty
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(InvalidInputError, match="unknown dataset"):
+        run_benchmark(["classical"], ["nope"])
+    with pytest.raises(InvalidInputError, match="no model"):
+        load_models([" "])
+    with pytest.raises(InvalidInputError, match="threads"):
+        run_benchmark(["classical"], ["gowt1"], threads=0)
+
+
+def test_markdown_dash_for_missing():
+    md = markdown(pd.DataFrame({"a": ["x"], "b": [np.nan], "c": [0.12345]}))
+    assert md.splitlines()[2] == "| x | – | 0.123 |"
+
+
+def test_cli_benchmark_segmentation(tmp_path, make_discs, monkeypatch, run_cli):
+    import dynacell.train.segment as train_segment
+
+    monkeypatch.setattr(train_segment, "load_frames", _toy_loader(make_discs))
+    monkeypatch.setattr(train_segment, "SPLITS", {**train_segment.SPLITS, "toy": {}})
+    code, out, err = run_cli("benchmark", "segmentation", "--models", "classical", "--datasets", "toy",
+                             "--no-speed", "--threads", "1", "-o", tmp_path / "b")
+    assert code == 0, err
+    assert "| toy | classical | 2 | 6 |" in out
+    assert (tmp_path / "b" / "segment_benchmark.csv").is_file() and not (tmp_path / "b" / "segment_speed.csv").exists()
+    code, _, err = run_cli("benchmark", "segmentation", "--datasets", "nope", "--no-speed")
+    assert code != 0 and "unknown dataset" in err
