@@ -16,8 +16,8 @@ from dynacell import STATES
 from dynacell.cli.main import main
 from dynacell.io.movie import Movie
 
-__all__ = ["synthetic_set", "state_card", "FixedClassifier", "make_tiny_model", "run_main", "synthetic_movie", "_ctc_folder",
-           "division_lineage"]
+__all__ = ["synthetic_set", "state_card", "FixedClassifier", "make_tiny_model", "make_live_dead_model", "run_main",
+           "synthetic_movie", "_ctc_folder", "division_lineage"]
 
 
 def division_lineage(n_frames: int = 8, split: int = 3, daughters=((30, 30), (30, 30))):
@@ -141,6 +141,36 @@ def make_tiny_model(folder, ndim: int, size: int = 16):
     card = state_card(name=f"tiny-untrained-{ndim}d", architecture="4ncnn", classes=list(STATES), ndim=ndim,
                       crop_size_px=[size] * ndim, weights_sha256=sha256_file(folder / "weights.pt"))
     (folder / "model.yaml").write_text(yaml.safe_dump(card))
+    return folder
+
+
+def make_live_dead_model(folder, dead_bias: float = 0.0):
+    """An untrained tiny background/live/dead segmentation model folder (seed self-attention U-Net).
+
+    ``dead_bias`` is added to the dead logit (a large value makes every nucleus pixel dead).
+    """
+    import torch
+
+    import dynacell
+    from dynacell.cards import sha256_file, write_card
+    from dynacell.models.unet import build_segmentation_model
+    from dynacell.segment.predict import SegmentationCard
+
+    torch.manual_seed(0)
+    kw = {"base_filters": 4, "depth": 2}
+    net = build_segmentation_model("seed-attention-unet", **kw)
+    with torch.no_grad():
+        net.head.bias[2] += float(dead_bias)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), folder / "weights.pt")
+    card = SegmentationCard(name="tiny-live-dead", dynacell_version=getattr(dynacell, "__version__", "0"),
+                            torch_version=torch.__version__, architecture="seed-attention-unet", model_kwargs=kw,
+                            n_parameters=sum(p.numel() for p in net.parameters()), ndim=2, training_data={"sim": {}},
+                            split={}, metrics={}, config={}, seed=0, weights_sha256=sha256_file(folder / "weights.pt"),
+                            target_diameter_px=24.0, postprocess={"foreground": 0.5, "seed_distance": 0.5,
+                                                                  "min_size_px": 12},
+                            classes=["background", "live", "dead"])
+    write_card(card, folder)
     return folder
 
 

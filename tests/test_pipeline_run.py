@@ -53,6 +53,10 @@ def test_run_writes_every_output(tmp_path):
     assert info["parameters"]["segmenter"] == "given"
     assert set(info["timings_s"]) >= {"classify", "lineage", "reconcile", "video", "report"}
     assert info["counts"]["divisions"] == 1 == len(res.lineage.divisions())
+    tracks = pd.read_csv(out / "tracks.csv")
+    assert info["counts"]["track_ends"] == tracks["end_reason"].value_counts().to_dict()
+    assert info["dead_evidence"] is None and "dead_evidence" not in info["timings_s"]  # off by default
+    assert "p_dead_seg" not in states
     # CTC result: mask values are the track ids of states.csv
     ctc_tracks = pd.read_csv(out / "ctc" / "res_track.txt", sep=" ", header=None, names=list("LBEP"))
     assert sorted(ctc_tracks["L"]) == sorted(states["track_id"].unique())

@@ -324,11 +324,16 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                     notes.append(f"{n_un} of {len(divisions) - n_re} linked divisions were unlinked because the state "
                                  f"classifier contradicts them and {n_re} missed division(s) were relinked "
                                  f"({config.division_check.describe()}); run.json 'division_check' lists them")
+        dead = None
+        if config.dead_evidence is not None:  # off by default: no cost
+            with timer.step("dead_evidence"):
+                raw, dead = _dead_evidence(config, images, label_movie, raw, device, progress, notes)
         with timer.step("reconcile"):
             states, changes = reconcile_states(raw, lin, config.reconcile)
         with timer.step("write_tables"):
             write_csv(states, tmp / "states.csv")
-            write_csv(tracks_table(lin, states), tmp / "tracks.csv")
+            tracks = tracks_table(lin, states, border_margin=config.reconcile.joint.border_margin)
+            write_csv(tracks, tmp / "tracks.csv")
             from dynacell.lineage.formats import write_geff
 
             write_geff(lin, tmp / "lineage.geff")
@@ -398,6 +403,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                 "divisions": len(lin.divisions()),
                 "states": states["state"].value_counts().to_dict(),
                 "states_classifier": states["state_classifier"].value_counts().to_dict(),
+                "track_ends": tracks["end_reason"].value_counts().to_dict(),
             },
             "notes": notes,
             "reconciliation": {"rule": config.reconcile.describe(),
@@ -409,6 +415,10 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                 "n_unlinked": int((divisions["decision"] == "unlinked").sum()),
                 "n_relinked": int((divisions["decision"] == "relinked").sum()),
                 "changed": divisions[divisions["decision"] != "kept"].to_dict(orient="records")},
+            "dead_evidence": None if dead is None else {
+                **dead, "death_calls": int((states["state"] == "death").sum()),
+                "death_calls_with_evidence": int(((states["state"] == "death")
+                                                  & (states["p_dead_seg"].fillna(0) >= 0.5)).sum())},
             "evaluation": evaluation,
             "motion": motion,
             "timings_s": timer.timings,
@@ -422,6 +432,34 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
     logger.info("run finished: %s", out)
     return RunResult(out=out, states=states, lineage=lin, reconciliation=changes, evaluation=evaluation,
                      timings_s=timer.timings, info=info)
+
+
+def _dead_evidence(config: RunConfig, images: Movie, label_movie: Movie, raw: pd.DataFrame, device: str,
+                   progress: bool, notes: list[str]) -> tuple[pd.DataFrame, dict]:
+    """Add ``p_dead_seg`` (:func:`dynacell.segment.dead.dead_evidence`) to the classifier's table.
+
+    Returns the table and the ``dead_evidence`` entry of ``run.json`` (model, rule, counts).
+    """
+    from dynacell.segment.dead import dead_evidence, load_dead_model
+
+    with _role("dead evidence (--dead-evidence)"):
+        seg = load_dead_model(config.dead_evidence, device)
+    ev = dead_evidence(images, label_movie, seg, device=device, progress=progress)
+    raw = raw.drop(columns=["p_dead_seg"], errors="ignore").merge(ev, on=["t", "label"], how="left")
+    if config.reconcile.method != "joint" or not config.reconcile.enabled:
+        notes.append("--dead-evidence is used by the joint decision only; with reconcile method "
+                     f"{config.reconcile.method!r} (enabled={config.reconcile.enabled}) it is recorded, not used.")
+    info = {"model": seg.name, "folder": str(seg.folder), "weights_sha256": seg.card.weights_sha256,
+            "training_data": sorted(seg.card.training_data),
+            "rule": "p_dead_seg = dead share of the segmenter's nucleus probability under each mask; a death is "
+                    "decided only at a track end inside the field (or before a gap) when the joint decision "
+                    "favours it (dynacell.states.joint.combine_dead_evidence)",
+            "n_rated": int(raw["p_dead_seg"].notna().sum()),
+            "n_p_dead_seg_ge_0.5": int((raw["p_dead_seg"].fillna(0) >= 0.5).sum())}
+    notes.append(f"Dead evidence from the segmenter {seg.name} (trained on rendered apoptosis only: "
+                 f"{', '.join(sorted(seg.card.training_data))}); {info['n_p_dead_seg_ge_0.5']} of {info['n_rated']} "
+                 "nuclei have p_dead_seg >= 0.5.")
+    return raw, info
 
 
 def _motion(states: pd.DataFrame, images: Movie, notes: list[str]) -> dict | None:

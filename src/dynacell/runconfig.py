@@ -69,6 +69,11 @@ class RunConfig(BaseModel):
         When a linked division contradicted by the classifier is unlinked
         (:func:`dynacell.states.relink.check_divisions`; only for lineages dynacell linked itself,
         never for a given ``lineage``).
+    dead_evidence : str or None
+        A segmentation model with classes background / live / dead (name or folder; see
+        :mod:`dynacell.segment.dead`) run on every frame to rate each nucleus's dead share
+        (``p_dead_seg`` in ``states.csv``), used by the joint decision as appearance evidence of a
+        death at a track end inside the field. None (default): not run, no cost.
     overwrite, video : bool
         Replace ``out``; write ``overlay.mp4``.
     progress : bool or None
@@ -98,6 +103,7 @@ class RunConfig(BaseModel):
     gt_rules: EventRules | None = None
     reconcile: ReconcileRules = Field(default_factory=ReconcileRules)
     division_check: DivisionCheck = Field(default_factory=DivisionCheck)
+    dead_evidence: str | None = None
     overwrite: bool = False
     video: bool = True
     progress: bool | None = None

@@ -169,3 +169,51 @@ def test_reconcile_dispatches_to_the_joint_decision_by_default():
         ReconcileRules(method="vote")
     with pytest.raises(InvalidInputError):
         JointModel(lineage_confidence=1.0)
+
+
+def test_combine_dead_evidence():
+    from dynacell.states.joint import combine_dead_evidence
+
+    p = np.array([[0.8, 0.1, 0.1, 0.0], [0.8, 0.1, 0.1, 0.0]])
+    out = combine_dead_evidence(p, np.array([0.9, np.nan]))
+    assert out[0] == pytest.approx([0.08, 0.01, 0.01, 0.9])
+    assert out[1] == pytest.approx(p[1])  # no evidence: unchanged
+    # a classifier with a death class: product of the two, renormalised
+    q = combine_dead_evidence(np.array([[0.5, 0.0, 0.0, 0.5]]), np.array([0.8]))
+    assert q[0] == pytest.approx([0.2, 0.0, 0.0, 0.8])
+    with pytest.raises(InvalidInputError, match="0..1"):
+        combine_dead_evidence(p, np.array([1.5, 0.2]))
+    with pytest.raises(InvalidInputError, match="do not match"):
+        combine_dead_evidence(p, np.array([0.5]))
+
+
+def test_dead_evidence_decides_a_death_only_at_a_track_end_inside_the_field():
+    nodes = [(t, 1) for t in range(5)]
+    lin = _chain(nodes, n_frames=8)
+    st = _table(lin, proba=(0.9, 0.05, 0.05, 0.0))  # a 2D model: no death class
+    st["p_dead_seg"] = 0.02
+    st.loc[st.t == 4, "p_dead_seg"] = 0.9
+    out, changes = joint_states(st, lin)
+    assert _state(out, (4, 1)) == "death" and out.loc[out.t == 4, "p_death_joint"].item() > 0.5
+    assert (out.loc[out.t < 4, "state"] == "stable").all()
+    assert changes["reason"].str.contains("segmenter's dead evidence").any()
+    # without the evidence column: no death (the track end alone never decides one)
+    out, _ = joint_states(st.drop(columns="p_dead_seg"), lin)
+    assert "death" not in set(out["state"])
+    # the same evidence where the nucleus leaves the field, at the movie's end or on a continuing track: no death
+    st_b = st.copy()
+    st_b.loc[st_b.t == 4, "edge_px"] = 3.0
+    assert "death" not in set(joint_states(st_b, lin)[0]["state"])
+    assert "death" not in set(joint_states(st, _chain(nodes, n_frames=5))[0]["state"])
+    st_mid = st.copy()
+    st_mid["p_dead_seg"] = 0.02
+    st_mid.loc[st_mid.t == 2, "p_dead_seg"] = 0.95
+    assert "death" not in set(joint_states(st_mid, lin)[0]["state"])
+
+
+def test_tracks_table_border_margin():
+    lin = _chain([(t, 1) for t in range(5)], n_frames=8)
+    lin.assign_tracks()
+    st = _table(lin, edge=7.0, size=10.0)
+    assert tracks_table(lin, st)["end_reason"].item() == "border"
+    assert tracks_table(lin, st, border_margin=0.5)["end_reason"].item() == "inside_field"

@@ -48,6 +48,10 @@ def register(app: typer.Typer) -> None:
         motion_prior: str = motion_prior_option(),
         seed: int = seed_option(),
         video: bool = typer.Option(True, "--video/--no-video", help="Write overlay.mp4."),
+        dead_evidence: str | None = typer.Option(
+            None, "--dead-evidence",
+            help="A background/live/dead segmentation model (name or folder) whose dead class supports death calls "
+                 "at track ends inside the field (off by default; trained on rendered apoptosis only)."),
         progress: bool | None = progress_option(),
     ) -> None:
         """Movie -> labels, lineage, a state for every nucleus, report.html, overlay.mp4 (in OUT)."""
@@ -69,7 +73,7 @@ def register(app: typer.Typer) -> None:
                 voxel_size_um=parse_voxel_size(voxel_size_um), frame_interval_s=frame_interval_s,
                 max_distance=max_distance, motion_prior=motion_prior, device=device, scheduler=scheduler,
                 gt=None if gt is None else str(gt),
-                overwrite=overwrite, video=video, progress=progress, seed=seed)
+                overwrite=overwrite, video=video, progress=progress, seed=seed, dead_evidence=dead_evidence)
         except ValidationError as exc:
             problems = "; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors())
             raise InvalidInputError(problems) from None
@@ -87,6 +91,8 @@ def summary_text(result) -> str:
         "states: " + ", ".join(f"{k} {v}" for k, v in sorted(c["states"].items())),
         f"reconciliation changed {info['reconciliation']['n_changed']} state(s)",
     ]
+    if c.get("track_ends"):
+        lines.append("track ends: " + ", ".join(f"{k} {v}" for k, v in sorted(c["track_ends"].items())))
     ev = result.evaluation
     if ev:
         for name in ("states_before", "states_after"):

@@ -17,6 +17,13 @@ exactly one parent, less than ``max_gap`` frames apart):
   leaves the field) or at the movie's last frame may not: a track end alone is never a death.
 * **Emissions**: the classifier's probabilities of each state at each frame (a class the model
   does not predict — e.g. ``death`` for a 3-class model — has emission 0 and is never decided).
+  When the states table has a ``p_dead_seg`` column (the dead-class share of a 3-class
+  background/live/dead segmenter under the nucleus, :func:`dynacell.segment.dead.dead_evidence`),
+  it is a second, independent piece of appearance evidence (:func:`combine_dead_evidence`): the
+  ``death`` emission becomes ``p_dead_seg`` (times the classifier's ``p_death`` when the classifier
+  has a death class) and the living states are weighed by ``1 − p_dead_seg``. A death is still
+  only possible where the track ends inside the field (or before a gap); a track end alone never
+  decides one, and neither does dead evidence on a track that goes on.
 
 The forward–backward algorithm gives the posterior probability of each state at each frame
 (``p_<state>_joint``); the decided state is its argmax. With ``lineage_confidence = 0.98`` the
@@ -38,7 +45,7 @@ import pandas as pd
 from dynacell import STATES
 from dynacell.lineage.graph import Lineage, Node
 
-__all__ = ["END_REASONS", "JointModel", "end_reasons", "joint_states", "track_segments"]
+__all__ = ["END_REASONS", "JointModel", "combine_dead_evidence", "end_reasons", "joint_states", "track_segments"]
 
 logger = logging.getLogger(__name__)
 
@@ -263,6 +270,54 @@ def end_reasons(lineage: Lineage, states: pd.DataFrame | None = None, border_mar
     return out
 
 
+def combine_dead_evidence(proba: np.ndarray, p_dead_seg: np.ndarray) -> np.ndarray:
+    """Classifier probabilities combined with a segmenter's per-nucleus dead probability.
+
+    Parameters
+    ----------
+    proba : numpy.ndarray
+        ``(n, 4)`` float, the classifier's ``p_<state>`` in :data:`dynacell.STATES` order.
+    p_dead_seg : numpy.ndarray
+        ``(n,)`` float in 0..1, the segmenter's dead share under each nucleus
+        (:func:`dynacell.segment.dead.dead_evidence`); NaN = no evidence (row kept as is).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 4)`` float64, rows summing to 1 where evidence was given. A classifier without a
+        death class (its ``p_death`` column is 0 everywhere): ``death = q``, each living state
+        ``p · (1 − q)``. With a death class: the product of the two (``p_death · q`` against
+        ``p_living · (1 − q)``, uniform prior over dead/alive), renormalised.
+
+    Raises
+    ------
+    InvalidInputError
+        If the shapes differ or a probability is outside 0..1.
+    """
+    from dynacell.errors import InvalidInputError
+
+    p = np.asarray(proba, dtype=np.float64)
+    q = np.asarray(p_dead_seg, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != len(STATES) or q.shape != (p.shape[0],):
+        raise InvalidInputError(f"dead evidence: proba {p.shape} and p_dead_seg {q.shape} do not match "
+                                f"(n, {len(STATES)}) and (n,)")
+    has = np.isfinite(q)
+    if np.any((q[has] < 0) | (q[has] > 1)):
+        raise InvalidInputError("dead evidence: p_dead_seg must lie in 0..1 (or be NaN)")
+    out = p.copy()
+    if not has.any():
+        return out
+    qh = q[has]
+    sub = p[has].copy()
+    death_class = p.shape[0] > 0 and p[:, X].max() > 0
+    sub[:, X] = sub[:, X] * qh if death_class else qh
+    living = [S, M, D]
+    sub[:, living] *= (1.0 - qh)[:, None]
+    tot = sub.sum(axis=1, keepdims=True)
+    out[has] = np.divide(sub, tot, out=np.full_like(sub, 0.25), where=tot > 0)
+    return out
+
+
 def _forward_backward(pi: np.ndarray, a: np.ndarray, a_last: np.ndarray, em: np.ndarray,
                       end: np.ndarray) -> np.ndarray:
     """Posterior marginals ``(n, 4)`` of a chain (scaled forward-backward, Rabiner 1989).
@@ -306,7 +361,8 @@ def joint_states(states: pd.DataFrame, lineage: Lineage, model: JointModel | Non
     ----------
     states : pandas.DataFrame
         From :func:`dynacell.states.classify.classify_movie`: ``t, label, state, p_<state>`` for
-        every state of :data:`dynacell.STATES` (and optionally ``edge_px, size_px``).
+        every state of :data:`dynacell.STATES` (and optionally ``edge_px, size_px``, and
+        ``p_dead_seg``: a segmenter's dead evidence, see :func:`combine_dead_evidence`).
     lineage : Lineage
         Nodes ``(t, label)`` of the same label images; ``n_frames`` = the movie's frames.
     model : JointModel, optional
@@ -330,8 +386,10 @@ def joint_states(states: pd.DataFrame, lineage: Lineage, model: JointModel | Non
     pcols = [f"p_{s}" for s in STATES]
     proba = out[pcols].to_numpy(dtype=float)
     post = proba.copy()
-    predicted = proba.max(axis=0) > 0 if len(out) else np.ones(4, bool)
-    em_all = np.where(predicted, np.clip(proba, model.emission_floor, None), 0.0)
+    evidence = out["p_dead_seg"].to_numpy(dtype=float) if "p_dead_seg" in out else None
+    em = proba if evidence is None else combine_dead_evidence(proba, evidence)
+    predicted = em.max(axis=0) > 0 if len(out) else np.ones(4, bool)
+    em_all = np.where(predicted, np.clip(em, model.emission_floor, None), 0.0)
     index = {n: i for i, n in enumerate(zip(out["t"].astype(int), out["label"].astype(int)))}
     reason = np.full(len(out), "not in the lineage", dtype=object)
     end_reason = np.full(len(out), "", dtype=object)
@@ -368,6 +426,9 @@ def joint_states(states: pd.DataFrame, lineage: Lineage, model: JointModel | Non
             reason[rows[k]] = reason[rows[k + 1]] = "suspected wrong link (death then new_daughter)"
     states_arr = np.asarray(STATES, dtype=object)
     in_lin = reason != "not in the lineage"
+    if evidence is not None:  # say which death calls the segmenter's dead evidence carried
+        seen = in_lin & (post.argmax(axis=1) == X) & (np.nan_to_num(evidence) >= 0.5)
+        reason[seen] = [f"{r}, segmenter's dead evidence" for r in reason[seen]]
     new_state = out["state"].to_numpy(dtype=object).copy()
     new_state[in_lin] = states_arr[post[in_lin].argmax(axis=1)]
     out["state"] = new_state

@@ -13,7 +13,7 @@ __all__ = ["FATES", "tracks_table"]
 FATES = ("divides", "continues", "reaches_end", "ends")
 
 
-def tracks_table(lineage: Lineage, states: pd.DataFrame) -> pd.DataFrame:
+def tracks_table(lineage: Lineage, states: pd.DataFrame, border_margin: float = 1.0) -> pd.DataFrame:
     """One row per track: its extent, parent, fate and how many of its nuclei are in each state.
 
     Parameters
@@ -22,6 +22,10 @@ def tracks_table(lineage: Lineage, states: pd.DataFrame) -> pd.DataFrame:
         With ``track_id`` on every node and ``n_frames`` = the movie's frames.
     states : pandas.DataFrame
         ``states.csv`` (``track_id, state``).
+    border_margin : float
+        A track ends at the border when its last nucleus's bounding box lies within
+        ``border_margin`` times its own size of the Y/X image edge (``edge_px <= border_margin ·
+        size_px``; the joint decision's :attr:`dynacell.states.joint.JointModel.border_margin`).
 
     Returns
     -------
@@ -39,7 +43,7 @@ def tracks_table(lineage: Lineage, states: pd.DataFrame) -> pd.DataFrame:
     from dynacell.lineage.stats import track_fates
     from dynacell.states.joint import end_reasons
 
-    why = end_reasons(lineage, states if len(states) else None)
+    why = end_reasons(lineage, states if len(states) else None, border_margin)
     tracks = lineage.tracks()
     fate_of, last = track_fates(lineage)
     tracks["fate"] = [fate_of[int(tid)] for tid in tracks["track_id"]]
