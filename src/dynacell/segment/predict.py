@@ -151,7 +151,7 @@ def maps_to_instances(architecture: str, maps: dict[str, np.ndarray], params: Po
     return relabel_sequential(lab)[0].astype(np.int32)
 
 
-def tune_postprocess(module: Any, items: list[Any]) -> tuple[PostprocessParams, dict[str, Any]]:
+def tune_postprocess(module: Any, items: list[Any], min_size_px: int = 12) -> tuple[PostprocessParams, dict[str, Any]]:
     """Grid-search the post-processing thresholds on validation frames (model selection side).
 
     Parameters
@@ -160,6 +160,8 @@ def tune_postprocess(module: Any, items: list[Any]) -> tuple[PostprocessParams, 
         Has ``architecture`` and ``predict_maps(image) -> maps`` (the training module).
     items : list
         Validation frames at model scale with ``dataset``, ``image``, ``labels``.
+    min_size_px : int
+        Smallest object kept (pixels/voxels at model scale), not searched.
 
     Returns
     -------
@@ -176,7 +178,7 @@ def tune_postprocess(module: Any, items: list[Any]) -> tuple[PostprocessParams, 
     best = None
     for fg in fgs:
         for sd in seeds:
-            p = PostprocessParams(fg, sd, 12)
+            p = PostprocessParams(fg, sd, int(min_size_px))
             per: dict[str, list[tuple[float, int]]] = {}
             for it, m in zip(items, maps):
                 per.setdefault(it.dataset, []).append(ctc_seg(it.labels, maps_to_instances(module.architecture, m, p)))

@@ -14,6 +14,9 @@ dataset         reference masks                                   split (time bl
 ``bacteria``    bacteria-phc 01_GT/TRA (full masks; phase contrast) test t ≥ 42 only (out of domain)
 ``mouse8``      mouse 8-cell 3D labels                              train t ≤ 6, val 7, test 8–10
 ``stardist3d``  StarDist 3D stack, 51 nuclei                         test only
+``stardist3d-half``  the same stack cut at the middle of X             train = x < 28 (t 0), test = x ≥ 28 (t 1)
+``sim3d``       simulated 3D embryos (dynacell.simulate), random   train seeds 0–7 (domain randomisation)
+                density, nucleus size, voxel aspect, photons
 ``sim``         simulated 2D colony with apoptosis (dynacell.        train seeds 0–1, val 2, test 3
                 simulate), live/dead labels
 ==============  ===============================================  ==========================================
@@ -52,6 +55,7 @@ from dynacell.segment.learned import (
 __all__ = [
     "DATASETS_2D",
     "SPLITS",
+    "STARDIST3D_CUT_X",
     "TARGET_DIAMETER_PX",
     "AnnotatedFrame",
     "CropDataset",
@@ -60,6 +64,7 @@ __all__ = [
     "load_frames",
     "prepare",
     "train_segmenter",
+    "voxel_aspect",
 ]
 
 logger = logging.getLogger(__name__)
@@ -78,6 +83,8 @@ SPLITS: dict[str, dict[str, Any]] = {
     "bacteria": {"train": lambda t: False, "val": lambda t: False, "test": lambda t: t >= 42},
     "mouse8": {"train": lambda t: t <= 6, "val": lambda t: t == 7, "test": lambda t: t >= 8},
     "stardist3d": {"train": lambda t: False, "val": lambda t: False, "test": lambda t: True},
+    "stardist3d-half": {"train": lambda t: t == 0, "val": lambda t: False, "test": lambda t: t == 1},
+    "sim3d": {"train": lambda t: t <= 7, "val": lambda t: False, "test": lambda t: False},
     "sim": {"train": lambda t: t <= 1, "val": lambda t: t == 2, "test": lambda t: t == 3},
 }
 
@@ -89,10 +96,15 @@ SPLIT_TEXT: dict[str, str] = {
     "bacteria": "test t>=42 only (not trained on)",
     "mouse8": "time blocks: train t<=6, val 7, test 8-10",
     "stardist3d": "test only",
+    "stardist3d-half": "regions: train x < 28 (left half of X), test x >= 28",
+    "sim3d": "simulation seeds 0-7 (training only)",
     "sim": "simulation seeds: train 0-1, val 2, test 3",
 }
 
 DATASETS_2D = ("gowt1", "hela02", "dsb", "bacteria")
+
+#: Column of the StarDist 3D stack where ``stardist3d-half`` cuts it (train left, test right).
+STARDIST3D_CUT_X = 28
 
 
 @dataclass
@@ -214,9 +226,19 @@ def load_frames(dataset: str, side: str, data_root: str | Path | None = None) ->
             t = int(f.stem[1:])
             if keep(t):
                 out.append(AnnotatedFrame(dataset, t, _read(base / "images" / f.name), _read(f).astype(np.int32)))
-    elif dataset == "stardist3d":
+    elif dataset in ("stardist3d", "stardist3d-half"):
         base = root / "segmentation" / "stardist-3d"
-        out.append(AnnotatedFrame(dataset, 0, _read(base / "img3d.tif"), _read(base / "mask3d.tif").astype(np.int32)))
+        img, lab = _read(base / "img3d.tif"), _read(base / "mask3d.tif").astype(np.int32)
+        if dataset == "stardist3d":
+            out.append(AnnotatedFrame(dataset, 0, img, lab))
+        else:
+            for t, sl in ((0, slice(0, STARDIST3D_CUT_X)), (1, slice(STARDIST3D_CUT_X, None))):
+                if keep(t):
+                    out.append(AnnotatedFrame(dataset, t, img[..., sl], lab[..., sl]))
+    elif dataset == "sim3d":
+        for seed in range(8):
+            if keep(seed):
+                out.extend(_sim3d_frames(seed))
     elif dataset == "sim":
         for seed in range(4):
             if keep(seed):
@@ -239,15 +261,63 @@ def _sim_frames(seed: int, n_frames: int = 16) -> list[AnnotatedFrame]:
     return out
 
 
+def _sim3d_frames(seed: int) -> list[AnnotatedFrame]:
+    """Two frames of a simulated 3D embryo with randomised appearance (domain randomisation).
+
+    Seed ``s`` draws (``default_rng([7, s])``): 6–30 starting nuclei, nucleus radius 3–5 µm,
+    z step 1–2.5 µm (lateral 0.5 µm), 8–60 signal photons over 5–40 background photons; frames
+    0 and 3 of a 4-frame simulation (simulation seed ``2000 + s``). Exact labels.
+    """
+    from dynacell.simulate import simulate_embryo
+
+    rng = np.random.default_rng([7, seed])
+    vz = float(rng.uniform(1.0, 2.5))
+    res = simulate_embryo(ndim=3, n_start=int(rng.integers(6, 31)), n_frames=4, radius_um=float(rng.uniform(3, 5)),
+                          division_rate_per_frame=0.0, voxel_size_um=(vz, 0.5, 0.5),
+                          photons=float(rng.uniform(8, 60)), background_photons=float(rng.uniform(5, 40)),
+                          seed=2000 + seed, progress=False)
+    return [AnnotatedFrame("sim3d", seed * 100 + i, np.asarray(res.images[i]), np.asarray(res.labels[i], np.int32),
+                           voxel_size_um=tuple(float(v) for v in res.voxel_size_um)) for i in (0, 3)]
+
+
 def reference_diameter_px(frames: list[AnnotatedFrame]) -> float:
-    """Median equivalent diameter (pixels, lateral) of the reference objects of ``frames``."""
+    """Median lateral diameter (pixels) of the reference objects of ``frames``.
+
+    2D: the equivalent diameter of each object; 3D: the equivalent diameter of each object's
+    largest YX section (lateral pixels; the z step does not enter).
+    """
     from skimage.measure import regionprops_table
 
-    d = [regionprops_table(f.labels, properties=("equivalent_diameter_area",))["equivalent_diameter_area"]
-         for f in frames if f.labels.any()]
+    def lateral(lab: np.ndarray) -> np.ndarray:
+        if lab.ndim == 2:
+            return regionprops_table(lab, properties=("equivalent_diameter_area",))["equivalent_diameter_area"]
+        ids = np.unique(lab[lab > 0])
+        area = np.zeros(int(lab.max()) + 1)
+        for z in range(lab.shape[0]):
+            area = np.maximum(area, np.bincount(lab[z].ravel(), minlength=len(area)))
+        return np.sqrt(4 * area[ids] / np.pi)
+
+    d = [lateral(f.labels) for f in frames if f.labels.any()]
     if not d:
         raise InvalidInputError("no reference object to measure the nucleus size")
     return float(np.median(np.concatenate(d)))
+
+
+def voxel_aspect(frames: list[AnnotatedFrame]) -> float:
+    """z/x aspect of the voxels of 3D ``frames`` (1.0 for 2D).
+
+    From the frames' ``voxel_size_um`` when known, else from the median extents of the
+    reference objects (:func:`dynacell.segment.benchmark.aspect_from_reference`; the 3D files
+    carry no trustworthy voxel size).
+    """
+    if not frames or frames[0].image.ndim == 2:
+        return 1.0
+    if frames[0].voxel_size_um is not None:
+        vs = frames[0].voxel_size_um
+        return float(vs[0] / vs[-1])
+    from dynacell.segment.benchmark import aspect_from_reference
+
+    return float(aspect_from_reference(frames)[0])
 
 
 @dataclass
@@ -541,7 +611,7 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
                     model_kwargs: dict[str, Any], minutes: float, batch_size: int = 8, crop: int = 128,
                     steps_per_epoch: int = 60, lr: float = 1e-3, seed: int = 0, data_root: str | Path | None = None,
                     training_command: str | None = None, overwrite: bool = False,
-                    init: str | Path | None = None) -> dict[str, Any]:
+                    init: str | Path | None = None, target_diameter_px: float = TARGET_DIAMETER_PX) -> dict[str, Any]:
     """Train one segmentation network and write its model folder (weights + card).
 
     Parameters
@@ -570,6 +640,10 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
     init : path, optional
         A model folder of the same architecture whose weights start the training (a second
         stage); its card is recorded under ``config["init"]``.
+    target_diameter_px : float
+        Lateral nucleus diameter (model pixels) every frame is resampled to (default
+        :data:`TARGET_DIAMETER_PX`; smaller for a 3D model, whose cost grows with the cube).
+        3D frames are also resampled in z to isotropic voxels (:func:`voxel_aspect`).
 
     Returns
     -------
@@ -590,13 +664,28 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
     for ds in datasets:
         tr = load_frames(ds, "train", data_root)
         va = load_frames(ds, "val", data_root)
+        if tr and tr[0].image.ndim != ndim:
+            raise InvalidInputError(f"dataset {ds} is {tr[0].image.ndim}-D but the model is {ndim}-D")
+        groups = ([[f] for f in tr] if ds == "sim3d" else [tr])  # simulations differ in nucleus size and aspect
+        zooms: list[np.ndarray] = []
+        for g in groups:
+            d = reference_diameter_px(g)
+            zoom = np.full(ndim, target_diameter_px / d)
+            zoom[0] *= voxel_aspect(g) if ndim == 3 else 1.0
+            zooms.append(zoom)
+            for f in g:
+                for j in (0.8, 1.0, 1.25):
+                    train_items.append(prepare(f, tuple(zoom * j)))
+        if va:
+            d = reference_diameter_px(va)
+            zoom = np.full(ndim, target_diameter_px / d)
+            zoom[0] *= voxel_aspect(va) if ndim == 3 else 1.0
+            val_items.extend(prepare(f, tuple(zoom)) for f in va)
         d = reference_diameter_px(tr)
-        scales[ds] = {"nucleus_diameter_px": d, "zoom": TARGET_DIAMETER_PX / d, "n_train": len(tr), "n_val": len(va)}
-        for f in tr:
-            for j in (0.8, 1.0, 1.25):
-                train_items.append(prepare(f, TARGET_DIAMETER_PX / d * j))
-        val_items.extend(prepare(f, TARGET_DIAMETER_PX / d) for f in va)
-        logger.info("%s: %d train / %d val frames, nucleus %.1f px", ds, len(tr), len(va), d)
+        scales[ds] = {"nucleus_diameter_px": d, "zoom": [float(v) for v in np.median(zooms, axis=0)],
+                      "n_train": len(tr), "n_val": len(va)}
+        logger.info("%s: %d train / %d val frames, nucleus %.1f px, zoom %s", ds, len(tr), len(va), d,
+                    scales[ds]["zoom"])
     crop_shape = (crop,) * ndim
     train_ds = CropDataset(train_items, steps_per_epoch * batch_size, crop_shape, seed=seed)
     train_loader = DataLoader(train_ds, batch_size=batch_size, shuffle=False, num_workers=0)
@@ -622,7 +711,9 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
                           seed=seed, accelerator="cpu", devices=1, num_threads=1)
     fit = fit_module(module, train_loader, val_loader, config, progress=False)
     module = fit.module
-    post, val_metrics = tune_postprocess(module, val_items)
+    # objects under an eighth of a trained-size nucleus are specks (2D: the historical 12 px)
+    min_size = 12 if ndim == 2 else int(np.pi / 6 * target_diameter_px ** 3 / 8)
+    post, val_metrics = tune_postprocess(module, val_items, min_size_px=min_size)
     with atomic_folder(out, overwrite=overwrite) as tmp:
         weights = Path(tmp) / "weights.pt"
         torch.save(module.net.state_dict(), weights)
@@ -640,7 +731,7 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
                     "fit_seconds": round(fit.seconds, 1), "zoom_jitter": [0.8, 1.0, 1.25],
                     "engine": config.model_dump(mode="json"), "init": init_info},
             training_command=training_command, seed=seed, weights_sha256=sha256_file(weights),
-            target_diameter_px=TARGET_DIAMETER_PX, postprocess=post.__dict__,
+            target_diameter_px=target_diameter_px, postprocess=post.__dict__,
             classes=(["background", "live", "dead"] if architecture == "seed-attention-unet" else ["background", "nucleus"]),
             modality="fluorescence",
         )
@@ -665,13 +756,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--init", default=None, help="model folder whose weights start the training")
+    p.add_argument("--target-diameter-px", type=float, default=TARGET_DIAMETER_PX,
+                   help="nucleus diameter (model pixels) frames are resampled to")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cmd = "python -m dynacell.train.segment " + " ".join(shlex.quote(s) for s in (argv or sys.argv[1:]))
     metrics = train_segmenter(architecture=a.architecture, name=a.name, out=a.out, datasets=tuple(a.datasets.split(",")),
                               model_kwargs=json.loads(a.model_kwargs), minutes=a.minutes, batch_size=a.batch_size,
                               crop=a.crop, steps_per_epoch=a.steps_per_epoch, lr=a.lr, seed=a.seed,
-                              training_command=cmd, overwrite=a.overwrite, init=a.init)
+                              training_command=cmd, overwrite=a.overwrite, init=a.init,
+                              target_diameter_px=a.target_diameter_px)
     print(json.dumps(metrics, indent=1, default=float))
 
 

@@ -1,0 +1,84 @@
+"""3D training plumbing: lateral nucleus size, voxel aspect, isotropic resampling, a 3D fit, the 3D splits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dynacell.segment.predict import tune_postprocess
+from dynacell.train.engine import EngineConfig, fit_module
+from dynacell.train.segment import (
+    STARDIST3D_CUT_X,
+    AnnotatedFrame,
+    CropDataset,
+    FrameDataset,
+    SegmentationModule,
+    load_frames,
+    prepare,
+    reference_diameter_px,
+    voxel_aspect,
+)
+
+
+def _ellipsoids(shape=(12, 48, 48), centres=((6, 14, 14), (6, 14, 32), (6, 34, 24)), radius_px=7.0,
+                aspect=2.0, seed=0):
+    """Image and labels of ellipsoids ``radius_px`` across laterally, ``radius_px / aspect`` in z."""
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.mgrid[: shape[0], : shape[1], : shape[2]]
+    lab = np.zeros(shape, np.int32)
+    for i, (cz, cy, cx) in enumerate(centres, start=1):
+        inside = ((zz - cz) * aspect) ** 2 + (yy - cy) ** 2 + (xx - cx) ** 2 <= radius_px ** 2
+        lab[inside & (lab == 0)] = i
+    img = np.where(lab > 0, 200.0, 10.0) + rng.normal(0, 5, shape)
+    return img.astype(np.float32), lab
+
+
+def test_reference_diameter_3d_is_lateral():
+    img, lab = _ellipsoids(radius_px=7.0, aspect=2.0)
+    d = reference_diameter_px([AnnotatedFrame("toy", 0, img, lab)])
+    assert 13.0 <= d <= 15.5  # the largest YX section, ~14 px, not the squashed 3D equivalent diameter
+
+
+def test_voxel_aspect_from_voxel_size_or_reference():
+    img, lab = _ellipsoids(aspect=2.0)
+    assert voxel_aspect([AnnotatedFrame("toy", 0, img, lab, voxel_size_um=(1.5, 0.5, 0.5))]) == pytest.approx(3.0)
+    assert voxel_aspect([AnnotatedFrame("toy", 0, img, lab)]) == pytest.approx(15 / 7, rel=0.1)
+    assert voxel_aspect([AnnotatedFrame("toy", 0, img[0], lab[0])]) == 1.0
+
+
+@pytest.mark.slow
+def test_fit_3d_a_few_batches_and_tune_min_size():
+    img, lab = _ellipsoids()
+    frame = AnnotatedFrame("toy", 0, img, lab)
+    item = prepare(frame, (2.0, 1.0, 1.0))  # z resampled to isotropic voxels
+    assert item.image.shape == (1, 24, 48, 48) and item.targets.shape == (4, 24, 48, 48)
+    ds = CropDataset([item], n_samples=2, crop=(16, 16, 16), seed=0)
+    x, y, w = ds[0]
+    assert x.shape == (1, 16, 16, 16) and y.shape == (4, 16, 16, 16)
+    train = torch.utils.data.DataLoader(ds, batch_size=2)
+    val = torch.utils.data.DataLoader(FrameDataset([item]), batch_size=1, collate_fn=FrameDataset.collate)
+    module = SegmentationModule("instance-unet", {"ndim": 3, "base_filters": 2, "depth": 2}, lr=1e-3)
+    res = fit_module(module, train, val, EngineConfig(max_epochs=1, monitor="val_seg", accelerator="cpu", devices=1),
+                     progress=False)
+    assert res.epochs_run == 1 and 0.0 <= res.best_score <= 1.0
+    params, metrics = tune_postprocess(res.module, [item], min_size_px=100)
+    assert params.min_size_px == 100 and "toy" in metrics["seg_model_scale"]
+
+
+@pytest.mark.slow
+def test_sim3d_frames_are_3d_with_their_voxel_size():
+    frames = load_frames("sim3d", "train")
+    assert len(frames) == 16 and all(f.image.ndim == 3 and f.voxel_size_um is not None for f in frames)
+    assert all(f.labels.max() >= 6 for f in frames)
+    assert load_frames("sim3d", "test") == [] and load_frames("sim3d", "val") == []
+
+
+@pytest.mark.data
+def test_stardist3d_half_split_is_two_disjoint_halves(shared_data):
+    full = load_frames("stardist3d", "test", shared_data)[0]
+    (tr,) = load_frames("stardist3d-half", "train", shared_data)
+    (te,) = load_frames("stardist3d-half", "test", shared_data)
+    assert tr.image.shape[-1] == STARDIST3D_CUT_X and tr.image.shape[-1] + te.image.shape[-1] == full.image.shape[-1]
+    np.testing.assert_array_equal(np.concatenate([tr.labels, te.labels], -1), full.labels)
+    assert load_frames("stardist3d-half", "val", shared_data) == []
