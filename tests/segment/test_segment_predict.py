@@ -141,3 +141,45 @@ def test_segment_for_run_learned_and_unknown(tmp_path, disc_image, tiny_model):
     assert name == "tiny" and labels.shape == movie.shape and notes[0].startswith("Labels come from the learned")
     with pytest.raises(InvalidInputError, match="available: classical"):
         segment_for_run(movie, "no-such-model", tmp_path / "x")
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_fuse_conv_bn_keeps_the_maps(ndim):
+    import torch
+
+    from dynacell.errors import InvalidInputError as Bad
+    from dynacell.models.runtime import fuse_conv_bn
+    from dynacell.models.unet import InstanceUNet
+
+    torch.manual_seed(0)
+    net = InstanceUNet(ndim=ndim, base_filters=4, depth=2)
+    for m in net.modules():  # non-trivial running statistics and affine parameters
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    with pytest.raises(Bad, match="training mode"):
+        fuse_conv_bn(net)
+    net.eval()
+    x = torch.randn(1, 1, *([16] * ndim))
+    with torch.inference_mode():
+        before = net(x)
+    fuse_conv_bn(net)
+    n_bn = sum(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)) for m in net.modules())
+    with torch.inference_mode():
+        after = net(x)
+    assert n_bn == 0 and torch.allclose(before, after, atol=1e-5)
+
+
+def test_predict_maps_one_pass_up_to_tile_squared_pixels(tiny_model, monkeypatch):
+    import monai.inferers
+
+    seg = Segmenter.from_folder(tiny_model)
+    calls = []
+    real = monai.inferers.sliding_window_inference
+    monkeypatch.setattr(monai.inferers, "sliding_window_inference", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    x = np.random.default_rng(0).random((48, 80), dtype=np.float32)
+    assert seg.predict_maps(x, tile=64)["foreground"].shape == (48, 80) and calls == []  # 3,840 px <= 64²: one pass
+    y = np.random.default_rng(0).random((80, 80), dtype=np.float32)
+    assert seg.predict_maps(y, tile=64)["foreground"].shape == (80, 80) and calls == [(64, 64)]
