@@ -30,7 +30,8 @@ Usage::
     python benchmarks/death.py --model /tmp/death/models/live-dead-sim-2d --seeds 2001,2002,2003,2004 \
         --dropout 0.0,0.03 --out /tmp/death/bench
 
-Prints tables; writes ``death_events.csv`` and ``death_track_ends.csv`` to ``--out``.
+Prints tables; writes ``death_events.csv``, ``death_track_ends.csv`` and ``death_nodes.csv`` (``p_dead_seg`` of every
+nucleus with its frames to death) to ``--out``.
 """
 
 from __future__ import annotations
@@ -136,8 +137,8 @@ def end_truth(n, res, track, death_t, labels, tol: int) -> str:
 
 
 def run_one(seed: int, dropout: float, model: str, crop: float, tol: int, work: Path, n_frames: int = 40
-            ) -> tuple[list[dict], list[dict]]:
-    """Rows of the event table and of the track-end table for one movie."""
+            ) -> tuple[list[dict], list[dict], pd.DataFrame]:
+    """Rows of the event table, of the track-end table and the per-nucleus evidence of one movie."""
     from dynacell import STATES
     from dynacell.pipeline import run
     from dynacell.states.joint import end_reasons
@@ -175,15 +176,36 @@ def run_one(seed: int, dropout: float, model: str, crop: float, tol: int, work: 
             if why in ("inside_field", "gap", "border"):
                 end_rows.append({"seed": seed, "dropout": dropout, "margin": margin, "end_reason": why,
                                  "truth": end_truth(n, res, track, death_t, labels, tol)})
-    p = raw["p_dead_seg"].to_numpy(float)
-    dead_nodes = {(t, lab) for t, lab in zip(raw.t, raw.label) if track.get((t, lab)) in death_t
-                  and death_t[track[(t, lab)]] == t}
-    is_dead = np.array([(t, lab) in dead_nodes for t, lab in zip(raw.t, raw.label)])
+    to_death = np.array([death_t[track[(t, lab)]] - t if track.get((t, lab)) in death_t else -1
+                         for t, lab in zip(raw.t, raw.label)])
+    nodes = pd.DataFrame({"seed": seed, "dropout": dropout, "p_dead_seg": raw["p_dead_seg"].to_numpy(float),
+                          "frames_to_death": to_death})
     print(f"seed {seed} dropout {dropout}: {len(raw)} nuclei, {len(visible_deaths)} reference deaths in the field, "
-          f"run {cpu:.1f} CPU-s; p_dead_seg median at death nodes {np.nanmedian(p[is_dead]) if is_dead.any() else np.nan:.3f}, "
-          f"elsewhere {np.nanmedian(p[~is_dead]):.3f}; run.json track_ends {out.info['counts']['track_ends']}")
+          f"run {cpu:.1f} CPU-s (dead evidence {out.timings_s.get('dead_evidence', float('nan')):.1f} s wall); "
+          f"run.json track_ends {out.info['counts']['track_ends']}")
     assert all(f"p_{s}" in raw for s in STATES)
-    return rows, end_rows
+    return rows, end_rows, nodes
+
+
+def node_auc(nodes: pd.DataFrame) -> pd.DataFrame:
+    """ROC-AUC of ``p_dead_seg``: reference death nodes (last frame) against nuclei that do not die, and
+    the nuclei 1–3 frames before a death (rendered apoptosis starts 4 frames before) against those."""
+    from sklearn.metrics import roc_auc_score
+
+    ok = nodes[np.isfinite(nodes["p_dead_seg"])]
+    live = ok[ok["frames_to_death"] < 0]
+    rows = []
+    for name, pos in (("death node", ok[ok["frames_to_death"] == 0]),
+                      ("1-3 frames before death", ok[ok["frames_to_death"].between(1, 3)])):
+        y = np.r_[np.ones(len(pos)), np.zeros(len(live))]
+        sc = np.r_[pos["p_dead_seg"], live["p_dead_seg"]]
+        rows.append({"positives": name, "n_pos": len(pos), "n_live": len(live),
+                     "roc_auc": roc_auc_score(y, sc) if len(pos) and len(live) else np.nan,
+                     "median_pos": float(np.median(pos["p_dead_seg"])) if len(pos) else np.nan,
+                     "median_live": float(np.median(live["p_dead_seg"])) if len(live) else np.nan,
+                     "share_pos_ge_0.5": float((pos["p_dead_seg"] >= 0.5).mean()) if len(pos) else np.nan,
+                     "share_live_ge_0.5": float((live["p_dead_seg"] >= 0.5).mean()) if len(live) else np.nan})
+    return pd.DataFrame(rows)
 
 
 def real_track_ends(tra: Path, margins=(0.5, 1.0)) -> pd.DataFrame:
@@ -236,13 +258,16 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    events, ends = [], []
+    events, ends, nodes = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for dropout in (float(x) for x in a.dropout.split(",")):
             for seed in (int(s) for s in a.seeds.split(",")):
-                r, e = run_one(seed, dropout, a.model, a.crop, a.tolerance, Path(tmp), a.frames)
+                r, e, n = run_one(seed, dropout, a.model, a.crop, a.tolerance, Path(tmp), a.frames)
                 events += r
                 ends += e
+                nodes.append(n)
+    nodes = pd.concat(nodes, ignore_index=True)
+    print(node_auc(nodes[nodes["dropout"] == nodes["dropout"].min()]).to_string(index=False, float_format="%.3f"))
     ev = pd.DataFrame(events)
     tab = (ev.groupby(["dropout", "method"], sort=False)[["predicted", "right", "reference", "found"]].sum()
            .reset_index())
@@ -256,6 +281,7 @@ def main() -> None:
         a.out.mkdir(parents=True, exist_ok=True)
         ev.to_csv(a.out / "death_events.csv", index=False)
         en.to_csv(a.out / "death_track_ends.csv", index=False)
+        nodes.to_csv(a.out / "death_nodes.csv", index=False)
 
 
 if __name__ == "__main__":
