@@ -422,6 +422,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             "evaluation": evaluation,
             "motion": motion,
             "timings_s": timer.timings,
+            "timings_cpu_s": timer.cpu_s,
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "peak_rss_mb_after_step": timer.peak_rss_mb,
             "host": host(),

@@ -9,10 +9,16 @@ import numpy as np
 
 from dynacell.errors import InvalidInputError
 
-__all__ = ["Movie", "load_in_memory", "IN_MEMORY_MAX_BYTES"]
+__all__ = ["Movie", "load_in_memory", "IN_MEMORY_MAX_BYTES", "TIFF_FRAMES_KEY"]
 
 #: Default budget of :func:`load_in_memory` (bytes): larger movies stay lazy (read frame by frame).
 IN_MEMORY_MAX_BYTES: int = 1 << 30
+
+#: ``Movie.metadata`` key set by :func:`dynacell.io.open_movie` / ``open_labels`` for a folder of per-frame
+#: TIFFs read as they are: ``dask_name`` (name of the lazy array it describes), ``files``, ``shape``,
+#: ``dtype``. While ``data`` is that array, :meth:`Movie.frame` and :func:`load_in_memory` read the files
+#: directly with :func:`dynacell.io._tiff.read_tiff_frame` (the same call the dask graph makes).
+TIFF_FRAMES_KEY = "tiff_frames"
 
 
 @dataclass(frozen=True)
@@ -121,12 +127,30 @@ class Movie:
     def frame(self, t: int) -> np.ndarray:
         """Read frame number ``t`` into memory, shape ``([Z,] Y, X)``.
 
+        A folder of per-frame TIFFs is read file by file, without building a dask graph per frame
+        (see :data:`TIFF_FRAMES_KEY`); the values are those of the lazy array.
+
         Raises
         ------
         InvalidInputError
             If frame ``t`` is not in the movie.
+        FormatError
+            If the frame's file cannot be decoded.
         """
-        return np.asarray(self.data[self.index_of(t)])
+        i = self.index_of(t)
+        files = self._tiff_frames()
+        if files is not None:
+            from dynacell.io._tiff import read_tiff_frame
+
+            return read_tiff_frame(files["files"][i], files["shape"], files["dtype"], int(t))
+        return np.asarray(self.data[i])
+
+    def _tiff_frames(self) -> dict | None:
+        """The per-frame TIFF files of ``data`` when it is still the lazy array they were opened as."""
+        files = self.metadata.get(TIFF_FRAMES_KEY) if isinstance(self.metadata, dict) else None
+        if files is None or getattr(self.data, "name", None) != files["dask_name"]:
+            return None
+        return files
 
     def has_frame(self, t: int) -> bool:
         """Whether frame number ``t`` is present."""
@@ -169,7 +193,14 @@ def load_in_memory(movie: Movie, max_bytes: int = IN_MEMORY_MAX_BYTES, *, progre
         return movie
     from tqdm.auto import tqdm
 
-    if hasattr(movie.data, "compute") and not progress:
+    files = movie._tiff_frames()
+    if files is not None:  # a folder of TIFFs: each file decoded straight into the array (no dask graph)
+        from dynacell.io._tiff import read_tiff_frame
+
+        data = np.empty(movie.shape, dtype=movie.dtype)
+        for i in tqdm(range(movie.n_frames), desc="reading", unit="frame", disable=not progress):
+            data[i] = read_tiff_frame(files["files"][i], files["shape"], files["dtype"], movie.frame_indices[i])
+    elif hasattr(movie.data, "compute") and not progress:
         # one dask graph for the whole movie (one file read per frame), no thread pool: per-frame
         # graphs cost more than decoding a small frame
         data = np.asarray(movie.data.compute(scheduler="synchronous"), dtype=movie.dtype)

@@ -28,7 +28,7 @@ def _check(labels_t: np.ndarray, source: str) -> None:
 
 
 def nucleus_centroids(labels_t: np.ndarray, *, source: str = "",
-                      return_sizes: bool = False) -> tuple[np.ndarray, ...]:
+                      return_sizes: bool = False, return_boxes: bool = False) -> tuple[np.ndarray, ...]:
     """Label ids and centroids (centre of each label's pixels) of one label image.
 
     Parameters
@@ -40,6 +40,8 @@ def nucleus_centroids(labels_t: np.ndarray, *, source: str = "",
         File and frame, for error messages.
     return_sizes : bool
         Also return the number of pixels of each label.
+    return_boxes : bool
+        Also return each label's bounding box.
 
     Returns
     -------
@@ -49,6 +51,10 @@ def nucleus_centroids(labels_t: np.ndarray, *, source: str = "",
         ``(z, y, x)`` in pixels (array-index units); ``z = 0`` in 2D.
     sizes : numpy.ndarray, int64, shape (N,)
         Pixels per label (only with ``return_sizes``).
+    boxes : numpy.ndarray, int64, shape (N, 2 * ndim)
+        Bounding boxes ``(lo_0, ..., lo_{d-1}, hi_0, ..., hi_{d-1})`` in the image's own axes, ``hi``
+        exclusive (the ``bbox`` of :func:`skimage.measure.regionprops`); only with ``return_boxes``,
+        returned last.
 
     Raises
     ------
@@ -73,15 +79,18 @@ def nucleus_centroids(labels_t: np.ndarray, *, source: str = "",
     _check(labels_t, source)
     if labels_t.dtype == bool:
         labels_t = labels_t.astype(np.uint8)
-    empty = (np.zeros(0, np.int64), np.zeros((0, 3)))
+    def _out(ids, com, sizes, boxes):
+        return (ids, com) + ((sizes,) if return_sizes else ()) + ((boxes,) if return_boxes else ())
+
+    no_boxes = np.zeros((0, 2 * labels_t.ndim), np.int64)
     if labels_t.size == 0:
-        return (*empty, np.zeros(0, np.int64)) if return_sizes else empty
+        return _out(np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0, np.int64), no_boxes)
     top = int(labels_t.max())
     if top == 0:
-        return (*empty, np.zeros(0, np.int64)) if return_sizes else empty
+        return _out(np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0, np.int64), no_boxes)
     if top <= max(_DENSE_ID_LIMIT, labels_t.size) and top <= _DENSE_ID_LIMIT * 64:
         boxes = ndimage.find_objects(labels_t)
-        ids_l, com_l, size_l = [], [], []
+        ids_l, com_l, size_l, box_l = [], [], [], []
         for i, box in enumerate(boxes):
             if box is None:
                 continue
@@ -89,9 +98,12 @@ def nucleus_centroids(labels_t: np.ndarray, *, source: str = "",
             ids_l.append(i + 1)
             com_l.append([idx.mean() + sl.start for idx, sl in zip(inside, box)])
             size_l.append(inside[0].size)
+            if return_boxes:
+                box_l.append([sl.start for sl in box] + [sl.stop for sl in box])
         ids = np.asarray(ids_l, dtype=np.int64)
         com = np.asarray(com_l, dtype=float).reshape(ids.size, labels_t.ndim)
         sizes = np.asarray(size_l, dtype=np.int64)
+        bbox = np.asarray(box_l, dtype=np.int64).reshape(-1, 2 * labels_t.ndim) if return_boxes else None
     else:
         coords = np.nonzero(labels_t)
         values = labels_t[coords]
@@ -99,9 +111,16 @@ def nucleus_centroids(labels_t: np.ndarray, *, source: str = "",
         ids = u.astype(np.int64)
         sizes = np.bincount(inv, minlength=u.size).astype(np.int64)
         com = np.column_stack([np.bincount(inv, weights=c, minlength=u.size) / sizes for c in coords])
+        bbox = None
+        if return_boxes:  # per-label min / max of each coordinate over the label's pixels, grouped by one sort
+            order = np.argsort(inv, kind="stable")
+            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            lo = [np.minimum.reduceat(c[order], starts) for c in coords]
+            hi = [np.maximum.reduceat(c[order], starts) + 1 for c in coords]
+            bbox = np.column_stack(lo + hi).astype(np.int64)
     if labels_t.ndim == 2:
         com = np.column_stack([np.zeros(ids.size), com])
-    return (ids, com, sizes) if return_sizes else (ids, com)
+    return _out(ids, com, sizes, bbox)
 
 
 def label_sizes(labels_t: np.ndarray, *, source: str = "") -> tuple[np.ndarray, np.ndarray]:

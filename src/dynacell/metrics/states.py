@@ -46,7 +46,12 @@ def match_labels(pred: np.ndarray, gt: np.ndarray) -> dict[int, int]:
     Raises
     ------
     InvalidInputError
-        If the shapes differ.
+        If the shapes differ or an id is negative.
+
+    Notes
+    -----
+    The (reference, prediction) pixel pairs are counted with one sort of a packed 1-D key;
+    a prediction that covers more than half of two references keeps the larger reference id.
     """
     pred, gt = np.asarray(pred), np.asarray(gt)
     if pred.shape != gt.shape:
@@ -55,14 +60,21 @@ def match_labels(pred: np.ndarray, gt: np.ndarray) -> dict[int, int]:
     g, p = gt[fg].astype(np.int64), pred[fg].astype(np.int64)
     if g.size == 0:
         return {}
-    pairs, counts = np.unique(np.stack([g, p]), axis=1, return_counts=True)
-    g_ids, g_sizes = np.unique(g, return_counts=True)
-    size_of = dict(zip(g_ids.tolist(), g_sizes.tolist()))
-    out: dict[int, int] = {}
-    for (gi, pi), c in zip(pairs.T.tolist(), counts.tolist()):
-        if pi > 0 and c > 0.5 * size_of[gi]:
-            out[int(pi)] = int(gi)
-    return out
+    if g.min() < 0 or p.min() < 0:
+        raise InvalidInputError("match_labels: label ids must be >= 0 (0 = background)")
+    # one sort of a packed (gt, pred) key instead of a column-wise unique: same pairs, same order
+    n_p = int(p.max()) + 1
+    if int(g.max()) < np.iinfo(np.int64).max // n_p:
+        keys, counts = np.unique(g * n_p + p, return_counts=True)
+        gi, pi = keys // n_p, keys % n_p
+    else:  # ids too large to pack into one int64
+        pairs, counts = np.unique(np.stack([g, p]), axis=1, return_counts=True)
+        gi, pi = pairs
+    g_ids, inverse = np.unique(gi, return_inverse=True)
+    g_sizes = np.bincount(inverse, weights=counts)
+    keep = (pi > 0) & (counts > 0.5 * g_sizes[inverse])
+    # a prediction covering more than half of two references keeps the larger reference id, as before
+    return dict(zip(pi[keep].tolist(), gi[keep].tolist()))
 
 
 def evaluate_against_gt(

@@ -239,25 +239,24 @@ def read_ctc_data(path: str | Path, masks: Any = None) -> CTCData:
 def _frame_props(frame: np.ndarray, source: str) -> pd.DataFrame:
     """``label``, ``centroid-i`` and ``bbox-i`` of every label of one frame, in O(number of labels) memory.
 
-    Ids are first mapped to 1..N with :func:`numpy.unique` (``return_inverse``), so a legal id of any
-    size (uint32 ≈ 2·10⁹, uint64) costs nothing extra; :func:`skimage.measure.regionprops_table`
-    then measures the sequential image and the ids are mapped back.
+    The columns of :func:`skimage.measure.regionprops_table` (``properties=("label", "centroid",
+    "bbox")``), measured by :func:`dynacell.lineage.centroids.nucleus_centroids` (one
+    :func:`scipy.ndimage.find_objects` pass; sparse in the ids, so a legal id of any size costs
+    nothing extra): the same boxes, centroids equal to rounding (they are not used by the CTC
+    measures, which match masks).
     """
-    from skimage.measure import regionprops_table
+    from dynacell.lineage.centroids import nucleus_centroids
 
     frame = np.asarray(frame)
     if frame.dtype.kind not in "iub":
         raise InvalidInputError(f"{source}: masks must be integer label images, found dtype {frame.dtype}")
-    if frame.dtype.kind == "i" and frame.size and frame.min() < 0:
-        raise InvalidInputError(f"{source}: negative label ids in the mask; ids must be >= 0 (0 = background)")
-    if frame.size and int(frame.max()) > max(frame.size, 1 << 16):
-        ids, inv = np.unique(frame, return_inverse=True)
-        shift = 0 if ids[0] == 0 else 1
-        seq = (inv.reshape(frame.shape) + shift).astype(np.int32 if ids.size < 2**31 - 1 else np.int64)
-        props = regionprops_table(seq, properties=("label", "centroid", "bbox"))
-        props["label"] = ids[np.asarray(props["label"], dtype=np.int64) - shift].astype(np.int64)
-    else:
-        props = regionprops_table(frame, properties=("label", "centroid", "bbox"))
+    ids, com, boxes = nucleus_centroids(frame, source=source, return_boxes=True)  # raises on negative ids
+    ndim = frame.ndim
+    props: dict[str, np.ndarray] = {"label": ids}
+    for i in range(ndim):
+        props[f"centroid-{i}"] = com[:, 3 - ndim + i]
+    for i in range(2 * ndim):
+        props[f"bbox-{i}"] = boxes[:, i]
     return pd.DataFrame(props)
 
 

@@ -215,7 +215,7 @@ def _thumbnails(images, labels, states: pd.DataFrame, frame_interval_s, voxel_si
         if img.width > 640:
             img = img.resize((640, int(round(img.height * 640 / img.width))), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
-        img.save(buf, format="PNG", optimize=True)
+        img.save(buf, format="PNG")  # optimize=True tried every filter: 4x the CPU for ~15% smaller
         n_nuc = int((states["t"] == t).sum()) if len(states) else 0
         out.append({"png": base64.b64encode(buf.getvalue()).decode("ascii"),
                     "caption": f"{format_time(int(t), frame_interval_s)}: {n_nuc} nuclei"})
