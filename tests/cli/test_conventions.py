@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from dynacell.cli.main import app
 
-WRITERS = [["extract"], ["simulate"], ["benchmark", "states"]]
+WRITERS = [["extract"], ["simulate"], ["benchmark", "states"], ["benchmark", "segmentation"]]
 PROGRESS = [["extract"], ["simulate"], ["evaluate-tracks"], ["train"], ["benchmark", "states"]]
 
 
