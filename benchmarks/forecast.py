@@ -99,6 +99,7 @@ def main() -> None:
     ap.add_argument("--skip-frames", action="store_true")
     ap.add_argument("--skip-positions", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--speed-threads", type=int, nargs="+", default=[1, 2], help="torch threads of the speed table")
     args = ap.parse_args()
 
     import torch
@@ -125,6 +126,9 @@ def main() -> None:
         table = fb.frame_table(frame_models, movies)
         table.to_csv(args.out / "frames.csv", index=False)
         print("\n# Next frame, one step, test blocks (split by time block; seed 0)\n" + _fmt(table))
+        floor = fb.noise_floor_table(movies, table)
+        floor.to_csv(args.out / "frames_noise_floor.csv", index=False)
+        print("\n# Next frame: noise floor (σ² of the target frames; a perfect forecaster's MSE)\n" + _fmt(floor))
         curves = fb.frame_horizon_curves(frame_models, movies, steps=4)
         curves.to_csv(args.out / "frames_horizon.csv", index=False)
         print("\n# Next frame, roll-out MSE per step\n" + _fmt(curves.pivot_table(
@@ -162,9 +166,9 @@ def main() -> None:
                 print("\n# Forecast-mask IoU, bacteria-phc held-out trees\n" + _fmt(iou))
 
     if not args.skip_speed and frame_models and "positions-2d" in shipped:
-        sp = fb.speed_table(frame_models, shipped["positions-2d"], threads=2)
+        sp = pd.concat([fb.speed_table(frame_models, shipped["positions-2d"], threads=t) for t in args.speed_threads])
         sp.to_csv(args.out / "speed.csv", index=False)
-        print("\n# Speed (2 threads)\n" + _fmt(sp))
+        print("\n# Speed (wall and CPU seconds, best of 3; load_avg = the machine's 1-minute load)\n" + _fmt(sp))
     summary["seconds"] = time.perf_counter() - t0
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     print(f"\nwrote {args.out} and figures in {args.figures} ({summary['seconds']:.0f} s)")

@@ -13,6 +13,7 @@ from dynacell.metrics.forecasting import (
     displacement_errors,
     forecast_mask_iou,
     frame_errors,
+    noise_variance,
 )
 
 
@@ -71,3 +72,36 @@ def test_forecast_mask_iou_shift():
     assert forecast_mask_iou(a, b, [0, 30]) == 0.0
     with pytest.raises(InvalidInputError):
         forecast_mask_iou(a, b, [1, 2, 3])
+
+
+def test_noise_variance_ignores_smooth_structure_and_floors_a_static_scene():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:96, :96]
+    scene = 0.3 + 1e-4 * (yy - 40.0) ** 2 + 2e-3 * xx
+    frames = scene + rng.normal(0.0, 0.05, (4, 96, 96))
+    var = noise_variance(frames)
+    assert var.shape == (4,)
+    np.testing.assert_allclose(var, 0.05 ** 2, rtol=0.1)
+    # two noisy frames of a static scene differ by 2σ²; the best any forecaster can do is σ²
+    assert np.mean((frames[1] - frames[0]) ** 2) == pytest.approx(2 * var.mean(), rel=0.1)
+    assert noise_variance(scene).item() < 1e-12
+    with pytest.raises(InvalidInputError):
+        noise_variance(np.zeros((2, 2)))
+
+
+def test_noise_floor_table_compares_the_floor_with_the_best_baseline():
+    import pandas as pd
+
+    from dynacell.forecast.benchmark import noise_floor_table
+
+    rng = np.random.default_rng(1)
+    frames = 0.5 + rng.normal(0.0, 0.1, (10, 32, 32))
+    movie = {"name": "m", "frames": frames, "split": {"test": [8, 9]}}
+    rows = [("persistence", 0.02), ("smoothed_persistence", 0.0125), ("linear", 0.05), ("flow", 0.03), ("net", 0.011)]
+    table = pd.DataFrame([{"movie": "m", "forecaster": f, "block": "test block", "n": 2, "mse": v} for f, v in rows])
+    row = noise_floor_table([movie], table).iloc[0]
+    assert row["best_baseline"] == "smoothed_persistence" and row["best_model"] == "net"
+    assert row["noise_var"] == pytest.approx(0.01, rel=0.1)
+    assert row["floor_ratio"] == pytest.approx(row["noise_var"] / 0.0125)
+    assert row["floor_ratio_upper"] == pytest.approx(0.8)
+    assert row["best_model_ratio"] == pytest.approx(0.88)

@@ -28,6 +28,9 @@ def test_tinycnn_is_the_seed_network():
         for p in vel.head[-1].parameters():
             p.zero_()
     torch.testing.assert_close(vel(x), x[:, -1:])
+    with torch.no_grad():  # the fast Conv2d form equals the seed's Conv3d
+        z = net.enc(x[:, None]).squeeze(2)
+        torch.testing.assert_close(net(x), net.head(z))
 
 
 def test_untrained_residual_unet_is_persistence_on_odd_sizes():
@@ -48,6 +51,36 @@ def test_position_transformer_shapes_and_residual():
         net.head.weight.zero_()
         net.head.bias.zero_()
         torch.testing.assert_close(net(steps)[:, 1], 2 * steps[:, -1])
+
+
+def test_linear_anchor_starts_at_constant_velocity_and_can_be_set():
+    steps = torch.randn(6, 4, 2)
+    net = PositionTransformer(ndim=2, seq_len=5, horizon=2, residual=True, anchor="linear")
+    w = torch.tensor([[0.0, 0.1, 0.2, 0.3], [0.0, 0.2, 0.4, 0.6]])
+    net.set_anchor(w)
+    with torch.no_grad():
+        torch.testing.assert_close(net(steps), torch.einsum("hi,bid->bhd", w, steps))
+    with pytest.raises(ValueError):
+        net.set_anchor(torch.zeros(3, 4))
+    with pytest.raises(ValueError):
+        PositionTransformer(residual=True, anchor="kalman")
+    with pytest.raises(ValueError):
+        PositionTransformer(residual=True).set_anchor(w)
+    fresh = PositionTransformer(ndim=2, seq_len=5, horizon=2, residual=True, anchor="linear")
+    torch.testing.assert_close(fresh.anchor.weight[:, -1], torch.tensor([1.0, 2.0]))
+
+
+def test_least_squares_anchor_recovers_a_linear_rule():
+    from dynacell.train.forecast import least_squares_anchor
+
+    rng = np.random.default_rng(0)
+    past = np.cumsum(rng.normal(size=(200, 5, 2)), axis=1)
+    steps = np.diff(past, axis=1)
+    w = np.array([0.0, 0.1, 0.2, 0.5])
+    future = past[:, -1:] + np.einsum("i,nid->nd", w, steps)[:, None]
+    np.testing.assert_allclose(least_squares_anchor(past, future)[0], w, atol=1e-9)
+    with pytest.raises(InvalidInputError):
+        least_squares_anchor(past[:0], future[:0])
 
 
 @pytest.mark.slow
@@ -71,6 +104,32 @@ def test_train_positions_writes_a_loadable_folder(tmp_path, make_tracks):
     (tmp_path / "model" / "weights.pt").write_bytes(b"not weights")
     with pytest.raises(FormatError, match="SHA-256"):
         from_folder(tmp_path / "model")
+
+
+@pytest.mark.slow
+def test_untrained_least_squares_anchored_model_is_the_linear_forecast(tmp_path, make_tracks):
+    from dynacell.train.engine import EngineConfig
+    from dynacell.train.forecast import (
+        PositionTrainConfig,
+        TrackSpec,
+        least_squares_anchor,
+        train_positions,
+    )
+
+    csv = tmp_path / "tracks.csv"
+    make_tracks(n_tracks=30, n_frames=12, noise=0.3).to_csv(csv, index=False)
+    cfg = PositionTrainConfig(name="tiny", datasets=[TrackSpec(name="syn", path=str(csv))], d_model=8, lr=0.0,
+                              anchor="linear", anchor_init="least_squares", loss="euclidean", balance_datasets=True,
+                              engine=EngineConfig(max_epochs=1, monitor="val_ade_um", mode="min"))
+    train_positions(cfg, tmp_path / "model", progress=False)
+    m = from_folder(tmp_path / "model")
+    assert m.card.model_kwargs["anchor"] == "linear"
+    past = history_windows(make_tracks(n_tracks=30, n_frames=12, noise=0.3), history=5, horizon=1)["past"]
+    w = m.net.anchor.weight.detach().numpy().astype(float)
+    expected = past[:, -1] + np.einsum("i,nid->nd", w[0], np.diff(past, axis=1))
+    np.testing.assert_allclose(m.predict(past)[:, 0], expected, atol=1e-4)
+    assert not np.allclose(w[0], [0, 0, 0, 1])  # fitted, not the constant-velocity start
+    assert least_squares_anchor(past[:, :-1], past[:, -1:]).shape == (1, 3)
 
 
 @pytest.mark.slow

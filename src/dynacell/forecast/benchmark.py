@@ -32,6 +32,7 @@ __all__ = [
     "frame_table",
     "mask_iou_table",
     "nearest_successor_table",
+    "noise_floor_table",
     "position_horizon_curves",
     "position_table",
     "speed_table",
@@ -90,6 +91,52 @@ def _frame_row(movie: str, name: str, block: str, n: int, r: dict[str, Any], bes
     return {"movie": movie, "forecaster": name, "block": block, "n": n, "mse": r["mse"], "mae": r["mae"],
             "ssim": r["ssim"], "com_px": r["com_error_px"], "com_px_lo": r["com_error_px_ci"][0],
             "com_px_hi": r["com_error_px_ci"][1], "com_um": r["com_error_um"], "ratio_to_best_baseline": r["mse"] / best}
+
+
+def noise_floor_table(movies: list[dict[str, Any]], table: pd.DataFrame) -> pd.DataFrame:
+    """How much of the next-frame error is noise that no forecaster can predict.
+
+    The target frame's own noise (variance σ²) is independent of the past, so even a forecaster that
+    knew the noise-free next frame exactly would have an MSE of σ² — the *noise floor*. σ² is
+    estimated per test target with :func:`dynacell.metrics.forecasting.noise_variance`
+    (Immerkær 1996; an upper bound on textured frames), and bounded from the other side by
+    persistence: two frames of a static scene differ by 2σ², so σ² ≤ MSE(persistence) / 2.
+
+    Parameters
+    ----------
+    movies : list of dict
+        From :func:`dynacell.train.forecast.load_movie_spec`.
+    table : pandas.DataFrame
+        :func:`frame_table` of the same movies.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``movie, n, noise_var, persistence_half, best_baseline, mse_best_baseline,
+        floor_ratio`` (σ² / best baseline MSE: the lowest ratio any forecaster can reach),
+        ``floor_ratio_upper`` (the same with MSE(persistence) / 2), ``best_model``,
+        ``best_model_ratio``, ``reducible_removed`` (the share of the best baseline's error above the
+        noise floor that the best model removes).
+    """
+    from dynacell.metrics.forecasting import noise_variance
+
+    rows = []
+    for m in movies:
+        sub = table[(table["movie"] == m["name"]) & (table["block"] == "test block")]
+        base = sub[sub["forecaster"].isin(BASELINES)]
+        best = base.loc[base["mse"].idxmin()]
+        models = sub[~sub["forecaster"].isin(BASELINES)]
+        top = models.loc[models["mse"].idxmin()] if len(models) else None
+        var = float(noise_variance(m["frames"][m["split"]["test"]]).mean())
+        pers = float(base.loc[base["forecaster"] == "persistence", "mse"].iloc[0])
+        row = {"movie": m["name"], "n": int(best["n"]), "noise_var": var, "persistence_half": pers / 2,
+               "best_baseline": best["forecaster"], "mse_best_baseline": float(best["mse"]),
+               "floor_ratio": var / float(best["mse"]), "floor_ratio_upper": pers / 2 / float(best["mse"])}
+        if top is not None:
+            row.update(best_model=top["forecaster"], best_model_ratio=float(top["mse"]) / float(best["mse"]),
+                       reducible_removed=(float(best["mse"]) - float(top["mse"])) / max(float(best["mse"]) - var, 1e-12))
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def frame_horizon_curves(models: dict[str, Any], movies: list[dict[str, Any]], steps: int = 4) -> pd.DataFrame:
@@ -261,40 +308,47 @@ def nearest_successor_table(model, data: dict[str, dict[str, Any]]) -> pd.DataFr
 
 def speed_table(frame_models: dict[str, Any], position_model, *, threads: int = 2, repeats: int = 3,
                 n_tracks: int = 100_000) -> pd.DataFrame:
-    """Wall time of forecasting one 1024 × 1024 frame and of 10⁵ track positions (batched).
+    """Time of forecasting one 1024 × 1024 frame and of 10⁵ track positions (batched).
 
     Frame models are timed at full resolution and as they were trained (frames block-averaged
-    by 4, forecast, upsampled back bilinearly).
+    by 4, forecast, upsampled back bilinearly). Both the wall time and the CPU time of the process
+    (:func:`time.process_time`, summed over threads) are kept, best of ``repeats`` each: on a
+    machine shared with other jobs the wall time is only an upper bound, while the CPU time is what
+    the forecast itself costs.
 
     Returns
     -------
     pandas.DataFrame
-        Rows ``what, forecaster, seconds, per_second`` (best of ``repeats``).
+        Rows ``what, forecaster, seconds, cpu_seconds, per_second`` (per wall second),
+        ``per_cpu_second``, ``threads``, ``load_avg`` (1-minute load average at the end of the row).
     """
+    import os
+
     import torch
 
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
     rows = []
+
+    def row(what: str, name: str, fn: Callable[[], Any], n: int, reps: int = repeats) -> None:
+        times = [_timed(fn) for _ in range(reps)]
+        wall, cpu = min(t[0] for t in times), min(t[1] for t in times)
+        rows.append({"what": what, "forecaster": name, "seconds": wall, "cpu_seconds": cpu, "per_second": n / wall,
+                     "per_cpu_second": n / max(cpu, 1e-9), "threads": threads, "load_avg": os.getloadavg()[0]})
+
     for name, fm in frame_models.items():
         w = rng.random((1, fm.k, 1024, 1024), dtype=np.float32)
         fm.predict(w)
-        best = min(_timed(lambda fm=fm, w=w: fm.predict(w)) for _ in range(repeats))
-        rows.append({"what": "1024x1024 frame", "forecaster": name, "seconds": best, "per_second": 1 / best})
-        best = min(_timed(lambda fm=fm, w=w: _downsampled_forecast(fm, w, 4)) for _ in range(repeats))
-        rows.append({"what": "1024x1024 frame, /4 down-sampled (as trained)", "forecaster": name, "seconds": best,
-                     "per_second": 1 / best})
+        row("1024x1024 frame", name, lambda fm=fm, w=w: fm.predict(w), 1)
+        row("1024x1024 frame, /4 down-sampled (as trained)", name, lambda fm=fm, w=w: _downsampled_forecast(fm, w, 4), 1)
     w2 = rng.random((1, 2, 1024, 1024), dtype=np.float32)
     for b in BASELINES:
-        best = min(_timed(lambda b=b: baseline_forecast(b, w2)) for _ in range(1 if b == "flow" else repeats))
-        rows.append({"what": "1024x1024 frame", "forecaster": b, "seconds": best, "per_second": 1 / best})
+        row("1024x1024 frame", b, lambda b=b: baseline_forecast(b, w2), 1, 1 if b == "flow" else repeats)
     past = np.cumsum(rng.normal(size=(n_tracks, position_model.history, position_model.ndim)), axis=1)
     position_model.predict(past[:1000])
-    for name, fn in [(position_model.card.name, lambda: position_model.predict(past)),
-                     *[(b, lambda b=b: baseline_positions(b, past, 1)) for b in POSITION_BASELINES]]:
-        best = min(_timed(fn) for _ in range(repeats))
-        rows.append({"what": f"{n_tracks} track positions", "forecaster": name, "seconds": best,
-                     "per_second": n_tracks / best})
+    row(f"{n_tracks} track positions", position_model.card.name, lambda: position_model.predict(past), n_tracks)
+    for b in POSITION_BASELINES:
+        row(f"{n_tracks} track positions", b, lambda b=b: baseline_positions(b, past, 1), n_tracks)
     return pd.DataFrame(rows)
 
 
@@ -307,7 +361,8 @@ def _downsampled_forecast(fm, windows: np.ndarray, factor: int) -> np.ndarray:
     return zoom(fm.predict(small), (1, factor, factor), order=1)
 
 
-def _timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
+def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call."""
+    t0, c0 = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0

@@ -180,7 +180,7 @@ class PositionForecaster:
         s = np.linalg.norm(steps, axis=2).mean(axis=1)
         return np.maximum(s, 1e-6).reshape(-1, 1, 1)
 
-    def predict(self, past_um: np.ndarray, horizon: int = 1, batch_size: int = 65536) -> np.ndarray:
+    def predict(self, past_um: np.ndarray, horizon: int = 1, batch_size: int = 8192) -> np.ndarray:
         """Next positions (µm) of each history; beyond the trained horizon, roll out step by step.
 
         Parameters

@@ -42,6 +42,7 @@ __all__ = [
     "PositionForecastModule",
     "PositionTrainConfig",
     "TrackSpec",
+    "least_squares_anchor",
     "load_forecast_config",
     "load_movie_spec",
     "load_track_spec",
@@ -169,8 +170,24 @@ class PositionTrainConfig(BaseModel):
     horizon : int
         Steps predicted at once.
     residual : bool
-        Learn a correction to constant velocity (dynacell's variant) instead of the plain
+        Learn a correction to an anchor forecast (dynacell's variant) instead of the plain
         read-out of the seed.
+    anchor : {"velocity", "linear"}
+        The anchor (:class:`~dynacell.models.forecast.PositionTransformer`): constant velocity,
+        or a learned linear combination of the history steps.
+    anchor_init : {"velocity", "least_squares"}
+        Start of a linear anchor: constant velocity, or the least-squares fit of the training
+        windows (each data set's displacements divided by its median step length, so that data
+        sets in µm and in pixels weigh alike); with ``"least_squares"`` the untrained network is
+        that linear forecast.
+    loss : {"huber", "euclidean"}
+        ``"huber"``: smooth-L1 on the per-window scaled displacements, targets clipped to ±10
+        history steps (the first recipe). ``"euclidean"``: the mean Euclidean error of the next
+        positions in units of each data set's median step length — the displacement error the
+        models are judged by, comparable across data sets.
+    balance_datasets : bool
+        Weigh every data set alike in the loss (each window by ``N / (n_sets · n_set)``) instead of
+        every window alike.
     d_model : int
     step_scale_um : float
         Fixed step scale (µm); 0 = per-window scaling by the history's mean step length.
@@ -194,6 +211,10 @@ class PositionTrainConfig(BaseModel):
     history: int = Field(5, ge=2)
     horizon: int = Field(1, ge=1)
     residual: bool = True
+    anchor: Literal["velocity", "linear"] = "velocity"
+    anchor_init: Literal["velocity", "least_squares"] = "velocity"
+    loss: Literal["huber", "euclidean"] = "huber"
+    balance_datasets: bool = False
     d_model: int = 32
     step_scale_um: float = 0.0
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
@@ -534,30 +555,45 @@ def position_split(windows: dict[str, np.ndarray], groups: dict[int, int], datas
 
 
 class PositionForecastModule(pl.LightningModule):
-    """Lightning module of a position network: Huber loss on scaled steps; logs ``val_ade_um`` (one step, µm).
+    """Lightning module of a position network; logs ``val_ade_um`` (one step, µm).
 
-    Batches are ``(steps / s, future_rel / s, s)``: scaled input steps (B, L − 1, D), scaled target
-    displacements from the last position (B, H, D) and the scale (B, 1, 1) in µm.
+    Batches are ``(steps / s, future_rel / s, s, w)``: scaled input steps (B, L − 1, D), scaled
+    target displacements from the last position (B, H, D), the scale (B, 1, 1) in µm and a window
+    weight (B,) — ``s`` divided by the data set's median step length times the data-set balance
+    weight (see :class:`PositionTrainConfig`).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+    lr : float
+    loss : {"huber", "euclidean"}
+        ``"huber"``: smooth-L1 on the scaled displacements (targets clipped to ±10 steps; ``w`` is
+        not used); ``"euclidean"``: ``mean(w · ‖pred − target‖)`` over windows and horizons.
     """
 
-    def __init__(self, net: torch.nn.Module, lr: float = 1e-3) -> None:
+    def __init__(self, net: torch.nn.Module, lr: float = 1e-3, loss: str = "huber") -> None:
         super().__init__()
-        self.net, self.lr = net, lr
+        if loss not in ("huber", "euclidean"):
+            raise InvalidInputError(f"position loss must be 'huber' or 'euclidean', got {loss!r}")
+        self.net, self.lr, self.loss_name = net, lr, loss
         self._val: list[np.ndarray] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
     def training_step(self, batch, batch_idx):
-        x, y, _ = batch
-        # Huber loss on targets clipped to ±10 history steps: a still history followed by a jump
-        # (a centroid quantised to whole pixels) must not dominate the gradient.
-        loss = torch.nn.functional.smooth_l1_loss(self.net(x), y.clamp(-10.0, 10.0))
+        x, y, _, w = batch
+        if self.loss_name == "euclidean":
+            loss = (torch.linalg.norm(self.net(x) - y, dim=2) * w[:, None]).mean()
+        else:
+            # Huber loss on targets clipped to ±10 history steps: a still history followed by a jump
+            # (a centroid quantised to whole pixels) must not dominate the gradient.
+            loss = torch.nn.functional.smooth_l1_loss(self.net(x), y.clamp(-10.0, 10.0))
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
         return loss
 
     def validation_step(self, batch, batch_idx):
-        x, y, s = batch
+        x, y, s = batch[:3]
         err = torch.linalg.norm((self.net(x)[:, 0] - y[:, 0]) * s[:, 0], dim=1)
         self._val.append(err.detach().cpu().numpy())
 
@@ -570,15 +606,59 @@ class PositionForecastModule(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.lr)
 
 
-def _scaled(past: np.ndarray, future: np.ndarray, step_scale_um: float) -> TensorDataset:
+def _scaled(past: np.ndarray, future: np.ndarray, step_scale_um: float, weight: np.ndarray | None = None
+            ) -> TensorDataset:
+    """``(steps / s, future_rel / s, s, w)`` tensors; ``w = weight · s`` (ones when ``weight`` is None)."""
     steps = np.diff(past, axis=1)
     if step_scale_um > 0:
         s = np.full((len(past), 1, 1), step_scale_um)
     else:
         s = np.maximum(np.linalg.norm(steps, axis=2).mean(axis=1), 1e-6).reshape(-1, 1, 1)
     rel = future - past[:, -1:, :]
+    w = np.ones(len(past)) if weight is None else weight * s[:, 0, 0]
     return TensorDataset(torch.from_numpy((steps / s).astype(np.float32)), torch.from_numpy((rel / s).astype(np.float32)),
-                         torch.from_numpy(s.astype(np.float32)))
+                         torch.from_numpy(s.astype(np.float32)), torch.from_numpy(w.astype(np.float32)))
+
+
+def _median_step(past: np.ndarray) -> float:
+    """Median step length of a set of histories (µm), 1 when there is no motion at all."""
+    return float(np.median(np.linalg.norm(np.diff(past, axis=1), axis=2))) or 1.0
+
+
+def least_squares_anchor(past: np.ndarray, future: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+    """Weights (H, L − 1) of the linear forecast ``future_h − p_last = Σ_i w[h, i] · step_i`` by least squares.
+
+    The same weights serve every axis (the forecast turns with the track).
+
+    Parameters
+    ----------
+    past : numpy.ndarray, shape (N, L, D)
+        Histories (µm).
+    future : numpy.ndarray, shape (N, H, D)
+        Next positions (µm).
+    weight : numpy.ndarray, shape (N,), optional
+        Window weights (e.g. one over the data set's median step length).
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (H, L − 1)
+
+    Raises
+    ------
+    InvalidInputError
+        Without windows.
+    """
+    if len(past) == 0:
+        raise InvalidInputError("no training windows for the least-squares anchor")
+    steps = np.diff(past, axis=1)  # (N, L-1, D)
+    rel = future - past[:, -1:, :]  # (N, H, D)
+    wt = np.ones(len(past)) if weight is None else np.asarray(weight, float)
+    x = (steps * wt[:, None, None]).transpose(0, 2, 1).reshape(-1, steps.shape[1])
+    out = []
+    for h in range(rel.shape[1]):
+        y = (rel[:, h] * wt[:, None]).reshape(-1)
+        out.append(np.linalg.lstsq(x, y, rcond=None)[0])
+    return np.stack(out)
 
 
 def position_data(config: PositionTrainConfig) -> dict[str, dict[str, Any]]:
@@ -629,22 +709,37 @@ def train_positions(config: PositionTrainConfig, out: str | Path, *, overwrite: 
     def gather(part: str) -> tuple[np.ndarray, np.ndarray]:
         p = np.concatenate([d["windows"]["past"][d["parts"][part]] for d in data.values()])
         f = np.concatenate([d["windows"]["future"][d["parts"][part]] for d in data.values()])
+        keep = np.arange(len(p))
         if part == "train" and len(p) > config.max_windows:
             keep = rng.choice(len(p), config.max_windows, replace=False)
             p, f = p[keep], f[keep]
-        return p, f
+        return p, f, keep
 
     tr, va = gather("train"), gather("val")
+    # per training window: one over its data set's median step (µm and pixel data sets weigh alike),
+    # times the data-set balance weight
+    inv_step = np.concatenate([np.full(len(d["parts"]["train"]), 1.0 / _median_step(d["windows"]["past"][d["parts"]["train"]]))
+                               for d in data.values()])
+    if config.balance_datasets:
+        sizes = [len(d["parts"]["train"]) for d in data.values()]
+        inv_step = inv_step * np.concatenate([np.full(n, sum(sizes) / (len(sizes) * n)) for n in sizes])
+    weight = inv_step[tr[2]]
+    tr = tr[:2]
     kwargs = {"ndim": ndim, "seq_len": config.history, "horizon": config.horizon, "d_model": config.d_model,
               "nhead": 4, "num_layers": 2, "residual": config.residual}
+    if config.anchor != "velocity":
+        kwargs["anchor"] = config.anchor
     net = PositionTransformer(**kwargs)
+    if config.residual and config.anchor == "linear" and config.anchor_init == "least_squares":
+        net.set_anchor(torch.from_numpy(least_squares_anchor(*tr, weight=weight)))
     g = torch.Generator().manual_seed(config.engine.seed)
-    train_dl = DataLoader(_scaled(*tr, config.step_scale_um), batch_size=config.batch_size, shuffle=True, generator=g)
-    val_dl = DataLoader(_scaled(*va, config.step_scale_um), batch_size=4096)
+    train_dl = DataLoader(_scaled(*tr, config.step_scale_um, weight / weight.mean()), batch_size=config.batch_size,
+                          shuffle=True, generator=g)
+    val_dl = DataLoader(_scaled(*va[:2], config.step_scale_um), batch_size=4096)
     engine = config.engine
     if engine.monitor != "val_ade_um" or engine.mode != "min":
         engine = engine.model_copy(update={"monitor": "val_ade_um", "mode": "min"})
-    fit = fit_module(PositionForecastModule(net, config.lr), train_dl, val_dl, engine, progress=progress)
+    fit = fit_module(PositionForecastModule(net, config.lr, config.loss), train_dl, val_dl, engine, progress=progress)
     card_fields = dict(
         name=config.name, architecture="position-transformer", model_kwargs=kwargs, ndim=int(ndim),
         history=config.history, horizon=config.horizon, step_scale_um=config.step_scale_um,
