@@ -45,3 +45,53 @@ def test_a_changed_array_is_not_read_from_the_files(tmp_path) -> None:
     other = Movie(movie.data[::-1], movie.axes, metadata=movie.metadata)  # another array, same metadata
     assert other._tiff_frames() is None
     assert np.array_equal(other.frame(0), labs[1].astype(np.uint8))
+
+
+@pytest.mark.parametrize("compression,predictor,dtype", [
+    (None, None, np.uint8), ("zlib", None, np.uint16), ("lzw", True, np.uint16), ("zlib", True, np.int32),
+    ("zlib", None, np.float32), ("packbits", None, np.uint8)])
+def test_read_tiff_frame_equals_tifffile(tmp_path, compression, predictor, dtype) -> None:
+    """The libtiff route of read_tiff_frame gives tifffile's pixels (compressions, predictors, dtypes)."""
+    from dynacell.io._tiff import read_tiff_frame
+
+    rng = np.random.default_rng(1)
+    a = (rng.random((37, 53)) * 1000).astype(dtype)
+    f = tmp_path / "t000.tif"
+    tifffile.imwrite(f, a, compression=compression, predictor=predictor, rowsperstrip=7)
+    got = read_tiff_frame(str(f), a.shape, np.dtype(dtype).str, 0)
+    assert got.dtype == a.dtype and np.array_equal(got, a)
+    stack = rng.integers(0, 200, size=(3, 8, 9)).astype(np.uint8)  # a 3-D frame goes through tifffile
+    tifffile.imwrite(tmp_path / "z.tif", stack, compression=compression)
+    assert np.array_equal(read_tiff_frame(str(tmp_path / "z.tif"), stack.shape, "|u1", 0), stack)
+
+
+def test_read_tiff_frame_truncated_file_names_the_file(tmp_path) -> None:
+    from dynacell.errors import FormatError
+    from dynacell.io._tiff import read_tiff_frame
+
+    f = tmp_path / "t000.tif"
+    tifffile.imwrite(f, np.arange(4096, dtype=np.uint16).reshape(64, 64), compression="zlib")
+    f.write_bytes(f.read_bytes()[:-300])
+    with pytest.raises(FormatError, match="t000.tif"):
+        read_tiff_frame(str(f), (64, 64), "<u2", 0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.uint64, np.int64, np.bool_])
+def test_present_ids_equal_unique(dtype) -> None:
+    """write_ctc_result's id listing (a count per id when ids are small) equals numpy.unique without 0."""
+    from dynacell.io.ctc import _present_ids
+
+    rng = np.random.default_rng(2)
+    mask = rng.integers(0, 2 if dtype == np.bool_ else 90, size=(17, 23)).astype(dtype)
+    ref = np.unique(mask)
+    ref = ref[ref != 0]
+    got = _present_ids(mask)
+    assert got.dtype == ref.dtype and np.array_equal(got, ref)
+    if dtype in (np.uint64, np.int64):  # ids beyond the dense range: the sorted route
+        big = mask.astype(dtype) * (2**40)
+        ref = np.unique(big)
+        assert np.array_equal(_present_ids(big), ref[ref != 0])
+    if dtype == np.int32:
+        neg = mask.copy()
+        neg[0, 0] = -3
+        assert _present_ids(neg).min() == -3

@@ -242,6 +242,22 @@ def _lineage_tracks(lineage: Any) -> tuple[pd.DataFrame, dict[int, dict[int, int
     return df, node_track
 
 
+#: Largest label id relabelled through a dense lookup table (beyond the frame's size: a sorted search).
+_LUT_MAX_ID = 1 << 20
+
+
+def _present_ids(mask: np.ndarray) -> np.ndarray:
+    """Sorted nonzero ids of a label image: a count per id (O(pixels)) when the ids are small, else a sort."""
+    flat = mask.ravel()
+    if flat.size and mask.dtype != np.bool_ and mask.dtype.kind in "ui":
+        lo, hi = int(flat.min()), int(flat.max())
+        if lo >= 0 and hi <= max(flat.size, _LUT_MAX_ID):
+            ids = np.flatnonzero(np.bincount(flat if np.can_cast(flat.dtype, np.intp) else flat.astype(np.intp)))
+            return ids[ids != 0].astype(mask.dtype)
+    present = np.unique(mask)
+    return present[present != 0]
+
+
 def write_ctc_result(
     folder: str | Path,
     masks: Any,
@@ -319,8 +335,7 @@ def write_ctc_result(
             mask = np.asarray(mask)
             if not (np.issubdtype(mask.dtype, np.integer) or mask.dtype == np.bool_):
                 raise InvalidInputError(f"{folder}: mask of frame {t} has dtype {mask.dtype}; labels must be integers")
-            present = np.unique(mask)
-            present = present[present != 0]
+            present = _present_ids(mask)
             if present.size and present.min() < 0:
                 raise InvalidInputError(f"{folder}: mask of frame {t} has negative label {int(present.min())}")
             if node_track is not None:
@@ -339,7 +354,11 @@ def write_ctc_result(
                 if absent:
                     logger.warning("frame %d: lineage nodes with labels %s have no pixels in the mask", t,
                                    sorted(absent)[:10])
-                if present.size:
+                if present.size and int(present[-1]) <= max(mask.size, _LUT_MAX_ID):
+                    lut = np.zeros(int(present[-1]) + 1, dtype=np.int64)  # id -> track id, one gather
+                    lut[present] = tids
+                    mask = lut[mask]
+                elif present.size:
                     fg = mask != 0
                     out = np.zeros(mask.shape, dtype=np.int64)
                     out[fg] = tids[np.searchsorted(present, mask[fg])]

@@ -141,12 +141,15 @@ def predict_batched(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndar
     return np.concatenate(out, axis=0)
 
 
-def _frame_table(t: int, ids: np.ndarray, centroids: np.ndarray, proba: np.ndarray,
+def _frame_table(t: int | np.ndarray, ids: np.ndarray, centroids: np.ndarray, proba: np.ndarray,
                  classes: Sequence[str], track_of: Mapping[tuple[int, int], int],
                  edge: np.ndarray | None = None, size: np.ndarray | None = None) -> pd.DataFrame:
+    """Rows of :data:`STATE_COLUMNS` for nuclei ``ids`` at frame ``t`` (an int, or one frame per row)."""
     n = len(ids)
-    table = {"t": np.full(n, int(t), dtype=np.int64), "label": np.asarray(ids, dtype=np.int64)}
-    table["track_id"] = np.array([int(track_of.get((int(t), int(i)), 0)) for i in ids], dtype=np.int64)
+    ts = np.broadcast_to(np.asarray(t, dtype=np.int64), (n,)).copy()
+    table = {"t": ts, "label": np.asarray(ids, dtype=np.int64)}
+    table["track_id"] = np.array([int(track_of.get(key, 0)) for key in zip(ts.tolist(), table["label"].tolist())],
+                                 dtype=np.int64)
     table["state"] = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if n else np.array([], dtype=object)
     for s in STATES:
         table[f"p_{s}"] = proba[:, list(classes).index(s)] if s in classes else np.zeros(n)
@@ -332,12 +335,19 @@ def classify_movie(
             if not pending:
                 return
             proba = predict_batched(model, np.concatenate([fc.x for fc in pending]), batch_size)
-            start = 0
-            for fc in pending:
-                k = len(fc.label_ids)
-                tables.append(_frame_table(fc.t, fc.label_ids, fc.centroids, proba[start:start + k], classes,
-                                           track_of, fc.edge_px, fc.size_px))
-                start += k
+
+            def cat(values, k):  # per-frame arrays of the batch, NaN where a frame has none
+                return np.concatenate([np.full(k[i], np.nan) if v is None else np.asarray(v, dtype=np.float64)
+                                       for i, v in enumerate(values)])
+
+            k = [len(fc.label_ids) for fc in pending]
+            # one table per batch of frames (a DataFrame per frame cost more than the rows)
+            tables.append(_frame_table(np.repeat([fc.t for fc in pending], k),
+                                       np.concatenate([np.asarray(fc.label_ids, dtype=np.int64) for fc in pending]),
+                                       np.concatenate([np.asarray(fc.centroids, dtype=np.float64).reshape(-1, 3)
+                                                       for fc in pending]),
+                                       proba, classes, track_of, cat([fc.edge_px for fc in pending], k),
+                                       cat([fc.size_px for fc in pending], k)))
             pending.clear()
 
         for fc in _prefetch(crops):  # crops of the next frames are cut while the model runs

@@ -811,7 +811,8 @@ def link_labels(
                         nuclei["size_px"].tolist(), strict=True))
         row_of = {key: r for r, key in enumerate(zip(nuclei["t"].tolist(), nuclei["label"].tolist(), strict=True))}
         per_frame = [np.flatnonzero(frame_of == i) for i in range(labels.n_frames)]
-        keys = [[(int(nuclei["t"].iat[r]), int(nuclei["label"].iat[r])) for r in rows] for rows in per_frame]
+        t_of, label_of = nuclei["t"].to_numpy(np.int64).tolist(), nuclei["label"].to_numpy(np.int64).tolist()
+        keys = [[(t_of[r], label_of[r]) for r in rows.tolist()] for rows in per_frame]
         cutoff = max_distance ** 2
         step_drift = np.diff(cum_drift, axis=0, append=cum_drift[-1:]) * scale
         flow = step_drift[frame_of]
