@@ -42,3 +42,19 @@ def test_nucleus_diameter_from_labels(make_discs):
     assert nucleus_diameter_from_labels_px(lab) == pytest.approx(20.0, rel=0.05)
     assert nucleus_diameter_from_labels_px(np.stack([lab, lab])) == pytest.approx(20.0, rel=0.05)
     assert np.isnan(nucleus_diameter_from_labels_px(np.zeros((8, 8), int)))
+
+
+@pytest.mark.slow
+def test_simulated_dead_nuclei_are_the_last_frames_of_dying_tracks():
+    from dynacell.train.segment import SIM_DEAD_FRAMES, _sim_frames
+
+    frames = _sim_frames(3)
+    dead = [(f.t % 100, d) for f in frames for d in f.dead]
+    assert dead  # the simulation has deaths, each labelled on up to SIM_DEAD_FRAMES frames
+    per_label: dict[int, list[int]] = {}
+    for t, d in dead:
+        per_label.setdefault(d, []).append(t)
+    for d, ts in per_label.items():
+        assert len(ts) <= SIM_DEAD_FRAMES and max(ts) - min(ts) < SIM_DEAD_FRAMES
+        later = [f for f in frames if f.t % 100 > max(ts)]
+        assert all(d not in np.unique(f.labels) for f in later)  # the nucleus is gone after its death
