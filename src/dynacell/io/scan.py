@@ -36,7 +36,8 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
     ------
     InvalidInputError
         If the spatial shape differs, a frame of the movie has no label image (or the labels
-        have frames the movie lacks), or a label frame holds no nucleus.
+        have frames the movie lacks), or a label frame holds no nucleus (or, with ``measure``, a
+        negative id).
     """
     from tqdm.auto import tqdm
 
@@ -56,10 +57,16 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
         )
     ids: dict[int, np.ndarray] = {}
     rows = []
+    if measure is not None:
+        from dynacell.lineage.centroids import nucleus_centroids
     for t in tqdm(images.frame_indices, desc="check labels", disable=not progress):
         frame = labels.frame(t)
-        u = np.unique(frame)
-        u = u[u > 0].astype(np.int64)
+        if measure is not None:  # one pass gives the ids too (sorted, background excluded)
+            u, cen, size = nucleus_centroids(frame, source=f"{labels.source} frame {t}", return_sizes=True)
+        else:
+            u = np.unique(frame)
+            u = u[u > 0]
+        u = u.astype(np.int64)
         if u.size == 0:
             raise InvalidInputError(
                 f"labels {labels.source}: frame {t} holds no nucleus (empty label image); every frame needs at "
@@ -67,10 +74,7 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
             )
         ids[int(t)] = u
         if measure is not None:
-            from dynacell.lineage.centroids import nucleus_centroids
-
-            u2, cen, size = nucleus_centroids(frame, source=f"{labels.source} frame {t}", return_sizes=True)
-            rows.append(pd.DataFrame({"t": int(t), "label": u2, "z": cen[:, 0], "y": cen[:, 1], "x": cen[:, 2],
+            rows.append(pd.DataFrame({"t": int(t), "label": u, "z": cen[:, 0], "y": cen[:, 1], "x": cen[:, 2],
                                       "size_px": size}))
     if measure is not None:
         measure.append(pd.concat(rows, ignore_index=True))

@@ -1,0 +1,103 @@
+"""The faster linking pieces give laptrack's / the earlier results exactly (gap-closing candidates, local flow, links)."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from dynacell.track import linking
+from dynacell.track.linking import _fast_laptrack_class, _gap_closing_matrix, _link_metric, _local_flow
+
+
+def _coords_and_tree(seed: int):
+    """Per-frame point rows ``[i, label, z, y, x, vz, vy, vx]`` and a track tree with gaps and short tracks."""
+    rng = np.random.default_rng(seed)
+    coords, tree = [], nx.Graph()
+    for i in range(6):
+        n = int(rng.integers(4, 9))
+        pts = np.column_stack([np.full(n, i), np.arange(1, n + 1), np.zeros(n), rng.random((n, 2)) * 30,
+                               np.zeros((n, 3))])
+        coords.append(pts)
+        for j in range(n):
+            tree.add_node((i, j))
+    for i in range(5):
+        for j in range(min(len(coords[i]), len(coords[i + 1]))):
+            if rng.random() < 0.6:
+                tree.add_edge((i, j), (i + 1, j))
+    return coords, tree
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gap_closing_matrix_equals_laptrack(seed: int) -> None:
+    from laptrack import LapTrack
+    from laptrack._tracking import _get_segment_df
+
+    coords, tree = _coords_and_tree(seed)
+    metric = _link_metric({})
+    tracker = LapTrack(metric=metric, cutoff=400.0, gap_closing_metric=metric, gap_closing_cutoff=400.0,
+                       gap_closing_max_frame_count=2, splitting_cutoff=False, merging_cutoff=False)
+    seg = _get_segment_df(coords, tree)
+    force_end = [tuple(map(int, seg.iloc[0][["last_frame", "last_index"]]))]
+    force_start = [tuple(map(int, seg.iloc[-1][["first_frame", "first_index"]]))]
+    with linking._vectorised_laptrack():
+        ref_df, ref = tracker._get_gap_closing_matrix(seg.copy(), force_end_nodes=force_end,
+                                                      force_start_nodes=force_start)
+        got_df, got = _gap_closing_matrix(tracker, seg.copy(), force_end_nodes=force_end,
+                                          force_start_nodes=force_start)
+    a, b = ref.to_coo_matrix(), got.to_coo_matrix()
+    assert a.nnz > 0
+    assert np.array_equal(a.row, b.row) and np.array_equal(a.col, b.col) and np.array_equal(a.data, b.data)
+    for (ri, rc), (gi, gc) in zip(ref_df["gap_closing_candidates"], got_df["gap_closing_candidates"], strict=True):
+        assert list(ri) == list(gi) and np.array_equal(np.asarray(rc, float), np.asarray(gc, float))
+
+
+def _local_flow_reference(frame_of, pos, edges, k, default):
+    """The earlier row-by-row local flow."""
+    from scipy.spatial import cKDTree
+
+    flow = default.copy()
+    n_children = np.bincount([a for a, _ in edges], minlength=len(pos))
+    disp = {a: pos[b] - pos[a] for a, b in edges if n_children[a] == 1 and frame_of[b] == frame_of[a] + 1}
+    for i in np.unique(frame_of):
+        rows = np.flatnonzero(frame_of == i)
+        linked = np.array([r for r in rows if r in disp], dtype=np.int64)
+        if len(linked) < min(k, 4) + 1:
+            continue
+        kk = min(k + 1, len(linked))
+        _, nn = cKDTree(pos[linked]).query(pos[rows], k=kk)
+        nn = np.asarray(nn).reshape(len(rows), kk)
+        d = np.stack([disp[int(r)] for r in linked])
+        for r, cand in zip(rows, nn, strict=True):
+            flow[r] = np.median(d[[c for c in cand if linked[c] != r][:k]], axis=0)
+    return flow
+
+
+@pytest.mark.parametrize("k", [3, 8, 20])
+def test_local_flow_equals_row_by_row(k: int) -> None:
+    rng = np.random.default_rng(k)
+    n_per, frames = 14, 4
+    frame_of = np.repeat(np.arange(frames), n_per)
+    pos = np.column_stack([np.zeros(n_per * frames), rng.random((n_per * frames, 2)) * 50])
+    edges = [(r, r + n_per) for r in range(n_per * (frames - 1)) if rng.random() < 0.8]
+    default = rng.normal(size=(len(pos), 3))
+    np.testing.assert_array_equal(_local_flow(frame_of, pos, edges, k, default),
+                                  _local_flow_reference(frame_of, pos, edges, k, default))
+
+
+def test_link_labels_same_links_as_plain_laptrack(monkeypatch) -> None:
+    from laptrack import LapTrack
+
+    from dynacell.simulate import simulate_embryo
+
+    sim = simulate_embryo(ndim=2, n_start=6, n_frames=10, division_rate_per_frame=0.08, death_rate_per_frame=0.02,
+                          seed=3, progress=False)
+    from dynacell.io.movie import Movie
+
+    labels = Movie(sim.labels, "TYX")
+    fast, _ = linking.link_labels(labels, progress=False)
+    monkeypatch.setattr(linking, "_fast_laptrack_class", lambda: LapTrack)
+    monkeypatch.setattr(linking, "_local_flow", _local_flow_reference)
+    plain, _ = linking.link_labels(labels, progress=False)
+    assert sorted(fast.graph.edges) == sorted(plain.graph.edges) and fast.graph.number_of_edges() > 0
+    assert issubclass(_fast_laptrack_class(), LapTrack)
