@@ -53,6 +53,8 @@ def test_run_writes_every_output(tmp_path):
     assert info["parameters"]["segmenter"] == "given"
     assert set(info["timings_s"]) >= {"classify", "lineage", "reconcile", "video", "report"}
     assert info["counts"]["divisions"] == 1 == len(res.lineage.divisions())
+    agreement = info["classifier_agreement"]  # one division: too few to judge the classifier, trusted
+    assert agreement["n_divisions"] == 1 and agreement["trusted"] is True and agreement["mitotic"] == 0.0
     tracks = pd.read_csv(out / "tracks.csv")
     assert info["counts"]["track_ends"] == tracks["end_reason"].value_counts().to_dict()
     assert info["dead_evidence"] is None and "dead_evidence" not in info["timings_s"]  # off by default

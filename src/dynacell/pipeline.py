@@ -313,12 +313,23 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             from dynacell.states.classify import classify_movie
 
             raw = classify_movie(images, label_movie, clf, lineage=lin, progress=progress, scheduler=config.scheduler)
+        from dynacell.states.relink import classifier_agreement
+
+        agreement = classifier_agreement(raw, lin, config.division_check)
+        reconcile_rules = config.reconcile
+        if not agreement["trusted"]:
+            reconcile_rules = config.reconcile.trusting_lineage()
+            notes.append(f"The state classifier agrees with only {agreement['mitotic']:.0%} of the mothers and "
+                         f"{agreement['new_daughter']:.0%} of the daughters of the {agreement['n_divisions']} linked "
+                         "divisions: it does not recognise this movie's divisions (a model trained on other kinds of "
+                         "movies?), so no division is unlinked and the states follow the linked divisions; "
+                         "run.json 'classifier_agreement'.")
         divisions = None
         if linking is not None:  # a lineage dynacell linked: unlink divisions the classifier contradicts
             with timer.step("check_divisions"):
                 from dynacell.states.relink import check_divisions
 
-                raw, lin, divisions = check_divisions(raw, lin, config.division_check)
+                raw, lin, divisions = check_divisions(raw, lin, config.division_check, trusted=agreement["trusted"])
                 n_un, n_re = (int((divisions["decision"] == d).sum()) for d in ("unlinked", "relinked"))
                 if n_un or n_re:
                     notes.append(f"{n_un} of {len(divisions) - n_re} linked divisions were unlinked because the state "
@@ -329,7 +340,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             with timer.step("dead_evidence"):
                 raw, dead = _dead_evidence(config, images, label_movie, raw, device, progress, notes)
         with timer.step("reconcile"):
-            states, changes = reconcile_states(raw, lin, config.reconcile)
+            states, changes = reconcile_states(raw, lin, reconcile_rules)
         with timer.step("write_tables"):
             write_csv(states, tmp / "states.csv")
             tracks = tracks_table(lin, states, border_margin=config.reconcile.joint.border_margin)
@@ -376,7 +387,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             "device": device,
             "scheduler": config.scheduler,
             "seed": int(config.seed),
-            "reconcile": asdict(config.reconcile),
+            "reconcile": asdict(reconcile_rules),
             "linking": linking,
         }
         with timer.step("report"):
@@ -385,7 +396,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
 
             write_report(tmp / "report.html", states=states, lineage=lin, parameters=parameters,
                          timings_s=timer.timings,
-                         reconciliation={"rule": config.reconcile.describe(), "changes": changes},
+                         reconciliation={"rule": reconcile_rules.describe(), "changes": changes},
                          evaluation=evaluation_tables(evaluation) if evaluation else None, notes=notes,
                          title=f"dynacell run: {Path(config.movie).name}", images=images, labels=label_movie)
         info = {
@@ -406,7 +417,8 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                 "track_ends": tracks["end_reason"].value_counts().to_dict(),
             },
             "notes": notes,
-            "reconciliation": {"rule": config.reconcile.describe(),
+            "classifier_agreement": agreement,
+            "reconciliation": {"rule": reconcile_rules.describe(),
                                "n_changed": int(changes["n"].sum()) if len(changes) else 0,
                                "changes": changes.to_dict(orient="records")},
             "division_check": None if divisions is None else {

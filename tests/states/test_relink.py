@@ -136,3 +136,68 @@ def test_no_relink_without_the_whole_signature(kw):
     _, new, table = check_divisions(st, lin)
     assert len(table) == 0 and new is lin
     assert check_divisions(*_missed()[::-1], DivisionCheck(relink=False))[2].empty
+
+
+def _many_divisions(n: int, agreeing: int):
+    """``n`` separate divisions (mothers 10i+1 over frames 0..3, daughters 10i+2, 10i+3 over 4..7); the
+    classifier sees the first ``agreeing`` (p_mitotic and p_new_daughter 0.9) and contradicts the others (0.001)."""
+    lin = Lineage(n_frames=8)
+    for i in range(n):
+        m, a, b = 10 * i + 1, 10 * i + 2, 10 * i + 3
+        for t in range(4):
+            lin.add_node((t, m), centroid=(0, 30, 100 * i))
+            if t:
+                lin.add_edge((t - 1, m), (t, m))
+        for t in range(4, 8):
+            for lab in (a, b):
+                lin.add_node((t, lab), centroid=(0, 30, 100 * i + (lab - m)))
+                lin.add_edge((t - 1, m if t == 4 else lab), (t, lab))
+    assign_ctc_tracks(lin)
+    rows = []
+    for (t, lab), d in sorted(lin.graph.nodes(data=True)):
+        i, role = divmod(lab, 10)
+        q = 0.9 if i < agreeing else 0.001
+        p = [0.99, 0.003, 0.003, 0.004]
+        if role == 1 and t == 3:
+            p = [1 - q, q, 0.0, 0.0]
+        if role in (2, 3) and t == 4:
+            p = [1 - q, 0.0, q, 0.0]
+        rows.append({"t": t, "label": lab, "track_id": d["track_id"], **{f"p_{s}": v for s, v in zip(STATES, p)}})
+    return lin, pd.DataFrame(rows)
+
+
+def test_classifier_agreement_decides_whether_the_classifier_is_trusted_with_divisions():
+    from dynacell.states.relink import classifier_agreement
+
+    lin, st = _many_divisions(6, agreeing=1)
+    ag = classifier_agreement(st, lin)
+    assert ag["n_divisions"] == 6 and ag["mitotic"] == pytest.approx(1 / 6) and ag["new_daughter"] == pytest.approx(1 / 6)
+    assert ag["trusted"] is False and "50%" in ag["rule"]
+    assert classifier_agreement(st, lin, DivisionCheck(min_divisions=7))["trusted"] is True  # too few to judge
+    assert classifier_agreement(st, lin, DivisionCheck(min_agreement=0.0))["trusted"] is True
+    lin4, st4 = _many_divisions(6, agreeing=4)
+    assert classifier_agreement(st4, lin4)["trusted"] is True
+    empty = classifier_agreement(st.iloc[:0], Lineage(n_frames=8))
+    assert empty["n_divisions"] == 0 and np.isnan(empty["mitotic"]) and empty["trusted"] is True
+    with pytest.raises(InvalidInputError, match="min_agreement"):
+        DivisionCheck(min_agreement=1.5)
+
+
+def test_an_untrusted_classifier_unlinks_nothing_and_the_joint_decision_follows_the_lineage():
+    from dynacell.states.reconcile import ReconcileRules, reconcile_states
+
+    lin, st = _many_divisions(6, agreeing=1)
+    _, _, table = check_divisions(st, lin)
+    assert (table["decision"] == "unlinked").sum() == 5
+    out, new, table = check_divisions(st, lin, trusted=False)
+    assert (table["decision"] == "kept").all() and new is lin and out is st
+    rules = ReconcileRules()
+    trusting = rules.trusting_lineage()
+    assert trusting.joint.lineage_confidence == pytest.approx(1 - rules.joint.emission_floor / 2)
+    assert ReconcileRules(method="rules").trusting_lineage() == ReconcileRules(method="rules")
+    st["state"] = np.array(STATES)[st[[f"p_{s}" for s in STATES]].to_numpy().argmax(axis=1)]
+    def mothers(states):  # the 5 contradicted mothers' last frames
+        return states.loc[(states.t == 3) & (states.label % 10 == 1) & (states.label > 10), "state"].tolist()
+
+    assert mothers(reconcile_states(st, lin, rules)[0]) == ["stable"] * 5
+    assert mothers(reconcile_states(st, lin, trusting)[0]) == ["mitotic"] * 5

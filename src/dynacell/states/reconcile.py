@@ -101,6 +101,26 @@ class ReconcileRules:
         if isinstance(self.joint, dict):
             object.__setattr__(self, "joint", JointModel(**self.joint))
 
+    def trusting_lineage(self) -> ReconcileRules:
+        """These rules with the joint decision following every linked division.
+
+        Used by ``dynacell run`` when the classifier does not recognise the movie's divisions
+        (:func:`dynacell.states.relink.classifier_agreement`): ``joint.lineage_confidence`` becomes
+        ``1 − joint.emission_floor / 2``, odds the floored classifier probabilities can never
+        reach, so a linked division always makes the mother's last frame ``mitotic`` and each
+        daughter's first frame ``new_daughter``. The rule-by-rule method is returned unchanged.
+
+        Returns
+        -------
+        ReconcileRules
+            A copy (``self`` when ``method`` is ``"rules"`` or reconciliation is disabled).
+        """
+        from dataclasses import replace
+
+        if self.method != "joint" or not self.enabled:
+            return self
+        return replace(self, joint=replace(self.joint, lineage_confidence=1.0 - self.joint.emission_floor / 2))
+
     def describe(self) -> str:
         """One paragraph stating the rule with its parameters (for the report)."""
         if not self.enabled:
