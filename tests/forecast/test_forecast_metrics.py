@@ -102,6 +102,8 @@ def test_noise_floor_table_compares_the_floor_with_the_best_baseline():
     row = noise_floor_table([movie], table).iloc[0]
     assert row["best_baseline"] == "smoothed_persistence" and row["best_model"] == "net"
     assert row["noise_var"] == pytest.approx(0.01, rel=0.1)
-    assert row["floor_ratio"] == pytest.approx(row["noise_var"] / 0.0125)
-    assert row["floor_ratio_upper"] == pytest.approx(0.8)
+    floor = min(row["noise_var"], row["persistence_half"], row["second_difference_sixth"])
+    assert row["floor_ratio"] == pytest.approx(floor / 0.0125)
+    assert row["second_difference_sixth"] == pytest.approx(0.01, rel=0.15)  # static scene: 6σ² / 6
+    assert row["floor_ratio_upper"] == pytest.approx(min(0.01, row["second_difference_sixth"]) / 0.0125)
     assert row["best_model_ratio"] == pytest.approx(0.88)

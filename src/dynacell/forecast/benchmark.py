@@ -99,8 +99,11 @@ def noise_floor_table(movies: list[dict[str, Any]], table: pd.DataFrame) -> pd.D
     The target frame's own noise (variance σ²) is independent of the past, so even a forecaster that
     knew the noise-free next frame exactly would have an MSE of σ² — the *noise floor*. σ² is
     estimated per test target with :func:`dynacell.metrics.forecasting.noise_variance`
-    (Immerkær 1996; an upper bound on textured frames), and bounded from the other side by
-    persistence: two frames of a static scene differ by 2σ², so σ² ≤ MSE(persistence) / 2.
+    (Immerkær 1996: from spatial high frequencies; too high on frames textured at the pixel scale,
+    too low when the noise itself is spatially correlated), and bounded from above in time: two
+    frames of a static scene differ by 2σ², so σ² ≤ MSE(persistence) / 2, and the second
+    difference ``f(t) − 2 f(t−1) + f(t−2)`` of a scene changing linearly in time has variance 6σ², so
+    σ² ≤ mean(second difference²) / 6; the smaller of the two is the temporal bound.
 
     Parameters
     ----------
@@ -112,9 +115,10 @@ def noise_floor_table(movies: list[dict[str, Any]], table: pd.DataFrame) -> pd.D
     Returns
     -------
     pandas.DataFrame
-        Rows ``movie, n, noise_var, persistence_half, best_baseline, mse_best_baseline,
-        floor_ratio`` (σ² / best baseline MSE: the lowest ratio any forecaster can reach),
-        ``floor_ratio_upper`` (the same with MSE(persistence) / 2), ``best_model``,
+        Rows ``movie, n, noise_var, persistence_half, second_difference_sixth, best_baseline,
+        mse_best_baseline, floor_ratio`` (σ² — the spatial estimate, or the temporal bound where
+        that is lower — over the best baseline's MSE: the lowest ratio any forecaster can reach),
+        ``floor_ratio_upper`` (the same with the temporal bound), ``best_model``,
         ``best_model_ratio``, ``reducible_removed`` (the share of the best baseline's error above the
         noise floor that the best model removes).
     """
@@ -127,14 +131,19 @@ def noise_floor_table(movies: list[dict[str, Any]], table: pd.DataFrame) -> pd.D
         best = base.loc[base["mse"].idxmin()]
         models = sub[~sub["forecaster"].isin(BASELINES)]
         top = models.loc[models["mse"].idxmin()] if len(models) else None
-        var = float(noise_variance(m["frames"][m["split"]["test"]]).mean())
+        f, test = m["frames"], [t for t in m["split"]["test"] if t >= 2]
+        var = float(noise_variance(f[m["split"]["test"]]).mean())
         pers = float(base.loc[base["forecaster"] == "persistence", "mse"].iloc[0])
+        d2 = float(np.mean([np.mean((f[t].astype(np.float64) - 2 * f[t - 1] + f[t - 2]) ** 2) for t in test])) / 6
+        upper = min(pers / 2, d2)
         row = {"movie": m["name"], "n": int(best["n"]), "noise_var": var, "persistence_half": pers / 2,
-               "best_baseline": best["forecaster"], "mse_best_baseline": float(best["mse"]),
-               "floor_ratio": var / float(best["mse"]), "floor_ratio_upper": pers / 2 / float(best["mse"])}
+               "second_difference_sixth": d2, "best_baseline": best["forecaster"],
+               "mse_best_baseline": float(best["mse"]), "floor_ratio": min(var, upper) / float(best["mse"]),
+               "floor_ratio_upper": upper / float(best["mse"])}
         if top is not None:
             row.update(best_model=top["forecaster"], best_model_ratio=float(top["mse"]) / float(best["mse"]),
-                       reducible_removed=(float(best["mse"]) - float(top["mse"])) / max(float(best["mse"]) - var, 1e-12))
+                       reducible_removed=(float(best["mse"]) - float(top["mse"])) / max(float(best["mse"]) - min(var, upper),
+                                                                                 1e-12))
         rows.append(row)
     return pd.DataFrame(rows)
 

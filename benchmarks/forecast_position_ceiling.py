@@ -1,0 +1,142 @@
+"""How far below the best baseline can a next-position forecast from a track's past go? (docs/forecasting.md)
+
+On the VALIDATION lineage trees of benchmarks/forecast_configs/positions-2d.yaml and positions-3d.yaml
+(the test trees are not read), each data set on its own, one step ahead:
+
+* ``linear``      — least squares ``p(t+1) − p(t) = Σ w_i · step_i`` over the last 4 steps (the same
+                    weights on every axis), fitted on that data set's training trees;
+* ``gbm``         — scikit-learn's HistGradientBoostingRegressor (absolute error, 200 trees) per axis on
+                    the steps scaled by their mean length, plus the log of that length;
+* ``linear_L10``  — the linear forecast from 10 positions instead of 5 (windows that have them; each
+                    tree stays in its part of the 5-position split);
+* ``linear_nbr``  — the linear forecast plus the median last step of the 8 nearest other tracks at
+                    frame t (the neighbours' past motion, what a monolayer or an embryo shares);
+* the shipped position model (``positions-2d`` / ``positions-3d``).
+
+Each is printed as a ratio to the best of constant position, constant velocity and the fitted Kalman
+filter on the same windows. Seed 0, one thread.
+
+    python benchmarks/forecast_position_ceiling.py
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+
+
+def _ade(pred: np.ndarray, fut: np.ndarray) -> float:
+    return float(np.linalg.norm(pred - fut, axis=1).mean())
+
+
+def _linear(past, fut, tr, va, extra=None):
+    steps = np.diff(past, axis=1)
+    feats = [steps[:, i] for i in range(steps.shape[1])] + ([extra] if extra is not None else [])
+    x = np.stack(feats, -1)  # (N, D, F)
+    rel = fut - past[:, -1]
+    w = np.linalg.lstsq(x[tr].reshape(-1, x.shape[2]), rel[tr].reshape(-1), rcond=None)[0]
+    return _ade(past[va, -1] + x[va] @ w, fut[va])
+
+
+def _gbm(past, fut, tr, va, seed=0):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    steps = np.diff(past, axis=1)
+    s = np.maximum(np.linalg.norm(steps, axis=2).mean(1), 1e-6)[:, None]
+    x = np.concatenate([steps.reshape(len(steps), -1) / s, np.log(s)], 1)
+    y = (fut - past[:, -1]) / s
+    pred = np.zeros((len(va), y.shape[1]))
+    for a in range(y.shape[1]):
+        g = HistGradientBoostingRegressor(loss="absolute_error", max_iter=200, learning_rate=0.05, random_state=seed)
+        pred[:, a] = g.fit(x[tr], y[tr, a]).predict(x[va])
+    return _ade(past[va, -1] + pred * s[va], fut[va])
+
+
+def _neighbour_steps(win, tracks, scale):
+    """Median last step of the 8 nearest other tracks at each window's frame t (µm)."""
+    from scipy.spatial import cKDTree
+
+    from dynacell.forecast.positions import _spatial_columns
+
+    cols = _spatial_columns(tracks)
+    sc = np.asarray(scale, float)[-len(cols):]
+    df = tracks.sort_values(["track_id", "t"])
+    pos = df[cols].to_numpy(float) * sc
+    prev = df.groupby("track_id")[cols].shift(1).to_numpy(float) * sc
+    ok = (df["t"].to_numpy() - df.groupby("track_id")["t"].shift(1).to_numpy()) == 1
+    t_all, ids = df["t"].to_numpy(), df["track_id"].to_numpy()
+    out = np.zeros(win["future"][:, 0].shape)
+    for t in np.unique(win["t"]):
+        m = (t_all == t) & ok
+        rows = np.flatnonzero(win["t"] == t)
+        if m.sum() < 2:
+            continue
+        tree = cKDTree(pos[m])
+        _, nn = tree.query(win["past"][rows, -1], k=min(9, int(m.sum())))
+        nn = np.atleast_2d(nn)
+        step, tid = (pos - prev)[m], ids[m]
+        for r, cand in zip(rows, nn, strict=True):
+            cand = cand[tid[cand] != win["track_id"][r]][:8]
+            if len(cand):
+                out[r] = np.median(step[cand], axis=0)
+    return out
+
+
+def main() -> None:
+    import torch
+
+    from dynacell.forecast import from_pretrained
+    from dynacell.forecast.positions import fit_kalman, history_windows, kalman_forecast
+    from dynacell.train.forecast import load_forecast_config, position_data, tree_groups
+
+    torch.set_num_threads(1)
+    t0 = time.process_time()
+    rows = []
+    for cfg_name in ("positions-2d", "positions-3d"):
+        cfg = load_forecast_config(HERE / "forecast_configs" / f"{cfg_name}.yaml")
+        model = from_pretrained(cfg_name)
+        data = position_data(cfg)
+        long_cfg = cfg.model_copy(update={"history": 10})
+        for name, d in data.items():
+            win, parts = d["windows"], d["parts"]
+            past, fut = win["past"], win["future"][:, 0]
+            tr, va = parts["train"], parts["val"]
+            kp = fit_kalman(past[tr], win["future"][tr])
+            base = {"constant_position": _ade(past[va, -1], fut[va]),
+                    "constant_velocity": _ade(2 * past[va, -1] - past[va, -2], fut[va]),
+                    "kalman": _ade(kalman_forecast(past[va], 1, kp)[:, 0], fut[va])}
+            best = min(base.values())
+            tr_fit = tr if len(tr) <= 20000 else np.random.default_rng(0).choice(tr, 20000, replace=False)
+            res = {"linear": _linear(past, fut, tr, va), "gbm": _gbm(past, fut, tr_fit, va),
+                   "linear_nbr": _linear(past, fut, tr, va, _neighbour_steps(win, d["tracks"], d["scale_zyx"])),
+                   cfg_name: _ade(model.predict(past[va])[:, 0], fut[va])}
+            row = {"dataset": name, "n_val": len(va), "best_baseline": min(base, key=base.get), "best_um": best,
+                   **{k: v / best for k, v in res.items()}}
+            lw = history_windows(d["tracks"], history=10, horizon=1, scale_zyx=d["scale_zyx"])
+            if len(lw["past"]):
+                # the same trees in the same parts as the 5-position split (never a test tree)
+                groups = tree_groups(d["tracks"], long_cfg.tree_depth)
+                part_of = {groups[int(t)]: p for p, ix in parts.items() for t in win["track_id"][ix]}
+                lpart = np.array([part_of.get(groups[int(t)], "test") for t in lw["track_id"]])
+                lp = {p: np.flatnonzero(lpart == p) for p in ("train", "val")}
+                lpast, lfut = lw["past"], lw["future"][:, 0]
+                lkp = fit_kalman(lpast[lp["train"]][:, -5:], lw["future"][lp["train"]])
+                lbest = min(_ade(lpast[lp["val"], -1], lfut[lp["val"]]),
+                            _ade(2 * lpast[lp["val"], -1] - lpast[lp["val"], -2], lfut[lp["val"]]),
+                            _ade(kalman_forecast(lpast[lp["val"]][:, -5:], 1, lkp)[:, 0], lfut[lp["val"]]))
+                row["linear_L10"] = _linear(lpast, lfut, lp["train"], lp["val"]) / lbest
+                row["n_val_L10"] = len(lp["val"])
+            rows.append(row)
+            print(f"{name}: done ({time.process_time() - t0:.0f} CPU-s)", flush=True)
+    df = pd.DataFrame(rows)
+    print("\n# One-step error / best baseline on the validation trees (lower is better; target 0.9)\n"
+          + df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    main()
