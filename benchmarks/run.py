@@ -6,7 +6,9 @@ RSS read from its ``run.json``):
 1. mouse-8cell (real 3D light-sheet embryo) with its labels (no voxel size: it is not in the data);
 2. Fluo-N2DL-HeLa 02 with the error-prone 02_ERR_SEG masks, scored with ``--gt 02_GT``;
 3. bacteria-phc 01 with the 01_GT/TRA masks, scored with ``--gt 01_GT``;
-4. Fluo-N3DH-CHO 02 (3D) with 02_ERR_SEG (voxel 1.0 × 0.202 × 0.202 µm from the data README).
+4. Fluo-N3DH-CHO 02 (3D) with 02_ERR_SEG (voxel 1.0 × 0.202 × 0.202 µm from the data README);
+5. Fluo-N2DH-GOWT1 01 with its 01_GT/TRA masks, no ``--gt`` (92 frames, 2,052 nuclei: the stand-in for the
+   "65-frame 2D movie with ~2,600 nuclei in ≤ 10 s" target of issue 11).
 
 Part 2 checks how memory grows with the number of frames: a simulated 3D embryo with a
 constant number of nuclei (no division, no death) is written to disk at 1×, 2× and 4× a base
@@ -21,9 +23,10 @@ Usage::
                              [--threads 2] [--video] [--only NAME ...]
 
 Outputs go to ``--out`` (default under /tmp). Prints one table per part, then the nuclei per second
-of every step of each run beside the state model alone on random crops (same thread count), and the
-machine's load average before and after each run (the machine may be shared: compare runs at the
-same load). Runs are ``--no-video`` unless ``--video``; ``--threads`` sets ``OMP_NUM_THREADS`` (torch
+of every step of each run beside the state model alone on random crops (same thread count), the same
+per CPU-second of the run's process (``run.json`` ``timings_cpu_s``: on a shared machine wall time is an
+upper bound, CPU time the comparable figure), the CPU-seconds of each step, and the machine's load
+average before and after each run (compare runs at the same load). Runs are ``--no-video`` unless ``--video``; ``--threads`` sets ``OMP_NUM_THREADS`` (torch
 threads) of every run.
 """
 
@@ -57,6 +60,7 @@ def real_cases(model2d: str | None, model3d: str | None) -> list[tuple[str, list
                                 "--gt", str(ctc / "bacteria-phc/01_GT"), *m2]),
         ("CHO 02 3D ERR_SEG", [str(ctc / "Fluo-N3DH-CHO/02"), "--labels", str(ctc / "Fluo-N3DH-CHO/02_ERR_SEG"),
                                "--voxel-size-um", "1.0", "0.202", "0.202", *m3]),
+        ("GOWT1 01 TRA", [str(ctc / "Fluo-N2DH-GOWT1/01"), "--labels", str(ctc / "Fluo-N2DH-GOWT1/01_GT/TRA"), *m2]),
     ]
 
 
@@ -73,10 +77,15 @@ def run_case(args: list[str], out: Path, threads: int | None = None, video: bool
     cmd = [sys.executable, "-m", "dynacell.cli.main", "-q", "run", *args, "-o", str(out), "--overwrite",
            "--no-progress", *([] if video else ["--no-video"])]
     env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}))
+    import resource
+
     load_before = load_average()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
+    after_ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after_ru.ru_utime - before.ru_utime) + (after_ru.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1], "wall_s": wall}
     info = json.loads((out / "run.json").read_text())
@@ -85,6 +94,7 @@ def run_case(args: list[str], out: Path, threads: int | None = None, video: bool
     after, before = ev.get("states_after") or {}, ev.get("states_before") or {}
     return {
         "wall_s": wall,
+        "cpu_s": cpu,
         "frames": info["counts"]["frames"],
         "nuclei": info["counts"]["nuclei"],
         "tracks": info["counts"]["tracks"],
@@ -96,6 +106,7 @@ def run_case(args: list[str], out: Path, threads: int | None = None, video: bool
         "reconcile_s": info["timings_s"].get("reconcile"),
         "evaluate_s": info["timings_s"].get("evaluate"),
         "steps": info["timings_s"],
+        "steps_cpu": info.get("timings_cpu_s") or {},
         "model": info["parameters"]["model"],
         "states": info["counts"]["states"],
         "changed": info["reconciliation"]["n_changed"],
@@ -110,8 +121,9 @@ def run_case(args: list[str], out: Path, threads: int | None = None, video: bool
     }
 
 
-def model_only(model: str | None, ndim: int, n: int = 1024, threads: int | None = None) -> float:
-    """Nuclei per second of the state model alone on ``n`` random crops (no reading, no cropping)."""
+def model_only(model: str | None, ndim: int, n: int = 1024, threads: int | None = None) -> tuple[float, float]:
+    """Nuclei per wall second and per CPU-second of the state model alone on ``n`` random crops (no reading,
+    no cropping)."""
     import numpy as np
     import torch
 
@@ -122,28 +134,31 @@ def model_only(model: str | None, ndim: int, n: int = 1024, threads: int | None 
     clf = load_model(model or f"nuclei-{ndim}d")
     x = np.random.default_rng(0).random((n, len(clf.card.channels), *clf.card.crop_size_px), dtype=np.float32)
     clf.predict_proba(x[:8])  # warm-up
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(0, n, 256):
         clf.predict_proba(x[i:i + 256])
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), n / (time.process_time() - c0)
 
 
-def per_step(rows: list[dict], model_alone: dict[int, float] | None = None) -> list[dict]:
+def per_step(rows: list[dict], model_alone: dict[int, float] | None = None, *, key: str = "steps",
+             total: str = "wall_s", per: bool = True) -> list[dict]:
     """Nuclei per second of every step of each run (from ``run.json`` timings), one row per run.
 
     ``model_alone`` maps 2 / 3 to the state model's nuclei per second on random crops; it is put
-    beside the classify step (``model_alone`` column) of the runs of that dimensionality.
+    beside the classify step (``model_alone`` column) of the runs of that dimensionality. ``key`` =
+    ``"steps"`` (wall seconds) or ``"steps_cpu"`` (CPU-seconds of the run's process), ``total`` the
+    matching whole-process figure (``wall_s`` / ``cpu_s``); ``per=False`` gives the seconds themselves.
     """
     out = []
     for r in rows:
-        if "steps" not in r:
+        if key not in r:
             continue
         row = {"run": r["run"], "nuclei": r["nuclei"]}
-        for step, sec in r["steps"].items():
-            row[step] = r["nuclei"] / sec if sec else None
+        for step, sec in r[key].items():
+            row[step] = (r["nuclei"] / sec if sec else None) if per else sec
             if step == "classify" and model_alone:
                 row["model_alone"] = model_alone.get(r.get("ndim"))
-        row["total"] = r["nuclei"] / r["wall_s"]
+        row["total"] = (r["nuclei"] / r[total] if r.get(total) else None) if per else r.get(total)
         row["load"] = f"{r['load_before']}->{r['load_after']}"
         out.append(row)
     return out
@@ -214,14 +229,15 @@ def main() -> None:
                 rows.append(r)
                 print(f"  done: {name} in {r['wall_s']:.1f} s", file=sys.stderr)
             print("\nPart 1: real runs (fresh process each; wall time includes start-up and imports)")
-            print_table(rows, ["run", "frames", "nuclei", "tracks", "divisions", "wall_s", "nuclei_per_s",
+            print_table(rows, ["run", "frames", "nuclei", "tracks", "divisions", "wall_s", "cpu_s", "nuclei_per_s",
                                "peak_rss_mb", "classify_s", "lineage_s", "reconcile_s", "evaluate_s", "TRA",
                                "div_F1", "F1_before", "F1_after",
                                "bacc_after", "changed", "model", "error"])
             for r in rows:
                 if "states" in r:
                     print(f"  {r['run']}: states {r['states']}")
-            alone = {2: model_only(a.model2d, 2, threads=a.threads), 3: model_only(a.model3d, 3, threads=a.threads)}
+            both = {2: model_only(a.model2d, 2, threads=a.threads), 3: model_only(a.model3d, 3, threads=a.threads)}
+            alone = {k: v[0] for k, v in both.items()}
             steps = per_step(rows, alone)
             if steps:
                 cols = ["run", "nuclei"] + sorted({c for s in steps for c in s if c not in ("run", "nuclei", "load")},
@@ -230,8 +246,16 @@ def main() -> None:
                       "model_alone = the state model on random crops; total = nuclei / wall time of the process, "
                       "imports included; load = 1-min load average before -> after)")
                 print_table(steps, cols)
+                cpu_steps = per_step(rows, {k: v[1] for k, v in both.items()}, key="steps_cpu", total="cpu_s")
+                print("\nNuclei per CPU-second of each step (CPU time of the run's process, all its threads; "
+                      "total = nuclei / CPU-s of the whole process, imports included)")
+                print_table(cpu_steps, cols)
+                print("\nCPU-seconds of each step (total = whole process, imports and start-up included)")
+                print_table(per_step(rows, key="steps_cpu", total="cpu_s", per=False),
+                            [c for c in cols if c != "model_alone"])
             print(f"\nModel alone (random crops, no reading or cropping, {a.threads} threads): 2D {alone[2]:.0f} "
-                  f"nuclei/s, 3D {alone[3]:.0f} nuclei/s; load average now {load_average()}")
+                  f"nuclei/s ({both[2][1]:.0f} per CPU-s), 3D {alone[3]:.0f} nuclei/s ({both[3][1]:.0f} per CPU-s); "
+                  f"load average now {load_average()}")
     if not a.skip_scaling:
         rows = scaling(a.out, a.base_frames, a.model3d)
         print(f"\nPart 2: memory vs movie length (simulated 3D embryo, 8 nuclei, {a.base_frames} frames at 1x)")
