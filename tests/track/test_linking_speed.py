@@ -101,3 +101,34 @@ def test_link_labels_same_links_as_plain_laptrack(monkeypatch) -> None:
     plain, _ = linking.link_labels(labels, progress=False)
     assert sorted(fast.graph.edges) == sorted(plain.graph.edges) and fast.graph.number_of_edges() > 0
     assert issubclass(_fast_laptrack_class(), LapTrack)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("prefix", ["first", "last"])
+def test_splitting_merging_candidates_equal_laptrack(seed: int, prefix: str) -> None:
+    from laptrack import LapTrack
+    from laptrack._tracking import _get_segment_df
+
+    from dynacell.track.linking import _splitting_merging_candidates
+
+    coords, tree = _coords_and_tree(seed)
+    metric = _link_metric({}, power=2)
+    tracker = LapTrack(metric=metric, cutoff=400.0, splitting_metric=metric, splitting_cutoff=300.0,
+                       merging_cutoff=False)
+    seg = _get_segment_df(coords, tree)
+    force_end = [tuple(map(int, seg.iloc[1][["last_frame", "last_index"]]))]
+    force_start = [tuple(map(int, seg.iloc[-1][["first_frame", "first_index"]])), (2, 0)]
+    for cutoff in (300.0, False):
+        with linking._vectorised_laptrack():
+            ref_df, ref, ref_mid = tracker._get_splitting_merging_candidates(
+                seg.copy(), coords, cutoff, prefix, metric, force_end_nodes=force_end, force_start_nodes=force_start)
+            got_df, got, got_mid = _splitting_merging_candidates(
+                tracker, seg.copy(), coords, cutoff, prefix, metric, force_end_nodes=force_end,
+                force_start_nodes=force_start)
+        assert np.array_equal(ref_mid, got_mid) and ref_mid.dtype == got_mid.dtype
+        a, b = ref.to_coo_matrix(), got.to_coo_matrix()
+        assert a.shape == b.shape and (a.nnz > 0) == bool(cutoff)
+        assert np.array_equal(a.row, b.row) and np.array_equal(a.col, b.col) and np.array_equal(a.data, b.data)
+        for (rc, rv), (gc, gv) in zip(ref_df[f"{prefix}_candidates"], got_df[f"{prefix}_candidates"], strict=True):
+            assert [tuple(map(int, c)) for c in rc] == [tuple(map(int, c)) for c in gc]
+            assert np.array_equal(np.asarray(rv, float), np.asarray(gv, float))
