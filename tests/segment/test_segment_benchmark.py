@@ -43,6 +43,7 @@ def test_run_benchmark_table_csvs_and_speed(tmp_path, make_discs, tiny_model):
                                                      ("toy3d", "classical"), ("toy3d", "tiny-model")]
     classical = table.iloc[0]
     assert classical.n_ref == 6 and classical.SEG > 0.8 and classical["F1@0.5"] > 0.9
+    assert str(table.n_pred.dtype) == "Int64" and "| 6 |" in lines[0].splitlines()[2]
     assert np.isnan(classical.ROC_AUC) and 0 <= table.iloc[1].ROC_AUC <= 1
     assert (table.cpu_s_per_frame >= 0).all()
     csv = pd.read_csv(out / "segment_benchmark.csv")
@@ -73,8 +74,8 @@ def test_bad_input_is_a_clear_error():
 
 
 def test_markdown_dash_for_missing():
-    md = markdown(pd.DataFrame({"a": ["x"], "b": [np.nan], "c": [0.12345]}))
-    assert md.splitlines()[2] == "| x | – | 0.123 |"
+    md = markdown(pd.DataFrame({"a": ["x"], "b": [np.nan], "c": [0.12345], "n": pd.array([None], dtype="Int64")}))
+    assert md.splitlines()[2] == "| x | – | 0.123 | – |"
 
 
 def test_cli_benchmark_segmentation(tmp_path, make_discs, monkeypatch, run_cli):

@@ -270,7 +270,11 @@ def evaluate(models: Sequence[Any], datasets: Sequence[str], out: str | Path | N
             rows.append(row)
             if verbose:
                 print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    for c in ("n_pred", "frames_with_8_found"):  # counts stay integers beside rows without them
+        if c in table:
+            table[c] = table[c].astype("Int64")
+    return table
 
 
 def live_dead(models: Sequence[Any], *, loader: Loader | None = None, verbose: bool = True) -> pd.DataFrame:
@@ -417,6 +421,8 @@ def speed(models: Sequence[Any], threads: int, *, datasets: Sequence[str] = SPEE
 def markdown(df: pd.DataFrame, digits: int = 3) -> str:
     """A pipe table of ``df`` for the docs: floats rounded to ``digits``, NaN as ``–``."""
     def cell(v: Any) -> str:
+        if v is pd.NA:
+            return "–"
         if isinstance(v, float):
             return f"{v:.{digits}f}" if np.isfinite(v) else "–"
         return str(v)
