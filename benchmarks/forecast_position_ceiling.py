@@ -118,19 +118,18 @@ def main() -> None:
             row = {"dataset": name, "n_val": len(va), "best_baseline": min(base, key=base.get), "best_um": best,
                    **{k: v / best for k, v in res.items()}}
             lw = history_windows(d["tracks"], history=10, horizon=1, scale_zyx=d["scale_zyx"])
-            if len(lw["past"]):
-                # the same trees in the same parts as the 5-position split (never a test tree)
-                groups = tree_groups(d["tracks"], long_cfg.tree_depth)
-                part_of = {groups[int(t)]: p for p, ix in parts.items() for t in win["track_id"][ix]}
-                lpart = np.array([part_of.get(groups[int(t)], "test") for t in lw["track_id"]])
-                lp = {p: np.flatnonzero(lpart == p) for p in ("train", "val")}
-                lpast, lfut = lw["past"], lw["future"][:, 0]
+            # the same trees in the same parts as the 5-position split (never a test tree)
+            groups = tree_groups(d["tracks"], long_cfg.tree_depth)
+            part_of = {groups[int(t)]: p for p, ix in parts.items() for t in win["track_id"][ix]}
+            lpart = np.array([part_of.get(groups[int(t)], "test") for t in lw["track_id"]])
+            lp = {p: np.flatnonzero(lpart == p) for p in ("train", "val")}
+            if len(lp["train"]) and len(lp["val"]):
+                lpast, lfut, lva = lw["past"], lw["future"][:, 0], lp["val"]
                 lkp = fit_kalman(lpast[lp["train"]][:, -5:], lw["future"][lp["train"]])
-                lbest = min(_ade(lpast[lp["val"], -1], lfut[lp["val"]]),
-                            _ade(2 * lpast[lp["val"], -1] - lpast[lp["val"], -2], lfut[lp["val"]]),
-                            _ade(kalman_forecast(lpast[lp["val"]][:, -5:], 1, lkp)[:, 0], lfut[lp["val"]]))
-                row["linear_L10"] = _linear(lpast, lfut, lp["train"], lp["val"]) / lbest
-                row["n_val_L10"] = len(lp["val"])
+                lbest = min(_ade(lpast[lva, -1], lfut[lva]), _ade(2 * lpast[lva, -1] - lpast[lva, -2], lfut[lva]),
+                            _ade(kalman_forecast(lpast[lva][:, -5:], 1, lkp)[:, 0], lfut[lva]))
+                row["linear_L10"] = _linear(lpast, lfut, lp["train"], lva) / lbest
+                row["n_val_L10"] = len(lva)
             rows.append(row)
             print(f"{name}: done ({time.process_time() - t0:.0f} CPU-s)", flush=True)
     df = pd.DataFrame(rows)
