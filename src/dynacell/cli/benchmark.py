@@ -62,8 +62,9 @@ def register(app: typer.Typer) -> None:
     def segmentation(
         models: str = typer.Option("nuclei-seg-2d,classical", "--models",
                                    help="comma-separated: shipped segmenter names, model folders, classical"),
-        datasets: str = typer.Option("gowt1,hela02,dsb,bacteria,mouse8,stardist3d", "--datasets",
-                                     help="comma-separated datasets of the shared data (their test frames)"),
+        datasets: str = typer.Option(None, "--datasets",
+                                     help="comma-separated datasets of the shared data (their test frames; default: "
+                                          "all of dynacell.segment.benchmark.DATASETS)"),
         out: Path = typer.Option(None, "-o", "--out", help="folder for the CSVs and overlay figures"),
         threads: int = typer.Option(1, "--threads", help="torch CPU threads"),
         no_speed: bool = typer.Option(False, "--no-speed", help="skip the seconds-per-frame measurement"),
@@ -71,9 +72,9 @@ def register(app: typer.Typer) -> None:
                                                 help="give the models the training-side nucleus diameter of their card"),
     ) -> None:
         """Every segmenter on the held-out test frames of every dataset: SEG, object F1/AP, pixel IoU, speed."""
-        from dynacell.segment.benchmark import run_benchmark
+        from dynacell.segment.benchmark import DATASETS, run_benchmark
 
-        run_benchmark(models.split(","), datasets.split(","), out, threads=threads, with_speed=not no_speed,
+        run_benchmark(models.split(","), DATASETS if datasets is None else datasets.split(","), out, threads=threads, with_speed=not no_speed,
                       diameter_from_card=diameter_from_card, echo=typer.echo)
 
     app.add_typer(bench, name="benchmark")
