@@ -55,7 +55,7 @@ class TinyCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The Conv3d's kernel spans all K frames without temporal padding, so it equals a Conv2d over
         # K input channels with the same weights (8, 1, K, 3, 3) → (8, K, 3, 3): the same network and
-        # parameters, several times faster on CPU than PyTorch's Conv3d.
+        # parameters, about 20 % less CPU time than PyTorch's Conv3d (1024 × 1024, one thread).
         conv = self.enc[0]
         z = torch.relu(nn.functional.conv2d(x, conv.weight[:, 0], conv.bias, padding=1))
         out = self.head(z)
