@@ -58,6 +58,10 @@ _DIVISION_GROWTH_QUANTILE = 0.99
 _DIVISION_PENALTY_POWER = 3
 #: Fewest one-child links of the previous pass needed to set the allowed ratio (else no size penalty).
 _DIVISION_MIN_LINKS = 20
+#: Frames of a mother's track (her last frame and those before it) whose largest size is her reference
+#: size in the division size penalty: a mitotic mother's chromatin condenses, so her last mask is smaller
+#: than the nucleus that divided (rendered embryos: daughters together 2-4 times the anaphase mask).
+_DIVISION_MOTHER_FRAMES = 4
 
 _NUCLEI_COLUMNS = ["t", "label", "z", "y", "x", "size_px", "diameter_px"]
 
@@ -353,13 +357,15 @@ def default_max_distance(nuclei: pd.DataFrame, *, ndim: int, scale: Sequence[flo
 
 
 class _LinkCost:
-    """Squared cost between rows ``[i, label, z, y, x, vz, vy, vx(, size, child_size)]`` (see :func:`link_labels`).
+    """Squared cost between rows ``[i, label, z, y, x, vz, vy, vx(, size, child_size, ref_size)]`` (see :func:`link_labels`).
 
     ``(|p_a + (i_b - i_a) v_a - p_b| · (1 - f_ab)^power · g_ab)²`` with ``a`` the earlier nucleus,
     ``f_ab`` the overlap fraction of the pair (``fraction[(i_a, label_a, i_b, label_b)]``, 0 when
     absent) and ``g_ab`` the division size penalty: 1 unless ``division_ratio`` is finite and the
-    rows carry sizes, then ``max(1, ((size_b + child_size_a) / size_a) / division_ratio) ** 3``
-    (``child_size_a``: the largest child of ``a`` in the previous pass, NaN = no penalty).
+    rows carry sizes, then ``max(1, ((size_b + child_size_a) / ref_size_a) / division_ratio) ** 3``
+    (``child_size_a``: the largest child of ``a`` in the previous pass, NaN = no penalty;
+    ``ref_size_a``: the largest size of ``a``'s track over its last :data:`_DIVISION_MOTHER_FRAMES`
+    frames in the previous pass, ``size_a`` when the rows have no such column).
     Callable on one pair (scipy's ``cdist`` protocol) and vectorised over all pairs of two row sets
     by :meth:`pairwise`, which :func:`_fast_cdist` uses inside laptrack.
     """
@@ -384,7 +390,7 @@ class _LinkCost:
         f = self.fraction.get((int(a[0]), int(a[1]), int(b[0]), int(b[1])), 0.0)
         pen = 1.0
         if np.isfinite(self.division_ratio) and len(a) > 9:
-            ratio = (b[8] + a[9]) / a[8]
+            ratio = (b[8] + a[9]) / (a[10] if len(a) > 10 else a[8])
             if np.isfinite(ratio):
                 pen = max(1.0, ratio / self.division_ratio)
         return float(d2 * (1.0 - f) ** (2 * self.power) * pen ** (2 * _DIVISION_PENALTY_POWER))
@@ -425,7 +431,7 @@ class _LinkCost:
             f = np.where(a_first, f, self._fractions(xb, xa).T)
         out = d2 * (1.0 - f) ** (2 * self.power)
         if np.isfinite(self.division_ratio) and early.shape[-1] > 9:
-            ratio = (late[..., 8] + early[..., 9]) / early[..., 8]
+            ratio = (late[..., 8] + early[..., 9]) / early[..., 10 if early.shape[-1] > 10 else 8]
             pen = np.where(np.isfinite(ratio), np.maximum(1.0, ratio / self.division_ratio), 1.0)
             out = out * pen ** (2 * _DIVISION_PENALTY_POWER)
         return out
@@ -657,10 +663,12 @@ def _local_flow(frame_of: np.ndarray, pos: np.ndarray, edges: list[tuple[int, in
 
 
 def _division_sizes(edges: list[tuple[int, int]], frame_of: np.ndarray, size_px: np.ndarray
-                    ) -> tuple[np.ndarray, float]:
-    """Largest child size per nucleus in ``edges`` (NaN without a child) and the allowed division size ratio.
+                    ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Largest child size and reference size per nucleus in ``edges``, and the allowed division size ratio.
 
-    The ratio is the :data:`_DIVISION_GROWTH_QUANTILE` quantile of ``size(child) / size(parent)``
+    The child size is NaN without a child; the reference size is the largest size over the
+    nucleus' track's last :data:`_DIVISION_MOTHER_FRAMES` frames (:func:`_track_histories`). The
+    ratio is the :data:`_DIVISION_GROWTH_QUANTILE` quantile of ``size(child) / size(parent)``
     over one-child links to the next frame (the movie's own growth and segmentation noise between
     frames); NaN (no size penalty) with fewer than :data:`_DIVISION_MIN_LINKS` such links.
     """
@@ -675,7 +683,8 @@ def _division_sizes(edges: list[tuple[int, int]], frame_of: np.ndarray, size_px:
         if n_children[a] == 1:
             growth.append(size_px[b] / size_px[a])
     ratio = float(np.quantile(growth, _DIVISION_GROWTH_QUANTILE)) if len(growth) >= _DIVISION_MIN_LINKS else np.nan
-    return child, ratio
+    rows, _ = _track_histories(frame_of, edges, _DIVISION_MOTHER_FRAMES)
+    return child, size_px[rows].max(axis=1), ratio
 
 
 def _track_histories(frame_of: np.ndarray, edges: list[tuple[int, int]], history: int
@@ -762,10 +771,12 @@ def link_labels(
     ``(|p_a + v_a − p_b| · (1 − f)²)²``: a daughter's centroid sits a quarter of the
     mother's length from hers, so overlap weighs more there (on bacteria-phc this halved
     the wrongly attached daughters). From the second pass on, with ``division_sizes``, that
-    distance is also multiplied by ``max(1, s / s_max)³``, ``s = (|b| + |c|) / |a|`` where
-    ``c`` is ``a``'s largest child in the previous pass: a nucleus that goes on at full size
-    is not the mother of a neighbour's daughter (mass is conserved through a division, so
-    for the true mother ``s`` is about the growth of one frame). ``s_max`` is the movie's
+    distance is also multiplied by ``max(1, s / s_max)³``, ``s = (|b| + |c|) / |A|`` where
+    ``c`` is ``a``'s largest child in the previous pass and ``|A|`` the largest size of ``a``'s
+    track over its last 4 frames (a mitotic nucleus condenses: its last mask is smaller than
+    the nucleus that divides): a nucleus that goes on at full size is not the mother of a
+    neighbour's daughter (mass is conserved through a division, so for the true mother ``s``
+    is about the growth of one frame). ``s_max`` is the movie's
     own 99th percentile of ``|child| / |parent|`` over one-child links of the previous pass
     (growth plus segmentation noise between frames; no penalty with fewer than 20 links).
     Candidates with a distance above ``max_distance_um`` are never joined. ``v_a`` is
@@ -948,6 +959,7 @@ def link_labels(
         edges: list = []
         size_px = nuclei["size_px"].to_numpy(dtype=float)
         child_size = np.full(len(nuclei), np.nan)
+        ref_size = size_px
         division_ratio = np.nan
         for p in range(n_passes):
             if overlap and p > 0:
@@ -966,8 +978,8 @@ def link_labels(
                 splitting_cutoff=cutoff if division else False,
                 merging_cutoff=False,
             )
-            table = np.column_stack([frame_of, nuclei["label"].to_numpy(), pos, flow, size_px, child_size]
-                                    ).astype(float)
+            table = np.column_stack([frame_of, nuclei["label"].to_numpy(), pos, flow, size_px, child_size,
+                                     ref_size]).astype(float)
             with _vectorised_laptrack():
                 tree = tracker.predict([table[rows] for rows in per_frame])
             new_edges = sorted((keys[fa][ja], keys[fb][jb]) for (fa, ja), (fb, jb) in tree.edges)
@@ -979,7 +991,7 @@ def link_labels(
             if p + 1 < n_passes:
                 edge_rows = [(row_of[a], row_of[b]) for a, b in edges]
                 if division_sizes:
-                    child_size, division_ratio = _division_sizes(edge_rows, frame_of, size_px)
+                    child_size, ref_size, division_ratio = _division_sizes(edge_rows, frame_of, size_px)
                 flow = step_drift[frame_of]
                 if flow_neighbors > 0:
                     flow = _local_flow(frame_of, pos, edge_rows, int(flow_neighbors), flow)
