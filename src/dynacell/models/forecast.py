@@ -178,6 +178,13 @@ class PositionTransformer(nn.Module):
     def set_anchor(self, weight: torch.Tensor) -> None:
         """Set the linear anchor's weights (H, L − 1) and zero the read-out: the network becomes the anchor.
 
+        Parameters
+        ----------
+        weight : torch.Tensor, shape (H, L − 1)
+            ``weight[h, i]`` multiplies history step ``i`` (oldest first) in the displacement
+            ``h + 1`` frames ahead (e.g. from
+            :func:`dynacell.train.forecast.least_squares_anchor`).
+
         Raises
         ------
         ValueError
