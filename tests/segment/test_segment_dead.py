@@ -58,3 +58,10 @@ def test_simulated_dead_nuclei_are_the_last_frames_of_dying_tracks():
         assert len(ts) <= SIM_DEAD_FRAMES and max(ts) - min(ts) < SIM_DEAD_FRAMES
         later = [f for f in frames if f.t % 100 > max(ts)]
         assert all(d not in np.unique(f.labels) for f in later)  # the nucleus is gone after its death
+
+
+def test_shipped_live_dead_model_card_says_simulation_only():
+    seg = load_dead_model("live-dead-sim-2d")
+    assert seg.card.classes == ["background", "live", "dead"] and seg.card.ndim == 2
+    assert (seg.folder / "weights.pt").stat().st_size < 3 * 2**20
+    assert list(seg.card.training_data) == ["sim"] and "SIMULATION ONLY" in seg.card.metrics["test"]["note"]

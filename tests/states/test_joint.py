@@ -215,5 +215,7 @@ def test_tracks_table_border_margin():
     lin = _chain([(t, 1) for t in range(5)], n_frames=8)
     lin.assign_tracks()
     st = _table(lin, edge=7.0, size=10.0)
+    assert tracks_table(lin, st)["end_reason"].item() == "inside_field"  # default: within half a nucleus
+    assert tracks_table(lin, st, border_margin=1.0)["end_reason"].item() == "border"
+    st["edge_px"] = 4.0
     assert tracks_table(lin, st)["end_reason"].item() == "border"
-    assert tracks_table(lin, st, border_margin=0.5)["end_reason"].item() == "inside_field"

@@ -13,7 +13,7 @@ __all__ = ["FATES", "tracks_table"]
 FATES = ("divides", "continues", "reaches_end", "ends")
 
 
-def tracks_table(lineage: Lineage, states: pd.DataFrame, border_margin: float = 1.0) -> pd.DataFrame:
+def tracks_table(lineage: Lineage, states: pd.DataFrame, border_margin: float = 0.5) -> pd.DataFrame:
     """One row per track: its extent, parent, fate and how many of its nuclei are in each state.
 
     Parameters
