@@ -172,7 +172,7 @@ def test_classifier_agreement_decides_whether_the_classifier_is_trusted_with_div
     lin, st = _many_divisions(6, agreeing=1)
     ag = classifier_agreement(st, lin)
     assert ag["n_divisions"] == 6 and ag["mitotic"] == pytest.approx(1 / 6) and ag["new_daughter"] == pytest.approx(1 / 6)
-    assert ag["trusted"] is False and "50%" in ag["rule"]
+    assert ag["trusted"] is False and "50%" in ag["rule"] and ag["persistent"] == 1.0  # daughters reach the end
     assert classifier_agreement(st, lin, DivisionCheck(min_divisions=7))["trusted"] is True  # too few to judge
     assert classifier_agreement(st, lin, DivisionCheck(min_agreement=0.0))["trusted"] is True
     lin4, st4 = _many_divisions(6, agreeing=4)
@@ -201,3 +201,18 @@ def test_an_untrusted_classifier_unlinks_nothing_and_the_joint_decision_follows_
 
     assert mothers(reconcile_states(st, lin, rules)[0]) == ["stable"] * 5
     assert mothers(reconcile_states(st, lin, trusting)[0]) == ["mitotic"] * 5
+
+
+def test_the_classifier_keeps_its_veto_when_the_daughters_do_not_persist():
+    """Daughters that vanish after 2 frames, well before the movie's end, look like a segmentation that
+    splits nuclei for a frame or two: the divisions are in doubt, not the classifier."""
+    from dynacell.states.relink import classifier_agreement
+
+    lin, st = _many_divisions(6, agreeing=1)
+    lin.graph.remove_nodes_from([n for n in list(lin.graph.nodes) if n[0] >= 6])
+    lin.n_frames = 20
+    st = st[st.t < 6]
+    ag = classifier_agreement(st, lin)
+    assert ag["persistent"] == 0.0 and ag["trusted"] is True
+    assert classifier_agreement(st, lin, DivisionCheck(persist_frames=2))["trusted"] is False
+    assert (check_divisions(st, lin)[2]["decision"] == "unlinked").sum() == 5

@@ -39,8 +39,10 @@ linked division, assume a classifier that recognises mitosis in the movie at han
 has never seen this kind of movie may not: :func:`classifier_agreement` measures, over the linked
 divisions, the share whose mother looks mitotic (``p_mitotic ≥ agree_p`` over her last ``frames``
 nodes) and the share with a daughter that looks newborn. When a movie has at least
-``min_divisions`` linked divisions and either share is below ``min_agreement``, the classifier
-is *not trusted* with divisions in this movie: nothing is unlinked, and ``dynacell run`` lets the
+``min_divisions`` linked divisions, most of them look real by themselves (both daughters persist
+— at least ``persist_frames`` frames, or until they divide again or the movie ends: a nucleus split
+by the segmentation for a frame or two does not) and either share is below ``min_agreement``, the
+classifier is *not trusted* with divisions in this movie: nothing is unlinked, and ``dynacell run`` lets the
 joint decision follow the linked divisions (:meth:`dynacell.states.reconcile.ReconcileRules.trusting_lineage`).
 Measured with correct masks (``dynacell run``, seed 0): state models that saw other trees of the
 same movie agree on 69–99 % of the mothers and 95–99 % of the daughters (HeLa 02, bacteria-phc);
@@ -108,6 +110,11 @@ class DivisionCheck:
         daughters, to be trusted with divisions in this movie; 0 trusts it always.
     min_divisions : int
         Linked divisions (≥ 1) needed before the agreement is judged (fewer: trusted).
+    persist_frames : int
+        Frames (≥ 1) a daughter's track must last (unless it divides or reaches the movie's last
+        frame) for its division to look real by itself; the classifier is only distrusted when
+        at least ``min_agreement`` of the linked divisions do (otherwise the divisions, not the
+        classifier, are in doubt — e.g. an over-segmenting segmentation).
     """
 
     enabled: bool = True
@@ -120,6 +127,7 @@ class DivisionCheck:
     agree_p: float = 0.5
     min_agreement: float = 0.5
     min_divisions: int = 5
+    persist_frames: int = 3
 
     def __post_init__(self) -> None:
         from dynacell.errors import InvalidInputError
@@ -133,7 +141,8 @@ class DivisionCheck:
         if int(self.max_gap_frames) < 1 or not self.max_distance_sizes > 0:
             raise InvalidInputError("DivisionCheck.max_gap_frames must be >= 1 and max_distance_sizes > 0, got "
                                     f"{self.max_gap_frames!r}, {self.max_distance_sizes!r}")
-        if not 0 < self.agree_p < 1 or not 0 <= self.min_agreement <= 1 or int(self.min_divisions) < 1:
+        if (not 0 < self.agree_p < 1 or not 0 <= self.min_agreement <= 1 or int(self.min_divisions) < 1
+                or int(self.persist_frames) < 1):
             raise InvalidInputError("DivisionCheck needs 0 < agree_p < 1, 0 <= min_agreement <= 1 and min_divisions "
                                     f">= 1, got {self.agree_p!r}, {self.min_agreement!r}, {self.min_divisions!r}")
 
@@ -152,7 +161,8 @@ class DivisionCheck:
         if self.min_agreement > 0:
             text += (f" Nothing is unlinked, and the joint decision follows the linked divisions, when the classifier "
                      f"agrees (p >= {self.agree_p}) with fewer than {self.min_agreement:.0%} of the mothers or of the "
-                     f"daughters of at least {self.min_divisions} linked divisions.")
+                     f"daughters of at least {self.min_divisions} linked divisions, most of whose daughters persist "
+                     f"(>= {self.persist_frames} frames).")
         return text
 
 
@@ -174,8 +184,10 @@ def classifier_agreement(states: pd.DataFrame, lineage: Lineage, rules: Division
         JSON-ready: ``n_divisions`` (nodes with ≥ 2 children), ``mitotic`` (share of mothers with
         ``p_mitotic ≥ agree_p`` over their last ``frames`` nodes; NaN without divisions),
         ``new_daughter`` (share of divisions with a daughter whose ``p_new_daughter ≥ agree_p``
-        over its first ``frames`` nodes), ``trusted`` (False when ``n_divisions ≥ min_divisions``
-        and either share is below ``min_agreement``) and ``rule`` (one sentence).
+        over its first ``frames`` nodes), ``persistent`` (share of divisions whose daughters all
+        last ``persist_frames`` frames, divide again or reach ``lineage.n_frames - 1``), ``trusted``
+        (False when ``n_divisions ≥ min_divisions``, ``persistent ≥ min_agreement`` and either
+        agreement share is below ``min_agreement``) and ``rule`` (one sentence).
 
     Raises
     ------
@@ -196,13 +208,24 @@ def classifier_agreement(states: pd.DataFrame, lineage: Lineage, rules: Division
     pm = np.array([_largest(p_mit, _chain(g, m, False, rules.frames)) for m in mothers], dtype=float)
     pk = np.array([max((_largest(p_nd, _chain(g, k, True, rules.frames)) for k in g.successors(m)),
                        key=lambda v: -np.inf if np.isnan(v) else v) for m in mothers], dtype=float)
+    last = lineage.n_frames - 1
+
+    def persists(kid: Node) -> bool:
+        chain = _chain(g, kid, True, int(rules.persist_frames))
+        end = chain[-1]
+        return len(chain) >= int(rules.persist_frames) or g.out_degree(end) >= 2 or end[0] >= last
+
+    pers = np.array([all(persists(k) for k in g.successors(m)) for m in mothers], dtype=bool)
     share_m = float(np.mean(np.nan_to_num(pm, nan=0.0) >= rules.agree_p)) if len(mothers) else float("nan")
     share_d = float(np.mean(np.nan_to_num(pk, nan=0.0) >= rules.agree_p)) if len(mothers) else float("nan")
-    judged = len(mothers) >= int(rules.min_divisions)
+    share_p = float(np.mean(pers)) if len(mothers) else float("nan")
+    judged = len(mothers) >= int(rules.min_divisions) and share_p >= rules.min_agreement
     trusted = not (judged and min(share_m, share_d) < rules.min_agreement)
-    return {"n_divisions": len(mothers), "mitotic": share_m, "new_daughter": share_d, "trusted": bool(trusted),
+    return {"n_divisions": len(mothers), "mitotic": share_m, "new_daughter": share_d, "persistent": share_p,
+            "trusted": bool(trusted),
             "rule": (f"the classifier is trusted with divisions unless, over at least {rules.min_divisions} linked "
-                     f"divisions, fewer than {rules.min_agreement:.0%} of the mothers have p_mitotic >= "
+                     f"divisions of which at least {rules.min_agreement:.0%} have daughters that persist "
+                     f"(>= {rules.persist_frames} frames, another division or the movie's end), fewer than {rules.min_agreement:.0%} of the mothers have p_mitotic >= "
                      f"{rules.agree_p} (last {rules.frames} frames) or fewer than {rules.min_agreement:.0%} have a "
                      f"daughter with p_new_daughter >= {rules.agree_p} (first {rules.frames} frames)")}
 
