@@ -45,8 +45,8 @@ by the segmentation for a frame or two does not) and either share is below ``min
 classifier is *not trusted* with divisions in this movie: nothing is unlinked, and ``dynacell run`` lets the
 joint decision follow the linked divisions (:meth:`dynacell.states.reconcile.ReconcileRules.trusting_lineage`).
 Measured with correct masks (``dynacell run``, seed 0): state models that saw other trees of the
-same movie agree on 69–99 % of the mothers and 95–99 % of the daughters (HeLa 02, bacteria-phc);
-models trained without the movie's dataset (``benchmarks/states_lodo.py``) on 1–4 % of the
+same movie agree on 78–99 % of the mothers and 99–100 % of the daughters (HeLa 02, bacteria-phc);
+models trained without the movie's dataset (``benchmarks/states_lodo.py``) on 1–6 % of the
 mothers, and there unlinking removed correct divisions (division F1 HeLa 02 0.795 instead of 0.869,
 bacteria-phc 0.68 instead of 0.97) and the classifier overturned the lineage (HeLa 02 3-class
 macro-F1 0.69 instead of 0.94 with the lineage trusted);
