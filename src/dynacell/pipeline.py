@@ -330,11 +330,14 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                 from dynacell.states.relink import check_divisions
 
                 raw, lin, divisions = check_divisions(raw, lin, config.division_check, trusted=agreement["trusted"])
-                n_un, n_re = (int((divisions["decision"] == d).sum()) for d in ("unlinked", "relinked"))
-                if n_un or n_re:
+                n_un, n_sh, n_re = (int((divisions["decision"] == d).sum())
+                                    for d in ("unlinked", "unlinked_short_lived", "relinked"))
+                if n_un or n_sh or n_re:
                     notes.append(f"{n_un} of {len(divisions) - n_re} linked divisions were unlinked because the state "
-                                 f"classifier contradicts them and {n_re} missed division(s) were relinked "
-                                 f"({config.division_check.describe()}); run.json 'division_check' lists them")
+                                 f"classifier contradicts them, {n_sh} because a daughter vanished inside the field "
+                                 f"within {config.division_check.persist_frames} frames, and {n_re} missed division(s) "
+                                 f"were relinked ({config.division_check.describe()}); run.json 'division_check' "
+                                 "lists them")
         dead = None
         if config.dead_evidence is not None:  # off by default: no cost
             with timer.step("dead_evidence"):
@@ -425,6 +428,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                 "rule": config.division_check.describe(),
                 "n_linked": int((divisions["decision"] != "relinked").sum()),
                 "n_unlinked": int((divisions["decision"] == "unlinked").sum()),
+                "n_unlinked_short_lived": int((divisions["decision"] == "unlinked_short_lived").sum()),
                 "n_relinked": int((divisions["decision"] == "relinked").sum()),
                 "changed": divisions[divisions["decision"] != "kept"].to_dict(orient="records")},
             "dead_evidence": None if dead is None else {

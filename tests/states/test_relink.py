@@ -216,3 +216,24 @@ def test_the_classifier_keeps_its_veto_when_the_daughters_do_not_persist():
     assert ag["persistent"] == 0.0 and ag["trusted"] is True
     assert classifier_agreement(st, lin, DivisionCheck(persist_frames=2))["trusted"] is False
     assert (check_divisions(st, lin)[2]["decision"] == "unlinked").sum() == 5
+
+
+def test_a_daughter_that_vanishes_inside_the_field_is_unlinked_unless_the_mother_is_confirmed():
+    lin = _division(split=3, n_frames=12)
+    lin.graph.remove_nodes_from([(t, 3) for t in range(5, 12)])  # daughter 3 lasts one frame (t=4)
+    lin.n_frames = 12
+    assign_ctc_tracks(lin)
+    st = _table(lin, mitotic=0.3, daughter=(0.6, 0.6))  # not contradicted, not confirmed
+    st["edge_px"], st["size_px"] = 20.0, 10.0  # far from the edge
+    out, new, table = check_divisions(st, lin)
+    assert table["decision"].tolist() == ["unlinked_short_lived"]
+    assert list(new.graph.successors((3, 1))) == [(4, 2)] and lin.divisions() == [(3, 1)]
+    assert (table[["kept_child_t", "kept_child_label"]].to_numpy() == [[4, 2]]).all()
+    confirmed = _table(lin, mitotic=0.9, daughter=(0.6, 0.6))
+    confirmed["edge_px"], confirmed["size_px"] = 20.0, 10.0
+    assert check_divisions(confirmed, lin)[2]["decision"].tolist() == ["kept"]
+    st["edge_px"] = 2.0  # it left the field: not short-lived
+    assert check_divisions(st, lin)[2]["decision"].tolist() == ["kept"]
+    st["edge_px"] = 20.0
+    assert check_divisions(st, lin, DivisionCheck(short_lived=False))[2]["decision"].tolist() == ["kept"]
+    assert check_divisions(st.drop(columns="edge_px"), lin)[2]["decision"].tolist() == ["kept"]  # no positions
