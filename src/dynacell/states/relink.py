@@ -38,10 +38,10 @@ A **short-lived daughter** is unlinked too: a daughter whose track ends inside t
 ``border_margin`` nucleus sizes from the edge) within ``persist_frames`` frames, without dividing
 again or reaching the movie's end, when the mother is not confirmed mitotic (``p_mitotic <
 confirm_p``). A newborn nucleus does not vanish after a frame or two; a nucleus split in two by the
-segmentation for a frame or two does (decision ``unlinked_short_lived``). Measured on runs without
-labels (``dynacell run`` with ``nuclei-seg-2d``, offline on the same probabilities and lineage): GOWT1 01
-16 → 8 linked divisions for 2 real (division F1 0.111 → 0.200), HeLa 02 69 → 66 for 50 (0.756 → 0.776,
-recall unchanged); with given masks (HeLa 02 ERR_SEG, bacteria-phc TRA) no daughter was short-lived.
+segmentation for a frame or two does (decision ``unlinked_short_lived``). Measured with ``dynacell run``
+without labels (``nuclei-seg-2d``, seed 0): GOWT1 01 16 → 9 linked divisions for 2 real (division F1
+0.111 → 0.182), HeLa 02 69 → 67 for 50 (0.756 → 0.769, recall unchanged); with given masks (HeLa 02
+ERR_SEG, bacteria-phc TRA, the demo embryo) no daughter was short-lived.
 
 **Does the classifier know this movie?** Both repairs, and the joint decision's right to overturn a
 linked division, assume a classifier that recognises mitosis in the movie at hand. A model that
