@@ -313,31 +313,24 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             from dynacell.states.classify import classify_movie
 
             raw = classify_movie(images, label_movie, clf, lineage=lin, progress=progress, scheduler=config.scheduler)
-        from dynacell.states.relink import classifier_agreement
+        from dynacell.states.relink import (
+            agreement_note,
+            check_divisions,
+            classifier_agreement,
+            division_check_report,
+        )
 
         agreement = classifier_agreement(raw, lin, config.division_check)
-        reconcile_rules = config.reconcile
-        if not agreement["trusted"]:
-            reconcile_rules = config.reconcile.trusting_lineage()
-            notes.append(f"The state classifier agrees with only {agreement['mitotic']:.0%} of the mothers and "
-                         f"{agreement['new_daughter']:.0%} of the daughters of the {agreement['n_divisions']} linked "
-                         "divisions: it does not recognise this movie's divisions (a model trained on other kinds of "
-                         "movies?), so no division is unlinked and the states follow the linked divisions; "
-                         "run.json 'classifier_agreement'.")
-        divisions = None
+        reconcile_rules = config.reconcile if agreement["trusted"] else config.reconcile.trusting_lineage()
+        if note := agreement_note(agreement):
+            notes.append(note)
+        division_summary = None
         if linking is not None:  # a lineage dynacell linked: unlink divisions the classifier contradicts
             with timer.step("check_divisions"):
-                from dynacell.states.relink import check_divisions
-
                 raw, lin, divisions = check_divisions(raw, lin, config.division_check, trusted=agreement["trusted"])
-                n_un, n_sh, n_re = (int((divisions["decision"] == d).sum())
-                                    for d in ("unlinked", "unlinked_short_lived", "relinked"))
-                if n_un or n_sh or n_re:
-                    notes.append(f"{n_un} of {len(divisions) - n_re} linked divisions were unlinked because the state "
-                                 f"classifier contradicts them, {n_sh} because a daughter vanished inside the field "
-                                 f"within {config.division_check.persist_frames} frames, and {n_re} missed division(s) "
-                                 f"were relinked ({config.division_check.describe()}); run.json 'division_check' "
-                                 "lists them")
+                note, division_summary = division_check_report(divisions, config.division_check)
+                if note:
+                    notes.append(note)
         dead = None
         if config.dead_evidence is not None:  # off by default: no cost
             with timer.step("dead_evidence"):
@@ -424,13 +417,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             "reconciliation": {"rule": reconcile_rules.describe(),
                                "n_changed": int(changes["n"].sum()) if len(changes) else 0,
                                "changes": changes.to_dict(orient="records")},
-            "division_check": None if divisions is None else {
-                "rule": config.division_check.describe(),
-                "n_linked": int((divisions["decision"] != "relinked").sum()),
-                "n_unlinked": int((divisions["decision"] == "unlinked").sum()),
-                "n_unlinked_short_lived": int((divisions["decision"] == "unlinked_short_lived").sum()),
-                "n_relinked": int((divisions["decision"] == "relinked").sum()),
-                "changed": divisions[divisions["decision"] != "kept"].to_dict(orient="records")},
+            "division_check": division_summary,
             "dead_evidence": None if dead is None else {
                 **dead, "death_calls": int((states["state"] == "death").sum()),
                 "death_calls_with_evidence": int(((states["state"] == "death")

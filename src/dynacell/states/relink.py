@@ -74,7 +74,7 @@ import pandas as pd
 
 from dynacell.lineage.graph import Lineage, Node
 
-__all__ = ["DivisionCheck", "check_divisions", "classifier_agreement"]
+__all__ = ["DivisionCheck", "agreement_note", "check_divisions", "classifier_agreement", "division_check_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -213,15 +213,8 @@ def classifier_agreement(states: pd.DataFrame, lineage: Lineage, rules: Division
     InvalidInputError
         If ``states`` lacks ``t``, ``label``, ``p_mitotic`` or ``p_new_daughter``.
     """
-    from dynacell.errors import InvalidInputError
-
     rules = rules or DivisionCheck()
-    need = {"t", "label", "p_mitotic", "p_new_daughter"}
-    if not need <= set(states.columns):
-        raise InvalidInputError(f"classifier_agreement: the states table lacks {sorted(need - set(states.columns))}")
-    keys = list(zip(states["t"].astype(int), states["label"].astype(int)))
-    p_mit = dict(zip(keys, states["p_mitotic"].to_numpy(float)))
-    p_nd = dict(zip(keys, states["p_new_daughter"].to_numpy(float)))
+    _, p_mit, p_nd = _evidence(states, "classifier_agreement")
     g = lineage.graph
     mothers = [n for n in g.nodes if g.out_degree(n) >= 2]
     pm = np.array([_largest(p_mit, _chain(g, m, False, rules.frames)) for m in mothers], dtype=float)
@@ -242,6 +235,72 @@ def classifier_agreement(states: pd.DataFrame, lineage: Lineage, rules: Division
                      f"(>= {rules.persist_frames} frames, another division or the movie's end), fewer than {rules.min_agreement:.0%} of the mothers have p_mitotic >= "
                      f"{rules.agree_p} (last {rules.frames} frames) or fewer than {rules.min_agreement:.0%} have a "
                      f"daughter with p_new_daughter >= {rules.agree_p} (first {rules.frames} frames)")}
+
+
+def _evidence(states: pd.DataFrame, caller: str) -> tuple[list[Node], dict, dict]:
+    """Node keys of ``states`` and its ``p_mitotic`` / ``p_new_daughter`` by node; InvalidInputError without them."""
+    from dynacell.errors import InvalidInputError
+
+    need = {"t", "label", "p_mitotic", "p_new_daughter"}
+    if not need <= set(states.columns):
+        raise InvalidInputError(f"{caller}: the states table lacks {sorted(need - set(states.columns))}")
+    keys = list(zip(states["t"].astype(int), states["label"].astype(int)))
+    return (keys, dict(zip(keys, states["p_mitotic"].to_numpy(float))),
+            dict(zip(keys, states["p_new_daughter"].to_numpy(float))))
+
+
+def agreement_note(agreement: dict) -> str | None:
+    """The report note for a :func:`classifier_agreement` result: None when the classifier is trusted.
+
+    Parameters
+    ----------
+    agreement : dict
+        Output of :func:`classifier_agreement`.
+
+    Returns
+    -------
+    str or None
+        One sentence for the report and ``run.json`` notes.
+    """
+    if agreement["trusted"]:
+        return None
+    return (f"The state classifier agrees with only {agreement['mitotic']:.0%} of the mothers and "
+            f"{agreement['new_daughter']:.0%} of the daughters of the {agreement['n_divisions']} linked "
+            "divisions: it does not recognise this movie's divisions (a model trained on other kinds of "
+            "movies?), so no division is unlinked and the states follow the linked divisions; "
+            "run.json 'classifier_agreement'.")
+
+
+def division_check_report(divisions: pd.DataFrame, rules: DivisionCheck) -> tuple[str | None, dict]:
+    """The report note and the ``run.json`` ``division_check`` entry of a :func:`check_divisions` table.
+
+    Parameters
+    ----------
+    divisions : pandas.DataFrame
+        The third output of :func:`check_divisions` (columns :data:`DIVISION_COLUMNS`).
+    rules : DivisionCheck
+        The rules it was made with.
+
+    Returns
+    -------
+    note : str or None
+        One sentence counting the changes; None when nothing changed.
+    summary : dict
+        JSON-ready: ``rule``, ``n_linked``, ``n_unlinked``, ``n_unlinked_short_lived``, ``n_relinked``
+        and ``changed`` (the rows whose decision is not ``kept``).
+    """
+    decision = divisions["decision"]
+    n_un, n_sh, n_re = (int((decision == d).sum()) for d in ("unlinked", "unlinked_short_lived", "relinked"))
+    note = None
+    if n_un or n_sh or n_re:
+        note = (f"{n_un} of {len(divisions) - n_re} linked divisions were unlinked because the state classifier "
+                f"contradicts them, {n_sh} because a daughter vanished inside the field within {rules.persist_frames} "
+                f"frames, and {n_re} missed division(s) were relinked ({rules.describe()}); run.json "
+                "'division_check' lists them")
+    summary = {"rule": rules.describe(), "n_linked": int((decision != "relinked").sum()), "n_unlinked": n_un,
+               "n_unlinked_short_lived": n_sh, "n_relinked": n_re,
+               "changed": divisions[decision != "kept"].to_dict(orient="records")}
+    return note, summary
 
 
 def _persists(g, kid: Node, n: int, last: int) -> bool:
@@ -310,15 +369,8 @@ def check_divisions(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck
     InvalidInputError
         If ``states`` lacks ``t``, ``label``, ``p_mitotic`` or ``p_new_daughter``.
     """
-    from dynacell.errors import InvalidInputError
-
     rules = rules or DivisionCheck()
-    need = {"t", "label", "p_mitotic", "p_new_daughter"}
-    if not need <= set(states.columns):
-        raise InvalidInputError(f"check_divisions: the states table lacks {sorted(need - set(states.columns))}")
-    keys = list(zip(states["t"].astype(int), states["label"].astype(int)))
-    p_mit = dict(zip(keys, states["p_mitotic"].to_numpy(float)))
-    p_nd = dict(zip(keys, states["p_new_daughter"].to_numpy(float)))
+    keys, p_mit, p_nd = _evidence(states, "check_divisions")
     g = lineage.graph
     last = lineage.n_frames - 1
     inside: dict = {}
