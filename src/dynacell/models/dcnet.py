@@ -14,6 +14,12 @@ switched off for the ablation (``benchmarks/states.py --ablation``, docs/models.
     Mask-guided pooling: besides the global average, features are averaged under the nucleus
     mask (the mask channel, average-pooled to the feature grid), so that neighbours inside the
     crop do not dilute the centre nucleus.
+``nucleus_norm`` (off by default)
+    Rescales the raw channels by the nucleus's own contrast, ``(I − m_out) / (m_in − m_out)``
+    with ``m_in`` / ``m_out`` the mean of frame ``t`` inside / outside the mask at ``t``, so the
+    nucleus reads ≈ 1 and its surroundings ≈ 0 whatever the modality: a phase-contrast cell
+    (darker than its background) gets the same polarity as a fluorescent nucleus. Parameter-free,
+    so it runs wherever the model runs (docs/states-generalisation.md).
 ``anisotropic`` (3D only)
     Convolutions of the first stages use ``(1, 3, 3)`` kernels (no mixing along Z), for
     light-sheet / confocal data whose Z step is several times the XY pixel.
@@ -32,7 +38,7 @@ from torch.nn import functional as F
 from dynacell.errors import InvalidInputError
 from dynacell.models.layers import batchnorm_nd, check_ndim, conv_nd
 
-__all__ = ["DCNet", "ConvBlock"]
+__all__ = ["DCNet", "ConvBlock", "nucleus_contrast_norm"]
 
 
 def _kernel(ndim: int, anisotropic: bool) -> tuple[int, ...] | int:
@@ -84,6 +90,48 @@ def _down(ndim: int, c_in: int, c_out: int, anisotropic: bool = False) -> nn.Seq
                          batchnorm_nd(ndim)(c_out), nn.ReLU(inplace=True))
 
 
+def nucleus_contrast_norm(raw: torch.Tensor, mask: torch.Tensor, min_contrast: float = 0.02,
+                          clip: float = 4.0) -> torch.Tensor:
+    """Raw channels rescaled so that the nucleus reads 1 and its surroundings 0, whatever the polarity.
+
+    Parameters
+    ----------
+    raw : torch.Tensor, float32, shape (N, 3, [Z,] Y, X)
+        Frames ``[t−1, t, t+1]`` of each crop (any intensity scale).
+    mask : torch.Tensor, float32, shape (N, 1, [Z,] Y, X)
+        Nucleus mask at ``t`` (> 0.5 inside).
+    min_contrast : float
+        Smallest magnitude of ``m_in − m_out`` divided by (a crop without contrast, e.g. all zeros,
+        stays near 0 rather than blowing up); a contrast below it is replaced by ``+min_contrast``.
+    clip : float
+        Output clipped to ``[−clip, clip]``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(raw − m_out) / (m_in − m_out)`` with ``m_in`` / ``m_out`` the means of frame ``t`` inside /
+        outside the mask (one pair per crop, applied to all three frames so that temporal
+        differences keep their sign); same shape and dtype as ``raw``. A crop whose nucleus is darker
+        than its surroundings (phase contrast) is thus inverted.
+
+    Notes
+    -----
+    dynacell's input normalisation for models that must work across modalities (no seed
+    counterpart); the sample sets' own normalisation (percentiles 1 / 99.8 of the crop) is kept.
+    """
+    inside = (mask > 0.5).to(raw.dtype)
+    dims = tuple(range(1, mask.ndim))
+    t = raw[:, 1:2]
+    n_in = inside.sum(dims).clamp(min=1.0)
+    n_out = (1.0 - inside).sum(dims).clamp(min=1.0)
+    m_in = (t * inside).sum(dims) / n_in
+    m_out = (t * (1.0 - inside)).sum(dims) / n_out
+    d = m_in - m_out
+    d = torch.where(d.abs() < min_contrast, torch.full_like(d, min_contrast), d)
+    shape = (-1,) + (1,) * (raw.ndim - 1)
+    return ((raw - m_out.view(shape)) / d.view(shape)).clamp(-clip, clip)
+
+
 class DCNet(nn.Module):
     """dynacell's classifier (see the module docstring for the design and its sources).
 
@@ -109,6 +157,8 @@ class DCNet(nn.Module):
     input_pool : int
         Average-pool the crop by this factor before the stem (1: off). Lets a model see a
         wide field of view (e.g. 64² crops of long bacteria) at the cost of a 32² one.
+    nucleus_norm : bool
+        Rescale the raw channels by the nucleus's contrast (:func:`nucleus_contrast_norm`); default False.
 
     Raises
     ------
@@ -119,8 +169,9 @@ class DCNet(nn.Module):
     def __init__(self, ndim: int, in_channels: int = 4, n_classes: int = 4, width: int = 16,
                  temporal_diff: bool = True, residual: bool = True, mask_pool: bool = True,
                  anisotropic: bool = False, first_block: bool = True, dropout: float = 0.1,
-                 input_pool: int = 1) -> None:
+                 input_pool: int = 1, nucleus_norm: bool = False) -> None:
         super().__init__()
+        self.nucleus_norm = bool(nucleus_norm)
         check_ndim(ndim)
         if in_channels not in (4, 6):
             raise InvalidInputError(
@@ -148,6 +199,8 @@ class DCNet(nn.Module):
         """Logits ``(N, n_classes)`` of crops ``x`` ``(N, 4 or 6, [Z,] Y, X)``."""
         x = self.input_pool(x)
         mask = x[:, 3:4]
+        if self.nucleus_norm:
+            x = torch.cat([nucleus_contrast_norm(x[:, :3], mask), x[:, 3:]], dim=1)
         if self.temporal_diff:
             x = torch.cat([x, x[:, 2:3] - x[:, 1:2], x[:, 1:2] - x[:, 0:1]], dim=1)
         f = self.stage1(self.stem(x))

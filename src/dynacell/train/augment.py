@@ -6,6 +6,16 @@ is only flipped / rotated. Values follow the seed (the seed state classifier, di
 p = 0.5, contrast × U(0.8, 1.2), brightness ± 0.1 with p = 0.7, Gaussian noise σ = 0.02;
 dynacell adds in-plane 90° rotations (Y, X only: in 3D Z is the anisotropic axis).
 
+Domain randomisation (all off by default; used by the leave-one-dataset-out recipes of
+``benchmarks/states_lodo.py``, docs/states-generalisation.md): the same nucleus state looks
+different under another microscope, so the raw channels can be *inverted* (``invert_p``: phase
+contrast shows cells dark on a bright background, fluorescence bright on dark), bent by a gamma
+curve (``gamma``), blurred (``blur_sigma_px``: another PSF or focus), given more noise
+(``noise_max``: another SNR) or dropped altogether (``raw_dropout``: the network must then decide
+from the masks of ``t`` and the segmentation context alone), and the whole crop zoomed
+(``zoom``: the nucleus-size rule's error on another dataset). Every change is drawn per sample
+and applied identically to the three frames.
+
 Segmentation errors (``context_noise``, 6-channel crops only): the context channels
 ``[seg t−1, seg t+1]`` come from a segmentation, which at inference is automatic and makes
 mistakes. :func:`degrade_context` simulates one error per corrupted sample on one of the two
@@ -43,6 +53,19 @@ class AugmentConfig(BaseModel):
                                 "between frames (shift_neighbours)")
     context_noise: float = Field(0.0, ge=0, le=1, description="probability that a sample's segmentation-context "
                                  "channels get one simulated segmentation error (degrade_context); 6-channel crops")
+    invert_p: float = Field(0.0, ge=0, le=1, description="probability of inverting the raw channels (x -> 1 - x): "
+                            "dark cells on a bright background (phase contrast) vs bright nuclei (fluorescence)")
+    gamma: tuple[float, float] | None = Field(None, description="raw channels (clipped to [0, 1]) raised to a "
+                                              "log-uniform power in [a, b]; None: off")
+    blur_sigma_px: float = Field(0.0, ge=0, description="Gaussian blur of the raw channels, σ ~ U(0, value) "
+                                 "crop px per sample (another PSF / focus); 0: off")
+    noise_max: float = Field(0.0, ge=0, description="extra Gaussian noise on the raw channels, σ ~ U(0, value) "
+                             "per sample (another SNR); 0: off")
+    zoom: tuple[float, float] | None = Field(None, description="zoom the whole crop about its centre by a "
+                                             "log-uniform factor in [a, b] (bilinear for the raw channels, nearest "
+                                             "for masks; 2D crops only); None: off")
+    raw_dropout: float = Field(0.0, ge=0, le=1, description="probability of zeroing the raw channels of a sample "
+                               "(the masks and segmentation context stay)")
 
 
 def _per_sample(shape: tuple[int, ...], ndim: int, values: torch.Tensor) -> torch.Tensor:
@@ -90,16 +113,80 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
                 out[idx] = torch.rot90(x[idx], r, dims=(-2, -1))
         x = out
     rc = min(raw_channels, x.shape[1])
+    x = _domain_randomise(x, cfg, rand, generator, rc)
     raw = x[:, :rc]
     lo, hi = cfg.contrast
     scale = _per_sample(x.shape, x.ndim, lo + (hi - lo) * rand(n))
     shift = _per_sample(x.shape, x.ndim, (rand(n) * 2 - 1) * cfg.brightness * (rand(n) < cfg.brightness_p).float())
     noise = torch.randn(raw.shape, generator=generator).to(dev) * cfg.noise_std
+    if cfg.noise_max > 0:
+        noise = noise + torch.randn(raw.shape, generator=generator).to(dev) * _per_sample(
+            raw.shape, raw.ndim, rand(n) * cfg.noise_max)
     x[:, :rc] = raw * scale + shift + noise
+    if cfg.raw_dropout > 0:
+        x[:, :rc] = x[:, :rc] * _per_sample(raw.shape, raw.ndim, (rand(n) >= cfg.raw_dropout).float())
     if cfg.temporal_shift > 0:
         x = shift_neighbours(x, cfg.temporal_shift, generator)
     if cfg.context_noise > 0 and x.shape[1] == 6:
         x = degrade_context(x, cfg.context_noise, generator)
+    return x
+
+
+def _log_uniform(lo: float, hi: float, u: torch.Tensor) -> torch.Tensor:
+    import math
+
+    return torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)
+
+
+def _gaussian_blur(raw: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Blur ``(N, C, Y, X)`` (or 3D, in Y/X only) with a per-sample σ ``(N,)`` (px; 0 = unchanged)."""
+    half = int(torch.ceil(3 * sigma.max()).item()) if len(sigma) else 0
+    if half < 1:
+        return raw
+    r = torch.arange(-half, half + 1, dtype=raw.dtype, device=raw.device)
+    k = torch.exp(-0.5 * (r[None] / sigma.clamp(min=1e-3)[:, None]) ** 2)
+    k = torch.where(sigma[:, None] > 1e-3, k, (r[None] == 0).to(raw.dtype))
+    k = k / k.sum(1, keepdim=True)                                      # (N, L)
+    n, c = raw.shape[:2]
+    spatial = raw.shape[2:]
+    flat = raw.reshape(1, n * c, -1, spatial[-2], spatial[-1]).flatten(1, 2) if raw.ndim == 5 else \
+        raw.reshape(1, n * c, *spatial)
+    groups = flat.shape[1]
+    kk = k.repeat_interleave(flat.shape[1] // n, dim=0)               # one kernel per channel of sample i
+    out = torch.nn.functional.conv2d(flat, kk[:, None, :, None], padding=(half, 0), groups=groups)
+    out = torch.nn.functional.conv2d(out, kk[:, None, None, :], padding=(0, half), groups=groups)
+    return out.reshape(raw.shape)
+
+
+def _zoom(x: torch.Tensor, factor: torch.Tensor, raw_channels: int) -> torch.Tensor:
+    """Zoom 2D crops ``(N, C, Y, X)`` about their centre by ``factor`` ``(N,)`` (> 1 enlarges), zero-filled."""
+    n = x.shape[0]
+    theta = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / factor
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    raw = torch.nn.functional.grid_sample(x[:, :raw_channels], grid, mode="bilinear", padding_mode="zeros",
+                                          align_corners=False)
+    masks = torch.nn.functional.grid_sample(x[:, raw_channels:], grid, mode="nearest", padding_mode="zeros",
+                                            align_corners=False)
+    return torch.cat([raw, masks], dim=1)
+
+
+def _domain_randomise(x: torch.Tensor, cfg: AugmentConfig, rand, generator: torch.Generator,
+                      rc: int) -> torch.Tensor:
+    """Inversion, gamma, blur and zoom of :class:`AugmentConfig` (in place on the clone ``x``)."""
+    n = x.shape[0]
+    raw = x[:, :rc]
+    if cfg.invert_p > 0:
+        inv = _per_sample(raw.shape, raw.ndim, rand(n) < cfg.invert_p)
+        raw = torch.where(inv, 1.0 - raw, raw)
+    if cfg.gamma is not None:
+        g = _per_sample(raw.shape, raw.ndim, _log_uniform(*cfg.gamma, rand(n)))
+        raw = raw.clamp(0.0, 1.0) ** g
+    if cfg.blur_sigma_px > 0:
+        raw = _gaussian_blur(raw, rand(n) * cfg.blur_sigma_px)
+    x[:, :rc] = raw
+    if cfg.zoom is not None and x.ndim == 4:
+        x = _zoom(x, _log_uniform(*cfg.zoom, rand(n)), rc)
     return x
 
 
