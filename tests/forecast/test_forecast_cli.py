@@ -38,7 +38,8 @@ def test_evaluate_tracks_and_predict_positions(tmp_path, monkeypatch, capsys, ma
                               "--horizon", "2", "--test-fraction", "0.3")
     assert code == 0, err
     res = json.loads(out)
-    for key in ("ade_um", "fde_um", "ade_um_constant_velocity", "ade_um_kalman", "ade_um_constant_position"):
+    for key in ("ade_um", "fde_um", "ade_um_constant_velocity", "ade_um_kalman", "ade_um_kalman_prw",
+                "ade_um_constant_position"):
         assert key in res
     # noise-free steps plus small noise: constant velocity is far better than standing still
     assert res["ade_um_constant_velocity"] < res["ade_um_constant_position"]

@@ -9,12 +9,16 @@ import pytest
 from dynacell.errors import InvalidInputError
 from dynacell.forecast.positions import (
     KalmanParams,
+    PRWParams,
+    baseline_positions,
     constant_position,
     constant_velocity,
     fit_kalman,
+    fit_prw_kalman,
     history_windows,
     kalman_forecast,
     predict_next_positions,
+    prw_kalman_forecast,
     segments,
     tracks_from_lineage,
 )
@@ -64,6 +68,71 @@ def test_fitted_kalman_beats_both_naive_baselines_on_noisy_motion(make_tracks):
 
     e_k = err(kalman_forecast(test_p, 1, kp))
     assert e_k < err(constant_velocity(test_p)) and e_k < err(constant_position(test_p))
+
+
+def test_batched_prw_kalman_equals_filterpy_per_track(make_tracks):
+    from filterpy.kalman import KalmanFilter
+
+    past = history_windows(make_tracks(noise=0.5), history=5, horizon=1)["past"][:5]
+    p = PRWParams(q_pos_um2=0.2, q_vel_um2=0.4, persistence=0.6, r_um2=0.3, p0_um2=2.0)
+    got = prw_kalman_forecast(past, horizon=2, params=p)
+    for i in range(len(past)):
+        for ax in range(2):
+            kf = KalmanFilter(dim_x=2, dim_z=1)
+            kf.F = np.array([[1.0, 1.0], [0.0, 0.6]])
+            kf.H = np.array([[1.0, 0.0]])
+            kf.R *= p.r_um2
+            kf.Q = np.diag([0.2, 0.4])
+            kf.P = np.diag([p.r_um2, p.p0_um2])
+            kf.x = np.array([[past[i, 0, ax]], [0.0]])
+            for z in past[i, 1:, ax]:
+                kf.predict()
+                kf.update(z)
+            kf.predict()
+            assert got[i, 0, ax] == pytest.approx(kf.x[0, 0])
+            kf.predict()
+            assert got[i, 1, ax] == pytest.approx(kf.x[0, 0])
+
+
+def test_prw_kalman_contains_constant_position_and_velocity(make_tracks):
+    past = history_windows(make_tracks(noise=0.5), history=5, horizon=1)["past"]
+    still = PRWParams(q_pos_um2=1.0, q_vel_um2=1e-12, persistence=0.0, r_um2=1e-12, p0_um2=1e-12)
+    np.testing.assert_allclose(prw_kalman_forecast(past, 2, still), constant_position(past, 2), atol=1e-6)
+    moving = PRWParams(q_pos_um2=1e-12, q_vel_um2=1.0, persistence=1.0, r_um2=1e-12, p0_um2=1e6)
+    np.testing.assert_allclose(baseline_positions("kalman_prw", past, 2, prw=moving), constant_velocity(past, 2),
+                               atol=1e-5)
+
+
+def _prw_tracks(n_tracks: int, n_frames: int, phi: float, q_vel: float, r: float, seed: int) -> pd.DataFrame:
+    """Persistent random walks (Ornstein–Uhlenbeck velocity) with white measurement noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for tid in range(1, n_tracks + 1):
+        v = rng.normal(0, np.sqrt(q_vel / (1 - phi ** 2)), 2)
+        p = rng.uniform(0, 100, 2)
+        for t in range(n_frames):
+            z = p + rng.normal(0, np.sqrt(r), 2)
+            rows.append({"t": t, "track_id": tid, "y": z[0], "x": z[1]})
+            p = p + v
+            v = phi * v + rng.normal(0, np.sqrt(q_vel), 2)
+    return pd.DataFrame(rows)
+
+
+def test_maximum_likelihood_prw_fit_recovers_persistence_and_beats_the_grid_kalman():
+    win = history_windows(_prw_tracks(60, 30, phi=0.7, q_vel=1.0, r=0.05, seed=3), history=5, horizon=1)
+    n = len(win["past"]) // 2
+    prw = fit_prw_kalman(win["past"][:n], win["future"][:n])
+    assert prw.persistence == pytest.approx(0.7, abs=0.12)
+    assert prw.q_vel_um2 + prw.q_pos_um2 == pytest.approx(1.0, rel=0.3)
+    kp = fit_kalman(win["past"][:n], win["future"][:n])
+    test_p, test_f = win["past"][n:], win["future"][n:, 0]
+
+    def err(pred):
+        return np.linalg.norm(pred[:, 0] - test_f, axis=1).mean()
+
+    e_prw = err(prw_kalman_forecast(test_p, 1, prw))
+    assert e_prw < err(kalman_forecast(test_p, 1, kp))
+    assert e_prw < min(err(constant_velocity(test_p)), err(constant_position(test_p)))
 
 
 def test_segments_break_at_gaps_and_scale_to_um():

@@ -136,7 +136,8 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option("frames-unet", "--model", help="shipped model name or model folder"),
         steps: int = typer.Option(1, "--steps", help="frames / steps ahead to predict"),
         method: str = typer.Option("model", "--method",
-                                   help="positions: model, constant_position, constant_velocity or kalman"),
+                                   help="positions: model, constant_position, constant_velocity, kalman or "
+                                        "kalman_prw (persistent random walk fitted to the tracks)"),
         axes: str | None = typer.Option(None, "--axes", help="axes of a TIFF stack"),
         z: str = typer.Option("max", "--z", help="3D movies: z-slice index or 'max'"),
         downsample: int = typer.Option(1, "--downsample", help="block-averaging factor along Y and X"),

@@ -24,6 +24,7 @@ from dynacell.forecast.positions import (
     POSITION_BASELINES,
     baseline_positions,
     fit_kalman,
+    fit_prw_kalman,
     history_windows,
 )
 
@@ -253,8 +254,9 @@ def mask_iou_table(model, tra_dir: str | Path, data: dict[str, Any]) -> pd.DataF
     past = win["past"][test]
     scale = np.asarray(data["scale_zyx"], float)[-past.shape[2]:]
     kp = fit_kalman(win["past"][parts["train"]], win["future"][parts["train"]])
+    prw = fit_prw_kalman(win["past"][parts["train"]], win["future"][parts["train"]])
     preds = {model.card.name: model.predict(past[:, -model.history:], 1)}
-    preds.update({b: baseline_positions(b, past, 1, kalman=kp) for b in POSITION_BASELINES})
+    preds.update({b: baseline_positions(b, past, 1, kalman=kp, prw=prw) for b in POSITION_BASELINES})
     ious: dict[str, list[float]] = {k: [] for k in preds}
     cache: dict[int, np.ndarray] = {}
 
@@ -300,8 +302,9 @@ def nearest_successor_table(model, data: dict[str, dict[str, Any]]) -> pd.DataFr
                 by_t.setdefault(int(ti), []).append(pi)
         trees = {t: cKDTree(np.stack(v)) for t, v in by_t.items()}
         kp = fit_kalman(win["past"][parts["train"]], win["future"][parts["train"]])
+        prw = fit_prw_kalman(win["past"][parts["train"]], win["future"][parts["train"]])
         preds = {model.card.name: model.predict(past[:, -model.history:], 1)[:, 0]}
-        preds.update({b: baseline_positions(b, past, 1, kalman=kp)[:, 0] for b in POSITION_BASELINES})
+        preds.update({b: baseline_positions(b, past, 1, kalman=kp, prw=prw)[:, 0] for b in POSITION_BASELINES})
         t1 = win["t"][test] + 1
         for f, p in preds.items():
             ok = []

@@ -6,6 +6,7 @@ table can never show a model alone.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from dynacell.forecast.positions import (
     POSITION_BASELINES,
     baseline_positions,
     fit_kalman,
+    fit_prw_kalman,
 )
 from dynacell.metrics.forecasting import (
     center_of_mass_error,
@@ -102,8 +104,9 @@ def evaluate_positions(windows: dict[str, np.ndarray], parts: dict[str, np.ndarr
                        horizon: int = 1) -> dict[str, Any]:
     """One-step and multi-step displacement errors of a model and of the baselines on test windows.
 
-    The Kalman filter's noise is fitted on the ``train`` windows (:func:`fit_kalman`) — on the
-    test windows themselves when no split is given (then say so in any report).
+    Both Kalman filters are fitted on the ``train`` windows (:func:`fit_kalman`: least one-step
+    error on a grid; :func:`fit_prw_kalman`: maximum likelihood) — on the test windows themselves
+    when no split is given (then say so in any report).
 
     Parameters
     ----------
@@ -119,7 +122,8 @@ def evaluate_positions(windows: dict[str, np.ndarray], parts: dict[str, np.ndarr
     Returns
     -------
     dict
-        ``n_test``, ``kalman_params`` (fitted q, r, p0), and per forecaster ``ade_um``, ``fde_um``,
+        ``n_test``, ``kalman_params`` (fitted q, r, p0), ``kalman_prw_params`` (fitted
+        :class:`~dynacell.forecast.positions.PRWParams` fields), and per forecaster ``ade_um``, ``fde_um``,
         ``per_horizon_um``, ``one_step_um``; flat keys ``ade_um``/``fde_um`` (model) and
         ``ade_um_<baseline>``, ``best_baseline``, ``one_step_ratio_to_best_baseline``.
     """
@@ -131,11 +135,13 @@ def evaluate_positions(windows: dict[str, np.ndarray], parts: dict[str, np.ndarr
     if len(test) == 0:
         raise InvalidInputError("no test windows")
     kp = fit_kalman(past[train][:, -5:], fut[train])
+    prw = fit_prw_kalman(past[train][:, -5:], fut[train])
     out: dict[str, Any] = {"n_test": len(test),
                            "kalman_params": {"q_um2": kp.q_um2, "r_um2": kp.r_um2, "p0_um2": kp.p0_um2},
+                           "kalman_prw_params": dataclasses.asdict(prw),
                            "fitted_on": "train trees" if parts is not None else "test windows"}
     pt, ft = past[test], fut[test][:, :horizon]
-    preds = {b: baseline_positions(b, pt[:, -5:], horizon, kalman=kp) for b in POSITION_BASELINES}
+    preds = {b: baseline_positions(b, pt[:, -5:], horizon, kalman=kp, prw=prw) for b in POSITION_BASELINES}
     if model is not None:
         preds = {"model": model.predict(pt[:, -model.history:], horizon), **preds}
     for name, p in preds.items():

@@ -19,6 +19,14 @@ Baselines (always reported beside a model):
     Python*; white-noise acceleration of variance ``q``, measurement noise ``r``) run over the
     history and then predicted H steps ahead; ``q`` and ``r`` are chosen on training tracks
     (:func:`fit_kalman`).
+``kalman_prw``
+    a Kalman filter of a *persistent random walk* per axis — the standard model of a migrating
+    cell: the velocity keeps a fraction ``φ`` of itself from frame to frame and receives a random
+    kick (an Ornstein–Uhlenbeck velocity), the position also takes a random step of its own, and
+    each measured position carries white noise. Its five parameters are fitted by maximum
+    likelihood on the training tracks of each data set (:func:`fit_prw_kalman`; gains and
+    innovation variances from filterpy). Constant position (``φ = 0``, no noise) and a noise-free
+    constant velocity (``φ = 1``) are special cases, so it is at least as flexible as both.
 """
 
 from __future__ import annotations
@@ -36,14 +44,18 @@ __all__ = [
     "PRIOR_BASELINES",
     "KalmanParams",
     "MotionPredictor",
+    "PRWParams",
     "baseline_positions",
     "constant_position",
     "constant_velocity",
     "fit_kalman",
+    "fit_prw_kalman",
     "history_windows",
     "kalman_forecast",
     "motion_predictor",
     "predict_next_positions",
+    "prw_kalman_forecast",
+    "prw_log_likelihood",
     "read_tracks_csv",
     "segments",
     "to_steps",
@@ -51,7 +63,7 @@ __all__ = [
 ]
 
 #: Names of the position baselines, in report order.
-POSITION_BASELINES = ("constant_position", "constant_velocity", "kalman")
+POSITION_BASELINES = ("constant_position", "constant_velocity", "kalman", "kalman_prw")
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,34 @@ class KalmanParams:
     """
 
     q_um2: float = 1.0
+    r_um2: float = 1.0
+    p0_um2: float = 100.0
+
+
+@dataclass(frozen=True)
+class PRWParams:
+    """Parameters of the persistent-random-walk Kalman filter (per axis, µm units, one frame per step).
+
+    State ``(p, v)``: ``p(t+1) = p(t) + v(t) + w_p``, ``v(t+1) = φ · v(t) + w_v``; measured
+    ``z(t) = p(t) + e``. Defaults: a plain constant-velocity walk with unit noise.
+
+    Attributes
+    ----------
+    q_pos_um2 : float
+        Variance of the random position step ``w_p`` per frame (the diffusive part of the motion).
+    q_vel_um2 : float
+        Variance of the velocity kick ``w_v`` per frame.
+    persistence : float
+        ``φ`` in [0, 1]: the fraction of the velocity kept from one frame to the next.
+    r_um2 : float
+        Variance of the measurement noise ``e`` of a position.
+    p0_um2 : float
+        Initial velocity variance (the position starts at the first measurement with variance ``r_um2``).
+    """
+
+    q_pos_um2: float = 1.0
+    q_vel_um2: float = 1.0
+    persistence: float = 1.0
     r_um2: float = 1.0
     p0_um2: float = 100.0
 
@@ -312,9 +352,166 @@ def fit_kalman(past: np.ndarray, future: np.ndarray, *, grid: Sequence[float] = 
     return best
 
 
-def baseline_positions(name: str, past: np.ndarray, horizon: int = 1, *, kalman: KalmanParams | None = None
-                       ) -> np.ndarray:
+def _prw_filter(n_obs: int, params: PRWParams) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, float]:
+    """Transition matrix, gains, innovation variances and next-position variance of the PRW filter (filterpy).
+
+    Returns
+    -------
+    F : numpy.ndarray, shape (2, 2)
+    gains : list of numpy.ndarray, shape (2, 1)
+        Kalman gain after each of the ``n_obs − 1`` updates.
+    innovation_var : numpy.ndarray, shape (n_obs − 1,)
+        Variance of each innovation ``z(i) − p̂(i)`` (µm²).
+    next_var : float
+        Variance of the measured position one frame after the last one given the history (µm²):
+        the error variance per axis of the filter's one-step forecast if the model were true.
+    """
+    from filterpy.kalman import KalmanFilter
+
+    kf = KalmanFilter(dim_x=2, dim_z=1)
+    kf.F = np.array([[1.0, 1.0], [0.0, params.persistence]])
+    kf.H = np.array([[1.0, 0.0]])
+    kf.R = np.array([[params.r_um2]])
+    kf.Q = np.diag([params.q_pos_um2, params.q_vel_um2])
+    kf.P = np.diag([params.r_um2, params.p0_um2])
+    kf.x = np.zeros((2, 1))
+    gains, var = [], []
+    for _ in range(n_obs - 1):
+        kf.predict()
+        kf.update(np.array([[0.0]]))
+        gains.append(kf.K.copy())
+        var.append(float(kf.S[0, 0]))
+    kf.predict()
+    return kf.F, gains, np.asarray(var), float(kf.P[0, 0] + params.r_um2)
+
+
+def _run_filter(z: np.ndarray, F: np.ndarray, gains: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Batched filter pass: ``z`` (L, M) measurements → innovations (L − 1, M) and final state (2, M)."""
+    x = np.stack([z[0], np.zeros(z.shape[1])])
+    nu = []
+    for i, K in enumerate(gains, start=1):
+        x = F @ x
+        v = z[i] - x[0]
+        nu.append(v)
+        x = x + K @ v[None, :]
+    return np.asarray(nu).reshape(len(gains), z.shape[1]), x
+
+
+def prw_kalman_forecast(past: np.ndarray, horizon: int = 1, params: PRWParams | None = None) -> np.ndarray:
+    """Persistent-random-walk Kalman forecast of every history, batched; shape (N, H, D).
+
+    Each axis is filtered independently with the gains of filterpy's
+    :class:`~filterpy.kalman.KalmanFilter` for the model of :class:`PRWParams`, then the state is
+    propagated ``h`` frames ahead (the velocity decays by ``φ`` per frame).
+
+    Parameters
+    ----------
+    past : numpy.ndarray, shape (N, L, D)
+        History positions (µm).
+    horizon : int
+    params : PRWParams, optional
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (N, H, D)
+    """
+    params = params or PRWParams()
+    past = np.asarray(past, dtype=np.float64)
+    n, L, d = past.shape
+    F, gains, _, _ = _prw_filter(L, params)
+    _, x = _run_filter(past.transpose(1, 0, 2).reshape(L, n * d), F, gains)
+    out = []
+    for _ in range(horizon):
+        x = F @ x
+        out.append(x[0].reshape(n, d))
+    return np.stack(out, axis=1)
+
+
+def _prw_unpack(u: np.ndarray, step2: float) -> PRWParams:
+    return PRWParams(q_pos_um2=float(np.exp(u[0]) * step2), q_vel_um2=float(np.exp(u[1]) * step2),
+                     persistence=float(1.0 / (1.0 + np.exp(-u[2]))), r_um2=float(np.exp(u[3]) * step2),
+                     p0_um2=float(np.exp(u[4]) * step2))
+
+
+def prw_log_likelihood(past: np.ndarray, future: np.ndarray, params: PRWParams) -> float:
+    """Mean Gaussian log-likelihood per window and axis of the positions after the first (nats).
+
+    The innovations of the filter over the history and the first future position are scored
+    with their variances (the prediction-error decomposition of a linear Gaussian state-space
+    model); overlapping windows count each position once per window (a composite likelihood).
+
+    Parameters
+    ----------
+    past : numpy.ndarray, shape (N, L, D)
+    future : numpy.ndarray, shape (N, H, D)
+        Only the first future position is used.
+    params : PRWParams
+
+    Returns
+    -------
+    float
+    """
+    z = np.concatenate([past, future[:, :1]], axis=1)
+    n, L, d = z.shape
+    F, gains, var, _ = _prw_filter(L, params)
+    nu, _ = _run_filter(z.transpose(1, 0, 2).reshape(L, n * d), F, gains)
+    return float(-0.5 * np.mean(np.sum(np.log(2 * np.pi * var)[:, None] + nu ** 2 / var[:, None], axis=0)))
+
+
+def fit_prw_kalman(past: np.ndarray, future: np.ndarray, *, max_windows: int = 20000, seed: int = 0) -> PRWParams:
+    """Fit the persistent-random-walk Kalman filter by maximum likelihood on training windows.
+
+    The five parameters of :class:`PRWParams` (variances on a log scale in units of the median
+    squared step, ``φ`` through a logistic) maximise :func:`prw_log_likelihood` (scipy's
+    Nelder–Mead from two starts: a persistent walker and a nearly diffusive one).
+
+    Parameters
+    ----------
+    past : numpy.ndarray, shape (N, L, D)
+        Training histories (µm).
+    future : numpy.ndarray, shape (N, H, D)
+        Their next positions; only the first is used.
+    max_windows : int
+        At most this many windows, drawn with ``seed``, enter the fit.
+    seed : int
+
+    Returns
+    -------
+    PRWParams
+
+    Raises
+    ------
+    InvalidInputError
+        Without windows.
+    """
+    from scipy.optimize import minimize
+
+    past, future = np.asarray(past, dtype=np.float64), np.asarray(future, dtype=np.float64)
+    if len(past) == 0:
+        raise InvalidInputError("no training windows to fit the persistent-random-walk Kalman filter on")
+    if len(past) > max_windows:
+        keep = np.random.default_rng(seed).choice(len(past), max_windows, replace=False)
+        past, future = past[keep], future[keep]
+    step2 = float(np.median(np.sum(np.diff(past, axis=1) ** 2, axis=2))) or 1.0
+
+    def nll(u: np.ndarray) -> float:
+        val = -prw_log_likelihood(past, future, _prw_unpack(u, step2))
+        return val if np.isfinite(val) else 1e300
+
+    best = None
+    for u0 in ((-2.0, -2.0, 2.0, -2.0, 0.0), (-1.0, -3.0, 0.0, -1.0, -1.0)):
+        res = minimize(nll, np.asarray(u0), method="Nelder-Mead",
+                       options={"maxiter": 800, "xatol": 1e-3, "fatol": 1e-7})
+        if best is None or res.fun < best.fun:
+            best = res
+    return _prw_unpack(np.clip(best.x, -50, 50), step2)
+
+
+def baseline_positions(name: str, past: np.ndarray, horizon: int = 1, *, kalman: KalmanParams | None = None,
+                       prw: PRWParams | None = None) -> np.ndarray:
     """Forecast of the baseline ``name`` (one of :data:`POSITION_BASELINES`), shape (N, H, D).
+
+    ``kalman`` and ``prw`` are the fitted parameters of the two Kalman baselines (defaults when None).
 
     Raises
     ------
@@ -327,6 +524,8 @@ def baseline_positions(name: str, past: np.ndarray, horizon: int = 1, *, kalman:
         return constant_velocity(past, horizon)
     if name == "kalman":
         return kalman_forecast(past, horizon, kalman)
+    if name == "kalman_prw":
+        return prw_kalman_forecast(past, horizon, prw)
     raise InvalidInputError(f"unknown position baseline {name!r}; choose one of {list(POSITION_BASELINES)}")
 
 
@@ -357,14 +556,14 @@ def _padded_histories(tracks: pd.DataFrame, at_frame: int | None, history: int, 
 def predict_next_positions(tracks: pd.DataFrame, *, method: str = "constant_velocity", model=None,
                            at_frame: int | None = None, horizon: int = 1,
                            scale_zyx: Sequence[float] | None = None, history: int = 5,
-                           kalman: KalmanParams | None = None) -> pd.DataFrame:
+                           kalman: KalmanParams | None = None, prw: PRWParams | None = None) -> pd.DataFrame:
     """Predicted next positions of the tracks of a table (a motion prior for linking).
 
     Parameters
     ----------
     tracks : pandas.DataFrame
         Tracks table (``t, track_id, (z,) y, x`` in pixels).
-    method : {"constant_position", "constant_velocity", "kalman", "model"}
+    method : {"constant_position", "constant_velocity", "kalman", "kalman_prw", "model"}
         The forecaster; ``"model"`` uses ``model``.
     model : dynacell.forecast.PositionForecaster, optional
         A position model (its own history length replaces ``history``).
@@ -380,6 +579,10 @@ def predict_next_positions(tracks: pd.DataFrame, *, method: str = "constant_velo
         zero velocity).
     kalman : KalmanParams, optional
         Noise of the Kalman filter.
+    prw : PRWParams, optional
+        Parameters of the persistent-random-walk Kalman filter (e.g. from :func:`fit_prw_kalman`);
+        for ``method="kalman_prw"`` without them, they are fitted by maximum likelihood on the
+        table's own histories (when it has at least 20 windows; else :class:`PRWParams` defaults).
 
     Returns
     -------
@@ -402,7 +605,11 @@ def predict_next_positions(tracks: pd.DataFrame, *, method: str = "constant_velo
     if method == "model":
         pred = model.predict(past, horizon)
     else:
-        pred = baseline_positions(method, past, horizon, kalman=kalman)
+        if method == "kalman_prw" and prw is None:
+            own = history_windows(tracks, history=history, horizon=1, scale_zyx=scale_zyx)
+            if len(own["past"]) >= _MIN_KALMAN_FIT:
+                prw = fit_prw_kalman(own["past"], own["future"])
+        pred = baseline_positions(method, past, horizon, kalman=kalman, prw=prw)
     n, h, d = pred.shape
     out = {"track_id": np.repeat(ids, h), "t": (last_t[:, None] + np.arange(1, h + 1)).ravel()}
     flat = pred.reshape(n * h, d)
@@ -488,7 +695,11 @@ def motion_predictor(name: str, *, ndim: int, history: int = 5) -> MotionPredict
     from pathlib import Path
 
     from dynacell.cards import CARD_FILE
-    from dynacell.forecast.models import PRETRAINED_DIR, PositionForecaster, resolve_model
+    from dynacell.forecast.models import (
+        PRETRAINED_DIR,
+        PositionForecaster,
+        resolve_model,
+    )
 
     if not ((PRETRAINED_DIR / name / CARD_FILE).is_file() or Path(name).is_dir()):  # checked before torch loads
         raise InvalidInputError(
