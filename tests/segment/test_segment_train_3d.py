@@ -14,9 +14,11 @@ from dynacell.train.segment import (
     CropDataset,
     FrameDataset,
     SegmentationModule,
+    MOUSE8_LABEL_Z_SHIFT,
     load_frames,
     prepare,
     reference_diameter_px,
+    shift_labels_z,
     voxel_aspect,
 )
 
@@ -82,3 +84,44 @@ def test_stardist3d_half_split_is_two_disjoint_halves(shared_data):
     assert tr.image.shape[-1] == STARDIST3D_CUT_X and tr.image.shape[-1] + te.image.shape[-1] == full.image.shape[-1]
     np.testing.assert_array_equal(np.concatenate([tr.labels, te.labels], -1), full.labels)
     assert load_frames("stardist3d-half", "val", shared_data) == []
+
+
+def test_shift_labels_z_moves_and_cuts():
+    _, lab = _ellipsoids()
+    down = shift_labels_z(lab, -2)
+    np.testing.assert_array_equal(down[:-2], lab[2:])
+    assert not down[-2:].any() and down.dtype == lab.dtype
+    np.testing.assert_array_equal(shift_labels_z(lab, 3)[3:], lab[:-3])
+    np.testing.assert_array_equal(shift_labels_z(lab, 0), lab)
+    assert not shift_labels_z(lab, lab.shape[0]).any()
+
+
+def _signal_minus_label_z(frame) -> float:
+    """Mean z offset (planes) of the smoothed nuclear signal's centroid from each label's centroid."""
+    from scipy import ndimage as ndi
+
+    from dynacell.segment.learned import normalize_image
+
+    x = normalize_image(frame.image)
+    offs = []
+    for r, sl in enumerate(ndi.find_objects(frame.labels), start=1):
+        if sl is None:
+            continue
+        sl = tuple(slice(max(s.start - 6, 0), s.stop + 6) for s in sl)
+        m = frame.labels[sl] == r
+        xs = ndi.gaussian_filter(x[sl], (0.7, 1.5, 1.5))
+        big = ndi.binary_dilation(m, iterations=4)
+        w = np.clip(xs - np.median(xs[big & ~m]), 0, None) * big
+        offs.append(ndi.center_of_mass(w)[0] - ndi.center_of_mass(m)[0])
+    return float(np.mean(offs))
+
+
+@pytest.mark.data
+def test_mouse8_zreg_labels_lie_on_the_signal(shared_data):
+    given = load_frames("mouse8", "val", shared_data)
+    moved = load_frames("mouse8-zreg", "val", shared_data)
+    assert [f.t for f in moved] == [f.t for f in given] == [7]
+    for g, m in zip(given, moved):
+        np.testing.assert_array_equal(m.labels, shift_labels_z(g.labels, MOUSE8_LABEL_Z_SHIFT))
+        assert abs(_signal_minus_label_z(g)) > 0.7  # the labels as given sit about one plane off the signal
+        assert abs(_signal_minus_label_z(m)) < 0.3
