@@ -71,6 +71,22 @@ def test_targets_and_watershed_split_touching_discs(disc_image):
     assert merged.max() == 2
 
 
+def test_weak_objects_dropped_by_mean_foreground():
+    """Three discs (r 10) with confident cores; the first one's foreground is 0.6 everywhere."""
+    yy, xx = np.mgrid[:60, :300]
+    fg = np.zeros(yy.shape, np.float32)
+    dist = np.zeros(yy.shape, np.float32)
+    for cx in (50, 150, 250):
+        r = np.hypot(yy - 30, xx - cx)
+        fg = np.maximum(fg, (r <= 10).astype(np.float32))
+        dist = np.maximum(dist, np.clip(0.9 * (1 - r / 10), 0, None))
+    fg[:, :100] *= 0.6  # above the 0.5 threshold in every pixel, but a weak object on average
+    assert instances_from_maps(fg, dist, None, PostprocessParams(0.5, 0.5, 5)).max() == 3
+    kept = instances_from_maps(fg, dist, None, PostprocessParams(0.5, 0.5, 5, min_mean_foreground=0.7))
+    assert kept.max() == 2 and kept[:, :100].max() == 0
+    assert kept[:, 100:].max() == 2  # the confident ones stay
+
+
 def test_normalize_and_size_estimate(make_discs):
     img, _ = make_discs(shape=(200, 200), centres=[(40 + 60 * i, 40 + 60 * j) for i in range(3) for j in range(3)],
                           radius=12)

@@ -21,7 +21,7 @@ import itertools
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -140,7 +140,7 @@ def maps_to_instances(architecture: str, maps: dict[str, np.ndarray], params: Po
 
     p = params or PostprocessParams()
     if min_size_px is not None:
-        p = PostprocessParams(p.foreground, p.seed_distance, int(min_size_px))
+        p = replace(p, min_size_px=int(min_size_px))
     if architecture == "instance-unet":
         return instances_from_maps(maps["foreground"], maps["distance"], maps.get("boundary"), p)
     lab, _ = ndi.label(maps["foreground"] > p.foreground)
@@ -385,8 +385,8 @@ def segment_frame(image: np.ndarray, model: Segmenter, *, nucleus_diameter_px: f
     params = model.postprocess
     if model.card.ndim == 2 and img.ndim == 3:
         # a nucleus is at least half of one trained-size cross-section: drops single-plane noise specks
-        params = PostprocessParams(params.foreground, params.seed_distance,
-                                   max(params.min_size_px, int(0.5 * np.pi / 4 * model.card.target_diameter_px ** 2)))
+        params = replace(params, min_size_px=max(params.min_size_px,
+                                                 int(0.5 * np.pi / 4 * model.card.target_diameter_px ** 2)))
     labels = maps_to_instances(model.card.architecture, maps, params)  # at model scale (sizes in model pixels)
     if resampled:
         from skimage.segmentation import expand_labels
