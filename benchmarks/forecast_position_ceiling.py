@@ -11,10 +11,18 @@ On the VALIDATION lineage trees of benchmarks/forecast_configs/positions-2d.yaml
                     tree stays in its part of the 5-position split);
 * ``linear_nbr``  — the linear forecast plus the median last step of the 8 nearest other tracks at
                     frame t (the neighbours' past motion, what a monolayer or an embryo shares);
+* ``gbm_nbr``     — gradient boosting (as ``gbm``) of what the persistent-random-walk Kalman filter
+                    misses, from the track's own steps plus the neighbours' last two steps (median of
+                    the 8 nearest), its step relative to theirs, the distance to the nearest
+                    neighbour, the position relative to the centroid of all cells, the number of
+                    cells and the frame (the developmental stage);
 * the shipped position model (``positions-2d`` / ``positions-3d``).
 
-Each is printed as a ratio to the best of constant position, constant velocity and the fitted Kalman
-filter on the same windows. Seed 0, one thread.
+Each is printed as a ratio to the best of constant position, constant velocity, the grid-fitted
+Kalman filter and the persistent-random-walk Kalman filter fitted by maximum likelihood
+(``kalman_prw``) on the same windows. The fitted random walk is printed too: its persistence φ,
+measurement noise r and the share ``D·r / MSE`` of its one-step squared error that is the
+measurement noise of the target position (which no forecast can remove). Seed 0, one thread.
 
     python benchmarks/forecast_position_ceiling.py
 """
@@ -87,11 +95,70 @@ def _neighbour_steps(win, tracks, scale):
     return out
 
 
+def _context_features(win, tracks, scale, k=8):
+    """Neighbour and global context of each window at its frame t (µm): see ``gbm_nbr``."""
+    from scipy.spatial import cKDTree
+
+    from dynacell.forecast.positions import _spatial_columns
+
+    cols = _spatial_columns(tracks)
+    sc = np.asarray(scale, float)[-len(cols):]
+    df = tracks.sort_values(["track_id", "t"]).reset_index(drop=True)
+    pos = df[cols].to_numpy(float) * sc
+    g = df.groupby("track_id")
+    p1, p2 = g[cols].shift(1).to_numpy(float) * sc, g[cols].shift(2).to_numpy(float) * sc
+    ok = ((df["t"] - g["t"].shift(1)) == 1).to_numpy() & ((df["t"] - g["t"].shift(2)) == 2).to_numpy()
+    t_all, ids = df["t"].to_numpy(), df["track_id"].to_numpy()
+    n, d = win["future"][:, 0].shape
+    s1, s2, cen = np.zeros((n, d)), np.zeros((n, d)), np.zeros((n, d))
+    dist, ncell = np.zeros(n), np.zeros(n)
+    for t in np.unique(win["t"]):
+        rows = np.flatnonzero(win["t"] == t)
+        here = t_all == t
+        cen[rows] = win["past"][rows, -1] - pos[here].mean(0)
+        ncell[rows] = here.sum()
+        m = here & ok
+        if m.sum() < 2:
+            continue
+        dd, nn = cKDTree(pos[m]).query(win["past"][rows, -1], k=min(k + 1, int(m.sum())))
+        nn, dd = np.atleast_2d(nn), np.atleast_2d(dd)
+        a1, a2, tid = (pos - p1)[m], (p1 - p2)[m], ids[m]
+        for r, cand, dc in zip(rows, nn, dd, strict=True):
+            keep = tid[cand] != win["track_id"][r]
+            c = cand[keep][:k]
+            if len(c):
+                s1[r], s2[r], dist[r] = np.median(a1[c], 0), np.median(a2[c], 0), dc[keep][0]
+    return s1, s2, cen, dist, ncell
+
+
+def _gbm_context(past, fut, tr, va, prw_pred, ctx, frame, seed=0):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    s1, s2, cen, dist, ncell = ctx
+    steps = np.diff(past, axis=1)
+    s = np.maximum(np.linalg.norm(steps, axis=2).mean(1), 1e-6)[:, None]
+    x = np.concatenate([steps.reshape(len(steps), -1) / s, np.log(s), (prw_pred - past[:, -1]) / s,
+                        s1 / s, s2 / s, (s1 - steps[:, -1]) / s, np.log(dist + 1e-3)[:, None],
+                        cen / (cen.std(0) + 1e-9), ncell[:, None], frame[:, None]], 1)
+    y = (fut - prw_pred) / s
+    pred = np.zeros((len(va), y.shape[1]))
+    for a in range(y.shape[1]):
+        g = HistGradientBoostingRegressor(loss="absolute_error", max_iter=200, learning_rate=0.05, random_state=seed)
+        pred[:, a] = g.fit(x[tr], y[tr, a]).predict(x[va])
+    return _ade(prw_pred[va] + pred * s[va], fut[va])
+
+
 def main() -> None:
     import torch
 
     from dynacell.forecast import from_pretrained
-    from dynacell.forecast.positions import fit_kalman, history_windows, kalman_forecast
+    from dynacell.forecast.positions import (
+        fit_kalman,
+        fit_prw_kalman,
+        history_windows,
+        kalman_forecast,
+        prw_kalman_forecast,
+    )
     from dynacell.train.forecast import load_forecast_config, position_data, tree_groups
 
     torch.set_num_threads(1)
@@ -107,15 +174,24 @@ def main() -> None:
             past, fut = win["past"], win["future"][:, 0]
             tr, va = parts["train"], parts["val"]
             kp = fit_kalman(past[tr], win["future"][tr])
+            prw = fit_prw_kalman(past[tr], win["future"][tr])
+            prw_pred = prw_kalman_forecast(past, 1, prw)[:, 0]
             base = {"constant_position": _ade(past[va, -1], fut[va]),
                     "constant_velocity": _ade(2 * past[va, -1] - past[va, -2], fut[va]),
-                    "kalman": _ade(kalman_forecast(past[va], 1, kp)[:, 0], fut[va])}
+                    "kalman": _ade(kalman_forecast(past[va], 1, kp)[:, 0], fut[va]),
+                    "kalman_prw": _ade(prw_pred[va], fut[va])}
             best = min(base.values())
             tr_fit = tr if len(tr) <= 20000 else np.random.default_rng(0).choice(tr, 20000, replace=False)
+            ctx = _context_features(win, d["tracks"], d["scale_zyx"])
             res = {"linear": _linear(past, fut, tr, va), "gbm": _gbm(past, fut, tr_fit, va),
                    "linear_nbr": _linear(past, fut, tr, va, _neighbour_steps(win, d["tracks"], d["scale_zyx"])),
+                   "gbm_nbr": _gbm_context(past, fut, tr_fit, va, prw_pred, ctx, win["t"].astype(float)),
                    cfg_name: _ade(model.predict(past[va])[:, 0], fut[va])}
+            mse_prw = float(np.mean(np.sum((prw_pred[va] - fut[va]) ** 2, axis=1)))
             row = {"dataset": name, "n_val": len(va), "best_baseline": min(base, key=base.get), "best_um": best,
+                   "old_best_ratio": best / min(base["constant_position"], base["constant_velocity"], base["kalman"]),
+                   "phi": prw.persistence, "r_um2": prw.r_um2, "q_um2": prw.q_pos_um2 + prw.q_vel_um2,
+                   "noise_share": past.shape[2] * prw.r_um2 / mse_prw,
                    **{k: v / best for k, v in res.items()}}
             lw = history_windows(d["tracks"], history=10, horizon=1, scale_zyx=d["scale_zyx"])
             # the same trees in the same parts as the 5-position split (never a test tree)
@@ -126,13 +202,16 @@ def main() -> None:
             if len(lp["train"]) and len(lp["val"]):
                 lpast, lfut, lva = lw["past"], lw["future"][:, 0], lp["val"]
                 lkp = fit_kalman(lpast[lp["train"]][:, -5:], lw["future"][lp["train"]])
+                lprw = fit_prw_kalman(lpast[lp["train"]][:, -5:], lw["future"][lp["train"]])
                 lbest = min(_ade(lpast[lva, -1], lfut[lva]), _ade(2 * lpast[lva, -1] - lpast[lva, -2], lfut[lva]),
-                            _ade(kalman_forecast(lpast[lva][:, -5:], 1, lkp)[:, 0], lfut[lva]))
+                            _ade(kalman_forecast(lpast[lva][:, -5:], 1, lkp)[:, 0], lfut[lva]),
+                            _ade(prw_kalman_forecast(lpast[lva][:, -5:], 1, lprw)[:, 0], lfut[lva]))
                 row["linear_L10"] = _linear(lpast, lfut, lp["train"], lva) / lbest
                 row["n_val_L10"] = len(lva)
             rows.append(row)
             print(f"{name}: done ({time.process_time() - t0:.0f} CPU-s)", flush=True)
     df = pd.DataFrame(rows)
+    print(f"total {time.process_time() - t0:.0f} CPU-s")
     print("\n# One-step error / best baseline on the validation trees (lower is better; target 0.9)\n"
           + df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 

@@ -53,6 +53,18 @@ def test_position_transformer_shapes_and_residual():
         torch.testing.assert_close(net(steps)[:, 1], 2 * steps[:, -1])
 
 
+@pytest.mark.parametrize("name", ["positions-2d", "positions-3d"])
+def test_eval_forward_of_the_last_token_equals_the_full_encoder(name):
+    net = from_pretrained(name).net
+    steps = torch.randn(64, net.seq_len - 1, net.ndim)
+    with torch.no_grad():
+        fast = net.eval()(steps)
+        full = net.train()(steps)  # dropout is 0: training mode runs the full encoder, same arithmetic
+        net.eval()
+    assert not torch.equal(fast, torch.zeros_like(fast))
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-5)
+
+
 def test_linear_anchor_starts_at_constant_velocity_and_can_be_set():
     steps = torch.randn(6, 4, 2)
     net = PositionTransformer(ndim=2, seq_len=5, horizon=2, residual=True, anchor="linear")

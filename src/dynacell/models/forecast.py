@@ -147,7 +147,9 @@ class PositionTransformer(nn.Module):
     Notes
     -----
     Input ``(B, L − 1, D)`` displacements in µm; output ``(B, H, D)`` cumulative displacements
-    from the last position (µm). Learned positional embedding; the read-out uses the last token.
+    from the last position (µm). Learned positional embedding; the read-out uses the last token,
+    so in eval mode the last encoder layer is computed for that token only (same outputs as the
+    full encoder, about 30 % fewer operations: the batched forecasts of many tracks).
 
     Raises
     ------
@@ -200,9 +202,29 @@ class PositionTransformer(nn.Module):
             self.head.weight.zero_()
             self.head.bias.zero_()
 
+    def _last_token(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder output of the last token only (what the read-out uses), shape (B, d_model).
+
+        The layers before the last run in full; the last one attends from the last token alone and
+        runs its feed-forward block on that token only — the same arithmetic as the full encoder for
+        that token (post-norm layer, no dropout at inference) with about 30 % fewer operations.
+        """
+        layers = self.encoder.layers
+        for layer in layers[:-1]:
+            x = layer(x)
+        last = layers[-1]
+        q = x[:, -1:]
+        y = last.norm1(q + last.self_attn(q, x, x, need_weights=False)[0])
+        y = last.norm2(y + last.linear2(last.activation(last.linear1(y))))
+        return y[:, 0]
+
     def forward(self, steps: torch.Tensor) -> torch.Tensor:
-        z = self.encoder(self.embed(steps) + self.pos)
-        out = self.head(z[:, -1]).view(-1, self.horizon, self.ndim)
+        x = self.embed(steps) + self.pos
+        if self.training or self.encoder.norm is not None or self.encoder.layers[-1].norm_first:
+            z = self.encoder(x)[:, -1]
+        else:
+            z = self._last_token(x)
+        out = self.head(z).view(-1, self.horizon, self.ndim)
         if self.anchor is not None:
             out = out + self.anchor(steps.transpose(1, 2)).transpose(1, 2)
         elif self.residual:
