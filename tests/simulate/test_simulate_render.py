@@ -114,6 +114,20 @@ def test_division_appearance_timing(rendered):
     assert mean_d > mean_late
 
 
+@pytest.mark.parametrize("lead", [1, 2])
+def test_mitosis_lead_frames_shift_the_last_mother_frame_to_an_earlier_phase(lead):
+    """With a long frame interval the mother's last frame is a plate (lead 1) or condensed chromatin (2)."""
+    lin = division_death_lineage()
+    imaging = ImagingParams(voxel_size_um=VOXEL, photons=100.0, background_photons=5.0)
+    res = render_lineage(lin, imaging=imaging, appearance=AppearanceParams(mitosis_lead_frames=lead),
+                         shape=(16, 110, 120), seed=3, progress=False)
+    _, n_masses = ndimage.label(res.labels[T_DIV] == 1)
+    assert n_masses == 1                                     # no anaphase in the mother's label
+    mean_last, vol_last = _mean_in(res, T_DIV, 1)
+    mean_early, vol_early = _mean_in(res, T_DIV - 6, 1)
+    assert mean_last > 1.15 * mean_early and vol_last < 0.9 * vol_early   # condensed / plate, not interphase
+
+
 def test_death_appearance_timing(rendered):
     _, res = rendered
     mean_early, vol_early = _mean_in(res, T_DEATH - 5, 4)

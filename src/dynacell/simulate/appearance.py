@@ -329,6 +329,7 @@ def node_blobs(info: TrackInfo, position: int, radius_um: float, grows: bool, cy
         return [_ellipsoid(d * spread, np.full(3, frag_r), np.eye(3), b_q, 0.0) for d in info.fragment_dirs]
     if info.ends_in_division and info.division_axis is not None:
         basis = _basis(info.division_axis)
+        to_end = to_end + ap.mitosis_lead_frames   # long frame intervals: the last frame is an earlier phase
         if to_end == 0:
             semi = r * ap.anaphase_radius_factor * np.array([0.7, 1.0, 1.0])
             half_sep = 0.5 * ap.anaphase_separation_factor * r * info.division_axis

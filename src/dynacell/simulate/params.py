@@ -240,6 +240,11 @@ class AppearanceParams:
         Chromatin texture (relative amplitude, wavelength in µm, number of waves).
     prophase_frames : int
         Frames of chromatin condensation before the metaphase frame.
+    mitosis_lead_frames : int
+        Frames by which the mitosis sequence above runs ahead of the division (default 0: the
+        mother's last frame shows anaphase, as with a frame interval of minutes). 1: the last
+        frame shows the metaphase plate; 2: condensed chromatin — for long frame intervals
+        (e.g. HeLa at 30 min) where anaphase falls between two frames.
     condensed_radius_factor, condensed_brightness : float
         Size and brightness of fully condensed chromatin relative to interphase.
     plate_thickness_factor, plate_radius_factor, plate_brightness : float
@@ -271,6 +276,7 @@ class AppearanceParams:
     texture_scale_um: float = 2.0
     texture_waves: int = 6
     prophase_frames: int = 3
+    mitosis_lead_frames: int = 0
     condensed_radius_factor: float = 0.75
     condensed_brightness: float = 1.8
     plate_thickness_factor: float = 0.3
