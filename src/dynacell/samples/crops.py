@@ -48,7 +48,6 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
-from scipy import ndimage
 
 from dynacell.lineage.centroids import nucleus_centroids
 from dynacell.errors import InvalidInputError
@@ -752,7 +751,7 @@ def crops_for_frame(
         cl = labels if context_labels is None else context_labels
         _check_pair(images, cl)
         ctx = tuple(None if f is None or not cl.has_frame(f) else cl.frame(f) for f in (prev_t, next_t))
-    x, ids, cen, _ = _crop_frame(t, frames, labels.frame(t), size=size,
+    x, ids, cen, *_ = _crop_frame(t, frames, labels.frame(t), size=size,
                                  voxel_size_um=_target_voxel(images, voxel_size_um, target_voxel_um),
                                  target_voxel_um=target_voxel_um, label_ids=label_ids,
                                  source=frame_source(labels, t), context=context, context_labels=ctx)
@@ -805,24 +804,31 @@ def edge_and_size(lab: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndar
     >>> edge, size = edge_and_size(lab, np.array([1, 2]))
     >>> edge.tolist(), size.tolist()
     ([0.0, 3.0], [3.0, 2.0])
+
+    Raises
+    ------
+    InvalidInputError
+        If an id is not in ``lab``.
     """
-    ids = np.asarray(ids, dtype=np.int64)
-    yx = lab.shape[-2:]
-    lo = np.zeros((ids.size, 2))
-    hi = np.zeros((ids.size, 2))
-    if ids.size and int(ids.max()) <= 2 ** 20:
-        objs = ndimage.find_objects(lab)
-        for k, i in enumerate(ids):
-            sl = objs[int(i) - 1][-2:]
-            lo[k] = [sl[0].start, sl[1].start]
-            hi[k] = [sl[0].stop, sl[1].stop]
-    elif ids.size:
-        for k, i in enumerate(ids):  # very large ids: one pass per nucleus (rare)
-            yy, xx = np.nonzero((lab == i) if lab.ndim == 2 else (lab == i).any(axis=0))
-            lo[k] = [yy.min(), xx.min()]
-            hi[k] = [yy.max() + 1, xx.max() + 1]
-    edge = np.minimum(lo, np.asarray(yx) - hi).min(axis=1) if ids.size else np.zeros(0)
-    return edge.astype(np.float64), (hi - lo).max(axis=1).astype(np.float64) if ids.size else np.zeros(0)
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    all_ids, _, boxes = nucleus_centroids(np.asarray(lab), return_boxes=True)
+    pos = np.searchsorted(all_ids, ids)
+    if ids.size and (np.any(pos >= all_ids.size) or np.any(all_ids[np.minimum(pos, all_ids.size - 1)] != ids)):
+        raise InvalidInputError(f"edge_and_size: ids {np.setdiff1d(ids, all_ids).tolist()[:10]} are not in the label image")
+    return _edge_and_size_from_boxes(boxes[pos], np.shape(lab))
+
+
+def _edge_and_size_from_boxes(boxes: np.ndarray, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`edge_and_size` from bounding boxes ``(N, 2 * ndim)`` (``lo..., hi...``, as
+    :func:`dynacell.lineage.centroids.nucleus_centroids` returns them) of an image of ``shape``."""
+    nd = len(shape)
+    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 2 * nd)
+    if boxes.shape[0] == 0:
+        return np.zeros(0), np.zeros(0)
+    lo = boxes[:, nd - 2:nd].astype(np.float64)
+    hi = boxes[:, 2 * nd - 2:].astype(np.float64)
+    edge = np.minimum(lo, np.asarray(shape[-2:], dtype=np.float64) - hi).min(axis=1)
+    return edge, (hi - lo).max(axis=1)
 
 
 def offsets_for_frame(offsets, t: int, label_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None] | None:
@@ -861,7 +867,8 @@ def _crop_frame(t, frames, lab, *, size, voxel_size_um, target_voxel_um, label_i
                 context=False, context_labels=None, neighbour_offsets_px=None):
     """Centroids + crops of one frame given its 3 image frames and label image.
 
-    Returns ``(x, ids, centroids, all_ids)``; ``all_ids`` are the ids present before selection.
+    Returns ``(x, ids, centroids, all_ids, edge_px, size_px)``; ``all_ids`` are the ids present before
+    selection, ``edge_px`` / ``size_px`` those of :func:`edge_and_size` for ``ids`` (from the same boxes).
     ``source`` names the label frame (file and frame) in messages. With ``context``,
     ``context_labels`` is the pair of label images of ``t−1, t+1`` (None where missing).
     ``neighbour_offsets_px`` maps a node ``(t, label)`` to its pair of box offsets (see
@@ -874,7 +881,7 @@ def _crop_frame(t, frames, lab, *, size, voxel_size_um, target_voxel_um, label_i
             f"labels {where}: negative label id {int(lab.min())}; ids must be >= 0 (0 = background) — "
             "relabel the segmentation (e.g. skimage.segmentation.relabel_sequential)"
         )
-    ids, cen = nucleus_centroids(lab)
+    ids, cen, boxes = nucleus_centroids(lab, return_boxes=True)
     all_ids = ids
     ndim = np.ndim(frames[1])
     size_t = resolve_size(size, ndim)
@@ -887,14 +894,15 @@ def _crop_frame(t, frames, lab, *, size, voxel_size_um, target_voxel_um, label_i
             logger.warning("labels %s: no nucleus with id(s) %s in this label image; skipped",
                            where, missing.tolist()[:20])
         keep = np.isin(ids, want)
-        ids, cen = ids[keep], cen[keep]
+        ids, cen, boxes = ids[keep], cen[keep], boxes[keep]
+    edge, extent = _edge_and_size_from_boxes(boxes, lab.shape)
     if ids.size == 0:
-        return np.zeros((0, 6 if context else 4, *size_t), np.float32), ids, cen, all_ids
+        return np.zeros((0, 6 if context else 4, *size_t), np.float32), ids, cen, all_ids, edge, extent
     x = crop_windows(frames, lab, ids, cen, size=size_t, voxel_size_um=voxel_size_um,
                      target_voxel_um=target_voxel_um,
                      context_labels=(context_labels or (None, None)) if context else None,
                      neighbour_offsets_px=offsets_for_frame(neighbour_offsets_px, t, ids))
-    return x, ids, cen, all_ids
+    return x, ids, cen, all_ids, edge, extent
 
 
 def iter_frame_crops(
@@ -994,11 +1002,10 @@ def iter_frame_crops(
             lab_t = ctx_cache[t] if shared else labels.frame(t)
             ctx = (ctx_cache.get(prev_t) if prev_t is not None else None,
                    ctx_cache.get(next_t) if next_t is not None else None)
-        x, ids_out, cen, all_ids = _crop_frame(t, window, lab_t, size=size, voxel_size_um=vs,
+        x, ids_out, cen, all_ids, edge, extent = _crop_frame(t, window, lab_t, size=size, voxel_size_um=vs,
                                                target_voxel_um=target_voxel_um, label_ids=ids,
                                                source=frame_source(labels, t), context=context,
                                                context_labels=ctx, neighbour_offsets_px=neighbour_offsets_px)
-        edge, extent = edge_and_size(np.asarray(lab_t), ids_out)
         yield FrameCrops(t, x, ids_out, cen, all_ids, edge, extent)
 
 
