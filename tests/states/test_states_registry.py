@@ -89,6 +89,23 @@ def test_shipped_model_loads_and_predicts(name: str) -> None:
     assert (Path(clf.path) / "weights.pt").stat().st_size < 2_000_000
 
 
+@pytest.mark.parametrize("name", ["nuclei-2d", "nuclei-3d"])
+def test_inference_net_folds_batchnorm_and_keeps_the_logits(name: str) -> None:
+    if name not in available_models():
+        pytest.skip(f"{name} is not shipped in this checkout")
+    clf = load_model(name)
+    x = np.random.default_rng(1).random((5, clf.n_input_channels, *clf.crop_size), dtype=np.float32)
+    fast = clf.predict_logits(x)
+    net = clf._inference_net()
+    assert net is not clf.model
+    if clf.card.architecture == "dcnet":  # every BatchNorm follows a convolution (4ncnn: after a pooling)
+        assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    assert any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in clf.model.modules())  # model as loaded
+    with torch.inference_mode():
+        ref = clf.model(torch.from_numpy(x[:, list(clf.channels)])).numpy()
+    assert np.abs(fast - ref).max() < 1e-4 * max(1.0, float(np.abs(ref).max()))
+
+
 def test_cli_models_list_shows_shipped_models() -> None:
     from typer.testing import CliRunner
 

@@ -64,6 +64,10 @@ class ConvBlock(nn.Module):
         Use ``(1, 3, 3)`` kernels in 3D.
     """
 
+    #: ``(conv, BatchNorm)`` attribute pairs applied as ``bn(conv(x))`` in :meth:`forward`, folded for
+    #: inference by :func:`dynacell.models.runtime.fuse_conv_bn`.
+    conv_bn_pairs = (("conv1", "bn1"), ("conv2", "bn2"))
+
     def __init__(self, ndim: int, channels: int, residual: bool = True, anisotropic: bool = False) -> None:
         super().__init__()
         k = _kernel(ndim, anisotropic)

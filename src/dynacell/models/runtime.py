@@ -197,7 +197,11 @@ def load_model_folder(folder: str | Path, card_cls: type, build: Any, *, device:
 
 
 def fuse_conv_bn(net: Any) -> Any:
-    """Fold every BatchNorm that directly follows a convolution in an ``nn.Sequential`` into it (inference only).
+    """Fold every BatchNorm that directly follows a convolution into it (inference only).
+
+    Two places are folded: consecutive ``conv, BatchNorm`` items of an ``nn.Sequential``, and the
+    ``(conv, BatchNorm)`` attribute pairs a module lists in its ``conv_bn_pairs`` class attribute
+    (e.g. :class:`dynacell.models.dcnet.ConvBlock`, whose forward is ``bn1(conv1(x))``).
 
     The convolution's weights and bias absorb the BatchNorm's running statistics and affine
     parameters (:func:`torch.nn.utils.fusion.fuse_conv_bn_eval`) and the BatchNorm becomes an
@@ -227,6 +231,11 @@ def fuse_conv_bn(net: Any) -> Any:
     convs = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
     norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
     for mod in net.modules():
+        for conv_name, bn_name in getattr(mod, "conv_bn_pairs", ()):
+            conv, bn = getattr(mod, conv_name), getattr(mod, bn_name)
+            if isinstance(conv, convs) and isinstance(bn, norms) and bn.track_running_stats:
+                setattr(mod, conv_name, fuse_conv_bn_eval(conv, bn))
+                setattr(mod, bn_name, torch.nn.Identity())
         if not isinstance(mod, torch.nn.Sequential):
             continue
         for i in range(len(mod) - 1):

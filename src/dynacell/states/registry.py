@@ -65,12 +65,7 @@ class StateClassifier:
 
     def __init__(self, model: Any, card: StateModelCard, path: Path, device: str = "cpu") -> None:
         self.model = model.eval()
-        if int(card.ndim) == 3 and device == "cpu":
-            import torch
-
-            # 3D convolutions run ~1.5x faster on CPU with channels-last weights (same values to 1e-5;
-            # nuclei-3d on 24³ crops, 1 thread): measured in benchmarks/run.py (model alone)
-            self.model = self.model.to(memory_format=torch.channels_last_3d)
+        self._net: Any = None  # the inference copy of `model` (see _inference_net)
         self.card = card
         self.path = path
         self.device = device
@@ -125,7 +120,31 @@ class StateClassifier:
         self._check(x)
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        return forward_batched(self.model, x, batch_size=batch_size, device=self.device, channels=self.channels)
+        return forward_batched(self._inference_net(), x, batch_size=batch_size, device=self.device,
+                               channels=self.channels)
+
+    def _inference_net(self) -> Any:
+        """The network that :meth:`predict_logits` runs: a copy of :attr:`model` made at the first prediction.
+
+        On CPU every BatchNorm is folded into its convolution (:func:`dynacell.models.runtime.fuse_conv_bn`)
+        and the weights are stored channels-last, so the convolutions run in that layout: the same logits
+        to float rounding (≤ 1e-5 on the shipped models), about 1.5× the crops per CPU-second in 2D and
+        3D (``benchmarks/classify.py``, one thread). :attr:`model` itself is left as loaded (training,
+        export); changing it after the first prediction needs ``self._net = None``.
+        """
+        if self._net is None:
+            import copy
+
+            import torch
+
+            from dynacell.models.runtime import fuse_conv_bn
+
+            net = self.model.eval()
+            if self.device == "cpu":
+                net = fuse_conv_bn(copy.deepcopy(net))
+                net = net.to(memory_format=torch.channels_last if self.ndim == 2 else torch.channels_last_3d)
+            self._net = net
+        return self._net
 
     @classmethod
     def from_pretrained(cls, name: str, device: str = "cpu") -> StateClassifier:
