@@ -183,3 +183,25 @@ def test_predict_maps_one_pass_up_to_tile_squared_pixels(tiny_model, monkeypatch
     assert seg.predict_maps(x, tile=64)["foreground"].shape == (48, 80) and calls == []  # 3,840 px <= 64²: one pass
     y = np.random.default_rng(0).random((80, 80), dtype=np.float32)
     assert seg.predict_maps(y, tile=64)["foreground"].shape == (80, 80) and calls == [(64, 64)]
+
+
+def test_predict_maps_flip_averaging(tiny_model):
+    """Flipped copies are flipped back before averaging (the tiny network is not flip-symmetric)."""
+    seg = Segmenter.from_folder(tiny_model)
+    x = np.random.default_rng(1).random((48, 64), dtype=np.float32)
+    plain = seg.predict_maps(x)
+    assert seg.card.test_time_flips == 1
+    for k, v in seg.predict_maps(x, flips=1).items():
+        assert np.array_equal(v, plain[k])
+    rot = seg.predict_maps(np.ascontiguousarray(x[::-1, ::-1]), flips=1)
+    two = seg.predict_maps(x, flips=2)
+    for k in plain:
+        assert not np.allclose(plain[k], rot[k][::-1, ::-1])
+        assert np.allclose(two[k], (plain[k] + rot[k][::-1, ::-1]) / 2, atol=1e-6)
+    four = seg.predict_maps(x, flips=4)
+    lr = seg.predict_maps(np.ascontiguousarray(x[:, ::-1]), flips=1)
+    ud = seg.predict_maps(np.ascontiguousarray(x[::-1]), flips=1)
+    assert np.allclose(four["distance"], (plain["distance"] + rot["distance"][::-1, ::-1] + lr["distance"][:, ::-1]
+                                          + ud["distance"][::-1]) / 4, atol=1e-6)
+    with pytest.raises(InvalidInputError, match="flips"):
+        seg.predict_maps(x, flips=3)
