@@ -132,3 +132,26 @@ def test_splitting_merging_candidates_equal_laptrack(seed: int, prefix: str) -> 
         for (rc, rv), (gc, gv) in zip(ref_df[f"{prefix}_candidates"], got_df[f"{prefix}_candidates"], strict=True):
             assert [tuple(map(int, c)) for c in rc] == [tuple(map(int, c)) for c in gc]
             assert np.array_equal(np.asarray(rv, float), np.asarray(gv, float))
+
+
+def test_linking_imports_laptrack_without_scikit_learn() -> None:
+    """Linking loads laptrack's tracker only (no sklearn / scipy.stats); the package stays complete for others."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import numpy as np\n"
+            "from dynacell.io.movie import Movie\n"
+            "from dynacell.track import link_labels\n"
+            "lab = np.zeros((3, 32, 32), np.uint16)\n"
+            "for t in range(3):\n"
+            "    lab[t, 4 + t:10 + t, 4:10] = 1; lab[t, 20:26, 18 + t:24 + t] = 2\n"
+            "lin, _ = link_labels(Movie(lab, 'TYX'), progress=False)\n"
+            "print(len(lin.graph.edges), 'sklearn' in sys.modules, 'scipy.stats' in sys.modules)\n"
+            "import laptrack\n"
+            "from laptrack import LapTrack, metric_utils\n"
+            "print(laptrack.__version__ == laptrack.__dict__['__version__'], LapTrack is laptrack._tracking.LapTrack,"
+            " 'sklearn' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "4 False False"
+    assert out[1] == "True True True"

@@ -452,6 +452,51 @@ def _fast_cdist(xa, xb, metric="euclidean", **kwargs):
     return cdist(xa, xb, metric=metric, **kwargs)
 
 
+def _laptrack_tracking():
+    """``laptrack._tracking`` (the ``LapTrack`` class and its helpers), imported without ``laptrack/__init__``.
+
+    ``import laptrack`` also imports ``laptrack.metric_utils`` and with it scikit-learn and
+    ``scipy.stats`` (about 1.3 CPU-s of the 2-core machine, more than the linking of a small movie),
+    none of which the linker uses. When laptrack is not imported yet, ``sys.modules["laptrack"]``
+    becomes the package module *not yet executed* (its ``__path__`` lets the submodules load);
+    the first access to a name that is not a submodule (``laptrack.LapTrack``,
+    ``laptrack.__version__``, ...) runs the real ``laptrack/__init__`` into it, so every other use of
+    laptrack sees the complete package.
+
+    Returns
+    -------
+    module
+        ``laptrack._tracking``.
+    """
+    import importlib
+    import importlib.util
+    import sys
+    import threading
+
+    if "laptrack" not in sys.modules:
+        spec = importlib.util.find_spec("laptrack")
+        if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+            raise ImportError("laptrack is not installed (pip install laptrack)")
+        shell = importlib.util.module_from_spec(spec)
+        lock = threading.RLock()
+
+        def __getattr__(name: str):
+            if not name.startswith("__") and importlib.util.find_spec(f"laptrack.{name}") is not None:  # a submodule: load only that one
+                return importlib.import_module(f"laptrack.{name}")
+            with lock:
+                if shell.__dict__.get("__getattr__") is __getattr__:
+                    del shell.__dict__["__getattr__"]
+                    spec.loader.exec_module(shell)  # the real laptrack/__init__
+            try:
+                return shell.__dict__[name]
+            except KeyError:
+                raise AttributeError(f"module 'laptrack' has no attribute {name!r}") from None
+
+        shell.__getattr__ = __getattr__
+        sys.modules["laptrack"] = shell
+    return importlib.import_module("laptrack._tracking")
+
+
 def _gap_closing_matrix(tracker, segments_df: pd.DataFrame, *, force_end_nodes=(), force_start_nodes=()):
     """laptrack's ``LapTrack._get_gap_closing_matrix`` with the candidates of all track ends at once.
 
@@ -464,7 +509,7 @@ def _gap_closing_matrix(tracker, segments_df: pd.DataFrame, *, force_end_nodes=(
 
     Returns ``(segments_df with "gap_closing_candidates", coo_matrix_builder)`` as laptrack does.
     """
-    from laptrack import _tracking
+    _tracking = _laptrack_tracking()
     from laptrack._coo_matrix_builder import coo_matrix_builder
 
     n = len(segments_df)
@@ -511,7 +556,7 @@ def _splitting_merging_candidates(tracker, segments_df: pd.DataFrame, coords, cu
     quadratic ``sum(lists, [])``. Same candidates, costs, middle points and matrix entries, in the
     same order. Returns ``(segments_df with "<prefix>_candidates", coo_matrix_builder, middle points)``.
     """
-    from laptrack import _tracking
+    _tracking = _laptrack_tracking()
     from laptrack._coo_matrix_builder import coo_matrix_builder
     from laptrack.utils import _coord_is_empty
 
@@ -552,7 +597,8 @@ def _fast_laptrack_class():
     :func:`_gap_closing_matrix` and :func:`_splitting_merging_candidates` (same links)."""
     global _FAST_LAPTRACK
     if _FAST_LAPTRACK is None:
-        from laptrack import LapTrack, ParallelBackend
+        _tracking = _laptrack_tracking()
+        LapTrack, ParallelBackend = _tracking.LapTrack, _tracking.ParallelBackend
 
         class FastLapTrack(LapTrack):
             def _get_gap_closing_matrix(self, segments_df, *, force_end_nodes=[], force_start_nodes=[]):  # noqa: B006
@@ -584,8 +630,7 @@ def _vectorised_laptrack():
     1.6 M calls on HeLa 02, 18 s); inside this context its module-level ``cdist`` is
     :func:`_fast_cdist` (same values), restored on exit.
     """
-    from laptrack import _tracking
-
+    _tracking = _laptrack_tracking()
     original = _tracking.cdist
     _tracking.cdist = _fast_cdist
     try:
