@@ -355,7 +355,9 @@ def write_ctc_result(
                     logger.warning("frame %d: lineage nodes with labels %s have no pixels in the mask", t,
                                    sorted(absent)[:10])
                 if present.size and int(present[-1]) <= max(mask.size, _LUT_MAX_ID):
-                    lut = np.zeros(int(present[-1]) + 1, dtype=np.int64)  # id -> track id, one gather
+                    # id -> track id, one gather (straight to the uint16 of the file when the ids fit)
+                    small = tids.size == 0 or int(tids.max()) <= np.iinfo(np.uint16).max
+                    lut = np.zeros(int(present[-1]) + 1, dtype=np.uint16 if small else np.int64)
                     lut[present] = tids
                     mask = lut[mask]
                 elif present.size:
@@ -376,7 +378,8 @@ def write_ctc_result(
                     )
             if present.size and present.max() > np.iinfo(np.uint16).max:
                 raise InvalidInputError(f"{folder}: label {int(present.max())} in frame {t} exceeds 65535")
-            tifffile.imwrite(tmp / frame_name("mask", t, n_digits), mask.astype(np.uint16), compression="zlib")
+            tifffile.imwrite(tmp / frame_name("mask", t, n_digits), mask.astype(np.uint16, copy=False),
+                             compression="zlib")
             written.append(t)
         if written and len(table) and int(table["end"].max()) > max(written):
             logger.warning("%s: tracks end at frame %d but masks stop at frame %d", folder,

@@ -215,7 +215,9 @@ def _thumbnails(images, labels, states: pd.DataFrame, frame_interval_s, voxel_si
         if img.width > 640:
             img = img.resize((640, int(round(img.height * 640 / img.width))), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
-        img.save(buf, format="PNG")  # optimize=True tried every filter: 4x the CPU for ~15% smaller
+        # zlib level 3: on a GOWT1 01 thumbnail 0.054 CPU-s and 367 kB against 0.121 s and 392 kB at the default 6
+        # (optimize=True tries every filter: 4x the CPU for ~15 % smaller); the pixels are the same
+        img.save(buf, format="PNG", compress_level=3)
         n_nuc = int((states["t"] == t).sum()) if len(states) else 0
         out.append({"png": base64.b64encode(buf.getvalue()).decode("ascii"),
                     "caption": f"{format_time(int(t), frame_interval_s)}: {n_nuc} nuclei"})
