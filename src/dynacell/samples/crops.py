@@ -252,7 +252,10 @@ def normalize_crops(raw: np.ndarray, valid: np.ndarray | None = None) -> np.ndar
     hi = np.zeros(n, dtype=np.float64)
     full = vflat.all(axis=1)
     if full.any():
-        p = np.percentile(flat[full], PERCENTILES, axis=1)
+        # flat[full] is a copy made here (or raw itself copied when every crop is inside the frame): the
+        # percentile may partition it in place (same values, one copy fewer)
+        rows = flat.copy() if full.all() else flat[full]
+        p = np.percentile(rows, PERCENTILES, axis=1, overwrite_input=True)
         lo[full], hi[full] = p[0], p[1]
     for i in np.flatnonzero(~full):
         vals = flat[i][vflat[i]]
@@ -261,9 +264,11 @@ def normalize_crops(raw: np.ndarray, valid: np.ndarray | None = None) -> np.ndar
     span = hi - lo
     scale = np.divide(1.0, span, out=np.zeros_like(span), where=span > 0)
     shape = (n,) + (1,) * (raw.ndim - 1)
-    out = (raw - lo.reshape(shape).astype(np.float32)) * scale.reshape(shape).astype(np.float32)
+    out = np.subtract(raw, lo.reshape(shape).astype(np.float32))
+    np.multiply(out, scale.reshape(shape).astype(np.float32), out=out)
     np.clip(out, 0.0, 1.0, out=out)
-    out[~valid_full] = 0.0
+    if not full.all():
+        out[~valid_full] = 0.0
     return out.astype(np.float32, copy=False)
 
 
@@ -397,7 +402,12 @@ def _context_masks(labels_ctx: np.ndarray, own: np.ndarray, min_overlap: float =
         width = int(lab.max()) + 1
         other_key = ob * width + oid
         key = np.arange(n, dtype=np.int64).reshape((n,) + (1,) * nd) * width + lab
-        out[np.isin(key, other_key) & (lab != 0)] = 0.5
+        if n * width <= max(key.size, 1 << 20):  # a lookup table of every (box, id): one gather, no sort
+            is_other = np.zeros(n * width, bool)
+            is_other[other_key] = True
+            out[is_other[key] & (lab != 0)] = 0.5
+        else:
+            out[np.isin(key, other_key) & (lab != 0)] = 0.5
     has = np.zeros(n, bool)
     has[pb] = True
     out[(lab == prim.reshape((n,) + (1,) * nd)) & has.reshape((n,) + (1,) * nd)] = 1.0
