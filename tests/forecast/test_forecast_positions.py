@@ -135,6 +135,16 @@ def test_maximum_likelihood_prw_fit_recovers_persistence_and_beats_the_grid_kalm
     assert e_prw < min(err(constant_velocity(test_p)), err(constant_position(test_p)))
 
 
+def test_predict_next_positions_fits_the_random_walk_on_the_table_itself():
+    df = _prw_tracks(12, 12, phi=0.7, q_vel=1.0, r=0.05, seed=4)
+    got = predict_next_positions(df, method="kalman_prw").sort_values("track_id")
+    own = history_windows(df, history=5, horizon=1)
+    prw = fit_prw_kalman(own["past"], own["future"])
+    last = np.stack([g[["y", "x"]].to_numpy()[-5:] for _, g in df.sort_values(["track_id", "t"]).groupby("track_id")])
+    np.testing.assert_allclose(got[["y", "x"]].to_numpy(), prw_kalman_forecast(last, 1, prw)[:, 0], atol=1e-9)
+    assert not np.allclose(got[["y", "x"]].to_numpy(), prw_kalman_forecast(last, 1, PRWParams())[:, 0])
+
+
 def test_segments_break_at_gaps_and_scale_to_um():
     df = pd.DataFrame({"t": [0, 1, 2, 4, 5], "track_id": 1, "y": [0.0, 1, 2, 4, 5], "x": 0.0})
     seg = segments(df, scale_zyx=(1.0, 0.5, 0.5))
