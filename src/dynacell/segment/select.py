@@ -48,8 +48,8 @@ def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress
     from dynacell.errors import InvalidInputError
 
     if segmenter == "auto":
-        # the learned 2D model beats the classical segmenter on held-out real 2D frames (HeLa 02 SEG 0.917 vs
-        # 0.636, GOWT1 0.765 vs 0.247; docs/segmentation.md); in 3D, plane by plane, it does not beat it
+        # the learned 2D model beats the classical segmenter on held-out real 2D frames (HeLa 02 SEG 0.938 vs
+        # 0.636, GOWT1 0.883 vs 0.247; docs/segmentation.md); in 3D, plane by plane, it does not beat it
         # everywhere (mouse 8-cell SEG 0.53 vs 0.17, but StarDist 3D F1@0.5 0.04 vs 0.72), so 3D stays classical
         segmenter = DEFAULT_2D if images.ndim_spatial == 2 else "classical"
     if segmenter != "classical":
