@@ -87,6 +87,25 @@ def test_weak_objects_dropped_by_mean_foreground():
     assert kept[:, 100:].max() == 2  # the confident ones stay
 
 
+def test_seed_h_splits_touching_spheres_with_a_low_distance():
+    """Two touching spheres whose predicted distance peaks at 0.3 (below seed_distance, cores joined)."""
+    zz, yy, xx = np.mgrid[:16, :24, :40]
+    fg = np.zeros(zz.shape, np.float32)
+    dist = np.zeros(zz.shape, np.float32)
+    for cx in (13, 26):
+        r = np.sqrt((zz - 8) ** 2 + (yy - 12) ** 2 + (xx - cx) ** 2)
+        fg = np.maximum(fg, (r <= 7).astype(np.float32))
+        dist = np.maximum(dist, np.clip(0.3 * (1 - r / 7), 0, None))
+    dist = np.where(fg > 0, np.maximum(dist, 0.2), 0).astype(np.float32)  # a plateau joins the cores at 0.2
+    assert instances_from_maps(fg, dist, None, PostprocessParams(0.5, 0.4, 5)).max() == 1
+    assert instances_from_maps(fg, dist, None, PostprocessParams(0.5, 0.15, 5)).max() == 1
+    two = instances_from_maps(fg, dist, None, PostprocessParams(0.5, 0.4, 5, seed_h=0.05))
+    assert two.max() == 2 and two[8, 12, 13] != two[8, 12, 26] and two[8, 12, 13] > 0
+    # a bump less than seed_h above its saddle does not seed a nucleus of its own
+    low = np.where(xx >= 20, np.minimum(dist, 0.22), dist).astype(np.float32)
+    assert instances_from_maps(fg, low, None, PostprocessParams(0.5, 0.4, 5, seed_h=0.05)).max() == 1
+
+
 def test_normalize_and_size_estimate(make_discs):
     img, _ = make_discs(shape=(200, 200), centres=[(40 + 60 * i, 40 + 60 * j) for i in range(3) for j in range(3)],
                           radius=12)

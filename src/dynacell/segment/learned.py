@@ -233,12 +233,19 @@ class PostprocessParams:
         0 (off), or the mean foreground probability an object needs to be kept (its
         confidence): faint texture outside the nuclei reaches the foreground threshold in a
         few pixels but not on average.
+    seed_h : float
+        0 (off: seeds are the cores above ``seed_distance``), or the smallest dynamic (height
+        above the saddle that joins it to a higher peak; distance units 0..1) of a peak of the
+        predicted distance that seeds its own nucleus. For small, densely packed nuclei whose
+        predicted distance stays low and whose cores join (``nuclei-seg-3d`` on the StarDist 3D
+        stack: distance ≤ 0.34, one object for 30 nuclei at ``seed_distance`` 0.4).
     """
 
     foreground: float = 0.5
     seed_distance: float = 0.5
     min_size_px: int = 12
     min_mean_foreground: float = 0.0
+    seed_h: float = 0.0
 
 
 def instances_from_maps(foreground: np.ndarray, distance: np.ndarray, boundary: np.ndarray | None = None,
@@ -263,8 +270,9 @@ def instances_from_maps(foreground: np.ndarray, distance: np.ndarray, boundary: 
 
     Notes
     -----
-    Seeds = connected components of ``distance > seed_distance`` inside the foreground;
-    watershed of ``−distance`` from those seeds restricted to ``foreground > threshold``;
+    Seeds = connected components of ``distance > seed_distance`` inside the foreground (with
+    ``seed_h`` > 0: the h-maxima of the distance inside the foreground, scikit-image
+    ``h_maxima``; Vincent, IEEE TIP 2 (1993) 176–201); watershed of ``−distance`` from those seeds restricted to ``foreground > threshold``;
     foreground components without a seed keep their own id; objects whose mean foreground
     probability is below ``min_mean_foreground`` (when > 0) and small objects are removed.
     (Naylor et al., IEEE TMI 38 (2019) 448–459; scikit-image ``watershed``.)
@@ -277,9 +285,14 @@ def instances_from_maps(foreground: np.ndarray, distance: np.ndarray, boundary: 
     if not mask.any():
         return np.zeros(mask.shape, dtype=np.int32)
     dist = np.asarray(distance, dtype=np.float32)
-    core = mask & (dist > p.seed_distance)
-    if boundary is not None:
-        core &= np.asarray(boundary) < 0.5
+    if p.seed_h > 0:
+        from skimage.morphology import h_maxima
+
+        core = h_maxima(np.where(mask, dist, 0).astype(np.float64), p.seed_h).astype(bool) & mask
+    else:
+        core = mask & (dist > p.seed_distance)
+        if boundary is not None:
+            core &= np.asarray(boundary) < 0.5
     markers, _ = ndi.label(core)
     labels = watershed(-dist, markers, mask=mask).astype(np.int32)
     rest = mask & (labels == 0)
