@@ -22,9 +22,11 @@ def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress
         Intensities ``(T, (Z), Y, X)``.
     segmenter : str
         ``"auto"`` (the default of ``dynacell run``): :data:`DEFAULT_2D` for 2D movies, the classical
-        segmenter for 3D movies (no 3D model ships yet); ``"classical"`` (Gaussian smoothing, Otsu threshold, distance-transform watershed;
+        segmenter for 3D movies (the shipped ``nuclei-seg-3d`` finds every nucleus of the held-out
+        mouse 8-cell frames but over-splits the dense StarDist 3D stack, object F1@0.5 0.49 vs 0.57:
+        pass it by name); ``"classical"`` (Gaussian smoothing, Otsu threshold, distance-transform watershed;
         :mod:`dynacell.segment.classical`), or a learned model: a shipped name
-        (``"nuclei-seg-2d"``) or a model folder (:func:`dynacell.segment.predict.segment_movie`:
+        (``"nuclei-seg-2d"``, ``"nuclei-seg-3d"``) or a model folder (:func:`dynacell.segment.predict.segment_movie`:
         nucleus size estimated from the first frame, sanity-check warnings become notes).
     work : path
         Scratch folder of the run (the labels are written there as zarr, streamed).
@@ -50,7 +52,8 @@ def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress
     if segmenter == "auto":
         # the learned 2D model beats the classical segmenter on held-out real 2D frames (HeLa 02 SEG 0.938 vs
         # 0.636, GOWT1 0.883 vs 0.247; docs/segmentation.md); in 3D, plane by plane, it does not beat it
-        # everywhere (mouse 8-cell SEG 0.53 vs 0.17, but StarDist 3D F1@0.5 0.04 vs 0.72), so 3D stays classical
+        # everywhere (mouse 8-cell SEG 0.53 vs 0.17, but StarDist 3D F1@0.5 0.04 vs 0.72); the 3D model
+        # nuclei-seg-3d neither (mouse 8-cell SEG 0.77 vs 0.18, StarDist 3D right half F1@0.5 0.49 vs 0.57), so 3D stays classical
         segmenter = DEFAULT_2D if images.ndim_spatial == 2 else "classical"
     if segmenter != "classical":
         from dynacell.models.runtime import shipped_models

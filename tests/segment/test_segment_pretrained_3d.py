@@ -1,0 +1,48 @@
+"""The shipped nuclei-seg-3d model: its card, a rendered 3D embryo, a held-out real mouse 8-cell frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dynacell.metrics.segmentation import ctc_seg, object_scores
+from dynacell.segment.predict import Segmenter, segment_frame
+from dynacell.train.segment import load_frames
+
+
+def test_card_and_size_3d():
+    seg = Segmenter.from_pretrained("nuclei-seg-3d")
+    assert seg.card.architecture == "instance-unet" and seg.card.ndim == 3
+    assert (seg.folder / "weights.pt").stat().st_size < 3 * 2**20
+    assert set(seg.card.split) == {"mouse8-zreg", "stardist3d-half", "sim3d"} and seg.card.seed == 0
+    assert seg.postprocess.seed_h > 0 and seg.card.target_diameter_px == 12.0
+
+
+def test_rendered_embryo_nuclei_found():
+    """A simulated 3D embryo (exact labels; not one of the training seeds' renders)."""
+    from dynacell.simulate import simulate_embryo
+
+    res = simulate_embryo(ndim=3, n_start=6, n_frames=1, radius_um=4.0, division_rate_per_frame=0.0,
+                          voxel_size_um=(1.5, 0.5, 0.5), photons=40.0, background_photons=10.0, seed=77,
+                          progress=False)
+    img, ref = np.asarray(res.images[0]), np.asarray(res.labels[0])
+    lab = segment_frame(img, Segmenter.from_pretrained("nuclei-seg-3d"), voxel_size_um=(1.5, 0.5, 0.5))
+    n_ref = len(np.unique(ref[ref > 0]))
+    scores = object_scores(ref, lab)
+    assert scores["tp@0.5"] >= n_ref - 1
+    assert ctc_seg(ref, lab)[0] > 0.6
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_heldout_mouse_frame_beats_classical(shared_data):
+    from dynacell.segment.benchmark import aspect_from_reference
+    from dynacell.segment.classical import segment_frame as classical_frame
+
+    f = load_frames("mouse8-zreg", "test", shared_data)[0]
+    vs = aspect_from_reference([f])
+    lab = segment_frame(f.image, Segmenter.from_pretrained("nuclei-seg-3d"), voxel_size_um=vs)
+    s_model, n = ctc_seg(f.labels, lab)
+    s_classical, _ = ctc_seg(f.labels, classical_frame(f.image, voxel_size_um=vs))
+    assert n == 8 and object_scores(f.labels, lab)["tp@0.5"] >= 7
+    assert s_model >= 0.6 and s_model > s_classical + 0.3
