@@ -30,7 +30,6 @@ from pathlib import Path
 
 import pandas as pd
 
-
 #: Training-distribution recipes of the LODO ablation (docs/states-generalisation.md): ``augment``
 #: fields of :class:`dynacell.train.augment.AugmentConfig` and dcnet ``model_kwargs`` added to the config.
 #: ``dr``: domain randomisation of the raw channels (polarity inversion, gamma, blur, noise, zoom);

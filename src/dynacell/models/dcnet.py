@@ -38,7 +38,7 @@ from torch.nn import functional as F
 from dynacell.errors import InvalidInputError
 from dynacell.models.layers import batchnorm_nd, check_ndim, conv_nd
 
-__all__ = ["DCNet", "ConvBlock", "nucleus_contrast_norm"]
+__all__ = ["ConvBlock", "DCNet", "nucleus_contrast_norm"]
 
 
 def _kernel(ndim: int, anisotropic: bool) -> tuple[int, ...] | int:
