@@ -46,3 +46,12 @@ def test_heldout_mouse_frame_beats_classical(shared_data):
     s_classical, _ = ctc_seg(f.labels, classical_frame(f.image, voxel_size_um=vs))
     assert n == 8 and object_scores(f.labels, lab)["tp@0.5"] >= 7
     assert s_model >= 0.6 and s_model > s_classical + 0.3
+
+
+def test_3d_fraction_range_admits_a_sparse_embryo():
+    """8 nuclei of a light-sheet volume fill ~0.4 % of it: normal in 3D, suspicious in 2D."""
+    from dynacell.segment.predict import TRAINING_FRACTION, check_segmentation
+
+    stats = [{"t": t, "n_objects": 8, "foreground_fraction": 0.004} for t in range(3)]
+    assert check_segmentation(stats, training_fraction=TRAINING_FRACTION[3]) == []
+    assert any("outside the training range" in m for m in check_segmentation(stats))
