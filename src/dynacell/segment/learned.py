@@ -217,6 +217,30 @@ def training_targets(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def _h_maxima_per_component(mask: np.ndarray, distance: np.ndarray, h: float) -> np.ndarray:
+    """h-maxima of ``distance`` inside each connected component of ``mask``, one bounding box at a time.
+
+    The components are separated by background (distance 0 there), so the reconstruction of one
+    cannot reach another at a positive level: the result is that of ``h_maxima`` on the whole
+    masked map, at the cost of the foreground only (mouse 8-cell volume: 1.1 s → a few ms).
+    A component lower than ``h`` gets its top as a seed here and none on the whole map; it is one
+    object either way (:func:`instances_from_maps` keeps seedless components whole).
+    """
+    from scipy import ndimage as ndi
+    from skimage.morphology import h_maxima
+
+    comp, _ = ndi.label(mask)
+    core = np.zeros(mask.shape, dtype=bool)
+    for i, sl in enumerate(ndi.find_objects(comp), start=1):
+        if sl is None:
+            continue
+        sl = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
+        inside = comp[sl] == i
+        sub = np.where(inside, distance[sl], 0).astype(np.float64)
+        core[sl] |= h_maxima(sub, h).astype(bool) & inside
+    return core
+
+
 @dataclass(frozen=True)
 class PostprocessParams:
     """Thresholds of :func:`instances_from_maps` (probabilities 0..1, sizes in model pixels).
@@ -286,9 +310,7 @@ def instances_from_maps(foreground: np.ndarray, distance: np.ndarray, boundary: 
         return np.zeros(mask.shape, dtype=np.int32)
     dist = np.asarray(distance, dtype=np.float32)
     if p.seed_h > 0:
-        from skimage.morphology import h_maxima
-
-        core = h_maxima(np.where(mask, dist, 0).astype(np.float64), p.seed_h).astype(bool) & mask
+        core = _h_maxima_per_component(mask, dist, p.seed_h)
     else:
         core = mask & (dist > p.seed_distance)
         if boundary is not None:
