@@ -55,3 +55,18 @@ def test_3d_fraction_range_admits_a_sparse_embryo():
     stats = [{"t": t, "n_objects": 8, "foreground_fraction": 0.004} for t in range(3)]
     assert check_segmentation(stats, training_fraction=TRAINING_FRACTION[3]) == []
     assert any("outside the training range" in m for m in check_segmentation(stats))
+
+
+def test_expand_in_box_is_expand_labels():
+    from skimage.segmentation import expand_labels
+
+    from dynacell.segment.predict import _expand_in_box
+
+    rng = np.random.default_rng(0)
+    lab = np.zeros((20, 40, 50), np.int32)
+    for i in range(1, 5):
+        z, y, x = rng.integers(3, 17), rng.integers(5, 35), rng.integers(5, 45)
+        lab[z - 1:z + 2, y - 2:y + 3, x - 2:x + 3] = i
+    for d in (1.0, 2.5):
+        np.testing.assert_array_equal(_expand_in_box(lab, d, expand_labels), expand_labels(lab, distance=d))
+    assert not _expand_in_box(np.zeros_like(lab), 2.0, expand_labels).any()
