@@ -66,13 +66,14 @@ def synthetic_movie(T: int = 6, size: int = 64, seed: int = 0, ndim: int = 2):
 
 
 class FixedClassifier:
-    """A stand-in state classifier: the same probabilities for every crop (stable most likely)."""
+    """A stand-in state classifier: the same probabilities for every crop (stable most likely; p_mitotic and
+    p_new_daughter at 0.2, not below the division check's default contradiction threshold)."""
 
     classes = STATES
     crop_size = (16, 16)
     name = "fixed"
 
-    def __init__(self, proba=(0.7, 0.15, 0.1, 0.05), ndim: int = 2):
+    def __init__(self, proba=(0.55, 0.2, 0.2, 0.05), ndim: int = 2):
         self.proba = np.asarray(proba, dtype=float)
         self.ndim = ndim
         self.crop_size = (16,) * ndim

@@ -54,13 +54,21 @@ def test_ties_go_to_the_nearest_daughter():
     assert list(new.graph.successors((3, 1))) == [(4, 2)]  # daughter 2 sits next to the mother
 
 
-@pytest.mark.parametrize("mitotic, daughter", [(0.6, (0.001, 0.001)), (0.001, (0.9, 0.9)), (0.03, (0.001, 0.5))])
+@pytest.mark.parametrize("mitotic, daughter", [(0.6, (0.001, 0.001)), (0.001, (0.9, 0.9)), (0.25, (0.001, 0.5))])
 def test_a_division_with_appearance_evidence_is_kept(mitotic, daughter):
     lin = _division()
     st = _table(lin, mitotic, daughter)
     out, new, table = check_divisions(st, lin)
     assert table["decision"].tolist() == ["kept"]
     assert new is lin and out is st
+
+
+def test_the_default_contradiction_is_four_to_one_against_at_both_ends():
+    lin = _division()
+    assert DivisionCheck().contradict_p == 0.2
+    assert check_divisions(_table(lin, 0.15, (0.6, 0.15)), lin)[2]["decision"].tolist() == ["unlinked"]
+    assert check_divisions(_table(lin, 0.15, (0.6, 0.15)), lin, DivisionCheck(contradict_p=0.1))[2][
+        "decision"].tolist() == ["kept"]
 
 
 def test_evidence_is_taken_over_the_frames_around_the_division():
