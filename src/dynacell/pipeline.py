@@ -196,7 +196,8 @@ def _labels(config: RunConfig, images: Movie, labels: Movie | None, work: Path, 
     if labels is None and config.labels is None:
         from dynacell.segment.select import segment_for_run
 
-        label_movie, segmenter, seg_notes = segment_for_run(images, config.segmenter, work, progress=progress)
+        label_movie, segmenter, seg_notes = segment_for_run(images, config.segmenter, work, progress=progress,
+                                                            test_time_flips=config.test_time_flips)
         notes.extend(seg_notes)
     else:
         with _role("labels (--labels)"):

@@ -43,6 +43,9 @@ class RunConfig(BaseModel):
         Segmenter used when no labels are given: ``"auto"`` (the shipped ``nuclei-seg-2d`` for 2D
         movies, the classical segmenter for 3D), ``"classical"`` (threshold + watershed) or a
         segmentation model name / folder (see :mod:`dynacell.segment`).
+    test_time_flips : int or None
+        Flipped copies of each frame a learned segmenter averages (1, 2 or 4); None = the model
+        card's (4 for ``nuclei-seg-2d``; 1 is about 2.5× faster, docs/segmentation.md).
     voxel_size_um : tuple of float or None
         ``(Y, X)`` or ``(Z, Y, X)`` in µm, overriding the metadata; None = from the metadata (may
         stay unknown: then every distance is in pixels and ``run.json`` notes say so).
@@ -91,6 +94,7 @@ class RunConfig(BaseModel):
     lineage: str | None = None
     model: str | None = None
     segmenter: str = "auto"
+    test_time_flips: Literal[1, 2, 4] | None = None
     axes: str | None = None
     channel: int | None = Field(None, ge=0)
     voxel_size_um: tuple[float, ...] | None = None

@@ -205,3 +205,26 @@ def test_predict_maps_flip_averaging(tiny_model):
                                           + ud["distance"][::-1]) / 4, atol=1e-6)
     with pytest.raises(InvalidInputError, match="flips"):
         seg.predict_maps(x, flips=3)
+
+
+def test_test_time_flips_can_be_chosen_per_run(tmp_path, disc_image, tiny_model, monkeypatch):
+    """``--test-time-flips`` reaches predict_maps through segment_for_run; the card keeps the value used."""
+    from dynacell.segment.select import segment_for_run
+
+    seg = Segmenter.from_folder(tiny_model)
+    assert seg.with_test_time_flips(None) is seg and seg.with_test_time_flips(1) is seg  # the card's value
+    four = seg.with_test_time_flips(4)
+    assert four.card.test_time_flips == 4 and four.net is seg.net and seg.card.test_time_flips == 1
+    with pytest.raises(InvalidInputError, match="flips"):
+        seg.with_test_time_flips(3)
+    used = []
+    real = Segmenter.predict_maps
+    monkeypatch.setattr(Segmenter, "predict_maps",
+                        lambda self, x, **k: used.append(self.card.test_time_flips) or real(self, x, **k))
+    img, _ = disc_image
+    movie = Movie(np.stack([img, img]), "TYX", source="discs")
+    _, _, notes = segment_for_run(movie, str(tiny_model), tmp_path / "a", test_time_flips=2)
+    assert used == [2, 2] and "2 flipped copies" in notes[0]
+    used.clear()
+    _, _, notes = segment_for_run(movie, str(tiny_model), tmp_path / "b")
+    assert used == [1, 1] and "1 flipped copy" in notes[0]

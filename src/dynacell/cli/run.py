@@ -33,6 +33,10 @@ def register(app: typer.Typer) -> None:
             "auto", "--segmenter",
             help="Segmenter when no --labels are given: auto (nuclei-seg-2d for 2D, classical for 3D), classical, "
                  "a model name or folder."),
+        test_time_flips: int | None = typer.Option(
+            None, "--test-time-flips",
+            help="Flipped copies of each frame the learned segmenter averages: 1 (fastest), 2 or 4. "
+                 "Default: the model's (4 for nuclei-seg-2d)."),
         axes: str | None = typer.Option(None, "--axes", help="Axes of a TIFF stack without axis metadata, e.g. TZYX."),
         channel: int | None = typer.Option(
             None, "--channel", min=0,
@@ -68,7 +72,8 @@ def register(app: typer.Typer) -> None:
         try:
             config = RunConfig(
                 movie=str(movie), out=str(out), labels=None if labels is None else str(labels),
-                lineage=None if lineage is None else str(lineage), model=model, segmenter=segmenter, axes=axes,
+                lineage=None if lineage is None else str(lineage), model=model, segmenter=segmenter,
+                test_time_flips=test_time_flips, axes=axes,
                 channel=channel,
                 voxel_size_um=parse_voxel_size(voxel_size_um), frame_interval_s=frame_interval_s,
                 max_distance=max_distance, motion_prior=motion_prior, device=device, scheduler=scheduler,

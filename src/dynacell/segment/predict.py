@@ -224,6 +224,32 @@ class Segmenter:
         """Tuned post-processing thresholds."""
         return PostprocessParams(**self.card.postprocess)
 
+    def with_test_time_flips(self, flips: int | None) -> Segmenter:
+        """The same network with another number of test-time flips (speed against accuracy).
+
+        Parameters
+        ----------
+        flips : int or None
+            1 (no flips: the fastest), 2 or 4 copies averaged (see :meth:`predict_maps`); None keeps
+            the card's ``test_time_flips``.
+
+        Returns
+        -------
+        Segmenter
+            ``self`` when ``flips`` is None or already the card's; else a new instance sharing the
+            network, whose card records the new value.
+
+        Raises
+        ------
+        InvalidInputError
+            If ``flips`` is not 1, 2 or 4.
+        """
+        if flips is None or int(flips) == self.card.test_time_flips:
+            return self
+        if int(flips) not in _FLIPS:
+            raise InvalidInputError(f"test-time flips must be one of {sorted(_FLIPS)}, got {flips}")
+        return Segmenter(self.net, self.card.model_copy(update={"test_time_flips": int(flips)}), self.folder)
+
     @classmethod
     def from_folder(cls, folder: str | Path, device: str = "cpu") -> Segmenter:
         """Load a model folder (``model.yaml`` + ``weights.pt``).
