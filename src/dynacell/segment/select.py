@@ -57,7 +57,8 @@ def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress
         # the learned 2D model beats the classical segmenter on held-out real 2D frames (HeLa 02 SEG 0.938 vs
         # 0.636, GOWT1 0.883 vs 0.247; docs/segmentation.md); in 3D, plane by plane, it does not beat it
         # everywhere (mouse 8-cell SEG 0.53 vs 0.17, but StarDist 3D F1@0.5 0.04 vs 0.72); the 3D model
-        # nuclei-seg-3d neither (mouse 8-cell SEG 0.77 vs 0.18, StarDist 3D right half F1@0.5 0.49 vs 0.57), so 3D stays classical
+        # nuclei-seg-3d neither (mouse 8-cell SEG 0.77 vs 0.18 against the labels moved one plane onto the signal,
+        # 0.59 vs 0.17 as given; StarDist 3D right half F1@0.5 0.49 vs 0.57), so 3D stays classical
         segmenter = DEFAULT_2D if images.ndim_spatial == 2 else "classical"
     if segmenter != "classical":
         from dynacell.models.runtime import shipped_models
