@@ -25,6 +25,28 @@ from dynacell.forecast.positions import (
 from dynacell.lineage import Lineage
 
 
+def _filterpy_two_steps(past, F, Q, p):
+    """filterpy's KalmanFilter run per history and axis: ``(i, axis, forecast 1 ahead, forecast 2 ahead)``."""
+    from filterpy.kalman import KalmanFilter
+
+    for i in range(len(past)):
+        for ax in range(past.shape[2]):
+            kf = KalmanFilter(dim_x=2, dim_z=1)
+            kf.F = np.array(F, dtype=float)
+            kf.H = np.array([[1.0, 0.0]])
+            kf.R *= p.r_um2
+            kf.Q = np.array(Q, dtype=float)
+            kf.P = np.diag([p.r_um2, p.p0_um2])
+            kf.x = np.array([[past[i, 0, ax]], [0.0]])
+            for z in past[i, 1:, ax]:
+                kf.predict()
+                kf.update(z)
+            kf.predict()
+            first = kf.x[0, 0]
+            kf.predict()
+            yield i, ax, first, kf.x[0, 0]
+
+
 def test_constant_velocity_is_exact_on_straight_tracks(make_tracks):
     win = history_windows(make_tracks(), history=5, horizon=3)
     assert win["past"].shape == (6 * (12 - 5 - 3 + 1), 5, 2)
@@ -34,27 +56,14 @@ def test_constant_velocity_is_exact_on_straight_tracks(make_tracks):
 
 def test_batched_kalman_equals_filterpy_per_track(make_tracks):
     from filterpy.common import Q_discrete_white_noise
-    from filterpy.kalman import KalmanFilter
 
     past = history_windows(make_tracks(noise=0.5), history=5, horizon=1)["past"][:7]
     p = KalmanParams(q_um2=0.3, r_um2=0.5, p0_um2=4.0)
     got = kalman_forecast(past, horizon=2, params=p)
-    for i in range(len(past)):
-        for ax in range(2):
-            kf = KalmanFilter(dim_x=2, dim_z=1)
-            kf.F = np.array([[1.0, 1.0], [0.0, 1.0]])
-            kf.H = np.array([[1.0, 0.0]])
-            kf.R *= p.r_um2
-            kf.Q = Q_discrete_white_noise(dim=2, dt=1.0, var=p.q_um2)
-            kf.P = np.diag([p.r_um2, p.p0_um2])
-            kf.x = np.array([[past[i, 0, ax]], [0.0]])
-            for z in past[i, 1:, ax]:
-                kf.predict()
-                kf.update(z)
-            kf.predict()
-            assert got[i, 0, ax] == pytest.approx(kf.x[0, 0])
-            kf.predict()
-            assert got[i, 1, ax] == pytest.approx(kf.x[0, 0])
+    for i, ax, first, second in _filterpy_two_steps(past, [[1.0, 1.0], [0.0, 1.0]],
+                                                    Q_discrete_white_noise(dim=2, dt=1.0, var=p.q_um2), p):
+        assert got[i, 0, ax] == pytest.approx(first)
+        assert got[i, 1, ax] == pytest.approx(second)
 
 
 def test_fitted_kalman_beats_both_naive_baselines_on_noisy_motion(make_tracks):
@@ -71,27 +80,12 @@ def test_fitted_kalman_beats_both_naive_baselines_on_noisy_motion(make_tracks):
 
 
 def test_batched_prw_kalman_equals_filterpy_per_track(make_tracks):
-    from filterpy.kalman import KalmanFilter
-
     past = history_windows(make_tracks(noise=0.5), history=5, horizon=1)["past"][:5]
     p = PRWParams(q_pos_um2=0.2, q_vel_um2=0.4, persistence=0.6, r_um2=0.3, p0_um2=2.0)
     got = prw_kalman_forecast(past, horizon=2, params=p)
-    for i in range(len(past)):
-        for ax in range(2):
-            kf = KalmanFilter(dim_x=2, dim_z=1)
-            kf.F = np.array([[1.0, 1.0], [0.0, 0.6]])
-            kf.H = np.array([[1.0, 0.0]])
-            kf.R *= p.r_um2
-            kf.Q = np.diag([0.2, 0.4])
-            kf.P = np.diag([p.r_um2, p.p0_um2])
-            kf.x = np.array([[past[i, 0, ax]], [0.0]])
-            for z in past[i, 1:, ax]:
-                kf.predict()
-                kf.update(z)
-            kf.predict()
-            assert got[i, 0, ax] == pytest.approx(kf.x[0, 0])
-            kf.predict()
-            assert got[i, 1, ax] == pytest.approx(kf.x[0, 0])
+    for i, ax, first, second in _filterpy_two_steps(past, [[1.0, 1.0], [0.0, 0.6]], np.diag([0.2, 0.4]), p):
+        assert got[i, 0, ax] == pytest.approx(first)
+        assert got[i, 1, ax] == pytest.approx(second)
 
 
 def test_prw_kalman_contains_constant_position_and_velocity(make_tracks):

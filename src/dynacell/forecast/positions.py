@@ -301,18 +301,13 @@ def kalman_forecast(past: np.ndarray, horizon: int = 1, params: KalmanParams | N
     """
     params = params or KalmanParams()
     past = np.asarray(past, dtype=np.float64)
-    n, L, d = past.shape
-    F, gains = _kalman_gains(L, params)
-    z = past.transpose(1, 0, 2).reshape(L, n * d)
-    x = np.stack([z[0], np.zeros(n * d)])  # (2, N·D)
-    for i, K in enumerate(gains, start=1):
-        x = F @ x
-        x = x + K @ (z[i] - x[0])[None, :]
-    out = []
-    for _ in range(horizon):
-        x = F @ x
-        out.append(x[0].reshape(n, d))
-    return np.stack(out, axis=1)
+    F, gains = _kalman_gains(past.shape[1], params)
+    return _filter_forecast(past, F, gains, horizon)
+
+
+def _median_step2(past: np.ndarray) -> float:
+    """Median squared step of histories ``(N, L, D)`` (1.0 when it is 0): the noise scale of the Kalman fits."""
+    return float(np.median(np.sum(np.diff(past, axis=1) ** 2, axis=2))) or 1.0
 
 
 def fit_kalman(past: np.ndarray, future: np.ndarray, *, grid: Sequence[float] = (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30),
@@ -342,7 +337,7 @@ def fit_kalman(past: np.ndarray, future: np.ndarray, *, grid: Sequence[float] = 
     """
     if len(past) == 0:
         raise InvalidInputError("no training windows to fit the Kalman filter on")
-    step2 = float(np.median(np.sum(np.diff(past, axis=1) ** 2, axis=2))) or 1.0
+    step2 = _median_step2(past)
     best, best_err = KalmanParams(), np.inf
     for qm, rm, pm in ((a, b, c) for a in grid for b in grid for c in p0_grid):
         p = KalmanParams(q_um2=qm * step2, r_um2=rm * step2, p0_um2=pm * step2)
@@ -397,6 +392,18 @@ def _run_filter(z: np.ndarray, F: np.ndarray, gains: list[np.ndarray]) -> tuple[
     return np.asarray(nu).reshape(len(gains), z.shape[1]), x
 
 
+def _filter_forecast(past: np.ndarray, F: np.ndarray, gains: list[np.ndarray], horizon: int) -> np.ndarray:
+    """Filter every axis of every history ``(N, L, D)`` with ``gains`` (:func:`_run_filter`), then
+    propagate the state ``horizon`` frames with ``F``: positions ``(N, H, D)``."""
+    n, L, d = past.shape
+    _, x = _run_filter(past.transpose(1, 0, 2).reshape(L, n * d), F, gains)
+    out = []
+    for _ in range(horizon):
+        x = F @ x
+        out.append(x[0].reshape(n, d))
+    return np.stack(out, axis=1)
+
+
 def prw_kalman_forecast(past: np.ndarray, horizon: int = 1, params: PRWParams | None = None) -> np.ndarray:
     """Persistent-random-walk Kalman forecast of every history, batched; shape (N, H, D).
 
@@ -417,14 +424,8 @@ def prw_kalman_forecast(past: np.ndarray, horizon: int = 1, params: PRWParams | 
     """
     params = params or PRWParams()
     past = np.asarray(past, dtype=np.float64)
-    n, L, d = past.shape
-    F, gains, _, _ = _prw_filter(L, params)
-    _, x = _run_filter(past.transpose(1, 0, 2).reshape(L, n * d), F, gains)
-    out = []
-    for _ in range(horizon):
-        x = F @ x
-        out.append(x[0].reshape(n, d))
-    return np.stack(out, axis=1)
+    F, gains, _, _ = _prw_filter(past.shape[1], params)
+    return _filter_forecast(past, F, gains, horizon)
 
 
 def _prw_unpack(u: np.ndarray, step2: float) -> PRWParams:
@@ -492,7 +493,7 @@ def fit_prw_kalman(past: np.ndarray, future: np.ndarray, *, max_windows: int = 2
     if len(past) > max_windows:
         keep = np.random.default_rng(seed).choice(len(past), max_windows, replace=False)
         past, future = past[keep], future[keep]
-    step2 = float(np.median(np.sum(np.diff(past, axis=1) ** 2, axis=2))) or 1.0
+    step2 = _median_step2(past)
 
     def nll(u: np.ndarray) -> float:
         val = -prw_log_likelihood(past, future, _prw_unpack(u, step2))
