@@ -49,19 +49,15 @@ def marker_counts(labels: np.ndarray, markers: np.ndarray) -> tuple[int, int, in
         covers most of it, if that covers more than half of it (else it is missed); ``merges`` =
         markers beyond the first in one object.
     """
-    ids = np.unique(markers[markers > 0])
-    owner: dict[int, int] = {}
-    missed = 0
-    for i in ids:
-        v, c = np.unique(labels[markers == i], return_counts=True)
-        best = v[np.argmax(c)]
-        if best == 0 or 2 * c.max() <= (markers == i).sum():
-            missed += 1
-        else:
-            owner[int(best)] = owner.get(int(best), 0) + 1
-    merges = sum(n - 1 for n in owner.values())
-    n_obj = len(np.unique(labels[labels > 0]))
-    return merges, n_obj - len(owner), missed, len(ids)
+    from dynacell.metrics.segmentation import overlap_matrix
+
+    ref_ids, pred_ids, overlap, _ = overlap_matrix(markers, labels)
+    sizes = np.bincount(np.asarray(markers).ravel())[ref_ids]
+    best = overlap.max(axis=1) if overlap.shape[1] else np.zeros(len(ref_ids), np.int64)
+    owned = 2 * best > sizes  # the largest object covers more than half of the marker
+    owners = pred_ids[overlap[owned].argmax(axis=1)] if owned.any() else pred_ids[:0]
+    n_owners = len(np.unique(owners))
+    return int(owned.sum()) - n_owners, len(pred_ids) - n_owners, int((~owned).sum()), len(ref_ids)
 
 
 def main() -> None:
