@@ -13,11 +13,19 @@ split by lineage tree stays inside a colony.
 shows anaphase (0), the metaphase plate (1) or condensed chromatin (2), as with frame intervals from
 minutes to half an hour (HeLa 02: 30 min). The default ``0`` reproduces the earlier sets exactly.
 
+``--ranges ood`` draws every colony from ranges *outside* the training draw (:data:`OOD_RANGES`:
+larger nuclei sampled by finer pixels, fewer photons on a brighter background, a wider PSF, coarser
+texture, and a longer frame interval — more motion, faster divisions and shorter cell cycles per
+frame): an out-of-distribution check that no model trained on the default draw has seen (use another
+``--seed`` as well).
+
 Usage::
 
     python benchmarks/build_sim_state_sets.py --out /tmp/dynacell_state_sets --n 6 --seed 0
     python benchmarks/build_sim_state_sets.py --out /tmp/dynacell_state_sets --n 10 --lead-frames 0 1 2 \
         --prefix sim2d-lead
+    python benchmarks/build_sim_state_sets.py --out /tmp/dynacell_state_sets --n 6 --seed 2 --frames 30 \
+        --lead-frames 1 2 --ranges ood --prefix sim2d-ood
 """
 
 from __future__ import annotations
@@ -29,18 +37,57 @@ from pathlib import Path
 import numpy as np
 
 
-def draw(rng: np.random.Generator) -> dict:
-    """One colony's randomised simulation parameters (µm, photons, frames)."""
-    return {
-        "radius_um": float(rng.uniform(3.0, 6.0)),
-        "motility_um_per_frame": float(rng.uniform(0.2, 1.5)),
-        "division_rate_per_frame": float(rng.uniform(0.08, 0.2)),
-        "photons": float(rng.uniform(20.0, 200.0)),
-        "background_photons": float(rng.uniform(2.0, 30.0)),
-        "psf_sigma_um": (1.0, *(2 * [float(rng.uniform(0.15, 0.6))])),
-        "texture_amplitude": float(rng.uniform(0.05, 0.45)),
-        "brightness_sd": float(rng.uniform(0.05, 0.3)),
+#: Uniform ranges of the default (training) draw; fixed in the simulator's defaults: pixel 0.5 µm,
+#: minimum cell cycle 6 frames.
+TRAIN_RANGES: dict[str, tuple[float, float]] = {
+    "radius_um": (3.0, 6.0), "motility_um_per_frame": (0.2, 1.5), "division_rate_per_frame": (0.08, 0.2),
+    "photons": (20.0, 200.0), "background_photons": (2.0, 30.0), "psf_sigma_xy_um": (0.15, 0.6),
+    "texture_amplitude": (0.05, 0.45), "brightness_sd": (0.05, 0.3),
+}
+#: Out-of-distribution draw (``--ranges ood``): every range outside :data:`TRAIN_RANGES` (or beside its
+#: edge), plus a pixel size and a minimum cell cycle that the training draw never varies. Larger nuclei
+#: on finer pixels, lower signal-to-noise, a wider PSF, coarser texture, and the motion / division
+#: statistics of a longer frame interval.
+OOD_RANGES: dict[str, tuple[float, float]] = {
+    "radius_um": (6.5, 9.0), "motility_um_per_frame": (1.5, 2.5), "division_rate_per_frame": (0.2, 0.3),
+    "photons": (10.0, 20.0), "background_photons": (20.0, 40.0), "psf_sigma_xy_um": (0.6, 0.9),
+    "texture_amplitude": (0.45, 0.7), "brightness_sd": (0.3, 0.4),
+    "pixel_um": (0.3, 0.4), "min_cycle_frames": (4, 4),
+}
+
+
+def draw(rng: np.random.Generator, ranges: dict[str, tuple[float, float]] | None = None) -> dict:
+    """One colony's randomised simulation parameters (µm, photons, frames).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws, in a fixed order (the default ranges reproduce the earlier sets exactly).
+    ranges : dict, optional
+        Uniform ranges (:data:`TRAIN_RANGES`, the default, or :data:`OOD_RANGES`); the optional keys
+        ``pixel_um`` (Y/X pixel size) and ``min_cycle_frames`` are drawn after the others.
+
+    Returns
+    -------
+    dict
+        Keyword values for :func:`dynacell.simulate.simulate_embryo` and ``AppearanceParams``.
+    """
+    r = TRAIN_RANGES if ranges is None else ranges
+    p = {
+        "radius_um": float(rng.uniform(*r["radius_um"])),
+        "motility_um_per_frame": float(rng.uniform(*r["motility_um_per_frame"])),
+        "division_rate_per_frame": float(rng.uniform(*r["division_rate_per_frame"])),
+        "photons": float(rng.uniform(*r["photons"])),
+        "background_photons": float(rng.uniform(*r["background_photons"])),
+        "psf_sigma_um": (1.0, *(2 * [float(rng.uniform(*r["psf_sigma_xy_um"]))])),
+        "texture_amplitude": float(rng.uniform(*r["texture_amplitude"])),
+        "brightness_sd": float(rng.uniform(*r["brightness_sd"])),
     }
+    if "pixel_um" in r:
+        p["voxel_size_um"] = (2.0, *(2 * [float(rng.uniform(*r["pixel_um"]))]))
+    if "min_cycle_frames" in r:
+        p["min_cycle_frames"] = int(rng.integers(r["min_cycle_frames"][0], r["min_cycle_frames"][1] + 1))
+    return p
 
 
 def main() -> None:
@@ -60,13 +107,16 @@ def main() -> None:
     ap.add_argument("--lead-frames", type=int, nargs="+", default=[0],
                     help="mitosis lead frames, cycled over the colonies (see the module docstring)")
     ap.add_argument("--prefix", default="sim2d", help="dataset / file name prefix")
+    ap.add_argument("--ranges", choices=["train", "ood"], default="train",
+                    help="parameter draw: the training ranges or the out-of-distribution ones (OOD_RANGES)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     rules = EventRules(stable_window=2, stable_fraction=2.0)
     for k in range(args.n):
-        p = draw(rng)
+        p = draw(rng, OOD_RANGES if args.ranges == "ood" else TRAIN_RANGES)
+        extra = {k: p[k] for k in ("voxel_size_um", "min_cycle_frames") if k in p}
         p["mitosis_lead_frames"] = int(args.lead_frames[k % len(args.lead_frames)])
         app = AppearanceParams(texture_amplitude=p["texture_amplitude"], brightness_sd=p["brightness_sd"],
                                mitosis_lead_frames=p["mitosis_lead_frames"])
@@ -76,7 +126,7 @@ def main() -> None:
                               motility_um_per_frame=p["motility_um_per_frame"], min_divisions=6,
                               appearance=app, seed=args.seed * 1000 + k, progress=False,
                               photons=p["photons"], background_photons=p["background_photons"],
-                              psf_sigma_um=p["psf_sigma_um"])
+                              psf_sigma_um=p["psf_sigma_um"], **extra)
         images = Movie(sim.images, "TYX", source=name)
         labels = Movie(sim.labels, "TYX", source=f"{name} labels")
         full = build_sample_set(images, labels, sim.lineage, rules, size=48, dataset=name,
