@@ -14,6 +14,7 @@ from dynacell.train.segment import (
     FrameDataset,
     SegmentationModule,
     load_frames,
+    marker_pseudo_labels,
     prepare,
 )
 
@@ -53,3 +54,30 @@ def test_sparse_gowt1_reference_leaves_unannotated_nuclei_unknown(shared_data):
     assert not f.full and f.known is not None
     assert f.known[f.labels > 0].all()  # annotated nuclei are known
     assert 0.02 < 1 - f.known.mean() < 0.5  # some area around unannotated nuclei is unknown
+
+
+def test_marker_pseudo_labels_split_a_merged_pair_and_leave_markerless_foreground_unknown(make_discs):
+    from scipy import ndimage as ndi
+
+    _, lab = make_discs(shape=(96, 96), centres=((30, 30), (30, 48), (70, 60)), radius=10)
+    fg = lab > 0  # the first two discs touch: one foreground component
+    assert ndi.label(fg[:50])[1] == 1
+    markers = np.zeros_like(lab)
+    markers[28:33, 26:31] = 7  # one marker in each touching disc, none in the third
+    markers[28:33, 47:52] = 9
+    elevation = -ndi.distance_transform_edt(lab > 0)  # per-object distance: a neck between the two
+    out, known = marker_pseudo_labels(markers, fg, elevation)
+    assert set(np.unique(out)) == {0, 7, 9}
+    for ref, mk in ((1, 7), (2, 9)):  # each pseudo object is its disc
+        inter = ((out == mk) & (lab == ref)).sum()
+        assert inter / ((out == mk) | (lab == ref)).sum() > 0.9
+    assert not known[lab == 3].any() and known[lab == 1].all() and known[0, 0]
+    # a manual mask replaces the pseudo object of the marker it covers, and is known
+    ann = np.zeros_like(lab)
+    ann[lab == 2] = 1
+    ann[lab == 3] = 2
+    out2, known2 = marker_pseudo_labels(markers, fg, elevation, annotated=ann)
+    assert not (out2 == 9).any() and len(np.unique(out2[lab == 2])) == 1 and known2[lab == 3].all()
+    assert len(np.unique(out2)) == 4 and (out2 == 7).sum() == (out == 7).sum()
+    with pytest.raises(Exception, match="shape"):
+        marker_pseudo_labels(markers[:10], fg, elevation)

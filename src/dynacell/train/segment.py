@@ -8,6 +8,10 @@ dataset         reference masks                                   split (time bl
 ``gowt1``       CTC Fluo-N2DH-GOWT1 01_GT/SEG (sparse: about 5 of   train t ≤ 20, val 21–31, test ≥ 32
                 ~24 nuclei per frame; the area around the other
                 nuclei, found from the TRA markers, is ignored)
+``gowt1-tra``   GOWT1 01 pseudo masks of every nucleus of every     train t ≤ 20 only (never ≥ 32)
+                frame: one 01_GT/TRA marker per nucleus, grown by
+                a seeded watershed inside a model's foreground
+                (:func:`marker_pseudo_labels`); SEG objects pasted
 ``hela02``      CTC Fluo-N2DL-HeLa 02_ST/SEG (silver truth) on      train t ≤ 9, val 10–11, test 13–19
                 frames with images (0–19)
 ``dsb``         DSB 2018 image (StarDist), 125 nuclei: one image    train = top 60 % of rows, test = the rest
@@ -57,6 +61,7 @@ from dynacell.segment.learned import (
 __all__ = [
     "DATASETS_2D",
     "MOUSE8_LABEL_Z_SHIFT",
+    "PSEUDO_LABEL_MODEL",
     "SPLITS",
     "STARDIST3D_CUT_X",
     "TARGET_DIAMETER_PX",
@@ -65,6 +70,7 @@ __all__ = [
     "FrameDataset",
     "SegmentationModule",
     "load_frames",
+    "marker_pseudo_labels",
     "prepare",
     "shift_labels_z",
     "train_segmenter",
@@ -82,6 +88,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 #: Split of each dataset: frame numbers (or DSB regions 0 = top 60 %, 1 = bottom 40 %) per side.
 SPLITS: dict[str, dict[str, Any]] = {
     "gowt1": {"train": lambda t: t <= 20, "val": lambda t: 21 <= t <= 31, "test": lambda t: t >= 32},
+    "gowt1-tra": {"train": lambda t: t <= 20, "val": lambda t: False, "test": lambda t: False},
     "hela02": {"train": lambda t: t <= 9, "val": lambda t: 10 <= t <= 11, "test": lambda t: t >= 13},
     "dsb": {"train": lambda t: t == 0, "val": lambda t: False, "test": lambda t: t == 1},
     "bacteria": {"train": lambda t: False, "val": lambda t: False, "test": lambda t: t >= 42},
@@ -96,6 +103,8 @@ SPLITS: dict[str, dict[str, Any]] = {
 #: Split descriptions written in model cards.
 SPLIT_TEXT: dict[str, str] = {
     "gowt1": "time blocks: train t<=20, val 21-31, test >=32 (01_GT/SEG frames)",
+    "gowt1-tra": ("train t<=20 only (every frame; 01_GT/TRA markers grown in the foreground of the "
+                  "pseudo-label model, SEG objects pasted); frames 21-31 validate, >=32 test (SEG)"),
     "hela02": "time blocks: train t<=9, val 10-11, test 13-19 (02_ST/SEG frames with images)",
     "dsb": "regions: train top 60% of rows, test bottom 40%",
     "bacteria": "test t>=42 only (not trained on)",
@@ -176,7 +185,99 @@ def _gowt1_known(seg: np.ndarray, tra: np.ndarray, radius_px: int = 24) -> np.nd
     return ~unknown
 
 
-def load_frames(dataset: str, side: str, data_root: str | Path | None = None) -> list[AnnotatedFrame]:
+#: Model whose foreground and distance maps grow the GOWT1 TRA markers into the ``gowt1-tra``
+#: pseudo masks (a model folder or shipped name; see :func:`marker_pseudo_labels`).
+PSEUDO_LABEL_MODEL: str = "nuclei-seg-2d"
+
+
+def marker_pseudo_labels(markers: np.ndarray, foreground: np.ndarray, elevation: np.ndarray, *,
+                         annotated: np.ndarray | None = None,
+                         margin_px: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Pseudo instance masks of a frame in which every nucleus carries one marker.
+
+    Each marker is grown by a seeded watershed of ``elevation`` inside ``foreground`` (plus the
+    markers): two touching nuclei with a marker each become two objects, however the foreground
+    merges them. Foreground that no marker reaches (a nucleus without a marker, or noise) is
+    unknown, with a margin, rather than background. Objects of a (sparse) manual annotation
+    replace the pseudo object(s) whose marker they cover.
+
+    Parameters
+    ----------
+    markers : numpy.ndarray
+        int ``(Y, X)`` markers, one id per nucleus (CTC ``man_track``; 0 = none).
+    foreground : numpy.ndarray
+        bool ``(Y, X)`` foreground (for example a model's foreground probability > 0.5).
+    elevation : numpy.ndarray
+        float ``(Y, X)`` watershed landscape, low inside nuclei (for example minus a predicted
+        distance-to-edge map).
+    annotated : numpy.ndarray, optional
+        int ``(Y, X)`` manual instance masks of some nuclei (CTC ``man_seg``; 0 = not annotated).
+    margin_px : int
+        Dilation (pixels) of the unknown area around foreground no marker reaches.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        int32 ``(Y, X)`` pseudo instances (0 = background).
+    known : numpy.ndarray
+        bool ``(Y, X)``: False where the class is unknown (foreground without a marker).
+
+    Raises
+    ------
+    InvalidInputError
+        If the arrays differ in shape.
+    """
+    from scipy import ndimage as ndi
+    from skimage.segmentation import watershed
+
+    mk = np.asarray(markers).astype(np.int32)
+    fg = np.asarray(foreground, bool)
+    if mk.shape != fg.shape or np.shape(elevation) != mk.shape or (annotated is not None and np.shape(annotated) != mk.shape):
+        raise InvalidInputError("marker_pseudo_labels: markers, foreground, elevation and annotated differ in shape")
+    mask = fg | (mk > 0)
+    lab = watershed(np.asarray(elevation, np.float32), mk, mask=mask).astype(np.int32)
+    stray = mask & (lab == 0)
+    unknown = (ndi.binary_dilation(stray, iterations=int(margin_px)) if stray.any() else stray) & (lab == 0)
+    if annotated is not None:
+        ann = np.asarray(annotated).astype(np.int32)
+        next_id = int(max(lab.max(), 0)) + 1
+        sizes = np.bincount(mk.ravel())
+        for a in np.unique(ann[ann > 0]):
+            obj = ann == a
+            ids, n = np.unique(mk[obj & (mk > 0)], return_counts=True)
+            lab[np.isin(lab, ids[2 * n > sizes[ids]])] = 0  # the pseudo object(s) of the markers it covers
+            lab[obj] = next_id
+            next_id += 1
+        unknown &= ann == 0
+    return lab, ~unknown
+
+
+def _gowt1_marker_frames(keep: Any, base: Path, model: str | Path = PSEUDO_LABEL_MODEL) -> list[AnnotatedFrame]:
+    """``gowt1-tra`` frames: TRA markers grown in the foreground of ``model`` (4 flips, 60 px nuclei)."""
+    from dynacell.segment.predict import Segmenter, segment_frame
+
+    seg_model = Segmenter.load(model).with_test_time_flips(4)
+    out = []
+    for f in sorted((base / "01_GT" / "TRA").glob("man_track*.tif")):
+        t = int(f.stem[9:])
+        if not keep(t):
+            continue
+        img = _read(base / "01" / f"t{t:03d}.tif")
+        _, maps, _ = segment_frame(img, seg_model, nucleus_diameter_px=GOWT1_DIAMETER_PX, return_maps=True)
+        seg_file = base / "01_GT" / "SEG" / f"man_seg{t:03d}.tif"
+        lab, known = marker_pseudo_labels(_read(f), maps["foreground"] > seg_model.postprocess.foreground,
+                                          -maps["distance"],
+                                          annotated=_read(seg_file) if seg_file.is_file() else None)
+        out.append(AnnotatedFrame("gowt1-tra", t, img, lab, known=known, full=False, voxel_size_um=(0.24, 0.24)))
+    return out
+
+
+#: Median equivalent diameter (pixels) of the GOWT1 01 SEG objects of frames 0–20 (as in the card).
+GOWT1_DIAMETER_PX = 60.1
+
+
+def load_frames(dataset: str, side: str, data_root: str | Path | None = None, *,
+                pseudo_model: str | Path | None = None) -> list[AnnotatedFrame]:
     """Annotated frames of one dataset on one side of its split.
 
     Parameters
@@ -187,6 +288,9 @@ def load_frames(dataset: str, side: str, data_root: str | Path | None = None) ->
         Side of the split.
     data_root : path, optional
         The shared data folder (default ``../shared/data`` beside the checkout).
+    pseudo_model : path or str, optional
+        ``gowt1-tra`` only: the model whose maps grow the markers (default
+        :data:`PSEUDO_LABEL_MODEL`).
 
     Returns
     -------
@@ -214,6 +318,8 @@ def load_frames(dataset: str, side: str, data_root: str | Path | None = None) ->
             tra = _read(base / "01_GT" / "TRA" / f"man_track{t:03d}.tif")
             out.append(AnnotatedFrame(dataset, t, _read(base / "01" / f"t{t:03d}.tif"), seg,
                                       known=_gowt1_known(seg, tra), full=False, voxel_size_um=(0.24, 0.24)))
+    elif dataset == "gowt1-tra":
+        out.extend(_gowt1_marker_frames(keep, root / "ctc" / "Fluo-N2DH-GOWT1", pseudo_model or PSEUDO_LABEL_MODEL))
     elif dataset == "hela02":
         base = root / "ctc" / "Fluo-N2DL-HeLa"
         for f in sorted((base / "02_ST" / "SEG").glob("man_seg*.tif")):
@@ -678,7 +784,8 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
                     model_kwargs: dict[str, Any], minutes: float, batch_size: int = 8, crop: int = 128,
                     steps_per_epoch: int = 60, lr: float = 1e-3, seed: int = 0, data_root: str | Path | None = None,
                     training_command: str | None = None, overwrite: bool = False,
-                    init: str | Path | None = None, target_diameter_px: float = TARGET_DIAMETER_PX) -> dict[str, Any]:
+                    init: str | Path | None = None, target_diameter_px: float = TARGET_DIAMETER_PX,
+                    pseudo_model: str | Path | None = None) -> dict[str, Any]:
     """Train one segmentation network and write its model folder (weights + card).
 
     Parameters
@@ -711,6 +818,9 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
         Lateral nucleus diameter (model pixels) every frame is resampled to (default
         :data:`TARGET_DIAMETER_PX`; smaller for a 3D model, whose cost grows with the cube).
         3D frames are also resampled in z to isotropic voxels (:func:`voxel_aspect`).
+    pseudo_model : path or str, optional
+        Model whose maps make the ``gowt1-tra`` pseudo masks (default :data:`PSEUDO_LABEL_MODEL`);
+        its folder and weights' SHA-256 are recorded in the card.
 
     Returns
     -------
@@ -722,15 +832,15 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
 
     from dynacell.cards import sha256_file, write_card
     from dynacell.io.writers import atomic_folder
-    from dynacell.segment.predict import SegmentationCard, tune_postprocess
+    from dynacell.segment.predict import SegmentationCard, Segmenter, tune_postprocess
     from dynacell.train.engine import EngineConfig, fit_module
 
     torch.set_num_threads(1)
     ndim = int(model_kwargs.get("ndim", 2))
     train_items, val_items, scales = [], [], {}
     for ds in datasets:
-        tr = load_frames(ds, "train", data_root)
-        va = load_frames(ds, "val", data_root)
+        tr = load_frames(ds, "train", data_root, pseudo_model=pseudo_model)
+        va = load_frames(ds, "val", data_root, pseudo_model=pseudo_model)
         if tr and tr[0].image.ndim != ndim:
             raise InvalidInputError(f"dataset {ds} is {tr[0].image.ndim}-D but the model is {ndim}-D")
         groups = ([[f] for f in tr] if ds == "sim3d" else [tr])  # simulations differ in nucleus size and aspect
@@ -751,6 +861,9 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
         d = reference_diameter_px(tr)
         scales[ds] = {"nucleus_diameter_px": d, "zoom": [float(v) for v in np.median(zooms, axis=0)],
                       "n_train": len(tr), "n_val": len(va)}
+        if ds == "gowt1-tra":
+            pm = Segmenter.load(pseudo_model or PSEUDO_LABEL_MODEL)
+            scales[ds]["pseudo_label_model"] = {"folder": str(pm.folder), "weights_sha256": pm.card.weights_sha256}
         logger.info("%s: %d train / %d val frames, nucleus %.1f px, zoom %s", ds, len(tr), len(va), d,
                     scales[ds]["zoom"])
     crop_shape = (crop,) * ndim
@@ -825,6 +938,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--init", default=None, help="model folder whose weights start the training")
     p.add_argument("--target-diameter-px", type=float, default=TARGET_DIAMETER_PX,
                    help="nucleus diameter (model pixels) frames are resampled to")
+    p.add_argument("--pseudo-model", default=None, help="model whose maps grow the gowt1-tra markers")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cmd = "python -m dynacell.train.segment " + " ".join(shlex.quote(s) for s in (argv or sys.argv[1:]))
@@ -832,7 +946,7 @@ def main(argv: list[str] | None = None) -> None:
                               model_kwargs=json.loads(a.model_kwargs), minutes=a.minutes, batch_size=a.batch_size,
                               crop=a.crop, steps_per_epoch=a.steps_per_epoch, lr=a.lr, seed=a.seed,
                               training_command=cmd, overwrite=a.overwrite, init=a.init,
-                              target_diameter_px=a.target_diameter_px)
+                              target_diameter_px=a.target_diameter_px, pseudo_model=a.pseudo_model)
     print(json.dumps(metrics, indent=1, default=float))
 
 
