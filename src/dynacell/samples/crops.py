@@ -242,25 +242,14 @@ def normalize_crops(raw: np.ndarray, valid: np.ndarray | None = None) -> np.ndar
     raw = np.asarray(raw, dtype=np.float32)
     n = raw.shape[0]
     if valid is None:
-        valid_full = np.ones(raw.shape, dtype=bool)
+        valid_full = None
     else:
         valid_full = np.broadcast_to(np.asarray(valid, dtype=bool)[:, None], raw.shape) \
             if np.ndim(valid) == raw.ndim - 1 else np.broadcast_to(valid, raw.shape)
     flat = raw.reshape(n, -1)
-    vflat = valid_full.reshape(n, -1)
-    lo = np.zeros(n, dtype=np.float64)
-    hi = np.zeros(n, dtype=np.float64)
-    full = vflat.all(axis=1)
-    if full.any():
-        # flat[full] is a copy made here (or raw itself copied when every crop is inside the frame): the
-        # percentile may partition it in place (same values, one copy fewer)
-        rows = flat.copy() if full.all() else flat[full]
-        p = np.percentile(rows, PERCENTILES, axis=1, overwrite_input=True)
-        lo[full], hi[full] = p[0], p[1]
-    for i in np.flatnonzero(~full):
-        vals = flat[i][vflat[i]]
-        if vals.size:
-            lo[i], hi[i] = np.percentile(vals, PERCENTILES)
+    vflat = None if valid_full is None else valid_full.reshape(n, -1)
+    full = np.ones(n, bool) if vflat is None else vflat.all(axis=1)
+    lo, hi = _percentiles(flat, vflat, full)
     span = hi - lo
     scale = np.divide(1.0, span, out=np.zeros_like(span), where=span > 0)
     shape = (n,) + (1,) * (raw.ndim - 1)
@@ -270,6 +259,59 @@ def normalize_crops(raw: np.ndarray, valid: np.ndarray | None = None) -> np.ndar
     if not full.all():
         out[~valid_full] = 0.0
     return out.astype(np.float32, copy=False)
+
+
+def _percentiles(flat: np.ndarray, vflat: np.ndarray | None, full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:data:`PERCENTILES` of each row of ``flat`` over its valid entries, for every row at once.
+
+    Parameters
+    ----------
+    flat : numpy.ndarray
+        float32 ``(N, M)`` values.
+    vflat : numpy.ndarray of bool or None
+        ``(N, M)`` True where an entry counts (None: all count).
+    full : numpy.ndarray of bool
+        ``(N,)`` True where every entry of the row counts.
+
+    Returns
+    -------
+    lo, hi : numpy.ndarray
+        float64 ``(N,)``; 0 for a row without valid entries.
+
+    Notes
+    -----
+    One sort of all rows (invalid entries moved to the end as +inf), then numpy's ``"linear"``
+    percentile rule (virtual index ``(k − 1) q``, its ``_lerp``) on each row's ``k`` valid values:
+    the same numbers as :func:`numpy.percentile` of each row's valid values, bit for bit (tested),
+    at a third of the cost of a partition per row (numpy's SIMD sort). Rows holding NaN fall back
+    to :func:`numpy.percentile`.
+    """
+    n = flat.shape[0]
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    if full.all():
+        srt = np.sort(flat, axis=1)
+        counts = np.full(n, flat.shape[1], dtype=np.intp)
+    else:
+        srt = np.sort(np.where(vflat, flat, np.float32(np.inf)), axis=1)
+        counts = vflat.sum(axis=1).astype(np.intp)
+    q = np.asarray(PERCENTILES, dtype=np.float64) / 100
+    virt = (counts.astype(np.float64)[None, :] - 1) * q[:, None]  # (2, N) virtual indexes, numpy's "linear"
+    prev = np.floor(virt)
+    gamma = virt - prev
+    prev = np.clip(prev.astype(np.intp), 0, None)
+    nxt = np.minimum(prev + 1, np.maximum(counts - 1, 0)[None, :])
+    rows = np.arange(n)[None, :]
+    a, b = srt[rows, prev], srt[rows, nxt]
+    a[:, counts == 0] = 0.0  # no valid entry (all +inf): percentiles 0
+    b[:, counts == 0] = 0.0
+    diff = b - a
+    res = np.add(a, diff * gamma)  # numpy's _lerp
+    np.subtract(b, diff * (1 - gamma), out=res, where=gamma >= 0.5)
+    for i in np.flatnonzero(np.isnan(srt[:, -1])):  # NaN sorts last: numpy.percentile's own NaN handling
+        vals = flat[i] if vflat is None else flat[i][vflat[i]]
+        res[:, i] = np.percentile(vals, PERCENTILES) if vals.size else 0.0
+    return res[0], res[1]
 
 
 def context_mask(labels_ctx: np.ndarray, own_mask: np.ndarray,
@@ -364,6 +406,102 @@ def _outer_and(per_axis: list[np.ndarray]) -> np.ndarray:
     for v in _outer_index(per_axis):
         out = v if out is None else out & v
     return np.ascontiguousarray(np.broadcast_to(out, np.broadcast_shapes(*(x.shape for x in _outer_index(per_axis)))))
+
+
+def _flat_index(shape: Sequence[int], per_axis: list[np.ndarray]) -> np.ndarray:
+    """Flat (C-order) indices ``(N, *L)`` into an array of ``shape`` of a box per nucleus.
+
+    ``per_axis[a]`` is intp ``(N or 1, L_a)``, indices along axis ``a`` (in bounds). One
+    :func:`numpy.take` with these indices reads the boxes ~4× faster than numpy's multi-array
+    fancy indexing, and the indices serve every frame of the same shape.
+    """
+    strides = np.cumprod((1,) + tuple(shape[:0:-1]))[::-1]
+    out = None
+    for v, st in zip(_outer_index(per_axis), strides):
+        term = v * np.intp(st)
+        out = term if out is None else out + term
+    return out
+
+
+def _resample_linear(frames: Sequence[np.ndarray], centres: np.ndarray,
+                     offsets: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Linear interpolation of frames at ``centre + offset`` for a batch of boxes.
+
+    Parameters
+    ----------
+    frames : sequence of numpy.ndarray
+        ``([Z,] Y, X)`` images of one shape, any real dtype (the same boxes are cut from each).
+    centres : numpy.ndarray
+        intp ``(N, ndim)`` box centres, pixels.
+    offsets : sequence of numpy.ndarray
+        Per axis, float ``(s_a,)`` sample offsets from the centre in source pixels (shared by every box).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One float32 ``(N, *s)`` per frame: the values of :func:`scipy.ndimage.map_coordinates`
+        (``order=1``) at ``centre + offset``, to float32 rounding, wherever that point lies inside
+        the frame (``0 <= coordinate <= size − 1`` on every axis); other samples hold arbitrary
+        finite values and are for the caller to zero.
+
+    Notes
+    -----
+    Separable and two taps per axis: every box shares the fractional offsets (its centre is a
+    whole pixel), so each axis is reduced by one gather of the two neighbouring source rows and
+    one weighted sum, the most shrinking axis first. An axis of the frame no longer than the
+    source window a box needs (the 5 z-planes of a CHO frame against a 28-plane window) is read
+    whole — only its real planes — and interpolated per box last, by one small matrix per box;
+    the other axes are read as a window around each centre (indices clipped to the frame). The
+    source windows are read with one flat index shared by the frames. No per-box Python loop.
+    """
+    shape = frames[0].shape
+    nd = len(shape)
+    n = centres.shape[0]
+    floors = [np.floor(o).astype(np.intp) for o in offsets]
+    fracs = [(np.asarray(o) - f).astype(np.float32) for o, f in zip(offsets, floors)]
+    rel = [np.unique(np.concatenate([f, f + 1])) for f in floors]  # source offsets each axis reads
+    whole = [shape[a] <= rel[a].size for a in range(nd)]  # read every plane of this axis
+    # a sample inside the frame (0 <= coordinate <= size - 1) has both taps inside it, or a weight-0 tap
+    # one past the last pixel: indices clipped to the frame give its exact value, and samples outside the
+    # frame are zeroed by the caller, so no out-of-frame row needs zeroing here
+    index = _flat_index(shape, [np.arange(shape[a])[None, :] if whole[a]
+                                else np.clip(centres[:, a, None] + rel[a][None, :], 0, shape[a] - 1)
+                                for a in range(nd)])
+    if index.shape[0] != n:
+        index = np.broadcast_to(index, (n,) + index.shape[1:])
+    # most shrinking window axis first, whole axes (interpolated per box) last
+    order = sorted(range(nd), key=lambda a: (whole[a], -index.shape[1 + a] / max(offsets[a].size, 1)))
+    plans = []
+    for a in order:
+        ax = 1 + a
+        if not whole[a]:  # the same two source rows and weights for every box
+            plans.append((ax, np.searchsorted(rel[a], floors[a]), np.searchsorted(rel[a], floors[a] + 1),
+                          fracs[a].reshape(tuple(-1 if b == a else 1 for b in range(nd)))))
+        else:  # per box: a (s_a, size_a) weight matrix over the real planes (clipped taps never matter)
+            p0 = np.clip(centres[:, a, None] + floors[a][None, :], 0, shape[a] - 1)
+            p1 = np.clip(centres[:, a, None] + floors[a][None, :] + 1, 0, shape[a] - 1)
+            wmat = np.zeros((n, floors[a].size, shape[a]), np.float32)
+            rows = np.arange(floors[a].size)[None, :]
+            boxes = np.arange(n)[:, None]
+            wmat[boxes, rows, p0] += 1.0 - fracs[a]
+            wmat[boxes, rows, p1] += fracs[a]
+            plans.append((ax, wmat, None, None))
+    out = []
+    for frame in frames:
+        box = np.take(np.ascontiguousarray(frame).reshape(-1), index).astype(np.float32, copy=False)
+        for ax, i0, i1, w in plans:
+            if i1 is None:  # whole axis: (N, s, size) @ (N, size, rest)
+                moved = np.moveaxis(box, ax, 1)
+                res = i0 @ moved.reshape(n, moved.shape[1], -1)
+                box = np.moveaxis(res.reshape((n, i0.shape[1]) + moved.shape[2:]), 1, ax)
+                continue
+            b0 = np.take(box, i0, axis=ax)
+            b1 = np.take(box, i1, axis=ax)
+            b0 *= 1.0 - w
+            b1 *= w
+            box = b0 + b1
+        out.append(box)
+    return out
 
 
 def _context_masks(labels_ctx: np.ndarray, own: np.ndarray, min_overlap: float = CONTEXT_MIN_OVERLAP) -> np.ndarray:
@@ -543,61 +681,44 @@ def crop_windows(
     # source coordinate of every crop pixel, per axis: (N, s_a) = rounded centre + (k - s//2) * step
     axes_c = [[c[:, a, None] + ((np.arange(sz) - sz // 2) * step[a])[None, :] for a, sz in enumerate(size_t)]
               for c in centres]
-    valid_c = [_outer_and([(ax >= 0) & (ax <= cur.shape[a] - 1) for a, ax in enumerate(axes)]) for axes in axes_c]
+    shared = offsets[0] is None and offsets[1] is None  # one box per nucleus for every channel
+    valid_c = [_outer_and([(ax >= 0) & (ax <= cur.shape[a] - 1) for a, ax in enumerate(axes)])
+               if c == 1 or not shared else None for c, axes in enumerate(axes_c)]
     valid = valid_c[1]
+    if shared:
+        valid_c = [valid] * 3
     stack = (prev, cur, nxt)
+    groups = [(0, 1, 2)] if shared else [(0,), (1,), (2,)]  # channels cut with the same boxes
     raw = np.zeros((n, 3, *size_t), dtype=np.float32)
     if scale is None:  # integer positions: a plain gather (zero padding outside the frame)
-        for c in range(3):
-            grid = _outer_index([np.clip(ax.astype(np.intp), 0, cur.shape[a] - 1) for a, ax in enumerate(axes_c[c])])
-            raw[:, c] = stack[c][grid]
+        for group in groups:
+            index = _flat_index(cur.shape, [np.clip(ax.astype(np.intp), 0, cur.shape[a] - 1)
+                                            for a, ax in enumerate(axes_c[group[0]])])
+            for c in group:
+                raw[:, c] = np.take(np.ascontiguousarray(stack[c]).reshape(-1), index)
     else:  # linear interpolation (map_coordinates order=1, mode="constant"), separable per axis
-        # the box centre is an integer pixel, so every nucleus shares the fractional offsets: one weight
-        # matrix per axis maps a source window (zero-padded frame) to the crop, applied by matmul
         offs = [(np.arange(sz) - sz // 2) * step[a] for a, sz in enumerate(size_t)]
-        floors = [np.floor(o).astype(np.intp) for o in offs]
-        # source offsets each axis needs (both neighbours of every sample): a contiguous window when
-        # zooming in or mildly out, a sparse set of rows / columns when shrinking a lot
-        rel = [np.unique(np.concatenate([f, f + 1])) for f in floors]
-        pad = [max(-int(r[0]), int(r[-1])) + 1 for r in rel]  # per axis
-        weights = []
-        for o, f, r in zip(offs, floors, rel):
-            wmat = np.zeros((o.size, r.size), np.float32)
-            frac = (o - f).astype(np.float32)
-            wmat[np.arange(o.size), np.searchsorted(r, f)] += 1.0 - frac
-            wmat[np.arange(o.size), np.searchsorted(r, f + 1)] += frac
-            weights.append(wmat)
-        contiguous = all(r.size == r[-1] - r[0] + 1 for r in rel)
-        width = tuple(r.size for r in rel)
-        if contiguous:  # a zero-padded copy of the frame, windows read as views of it
-            padded = np.zeros(tuple(d + 2 * q for d, q in zip(cur.shape, pad)), np.float32)
-            inner = tuple(slice(q, q + d) for d, q in zip(cur.shape, pad))
-        for c in range(3):
-            ci = centres[c].astype(np.intp)
-            if contiguous:  # (N, *width) copies of sliding windows
-                padded[inner] = stack[c]
-                start = tuple(ci[:, a] + int(rel[a][0]) + pad[a] for a in range(ndim))
-                box = np.lib.stride_tricks.sliding_window_view(padded, width)[start]
-            else:  # sparse rows / columns gathered from the frame itself, zero outside it (no padded copy)
-                src = [ci[:, a, None] + rel[a][None, :] for a in range(ndim)]
-                box = stack[c][_outer_index([np.clip(ix, 0, cur.shape[a] - 1) for a, ix in enumerate(src)])]
-                box = box.astype(np.float32) * _outer_and([(ix >= 0) & (ix < cur.shape[a]) for a, ix in enumerate(src)])
-            if ndim == 2:
-                raw[:, c] = weights[0] @ box @ weights[1].T
-            else:
-                for a, wmat in enumerate(weights):
-                    box = np.moveaxis(np.moveaxis(box, a + 1, -1) @ wmat.T, -1, a + 1)
+        for group in groups:
+            boxes = _resample_linear([stack[c] for c in group], centres[group[0]].astype(np.intp), offs)
+            for c, box in zip(group, boxes):
                 raw[:, c] = box
-            raw[:, c][~valid_c[c]] = 0.0
-    nearest_c = [_outer_index([np.clip(np.floor(ax + 0.5).astype(np.intp), 0, cur.shape[a] - 1)
-                               for a, ax in enumerate(axes)]) for axes in axes_c]
-    lab_box = labels_t[nearest_c[1]]
+                raw[:, c][~valid_c[c]] = 0.0
+    nearest = {}
+    for group in groups:
+        nearest[group] = _flat_index(cur.shape, [np.clip(np.floor(ax + 0.5).astype(np.intp), 0, cur.shape[a] - 1)
+                                                 for a, ax in enumerate(axes_c[group[0]])])
+    nearest_c = [next(v for g, v in nearest.items() if c in g) for c in range(3)]
+    lab_box = np.take(np.ascontiguousarray(labels_t).reshape(-1), nearest_c[1])
     mask = (lab_box == ids.reshape((n,) + (1,) * ndim)) & valid
     ctx = None
     if ctx_labels is not None:
         ctx = np.zeros((n, 2, *size_t), dtype=np.float32)
         for k, (lab, c) in enumerate(zip(ctx_labels, (0, 2))):
-            ctx[:, k] = mask if lab is None else _context_masks(np.where(valid_c[c], lab[nearest_c[c]], 0), mask)
+            if lab is None:
+                ctx[:, k] = mask
+                continue
+            box = np.take(np.ascontiguousarray(lab).reshape(-1), nearest_c[c])
+            ctx[:, k] = _context_masks(box if valid_c[c].all() else np.where(valid_c[c], box, 0), mask)
     raw_valid = valid if all(o is None for o in offsets) else np.stack(valid_c, axis=1)
     out = np.empty((n, 4 if ctx is None else 6, *size_t), dtype=np.float32)
     out[:, :3] = normalize_crops(raw, raw_valid)
