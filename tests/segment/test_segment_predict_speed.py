@@ -1,0 +1,90 @@
+"""Inference speed-ups keep the outputs: channels-last networks (2D and 3D) and the torch resampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dynacell.segment.predict import Segmenter, segment_frame
+
+
+def _scipy_linear(a, shape):
+    """The former resampling (``scipy.ndimage.zoom``, order 1, corner-aligned), edge read with ``nearest``."""
+    from scipy import ndimage as ndi
+
+    out = ndi.zoom(np.asarray(a, np.float32), np.asarray(shape) / np.asarray(a.shape), order=1, grid_mode=False,
+                   mode="nearest")
+    return out[tuple(slice(0, n) for n in shape)]
+
+
+@pytest.mark.parametrize(("shape", "out"), [((37, 50), (63, 17)), ((40, 41), (40, 96)),
+                                            ((9, 30, 28), (23, 16, 37)), ((31, 61, 29), (80, 82, 39))])
+def test_resize_linear_is_scipy_zoom(shape, out):
+    from dynacell.segment.predict import _resize_linear
+
+    a = np.random.default_rng(0).random(shape, dtype=np.float32)
+    got = _resize_linear(a, out)
+    assert got.shape == out and got.dtype == np.float32
+    np.testing.assert_allclose(got, _scipy_linear(a, out), atol=2e-5)
+    np.testing.assert_array_equal(_resize_linear(a, shape), a)
+
+
+def test_zoomed_shape_rounds_as_scipy():
+    from scipy import ndimage as ndi
+
+    from dynacell.segment.predict import _zoomed_shape
+
+    for shape, zoom in [((71, 180, 247), (1.309, 0.551, 0.551)), ((31, 61, 29), (2.5695, 1.33615, 1.33615)),
+                        ((1024, 1024), (0.3993, 0.3993))]:
+        assert _zoomed_shape(shape, np.asarray(zoom)) == ndi.zoom(np.zeros(shape, np.float32), zoom, order=0).shape
+
+
+def _contiguous_copy(seg):
+    import copy
+
+    import torch
+
+    net = copy.deepcopy(seg.net).to(memory_format=torch.contiguous_format)
+    return Segmenter(net, seg.card, seg.folder)
+
+
+def test_channels_last_3d_network_and_labels_unchanged(monkeypatch):
+    """The shipped 3D model in channels-last layout: the maps of the plain layout (float tolerance), and the
+    same labels as the former path (plain layout, SciPy resampling) on a small synthetic embryo."""
+    import torch
+
+    import dynacell.segment.predict as predict
+    from dynacell.simulate import simulate_embryo
+
+    seg = Segmenter.from_pretrained("nuclei-seg-3d")
+    assert seg.net.down[0][0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    res = simulate_embryo(ndim=3, n_start=5, n_frames=1, radius_um=4.0, division_rate_per_frame=0.0,
+                          voxel_size_um=(1.5, 0.5, 0.5), photons=40.0, background_photons=10.0, seed=5,
+                          progress=False)
+    img = np.asarray(res.images[0])
+    new = segment_frame(img, seg, voxel_size_um=(1.5, 0.5, 0.5), nucleus_diameter_px=16.0)
+    plain = _contiguous_copy(seg)
+    x = predict.normalize_image(img)[:, ::2, ::2].copy()
+    for k, v in seg.predict_maps(x).items():
+        np.testing.assert_allclose(v, plain.predict_maps(x)[k], atol=1e-4)
+    monkeypatch.setattr(predict, "_resize_linear", _scipy_linear)
+    monkeypatch.setattr(predict, "_channels_last", lambda ndim: torch.contiguous_format)
+    old = segment_frame(img, plain, voxel_size_um=(1.5, 0.5, 0.5), nucleus_diameter_px=16.0)
+    assert old.max() >= 4
+    np.testing.assert_array_equal(new, old)
+
+
+def test_2d_labels_unchanged_with_flips(monkeypatch, make_discs):
+    """The shipped 2D model with 4 flips: same labels as the former path on synthetic discs resampled ×0.5."""
+    import torch
+
+    import dynacell.segment.predict as predict
+
+    img, _ = make_discs(shape=(160, 176), centres=((50, 50), (50, 96), (110, 120)), radius=24)
+    seg = Segmenter.from_pretrained("nuclei-seg-2d")
+    new = segment_frame(img, seg, nucleus_diameter_px=48.0)
+    monkeypatch.setattr(predict, "_resize_linear", _scipy_linear)
+    monkeypatch.setattr(predict, "_channels_last", lambda ndim: torch.contiguous_format)
+    old = segment_frame(img, _contiguous_copy(seg), nucleus_diameter_px=48.0)
+    assert old.max() == 3
+    np.testing.assert_array_equal(new, old)
