@@ -78,13 +78,25 @@ def _legend_outside(ax) -> None:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
 
 
+def _margins(fig: Figure, left_in: float, right_in: float, top_in: float, bottom_in: float, **spacing) -> None:
+    """Fixed subplot margins in inches (no layout engine, no tight bounding box: the figure is drawn once).
+
+    ``spacing`` goes to :meth:`matplotlib.figure.Figure.subplots_adjust` (``wspace``, ``hspace``).
+    """
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=left_in / w, right=1 - right_in / w, top=1 - top_in / h, bottom=bottom_in / h,
+                        **spacing)
+
+
 def figure_to_base64(fig: Figure, dpi: int = 100) -> str:
     """Render a figure to a base64-encoded PNG string (for ``<img src="data:image/png;base64,...">``).
 
     Parameters
     ----------
     fig : matplotlib.figure.Figure
-        The figure.
+        The figure (its own size and margins: the report's figures set fixed margins, so the
+        figure is drawn once — a tight bounding box or a layout engine draws it two or more times,
+        which was most of the report's CPU time).
     dpi : int
         Resolution in dots per inch.
 
@@ -94,7 +106,7 @@ def figure_to_base64(fig: Figure, dpi: int = 100) -> str:
         ASCII base64 of the PNG bytes.
     """
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -116,6 +128,7 @@ def plot_state_counts(states: pd.DataFrame, frame_interval_s: float | None = Non
     """
     fig = Figure(figsize=(8, 4.5))
     ax_top, ax_bot = fig.subplots(2, 1, sharex=True)
+    _margins(fig, 0.75, 1.6, 0.4, 0.55, hspace=0.12)  # legends outside on the right
     counts = states.groupby(["t", "state"]).size().unstack(fill_value=0) if len(states) else pd.DataFrame()
     factor, unit = time_unit(frame_interval_s, int(states["t"].max()) + 1 if len(states) else 1)
     if not counts.empty:
@@ -153,6 +166,7 @@ def plot_event_timeline(states: pd.DataFrame, frame_interval_s: float | None = N
     """
     fig = Figure(figsize=(8, 3.5))
     ax = fig.subplots()
+    _margins(fig, 0.75, 1.6, 0.4, 0.55)  # legend outside on the right
     n_events = int(states["state"].isin(["mitotic", "new_daughter", "death"]).sum())
     size = 18 if n_events < 300 else 6
     factor, unit = time_unit(frame_interval_s, int(states["t"].max()) + 1 if len(states) else 1)
@@ -248,6 +262,7 @@ def plot_lineage_tree(lineage: Lineage, states: Mapping[Node, str] | None = None
     height = float(np.clip(0.12 * min(n_rows, max_tracks), 3, 30))
     fig = Figure(figsize=(9, height))
     ax = fig.subplots()
+    _margins(fig, 0.75, 1.45, 0.4, 0.55)  # legend outside on the right
     g = lineage.graph
     f, unit = time_unit(frame_interval_s, lineage.n_frames)
     segs, colors, links = [], [], []
@@ -302,6 +317,7 @@ def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], title: str
     matrix = np.asarray(matrix)
     fig = Figure(figsize=(5, 4.2))
     ax = fig.subplots()
+    _margins(fig, 1.3, 0.3, 0.4, 1.1)  # class names on both axes
     rows = matrix.sum(axis=1, keepdims=True)
     frac = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
     ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
@@ -346,8 +362,9 @@ def plot_lineage_statistics(stats) -> Figure:
 
     f, unit = _duration_unit(stats)
     tr = stats.tracks
-    fig = Figure(figsize=(11, 6.5), layout="constrained")
+    fig = Figure(figsize=(11, 6.5))
     axes = fig.subplots(2, 3)
+    _margins(fig, 0.7, 0.2, 0.35, 0.65, wspace=0.32, hspace=0.5)
     ax = axes[0, 0]
     cyc = tr[tr["complete_cycle"]] if len(tr) else tr
     if len(cyc):
@@ -390,7 +407,9 @@ def plot_lineage_statistics(stats) -> Figure:
             sel = tr.loc[tr["fate"] == fate, "length_frames"].to_numpy(float) * f
             if sel.size:
                 ax.hist(sel, bins=bins, alpha=0.6, color=colour, label=f"{fate} ({sel.size})")
-        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        handles, labels = ax.get_legend_handles_labels()  # in the empty sixth panel
+        axes[1, 2].legend(handles, [f"track length: {lab}" for lab in labels], fontsize=8, frameon=False,
+                          loc="upper left")
     ax.set_xlabel(f"track length ({unit})")
     ax.set_ylabel("tracks")
     ax.set_title("Track lengths by fate", fontsize=10)
@@ -423,8 +442,9 @@ def plot_measurements(table: pd.DataFrame, columns: Sequence[str]) -> Figure:
     n = max(1, len(columns))
     ncol = min(3, n)
     nrow = int(np.ceil(n / ncol))
-    fig = Figure(figsize=(3.6 * ncol, 2.6 * nrow), layout="constrained")
+    fig = Figure(figsize=(3.6 * ncol, 2.6 * nrow))
     axes = np.atleast_1d(fig.subplots(nrow, ncol)).ravel()
+    _margins(fig, 0.65, 0.15, 0.15, 0.55, wspace=0.4 * ncol / max(ncol, 1), hspace=0.5)
     for ax, col in zip(axes, columns):
         v = pd.to_numeric(table[col], errors="coerce").to_numpy(float)
         v = v[np.isfinite(v)]
