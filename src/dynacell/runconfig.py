@@ -41,7 +41,7 @@ class RunConfig(BaseModel):
         single-channel movie (a multi-channel one is then refused with a message naming the choice).
     segmenter : str
         Segmenter used when no labels are given: ``"auto"`` (the shipped ``nuclei-seg-2d`` for 2D
-        movies, the classical segmenter for 3D), ``"classical"`` (threshold + watershed) or a
+        movies, ``nuclei-seg-3d`` for 3D), ``"classical"`` (threshold + watershed) or a
         segmentation model name / folder (see :mod:`dynacell.segment`).
     test_time_flips : int or None
         Flipped copies of each frame a learned segmenter averages (1, 2 or 4); None = the model

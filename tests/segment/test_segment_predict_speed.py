@@ -53,7 +53,7 @@ def test_channels_last_3d_network_and_labels_unchanged(monkeypatch):
     same labels as the former path (plain layout, SciPy resampling) on a small synthetic embryo."""
     import torch
 
-    import dynacell.segment.predict as predict
+    from dynacell.segment import predict
     from dynacell.simulate import simulate_embryo
 
     seg = Segmenter.from_pretrained("nuclei-seg-3d")
@@ -78,7 +78,7 @@ def test_2d_labels_unchanged_with_flips(monkeypatch, make_discs):
     """The shipped 2D model with 4 flips: same labels as the former path on synthetic discs resampled ×0.5."""
     import torch
 
-    import dynacell.segment.predict as predict
+    from dynacell.segment import predict
 
     img, _ = make_discs(shape=(160, 176), centres=((50, 50), (50, 96), (110, 120)), radius=24)
     seg = Segmenter.from_pretrained("nuclei-seg-2d")
@@ -88,3 +88,21 @@ def test_2d_labels_unchanged_with_flips(monkeypatch, make_discs):
     old = segment_frame(img, _contiguous_copy(seg), nucleus_diameter_px=48.0)
     assert old.max() == 3
     np.testing.assert_array_equal(new, old)
+
+
+def test_auto_segmenter_is_the_learned_model_of_the_movie_dimension(tmp_path):
+    """``dynacell run``'s ``auto``: nuclei-seg-3d for a 3D movie (nuclei found on a rendered embryo)."""
+    from dynacell.io.movie import Movie
+    from dynacell.metrics.segmentation import object_scores
+    from dynacell.segment.select import DEFAULT_2D, DEFAULT_3D, segment_for_run
+    from dynacell.simulate import simulate_embryo
+
+    assert (DEFAULT_2D, DEFAULT_3D) == ("nuclei-seg-2d", "nuclei-seg-3d")
+    res = simulate_embryo(ndim=3, n_start=5, n_frames=1, radius_um=4.0, division_rate_per_frame=0.0,
+                          voxel_size_um=(1.5, 0.5, 0.5), photons=40.0, background_photons=10.0, seed=11,
+                          progress=False)
+    movie = Movie(np.asarray(res.images), "TZYX", voxel_size_um=(1.5, 0.5, 0.5), source="embryo")
+    labels, name, notes = segment_for_run(movie, "auto", tmp_path, test_time_flips=1)
+    assert name == "nuclei-seg-3d" and "learned segmenter nuclei-seg-3d" in notes[0]
+    ref = np.asarray(res.labels[0])
+    assert object_scores(ref, np.asarray(labels.frame(labels.frame_indices[0])))["tp@0.5"] >= len(np.unique(ref)) - 2

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         model: str | None = typer.Option(None, "--model", help="State model name or folder. Default: nuclei-2d / nuclei-3d."),
         segmenter: str = typer.Option(
             "auto", "--segmenter",
-            help="Segmenter when no --labels are given: auto (nuclei-seg-2d for 2D, classical for 3D), classical, "
+            help="Segmenter when no --labels are given: auto (nuclei-seg-2d for 2D, nuclei-seg-3d for 3D), classical, "
                  "a model name or folder."),
         test_time_flips: int | None = typer.Option(
             None, "--test-time-flips",
