@@ -106,3 +106,29 @@ def test_auto_segmenter_is_the_learned_model_of_the_movie_dimension(tmp_path):
     assert name == "nuclei-seg-3d" and "learned segmenter nuclei-seg-3d" in notes[0]
     ref = np.asarray(res.labels[0])
     assert object_scores(ref, np.asarray(labels.frame(labels.frame_indices[0])))["tp@0.5"] >= len(np.unique(ref)) - 2
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_concat_free_forward_is_the_network(ndim):
+    """The decoder convolutions split along their input channels give the logits of ``net(x)``."""
+    import torch
+
+    from dynacell.models.runtime import fuse_conv_bn
+    from dynacell.models.unet import InstanceUNet
+    from dynacell.segment.predict import _ConcatFreeUNet
+
+    torch.manual_seed(0)
+    net = InstanceUNet(ndim=ndim, base_filters=4, depth=3)
+    for m in net.modules():  # non-trivial BatchNorms, folded into biased convolutions as at load
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    fuse_conv_bn(net.eval())
+    x = torch.randn(2, 1, *([16] * (ndim - 2)), 24, 32)
+    with torch.inference_mode():
+        want = net(x)
+        got = _ConcatFreeUNet(net)(x)
+    assert got.shape == want.shape == (2, 3, *x.shape[2:])
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    seg = Segmenter(net, Segmenter.from_pretrained("nuclei-seg-3d" if ndim == 3 else "nuclei-seg-2d").card, ".")
+    assert isinstance(seg.forward, _ConcatFreeUNet) and seg.forward is seg.forward
