@@ -451,8 +451,9 @@ def _resample_linear(frames: Sequence[np.ndarray], centres: np.ndarray,
     one weighted sum, the most shrinking axis first. An axis of the frame no longer than the
     source window a box needs (the 5 z-planes of a CHO frame against a 28-plane window) is read
     whole — only its real planes — and interpolated per box last, by one small matrix per box;
-    the other axes are read as a window around each centre (indices clipped to the frame). The
-    source windows are read with one flat index shared by the frames. No per-box Python loop.
+    the other axes are read as a window around each centre: strided copies of sliding windows for
+    boxes inside the frame, one flat index clipped to the frame (shared by the frames) for boxes
+    crossing its border. No per-box Python loop.
     """
     shape = frames[0].shape
     nd = len(shape)
@@ -461,16 +462,26 @@ def _resample_linear(frames: Sequence[np.ndarray], centres: np.ndarray,
     fracs = [(np.asarray(o) - f).astype(np.float32) for o, f in zip(offsets, floors)]
     rel = [np.unique(np.concatenate([f, f + 1])) for f in floors]  # source offsets each axis reads
     whole = [shape[a] <= rel[a].size for a in range(nd)]  # read every plane of this axis
-    # a sample inside the frame (0 <= coordinate <= size - 1) has both taps inside it, or a weight-0 tap
-    # one past the last pixel: indices clipped to the frame give its exact value, and samples outside the
-    # frame are zeroed by the caller, so no out-of-frame row needs zeroing here
-    index = _flat_index(shape, [np.arange(shape[a])[None, :] if whole[a]
-                                else np.clip(centres[:, a, None] + rel[a][None, :], 0, shape[a] - 1)
-                                for a in range(nd)])
-    if index.shape[0] != n:
-        index = np.broadcast_to(index, (n,) + index.shape[1:])
+    # source window of each box: rows centre + rel (a window axis) or every plane (a whole axis)
+    span = [shape[a] if whole[a] else int(rel[a][-1] - rel[a][0]) + 1 for a in range(nd)]
+    start = [np.zeros(n, np.intp) if whole[a] else centres[:, a] + rel[a][0] for a in range(nd)]
+    inside = np.ones(n, bool)
+    for a in range(nd):
+        inside &= (start[a] >= 0) & (start[a] + span[a] <= shape[a])
+    interior, border = np.flatnonzero(inside), np.flatnonzero(~inside)
+    gaps = [a for a in range(nd) if not whole[a] and rel[a].size < span[a]]  # rows of the window never read
+    # boxes crossing the border: a flat index clipped to the frame. A sample inside the frame
+    # (0 <= coordinate <= size - 1) has both taps inside it, or a weight-0 tap one past the last pixel, so
+    # clipped indices give its exact value; samples outside the frame are zeroed by the caller.
+    index = None
+    if border.size:
+        index = _flat_index(shape, [np.arange(shape[a])[None, :] if whole[a]
+                                    else np.clip(centres[border, a, None] + rel[a][None, :], 0, shape[a] - 1)
+                                    for a in range(nd)])
+        index = np.broadcast_to(index, (border.size,) + index.shape[1:])
+    dims = tuple(shape[a] if whole[a] else rel[a].size for a in range(nd))
     # most shrinking window axis first, whole axes (interpolated per box) last
-    order = sorted(range(nd), key=lambda a: (whole[a], -index.shape[1 + a] / max(offsets[a].size, 1)))
+    order = sorted(range(nd), key=lambda a: (whole[a], -dims[a] / max(offsets[a].size, 1)))
     plans = []
     for a in order:
         ax = 1 + a
@@ -488,7 +499,17 @@ def _resample_linear(frames: Sequence[np.ndarray], centres: np.ndarray,
             plans.append((ax, wmat, None, None))
     out = []
     for frame in frames:
-        box = np.take(np.ascontiguousarray(frame).reshape(-1), index).astype(np.float32, copy=False)
+        box = np.empty((n,) + dims, np.float32) if border.size else None
+        if interior.size:  # boxes inside the frame: strided copies of sliding windows, no index arrays
+            win = np.lib.stride_tricks.sliding_window_view(frame, span)[tuple(st[interior] for st in start)]
+            for a in gaps:
+                win = np.take(win, rel[a] - rel[a][0], axis=1 + a)
+            if box is None:
+                box = win.astype(np.float32, copy=False)
+            else:
+                box[interior] = win
+        if border.size:
+            box[border] = np.take(np.ascontiguousarray(frame).reshape(-1), index)
         for ax, i0, i1, w in plans:
             if i1 is None:  # whole axis: (N, s, size) @ (N, size, rest)
                 moved = np.moveaxis(box, ax, 1)

@@ -1,4 +1,5 @@
-"""Classification speed: nuclei per second from crops, dcnet beside the seed's 4ncnn."""
+"""Classification speed: nuclei per second from crops (dcnet beside the seed's 4ncnn), and of reading and
+cropping a movie as the classify step does (the model left out)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-__all__ = ["speed_table"]
+__all__ = ["crop_speed", "speed_table"]
 
 
 def speed_table(n: int = 2048, threads: int = 2, batch_size: int = 256, repeats: int = 3,
@@ -82,3 +83,47 @@ def speed_table(n: int = 2048, threads: int = 2, batch_size: int = 256, repeats:
                          "nuclei_per_cpu_s": round(n / best_cpu, 1),
                          "ms_per_batch": round(1000 * best / (n / batch_size), 2), "threads": threads})
     return pd.DataFrame(rows)
+
+
+def crop_speed(images, labels, model, *, frames=None, repeats: int = 1) -> dict:
+    """Nuclei per CPU-second of reading and cropping a movie exactly as the classify step does, without the model.
+
+    The crops are cut by :func:`dynacell.samples.crops.iter_frame_crops` with the crop size, nucleus-size
+    rule, voxel size and context channels that :func:`dynacell.states.classify.classify_movie` derives
+    from ``model`` (no lineage: boxes at each nucleus's position at ``t``, the 2D default).
+
+    Parameters
+    ----------
+    images, labels : dynacell.io.Movie
+        The movie ``(T, (Z), Y, X)`` and its label images (read frame by frame, as in the run).
+    model : StateClassifier
+        Gives the crop parameters (:func:`dynacell.states.classify.crop_parameters`); it is not run.
+    frames : sequence of int, optional
+        Frames to crop (default every frame with labels).
+    repeats : int
+        Passes over the frames; the fastest is kept.
+
+    Returns
+    -------
+    dict
+        ``nuclei`` (crops per pass), ``frames``, ``cpu_s`` (CPU-seconds of this process for the best
+        pass, all threads: the comparable figure on a shared machine), ``nuclei_per_cpu_s``, ``crop``
+        (shape of one crop, channels first).
+    """
+    from dynacell.samples.crops import iter_frame_crops
+    from dynacell.states.classify import crop_kwargs_for_movie, crop_parameters
+
+    crop = crop_parameters(model, images.ndim_spatial)
+    kw = crop_kwargs_for_movie(crop, images, labels)
+    todo = [int(t) for t in (frames if frames is not None else images.frame_indices) if labels.has_frame(int(t))]
+    best, n, shape = np.inf, 0, None
+    for _ in range(max(1, int(repeats))):
+        c0, n = time.process_time(), 0
+        for fc in iter_frame_crops(images, labels, todo, size=crop["size"], voxel_size_um=kw["voxel_size_um"],
+                                   target_voxel_um=kw["target_voxel_um"], context=getattr(model, "context", False)):
+            n += len(fc.label_ids)
+            shape = fc.x.shape[1:] if len(fc.x) else shape
+        best = min(best, time.process_time() - c0)
+    return {"nuclei": n, "frames": len(todo), "cpu_s": round(best, 3),
+            "nuclei_per_cpu_s": round(n / best, 1) if best > 0 else None,
+            "crop": "×".join(map(str, shape)) if shape is not None else "-"}
