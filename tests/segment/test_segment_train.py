@@ -81,3 +81,26 @@ def test_marker_pseudo_labels_split_a_merged_pair_and_leave_markerless_foregroun
     assert len(np.unique(out2)) == 4 and (out2 == 7).sum() == (out == 7).sum()
     with pytest.raises(Exception, match="shape"):
         marker_pseudo_labels(markers[:10], fg, elevation)
+
+
+def test_dimming_scales_whole_objects_and_leaves_background(make_discs):
+    from scipy import ndimage as ndi
+
+    from dynacell.train.segment import _dim_objects
+
+    img, lab = make_discs(shape=(64, 64), centres=((20, 20), (20, 37), (45, 45)), radius=8)
+    x = prepare(AnnotatedFrame("toy", 0, img, lab), 1.0).image
+    rng = np.random.default_rng(0)
+    assert np.array_equal(_dim_objects(x, lab, 0.0, (0.2, 0.2), rng), x)  # p = 0: untouched
+    out = _dim_objects(x, lab, 1.0, (0.2, 0.2), rng)
+    core = ndi.binary_erosion(lab > 0, iterations=4)
+    assert np.allclose(out[0][core], 0.2 * x[0][core], rtol=0.05, atol=1e-3)  # every object at 0.2
+    far = ndi.distance_transform_edt(lab == 0) > 6
+    assert np.allclose(out[0][far], x[0][far], rtol=1e-3, atol=1e-6)  # background away from objects unchanged
+    half = _dim_objects(x, lab, 0.5, (0.2, 0.2), np.random.default_rng(3))
+    dimmed = [np.allclose(half[0][core & (lab == i)], 0.2 * x[0][core & (lab == i)], rtol=0.05, atol=1e-3)
+              for i in (1, 2, 3)]
+    kept = [np.allclose(half[0][core & (lab == i)], x[0][core & (lab == i)]) for i in (1, 2, 3)]
+    assert all(d != k for d, k in zip(dimmed, kept))  # each object dimmed whole or not at all
+    dims = CropDataset([prepare(AnnotatedFrame("toy", 0, img, lab), 1.0)], 2, (32, 32), seed=0, dim_nuclei=0.5)
+    assert dims[0][0].shape == (1, 32, 32)
