@@ -90,3 +90,20 @@ def test_cli_benchmark_segmentation(tmp_path, make_discs, monkeypatch, run_cli):
     assert (tmp_path / "b" / "segment_benchmark.csv").is_file() and not (tmp_path / "b" / "segment_speed.csv").exists()
     code, _, err = run_cli("benchmark", "segmentation", "--datasets", "nope", "--no-speed")
     assert code != 0 and "unknown dataset" in err
+
+
+def test_speed_per_flips_and_given_diameter(make_discs, tiny_model, monkeypatch):
+    """One row per number of flips of a learned model (one for classical); a given diameter reaches segment_frame."""
+    from dynacell.segment import benchmark, predict
+
+    seen = []
+    real = predict.segment_frame
+    monkeypatch.setattr(predict, "segment_frame",
+                        lambda img, m, **k: seen.append((m.card.test_time_flips, k["nucleus_diameter_px"]))
+                        or real(img, m, **k))
+    models = load_models(["classical", str(tiny_model)])
+    sp = benchmark.speed(models, 1, datasets=["toy"], repeats=1, loader=_toy_loader(make_discs), verbose=False,
+                         flips=(1, 4), diameter_px={"toy": 30.0})
+    assert list(sp.model) == ["classical", "tiny-model", "tiny-model"]
+    assert sp.flips.isna().tolist() == [True, False, False] and sp.flips.tolist()[1:] == [1, 4]
+    assert set(sp.frame) == {"2D 96x96 toy d=30px"} and seen == [(1, 30.0), (4, 30.0)]

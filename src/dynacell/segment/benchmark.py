@@ -359,7 +359,8 @@ def _overlay(frame: Any, lab: np.ndarray, path: Path) -> None:
 
 
 def speed(models: Sequence[Any], threads: int, *, datasets: Sequence[str] = SPEED_DATASETS,
-          repeats: int = 3, loader: Loader | None = None, verbose: bool = True) -> pd.DataFrame:
+          repeats: int = 3, loader: Loader | None = None, verbose: bool = True,
+          flips: Sequence[int | None] = (None,), diameter_px: dict[str, float] | None = None) -> pd.DataFrame:
     """Seconds per frame of every model on the first test frame of each dataset.
 
     Parameters
@@ -377,13 +378,22 @@ def speed(models: Sequence[Any], threads: int, *, datasets: Sequence[str] = SPEE
         As in :func:`evaluate`.
     verbose : bool
         Print one JSON line per row.
+    flips : sequence of int or None
+        Test-time flips each learned model is timed with (None: its card's; see
+        :meth:`dynacell.segment.predict.Segmenter.with_test_time_flips`); the classical
+        segmenter is timed once.
+    diameter_px : dict, optional
+        ``dataset -> nucleus diameter (px)`` given instead of the estimate: e.g. ``{"gowt1": 24}``
+        times the 1024×1024 GOWT1 frame as a frame of 24-px nuclei (the network then runs at
+        full resolution: the worst case of a 1024² frame). Rows say ``d=24px``.
 
     Returns
     -------
     pandas.DataFrame
-        ``model, frame, threads, wall_s, cpu_s, load_avg_1min``: wall and CPU seconds
+        ``model, frame, flips, threads, wall_s, cpu_s, load_avg_1min``: wall and CPU seconds
         (``time.process_time``, all threads) of segmenting the frame, labels only, nucleus size
-        estimated beforehand (once per movie, as ``dynacell segment`` does).
+        estimated beforehand (once per movie, as ``dynacell segment`` does); ``flips`` is
+        empty for the classical segmenter.
     """
     from dynacell.segment import classical
     from dynacell.segment.learned import estimate_nucleus_diameter_px
@@ -397,27 +407,34 @@ def speed(models: Sequence[Any], threads: int, *, datasets: Sequence[str] = SPEE
             raise InvalidInputError(f"dataset {ds!r} has no test frames")
         f = frames[0]
         vs = aspect_from_reference(frames) if f.image.ndim == 3 else None
-        cases.append((f"{f.image.ndim}D {'x'.join(map(str, f.image.shape))} {ds}", f, vs))
+        given = (diameter_px or {}).get(ds)
+        label = f"{f.image.ndim}D {'x'.join(map(str, f.image.shape))} {ds}" + (f" d={given:g}px" if given else "")
+        cases.append((label, f, vs, given))
     rows = []
     for model in models:
-        for label, f, vs in cases:
+        for label, f, vs, given in cases:
             if not _runs_on(model, f.image.ndim):
                 continue
-            d = estimate_nucleus_diameter_px(f.image, voxel_size_um=vs)
-            wall, cpu = [], []
-            for _ in range(max(1, int(repeats))):
-                t0, c0 = time.perf_counter(), time.process_time()
-                if isinstance(model, str):
-                    classical.segment_frame(f.image, voxel_size_um=vs if vs is not None else f.voxel_size_um)
-                else:
-                    segment_frame(f.image, model, voxel_size_um=vs, nucleus_diameter_px=d)
-                wall.append(time.perf_counter() - t0)
-                cpu.append(time.process_time() - c0)
-            rows.append({"model": model_label(model), "frame": label, "threads": int(threads), "wall_s": min(wall),
-                         "cpu_s": min(cpu), "load_avg_1min": os.getloadavg()[0]})
-            if verbose:
-                print(json.dumps(rows[-1]), flush=True)
-    return pd.DataFrame(rows)
+            d = given or estimate_nucleus_diameter_px(f.image, voxel_size_um=vs)
+            for n_flips in ([None] if isinstance(model, str) else list(flips)):
+                m = model if isinstance(model, str) else model.with_test_time_flips(n_flips)
+                wall, cpu = [], []
+                for _ in range(max(1, int(repeats))):
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    if isinstance(m, str):
+                        classical.segment_frame(f.image, voxel_size_um=vs if vs is not None else f.voxel_size_um)
+                    else:
+                        segment_frame(f.image, m, voxel_size_um=vs, nucleus_diameter_px=d)
+                    wall.append(time.perf_counter() - t0)
+                    cpu.append(time.process_time() - c0)
+                rows.append({"model": model_label(model), "frame": label,
+                             "flips": None if isinstance(m, str) else m.card.test_time_flips, "threads": int(threads),
+                             "wall_s": min(wall), "cpu_s": min(cpu), "load_avg_1min": os.getloadavg()[0]})
+                if verbose:
+                    print(json.dumps(rows[-1]), flush=True)
+    table = pd.DataFrame(rows, columns=["model", "frame", "flips", "threads", "wall_s", "cpu_s", "load_avg_1min"])
+    table["flips"] = table["flips"].astype("Int64")
+    return table
 
 
 def markdown(df: pd.DataFrame, digits: int = 3) -> str:
