@@ -132,3 +132,23 @@ def test_concat_free_forward_is_the_network(ndim):
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     seg = Segmenter(net, Segmenter.from_pretrained("nuclei-seg-3d" if ndim == 3 else "nuclei-seg-2d").card, ".")
     assert isinstance(seg.forward, _ConcatFreeUNet) and seg.forward is seg.forward
+
+
+def test_auto_3d_without_voxel_size_says_so(tmp_path, monkeypatch):
+    """A 3D model on a movie of unknown voxel size assumed cubic voxels: the notes say so (2D: no such note)."""
+    from dynacell.io.movie import Movie
+    from dynacell.segment import predict
+    from dynacell.segment.select import segment_for_run
+
+    def fake(images, model, **_):
+        return Movie(np.zeros(images.shape, np.int32), images.axes, voxel_size_um=images.voxel_size_um,
+                     metadata={"segmenter": model.name, "warnings": [], "nucleus_diameter_px": 10.0})
+
+    monkeypatch.setattr(predict, "segment_movie", fake)
+    vol = Movie(np.zeros((1, 4, 16, 16), np.float32), "TZYX", source="x")
+    notes = segment_for_run(vol, "auto", tmp_path / "a")[2]
+    assert any(n.startswith("Voxel size unknown: nuclei-seg-3d") for n in notes)
+    vol = Movie(np.zeros((1, 4, 16, 16), np.float32), "TZYX", voxel_size_um=(2.0, 0.5, 0.5), source="x")
+    assert not any("Voxel size unknown" in n for n in segment_for_run(vol, "auto", tmp_path / "b")[2])
+    flat = Movie(np.zeros((1, 16, 16), np.float32), "TYX", source="x")
+    assert not any("Voxel size unknown" in n for n in segment_for_run(flat, "auto", tmp_path / "c")[2])

@@ -49,7 +49,8 @@ def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress
     name : str
         The segmenter used (recorded in ``run.json`` and the report).
     notes : list of str
-        Warnings for the report.
+        Warnings for the report (a 3D model on a movie without a voxel size: a note saying that it
+        assumed cubic voxels).
 
     Raises
     ------
@@ -84,11 +85,15 @@ def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress
         notes = [(f"Labels come from the learned segmenter {name} (nucleus diameter "
                   f"{labels.metadata['nucleus_diameter_px'] or float('nan'):.1f} px estimated from the first frame; "
                   f"maps averaged over {n_flips} flipped cop{'y' if n_flips == 1 else 'ies'}).")]
+        if model.card.ndim == 3 and images.ndim_spatial == 3 and images.voxel_size_um is None:
+            notes.append(f"Voxel size unknown: {name} treated the voxels as cubes (z step = pixel size) and "
+                         "distances are in voxels. Most 3D stacks have a larger z step: give it with "
+                         "--voxel-size-um Z Y X (µm), or the nuclei are cut wrongly in z.")
         notes += [f"Segmentation check: {w}" for w in labels.metadata["warnings"]]
         return labels, name, notes
     from dynacell.segment.classical import METHOD_NAME, segment_movie
 
     labels = segment_movie(images, Path(work) / "labels.zarr", progress=progress)
-    notes = ["Labels come from the CLASSICAL fallback segmenter (Gaussian smoothing, Otsu threshold, "
-             "distance-transform watershed), not from a trained model."]
+    notes = [("Labels come from the CLASSICAL segmenter (Gaussian smoothing, Otsu threshold, "
+              "distance-transform watershed), not from a trained model.")]
     return labels, METHOD_NAME, notes
