@@ -22,6 +22,12 @@ def _echo(obj) -> None:
     typer.echo(json.dumps(obj, indent=1, default=float))
 
 
+def _name(fm) -> str:
+    """Name of a frame model (its card) or method."""
+    card = getattr(fm, "card", None)
+    return card.name if card is not None else fm.name
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``forecast`` command group to ``app``."""
     fc = typer.Typer(help="Forecasting: next frames of a movie, next positions of tracks (always beside baselines).",
@@ -51,7 +57,8 @@ def register(app: typer.Typer) -> None:
     @fc.command("evaluate")
     def evaluate(
         movie: Path = typer.Argument(..., help="movie (CTC folder, TIFF, zarr, npz)"),
-        model: str = typer.Option("frames-unet", "--model", help="shipped model name or model folder"),
+        model: str = typer.Option("frames-unet", "--model",
+                                  help="shipped model name, model folder, or the method frames-mc-linear"),
         k: int | None = typer.Option(None, "--k", help="window length (must equal the model's K)"),
         axes: str | None = typer.Option(None, "--axes", help="axes of a TIFF stack, e.g. TYX"),
         z: str = typer.Option("max", "--z", help="3D movies: z-slice index or 'max' (projection)"),
@@ -66,6 +73,7 @@ def register(app: typer.Typer) -> None:
         from dynacell.errors import InvalidInputError
         from dynacell.forecast import (
             FrameForecaster,
+            MotionCompensatedForecaster,
             load_frames,
             normalize_movie,
             resolve_model,
@@ -73,7 +81,7 @@ def register(app: typer.Typer) -> None:
         from dynacell.forecast.evaluate import evaluate_frames
 
         fm = resolve_model(model)
-        if not isinstance(fm, FrameForecaster):
+        if not isinstance(fm, (FrameForecaster, MotionCompensatedForecaster)):
             raise InvalidInputError(f"model {model!r} is a position model; use 'dynacell forecast evaluate-tracks'")
         if k is not None and k != fm.k:
             raise InvalidInputError(f"--k {k}: model {model!r} reads windows of K = {fm.k} frames")
@@ -85,9 +93,16 @@ def register(app: typer.Typer) -> None:
         first = max(fm.k, len(raw) - max(1, round(len(raw) * test_fraction)))
         fit_frames = range(first) if first > fm.k else None
         frames, _ = normalize_movie(raw, fit_frames=fit_frames)
+        extra = {}
+        if isinstance(fm, MotionCompensatedForecaster):
+            if first <= fm.k:
+                raise InvalidInputError(f"{fm.name} is fitted on the frames before the tested ones: "
+                                        f"use --test-fraction < 1 so that more than {fm.k} frames come first")
+            fm.fit(frames, range(fm.k, first))
+            extra["fitted_on_targets"] = fm.fitted_on["targets"]
         res = evaluate_frames(frames, range(first, len(frames)), model=fm, pixel_size_um=px, seed=seed)
-        res.update({"movie": str(movie), "model": fm.card.name, "pixel_size_um": px, "downsample": downsample,
-                    "seed": seed})
+        res.update({"movie": str(movie), "model": _name(fm), "pixel_size_um": px, "downsample": downsample,
+                    "seed": seed, **extra})
         _echo(res)
 
     @fc.command("evaluate-tracks")
@@ -133,7 +148,8 @@ def register(app: typer.Typer) -> None:
     def predict(
         source: Path = typer.Argument(..., help="a movie (frame model) or a tracks CSV / lineage (position model)"),
         out: Path = out_option("Output folder: predicted frames (TIFF) or positions (CSV) and forecast.json."),
-        model: str = typer.Option("frames-unet", "--model", help="shipped model name or model folder"),
+        model: str = typer.Option("frames-unet", "--model",
+                                  help="shipped model name, model folder, or the method frames-mc-linear"),
         steps: int = typer.Option(1, "--steps", help="frames / steps ahead to predict"),
         method: str = typer.Option("model", "--method",
                                    help="positions: model, constant_position, constant_velocity, kalman or "
@@ -152,6 +168,7 @@ def register(app: typer.Typer) -> None:
         from dynacell.errors import InvalidInputError
         from dynacell.forecast import (
             FrameForecaster,
+            MotionCompensatedForecaster,
             load_frames,
             normalize_movie,
             predict_next_positions,
@@ -163,16 +180,20 @@ def register(app: typer.Typer) -> None:
             raise InvalidInputError(f"--steps must be >= 1, got {steps}")
         fm = resolve_model(model) if method == "model" else None
         vs = list(parse_voxel_size(voxel_size_um)) if voxel_size_um else None
-        if isinstance(fm, FrameForecaster):
+        if isinstance(fm, (FrameForecaster, MotionCompensatedForecaster)):
             raw, px, _info = load_frames(source, axes=axes, z=z if z == "max" else int(z), downsample=downsample,
                                         voxel_size_um=vs)
             frames, (lo, hi) = normalize_movie(raw)
+            if isinstance(fm, MotionCompensatedForecaster):
+                if len(frames) <= fm.k:
+                    raise InvalidInputError(f"{fm.name} is fitted on the movie itself: it needs more than {fm.k} frames")
+                fm.fit(frames, range(fm.k, len(frames)))
             pred = fm.rollout(frames, steps) * (hi - lo) + lo
             with atomic_folder(out, overwrite=overwrite) as tmp:
                 for i, f in enumerate(pred, start=1):
                     tifffile.imwrite(tmp / f"pred{len(frames) - 1 + i:03d}.tif", f.astype(np.float32))
                 (tmp / "forecast.json").write_text(json.dumps(
-                    {"model": fm.card.name, "source": str(source), "steps": steps, "last_frame": len(frames) - 1,
+                    {"model": _name(fm), "source": str(source), "steps": steps, "last_frame": len(frames) - 1,
                      "pixel_size_um": px, "downsample": downsample, "intensity_scale": [lo, hi]}, indent=1))
             _echo({"out": str(out), "frames": steps})
             return

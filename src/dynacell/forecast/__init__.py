@@ -1,7 +1,9 @@
 """Forecasting: next frames of a movie and next positions of tracked cells, always beside baselines.
 
 Frames (:mod:`dynacell.forecast.frames`): K-frame windows → the next frame; baselines
-persistence, smoothed persistence, linear extrapolation and optical-flow warping. Positions
+persistence, smoothed persistence, linear extrapolation and optical-flow warping; the method
+``frames-mc-linear`` (:mod:`dynacell.forecast.motion`: motion-aligned past frames combined by
+least squares fitted on the movie's own past). Positions
 (:mod:`dynacell.forecast.positions`): the last positions of a track → its next positions;
 baselines constant position, constant velocity and a Kalman filter.
 :func:`predict_next_positions` gives the predicted positions of every track of a table (a motion
@@ -21,6 +23,7 @@ from dynacell.forecast.frames import (
 from dynacell.forecast.models import (
     DEFAULT_FRAME_MODEL,
     DEFAULT_POSITION_MODEL,
+    FRAME_METHODS,
     FrameForecastCard,
     FrameForecaster,
     PositionForecastCard,
@@ -30,6 +33,7 @@ from dynacell.forecast.models import (
     from_pretrained,
     resolve_model,
 )
+from dynacell.forecast.motion import MotionCompensatedForecaster
 from dynacell.forecast.positions import (
     POSITION_BASELINES,
     KalmanParams,
@@ -49,10 +53,12 @@ __all__ = [
     "BASELINES",
     "DEFAULT_FRAME_MODEL",
     "DEFAULT_POSITION_MODEL",
+    "FRAME_METHODS",
     "POSITION_BASELINES",
     "FrameForecastCard",
     "FrameForecaster",
     "KalmanParams",
+    "MotionCompensatedForecaster",
     "PRWParams",
     "PositionForecastCard",
     "PositionForecaster",

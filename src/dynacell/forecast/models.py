@@ -8,6 +8,9 @@ live in ``dynacell/forecast/pretrained/<name>/``:
 * position models (:class:`PositionForecastCard`, task ``forecast-positions``) predict the next
   positions of a track in µm from its last L positions (:class:`PositionForecaster`).
 
+Named *methods* (no weights file; fitted on the movie's own past before use) resolve by name too:
+``"frames-mc-linear"`` (:class:`dynacell.forecast.motion.MotionCompensatedForecaster`).
+
 This module never imports :mod:`dynacell.train`.
 """
 
@@ -24,6 +27,7 @@ from dynacell.errors import FormatError, InvalidInputError
 __all__ = [
     "DEFAULT_FRAME_MODEL",
     "DEFAULT_POSITION_MODEL",
+    "FRAME_METHODS",
     "PRETRAINED_DIR",
     "FrameForecastCard",
     "FrameForecaster",
@@ -41,6 +45,8 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 DEFAULT_FRAME_MODEL = "frames-unet"
 #: Name of the default position model.
 DEFAULT_POSITION_MODEL = "positions-2d"
+#: Next-frame methods usable by name (no weights file; fitted on the movie's own past before use).
+FRAME_METHODS = ("frames-mc-linear",)
 
 
 class FrameForecastCard(ModelCard):
@@ -293,18 +299,27 @@ def from_pretrained(name: str) -> FrameForecaster | PositionForecaster:
     return from_folder(folder)
 
 
-def resolve_model(name_or_path: str | Path) -> FrameForecaster | PositionForecaster:
-    """A shipped model by name, else a model folder by path.
+def resolve_model(name_or_path: str | Path):
+    """A next-frame method or shipped model by name, else a model folder by path.
+
+    Returns
+    -------
+    FrameForecaster, PositionForecaster or MotionCompensatedForecaster
+        A method (:data:`FRAME_METHODS`) comes unfitted: fit it on the movie's past first.
 
     Raises
     ------
     InvalidInputError
-        If it is neither a shipped name nor an existing folder.
+        If it is neither a method, a shipped name nor an existing folder.
     """
     p = Path(name_or_path)
+    if str(name_or_path) in FRAME_METHODS:
+        from dynacell.forecast.motion import MotionCompensatedForecaster
+
+        return MotionCompensatedForecaster(name=str(name_or_path))
     if str(name_or_path) in available_models():
         return from_pretrained(str(name_or_path))
     if p.is_dir():
         return from_folder(p)
-    raise InvalidInputError(f"model {str(name_or_path)!r} is neither a shipped forecast model "
-                            f"({available_models()}) nor a model folder")
+    raise InvalidInputError(f"model {str(name_or_path)!r} is neither a forecast method ({sorted(FRAME_METHODS)}), "
+                            f"a shipped forecast model ({available_models()}) nor a model folder")
