@@ -412,7 +412,7 @@ def _flat_index(shape: Sequence[int], per_axis: list[np.ndarray]) -> np.ndarray:
     """Flat (C-order) indices ``(N, *L)`` into an array of ``shape`` of a box per nucleus.
 
     ``per_axis[a]`` is intp ``(N or 1, L_a)``, indices along axis ``a`` (in bounds). One
-    :func:`numpy.take` with these indices reads the boxes ~4× faster than numpy's multi-array
+    :func:`numpy.take` with these indices reads the boxes 2–4× faster than numpy's multi-array
     fancy indexing, and the indices serve every frame of the same shape.
     """
     strides = np.cumprod((1,) + tuple(shape[:0:-1]))[::-1]
