@@ -92,3 +92,24 @@ def test_split_errors():
     no_lineage = meta.assign(tree_id=-1)
     with pytest.raises(InvalidInputError, match="no lineage tree"):
         grouped_split(no_lineage, by="tree")
+
+
+def test_datasets_sorted_after_keep_the_sides_of_the_others():
+    """configs/nuclei-2d-sim.yaml relies on this: rendered sets (``sim2d-…``) added to the real ones leave
+    every real tree on its side (datasets are split in sorted order with one generator), while a dataset
+    sorted *before* them would move them."""
+    from dynacell.samples.splits import SplitConfig, assign_split
+
+    rng = np.random.default_rng(0)
+
+    def sets(name: str, n_trees: int) -> pd.DataFrame:
+        trees = rng.integers(0, n_trees, 400)
+        return pd.DataFrame({"dataset": name, "t": rng.integers(0, 30, 400), "tree_id": trees})
+
+    real = pd.concat([sets("bacteria", 30), sets("hela", 40)], ignore_index=True)
+    spec = SplitConfig(by="tree", fractions=(0.6, 0.2, 0.2), seed=0)
+    base = assign_split(real, spec)
+    after = assign_split(pd.concat([real, sets("sim2d-0", 25)], ignore_index=True), spec)
+    assert (after[: len(real)] == base).all()
+    before = assign_split(pd.concat([sets("aaa", 25), real], ignore_index=True), spec)
+    assert (before[400:] != base).any()
