@@ -74,12 +74,12 @@ def test_tampered_weights_and_missing_files(tmp_path: Path) -> None:
         load_model(folder)
 
 
-@pytest.mark.parametrize("name", ["nuclei-2d", "nuclei-3d"])
+@pytest.mark.parametrize("name", ["nuclei-2d", "nuclei-2d-general", "nuclei-3d"])
 def test_shipped_model_loads_and_predicts(name: str) -> None:
     if name not in available_models():
         pytest.skip(f"{name} is not shipped in this checkout")
     clf = load_model(name)
-    assert clf.ndim == int(name[-2])
+    assert clf.ndim == (3 if "-3d" in name else 2)
     assert set(clf.classes) <= set(STATES) and clf.classes[0] == "stable"
     test = clf.card.metrics["test"]
     assert 0.0 <= test["macro_f1"] <= 1.0 and test["n"] > 0
@@ -89,7 +89,7 @@ def test_shipped_model_loads_and_predicts(name: str) -> None:
     assert (Path(clf.path) / "weights.pt").stat().st_size < 2_000_000
 
 
-@pytest.mark.parametrize("name", ["nuclei-2d", "nuclei-3d"])
+@pytest.mark.parametrize("name", ["nuclei-2d", "nuclei-2d-general", "nuclei-3d"])
 def test_inference_net_folds_batchnorm_and_keeps_the_logits(name: str) -> None:
     if name not in available_models():
         pytest.skip(f"{name} is not shipped in this checkout")
