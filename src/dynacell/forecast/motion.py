@@ -103,11 +103,17 @@ class MotionCompensatedForecaster:
         and (K ≥ 3) along the mean motion of the last two steps, ``map(p + v_2 / 2)``.
     name : str
         Reported name.
+    sum_to_one : bool
+        Fit the weights of the feature maps under the constraint that they sum to 1, with no
+        constant (equality-constrained least squares on the same normal matrix, same ridge): the
+        forecast then keeps the mean brightness of the maps instead of shrinking toward a constant,
+        which moves the intensity-weighted centre less. Off by default (see docs/forecasting.md).
 
     Attributes
     ----------
     weights : numpy.ndarray, float64, shape (F + 1,) or None
-        Weights of the F feature maps and of the constant (last); None before fitting.
+        Weights of the F feature maps and of the constant (last; 0 with ``sum_to_one``); None
+        before fitting.
     fitted_on : dict
         What the weights were fitted on (windows per movie).
 
@@ -125,6 +131,7 @@ class MotionCompensatedForecaster:
     unaligned: bool = True
     extrapolate: bool = True
     name: str = METHOD_NAME
+    sum_to_one: bool = False
     weights: np.ndarray | None = None
     fitted_on: dict = field(default_factory=dict)
 
@@ -243,7 +250,7 @@ class MotionCompensatedForecaster:
         """
         if gram.shape != (self.n_features + 2, self.n_features + 2):
             raise InvalidInputError(f"{self.name}: normal matrix {gram.shape}, expected {(self.n_features + 2,) * 2}")
-        self.weights = _solve(gram, ridge)
+        self.weights = _solve_sum_to_one(gram, ridge) if self.sum_to_one else _solve(gram, ridge)
         self.fitted_on = dict(fitted_on or {})
         return self
 
@@ -336,3 +343,28 @@ def _solve(gram: np.ndarray, ridge: float) -> np.ndarray:
     a, b = gram[:-1, :-1], gram[:-1, -1]
     a = a + ridge * np.trace(a) / len(a) * np.eye(len(a))
     return np.linalg.solve(a, b)
+
+
+def _solve_sum_to_one(gram: np.ndarray, ridge: float) -> np.ndarray:
+    """Least-squares weights of the feature maps with ``sum(w) = 1`` and the constant fixed at 0.
+
+    Solves the KKT system ``[[A + rI, 1], [1ᵀ, 0]] [w; λ] = [b; 1]`` with ``A`` the features' block of
+    the Gram matrix of ``[features, 1, target]`` and ``r`` the same relative ridge as :func:`_solve`.
+
+    Parameters
+    ----------
+    gram : numpy.ndarray, shape (F + 2, F + 2)
+    ridge : float
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (F + 1,)
+        The F weights (summing to 1) and a zero constant.
+    """
+    n = len(gram) - 2
+    a, b = gram[:n, :n], gram[:n, -1]
+    a = a + ridge * np.trace(a) / n * np.eye(n)
+    kkt = np.zeros((n + 1, n + 1))
+    kkt[:n, :n], kkt[:n, n], kkt[n, :n] = a, 1.0, 1.0
+    sol = np.linalg.solve(kkt, np.concatenate([b, [1.0]]))
+    return np.concatenate([sol[:n], [0.0]])
