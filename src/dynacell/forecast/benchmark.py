@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dynacell.forecast.evaluate import evaluate_frames, evaluate_positions
-from dynacell.forecast.frames import BASELINES, baseline_forecast
+from dynacell.forecast.frames import BASELINES, baseline_forecast, rollout
 from dynacell.forecast.positions import (
     POSITION_BASELINES,
     baseline_positions,
@@ -40,16 +40,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def _rollout(step: Callable[[np.ndarray], np.ndarray], window: np.ndarray, steps: int) -> np.ndarray:
-    buf = list(window)
-    out = []
-    for _ in range(steps):
-        nxt = step(np.stack(buf[-len(window):])[None])[0]
-        out.append(nxt)
-        buf.append(nxt)
-    return np.stack(out)
 
 
 def frame_table(models: dict[str, Any], movies: list[dict[str, Any]], *, seed: int = 0) -> pd.DataFrame:
@@ -162,7 +152,7 @@ def frame_horizon_curves(models: dict[str, Any], movies: list[dict[str, Any]], s
         n = min(steps, len(m["frames"]) - t0)
         window = m["frames"][t0 - k:t0]
         truth = m["frames"][t0:t0 + n]
-        preds = {b: _rollout(lambda w, b=b: baseline_forecast(b, w), window, n) for b in BASELINES}
+        preds = {b: rollout(lambda w, b=b: baseline_forecast(b, w), window, len(window), n) for b in BASELINES}
         for name, fm in models.items():
             preds[name] = fm.rollout(window, n)
         for name, p in preds.items():

@@ -20,7 +20,7 @@ beside four baselines computed on the same windows:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +36,10 @@ __all__ = [
     "make_windows",
     "normalize_movie",
     "persistence",
+    "rollout",
     "smoothed_persistence",
     "time_block_split",
+    "warp_by_flow",
 ]
 
 #: Names of the frame baselines, in report order.
@@ -222,6 +224,59 @@ def linear_extrapolation(windows: np.ndarray) -> np.ndarray:
     return (2 * windows[:, -1] - windows[:, -2]).astype(np.float32)
 
 
+def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``image(p + flow(p))``: bilinear, edge values beyond the border.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, float, shape (Y, X)
+    flow : numpy.ndarray, float, shape (2, Y, X)
+        Row and column displacement in pixels (as returned by scikit-image's optical-flow functions).
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (Y, X)
+    """
+    from skimage.transform import warp
+
+    rr, cc = np.meshgrid(np.arange(image.shape[0]), np.arange(image.shape[1]), indexing="ij")
+    return warp(image, np.stack([rr + flow[0], cc + flow[1]]), mode="edge", order=1,
+                preserve_range=True).astype(np.float32)
+
+
+def rollout(step: Callable[[np.ndarray], np.ndarray], frames: np.ndarray, k: int, steps: int) -> np.ndarray:
+    """Multi-step forecast: predict ``steps`` frames ahead from the last ``k`` frames, feeding predictions back.
+
+    Parameters
+    ----------
+    step : callable
+        One-step forecaster: windows (N, K, Y, X) float32 → next frames (N, Y, X).
+    frames : numpy.ndarray, shape (≥ K, Y, X)
+        Normalised frames; the last K start the roll-out.
+    k : int
+        Window length K.
+    steps : int
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (steps, Y, X)
+
+    Raises
+    ------
+    InvalidInputError
+        With fewer than K frames.
+    """
+    buf = list(np.asarray(frames, np.float32)[-k:])
+    if len(buf) < k:
+        raise InvalidInputError(f"roll-out needs at least {k} frames, got {len(buf)}")
+    out = []
+    for _ in range(steps):
+        nxt = step(np.stack(buf[-k:])[None])[0]
+        out.append(nxt)
+        buf.append(nxt)
+    return np.stack(out).astype(np.float32)
+
+
 def flow_warp(windows: np.ndarray, *, radius: int = 7) -> np.ndarray:
     """Optical-flow forecast: warp the last frame by the motion between the last two frames.
 
@@ -240,16 +295,13 @@ def flow_warp(windows: np.ndarray, *, radius: int = 7) -> np.ndarray:
     numpy.ndarray, float32, shape (N, Y, X)
     """
     from skimage.registration import optical_flow_ilk
-    from skimage.transform import warp
 
     if windows.shape[1] < 2:
         raise InvalidInputError("flow warping needs windows of at least 2 frames")
     out = []
     for w in windows:
         last, prev = w[-1].astype(np.float32), w[-2].astype(np.float32)
-        v = optical_flow_ilk(last, prev, radius=radius)
-        rr, cc = np.meshgrid(np.arange(last.shape[0]), np.arange(last.shape[1]), indexing="ij")
-        out.append(warp(last, np.stack([rr + v[0], cc + v[1]]), mode="edge", order=1, preserve_range=True))
+        out.append(warp_by_flow(last, optical_flow_ilk(last, prev, radius=radius)))
     return np.stack(out).astype(np.float32)
 
 

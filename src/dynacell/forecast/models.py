@@ -150,15 +150,9 @@ class FrameForecaster:
         -------
         numpy.ndarray, float32, shape (steps, Y, X)
         """
-        buf = list(np.asarray(frames, np.float32)[-self.k:])
-        if len(buf) < self.k:
-            raise InvalidInputError(f"roll-out needs at least {self.k} frames, got {len(buf)}")
-        out = []
-        for _ in range(steps):
-            nxt = self.predict(np.stack(buf[-self.k:])[None])[0]
-            out.append(nxt)
-            buf.append(nxt)
-        return np.stack(out)
+        from dynacell.forecast.frames import rollout
+
+        return rollout(self.predict, frames, self.k, steps)
 
 
 class PositionForecaster:

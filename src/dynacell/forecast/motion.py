@@ -32,20 +32,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dynacell.errors import InvalidInputError
+from dynacell.forecast.frames import rollout, warp_by_flow
 
 __all__ = ["METHOD_NAME", "MotionCompensatedForecaster", "align_window"]
 
 #: Name of the method in ``dynacell forecast evaluate|predict --model``.
 METHOD_NAME = "frames-mc-linear"
-
-
-def _warp(img: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``img(p + v)`` by bilinear interpolation, edge values beyond the border, float32 (Y, X)."""
-    from scipy.ndimage import map_coordinates
-
-    yy, xx = np.meshgrid(np.arange(img.shape[0], dtype=np.float32), np.arange(img.shape[1], dtype=np.float32),
-                         indexing="ij")
-    return map_coordinates(img, [yy + v[0], xx + v[1]], order=1, mode="nearest").astype(np.float32)
 
 
 def align_window(window: np.ndarray, **tvl1_kwargs) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +73,7 @@ def align_window(window: np.ndarray, **tvl1_kwargs) -> tuple[np.ndarray, np.ndar
     for j in range(1, w.shape[0]):
         v = optical_flow_tvl1(last, w[-1 - j], **tvl1_kwargs).astype(np.float32)
         flows.append(v)
-        aligned.append(_warp(w[-1 - j], v))
+        aligned.append(warp_by_flow(w[-1 - j], v))
     return np.stack(aligned), np.stack(flows)
 
 
@@ -185,7 +177,7 @@ class MotionCompensatedForecaster:
             if self.unaligned:
                 maps += [w[-1 - j] if s == 0 else gaussian_filter(w[-1 - j], s) for j in range(1, self.k)]
             if self.extrapolate:
-                maps += [_warp(m, v) for v in shifts for m in sm]
+                maps += [warp_by_flow(m, v) for v in shifts for m in sm]
         return np.stack(maps).astype(np.float32)
 
     def normal_matrix(self, frames: np.ndarray, targets: Sequence[int]) -> np.ndarray:
@@ -327,15 +319,7 @@ class MotionCompensatedForecaster:
         InvalidInputError
             With fewer than K frames, or when not fitted.
         """
-        buf = list(np.asarray(frames, np.float32)[-self.k:])
-        if len(buf) < self.k:
-            raise InvalidInputError(f"roll-out needs at least {self.k} frames, got {len(buf)}")
-        out = []
-        for _ in range(steps):
-            nxt = self.predict(np.stack(buf[-self.k:])[None])[0]
-            out.append(nxt)
-            buf.append(nxt)
-        return np.stack(out)
+        return rollout(self.predict, frames, self.k, steps)
 
 
 def _solve(gram: np.ndarray, ridge: float) -> np.ndarray:
