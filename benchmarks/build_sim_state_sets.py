@@ -19,6 +19,14 @@ texture, and a longer frame interval — more motion, faster divisions and short
 frame): an out-of-distribution check that no model trained on the default draw has seen (use another
 ``--seed`` as well).
 
+``--kind rods`` renders phase-contrast colonies of rod-shaped bacteria instead
+(:func:`dynacell.simulate.rods.simulate_rod_colony`: capsules that elongate over the cell cycle and
+pinch at a septum into two daughters, dark on a bright halo; :data:`ROD_RANGES` drawn per colony by
+:func:`draw_rods`), the counterpart of the phase-contrast ``bacteria-phc`` movie. The states follow the
+same rules as the real sets (the mother's last frame before the daughters get their own labels is
+``mitotic``, each daughter's first frame ``new_daughter``, stable with the stability window W = 2), the
+crops the same nucleus-size rule. ``--halo-range LO HI`` replaces the halo-strength range.
+
 Usage::
 
     python benchmarks/build_sim_state_sets.py --out /tmp/dynacell_state_sets --n 6 --seed 0
@@ -26,16 +34,18 @@ Usage::
         --prefix sim2d-lead
     python benchmarks/build_sim_state_sets.py --out /tmp/dynacell_state_sets --n 6 --seed 2 --frames 30 \
         --lead-frames 1 2 --ranges ood --prefix sim2d-ood
+    python benchmarks/build_sim_state_sets.py --out /tmp/dynacell_state_sets --kind rods --n 10 --seed 0 \
+        --frames 24 --prefix rods2d
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 
 import numpy as np
-
 
 #: Uniform ranges of the default (training) draw; fixed in the simulator's defaults: pixel 0.5 µm,
 #: minimum cell cycle 6 frames.
@@ -90,6 +100,94 @@ def draw(rng: np.random.Generator, ranges: dict[str, tuple[float, float]] | None
     return p
 
 
+#: Uniform ranges of the rod colonies (``--kind rods``), drawn per colony by :func:`draw_rods`: fields of
+#: :class:`dynacell.simulate.rods.RodColonyParams` (µm, frames) and
+#: :class:`dynacell.simulate.rods.PhaseContrastParams` (halo and blur in cell widths). Set around the shared
+#: bacteria-phc movie (cells ~16 px wide, ellipse aspect ~4 (2.9-5.8 here over a cycle), cycle ~8 frames, interior ~0.45 x and ring ~1.5 x the
+#: background) and widened on both sides.
+ROD_RANGES: dict[str, tuple[float, float]] = {
+    "width_um": (0.7, 1.2), "birth_aspect": (2.0, 4.0), "cycle_frames": (6.0, 12.0), "pinch": (0.1, 0.9),
+    "motility_um_per_frame": (0.02, 0.15), "turn_rad_per_frame": (0.01, 0.08),
+    "pixel_um": (0.06, 0.12), "background_photons": (30.0, 400.0), "dark_contrast": (0.35, 0.8),
+    "halo_strength": (0.2, 1.5), "halo_sigma_widths": (0.25, 0.8), "psf_sigma_widths": (0.05, 0.25),
+    "shading": (0.0, 0.4), "background_texture": (0.0, 0.1),
+}
+#: Cells a rod colony is grown to (its start count is ``ROD_TARGET_CELLS / 2^(frames / cycle)``, 6-24).
+ROD_TARGET_CELLS = 128
+
+
+def draw_rods(rng: np.random.Generator, ranges: dict[str, tuple[float, float]] | None = None,
+              n_frames: int = 24) -> dict:
+    """One rod colony's randomised parameters (µm, frames, photons; see :data:`ROD_RANGES`).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws, in the order of ``ranges``.
+    ranges : dict, optional
+        Uniform ranges (default :data:`ROD_RANGES`).
+    n_frames : int
+        Frames of the movie (sets the start count ``n_start``).
+
+    Returns
+    -------
+    dict
+        ``colony`` (keywords of ``RodColonyParams``), ``imaging`` (of ``PhaseContrastParams``) and
+        ``n_start``.
+    """
+    from dynacell.simulate.rods import PhaseContrastParams, RodColonyParams
+
+    r = ROD_RANGES if ranges is None else ranges
+    v = {k: float(rng.uniform(*r[k])) for k in r}
+    colony_fields = {f.name for f in dataclasses.fields(RodColonyParams)}
+    imaging_fields = {f.name for f in dataclasses.fields(PhaseContrastParams)}
+    colony = {k: x for k, x in v.items() if k in colony_fields}
+    imaging = {k: x for k, x in v.items() if k in imaging_fields}
+    n_start = int(np.clip(round(ROD_TARGET_CELLS / 2.0 ** (n_frames / colony["cycle_frames"])), 6, 24))
+    return {"colony": colony, "imaging": imaging, "n_start": n_start}
+
+
+def build_rods(args, rules) -> None:
+    """``--kind rods``: simulate, render and crop the phase-contrast rod colonies."""
+    from dynacell.io import Movie
+    from dynacell.samples import build_sample_set
+    from dynacell.simulate.rods import (
+        PhaseContrastParams,
+        RodColonyParams,
+        simulate_rod_colony,
+    )
+
+    ranges = dict(ROD_RANGES)
+    if args.halo_range:
+        ranges["halo_strength"] = tuple(args.halo_range)
+    rng = np.random.default_rng(args.seed)
+    for k in range(args.n):
+        p = draw_rods(rng, ranges, args.frames)
+        name = f"{args.prefix}-{k}"
+        seed = args.seed * 1000 + k
+        sim = simulate_rod_colony(RodColonyParams(**p["colony"]), PhaseContrastParams(**p["imaging"]),
+                                  n_start=p["n_start"], n_frames=args.frames, min_divisions=6, seed=seed)
+        images = Movie(sim.images, "TYX", source=name)
+        labels = Movie(sim.labels, "TYX", source=f"{name} labels")
+        full = build_sample_set(images, labels, sim.lineage, rules, size=48, dataset=name,
+                                target_diameter_px=18.0, states=("stable", "mitotic", "new_daughter", "death"),
+                                seed=args.seed, progress=False, context=True)
+        _save_subset(full, args, k, name, {"seed": seed, "kind": "rods", "n_start": str(p["n_start"]),
+                                           **{key: str(x) for key, x in {**p["colony"], **p["imaging"]}.items()}})
+
+
+def _save_subset(full, args, k: int, name: str, simulation: dict) -> None:
+    """Keep every event and at most ``--max-stable`` stable crops (seeded), record the draw, save."""
+    keep = full.meta.index[full.meta["state"] != "stable"].to_numpy()
+    stable = full.meta.index[full.meta["state"] == "stable"].to_numpy()
+    if len(stable) > args.max_stable:
+        stable = np.random.default_rng(args.seed + k).choice(stable, args.max_stable, replace=False)
+    ss = full.subset(sorted([*keep.tolist(), *stable.tolist()]))
+    ss.attrs["simulation"] = simulation
+    path = ss.save(args.out / f"{name}-d18c.npz", overwrite=True)
+    print(f"{name}: {path} {ss.counts()} {simulation}", flush=True)
+
+
 def main() -> None:
     """Simulate, render and crop the colonies; print their class counts."""
     from dynacell.io import Movie
@@ -109,11 +207,18 @@ def main() -> None:
     ap.add_argument("--prefix", default="sim2d", help="dataset / file name prefix")
     ap.add_argument("--ranges", choices=["train", "ood"], default="train",
                     help="parameter draw: the training ranges or the out-of-distribution ones (OOD_RANGES)")
+    ap.add_argument("--kind", choices=["nuclei", "rods"], default="nuclei",
+                    help="fluorescent nuclei (simulate_embryo) or phase-contrast rod colonies (simulate_rod_colony)")
+    ap.add_argument("--halo-range", type=float, nargs=2, default=None,
+                    help="rods: halo-strength range instead of ROD_RANGES['halo_strength']")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(args.seed)
     rules = EventRules(stable_window=2, stable_fraction=2.0)
+    if args.kind == "rods":
+        build_rods(args, rules)
+        return
+    rng = np.random.default_rng(args.seed)
     for k in range(args.n):
         p = draw(rng, OOD_RANGES if args.ranges == "ood" else TRAIN_RANGES)
         extra = {k: p[k] for k in ("voxel_size_um", "min_cycle_frames") if k in p}
@@ -132,14 +237,7 @@ def main() -> None:
         full = build_sample_set(images, labels, sim.lineage, rules, size=48, dataset=name,
                                 target_diameter_px=18.0, states=("stable", "mitotic", "new_daughter", "death"),
                                 seed=args.seed, progress=False, context=True)
-        keep = full.meta.index[full.meta["state"] != "stable"].to_numpy()
-        stable = full.meta.index[full.meta["state"] == "stable"].to_numpy()
-        if len(stable) > args.max_stable:
-            stable = np.random.default_rng(args.seed + k).choice(stable, args.max_stable, replace=False)
-        ss = full.subset(sorted([*keep.tolist(), *stable.tolist()]))
-        ss.attrs["simulation"] = {"seed": args.seed * 1000 + k, **{key: str(v) for key, v in p.items()}}
-        path = ss.save(args.out / f"{name}-d18c.npz", overwrite=True)
-        print(f"{name}: {path} {ss.counts()} {p}", flush=True)
+        _save_subset(full, args, k, name, {"seed": args.seed * 1000 + k, **{key: str(v) for key, v in p.items()}})
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ Usage (sample sets built as in ``configs/nuclei-2d.yaml``)::
 
     python benchmarks/states_lodo.py configs/nuclei-2d.yaml --out /tmp/dynacell_lodo [--epochs 30] \
         [--datasets bacteria-phc hela02 gowt1] [--models dcnet 4ncnn] \
-        [--extra-data /tmp/dynacell_state_sets/sim2d-*-d18c.npz --tag +sim] [--recipe dr+norm]
+        [--extra-data /tmp/dynacell_state_sets/sim2d-*-d18c.npz --tag +sim] [--recipe dr+norm] [--seed 1]
 
 ``--recipe`` adds one of :data:`RECIPES` (domain randomisation of
 :class:`dynacell.train.augment.AugmentConfig`, dcnet's ``nucleus_norm``) to the config; its name is
@@ -90,11 +90,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--extra-data", nargs="*", default=[],
                     help="more sample sets for the training side (e.g. build_sim_state_sets.py output)")
     ap.add_argument("--tag", default="", help="suffix of the run names (an ablation, e.g. +sim)")
+    ap.add_argument("--seed", type=int, default=None, help="override the config's training seed (the split seed stays)")
     ap.add_argument("--recipe", choices=sorted(RECIPES), default=None,
                     help="training-distribution recipe (RECIPES); appended to the run names")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     base = with_recipe(load_config(args.config), args.recipe)
+    if args.seed is not None:
+        base = base.model_copy(update={"seed": args.seed})
     tag = args.tag + (f"+{args.recipe}" if args.recipe else "")
     # the seed's models keep their own input and options; the recipe's augmentation applies to all runs
     runs = {f"{m}{tag}": BASELINES[m] for m in args.models}
