@@ -39,7 +39,7 @@ def window_gram(f: np.ndarray, t_target: int) -> np.ndarray:
     from scipy.ndimage import gaussian_filter
     from skimage.registration import optical_flow_tvl1
 
-    from dynacell.forecast.motion import _warp
+    from dynacell.forecast.frames import warp_by_flow as _warp
 
     t = t_target - 1
     v = [optical_flow_tvl1(f[t], f[t - j]).astype(np.float32) for j in (1, 2, 3)]

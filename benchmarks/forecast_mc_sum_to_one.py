@@ -33,8 +33,10 @@ def main() -> None:
         c0 = time.process_time()
         m = load_movie_spec(specs[name], cfg.k, cfg.val_fraction, cfg.test_fraction)
         f, sp = m["frames"], m["split"]
-        fits = {"unconstrained": MotionCompensatedForecaster(),
-                "sum_to_one": MotionCompensatedForecaster(sum_to_one=True)}
+        # the flow as it was when this choice was made (direct TV-L1 at the frames' resolution)
+        flow = {"flow_method": "tvl1", "flow_downsample": 1, "flow_chain": False}
+        fits = {"unconstrained": MotionCompensatedForecaster(sum_to_one=False, **flow),
+                "sum_to_one": MotionCompensatedForecaster(sum_to_one=True, **flow)}
         mc = fits["unconstrained"]
         gram = np.zeros((mc.n_features + 2,) * 2)
         for t in sp["train"]:

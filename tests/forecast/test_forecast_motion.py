@@ -92,7 +92,7 @@ def test_sum_to_one_fit_keeps_the_centre_of_mass_on_a_noisy_moving_blob(make_blo
 
     _, movie = _noisy_blob(make_blob, noise=0.1, seed=1)
     movie = movie + np.float32(0.2)  # a bright background: on a zero one the target's centre is the noise's
-    ms = MotionCompensatedForecaster(sum_to_one=True).fit(movie, range(4, 8))  # the past only
+    ms = MotionCompensatedForecaster().fit(movie, range(4, 8))  # the past only; sum_to_one is the default
     assert ms.weights[-1] == 0.0
     assert np.isclose(ms.weights[:-1].sum(), 1.0, atol=1e-9)
     x, y = make_windows(movie, ms.k, [8, 9, 10])
@@ -100,5 +100,76 @@ def test_sum_to_one_fit_keeps_the_centre_of_mass_on_a_noisy_moving_blob(make_blo
     # measured: 0.19 px against 0.31 px for persistence
     assert com <= center_of_mass_error(baseline_forecast("persistence", x), y)["com_error_px"]
     # the unconstrained fit of the same normal matrix has weights that need not sum to 1
-    mc = MotionCompensatedForecaster().fit(movie, range(4, 8))
+    mc = MotionCompensatedForecaster(sum_to_one=False).fit(movie, range(4, 8))
     assert not np.array_equal(mc.weights, ms.weights)
+
+
+def test_predict_sums_the_maps_exactly_for_every_flow_setting(make_blob):
+    _, movie = _noisy_blob(make_blob, n_frames=9)
+    for kw in ({"flow_chain": False, "flow_downsample": 1}, {"flow_chain": True, "flow_downsample": 2},
+               {"flow_method": "ilk", "flow_chain": True, "flow_downsample": 1, "unaligned": False}):
+        mc = MotionCompensatedForecaster(**kw).fit(movie, range(4, 8))
+        window = movie[4:8]
+        fresh = MotionCompensatedForecaster(**kw)
+        fresh.weights = mc.weights
+        # the folded sum (3 filters per width, 2 warps), with and without cached flows, is the sum of the F maps
+        expected = mc.predict_features(mc.features(window))
+        np.testing.assert_allclose(mc.predict(window[None])[0], expected, atol=1e-5)
+        np.testing.assert_allclose(fresh.predict(window[None])[0], expected, atol=1e-5)
+
+
+def test_estimate_flow_at_reduced_resolution_recovers_a_shift():
+    from scipy.ndimage import gaussian_filter, shift
+
+    from dynacell.forecast.motion import estimate_flow
+
+    rng = np.random.default_rng(2)
+    ref = gaussian_filter(rng.random((45, 50)), 3).astype(np.float32)
+    moving = shift(ref, (1.0, -2.0), mode="nearest").astype(np.float32)  # moving(p + (1, -2)) = ref(p)
+    for d in (1, 2):
+        v = estimate_flow(ref, moving, downsample=d)
+        assert v.shape == (2, 45, 50) and v.dtype == np.float32
+        inner = (slice(None), slice(10, -10), slice(10, -10))
+        np.testing.assert_allclose(np.median(v[inner], axis=(1, 2)), [1.0, -2.0], atol=0.25)
+    with pytest.raises(InvalidInputError, match="downsample"):
+        estimate_flow(ref, moving, downsample=0)
+    with pytest.raises(InvalidInputError, match="unknown flow method"):
+        estimate_flow(ref, moving, method="farneback")
+
+
+def test_compose_flows_adds_constant_motions_and_follows_the_near_one():
+    from dynacell.forecast.motion import compose_flows
+
+    near = np.stack([np.full((8, 9), 0.5), np.full((8, 9), 1.0)]).astype(np.float32)
+    far = np.stack([np.full((8, 9), 1.0), np.full((8, 9), -0.5)]).astype(np.float32)
+    np.testing.assert_allclose(compose_flows(near, far), near + far, atol=1e-6)
+    ramp = np.stack([np.zeros((8, 9)), np.tile(np.arange(9.0), (8, 1))]).astype(np.float32)  # far = column index
+    shift_one = np.stack([np.zeros((8, 9)), np.ones((8, 9))]).astype(np.float32)
+    # far is read at p + near(p): one column to the right
+    assert compose_flows(shift_one, ramp)[1, 4, 3] == pytest.approx(1.0 + 4.0)
+
+
+def test_chained_flows_reuse_one_new_flow_per_frame_along_a_movie(make_blob, monkeypatch):
+    from dynacell.forecast import motion
+
+    movie = make_blob(n_frames=8, size=40, speed_px=1.0, sigma=3.0)
+    calls = []
+    real = motion.estimate_flow
+    monkeypatch.setattr(motion, "estimate_flow", lambda *a, **k: calls.append(1) or real(*a, **k))
+    mc = MotionCompensatedForecaster(flow_chain=True)
+    _, flows = align_window(movie[:4], chain=True)
+    assert flows[2][1, 20, 20] == pytest.approx(-3.0, abs=0.4)  # three steps of 1 px, chained
+    calls.clear()
+    for t in range(4, 8):
+        mc.features(movie[t - 4:t])
+    assert len(calls) == 3 + 3  # the first window's three consecutive flows, then one per new frame
+    calls.clear()
+    unchained = MotionCompensatedForecaster(flow_chain=False)
+    for t in range(4, 6):
+        unchained.features(movie[t - 4:t])
+    assert len(calls) == 3 + 3  # direct flows all start at the window's new last frame: three new ones each
+    calls.clear()
+    unchained.features(movie[1:5])
+    assert not calls  # the same window again: all three remembered
+    with pytest.raises(InvalidInputError, match="flow_method"):
+        MotionCompensatedForecaster(flow_method="farneback")

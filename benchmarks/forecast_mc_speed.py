@@ -1,0 +1,112 @@
+"""CPU seconds of one ``frames-mc-linear`` forecast of a 1024 × 1024 frame, previous vs current settings (issue 14).
+
+Run from the checkout (needs ../shared/data; about 3 CPU minutes, one thread):
+
+    python benchmarks/forecast_mc_speed.py [--repeats 2] [--out DIR]
+
+The frames are GOWT1 01 (1024 × 1024, normalised on frames 0–7). The forecaster's weights are set to
+equal weights summing to 1 (the cost does not depend on their values). Timed with
+:func:`time.process_time` (one thread), so other jobs on the machine do not inflate it:
+
+* ``previous``: TV-L1 flows from frame t to t − 1, t − 2, t − 3 at the resolution of the frames, all
+  60 maps formed and summed (what ``frames-mc-linear`` did before issue 14's speed work);
+* ``current``: the current defaults (:class:`~dynacell.forecast.motion.MotionCompensatedForecaster`),
+  the weighted sum taken on 3 Gaussian filters per width and 2 warps; at full resolution the flow
+  is also estimated at 1/4 of the default flow resolution, so that it sees the same physical scale
+  as on the ÷4 frames it was chosen on.
+
+Each is timed on (a) one window with nothing cached (three flows), alternately previous / current,
+``--repeats`` times, at full resolution and on the ÷4 path (frames block-averaged by 4, forecast,
+upsampled back bilinearly, as :func:`dynacell.forecast.benchmark.speed_table` times the networks);
+and (b) ``current`` along the movie (frames 4–9 forecast in turn; flows between frames already seen
+are reused, so each new frame costs one new flow when flows are chained): mean per frame after the
+first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data"
+
+
+def _cpu(fn) -> float:
+    c0 = time.process_time()
+    fn()
+    return time.process_time() - c0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/forecast_mc_speed"))
+    args = ap.parse_args()
+
+    import torch
+    from scipy.ndimage import zoom
+    from skimage.transform import downscale_local_mean
+
+    from dynacell.forecast.frames import load_frames, normalize_movie
+    from dynacell.forecast.motion import MotionCompensatedForecaster
+
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    raw, _, _ = load_frames(DATA / "ctc" / "Fluo-N2DH-GOWT1" / "01", max_frames=10)
+    frames, _ = normalize_movie(raw, fit_frames=range(8))
+    assert frames.shape[1:] == (1024, 1024), frames.shape
+
+    def make(which: str, full_res: bool) -> MotionCompensatedForecaster:
+        if which == "previous":
+            mc = MotionCompensatedForecaster(flow_method="tvl1", flow_downsample=1, flow_chain=False, flow_kwargs={})
+        else:
+            mc = MotionCompensatedForecaster()
+            if full_res:
+                mc.flow_downsample *= 4
+        mc.weights = np.r_[np.full(mc.n_features, 1.0 / mc.n_features), 0.0]
+        return mc
+
+    def forecast(mc: MotionCompensatedForecaster, which: str, window: np.ndarray) -> np.ndarray:
+        if which == "previous":
+            return mc.predict_features(mc.features(window))
+        return mc.predict(window[None])[0]
+
+    def down4(window: np.ndarray) -> np.ndarray:
+        return downscale_local_mean(window, (1, 4, 4)).astype(np.float32)
+
+    res: dict = {"cold_window": {}, "along_movie": {}}
+    w = frames[:4]
+    for rep in range(args.repeats):
+        for which in ("previous", "current"):
+            for path in ("full resolution", "/4 path"):
+                mc = make(which, path == "full resolution")
+                if path == "full resolution":
+                    sec = _cpu(lambda mc=mc, which=which: forecast(mc, which, w))
+                else:
+                    sec = _cpu(lambda mc=mc, which=which: zoom(forecast(mc, which, down4(w)), 4, order=1))
+                res["cold_window"].setdefault(f"{which}, {path}", []).append(sec)
+                print(f"repeat {rep}: {which}, {path}: {sec:.3f} CPU-s", flush=True)
+    for path in ("full resolution", "/4 path"):
+        mc = make("current", path == "full resolution")
+        secs = []
+        for t in range(4, 10):
+            win = frames[t - 4:t] if path == "full resolution" else down4(frames[t - 4:t])
+            secs.append(_cpu(lambda mc=mc, win=win, path=path: (
+                forecast(mc, "current", win) if path == "full resolution"
+                else zoom(forecast(mc, "current", win), 4, order=1))))
+        res["along_movie"][f"current, {path}"] = {"per_frame_cpu_s": secs, "mean_after_first": float(np.mean(secs[1:]))}
+        print(f"along the movie, current, {path}: {np.round(secs, 3).tolist()}", flush=True)
+    mc = MotionCompensatedForecaster()
+    res["current_settings"] = {"flow_method": mc.flow_method, "flow_downsample": mc.flow_downsample,
+                               "flow_chain": mc.flow_chain, "flow_kwargs": mc.flow_kwargs}
+    (args.out / "speed.json").write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
