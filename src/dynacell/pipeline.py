@@ -210,7 +210,7 @@ def _labels(config: RunConfig, images: Movie, labels: Movie | None, work: Path, 
 
 
 def _lineage(config: RunConfig, images: Movie, label_movie: Movie, given: Lineage | None, ids, nuclei,
-             progress: bool) -> tuple[Lineage, str, dict | None]:
+             progress: bool, objects: dict | None = None) -> tuple[Lineage, str, dict | None]:
     if given is None and config.lineage is None:
         from dynacell.track import link_labels
         from dynacell.track.gate import motion_gate
@@ -222,7 +222,7 @@ def _lineage(config: RunConfig, images: Movie, label_movie: Movie, given: Lineag
         unit = "um" if vs else "px"
         gate_kw = {"max_distance_um" if unit == "um" else "max_distance_px": gate["max_distance"]}
         lin, _ = link_labels(label_movie, voxel_size_um=vs, motion_prior=config.motion_prior, progress=progress,
-                             **gate_kw)
+                             objects=objects, **gate_kw)
         source = f"linked with dynacell.track.link_labels (laptrack), max distance {gate['max_distance']:.3g} {unit}"
         linking = {"gate": gate, "max_distance_given": config.max_distance, "max_distance_unit": unit,
                    "motion_prior": config.motion_prior}
@@ -307,13 +307,16 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             label_movie = load_in_memory(label_movie, progress=progress)  # read once: scan, linking, crops
         with timer.step("check_labels"):
             measured: list[pd.DataFrame] = []
-            ids = scan_labels(images, label_movie, progress=progress, measure=measured)
+            objects: dict = {}  # each label frame's nuclei, measured once for the scan, the linker and the crops
+            ids = scan_labels(images, label_movie, progress=progress, measure=measured, objects=objects)
         with timer.step("lineage"):
-            lin, lineage_source, linking = _lineage(config, images, label_movie, lineage, ids, measured[0], progress)
+            lin, lineage_source, linking = _lineage(config, images, label_movie, lineage, ids, measured[0], progress,
+                                                    objects)
         with timer.step("classify"):
             from dynacell.states.classify import classify_movie
 
-            raw = classify_movie(images, label_movie, clf, lineage=lin, progress=progress, scheduler=config.scheduler)
+            raw = classify_movie(images, label_movie, clf, lineage=lin, progress=progress, scheduler=config.scheduler,
+                                 objects=objects)
         from dynacell.states.relink import (
             agreement_note,
             check_divisions,
@@ -348,7 +351,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
         with timer.step("write_ctc"):
             from dynacell.io.ctc import write_ctc_result
 
-            write_ctc_result(tmp / "ctc", label_movie, lin, progress=progress)
+            write_ctc_result(tmp / "ctc", label_movie, lin, progress=progress, frame_ids=ids)
         evaluation = None
         if config.gt is not None:
             with timer.step("evaluate"):

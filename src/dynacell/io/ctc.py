@@ -9,7 +9,7 @@ line ``L B E P`` per track (label, first frame, last frame, parent label, 0 = no
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +266,7 @@ def write_ctc_result(
     frame_indices: Sequence[int] | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    frame_ids: Mapping[int, np.ndarray] | None = None,
 ) -> Path:
     """Write a CTC result folder: ``maskTTT.tif`` (uint16) and ``res_track.txt`` (``L B E P``), atomically.
 
@@ -286,6 +287,10 @@ def write_ctc_result(
         Replace an existing non-empty folder.
     progress : bool
         Show a progress bar.
+    frame_ids : Mapping of int to numpy.ndarray, optional
+        ``{t: sorted nonzero ids of mask t}`` when already known (:func:`dynacell.io.scan.scan_labels`
+        returns them for the same masks): those frames are not counted again. Must describe
+        ``masks`` exactly.
 
     Returns
     -------
@@ -335,7 +340,8 @@ def write_ctc_result(
             mask = np.asarray(mask)
             if not (np.issubdtype(mask.dtype, np.integer) or mask.dtype == np.bool_):
                 raise InvalidInputError(f"{folder}: mask of frame {t} has dtype {mask.dtype}; labels must be integers")
-            present = _present_ids(mask)
+            known = None if frame_ids is None else frame_ids.get(int(t))
+            present = _present_ids(mask) if known is None else np.asarray(known)
             if present.size and present.min() < 0:
                 raise InvalidInputError(f"{folder}: mask of frame {t} has negative label {int(present.min())}")
             if node_track is not None:

@@ -27,7 +27,7 @@ class Movie:
 
     Parameters
     ----------
-    data : dask.array.Array or numpy.ndarray
+    data : dask.array.Array, dynacell.io.readers.TiffFolderArray or numpy.ndarray
         Shape ``(T, Y, X)`` (axes ``"TYX"``) or ``(T, Z, Y, X)`` (axes ``"TZYX"``).
         Frames are read from disk only when computed (one chunk per frame).
     axes : {"TYX", "TZYX"}

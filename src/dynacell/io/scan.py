@@ -8,11 +8,54 @@ import pandas as pd
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 
-__all__ = ["scan_labels"]
+__all__ = ["scan_labels", "frame_objects"]
+
+
+def frame_objects(frame: np.ndarray, t: int, objects: dict | None = None, *, source: str = ""
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ids, centroids, sizes and bounding boxes of the nuclei of one label frame, computed once per frame.
+
+    Parameters
+    ----------
+    frame : numpy.ndarray, integer, shape ``([Z,] Y, X)``
+        Label image of frame ``t`` (0 = background).
+    t : int
+        Frame number.
+    objects : dict, optional
+        ``{t: (ids, centroids, sizes, boxes)}`` of the same label movie, as filled by
+        :func:`scan_labels` (``objects=``): frame ``t``'s entry is returned when present, otherwise
+        computed and stored in it. None: computed, not stored.
+    source : str
+        File and frame, for error messages.
+
+    Returns
+    -------
+    ids : numpy.ndarray, int64, shape (N,)
+    centroids : numpy.ndarray, float64, shape (N, 3)
+        ``(z, y, x)`` in pixels.
+    sizes : numpy.ndarray, int64, shape (N,)
+    boxes : numpy.ndarray, int64, shape (N, 2 * ndim)
+        Exactly :func:`dynacell.lineage.centroids.nucleus_centroids` with ``return_sizes`` and
+        ``return_boxes``: the label scan, the linker and the crops of ``dynacell run`` share one
+        pass over each label frame instead of one each.
+
+    Raises
+    ------
+    InvalidInputError
+        If the frame is not an integer image or holds negative ids (when computed).
+    """
+    if objects is not None and int(t) in objects:
+        return objects[int(t)]
+    from dynacell.lineage.centroids import nucleus_centroids
+
+    found = nucleus_centroids(frame, source=source, return_sizes=True, return_boxes=True)
+    if objects is not None:
+        objects[int(t)] = found
+    return found
 
 
 def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
-                measure: list | None = None) -> dict[int, np.ndarray]:
+                measure: list | None = None, objects: dict | None = None) -> dict[int, np.ndarray]:
     """Check a label movie against its image movie and list the label ids of every frame.
 
     Parameters
@@ -26,6 +69,11 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
     measure : list, optional
         When given, a DataFrame ``t, label, z, y, x, size_px`` (centroids in pixels) of every
         nucleus is appended to it (the same single pass over the labels).
+    objects : dict, optional
+        When given, filled with ``{t: (ids, centroids, sizes, boxes)}`` of every frame
+        (:func:`frame_objects`), to hand to :func:`dynacell.track.link_labels` and
+        :func:`dynacell.states.classify.classify_movie` (``objects=``) so that they do not measure the
+        frames again. Implies the measuring pass (as with ``measure``).
 
     Returns
     -------
@@ -57,12 +105,11 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
         )
     ids: dict[int, np.ndarray] = {}
     rows = []
-    if measure is not None:
-        from dynacell.lineage.centroids import nucleus_centroids
     for t in tqdm(images.frame_indices, desc="check labels", disable=not progress):
         frame = labels.frame(t)
-        if measure is not None:  # one pass gives the ids too (sorted, background excluded)
-            u, cen, size = nucleus_centroids(frame, source=f"{labels.source} frame {t}", return_sizes=True)
+        if measure is not None or objects is not None:  # one pass gives the ids too (sorted, background excluded)
+            u, cen, size, _ = frame_objects(frame, t, {} if objects is None else objects,
+                                            source=f"{labels.source} frame {t}")
         else:
             u = np.unique(frame)
             u = u[u > 0]

@@ -409,6 +409,10 @@ def write_ome_zarr(
         voxel_size_um = voxel_size_um if voxel_size_um is not None else array.voxel_size_um
         frame_interval_s = frame_interval_s if frame_interval_s is not None else array.frame_interval_s
         array = array.data
+    from dynacell.io.readers import TiffFolderArray
+
+    if isinstance(array, TiffFolderArray):  # a folder of TIFFs opened lazily: its dask array, frame by frame
+        array = array.dask
     if axes is None:
         raise InvalidInputError(f"{path}: pass axes= (e.g. 'TYX' or 'TZYX') for an array of shape {array.shape}")
     axes = axes.upper()

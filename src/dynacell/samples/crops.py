@@ -1016,7 +1016,7 @@ def offsets_for_frame(offsets, t: int, label_ids: np.ndarray) -> tuple[np.ndarra
 
 
 def _crop_frame(t, frames, lab, *, size, voxel_size_um, target_voxel_um, label_ids=None, source="",
-                context=False, context_labels=None, neighbour_offsets_px=None):
+                context=False, context_labels=None, neighbour_offsets_px=None, objects=None):
     """Centroids + crops of one frame given its 3 image frames and label image.
 
     Returns ``(x, ids, centroids, all_ids, edge_px, size_px)``; ``all_ids`` are the ids present before
@@ -1024,8 +1024,11 @@ def _crop_frame(t, frames, lab, *, size, voxel_size_um, target_voxel_um, label_i
     ``source`` names the label frame (file and frame) in messages. With ``context``,
     ``context_labels`` is the pair of label images of ``t−1, t+1`` (None where missing).
     ``neighbour_offsets_px`` maps a node ``(t, label)`` to its pair of box offsets (see
-    :func:`offsets_for_frame`).
+    :func:`offsets_for_frame`). ``objects`` (:func:`dynacell.io.scan.frame_objects`) may already hold
+    the frame's ids, centroids and boxes.
     """
+    from dynacell.io.scan import frame_objects
+
     where = source or f"(array) (frame {t})"
     lab = np.asarray(lab)
     if lab.dtype.kind == "i" and lab.size and int(lab.min()) < 0:
@@ -1033,7 +1036,7 @@ def _crop_frame(t, frames, lab, *, size, voxel_size_um, target_voxel_um, label_i
             f"labels {where}: negative label id {int(lab.min())}; ids must be >= 0 (0 = background) — "
             "relabel the segmentation (e.g. skimage.segmentation.relabel_sequential)"
         )
-    ids, cen, boxes = nucleus_centroids(lab, return_boxes=True)
+    ids, cen, _, boxes = frame_objects(lab, t, objects, source=where)
     all_ids = ids
     ndim = np.ndim(frames[1])
     size_t = resolve_size(size, ndim)
@@ -1070,6 +1073,7 @@ def iter_frame_crops(
     context: bool = False,
     context_labels=None,
     neighbour_offsets_px=None,
+    objects: dict | None = None,
 ) -> Iterator[FrameCrops]:
     """Stream the crops of every nucleus, frame by frame, keeping only 3 frames in memory.
 
@@ -1097,6 +1101,10 @@ def iter_frame_crops(
         Track context: ``{(t, label): (offset t−1, offset t+1)}`` pixel offsets ``(z, y, x)`` (or None)
         of the ``t±1`` boxes (:func:`dynacell.lineage.centroids.track_displacements`, see
         :func:`crop_windows`). Default: every box at the nucleus's position at ``t``.
+    objects : dict, optional
+        ``{t: (ids, centroids, sizes, boxes)}`` of ``labels``' frames already measured
+        (:func:`dynacell.io.scan.scan_labels` with ``objects=``); frames missing from it are measured
+        here. The same crops either way.
 
     Yields
     ------
@@ -1157,7 +1165,8 @@ def iter_frame_crops(
         x, ids_out, cen, all_ids, edge, extent = _crop_frame(t, window, lab_t, size=size, voxel_size_um=vs,
                                                target_voxel_um=target_voxel_um, label_ids=ids,
                                                source=frame_source(labels, t), context=context,
-                                               context_labels=ctx, neighbour_offsets_px=neighbour_offsets_px)
+                                               context_labels=ctx, neighbour_offsets_px=neighbour_offsets_px,
+                                               objects=objects)
         yield FrameCrops(t, x, ids_out, cen, all_ids, edge, extent)
 
 

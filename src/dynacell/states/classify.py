@@ -238,6 +238,7 @@ def classify_movie(
     progress: bool = True,
     scheduler: Any = None,
     track_context: bool | None = None,
+    objects: dict | None = None,
 ) -> pd.DataFrame:
     """Classify the state of every nucleus at every frame of a movie.
 
@@ -275,6 +276,10 @@ def classify_movie(
         it (``benchmarks/false_events.py --linked``), while on HeLa 02 (2D, ERR_SEG masks, linked,
         little motion, scored against 02_GT) its mitotic / new-daughter recall fell from
         0.96 / 0.97 to 0.85 / 0.91: the shipped 2D model relies on the seed's box geometry.
+    objects : dict, optional
+        ``{t: (ids, centroids, sizes, boxes)}`` of ``labels``' frames already measured
+        (:func:`dynacell.io.scan.scan_labels` with ``objects=``, as ``dynacell run`` does): the crops
+        do not measure those frames again. Not used with a ``scheduler``.
 
     Returns
     -------
@@ -327,7 +332,8 @@ def classify_movie(
 
         crops = iter_frame_crops(images, labels, todo, size=crop["size"], voxel_size_um=crop["voxel_size_um"],
                                  target_voxel_um=crop["target_voxel_um"], progress=progress,
-                                 context=getattr(model, "context", False), neighbour_offsets_px=offsets)
+                                 context=getattr(model, "context", False), neighbour_offsets_px=offsets,
+                                 objects=objects)
         tables = []
         pending: list = []
 

@@ -79,10 +79,10 @@ def _check_labels(labels: Movie) -> None:
         )
 
 
-def _frame_table(frame: np.ndarray, t: int, ndim: int) -> pd.DataFrame:
-    from dynacell.lineage.centroids import nucleus_centroids
+def _frame_table(frame: np.ndarray, t: int, ndim: int, objects: dict | None = None) -> pd.DataFrame:
+    from dynacell.io.scan import frame_objects
 
-    ids, cen, size = nucleus_centroids(frame, source=f"frame {t}", return_sizes=True)
+    ids, cen, size, _ = frame_objects(frame, t, objects, source=f"frame {t}")
     n = len(ids)
     tab = pd.DataFrame({"t": np.full(n, int(t), dtype=np.int64), "label": ids,
                         "z": cen[:, 0], "y": cen[:, 1], "x": cen[:, 2]})
@@ -182,8 +182,8 @@ def _drift_brings_closer(prev: pd.DataFrame, cur: pd.DataFrame, step_px: np.ndar
     return bool(moved < still)
 
 
-def _scan(labels: Movie, *, overlap_frames: int, drift: bool, progress: bool, scale: np.ndarray | None = None
-          ) -> tuple[pd.DataFrame, dict, np.ndarray]:
+def _scan(labels: Movie, *, overlap_frames: int, drift: bool, progress: bool, scale: np.ndarray | None = None,
+          objects: dict | None = None) -> tuple[pd.DataFrame, dict, np.ndarray]:
     """One pass over the frames: nucleus table, global drift, shared pixels with the next frames.
 
     Returns the table of :func:`measure_nuclei`, ``{(i, la, j, lb): pixels}`` for array
@@ -191,7 +191,8 @@ def _scan(labels: Movie, *, overlap_frames: int, drift: bool, progress: bool, sc
     and ``j`` first), and the cumulative drift ``(T, 3)`` in pixels ``(z, y, x)`` (zeros
     when ``drift`` is False). A drift is kept only if it brings the centroids of the two frames
     nearer (:func:`_drift_brings_closer`, distances scaled by ``scale``, default ones). Holds
-    ``overlap_frames + 1`` frames in memory.
+    ``overlap_frames + 1`` frames in memory. ``objects`` (:func:`dynacell.io.scan.frame_objects`) holds
+    the frames' nuclei when already measured.
     """
     _check_labels(labels)
     ndim = labels.ndim_spatial
@@ -208,7 +209,7 @@ def _scan(labels: Movie, *, overlap_frames: int, drift: bool, progress: bool, sc
                 f"labels {labels.source or '<array>'} frame {t}: found negative label {int(frame.min())}; "
                 f"labels must be >= 0 (0 = background)"
             )
-        tab = _frame_table(frame, t, ndim)
+        tab = _frame_table(frame, t, ndim, objects)
         if len(tab) == 0:
             empty.append(int(t))
         else:
@@ -798,6 +799,7 @@ def link_labels(
     motion_prior: str = "flow",
     division_sizes: bool = True,
     progress: bool = True,
+    objects: dict | None = None,
 ) -> tuple[Lineage, TrackRelabel]:
     """Link the nuclei of a label movie into tracks with divisions (LAP tracking).
 
@@ -897,6 +899,10 @@ def link_labels(
         (see above; default). False = the cost of the mother–daughter distance and overlap only.
     progress : bool
         Show a progress bar while reading frames.
+    objects : dict, optional
+        ``{t: (ids, centroids, sizes, boxes)}`` of ``labels``' frames already measured
+        (:func:`dynacell.io.scan.scan_labels` with ``objects=``, as ``dynacell run`` does); frames
+        missing from it are measured here and added. Same links either way.
 
     Returns
     -------
@@ -960,7 +966,7 @@ def link_labels(
             f"as max_distance_um instead of max_distance_px={max_distance_px}")
     given = max_distance_um if max_distance_um is not None else max_distance_px
     nuclei, shared, cum_drift = _scan(labels, overlap_frames=int(gap_closing_frames) + 1 if overlap else 0,
-                                      drift=drift_correction, progress=progress, scale=scale)
+                                      drift=drift_correction, progress=progress, scale=scale, objects=objects)
     if given is None:
         max_distance = default_max_distance(nuclei, ndim=labels.ndim_spatial, scale=scale)
         logger.info("max linking distance %.3g %s (%.1f x the larger of median nucleus diameter and motion scale)",
