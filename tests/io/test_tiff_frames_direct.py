@@ -60,9 +60,37 @@ def test_read_tiff_frame_equals_tifffile(tmp_path, compression, predictor, dtype
     tifffile.imwrite(f, a, compression=compression, predictor=predictor, rowsperstrip=7)
     got = read_tiff_frame(str(f), a.shape, np.dtype(dtype).str, 0)
     assert got.dtype == a.dtype and np.array_equal(got, a)
-    stack = rng.integers(0, 200, size=(3, 8, 9)).astype(np.uint8)  # a 3-D frame goes through tifffile
+    stack = rng.integers(0, 200, size=(3, 8, 9)).astype(np.uint8)  # a 3-D frame: every page in one libtiff call
     tifffile.imwrite(tmp_path / "z.tif", stack, compression=compression)
     assert np.array_equal(read_tiff_frame(str(tmp_path / "z.tif"), stack.shape, "|u1", 0), stack)
+
+
+@pytest.mark.parametrize("layout", ["plain", "imagej", "lzw-predictor", "tiled", "extra-page", "thumbnail",
+                                    "single-plane"])
+def test_3d_frame_read_in_one_call_equals_tifffile(tmp_path, layout) -> None:
+    """A 3-D frame (one Z plane per page) decoded by libtiff's all-pages call gives tifffile's first series; files
+    whose pages are not exactly that series fall back to tifffile."""
+    from dynacell.io._tiff import _libtiff_frame, read_tiff_frame
+
+    rng = np.random.default_rng(3)
+    stack = rng.integers(0, 60000, size=(5, 12, 10)).astype(np.uint16)
+    f = tmp_path / "t000.tif"
+    kw = {"plain": {}, "imagej": {"imagej": True}, "lzw-predictor": {"compression": "lzw", "predictor": True},
+          "tiled": {"tile": (16, 16), "compression": "zlib"}}.get(layout, {"compression": "zlib"})
+    data = stack[:1] if layout == "single-plane" else stack
+    tifffile.imwrite(f, data, **kw)
+    if layout == "extra-page":  # a second series of one page of the same shape: libtiff would stack 6 pages
+        tifffile.imwrite(f, stack[0] // 2, append=True)
+    if layout == "thumbnail":  # a second series of another shape: libtiff skips it
+        tifffile.imwrite(f, stack[0, :4, :4], append=True)
+    ref = np.squeeze(tifffile.imread(f, series=0))
+    shape = ref.shape if layout != "single-plane" else (1, 12, 10)
+    got = read_tiff_frame(str(f), shape, "<u2", 0)
+    assert got.dtype == np.uint16 and np.array_equal(got.reshape(ref.shape), ref)
+    assert np.array_equal(got.reshape(ref.shape), np.squeeze(data))
+    fast = _libtiff_frame(str(f), shape)
+    # the shape check sends these to tifffile: a 6th page of another series; one page where 3 axes were expected
+    assert (fast is None) == (layout in ("extra-page", "single-plane"))
 
 
 def test_read_tiff_frame_truncated_file_names_the_file(tmp_path) -> None:

@@ -188,14 +188,17 @@ def read_tiff_frame(path: str, shape: tuple[int, ...], dtype: str, frame: int) -
 
     Notes
     -----
-    A 2-D frame is first decoded by libtiff (:func:`imagecodecs.tiff_decode`, one C call for the
-    whole image, 2–4× less CPU than tifffile's per-strip decoding of the CTC files); the result is
-    used only when it has the expected shape, else (a 3-D frame, several samples, any libtiff error)
-    the file is read by :func:`tifffile.imread` as before. Both give the same pixels.
+    A frame is first decoded by libtiff (:func:`imagecodecs.tiff_decode`, one C call for the whole
+    image, 2–4× less CPU than tifffile's per-strip decoding of the CTC files; a 3-D frame stored one
+    Z plane per page is decoded with ``index=None``, every page of the first page's shape and dtype in
+    one call, where tifffile parses each page's header in Python and then decodes page by page: the
+    71-page mouse-8cell frames 1.4–1.7× less CPU); the result is used only when it has the expected
+    shape, else (several samples, other pages of the same shape, any libtiff error) the file is read by
+    :func:`tifffile.imread` as before. Both give the same pixels.
     """
     import tifffile
 
-    fast = _libtiff_frame(path, shape) if len(shape) == 2 else None
+    fast = _libtiff_frame(path, shape)
     if fast is not None:
         return fast.astype(dtype, copy=False)
     try:
@@ -217,14 +220,21 @@ def read_tiff_frame(path: str, shape: tuple[int, ...], dtype: str, frame: int) -
 
 
 def _libtiff_frame(path: str, shape: tuple[int, ...]) -> np.ndarray | None:
-    """The first image of a TIFF decoded by libtiff if it has ``shape``, else None (any failure: None)."""
+    """The image of a TIFF decoded by libtiff if it has ``shape``, else None (any failure: None).
+
+    2-D ``shape``: the first page. 3-D: every page of the first page's shape and dtype, stacked
+    (``index=None``), accepted only when that gives exactly ``shape`` (one Z plane per page).
+    """
+    if len(shape) not in (2, 3):
+        return None
     try:
         import imagecodecs
 
         if not imagecodecs.TIFF.available:
             return None
         with open(path, "rb") as fh:
-            data = imagecodecs.tiff_decode(fh.read())
+            raw = fh.read()
+        data = imagecodecs.tiff_decode(raw) if len(shape) == 2 else imagecodecs.tiff_decode(raw, index=None)
     except Exception:  # noqa: BLE001 - tifffile reads the file and reports the problem
         return None
     return data if data.shape == tuple(shape) else None
