@@ -25,7 +25,8 @@ pinch at a septum into two daughters, dark on a bright halo; :data:`ROD_RANGES` 
 :func:`draw_rods`), the counterpart of the phase-contrast ``bacteria-phc`` movie. The states follow the
 same rules as the real sets (the mother's last frame before the daughters get their own labels is
 ``mitotic``, each daughter's first frame ``new_daughter``, stable with the stability window W = 2), the
-crops the same nucleus-size rule. ``--halo-range LO HI`` replaces the halo-strength range.
+crops the same nucleus-size rule. ``--range KEY LO HI`` replaces a range of :data:`ROD_RANGES`,
+``--target-cells`` the colony size.
 
 Usage::
 
@@ -117,7 +118,7 @@ ROD_TARGET_CELLS = 128
 
 
 def draw_rods(rng: np.random.Generator, ranges: dict[str, tuple[float, float]] | None = None,
-              n_frames: int = 24) -> dict:
+              n_frames: int = 24, target_cells: int = ROD_TARGET_CELLS) -> dict:
     """One rod colony's randomised parameters (µm, frames, photons; see :data:`ROD_RANGES`).
 
     Parameters
@@ -128,6 +129,8 @@ def draw_rods(rng: np.random.Generator, ranges: dict[str, tuple[float, float]] |
         Uniform ranges (default :data:`ROD_RANGES`).
     n_frames : int
         Frames of the movie (sets the start count ``n_start``).
+    target_cells : int
+        Cells the colony grows to: ``n_start = target_cells / 2^(n_frames / cycle_frames)``, within 6-24.
 
     Returns
     -------
@@ -143,7 +146,7 @@ def draw_rods(rng: np.random.Generator, ranges: dict[str, tuple[float, float]] |
     imaging_fields = {f.name for f in dataclasses.fields(PhaseContrastParams)}
     colony = {k: x for k, x in v.items() if k in colony_fields}
     imaging = {k: x for k, x in v.items() if k in imaging_fields}
-    n_start = int(np.clip(round(ROD_TARGET_CELLS / 2.0 ** (n_frames / colony["cycle_frames"])), 6, 24))
+    n_start = int(np.clip(round(target_cells / 2.0 ** (n_frames / colony["cycle_frames"])), 6, 24))
     return {"colony": colony, "imaging": imaging, "n_start": n_start}
 
 
@@ -158,11 +161,13 @@ def build_rods(args, rules) -> None:
     )
 
     ranges = dict(ROD_RANGES)
-    if args.halo_range:
-        ranges["halo_strength"] = tuple(args.halo_range)
+    for key, lo, hi in args.range:
+        if key not in ranges:
+            raise SystemExit(f"--range: unknown key {key!r}; one of {sorted(ranges)}")
+        ranges[key] = (float(lo), float(hi))
     rng = np.random.default_rng(args.seed)
     for k in range(args.n):
-        p = draw_rods(rng, ranges, args.frames)
+        p = draw_rods(rng, ranges, args.frames, args.target_cells)
         name = f"{args.prefix}-{k}"
         seed = args.seed * 1000 + k
         sim = simulate_rod_colony(RodColonyParams(**p["colony"]), PhaseContrastParams(**p["imaging"]),
@@ -209,8 +214,10 @@ def main() -> None:
                     help="parameter draw: the training ranges or the out-of-distribution ones (OOD_RANGES)")
     ap.add_argument("--kind", choices=["nuclei", "rods"], default="nuclei",
                     help="fluorescent nuclei (simulate_embryo) or phase-contrast rod colonies (simulate_rod_colony)")
-    ap.add_argument("--halo-range", type=float, nargs=2, default=None,
-                    help="rods: halo-strength range instead of ROD_RANGES['halo_strength']")
+    ap.add_argument("--range", nargs=3, action="append", default=[], metavar=("KEY", "LO", "HI"),
+                    help="rods: replace ROD_RANGES[KEY] by (LO, HI), e.g. --range halo_strength 0 0.3 (repeatable)")
+    ap.add_argument("--target-cells", type=int, default=ROD_TARGET_CELLS,
+                    help="rods: cells a colony grows to (sets its start count)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
