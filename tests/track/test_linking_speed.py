@@ -155,3 +155,75 @@ def test_linking_imports_laptrack_without_scikit_learn() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == "4 False False"
     assert out[1] == "True True True"
+
+
+def _label_movie(seed: int, ndim: int = 2, n_frames: int = 5):
+    """Random blobs (ids up to 60, some frames without a given id) in a ``(T, [Z,] Y, X)`` uint16 movie."""
+    rng = np.random.default_rng(seed)
+    shape = (9, 30, 34) if ndim == 3 else (40, 46)
+    grid = np.indices(shape)
+    labs = np.zeros((n_frames, *shape), np.uint16)
+    for t in range(n_frames):
+        for lab in rng.choice(np.arange(1, 61), size=7, replace=False):
+            c = [rng.uniform(0, s) for s in shape]
+            r = rng.uniform(2, 6)
+            labs[t][sum((g - ci) ** 2 for g, ci in zip(grid, c)) <= r * r] = lab
+    return labs
+
+
+def _flow_overlaps_reference(data, flow_px, max_step, ndim):
+    """The per-pixel loop of the first version: numpy.nonzero, numpy.unique, multi-array indexing."""
+    from collections import deque
+
+    shared, window = {}, deque(maxlen=max_step)
+    for i in range(len(data)):
+        frame = data[i]
+        for j, coords, la, step in window:
+            target = np.rint(coords + (i - j) * step).astype(np.int64)
+            inside = np.all((target >= 0) & (target < np.array(frame.shape)), axis=1)
+            lb = np.zeros(len(la), dtype=np.int64)
+            lb[inside] = frame[tuple(target[inside].T)]
+            hit = lb > 0
+            if hit.any():
+                for a, b, c in zip(*linking._count_pairs(la[hit], lb[hit]), strict=True):
+                    shared[(j, int(a), i, int(b))] = int(c)
+        fg = np.nonzero(frame)
+        la = frame[fg].astype(np.int64)
+        ids, inverse = np.unique(la, return_inverse=True)
+        flows = np.array([flow_px.get((i, int(x)), np.zeros(3))[3 - ndim:] for x in ids]).reshape(len(ids), ndim)
+        window.append((i, np.stack(fg, axis=1).astype(float), la, flows[inverse]))
+    return shared
+
+
+@pytest.mark.parametrize("ndim,seed", [(2, 0), (2, 1), (3, 2)])
+def test_flow_overlaps_equal_the_per_pixel_reference(ndim, seed) -> None:
+    from dynacell.io.movie import Movie
+    from dynacell.io.scan import frame_objects
+
+    data = _label_movie(seed, ndim)
+    movie = Movie(data, "TYX" if ndim == 2 else "TZYX", frame_indices=tuple(range(3, 3 + len(data))))
+    rng = np.random.default_rng(seed)
+    flow = {(i, int(x)): rng.normal(0, 3, 3) for i in range(len(data)) for x in np.unique(data[i])[1:]}
+    flow[(1, int(np.unique(data[1])[1]))] = np.full(3, 0.5)  # exact halves: rint's ties to even
+    ref = _flow_overlaps_reference(data, flow, 2, ndim)
+    assert len(ref) > 5
+    objects = {t: frame_objects(movie.frame(t), t) for t in movie.frame_indices}
+    for got in (linking._flow_overlaps(movie, flow, 2, False), linking._flow_overlaps(movie, flow, 2, False, objects)):
+        assert list(got.items()) == list(ref.items())
+
+
+@pytest.mark.parametrize("ndim,seed", [(2, 3), (3, 4)])
+def test_drift_with_reused_spectra_equals_phase_cross_correlation(ndim, seed) -> None:
+    from skimage.registration import phase_cross_correlation
+
+    data = _label_movie(seed, ndim)
+    data[2] = np.roll(data[1], (3, -2), axis=(-2, -1))  # a real shift between frames 1 and 2
+    spectra: dict = {}
+    for i in range(1, len(data)):
+        a, b = data[i - 1], data[i]
+        got = linking._drift(a, b, spectra)
+        ref = -np.asarray(phase_cross_correlation((a > 0).astype(np.float32), (b > 0).astype(np.float32))[0])
+        assert np.array_equal(got, linking._drift(a, b))
+        if got.any():
+            assert np.array_equal(got, ref)
+    assert np.array_equal(linking._drift(data[1], data[2], {}), np.array([0.0] * (ndim - 2) + [3.0, -2.0]))

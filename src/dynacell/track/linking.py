@@ -135,7 +135,30 @@ def _count_pairs(la: np.ndarray, lb: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return pairs[0], pairs[1], counts
 
 
-def _drift(prev: np.ndarray, frame: np.ndarray) -> np.ndarray:
+def _mask_spectrum(frame: np.ndarray, spectra: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-sampled foreground mask of a label frame (bool) and its spectrum (:func:`scipy.fft.fftn` of the
+    float32 mask, as :func:`skimage.registration.phase_cross_correlation` computes it in its ``"real"`` space).
+
+    ``spectra`` caches the pair by the frame's ``id``: in :func:`_scan` each frame is the second frame of one
+    pair and the first of the next, so its transform is computed once instead of twice (the same numbers:
+    the same call on the same array).
+    """
+    from scipy.fft import fftn
+
+    key = id(frame)
+    if spectra is not None and key in spectra and spectra[key][0] is frame:
+        return spectra[key][1], spectra[key][2]
+    step = max(1, int(np.ceil(max(frame.shape[-2:]) / 256)))
+    sl = (slice(None),) * (frame.ndim - 2) + (slice(None, None, step),) * 2
+    mask = frame[sl] > 0
+    freq = fftn(mask.astype(np.float32))
+    if spectra is not None:
+        spectra.clear()  # only the latest frame is needed again
+        spectra[key] = (frame, mask, freq)
+    return mask, freq
+
+
+def _drift(prev: np.ndarray, frame: np.ndarray, spectra: dict | None = None) -> np.ndarray:
     """Global displacement (pixels, spatial axes) of the nuclei from ``prev`` to ``frame``.
 
     Phase correlation (:func:`skimage.registration.phase_cross_correlation`) of the
@@ -143,17 +166,18 @@ def _drift(prev: np.ndarray, frame: np.ndarray) -> np.ndarray:
     (the result is a prior for linking, accurate to the sub-sampling step). The shift is
     kept only if it raises the foreground overlap of the two frames by more than
     :data:`_DRIFT_MIN_GAIN` over no shift; otherwise (few nuclei moving independently,
-    where the correlation peak is ambiguous) the drift is zero.
+    where the correlation peak is ambiguous) the drift is zero. ``spectra``: see
+    :func:`_mask_spectrum` (a frame's transform reused by the next pair: on the 71 × 180 × 247
+    mouse-8cell frames the transforms were most of the linking time).
     """
     from skimage.registration import phase_cross_correlation
 
     if not prev.any() or not frame.any():
         return np.zeros(prev.ndim)
     step = max(1, int(np.ceil(max(prev.shape[-2:]) / 256)))
-    sl = (slice(None),) * (prev.ndim - 2) + (slice(None, None, step),) * 2
-    a = prev[sl] > 0
-    b = frame[sl] > 0
-    shift = -np.asarray(phase_cross_correlation(a.astype(np.float32), b.astype(np.float32))[0], dtype=float)
+    a, fa = _mask_spectrum(prev, spectra)
+    b, fb = _mask_spectrum(frame, spectra)
+    shift = -np.asarray(phase_cross_correlation(fa, fb, space="fourier")[0], dtype=float)
     if not np.rint(shift).any():
         return np.zeros(prev.ndim)
     still = np.count_nonzero(a & b)
@@ -202,6 +226,7 @@ def _scan(labels: Movie, *, overlap_frames: int, drift: bool, progress: bool, sc
     cum = np.zeros((labels.n_frames, 3))
     window: deque[tuple[int, np.ndarray]] = deque(maxlen=max(overlap_frames, 1))
     prev, prev_tab = None, None
+    spectra: dict = {}  # the latest frame's mask spectrum, reused as the next pair's first (see _drift)
     for i, t in enumerate(tqdm(labels.frame_indices, desc="measuring nuclei", unit="frame", disable=not progress)):
         frame = np.asarray(labels.data[i])
         if frame.size and frame.min() < 0:
@@ -215,7 +240,7 @@ def _scan(labels: Movie, *, overlap_frames: int, drift: bool, progress: bool, sc
         else:
             tables.append(tab)
         if i > 0:
-            step = _drift(prev, frame) if drift else np.zeros(ndim)
+            step = _drift(prev, frame, spectra) if drift else np.zeros(ndim)
             if step.any() and not _drift_brings_closer(prev_tab, tab, np.r_[np.zeros(3 - ndim), step],
                                                        np.ones(3) if scale is None else scale):
                 step = np.zeros(ndim)
@@ -640,32 +665,60 @@ def _vectorised_laptrack():
         _tracking.cdist = original
 
 
+def _foreground(frame: np.ndarray, ids: np.ndarray | None = None
+                ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """Foreground pixels of a label frame: per-axis coordinates, labels, sorted ids and each pixel's id index.
+
+    The coordinates are those of :func:`numpy.nonzero` (C order), found as flat indices (about half
+    its CPU on a 1024² frame); ``ids`` (the frame's sorted nonzero ids, when already measured) turn the
+    labels into indices through a lookup table instead of :func:`numpy.unique`'s sort (the same result).
+    """
+    flat_frame = frame.reshape(-1)
+    flat = np.flatnonzero(flat_frame)
+    coords = np.unravel_index(flat, frame.shape)
+    la = flat_frame[flat].astype(np.int64)
+    if ids is not None and ids.size and la.size and int(ids[-1]) <= max(la.size, 1 << 20):
+        lut = np.zeros(int(ids[-1]) + 1, dtype=np.intp)
+        lut[ids] = np.arange(ids.size)
+        return coords, la, np.asarray(ids, dtype=np.int64), lut[la]
+    u, inverse = np.unique(la, return_inverse=True)  # sparse in the ids: O(objects) memory
+    return coords, la, u, inverse
+
+
 def _flow_overlaps(labels: Movie, flow_px: dict[tuple[int, int], np.ndarray], max_step: int,
-                   progress: bool) -> dict[tuple[int, int, int, int], int]:
+                   progress: bool, objects: dict | None = None) -> dict[tuple[int, int, int, int], int]:
     """Shared pixels ``{(i, la, j, lb): n}`` once every nucleus ``(i, la)`` is moved by ``(j - i) × flow_px``.
 
     A second streaming pass over the frames; ``flow_px[(i, label)]`` is the per-frame
-    displacement ``(z, y, x)`` in pixels. Holds ``max_step + 1`` frames in memory.
+    displacement ``(z, y, x)`` in pixels. Holds ``max_step + 1`` frames in memory. ``objects``
+    (:func:`dynacell.io.scan.frame_objects`) gives each frame's ids when already measured. Each pixel
+    lands at ``rint(coordinate + (j − i) × flow)`` per axis, as a flat index into frame ``j``.
     """
     ndim = labels.ndim_spatial
     shared: dict[tuple[int, int, int, int], int] = {}
-    window: deque[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=max_step)
+    window: deque[tuple[int, tuple[np.ndarray, ...], np.ndarray, np.ndarray]] = deque(maxlen=max_step)
     for i in tqdm(range(labels.n_frames), desc="flow-compensated overlaps", unit="frame", disable=not progress):
         frame = np.asarray(labels.data[i])
+        flat_frame = frame.reshape(-1)
+        strides = np.cumprod((1,) + frame.shape[:0:-1])[::-1]
         for j, coords, la, step in window:
-            target = np.rint(coords + (i - j) * step).astype(np.int64)
-            inside = np.all((target >= 0) & (target < np.array(frame.shape)), axis=1)
+            inside = np.ones(len(la), dtype=bool)
+            flat_target = np.zeros(len(la), dtype=np.int64)
+            for a in range(ndim):
+                target = np.rint(coords[a] + (i - j) * step[:, a])  # the float rounding of before, per axis
+                inside &= (target >= 0) & (target < frame.shape[a])
+                flat_target += target.astype(np.int64) * np.int64(strides[a])
             lb = np.zeros(len(la), dtype=np.int64)
-            lb[inside] = frame[tuple(target[inside].T)]
+            lb[inside] = flat_frame[flat_target[inside]]
             hit = lb > 0
             if not hit.any():
                 continue
             for a, b, c in zip(*_count_pairs(la[hit], lb[hit]), strict=True):
                 shared[(j, int(a), i, int(b))] = int(c)
-        fg = np.nonzero(frame)
-        la = frame[fg].astype(np.int64)
-        coords = np.stack(fg, axis=1).astype(float)
-        ids, inverse = np.unique(la, return_inverse=True)  # sparse in the ids: O(objects) memory
+        t = labels.frame_indices[i]
+        known = None if objects is None or int(t) not in objects else objects[int(t)][0]
+        fg, la, ids, inverse = _foreground(frame, known)
+        coords = tuple(c.astype(float) for c in fg)
         flows = np.array([flow_px.get((i, int(lab)), np.zeros(3))[3 - ndim:] for lab in ids]).reshape(len(ids), ndim)
         window.append((i, coords, la, flows[inverse]))
     return shared
@@ -1016,7 +1069,7 @@ def link_labels(
             if overlap and p > 0:
                 flow_px = {(int(i), int(lab)): v / scale
                            for i, lab, v in zip(frame_of, nuclei["label"].to_numpy(), flow, strict=True)}
-                shared = _flow_overlaps(labels, flow_px, int(gap_closing_frames) + 1, progress)
+                shared = _flow_overlaps(labels, flow_px, int(gap_closing_frames) + 1, progress, objects)
             fraction = {k: c / min(size[k[:2]], size[k[2:]]) for k, c in shared.items()} if overlap else {}
             metric = _link_metric(fraction)
             tracker = _fast_laptrack_class()(
