@@ -159,6 +159,8 @@ def per_step(rows: list[dict], model_alone: dict[int, float] | None = None, *, k
             if step == "classify" and model_alone:
                 row["model_alone"] = model_alone.get(r.get("ndim"))
         row["total"] = (r["nuclei"] / r[total] if r.get(total) else None) if per else r.get(total)
+        if not per and r.get(total) is not None:  # start-up, imports before the first step, run.json, exit
+            row["outside_steps"] = r[total] - sum(v for v in r[key].values() if v)
         row["load"] = f"{r['load_before']}->{r['load_after']}"
         out.append(row)
     return out
@@ -250,9 +252,11 @@ def main() -> None:
                 print("\nNuclei per CPU-second of each step (CPU time of the run's process, all its threads; "
                       "total = nuclei / CPU-s of the whole process, imports included)")
                 print_table(cpu_steps, cols)
-                print("\nCPU-seconds of each step (total = whole process, imports and start-up included)")
+                print("\nCPU-seconds of each step (total = whole process, imports and start-up included; "
+                      "outside_steps = total minus the steps: interpreter start, imports before the first step, "
+                      "run.json, exit)")
                 print_table(per_step(rows, key="steps_cpu", total="cpu_s", per=False),
-                            [c for c in cols if c != "model_alone"])
+                            [c for c in cols if c not in ("model_alone", "load")] + ["outside_steps", "load"])
             print(f"\nModel alone (random crops, no reading or cropping, {a.threads} threads): 2D {alone[2]:.0f} "
                   f"nuclei/s ({both[2][1]:.0f} per CPU-s), 3D {alone[3]:.0f} nuclei/s ({both[3][1]:.0f} per CPU-s); "
                   f"load average now {load_average()}")
