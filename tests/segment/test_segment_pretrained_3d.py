@@ -70,3 +70,47 @@ def test_expand_in_box_is_expand_labels():
     for d in (1.0, 2.5):
         np.testing.assert_array_equal(_expand_in_box(lab, d, expand_labels), expand_labels(lab, distance=d))
     assert not _expand_in_box(np.zeros_like(lab), 2.0, expand_labels).any()
+
+
+def test_3d_flips_average_the_point_reflection_inside_the_nuclei_box():
+    """Flipped copies are flipped back and averaged inside the box only; the rest is the first pass."""
+    from dynacell.segment.predict import _flipped_in_box
+
+    shape = (12, 20, 24)
+    ramp = np.linspace(0.0, 1.0, shape[0], dtype=np.float32)[:, None, None] * np.ones(shape, np.float32)
+    x = np.zeros(shape, np.float32)
+    x[4:7, 8:11, 9:13] = 1.0  # one "nucleus"
+    calls = []
+
+    def maps_of(a):  # not flip-equivariant: the answer depends on where the copy puts each voxel
+        calls.append(a.shape)
+        r = np.linspace(0.0, 1.0, a.shape[0], dtype=np.float32)[:, None, None]
+        return {"foreground": (a * (0.5 + r)).astype(np.float32)}
+
+    out = _flipped_in_box(maps_of, x, ((), (-3, -2, -1)), threshold=0.2, margin=2)["foreground"]
+    box = (slice(2, 9), slice(6, 13), slice(7, 15))
+    assert calls == [shape, (7, 7, 8)]
+    sub_r = np.linspace(0.0, 1.0, 7, dtype=np.float32)[:, None, None]
+    expected = x[box] * ((0.5 + ramp[box]) + (0.5 + sub_r[::-1])) / 2
+    np.testing.assert_allclose(out[box], expected, atol=1e-6)
+    outside = np.ones(shape, bool)
+    outside[box] = False
+    np.testing.assert_allclose(out[outside], (x * (0.5 + ramp))[outside])
+    calls.clear()
+    empty = _flipped_in_box(maps_of, np.zeros(shape, np.float32), ((), (-3, -2, -1)), 0.2, 2)
+    assert calls == [shape] and not empty["foreground"].any()
+
+
+def test_3d_model_flips_reverse_z_too():
+    """A 3D model with 2 flips averages the frame and its point reflection (z reversed as well)."""
+    from dynacell.segment.predict import _FLIPS, _FLIPS_3D
+
+    assert _FLIPS_3D[2][1] == (-3, -2, -1) and set(_FLIPS_3D) == set(_FLIPS) - {1}
+    seg = Segmenter.from_pretrained("nuclei-seg-3d")
+    rng = np.random.default_rng(1)
+    x = rng.random((16, 24, 24)).astype(np.float32) * 0.1
+    x[5:11, 8:16, 8:16] += 1.0
+    one, two = seg.predict_maps(x, flips=1), seg.predict_maps(x, flips=2)
+    refl = seg.predict_maps(np.ascontiguousarray(x[::-1, ::-1, ::-1]), flips=1)["foreground"][::-1, ::-1, ::-1]
+    core = (slice(5, 11), slice(8, 16), slice(8, 16))
+    np.testing.assert_allclose(two["foreground"][core], ((one["foreground"] + refl) / 2)[core], atol=1e-5)
