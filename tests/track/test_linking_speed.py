@@ -227,3 +227,51 @@ def test_drift_with_reused_spectra_equals_phase_cross_correlation(ndim, seed) ->
         if got.any():
             assert np.array_equal(got, ref)
     assert np.array_equal(linking._drift(data[1], data[2], {}), np.array([0.0] * (ndim - 2) + [3.0, -2.0]))
+
+
+def test_nucleus_table_equals_one_dataframe_per_frame() -> None:
+    """measure_nuclei's table (built once from arrays) equals the per-frame DataFrames concatenated."""
+    import pandas as pd
+
+    from dynacell.io.movie import Movie
+    from dynacell.lineage.centroids import nucleus_centroids
+    from dynacell.track import measure_nuclei
+
+    data = _label_movie(5, 3)
+    data[2] = 0  # an empty frame: no rows (and a warning)
+    movie = Movie(data, "TZYX", frame_indices=tuple(range(10, 10 + len(data))))
+    parts = []
+    for t, frame in zip(movie.frame_indices, data, strict=True):
+        ids, cen, size = nucleus_centroids(frame, return_sizes=True)
+        tab = pd.DataFrame({"t": np.full(len(ids), t, dtype=np.int64), "label": ids,
+                            "z": cen[:, 0], "y": cen[:, 1], "x": cen[:, 2]})
+        tab["diameter_px"] = np.cbrt(6.0 * size / np.pi)
+        tab["size_px"] = size
+        parts.append(tab[["t", "label", "z", "y", "x", "size_px", "diameter_px"]])
+    ref = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    with pytest.warns(UserWarning, match="hold no nucleus"):
+        got = measure_nuclei(movie, progress=False)
+    pd.testing.assert_frame_equal(got, ref, check_exact=True)
+
+
+def test_motion_gate_equals_groupby_on_an_unsorted_table() -> None:
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    from dynacell.io.movie import Movie
+    from dynacell.track import measure_nuclei
+    from dynacell.track.gate import motion_gate
+
+    data = np.concatenate([_label_movie(6, 2, 4)] * 2)  # repeated frames: pairs with equal counts
+    nuclei = measure_nuclei(Movie(data, "TYX"), progress=False).sample(frac=1.0, random_state=0)
+    got = motion_gate(nuclei, ndim=2, min_pairs=1, factor=1.0, quantile=0.5)
+    pos = {t: g[["z", "y", "x"]].to_numpy() for t, g in nuclei.groupby("t")}
+    frames = sorted(pos)
+    dists = []
+    for a, b in zip(frames[:-1], frames[1:]):
+        if len(pos[a]) == len(pos[b]):
+            d = cdist(pos[a], pos[b])
+            r, c = linear_sum_assignment(d)
+            dists.append(d[r, c])
+    assert got["n_pairs"] == len(dists) > 0
+    assert got["motion"] == float(np.quantile(np.concatenate(dists), 0.5))

@@ -61,7 +61,12 @@ def motion_gate(nuclei: pd.DataFrame, *, ndim: int, voxel_size_um: tuple[float, 
         scale[-len(voxel_size_um):] = voxel_size_um
     default = default_max_distance(nuclei, ndim=ndim, scale=tuple(scale))
     frames = sorted(nuclei["t"].unique())
-    pos = {t: g[["z", "y", "x"]].to_numpy() * scale for t, g in nuclei.groupby("t")}
+    # each frame's centroids in table order (as groupby("t") gives them, without a DataFrame per frame)
+    t_all = nuclei["t"].to_numpy()
+    order = np.argsort(t_all, kind="stable")
+    xyz = nuclei[["z", "y", "x"]].to_numpy()[order] * scale
+    cuts = np.flatnonzero(np.diff(t_all[order])) + 1
+    pos = {t_all[order[g[0]]].item(): xyz[g] for g in np.split(np.arange(len(order)), cuts) if len(g)}
     dists = []
     for a, b in zip(frames[:-1], frames[1:]):
         if len(pos[a]) != len(pos[b]):
