@@ -140,3 +140,19 @@ def test_opening_and_reading_a_tiff_folder_imports_no_dask(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", str(int(labs[1].sum())), str(int(labs.sum()))]
     assert np.array_equal(np.asarray(open_labels(folder).data), labs)
+
+
+def test_scan_measure_table_equals_per_frame_dataframes() -> None:
+    import pandas as pd
+
+    from dynacell.lineage.centroids import nucleus_centroids
+
+    images, labels = _random_movie(7)
+    measured: list = []
+    scan_labels(images, labels, progress=False, measure=measured)
+    parts = []
+    for t in labels.frame_indices:
+        u, cen, size = nucleus_centroids(labels.frame(t), return_sizes=True)
+        parts.append(pd.DataFrame({"t": int(t), "label": u, "z": cen[:, 0], "y": cen[:, 1], "x": cen[:, 2],
+                                   "size_px": size}))
+    pd.testing.assert_frame_equal(measured[0], pd.concat(parts, ignore_index=True), check_exact=True)
