@@ -1,0 +1,95 @@
+"""Choose the post-processing and test-time flips of a 3D segmenter on validation sides only (never the test frames).
+
+Each variant (fields of :class:`dynacell.segment.learned.PostprocessParams` plus ``flips``, the
+number of flipped copies averaged, see :meth:`dynacell.segment.predict.Segmenter.predict_maps`)
+is run the way ``dynacell segment`` runs a model (:func:`dynacell.segment.predict.segment_frame`:
+nucleus size estimated from each frame, z:y:x aspect from the reference objects of each set, maps
+resized back) on:
+
+- ``zreg7`` / ``given7``: mouse 8-cell validation frame 7 against its labels moved one plane onto
+  the signal (``mouse8-zreg``) and as given (``mouse8``);
+- ``sim3d-val``: renders of simulated 3D embryos of seeds 8–11 (two frames each,
+  :func:`dynacell.train.segment._sim3d_frames`; the training set ``sim3d`` uses seeds 0–7), dense
+  touching nuclei with exact labels: the check of over-splitting;
+- ``sdleft``: the StarDist 3D left half — the **training** side of ``nuclei-seg-3d`` (no StarDist
+  validation side exists); printed for information, not for choosing.
+
+Usage::
+
+    python benchmarks/segment_postprocess_3d.py --model nuclei-seg-3d \\
+        --grid '[{"flips": 1, "seed_h": 0.05, "min_size_px": 113}, {"flips": 2, "seed_h": 0.1, "min_size_px": 200}]'
+
+Prints one JSON line per variant: SEG (object-weighted), F1@0.5, objects predicted / referenced
+per set. Network maps are cached per frame and flips (time the speed with ``benchmarks/segment_speed.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+
+
+def main() -> None:
+    import torch
+
+    from dynacell.metrics.segmentation import ctc_seg, object_scores
+    from dynacell.segment.benchmark import aspect_from_reference
+    from dynacell.segment.learned import estimate_nucleus_diameter_px
+    from dynacell.segment.predict import Segmenter, segment_frame
+    from dynacell.train.segment import _sim3d_frames, load_frames
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="nuclei-seg-3d")
+    p.add_argument("--grid", default="[{}]", help="JSON list of overrides: PostprocessParams fields and flips")
+    p.add_argument("--sim-seeds", default="8,9,10,11", help="simulation seeds of sim3d-val (not 0-7: training)")
+    a = p.parse_args()
+    torch.set_num_threads(1)
+
+    base = Segmenter.load(a.model)
+    cache: dict = {}
+
+    def variant(over: dict) -> Segmenter:
+        over = dict(over)
+        flips = int(over.pop("flips", base.card.test_time_flips))
+        card = base.card.model_copy(update={"test_time_flips": flips, "postprocess": {**base.card.postprocess, **over}})
+        seg = Segmenter(base.net, card, base.folder)
+        raw = seg.predict_maps
+
+        def cached(x, **kw):
+            key = (x.shape, hashlib.md5(x.tobytes()).hexdigest(), flips, card.postprocess["foreground"])
+            if key not in cache:
+                cache[key] = raw(x, **kw)
+            return cache[key]
+
+        seg.predict_maps = cached
+        return seg
+
+    sim = [f for s in a.sim_seeds.split(",") for f in _sim3d_frames(int(s))]
+    sets = {"zreg7": load_frames("mouse8-zreg", "val"), "given7": load_frames("mouse8", "val"),
+            "sim3d-val": sim, "sdleft (training side)": load_frames("stardist3d-half", "train")}
+    prepared = {}
+    for name, frames in sets.items():
+        vs_set = None if name == "sim3d-val" else aspect_from_reference(frames)
+        prepared[name] = []
+        for f in frames:
+            vs = f.voxel_size_um if vs_set is None else vs_set
+            prepared[name].append((f, vs, estimate_nucleus_diameter_px(f.image, voxel_size_um=vs)))
+    for over in json.loads(a.grid):
+        m = variant(over)
+        res: dict = {"flips": m.card.test_time_flips, **{k: v for k, v in over.items() if k != "flips"}}
+        for name, items in prepared.items():
+            seg_n, n_all, tp, n_pred, n_ref = 0.0, 0, 0, 0, 0
+            for f, vs, d in items:
+                lab = segment_frame(f.image, m, nucleus_diameter_px=d, voxel_size_um=vs)
+                s, n = ctc_seg(f.labels, lab)
+                seg_n, n_all = seg_n + s * n, n_all + n
+                o = object_scores(f.labels, lab)
+                tp, n_pred, n_ref = tp + o["tp@0.5"], n_pred + o["n_predicted"], n_ref + o["n_reference"]
+            res[name] = {"SEG": round(seg_n / max(n_all, 1), 4), "F1@0.5": round(2 * tp / max(n_pred + n_ref, 1), 3),
+                         "n_pred": n_pred, "n_ref": n_ref}
+        print(json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()
