@@ -104,3 +104,44 @@ def test_dimming_scales_whole_objects_and_leaves_background(make_discs):
     assert all(d != k for d, k in zip(dimmed, kept))  # each object dimmed whole or not at all
     dims = CropDataset([prepare(AnnotatedFrame("toy", 0, img, lab), 1.0)], 2, (32, 32), seed=0, dim_nuclei=0.5)
     assert dims[0][0].shape == (1, 32, 32)
+
+
+def test_narrowed_state_dict_keeps_the_strongest_filters_through_the_skips():
+    from dynacell.models.unet import InstanceUNet
+    from dynacell.train.segment import narrowed_state_dict
+
+    torch.manual_seed(0)
+    wide = InstanceUNet(ndim=2, base_filters=8, depth=2).eval()
+    # same width: every filter kept, so the same function (a wrong skip offset would change it)
+    same = InstanceUNet(ndim=2, base_filters=8, depth=2).eval()
+    same.load_state_dict(narrowed_state_dict(wide.state_dict(), same))
+    x = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(same(x), wide(x), atol=1e-6)
+    # half width: the filter made strongest in the first convolution survives
+    state = {k: v.clone() for k, v in wide.state_dict().items()}
+    state["down.0.0.weight"][5] *= 100.0
+    narrow = InstanceUNet(ndim=2, base_filters=4, depth=2).eval()
+    cut = narrowed_state_dict(state, narrow)
+    narrow.load_state_dict(cut)
+    assert any(torch.equal(cut["down.0.0.weight"][i], state["down.0.0.weight"][5]) for i in range(4))
+    assert narrow(x).shape == (1, 3, 32, 32)
+    with pytest.raises(Exception):
+        narrowed_state_dict(narrow.state_dict(), wide)  # cannot widen
+
+
+def test_teacher_maps_become_targets_and_supervise_unknown_pixels(make_discs, tiny_model):
+    from dynacell.train.segment import add_teacher_maps
+
+    img, lab = make_discs(shape=(64, 64), centres=((20, 20), (45, 45)), radius=8)
+    items = [prepare(AnnotatedFrame("toy", 0, img, lab), 1.0)]
+    info = add_teacher_maps(items, tiny_model, flips=1)
+    assert items[0].targets.shape == (7, 64, 64) and info["flips"] == 1
+    assert 0.0 <= items[0].targets[4:].min() and items[0].targets[4:].max() <= 1.0
+    x, y, w = CropDataset(items, n_samples=1, crop=(32, 32), seed=0)[0]
+    assert y.shape == (7, 32, 32)
+    out, w0 = torch.zeros(1, 3, 32, 32), torch.zeros_like(w)[None]  # every pixel unknown
+    plain = SegmentationModule("instance-unet", {"base_filters": 4, "depth": 2})
+    distil = SegmentationModule("instance-unet", {"base_filters": 4, "depth": 2}, distill_weight=1.0)
+    assert float(plain.loss(out, y[None], w0)) == 0.0
+    assert float(distil.loss(out, y[None], w0)) > 0.5  # BCE of logit 0 against any target >= log 2 · (mean weight)

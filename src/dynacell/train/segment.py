@@ -69,8 +69,10 @@ __all__ = [
     "CropDataset",
     "FrameDataset",
     "SegmentationModule",
+    "add_teacher_maps",
     "load_frames",
     "marker_pseudo_labels",
+    "narrowed_state_dict",
     "prepare",
     "shift_labels_z",
     "train_segmenter",
@@ -495,7 +497,7 @@ def voxel_aspect(frames: list[AnnotatedFrame]) -> float:
 
 @dataclass
 class Prepared:
-    """A frame at model scale: image ``(1, ...)``, targets ``(4, ...)`` (fg, boundary, distance, dead), weight."""
+    """A frame at model scale: image ``(1, ...)``, targets ``(4, ...)`` (fg, boundary, distance, dead; ``(7, ...)`` with a teacher's fg, boundary, distance appended), weight."""
 
     dataset: str
     t: int
@@ -691,6 +693,13 @@ class SegmentationModule(_lightning_module_base()):
         Learning rate.
     postprocess : PostprocessParams, optional
         Instance extraction used for the validation SEG.
+    time_budget_s : float, optional
+        Wall-time budget (seconds): training stops after the epoch that exceeds it.
+    distill_weight : float
+        instance-unet only: weight of the distillation term, the BCE of the logits against a
+        teacher's probability maps (target channels 4–6: foreground, boundary, distance; see
+        :func:`add_teacher_maps`) averaged over every pixel of the crop, the unknown ones too
+        (Hinton et al., "Distilling the knowledge in a neural network", 2015). 0: no term.
 
     Notes
     -----
@@ -700,9 +709,11 @@ class SegmentationModule(_lightning_module_base()):
     """
 
     def __init__(self, architecture: str, model_kwargs: dict[str, Any], lr: float = 1e-3,
-                 postprocess: PostprocessParams | None = None, time_budget_s: float | None = None) -> None:
+                 postprocess: PostprocessParams | None = None, time_budget_s: float | None = None,
+                 distill_weight: float = 0.0) -> None:
         super().__init__()
         self.time_budget_s = time_budget_s
+        self.distill_weight = float(distill_weight)
         self._t0 = time.perf_counter()
         from dynacell.models.unet import build_segmentation_model
 
@@ -722,7 +733,12 @@ class SegmentationModule(_lightning_module_base()):
         if self.architecture == "instance-unet":
             bce = F.binary_cross_entropy_with_logits(out, y[:, :3], reduction="none")
             bce[:, 1] *= 2.0
-            return (bce * w).sum() / (3 * w.sum()).clamp_min(1.0)
+            loss = (bce * w).sum() / (3 * w.sum()).clamp_min(1.0)
+            if self.distill_weight > 0 and y.shape[1] >= 7:  # a teacher's maps, every pixel (unknown ones too)
+                soft = F.binary_cross_entropy_with_logits(out, y[:, 4:7], reduction="none")
+                soft[:, 1] *= 2.0
+                loss = loss + self.distill_weight * soft.mean()
+            return loss
         if self.architecture == "seed-unet":
             bce = F.binary_cross_entropy_with_logits(out[:, 0:1], y[:, 0:1], reduction="none")
             return (bce * w).sum() / w.sum().clamp_min(1.0)
@@ -785,6 +801,108 @@ class SegmentationModule(_lightning_module_base()):
         return torch.optim.Adam(self.parameters(), lr=self.lr)
 
 
+def add_teacher_maps(items: list[Prepared], teacher: str | Path, flips: int | None = None) -> dict[str, Any]:
+    """Append a teacher's probability maps to the targets of training frames (distillation).
+
+    Parameters
+    ----------
+    items : list of Prepared
+        Frames at model scale; each ``targets`` ``(4, ...)`` becomes ``(7, ...)`` float32: the
+        teacher's foreground, boundary and distance probabilities (in that order) appended. Use
+        on training frames only: validation and test frames never see the teacher.
+    teacher : path or str
+        A 2D or 3D ``instance-unet`` model folder or shipped name, trained at the same nucleus
+        size (``target_diameter_px``) as the student.
+    flips : int, optional
+        Test-time flips of the teacher (default: its card's).
+
+    Returns
+    -------
+    dict
+        ``folder``, ``weights_sha256`` and ``flips`` of the teacher (recorded in the student's card).
+
+    Raises
+    ------
+    InvalidInputError
+        If the teacher is not an instance-unet.
+    """
+    from dynacell.segment.predict import Segmenter
+
+    seg = Segmenter.load(teacher).with_test_time_flips(flips)
+    if seg.card.architecture != "instance-unet":
+        raise InvalidInputError(f"teacher {teacher} is a {seg.card.architecture}, not an instance-unet")
+    for it in items:
+        m = seg.predict_maps(it.image[0])
+        soft = np.stack([m["foreground"], m["boundary"], m["distance"]]).astype(np.float32)
+        it.targets = np.concatenate([it.targets[:4], soft], 0)
+    return {"folder": str(seg.folder), "weights_sha256": seg.card.weights_sha256,
+            "flips": int(seg.card.test_time_flips)}
+
+
+def narrowed_state_dict(wide: dict[str, Any], narrow_net: Any) -> dict[str, Any]:
+    """Weights of a narrower :class:`~dynacell.models.unet.InstanceUNet` cut out of a wider one.
+
+    Every convolution keeps the output filters of largest L1 norm (over the input channels kept
+    upstream; Li et al., "Pruning filters for efficient ConvNets", ICLR 2017), its BatchNorm the
+    same channels, and the next convolution the matching input channels (through the skip
+    concatenations of the decoder). The result starts a fine-tuning (``--init`` with a wider
+    model folder): it is not accurate by itself, since BatchNorm statistics shift.
+
+    Parameters
+    ----------
+    wide : dict
+        State dict of the wide InstanceUNet (same ``ndim``, ``depth``, in/out channels).
+    narrow_net : torch.nn.Module
+        The narrower InstanceUNet (its shapes set the number of filters kept per layer).
+
+    Returns
+    -------
+    dict
+        A state dict loadable by ``narrow_net``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the layer names differ or a narrow layer is wider than the wide one.
+    """
+    import torch
+
+    target = narrow_net.state_dict()
+    if set(target) != set(wide):
+        raise InvalidInputError("narrowed_state_dict: the two networks differ in layers (depth or architecture)")
+    out: dict[str, Any] = {}
+
+    def block(prefix: str, keep_in: torch.Tensor) -> torch.Tensor:
+        for conv, bn in (("0", "1"), ("3", "4")):
+            w = wide[f"{prefix}.{conv}.weight"][:, keep_in]
+            n_out = target[f"{prefix}.{conv}.weight"].shape[0]
+            if n_out > w.shape[0]:
+                raise InvalidInputError(f"narrowed_state_dict: {prefix} is wider in the narrow network")
+            keep = torch.sort(torch.argsort(w.abs().flatten(1).sum(1), descending=True)[:n_out]).values
+            out[f"{prefix}.{conv}.weight"] = w[keep].clone()
+            for k in ("weight", "bias", "running_mean", "running_var"):
+                out[f"{prefix}.{bn}.{k}"] = wide[f"{prefix}.{bn}.{k}"][keep].clone()
+            out[f"{prefix}.{bn}.num_batches_tracked"] = wide[f"{prefix}.{bn}.num_batches_tracked"].clone()
+            keep_in = keep
+        return keep_in
+
+    depth = len({k.split(".")[1] for k in wide if k.startswith("down.")})
+    keep = torch.arange(wide["down.0.0.weight"].shape[1])
+    skips = []
+    for i in range(depth):
+        keep = block(f"down.{i}", keep)
+        skips.append(keep)
+    keep = block("middle", keep)
+    width = wide["middle.3.weight"].shape[0]
+    for j in range(depth):
+        skip = skips[depth - 1 - j]
+        keep = block(f"up_conv.{j}", torch.cat([keep, width + skip]))
+        width = wide[f"up_conv.{j}.3.weight"].shape[0]
+    out["head.weight"] = wide["head.weight"][:, keep].clone()
+    out["head.bias"] = wide["head.bias"].clone()
+    return out
+
+
 def maps_from_logits(architecture: str, logits: np.ndarray) -> dict[str, np.ndarray]:
     """Probability maps from network logits ``(C, ...)``.
 
@@ -811,7 +929,8 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
                     steps_per_epoch: int = 60, lr: float = 1e-3, seed: int = 0, data_root: str | Path | None = None,
                     training_command: str | None = None, overwrite: bool = False,
                     init: str | Path | None = None, target_diameter_px: float = TARGET_DIAMETER_PX,
-                    pseudo_model: str | Path | None = None, dim_nuclei: float = 0.0) -> dict[str, Any]:
+                    pseudo_model: str | Path | None = None, dim_nuclei: float = 0.0,
+                    teacher: str | Path | None = None, distill_weight: float = 1.0) -> dict[str, Any]:
     """Train one segmentation network and write its model folder (weights + card).
 
     Parameters
@@ -839,7 +958,9 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
         Replace an existing model folder.
     init : path, optional
         A model folder of the same architecture whose weights start the training (a second
-        stage); its card is recorded under ``config["init"]``.
+        stage); its card is recorded under ``config["init"]``. A wider 2D/3D instance-unet
+        (more ``base_filters``) is cut down to this one's width first
+        (:func:`narrowed_state_dict`).
     target_diameter_px : float
         Lateral nucleus diameter (model pixels) every frame is resampled to (default
         :data:`TARGET_DIAMETER_PX`; smaller for a 3D model, whose cost grows with the cube).
@@ -849,6 +970,12 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
         its folder and weights' SHA-256 are recorded in the card.
     dim_nuclei : float
         Probability of dimming each object of a training crop (:class:`CropDataset`).
+    teacher : path or str, optional
+        instance-unet only: a model (folder or shipped name) whose probability maps on the
+        training frames are extra targets (:func:`add_teacher_maps`; distillation); validation
+        frames keep their reference masks only.
+    distill_weight : float
+        Weight of the distillation term when ``teacher`` is given (:class:`SegmentationModule`).
 
     Returns
     -------
@@ -894,19 +1021,30 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
             scales[ds]["pseudo_label_model"] = {"folder": str(pm.folder), "weights_sha256": pm.card.weights_sha256}
         logger.info("%s: %d train / %d val frames, nucleus %.1f px, zoom %s", ds, len(tr), len(va), d,
                     scales[ds]["zoom"])
+    teacher_info = None
+    if teacher is not None:
+        teacher_info = {**add_teacher_maps(train_items, teacher), "distill_weight": float(distill_weight)}
+        logger.info("teacher maps of %d training items from %s", len(train_items), teacher)
     crop_shape = (crop,) * ndim
     train_ds = CropDataset(train_items, steps_per_epoch * batch_size, crop_shape, seed=seed, dim_nuclei=dim_nuclei)
     train_loader = DataLoader(train_ds, batch_size=batch_size, shuffle=False, num_workers=0)
     val_loader = DataLoader(FrameDataset(val_items), batch_size=1, collate_fn=FrameDataset.collate)
-    module = SegmentationModule(architecture, model_kwargs, lr=lr, time_budget_s=minutes * 60)
+    module = SegmentationModule(architecture, model_kwargs, lr=lr, time_budget_s=minutes * 60,
+                                distill_weight=distill_weight if teacher is not None else 0.0)
     init_info = None
     if init is not None:
         from dynacell.models.runtime import load_state_dict
 
-        module.net.load_state_dict(load_state_dict(Path(init) / "weights.pt"))
         init_card = SegmentationCard.model_validate(__import__("yaml").safe_load((Path(init) / "model.yaml").read_text()))
+        state = load_state_dict(Path(init) / "weights.pt")
+        narrowed = init_card.model_kwargs.get("base_filters") != model_kwargs.get("base_filters")
+        if narrowed:
+            state = narrowed_state_dict(state, module.net)
+        module.net.load_state_dict(state)
         init_info = {"folder": str(init), "config": init_card.config, "training_command": init_card.training_command,
-                     "metrics": init_card.metrics}
+                     "metrics": init_card.metrics,
+                     **({"narrowed_from": init_card.model_kwargs, "init_weights_sha256": init_card.weights_sha256}
+                        if narrowed else {})}
     # time one epoch's worth of batches to size the run
     t0 = time.perf_counter()
     xb, yb, wb = next(iter(DataLoader(train_ds, batch_size=batch_size)))
@@ -938,6 +1076,7 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
                     "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "max_epochs": epochs,
                     "fit_seconds": round(fit.seconds, 1), "zoom_jitter": [0.8, 1.0, 1.25],
                     "engine": config.model_dump(mode="json"), "init": init_info,
+                    **({"teacher": teacher_info} if teacher_info else {}),
                     **({"dim_nuclei": dim_nuclei, "dim_range": list(train_ds.dim_range)} if dim_nuclei else {})},
             training_command=training_command, seed=seed, weights_sha256=sha256_file(weights),
             target_diameter_px=target_diameter_px, postprocess=post.__dict__,
@@ -969,6 +1108,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="nucleus diameter (model pixels) frames are resampled to")
     p.add_argument("--pseudo-model", default=None, help="model whose maps grow the gowt1-tra markers")
     p.add_argument("--dim-nuclei", type=float, default=0.0, help="probability of dimming each object of a crop")
+    p.add_argument("--teacher", default=None, help="model whose maps on the training frames are extra targets")
+    p.add_argument("--distill-weight", type=float, default=1.0, help="weight of the teacher term (with --teacher)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cmd = "python -m dynacell.train.segment " + " ".join(shlex.quote(s) for s in (argv or sys.argv[1:]))
@@ -977,7 +1118,7 @@ def main(argv: list[str] | None = None) -> None:
                               crop=a.crop, steps_per_epoch=a.steps_per_epoch, lr=a.lr, seed=a.seed,
                               training_command=cmd, overwrite=a.overwrite, init=a.init,
                               target_diameter_px=a.target_diameter_px, pseudo_model=a.pseudo_model,
-                              dim_nuclei=a.dim_nuclei)
+                              dim_nuclei=a.dim_nuclei, teacher=a.teacher, distill_weight=a.distill_weight)
     print(json.dumps(metrics, indent=1, default=float))
 
 
