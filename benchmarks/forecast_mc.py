@@ -1,13 +1,14 @@
 """Motion-compensated linear next-frame forecast (``frames-mc-linear``) beside the baselines and frames-unet.
 
-Run from the checkout (needs ../shared/data; about 15 CPU minutes, one thread):
+Run from the checkout (needs ../shared/data; about 3 CPU minutes with --skip-speed, one thread):
 
     python benchmarks/forecast_mc.py [--part test|val] [--out /tmp/forecast_mc]
 
 For each movie of benchmarks/forecast_configs/frames-unet.yaml (same down-sampling, normalisation
 and time-block split) plus CHO 02 (a movie used nowhere else in forecasting, z maximum projection,
 down-sampled by 2), :class:`dynacell.forecast.motion.MotionCompensatedForecaster` (default
-settings: K = 4, σ = 0 / 0.7 / 1.5 / 3 px, aligned + unaligned + extrapolated maps) is fitted by
+settings: K = 4, σ = 0 / 0.7 / 1.5 / 3 px, aligned + unaligned + extrapolated maps, weights summing
+to 1, TV-L1 flows between consecutive frames at half resolution, chained) is fitted by
 least squares on the movie's own past and scored on a later block:
 
 * ``--part val``: fitted on the training block, scored on the validation block (what the settings

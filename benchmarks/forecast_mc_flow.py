@@ -1,7 +1,7 @@
 """How ``frames-mc-linear`` estimates its optical flow: cheaper flows chosen on the validation blocks (issue 14).
 
-Run from the checkout (needs ../shared/data; about 2 CPU minutes per setting, one thread; the
-full-resolution direct TV-L1 setting about 10):
+Run from the checkout (needs ../shared/data; one thread; 46–170 CPU-s per setting measured, the
+full-resolution direct TV-L1 setting about 10 CPU minutes):
 
     python benchmarks/forecast_mc_flow.py [--settings NAME ...] [--movies NAME ...] [--out DIR]
 
