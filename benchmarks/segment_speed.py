@@ -8,10 +8,16 @@ all 1024² pixels: the worst case of a 1024² frame) and HeLa 02 (700×1100, nuc
 estimated beforehand (once per movie, as ``dynacell segment`` does), best of ``--repeats``;
 CPU seconds (``time.process_time``) are the figure to compare on a shared machine.
 
+``--rounds N`` (A/B comparison): every 2D model is timed in turn, N rounds (model A, model B,
+model A, model B, ...), so that a change of machine load hits both alike; the ``round`` column
+tells them apart.
+
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/segment_speed.py --threads 1 --flips 1,4 \\
         --out docs/figures/segmentation/segment_speed_inference.csv
+    OMP_NUM_THREADS=1 python benchmarks/segment_speed.py --threads 1 --flips 1,2,4 --rounds 2 \\
+        --models-2d nuclei-seg-2d,nuclei-seg-2d-fast --datasets-2d gowt1 --models-3d "" --repeats 1
 """
 
 from __future__ import annotations
@@ -37,16 +43,25 @@ def main() -> None:
     p.add_argument("--flips", default="1,4", help="test-time flips of the learned models, comma-separated")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=0,
+                   help="A/B: time the 2D models in turn, this many rounds (0: each model once, all frames)")
     p.add_argument("--out", type=Path, default=None, help="CSV path")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     flips = tuple(int(f) for f in a.flips.split(","))
-    m2, m3 = load_models(a.models_2d.split(",")), load_models(a.models_3d.split(","))
-    tables = [speed(m2, a.threads, datasets=a.datasets_2d.split(","), repeats=a.repeats, flips=flips)]
-    if a.worst_case_diameter_px > 0:  # the classical segmenter does not use the nucleus size
-        tables.append(speed([m for m in m2 if not isinstance(m, str)], a.threads, datasets=["gowt1"],
-                            repeats=a.repeats, flips=flips, diameter_px={"gowt1": a.worst_case_diameter_px}))
-    tables.append(speed(m3, a.threads, datasets=a.datasets_3d.split(","), repeats=a.repeats))
+    m2 = load_models(a.models_2d.split(","))
+    m3 = load_models(a.models_3d.split(",")) if a.models_3d.strip() else []
+    tables = []
+    for r in range(max(1, a.rounds)):
+        for group in ([[m] for m in m2] if a.rounds else [m2]):
+            part = [speed(group, a.threads, datasets=a.datasets_2d.split(","), repeats=a.repeats, flips=flips)]
+            learned = [m for m in group if not isinstance(m, str)]  # classical does not use the nucleus size
+            if a.worst_case_diameter_px > 0 and learned:
+                part.append(speed(learned, a.threads, datasets=["gowt1"], repeats=a.repeats, flips=flips,
+                                  diameter_px={"gowt1": a.worst_case_diameter_px}))
+            tables.extend(t.assign(round=r + 1) for t in part)
+    if m3:
+        tables.append(speed(m3, a.threads, datasets=a.datasets_3d.split(","), repeats=a.repeats))
     table = pd.concat(tables, ignore_index=True)
     print(markdown(table, 2))
     if a.out is not None:

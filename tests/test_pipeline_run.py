@@ -322,11 +322,11 @@ def test_given_lineage_files_geff_and_ctc(tmp_path):
 
 
 def test_default_segmenter_is_the_learned_2d_model(tmp_path):
-    """Without labels a 2D movie is segmented by the shipped nuclei-seg-2d (recorded in run.json and the notes)."""
+    """Without labels a 2D movie is segmented by the shipped nuclei-seg-2d-fast (recorded in run.json and the notes)."""
     images, _ = synthetic_movie(T=3)
     res = run(images, model=FixedClassifier(), out=tmp_path / "o", progress=False, video=False)
     info = json.loads((tmp_path / "o" / "run.json").read_text())
     assert info["config"]["segmenter"] == "auto"
-    assert info["parameters"]["segmenter"] == "nuclei-seg-2d"
-    assert any("learned segmenter nuclei-seg-2d" in n for n in info["notes"])
+    assert info["parameters"]["segmenter"] == "nuclei-seg-2d-fast"
+    assert any("learned segmenter nuclei-seg-2d-fast" in n for n in info["notes"])
     assert res.states.groupby("t").size().tolist() == [2, 2, 2]

@@ -97,7 +97,7 @@ def test_auto_segmenter_is_the_learned_model_of_the_movie_dimension(tmp_path):
     from dynacell.segment.select import DEFAULT_2D, DEFAULT_3D, segment_for_run
     from dynacell.simulate import simulate_embryo
 
-    assert (DEFAULT_2D, DEFAULT_3D) == ("nuclei-seg-2d", "nuclei-seg-3d")
+    assert (DEFAULT_2D, DEFAULT_3D) == ("nuclei-seg-2d-fast", "nuclei-seg-3d")
     res = simulate_embryo(ndim=3, n_start=5, n_frames=1, radius_um=4.0, division_rate_per_frame=0.0,
                           voxel_size_um=(1.5, 0.5, 0.5), photons=40.0, background_photons=10.0, seed=11,
                           progress=False)

@@ -30,3 +30,25 @@ def test_heldout_hela_frame_beats_classical(shared_data):
     assert n > 100
     assert s_model >= 0.8 and s_model > s_classical + 0.05
     assert np.isfinite(s_classical)
+
+
+def test_fast_student_card_records_teacher_split_and_validation():
+    seg = Segmenter.from_pretrained("nuclei-seg-2d-fast")
+    teacher = Segmenter.from_pretrained("nuclei-seg-2d")
+    assert seg.card.model_kwargs["base_filters"] * 2 == teacher.card.model_kwargs["base_filters"]
+    assert (seg.folder / "weights.pt").stat().st_size < 1 * 2**20
+    assert seg.card.config["teacher"]["weights_sha256"] == teacher.card.weights_sha256
+    assert seg.card.split == teacher.card.split and seg.card.test_time_flips == 1
+    val = seg.card.metrics["val_user_path"]
+    assert val["gowt1_seg"] >= 0.9 and val["hela02_seg"] >= 0.9
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_fast_student_on_a_heldout_hela_frame_beats_classical(shared_data):
+    from dynacell.segment.classical import segment_frame as classical_frame
+
+    f = load_frames("hela02", "test", shared_data)[0]
+    s_model, n = ctc_seg(f.labels, segment_frame(f.image, Segmenter.from_pretrained("nuclei-seg-2d-fast")))
+    s_classical, _ = ctc_seg(f.labels, classical_frame(f.image, voxel_size_um=f.voxel_size_um))
+    assert n > 100 and s_model >= 0.8 and s_model > s_classical + 0.05

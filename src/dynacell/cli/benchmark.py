@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
 
     @bench.command("segmentation")
     def segmentation(
-        models: str = typer.Option("nuclei-seg-2d,classical", "--models",
+        models: str = typer.Option("nuclei-seg-2d-fast,nuclei-seg-2d,classical", "--models",
                                    help="comma-separated: shipped segmenter names, model folders, classical"),
         datasets: str = typer.Option(None, "--datasets",
                                      help="comma-separated datasets of the shared data (their test frames; default: "

@@ -31,12 +31,12 @@ def register(app: typer.Typer) -> None:
         model: str | None = typer.Option(None, "--model", help="State model name or folder. Default: nuclei-2d / nuclei-3d."),
         segmenter: str = typer.Option(
             "auto", "--segmenter",
-            help="Segmenter when no --labels are given: auto (nuclei-seg-2d for 2D, nuclei-seg-3d for 3D), classical, "
+            help="Segmenter when no --labels are given: auto (nuclei-seg-2d-fast for 2D, nuclei-seg-3d for 3D), classical, "
                  "a model name or folder."),
         test_time_flips: int | None = typer.Option(
             None, "--test-time-flips",
             help="Flipped copies of each frame the learned segmenter averages: 1 (fastest), 2 or 4. "
-                 "Default: the model's (4 for nuclei-seg-2d)."),
+                 "Default: the model's (1 for nuclei-seg-2d-fast, 4 for nuclei-seg-2d)."),
         axes: str | None = typer.Option(None, "--axes", help="Axes of a TIFF stack without axis metadata, e.g. TZYX."),
         channel: int | None = typer.Option(
             None, "--channel", min=0,

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
 def segment_command(
     movie: Path = typer.Argument(..., help="Image movie: CTC folder, folder of TIFFs, TIFF stack, OME-Zarr or npz."),
     out: Path = out_option(),
-    model: str = typer.Option("nuclei-seg-2d", "--model", "-m",
+    model: str = typer.Option("nuclei-seg-2d-fast", "--model", "-m",
                               help="Shipped model name, a model folder, or 'classical' (threshold + watershed)."),
     voxel_size_um: str | None = voxel_size_option(),
     frame_interval_s: float | None = frame_interval_option(),
@@ -39,7 +39,7 @@ def segment_command(
     test_time_flips: int | None = typer.Option(
         None, "--test-time-flips",
         help="Flipped copies of each frame a learned model averages: 1 (fastest), 2 or 4. Default: the model's "
-             "(4 for nuclei-seg-2d)."),
+             "(1 for nuclei-seg-2d-fast, 4 for nuclei-seg-2d)."),
     device: str = device_option(),
     progress: bool | None = progress_option(),
     overwrite: bool = overwrite_option(),

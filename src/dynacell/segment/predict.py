@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 #: The default learned segmenter of ``dynacell segment`` and ``dynacell run``.
-DEFAULT_MODEL = "nuclei-seg-2d"
+DEFAULT_MODEL = "nuclei-seg-2d-fast"
 
 
 class SegmentationCard(ModelCard):
@@ -808,7 +808,8 @@ def segment_movie(images: Movie, model: str | Path | Segmenter = DEFAULT_MODEL, 
     images : Movie
         Intensities ``(T, (Z), Y, X)``.
     model : str, path or Segmenter
-        ``"nuclei-seg-2d"`` (default, shipped), another shipped name, a model folder, a loaded
+        ``"nuclei-seg-2d-fast"`` (default, shipped), another shipped name (``"nuclei-seg-2d"``: its
+        teacher, 4 flips), a model folder, a loaded
         :class:`Segmenter`, or ``"classical"`` (threshold + watershed).
     voxel_size_um : tuple of float, optional
         Overrides the movie's voxel size (µm, spatial axis order).
