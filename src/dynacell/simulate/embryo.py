@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -200,6 +200,53 @@ def grow_embryo(
     )
 
 
+def lineage_from_cells(cells: Sequence[dict[str, Any]], *, n_frames: int, ndim: int,
+                       to_px: Callable[[np.ndarray], np.ndarray], source: str) -> Lineage:
+    """Build the lineage graph of a grown population (embryo or colony) from its cell records.
+
+    Each cell becomes a chain of nodes ``(t0 + k, label)`` linked frame to frame; a daughter's first node is
+    linked to her mother's last node (a division); tracks are then assigned.
+
+    Parameters
+    ----------
+    cells : sequence of dict
+        Cell records as :func:`grow_embryo` (or :func:`dynacell.simulate.rods.simulate_rod_colony`) keep them:
+        ``label`` (int > 0), ``parent`` (int, 0 = none), ``t0`` (first frame, int) and ``positions`` (one
+        position per frame alive, in µm, each an array of shape ``(d,)`` float64).
+    n_frames : int
+        Number of frames of the movie.
+    ndim : int
+        Spatial dimensions of the lineage's positions, 2 or 3.
+    to_px : callable
+        Maps one position in µm to the node's position in pixels (shape ``(ndim,)``).
+    source : str
+        Provenance string stored on the lineage.
+
+    Returns
+    -------
+    Lineage
+        The lineage with node positions in pixels and tracks assigned.
+
+    Raises
+    ------
+    KeyError
+        If a cell's ``parent`` is not the label of another cell.
+    """
+    lin = Lineage(n_frames=n_frames, ndim=ndim, source=source)
+    for c in cells:
+        for k, p in enumerate(c["positions"]):
+            lin.add_node((c["t0"] + k, c["label"]), to_px(p))
+            if k:
+                lin.add_edge((c["t0"] + k - 1, c["label"]), (c["t0"] + k, c["label"]))
+    by_label = {c["label"]: c for c in cells}
+    for c in cells:
+        if c["parent"]:
+            mother = by_label[c["parent"]]
+            lin.add_edge((mother["t0"] + len(mother["positions"]) - 1, mother["label"]), (c["t0"], c["label"]))
+    lin.assign_tracks()
+    return lin
+
+
 def simulate_embryo(
     *,
     ndim: int = 3,
@@ -304,19 +351,12 @@ def simulate_embryo(
     if ndim == 2:
         centre_px[0] = 0.0
 
-    lin = Lineage(n_frames=n_frames, ndim=ndim, source=f"simulate_embryo(seed={seed})")
-    for c in cells:
-        for k, p in enumerate(c["positions"]):
-            px = centre_px + p / vs
-            lin.add_node((c["t0"] + k, c["label"]), px if ndim == 3 else px[1:])
-            if k:
-                lin.add_edge((c["t0"] + k - 1, c["label"]), (c["t0"] + k, c["label"]))
-    by_label = {c["label"]: c for c in cells}
-    for c in cells:
-        if c["parent"]:
-            mother = by_label[c["parent"]]
-            lin.add_edge((mother["t0"] + len(mother["positions"]) - 1, mother["label"]), (c["t0"], c["label"]))
-    lin.assign_tracks()
+    def to_px(p: np.ndarray) -> np.ndarray:
+        px = centre_px + p / vs
+        return px if ndim == 3 else px[1:]
+
+    lin = lineage_from_cells(cells, n_frames=n_frames, ndim=ndim, to_px=to_px,
+                             source=f"simulate_embryo(seed={seed})")
 
     from dynacell.lineage import EventRules
 

@@ -48,7 +48,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from dynacell.errors import InvalidInputError
-from dynacell.lineage.graph import Lineage
+from dynacell.simulate.embryo import lineage_from_cells
 from dynacell.simulate.imaging import camera_adu, gaussian_blur, shot_noise
 from dynacell.simulate.result import SimulationResult
 
@@ -487,18 +487,8 @@ def simulate_rod_colony(colony: RodColonyParams | None = None, imaging: PhaseCon
     lo_um = allpos.min(axis=0) - reach
     shape = tuple(int(v) for v in np.ceil((allpos.max(axis=0) + reach - lo_um) / imaging.pixel_um))
 
-    lin = Lineage(n_frames=n_frames, ndim=2, source=f"simulate_rod_colony(seed={seed})")
-    for c in cells:
-        for k, pp in enumerate(c["positions"]):
-            lin.add_node((c["t0"] + k, c["label"]), (pp - lo_um) / imaging.pixel_um)
-            if k:
-                lin.add_edge((c["t0"] + k - 1, c["label"]), (c["t0"] + k, c["label"]))
-    by_label = {c["label"]: c for c in cells}
-    for c in cells:
-        if c["parent"]:
-            mother = by_label[c["parent"]]
-            lin.add_edge((mother["t0"] + len(mother["positions"]) - 1, mother["label"]), (c["t0"], c["label"]))
-    lin.assign_tracks()
+    lin = lineage_from_cells(cells, n_frames=n_frames, ndim=2, to_px=lambda pp: (pp - lo_um) / imaging.pixel_um,
+                             source=f"simulate_rod_colony(seed={seed})")
     states = ground_truth_states(lin, EventRules.seed())
     for n, s in states.items():
         lin.graph.nodes[n]["state"] = s
