@@ -19,6 +19,12 @@ Usage::
     python benchmarks/segment_postprocess_3d.py --model nuclei-seg-3d \\
         --grid '[{"flips": 1, "seed_h": 0.05, "min_size_px": 113}, {"flips": 2, "seed_h": 0.1, "min_size_px": 200}]'
 
+A variant may also set ``"diameter"``: ``"log"`` (default, what ``dynacell segment`` uses: the scale-space blob estimate alone,
+:func:`dynacell.segment.learned.estimate_nucleus_diameter_px`) or ``"refine"`` (blob
+estimate refined by one single-copy first pass of the model,
+:func:`dynacell.segment.predict.estimate_nucleus_diameter_for_model`). The estimates are printed
+beside each set's reference diameter (:func:`dynacell.train.segment.reference_diameter_px`).
+
 Prints one JSON line per variant: SEG (object-weighted), F1@0.5, objects predicted / referenced
 per set. Network maps are cached per frame and flips (time the speed with ``benchmarks/segment_speed.py``).
 """
@@ -35,9 +41,12 @@ def main() -> None:
 
     from dynacell.metrics.segmentation import ctc_seg, object_scores
     from dynacell.segment.benchmark import aspect_from_reference
-    from dynacell.segment.learned import estimate_nucleus_diameter_px
-    from dynacell.segment.predict import Segmenter, segment_frame
-    from dynacell.train.segment import _sim3d_frames, load_frames
+    from dynacell.segment.predict import (
+        Segmenter,
+        estimate_nucleus_diameter_for_model,
+        segment_frame,
+    )
+    from dynacell.train.segment import _sim3d_frames, load_frames, reference_diameter_px
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="nuclei-seg-3d")
@@ -69,18 +78,31 @@ def main() -> None:
     sets = {"zreg7": load_frames("mouse8-zreg", "val"), "given7": load_frames("mouse8", "val"),
             "sim3d-val": sim, "sdleft (training side)": load_frames("stardist3d-half", "train")}
     prepared = {}
+    diam: dict = {}
     for name, frames in sets.items():
         vs_set = None if name == "sim3d-val" else aspect_from_reference(frames)
         prepared[name] = []
         for f in frames:
             vs = f.voxel_size_um if vs_set is None else vs_set
-            prepared[name].append((f, vs, estimate_nucleus_diameter_px(f.image, voxel_size_um=vs)))
+            prepared[name].append((f, vs))
+
+    def diameters(name: str, how: str) -> list[float]:
+        if (name, how) not in diam:
+            diam[(name, how)] = [estimate_nucleus_diameter_for_model(f.image, base, voxel_size_um=vs,
+                                                                     refine=how == "refine")
+                                 for f, vs in prepared[name]]
+            print(json.dumps({"set": name, "diameter": how, "reference_px": round(reference_diameter_px(sets[name]), 2),
+                              "estimated_px": [round(d, 2) for d in diam[(name, how)]]}), flush=True)
+        return diam[(name, how)]
+
     for over in json.loads(a.grid):
+        over = dict(over)
+        how = over.pop("diameter", "log")
         m = variant(over)
-        res: dict = {"flips": m.card.test_time_flips, **{k: v for k, v in over.items() if k != "flips"}}
+        res: dict = {"flips": m.card.test_time_flips, "diameter": how, **{k: v for k, v in over.items() if k != "flips"}}
         for name, items in prepared.items():
             seg_n, n_all, tp, n_pred, n_ref = 0.0, 0, 0, 0, 0
-            for f, vs, d in items:
+            for (f, vs), d in zip(items, diameters(name, how)):
                 lab = segment_frame(f.image, m, nucleus_diameter_px=d, voxel_size_um=vs)
                 s, n = ctc_seg(f.labels, lab)
                 seg_n, n_all = seg_n + s * n, n_all + n

@@ -162,3 +162,73 @@ def test_volume_in_3d():
     lab[1:3, 1:4, 1:4] = 1
     df = measure_frame(np.ones(lab.shape), lab, voxel_size_um=(2.0, 0.5, 0.5))
     assert df.volume_vox.iloc[0] == 18 and df.volume_um3.iloc[0] == pytest.approx(18 * 0.5)
+
+
+def _spheres(radius_px: float, aspect: float = 2.4, shape=(30, 90, 120)):
+    """Spheres of lateral diameter ``2·radius_px`` in a stack of z/x voxel aspect ``aspect``."""
+    zz, yy, xx = np.mgrid[: shape[0], : shape[1], : shape[2]]
+    lab = np.zeros(shape, np.int32)
+    for i, (cz, cy, cx) in enumerate([(10, 30, 30), (12, 60, 80), (18, 30, 90), (20, 65, 35)], start=1):
+        lab[((zz - cz) * aspect) ** 2 + (yy - cy) ** 2 + (xx - cx) ** 2 <= radius_px**2] = i
+    return lab
+
+
+@pytest.mark.parametrize("radius", [6.0, 10.0, 13.0])
+def test_lateral_diameters_of_spheres_of_known_diameter(radius):
+    """Largest YX section of anisotropic spheres: 2·radius lateral pixels, whatever the z step."""
+    from dynacell.segment.learned import lateral_diameters_px
+
+    for aspect in (1.0, 2.4):
+        d = lateral_diameters_px(_spheres(radius, aspect))
+        assert len(d) == 4
+        np.testing.assert_allclose(d, 2 * radius, rtol=0.04)
+    d2 = lateral_diameters_px((_spheres(radius)[12] == 2).astype(np.int32))  # 2D: the plane through sphere 2's centre
+    np.testing.assert_allclose(d2, 2 * radius, rtol=0.04)
+    assert len(lateral_diameters_px(np.zeros((5, 5), np.int32))) == 0
+    with pytest.raises(InvalidInputError, match="2-D or 3-D"):
+        lateral_diameters_px(np.zeros(5, np.int32))
+
+
+def test_model_refined_size_estimate(monkeypatch):
+    """A 3D model's first-pass objects set the size (volume-weighted: fragments do not drag it down)."""
+    from types import SimpleNamespace
+
+    from dynacell.segment import predict
+
+    lab = _spheres(10.0)  # 20 px across laterally
+    frag = lab.copy()
+    for k in range(12):  # 12 small fragments (3×3×3 voxels) beside 4 nuclei: more fragments than nuclei
+        z, x = 2 + 8 * (k % 3), 5 + 10 * (k // 3)
+        frag[z: z + 3, 82:85, x: x + 3] = 5 + k
+    img = 100 + 10.0 * (lab > 0) + np.random.default_rng(0).normal(0, 2, lab.shape)
+    first_pass = {"labels": frag}
+    calls = []
+
+    def fake_segment_frame(image, model, *, nucleus_diameter_px=None, voxel_size_um=None):
+        calls.append((nucleus_diameter_px, model.card.test_time_flips))
+        return first_pass["labels"]
+
+    monkeypatch.setattr(predict, "segment_frame", fake_segment_frame)
+    card = SimpleNamespace(ndim=3, test_time_flips=1)
+    model = SimpleNamespace(card=card, with_test_time_flips=lambda n: SimpleNamespace(card=SimpleNamespace(ndim=3, test_time_flips=n)))
+    vs = (2.0, 0.832, 0.832)
+    blob = estimate_nucleus_diameter_px(img, voxel_size_um=vs)
+    d = predict.estimate_nucleus_diameter_for_model(img, model, voxel_size_um=vs)
+    assert d == pytest.approx(20.0, rel=0.04)
+    assert calls == [(blob, 1)]  # one single-copy first pass at the blob estimate
+    assert np.median(predict.lateral_diameters_px(frag)) < 10  # the plain median would read a fragment
+    assert predict.estimate_nucleus_diameter_for_model(img, model, voxel_size_um=vs, refine=False) == blob
+    first_pass["labels"] = np.zeros_like(lab)  # nothing found: the blob estimate
+    assert predict.estimate_nucleus_diameter_for_model(img, model, voxel_size_um=vs) == blob
+    model2d = SimpleNamespace(card=SimpleNamespace(ndim=2, test_time_flips=1))
+    assert predict.estimate_nucleus_diameter_for_model(img, model2d, voxel_size_um=vs) == blob
+    assert len(calls) == 2
+
+
+def test_volume_weighted_median():
+    from dynacell.segment.predict import volume_weighted_median
+
+    assert volume_weighted_median(np.array([4.0, 4.0, 4.0, 20.0]), np.array([1, 1, 1, 100])) == 20.0
+    assert volume_weighted_median(np.array([3.0, 1.0, 2.0]), np.array([1, 1, 1])) == 2.0
+    with pytest.raises(InvalidInputError, match="volume-weighted"):
+        volume_weighted_median(np.zeros(0), np.zeros(0))

@@ -9,6 +9,9 @@ The pieces shared by training (:mod:`dynacell.train.segment`) and inference
   with automatic scale selection", IJCV 30 (1998) 79–116; noise-normalised responses in 3D), so that one model serves several
   magnifications: every frame is resampled so that its nuclei are ``target_diameter_px`` across,
   the size the model was trained at.
+- :func:`lateral_diameters_px` — the lateral diameter of each object of a label image (the
+  nucleus-size definition of training; a 3D model's first-pass objects refine the blob estimate,
+  :func:`dynacell.segment.predict.estimate_nucleus_diameter_for_model`).
 - :func:`training_targets` — foreground, boundary and normalised-distance maps of a label image.
 - :func:`instances_from_maps` — seeded watershed of the predicted maps into instances.
 """
@@ -25,6 +28,7 @@ __all__ = [
     "PostprocessParams",
     "estimate_nucleus_diameter_px",
     "instances_from_maps",
+    "lateral_diameters_px",
     "normalize_image",
     "training_targets",
 ]
@@ -178,6 +182,48 @@ def estimate_nucleus_diameter_px(image: np.ndarray, *, voxel_size_um: tuple[floa
         raise InvalidInputError("nucleus size: no bright blob found in the frame (empty or flat image); "
                                 "give the nucleus diameter explicitly")
     return d
+
+
+def lateral_diameters_px(labels: np.ndarray) -> np.ndarray:
+    """Lateral equivalent diameter of every object of a label image, in pixels.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Integer labels ``(Y, X)`` or ``(Z, Y, X)`` (0 = background).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, one value per object present (ascending label order): ``√(4·A/π)`` with ``A``
+        the object's area (2D) or the area of its largest YX section (3D), in lateral pixels — the
+        z step does not enter. Empty when there is no object.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``labels`` is not 2-D or 3-D.
+
+    Notes
+    -----
+    The nucleus-size definition the models were trained with
+    (:func:`dynacell.train.segment.reference_diameter_px` takes its median over the reference
+    objects); the median over a first pass's objects is the refined 3D estimate of
+    :func:`dynacell.segment.predict.estimate_nucleus_diameter_for_model`.
+    """
+    lab = np.asarray(labels)
+    if lab.ndim not in (2, 3):
+        raise InvalidInputError(f"lateral diameters: expected 2-D or 3-D labels, got shape {lab.shape}")
+    if not lab.any():
+        return np.zeros(0)
+    lab = lab.astype(np.int64, copy=False)
+    n = int(lab.max()) + 1
+    planes = lab[None] if lab.ndim == 2 else lab
+    area = np.zeros(n)
+    for z in range(planes.shape[0]):
+        area = np.maximum(area, np.bincount(planes[z].ravel(), minlength=n))
+    ids = np.unique(lab[lab > 0])
+    return np.sqrt(4 * area[ids] / np.pi)
 
 
 def training_targets(labels: np.ndarray) -> np.ndarray:

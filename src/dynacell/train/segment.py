@@ -461,18 +461,9 @@ def reference_diameter_px(frames: list[AnnotatedFrame]) -> float:
     2D: the equivalent diameter of each object; 3D: the equivalent diameter of each object's
     largest YX section (lateral pixels; the z step does not enter).
     """
-    from skimage.measure import regionprops_table
+    from dynacell.segment.learned import lateral_diameters_px
 
-    def lateral(lab: np.ndarray) -> np.ndarray:
-        if lab.ndim == 2:
-            return regionprops_table(lab, properties=("equivalent_diameter_area",))["equivalent_diameter_area"]
-        ids = np.unique(lab[lab > 0])
-        area = np.zeros(int(lab.max()) + 1)
-        for z in range(lab.shape[0]):
-            area = np.maximum(area, np.bincount(lab[z].ravel(), minlength=len(area)))
-        return np.sqrt(4 * area[ids] / np.pi)
-
-    d = [lateral(f.labels) for f in frames if f.labels.any()]
+    d = [lateral_diameters_px(f.labels) for f in frames if f.labels.any()]
     if not d:
         raise InvalidInputError("no reference object to measure the nucleus size")
     return float(np.median(np.concatenate(d)))
