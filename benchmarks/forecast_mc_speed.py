@@ -1,26 +1,28 @@
-"""CPU seconds of one ``frames-mc-linear`` forecast of a 1024 × 1024 frame, previous vs current settings (issue 14).
+"""CPU seconds of one ``frames-mc-linear`` forecast of a 1024 × 1024 frame, settings timed A/B (issue 14).
 
-Run from the checkout (needs ../shared/data; about 3 CPU minutes, one thread):
+Run from the checkout (needs ../shared/data; about 1 CPU minute, 5 more with --with-previous; one thread):
 
-    python benchmarks/forecast_mc_speed.py [--repeats 2] [--out DIR]
+    python benchmarks/forecast_mc_speed.py [--repeats 2] [--with-previous] [--out DIR]
 
 The frames are GOWT1 01 (1024 × 1024, normalised on frames 0–7). The forecaster's weights are set to
 equal weights summing to 1 (the cost does not depend on their values). Timed with
-:func:`time.process_time` (one thread), so other jobs on the machine do not inflate it:
+:func:`time.process_time` (one thread), so other jobs on the machine do not inflate it. Variants:
 
-* ``previous``: TV-L1 flows from frame t to t − 1, t − 2, t − 3 at the resolution of the frames, all
-  60 maps formed and summed (what ``frames-mc-linear`` did before issue 14's speed work);
+* ``previous`` (only with ``--with-previous``): TV-L1 flows from frame t to t − 1, t − 2, t − 3 at
+  the resolution of the frames, all 60 maps formed and summed (before issue 14's speed work);
+* ``tvl1 1/2, skimage warp``: the current defaults with warps by :func:`skimage.transform.warp`
+  (what ``warp_by_flow`` was before it called :func:`scipy.ndimage.map_coordinates` directly);
 * ``current``: the current defaults (:class:`~dynacell.forecast.motion.MotionCompensatedForecaster`),
-  the weighted sum taken on 3 Gaussian filters per width and 2 warps; at full resolution the flow
-  is also estimated at 1/4 of the default flow resolution, so that it sees the same physical scale
-  as on the ÷4 frames it was chosen on.
+  the weighted sum taken on 3 Gaussian filters per width and 2 warps;
+* ``ilk 1/2``: the current defaults with iterative Lucas–Kanade flows (``flow_method="ilk"``).
 
-Each is timed on (a) one window with nothing cached (three flows), alternately previous / current,
-``--repeats`` times, at full resolution and on the ÷4 path (frames block-averaged by 4, forecast,
-upsampled back bilinearly, as :func:`dynacell.forecast.benchmark.speed_table` times the networks);
-and (b) ``current`` along the movie (frames 4–9 forecast in turn; flows between frames already seen
-are reused, so each new frame costs one new flow when flows are chained): mean per frame after the
-first.
+At full resolution every flow is estimated at 1/4 of its flow resolution, so that it sees the same
+physical scale as on the ÷4 frames the settings were chosen on. Each is timed on (a) one window with
+nothing cached (three flows), the variants in turn, ``--repeats`` times, at full resolution and on
+the ÷4 path (frames block-averaged by 4, forecast, upsampled back bilinearly, as
+:func:`dynacell.forecast.benchmark.speed_table` times the networks); and (b) along the movie (frames
+4–9 forecast in turn; flows between frames already seen are reused, so each new frame costs one new
+flow): mean per frame after the first.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def _cpu(fn) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--with-previous", action="store_true", help="also time the pre-issue-14 settings (slow)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/forecast_mc_speed"))
     args = ap.parse_args()
 
@@ -61,28 +64,43 @@ def main() -> None:
     frames, _ = normalize_movie(raw, fit_frames=range(8))
     assert frames.shape[1:] == (1024, 1024), frames.shape
 
+    from dynacell.forecast import motion
+    from dynacell.forecast.frames import warp_by_flow
+
+    def skimage_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        from skimage.transform import warp
+
+        rr, cc = np.meshgrid(np.arange(image.shape[0]), np.arange(image.shape[1]), indexing="ij")
+        return warp(image, np.stack([rr + flow[0], cc + flow[1]]), mode="edge", order=1,
+                    preserve_range=True).astype(np.float32)
+
     def make(which: str, full_res: bool) -> MotionCompensatedForecaster:
         if which == "previous":
             mc = MotionCompensatedForecaster(flow_method="tvl1", flow_downsample=1, flow_chain=False, flow_kwargs={})
         else:
-            mc = MotionCompensatedForecaster()
+            mc = MotionCompensatedForecaster(flow_method="ilk" if which == "ilk 1/2" else "tvl1")
             if full_res:
                 mc.flow_downsample *= 4
         mc.weights = np.r_[np.full(mc.n_features, 1.0 / mc.n_features), 0.0]
         return mc
 
     def forecast(mc: MotionCompensatedForecaster, which: str, window: np.ndarray) -> np.ndarray:
-        if which == "previous":
-            return mc.predict_features(mc.features(window))
-        return mc.predict(window[None])[0]
+        motion.warp_by_flow = skimage_warp if which in ("previous", "tvl1 1/2, skimage warp") else warp_by_flow
+        try:
+            if which == "previous":
+                return mc.predict_features(mc.features(window))
+            return mc.predict(window[None])[0]
+        finally:
+            motion.warp_by_flow = warp_by_flow
 
     def down4(window: np.ndarray) -> np.ndarray:
         return downscale_local_mean(window, (1, 4, 4)).astype(np.float32)
 
+    variants = (["previous"] if args.with_previous else []) + ["tvl1 1/2, skimage warp", "current", "ilk 1/2"]
     res: dict = {"cold_window": {}, "along_movie": {}}
     w = frames[:4]
     for rep in range(args.repeats):
-        for which in ("previous", "current"):
+        for which in variants:
             for path in ("full resolution", "/4 path"):
                 mc = make(which, path == "full resolution")
                 if path == "full resolution":
@@ -91,16 +109,18 @@ def main() -> None:
                     sec = _cpu(lambda mc=mc, which=which: zoom(forecast(mc, which, down4(w)), 4, order=1))
                 res["cold_window"].setdefault(f"{which}, {path}", []).append(sec)
                 print(f"repeat {rep}: {which}, {path}: {sec:.3f} CPU-s", flush=True)
-    for path in ("full resolution", "/4 path"):
-        mc = make("current", path == "full resolution")
-        secs = []
-        for t in range(4, 10):
-            win = frames[t - 4:t] if path == "full resolution" else down4(frames[t - 4:t])
-            secs.append(_cpu(lambda mc=mc, win=win, path=path: (
-                forecast(mc, "current", win) if path == "full resolution"
-                else zoom(forecast(mc, "current", win), 4, order=1))))
-        res["along_movie"][f"current, {path}"] = {"per_frame_cpu_s": secs, "mean_after_first": float(np.mean(secs[1:]))}
-        print(f"along the movie, current, {path}: {np.round(secs, 3).tolist()}", flush=True)
+    for which in ("current", "ilk 1/2"):
+        for path in ("full resolution", "/4 path"):
+            mc = make(which, path == "full resolution")
+            secs = []
+            for t in range(4, 10):
+                win = frames[t - 4:t] if path == "full resolution" else down4(frames[t - 4:t])
+                secs.append(_cpu(lambda mc=mc, win=win, path=path, which=which: (
+                    forecast(mc, which, win) if path == "full resolution"
+                    else zoom(forecast(mc, which, win), 4, order=1))))
+            res["along_movie"][f"{which}, {path}"] = {"per_frame_cpu_s": secs,
+                                                      "mean_after_first": float(np.mean(secs[1:]))}
+            print(f"along the movie, {which}, {path}: {np.round(secs, 3).tolist()}", flush=True)
     mc = MotionCompensatedForecaster()
     res["current_settings"] = {"flow_method": mc.flow_method, "flow_downsample": mc.flow_downsample,
                                "flow_chain": mc.flow_chain, "flow_kwargs": mc.flow_kwargs}

@@ -16,6 +16,7 @@ from dynacell.forecast.frames import (
     persistence,
     smoothed_persistence,
     time_block_split,
+    warp_by_flow,
 )
 
 
@@ -61,6 +62,23 @@ def test_flow_warp_follows_a_moving_spot(make_blob):
     assert err["smoothed_persistence"] > 0.5 * err["persistence"]
     with pytest.raises(InvalidInputError):
         baseline_forecast("median", x)
+
+
+def test_warp_by_flow_equals_scikit_image_warp_and_moves_by_the_flow():
+    from skimage.transform import warp
+
+    rng = np.random.default_rng(0)
+    image = rng.random((40, 33), dtype=np.float32)
+    flow = (rng.standard_normal((2, 40, 33)) * 4).astype(np.float32)  # reaches beyond the borders
+    rr, cc = np.meshgrid(np.arange(40), np.arange(33), indexing="ij")
+    ref = warp(image, np.stack([rr + flow[0], cc + flow[1]]), mode="edge", order=1, preserve_range=True)
+    out = warp_by_flow(image, flow)
+    assert out.dtype == np.float32 and out.shape == image.shape
+    np.testing.assert_allclose(out, ref, atol=1e-6)
+    shift = np.zeros((2, 40, 33), np.float32)
+    shift[1] = 2.0  # image(p + (0, 2)): content moves 2 columns left; the last columns repeat the edge
+    np.testing.assert_allclose(warp_by_flow(image, shift)[:, :31], image[:, 2:], atol=1e-6)
+    np.testing.assert_allclose(warp_by_flow(image, shift)[:, 31:], image[:, [32, 32]], atol=1e-6)
 
 
 def test_smoothed_persistence_removes_noise(make_blob):

@@ -236,12 +236,23 @@ def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     Returns
     -------
     numpy.ndarray, float32, shape (Y, X)
-    """
-    from skimage.transform import warp
 
-    rr, cc = np.meshgrid(np.arange(image.shape[0]), np.arange(image.shape[1]), indexing="ij")
-    return warp(image, np.stack([rr + flow[0], cc + flow[1]]), mode="edge", order=1,
-                preserve_range=True).astype(np.float32)
+    Notes
+    -----
+    :func:`scipy.ndimage.map_coordinates` (order 1, mode ``"nearest"``, no prefilter) on float64
+    coordinates: the same values as :func:`skimage.transform.warp` with ``mode="edge", order=1``
+    (which calls it), without its conversions; about 1.8 times cheaper on 1024 × 1024 maps (issue 14).
+    """
+    from scipy.ndimage import map_coordinates
+
+    y, x = image.shape
+    coords = np.empty((2, y, x), np.float64)
+    coords[0] = flow[0]
+    coords[0] += np.arange(y)[:, None]
+    coords[1] = flow[1]
+    coords[1] += np.arange(x)[None, :]
+    return map_coordinates(np.asarray(image, np.float32), coords, order=1, mode="nearest", prefilter=False,
+                           output=np.float32)
 
 
 def rollout(step: Callable[[np.ndarray], np.ndarray], frames: np.ndarray, k: int, steps: int) -> np.ndarray:
