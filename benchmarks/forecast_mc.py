@@ -17,7 +17,10 @@ least squares on the movie's own past and scored on a later block:
 
 Split by movie: the weights fitted on the other four movies' fitting windows (each movie weighted by
 its number of windows) forecast every window of GOWT1 (``gowt1, weights of the other movies``), beside
-``frames-unet-loo-gowt1``. Every row has the four baselines of the same windows, and frames-unet /
+``frames-unet-loo-gowt1``. That forecaster uses the cross-movie flow setting
+(:data:`dynacell.forecast.motion.CROSS_MOVIE_FLOW`: chained TV-L1 flows at the frames' resolution,
+chosen on a leave-one-movie-out validation, ``benchmarks/forecast_mc_cross.py``), so its maps are
+formed a second time with those flows. Every row has the four baselines of the same windows, and frames-unet /
 frames-unet-loo-gowt1 where they apply. Speed: CPU seconds of one forecast of a 256 × 256 frame
 (a 1024 × 1024 frame block-averaged by 4) and of a 1024 × 1024 frame.
 """
@@ -74,7 +77,7 @@ def main() -> None:
     import torch
 
     from dynacell.forecast import from_pretrained
-    from dynacell.forecast.motion import MotionCompensatedForecaster
+    from dynacell.forecast.motion import CROSS_MOVIE_FLOW, MotionCompensatedForecaster
     from dynacell.train.forecast import MovieSpec, load_forecast_config, load_movie_spec
 
     torch.set_num_threads(1)
@@ -94,12 +97,14 @@ def main() -> None:
         fit_t = sp["train"] if args.part == "val" else sp["train"] + sp["val"]
         score_t = sp[args.part]
         mc = MotionCompensatedForecaster()
+        others = ("bacteria-phc", "hela", "telomeres", "mouse-8cell")
+        cross = MotionCompensatedForecaster(**CROSS_MOVIE_FLOW) if args.part == "test" else None
         loo = None
-        if name == "gowt1" and args.part == "test" and all(n in grams for n in order[:4]):
-            loo = MotionCompensatedForecaster(name="frames-mc-linear, weights of the other movies")
-            loo.fit_normal_matrix(sum(grams[n] for n in ("bacteria-phc", "hela", "telomeres", "mouse-8cell")),
-                                  fitted_on={"movies": ["bacteria-phc", "hela", "telomeres", "mouse-8cell"]})
+        if name == "gowt1" and cross is not None and all(n in grams for n in others):
+            loo = MotionCompensatedForecaster(name="frames-mc-linear, weights of the other movies", **CROSS_MOVIE_FLOW)
+            loo.fit_normal_matrix(sum(grams[n] for n in others), fitted_on={"movies": list(others)})
         gram = np.zeros((mc.n_features + 2,) * 2)
+        gram_cross = np.zeros_like(gram)
         own, other = {}, {}
         for t in range(mc.k, score_t[-1] + 1):
             if t not in fit_t and t not in score_t and loo is None:
@@ -107,13 +112,15 @@ def main() -> None:
             feats = mc.features(f[t - mc.k:t])
             if t in fit_t:
                 gram += mc.window_normal_matrix(feats, f[t])
+                if cross is not None and name in others:
+                    gram_cross += mc.window_normal_matrix(cross.features(f[t - mc.k:t]), f[t])
             if t == score_t[0]:
                 mc.fit_normal_matrix(gram, fitted_on={"targets": [fit_t[0], fit_t[-1]], "n_windows": len(fit_t)})
             if t in score_t:
                 own[t] = mc.predict_features(feats)
             if loo is not None:
-                other[t] = loo.predict_features(feats)
-        grams[name] = gram
+                other[t] = loo.predict(f[None, t - mc.k:t])[0]
+        grams[name] = gram_cross
         fits[name] = {"fitted_on": mc.fitted_on, "weights": mc.weights.tolist()}
         models = {"frames-unet": unet} if name != "cho" else {"frames-unet": unet, "frames-unet-loo-gowt1": unet_loo}
         rows += _rows(name, f"{args.part} block", score_t, f, m["pixel_size_um"],

@@ -173,3 +173,19 @@ def test_chained_flows_reuse_one_new_flow_per_frame_along_a_movie(make_blob, mon
     assert not calls  # the same window again: all three remembered
     with pytest.raises(InvalidInputError, match="flow_method"):
         MotionCompensatedForecaster(flow_method="farneback")
+
+
+def test_weights_pooled_over_other_movies_forecast_a_new_one_with_the_cross_movie_flows(make_blob):
+    from dynacell.forecast.motion import CROSS_MOVIE_FLOW
+
+    mc = MotionCompensatedForecaster(**CROSS_MOVIE_FLOW)
+    assert (mc.flow_method, mc.flow_downsample, mc.flow_chain) == ("tvl1", 1, True)
+    # the normal matrices of two movies, summed: weights of other movies (benchmarks/forecast_mc.py)
+    gram = sum(mc.normal_matrix(_noisy_blob(make_blob, seed=s)[1], range(4, 11)) for s in (0, 1))
+    mc.fit_normal_matrix(gram, fitted_on={"movies": ["seed 0", "seed 1"]})
+    assert mc.fitted_on == {"movies": ["seed 0", "seed 1"]}
+    _, new = _noisy_blob(make_blob, seed=2)  # never fitted on
+    x, y = make_windows(new, mc.k, range(4, 11))
+    err = np.mean((mc.predict(x) - y) ** 2)
+    for b in ("persistence", "smoothed_persistence"):
+        assert err < np.mean((baseline_forecast(b, x) - y) ** 2)

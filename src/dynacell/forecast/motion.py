@@ -39,7 +39,7 @@ import numpy as np
 from dynacell.errors import InvalidInputError
 from dynacell.forecast.frames import rollout, warp_by_flow
 
-__all__ = ["FLOW_METHODS", "METHOD_NAME", "MotionCompensatedForecaster", "align_window", "compose_flows",
+__all__ = ["CROSS_MOVIE_FLOW", "FLOW_METHODS", "METHOD_NAME", "MotionCompensatedForecaster", "align_window", "compose_flows",
            "estimate_flow"]
 
 #: Name of the method in ``dynacell forecast evaluate|predict --model``.
@@ -47,6 +47,15 @@ METHOD_NAME = "frames-mc-linear"
 
 
 FLOW_METHODS = ("tvl1", "ilk")
+
+#: Flow settings for weights fitted on *other* movies (:meth:`MotionCompensatedForecaster.fit_normal_matrix`
+#: on summed normal matrices): chained TV-L1 flows at the resolution of the frames. Chosen on a
+#: leave-one-movie-out validation (``benchmarks/forecast_mc_cross.py``: weights of three movies
+#: forecasting the fourth's training and validation windows; mean MSE ratio to the best baseline
+#: 1.047 against 1.085 with the half-resolution default, better on all four movies): weights pooled
+#: over movies transfer worse when the coarse flow misses small objects' motion (docs/forecasting.md).
+#: A movie's own past keeps the cheaper default (``flow_downsample=2``).
+CROSS_MOVIE_FLOW = {"flow_method": "tvl1", "flow_downsample": 1, "flow_chain": True}
 
 
 def estimate_flow(reference: np.ndarray, moving: np.ndarray, *, method: str = "tvl1", downsample: int = 1,
@@ -204,13 +213,17 @@ class MotionCompensatedForecaster:
         which moves the intensity-weighted centre less. On by default: chosen on the validation
         blocks (mean MSE ratio +0.0016, mean centre-of-mass error 0.80 → 0.47 px; docs/forecasting.md).
     flow_method : {"tvl1", "ilk"}
-        Optical flow used to align the past frames (:func:`estimate_flow`).
+        Optical flow used to align the past frames (:func:`estimate_flow`). ``"ilk"`` at half
+        resolution is the cheaper option for one window from nothing (1024 × 1024 frame on the ÷4
+        path about 0.3 CPU-s against 0.6 for TV-L1; validation mean MSE ratio 0.838 against 0.837;
+        docs/forecasting.md).
     flow_downsample : int
         Estimate the flows on frames block-averaged by this factor and upsample them (1 = at the
         resolution of the frames). Default 2, chosen on the validation blocks with ``flow_chain``
         (mean MSE ratio 0.837 against 0.832 for direct TV-L1 flows at full resolution, for 2–3 times
         less CPU; docs/forecasting.md). For frames 4 times larger than the benchmark's ÷4 movies,
-        use 4 times the factor.
+        use 4 times the factor. For weights fitted on other movies use :data:`CROSS_MOVIE_FLOW`
+        (flows at the frames' resolution: better on a leave-one-movie-out validation).
     flow_chain : bool
         Estimate only flows between consecutive frames and chain them (:func:`compose_flows`):
         along a movie or a roll-out each new frame then costs one new flow instead of K − 1.
