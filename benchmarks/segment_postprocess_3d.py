@@ -23,7 +23,9 @@ A variant may also set ``"diameter"``: ``"log"`` (default, what ``dynacell segme
 :func:`dynacell.segment.learned.estimate_nucleus_diameter_px`) or ``"refine"`` (blob
 estimate refined by one single-copy first pass of the model,
 :func:`dynacell.segment.predict.estimate_nucleus_diameter_for_model`). The estimates are printed
-beside each set's reference diameter (:func:`dynacell.train.segment.reference_diameter_px`).
+beside each set's reference diameter (:func:`dynacell.train.segment.reference_diameter_px`);
+``"reference"`` runs each frame at the median lateral diameter of its own reference objects (an
+oracle: the ceiling of any size estimator, for information only).
 
 Prints one JSON line per variant: SEG (object-weighted), F1@0.5, objects predicted / referenced
 per set. Network maps are cached per frame and flips (time the speed with ``benchmarks/segment_speed.py``).
@@ -37,10 +39,12 @@ import json
 
 
 def main() -> None:
+    import numpy as np
     import torch
 
     from dynacell.metrics.segmentation import ctc_seg, object_scores
     from dynacell.segment.benchmark import aspect_from_reference
+    from dynacell.segment.learned import lateral_diameters_px
     from dynacell.segment.predict import (
         Segmenter,
         estimate_nucleus_diameter_for_model,
@@ -88,8 +92,11 @@ def main() -> None:
 
     def diameters(name: str, how: str) -> list[float]:
         if (name, how) not in diam:
-            diam[(name, how)] = [estimate_nucleus_diameter_for_model(f.image, base, voxel_size_um=vs,
-                                                                     refine=how == "refine")
+            if how not in ("log", "refine", "reference"):
+                raise SystemExit(f"diameter must be log, refine or reference, got {how!r}")
+            diam[(name, how)] = [float(np.median(lateral_diameters_px(f.labels))) if how == "reference"
+                                 else estimate_nucleus_diameter_for_model(f.image, base, voxel_size_um=vs,
+                                                                          refine=how == "refine")
                                  for f, vs in prepared[name]]
             print(json.dumps({"set": name, "diameter": how, "reference_px": round(reference_diameter_px(sets[name]), 2),
                               "estimated_px": [round(d, 2) for d in diam[(name, how)]]}), flush=True)
