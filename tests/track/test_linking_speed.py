@@ -275,3 +275,22 @@ def test_motion_gate_equals_groupby_on_an_unsorted_table() -> None:
             dists.append(d[r, c])
     assert got["n_pairs"] == len(dists) > 0
     assert got["motion"] == float(np.quantile(np.concatenate(dists), 0.5))
+
+
+@pytest.mark.parametrize("shape", [(7, 30, 41), (5, 32, 32), (1, 24, 37), (40, 33), (71, 18, 25)])
+def test_phase_shift_from_real_transforms_equals_skimage(shape) -> None:
+    """The real-FFT phase correlation gives skimage's shift on random blob masks, rolled or unrelated (the known
+    shift itself: test_drift_with_reused_spectra_equals_phase_cross_correlation)."""
+    from scipy.fft import fftn, rfftn
+    from scipy.ndimage import gaussian_filter
+    from skimage.registration import phase_cross_correlation
+
+    rng = np.random.default_rng(sum(shape))
+    for k in range(4):
+        a = gaussian_filter(rng.random(shape), 2) > 0.52
+        step = tuple(int(v) for v in rng.integers(-4, 5, len(shape)))
+        b = np.roll(a, step, axis=tuple(range(len(shape)))) if k else rng.random(shape) > 0.7
+        a32, b32 = a.astype(np.float32), b.astype(np.float32)
+        ref = phase_cross_correlation(fftn(a32), fftn(b32), space="fourier")[0]
+        got = linking._phase_shift(rfftn(a32), rfftn(b32), shape)
+        assert np.array_equal(got, ref), (k, step, got, ref)
