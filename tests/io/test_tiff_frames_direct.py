@@ -60,6 +60,13 @@ def test_read_tiff_frame_equals_tifffile(tmp_path, compression, predictor, dtype
     tifffile.imwrite(f, a, compression=compression, predictor=predictor, rowsperstrip=7)
     got = read_tiff_frame(str(f), a.shape, np.dtype(dtype).str, 0)
     assert got.dtype == a.dtype and np.array_equal(got, a)
+    for out_dtype in (dtype, np.float64):  # decoded into out; another dtype: decoded, then cast in
+        out = np.full((2, *a.shape), 7, dtype=out_dtype)
+        res = read_tiff_frame(str(f), a.shape, np.dtype(out_dtype).str, 0, out=out[1])
+        assert np.shares_memory(res, out[1]) and res.shape == a.shape
+        assert np.array_equal(out[1], a.astype(out_dtype)) and (out[0] == 7).all()
+    with pytest.raises(ValueError, match="shape"):
+        read_tiff_frame(str(f), a.shape, np.dtype(dtype).str, 0, out=np.empty((a.shape[0] + 1, a.shape[1]), dtype))
     stack = rng.integers(0, 200, size=(3, 8, 9)).astype(np.uint8)  # a 3-D frame: every page in one libtiff call
     tifffile.imwrite(tmp_path / "z.tif", stack, compression=compression)
     assert np.array_equal(read_tiff_frame(str(tmp_path / "z.tif"), stack.shape, "|u1", 0), stack)
@@ -87,6 +94,8 @@ def test_3d_frame_read_in_one_call_equals_tifffile(tmp_path, layout) -> None:
     shape = ref.shape if layout != "single-plane" else (1, 12, 10)
     got = read_tiff_frame(str(f), shape, "<u2", 0)
     assert got.dtype == np.uint16 and np.array_equal(got.reshape(ref.shape), ref)
+    out = np.full(shape, 9, np.uint16)  # decoded into a preallocated frame (load_in_memory), same fallbacks
+    assert read_tiff_frame(str(f), shape, "<u2", 0, out=out) is out and np.array_equal(out, got)
     assert np.array_equal(got.reshape(ref.shape), np.squeeze(data))
     fast = _libtiff_frame(str(f), shape)
     # the shape check sends these to tifffile: a 6th page of another series; one page where 3 axes were expected

@@ -162,7 +162,8 @@ def frame_layout(info: TiffInfo) -> tuple[tuple[int, ...], str]:
     )
 
 
-def read_tiff_frame(path: str, shape: tuple[int, ...], dtype: str, frame: int) -> np.ndarray:
+def read_tiff_frame(path: str, shape: tuple[int, ...], dtype: str, frame: int,
+                    out: np.ndarray | None = None) -> np.ndarray:
     """Read one per-frame TIFF into memory, checked against the expected shape.
 
     Parameters
@@ -175,16 +176,23 @@ def read_tiff_frame(path: str, shape: tuple[int, ...], dtype: str, frame: int) -
         Output dtype.
     frame : int
         Frame number, for messages.
+    out : numpy.ndarray, optional
+        Array of shape ``shape`` (e.g. one frame of a preallocated movie) to fill. When
+        the file's own dtype is ``dtype``, libtiff decodes straight into it: no temporary frame, so no fresh
+        memory touched twice (GOWT1 01's 92 label frames of 2 MB, see ``load_in_memory``); otherwise the
+        frame is decoded as without ``out`` and copied in.
 
     Returns
     -------
     numpy.ndarray
-        Shape ``shape``, dtype ``dtype``.
+        Shape ``shape``, dtype ``dtype``: ``out`` when given.
 
     Raises
     ------
     FormatError
         If the pixels cannot be decoded (truncated file) or have another shape.
+    ValueError
+        If ``out`` does not have shape ``shape``.
 
     Notes
     -----
@@ -198,6 +206,12 @@ def read_tiff_frame(path: str, shape: tuple[int, ...], dtype: str, frame: int) -
     """
     import tifffile
 
+    if out is not None:
+        if out.shape != tuple(shape):
+            raise ValueError(f"out has shape {out.shape}, the frame {tuple(shape)}")
+        if out.dtype != np.dtype(dtype) or _libtiff_frame(path, shape, out=out) is None:
+            out[...] = read_tiff_frame(path, shape, dtype, frame)
+        return out
     fast = _libtiff_frame(path, shape)
     if fast is not None:
         return fast.astype(dtype, copy=False)
@@ -219,11 +233,13 @@ def read_tiff_frame(path: str, shape: tuple[int, ...], dtype: str, frame: int) -
     return data.astype(dtype, copy=False)
 
 
-def _libtiff_frame(path: str, shape: tuple[int, ...]) -> np.ndarray | None:
+def _libtiff_frame(path: str, shape: tuple[int, ...], out: np.ndarray | None = None) -> np.ndarray | None:
     """The image of a TIFF decoded by libtiff if it has ``shape``, else None (any failure: None).
 
     2-D ``shape``: the first page. 3-D: every page of the first page's shape and dtype, stacked
-    (``index=None``), accepted only when that gives exactly ``shape`` (one Z plane per page).
+    (``index=None``), accepted only when that gives exactly ``shape`` (one Z plane per page). ``out``: an
+    array of ``shape`` decoded into (imagecodecs checks its shape and dtype against the file's; a mismatch
+    gives None, and ``out`` may then hold part of the image).
     """
     if len(shape) not in (2, 3):
         return None
@@ -234,7 +250,10 @@ def _libtiff_frame(path: str, shape: tuple[int, ...]) -> np.ndarray | None:
             return None
         with open(path, "rb") as fh:
             raw = fh.read()
-        data = imagecodecs.tiff_decode(raw) if len(shape) == 2 else imagecodecs.tiff_decode(raw, index=None)
+        if len(shape) == 2:
+            data = imagecodecs.tiff_decode(raw, out=out)
+        else:
+            data = imagecodecs.tiff_decode(raw, index=None, out=out)
     except Exception:  # noqa: BLE001 - tifffile reads the file and reports the problem
         return None
     return data if data.shape == tuple(shape) else None

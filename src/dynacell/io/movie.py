@@ -199,7 +199,7 @@ def load_in_memory(movie: Movie, max_bytes: int = IN_MEMORY_MAX_BYTES, *, progre
 
         data = np.empty(movie.shape, dtype=movie.dtype)
         for i in tqdm(range(movie.n_frames), desc="reading", unit="frame", disable=not progress):
-            data[i] = read_tiff_frame(files["files"][i], files["shape"], files["dtype"], movie.frame_indices[i])
+            read_tiff_frame(files["files"][i], files["shape"], files["dtype"], movie.frame_indices[i], out=data[i])
     elif hasattr(movie.data, "compute") and not progress:
         # one dask graph for the whole movie (one file read per frame), no thread pool: per-frame
         # graphs cost more than decoding a small frame
