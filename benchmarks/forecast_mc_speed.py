@@ -10,10 +10,12 @@ equal weights summing to 1 (the cost does not depend on their values). Timed wit
 
 * ``previous`` (only with ``--with-previous``): TV-L1 flows from frame t to t − 1, t − 2, t − 3 at
   the resolution of the frames, all 60 maps formed and summed (before issue 14's speed work);
-* ``tvl1 1/2, skimage warp``: the current defaults with warps by :func:`skimage.transform.warp`
-  (what ``warp_by_flow`` was before it called :func:`scipy.ndimage.map_coordinates` directly);
-* ``current``: the current defaults (:class:`~dynacell.forecast.motion.MotionCompensatedForecaster`),
-  the weighted sum taken on 3 Gaussian filters per width and 2 warps;
+* ``tvl1 1/2, skimage warp``: chained TV-L1 flows at ½ with scikit-image's settings (5 warps × 10
+  iterations) and warps by :func:`skimage.transform.warp` (the default before issue 14's last changes:
+  ``warp_by_flow`` now calls :func:`scipy.ndimage.map_coordinates` directly);
+* ``tvl1 1/2``: the same with the current warps;
+* ``current``: the current defaults (:class:`~dynacell.forecast.motion.MotionCompensatedForecaster`:
+  TV-L1 of 2 warps × 5 iterations), the weighted sum taken on 3 Gaussian filters per width and 2 warps;
 * ``ilk 1/2``: the current defaults with iterative Lucas–Kanade flows (``flow_method="ilk"``).
 
 At full resolution every flow is estimated at 1/4 of its flow resolution, so that it sees the same
@@ -78,7 +80,8 @@ def main() -> None:
         if which == "previous":
             mc = MotionCompensatedForecaster(flow_method="tvl1", flow_downsample=1, flow_chain=False, flow_kwargs={})
         else:
-            mc = MotionCompensatedForecaster(flow_method="ilk" if which == "ilk 1/2" else "tvl1")
+            kw = {"flow_kwargs": {}} if which.startswith("tvl1 1/2") else {}
+            mc = MotionCompensatedForecaster(flow_method="ilk" if which == "ilk 1/2" else "tvl1", **kw)
             if full_res:
                 mc.flow_downsample *= 4
         mc.weights = np.r_[np.full(mc.n_features, 1.0 / mc.n_features), 0.0]
@@ -96,7 +99,8 @@ def main() -> None:
     def down4(window: np.ndarray) -> np.ndarray:
         return downscale_local_mean(window, (1, 4, 4)).astype(np.float32)
 
-    variants = (["previous"] if args.with_previous else []) + ["tvl1 1/2, skimage warp", "current", "ilk 1/2"]
+    variants = (["previous"] if args.with_previous else []) + ["tvl1 1/2, skimage warp", "tvl1 1/2", "current",
+                                                                "ilk 1/2"]
     res: dict = {"cold_window": {}, "along_movie": {}}
     w = frames[:4]
     for rep in range(args.repeats):

@@ -189,3 +189,18 @@ def test_weights_pooled_over_other_movies_forecast_a_new_one_with_the_cross_movi
     err = np.mean((mc.predict(x) - y) ** 2)
     for b in ("persistence", "smoothed_persistence"):
         assert err < np.mean((baseline_forecast(b, x) - y) ** 2)
+
+
+def test_default_tvl1_settings_and_the_flow_cache_keys_them(make_blob, monkeypatch):
+    from dynacell.forecast import motion
+    from dynacell.forecast.motion import CROSS_MOVIE_FLOW, TVL1_KWARGS
+
+    assert MotionCompensatedForecaster().flow_kwargs == TVL1_KWARGS == {"num_warp": 2, "num_iter": 5}
+    assert MotionCompensatedForecaster(flow_method="ilk").flow_kwargs == {}  # ILK has no num_iter
+    assert MotionCompensatedForecaster(**CROSS_MOVIE_FLOW).flow_kwargs == {}  # scikit-image's 5 × 10
+    seen = []
+    real = motion.estimate_flow
+    monkeypatch.setattr(motion, "estimate_flow", lambda *a, **k: seen.append(k) or real(*a, **k))
+    movie = make_blob(n_frames=5, size=32, speed_px=1.0, sigma=3.0)
+    MotionCompensatedForecaster().features(movie[:4])
+    assert seen and all(k["num_warp"] == 2 and k["num_iter"] == 5 for k in seen)

@@ -8,8 +8,8 @@ edges. This forecaster removes it by averaging frames *over time* after aligning
 1. the last K frames are aligned onto frame ``t`` with TV-L1 optical flow (Zach, Pock & Bischof
    2007, *DAGM*; scikit-image's :func:`skimage.registration.optical_flow_tvl1`), ``v_j`` with
    ``frame[t − j](p + v_j) ≈ frame[t](p)``; by default each flow is estimated between consecutive
-   frames at half resolution and the flows are chained (:func:`estimate_flow`,
-   :func:`compose_flows`), so a movie costs one flow per new frame;
+   frames at half resolution (TV-L1 of 2 warps × 5 iterations, :data:`TVL1_KWARGS`) and the flows
+   are chained (:func:`estimate_flow`, :func:`compose_flows`), so a movie costs one flow per new frame;
 2. each aligned frame is smoothed by Gaussians of a few widths (``sigmas_px``), and the same
    maps are also moved one step further along the last motion (``map(p + v_1)``: the motion from
    ``t − 1`` to ``t`` continues, as in the ``flow`` baseline);
@@ -39,7 +39,7 @@ import numpy as np
 from dynacell.errors import InvalidInputError
 from dynacell.forecast.frames import rollout, warp_by_flow
 
-__all__ = ["CROSS_MOVIE_FLOW", "FLOW_METHODS", "METHOD_NAME", "MotionCompensatedForecaster", "align_window", "compose_flows",
+__all__ = ["CROSS_MOVIE_FLOW", "FLOW_METHODS", "METHOD_NAME", "TVL1_KWARGS", "MotionCompensatedForecaster", "align_window", "compose_flows",
            "estimate_flow"]
 
 #: Name of the method in ``dynacell forecast evaluate|predict --model``.
@@ -55,7 +55,13 @@ FLOW_METHODS = ("tvl1", "ilk")
 #: 1.047 against 1.085 with the half-resolution default, better on all four movies): weights pooled
 #: over movies transfer worse when the coarse flow misses small objects' motion (docs/forecasting.md).
 #: A movie's own past keeps the cheaper default (``flow_downsample=2``).
-CROSS_MOVIE_FLOW = {"flow_method": "tvl1", "flow_downsample": 1, "flow_chain": True}
+CROSS_MOVIE_FLOW = {"flow_method": "tvl1", "flow_downsample": 1, "flow_chain": True, "flow_kwargs": {}}
+
+#: TV-L1 settings of the default (own-movie) forecaster: 2 warps × 5 iterations instead of
+#: scikit-image's 5 × 10. Chosen on the validation blocks (``benchmarks/forecast_mc_flow.py``: mean MSE
+#: ratio 0.836 against 0.837 at ½ resolution, chained), a cold 1024 × 1024 window on the ÷4 path in
+#: about 0.19 instead of 0.6 CPU-s (docs/forecasting.md).
+TVL1_KWARGS = {"num_warp": 2, "num_iter": 5}
 
 
 def estimate_flow(reference: np.ndarray, moving: np.ndarray, *, method: str = "tvl1", downsample: int = 1,
@@ -213,10 +219,10 @@ class MotionCompensatedForecaster:
         which moves the intensity-weighted centre less. On by default: chosen on the validation
         blocks (mean MSE ratio +0.0016, mean centre-of-mass error 0.80 → 0.47 px; docs/forecasting.md).
     flow_method : {"tvl1", "ilk"}
-        Optical flow used to align the past frames (:func:`estimate_flow`). ``"ilk"`` at half
-        resolution is the cheaper option for one window from nothing (1024 × 1024 frame on the ÷4
-        path about 0.3 CPU-s against 0.6 for TV-L1; validation mean MSE ratio 0.838 against 0.837;
-        docs/forecasting.md).
+        Optical flow used to align the past frames (:func:`estimate_flow`). ``"ilk"`` (iterative
+        Lucas–Kanade) at half resolution: validation mean MSE ratio 0.838 against 0.837 for TV-L1 of
+        5 × 10 iterations, a cold 1024 × 1024 window on the ÷4 path in 0.34–0.40 CPU-s against
+        0.24–0.26 for the TV-L1 default of 2 × 5 (docs/forecasting.md).
     flow_downsample : int
         Estimate the flows on frames block-averaged by this factor and upsample them (1 = at the
         resolution of the frames). Default 2, chosen on the validation blocks with ``flow_chain``
@@ -228,8 +234,9 @@ class MotionCompensatedForecaster:
         Estimate only flows between consecutive frames and chain them (:func:`compose_flows`):
         along a movie or a roll-out each new frame then costs one new flow instead of K − 1.
         Default True.
-    flow_kwargs : dict
-        Passed to the scikit-image flow function.
+    flow_kwargs : dict, optional
+        Passed to the scikit-image flow function; ``{}`` for its defaults. Default None:
+        :data:`TVL1_KWARGS` (2 warps × 5 iterations) for TV-L1, ``{}`` for Lucas–Kanade.
 
     Attributes
     ----------
@@ -267,7 +274,7 @@ class MotionCompensatedForecaster:
     flow_method: str = "tvl1"
     flow_downsample: int = 2
     flow_chain: bool = True
-    flow_kwargs: dict = field(default_factory=dict)
+    flow_kwargs: dict | None = None
     weights: np.ndarray | None = None
     fitted_on: dict = field(default_factory=dict)
     _flow_cache: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False, compare=False)
@@ -283,6 +290,8 @@ class MotionCompensatedForecaster:
                                     f"{self.flow_method!r}")
         if int(self.flow_downsample) != self.flow_downsample or self.flow_downsample < 1:
             raise InvalidInputError(f"{self.name}: flow_downsample must be an integer >= 1, got {self.flow_downsample}")
+        if self.flow_kwargs is None:
+            self.flow_kwargs = dict(TVL1_KWARGS) if self.flow_method == "tvl1" else {}
 
     def __repr__(self) -> str:
         state = "fitted" if self.weights is not None else "not fitted"
