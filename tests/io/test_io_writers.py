@@ -139,3 +139,29 @@ def test_ctc_result_from_lineage_relabels(tmp_path):
     masks[1, 4, 4] = 9
     with pytest.raises(InvalidInputError, match="label 9 in frame 1 is not a node"):
         write_ctc_result(tmp_path / "res2", masks, lin)
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (4, 19, 23), (1, 8, 8)])
+@pytest.mark.parametrize("zlibng", [True, False])
+def test_write_zlib_tiff_decodes_to_the_array(tmp_path, monkeypatch, shape, zlibng) -> None:
+    """The fast zlib TIFF (zlib-ng strips handed to tifffile) and its fallback decode to the array, with
+    tifffile, libtiff and dynacell's frame reader; compression tag 8 (deflate) either way."""
+    import imagecodecs
+    import tifffile
+
+    from dynacell.io._tiff import read_tiff_frame
+    from dynacell.io.writers import write_zlib_tiff
+
+    if not zlibng:
+        monkeypatch.setattr(imagecodecs.ZLIBNG, "available", False, raising=False)
+    rng = np.random.default_rng(len(shape))
+    a = np.zeros(shape, np.uint16)
+    a[..., 2:7, 3:9] = rng.integers(1, 65535, size=a[..., 2:7, 3:9].shape)
+    f = tmp_path / "mask000.tif"
+    write_zlib_tiff(f, a)
+    with tifffile.TiffFile(f) as tif:
+        assert all(p.compression == 8 for p in tif.pages)
+        assert np.array_equal(tif.series[0].asarray().reshape(shape), a)
+    assert np.array_equal(read_tiff_frame(str(f), shape, "<u2", 0), a)
+    with pytest.raises(ValueError, match="2-D or 3-D"):
+        write_zlib_tiff(tmp_path / "x.tif", np.zeros(5, np.uint16))

@@ -311,10 +311,9 @@ def write_ctc_result(
     CTC "Submission instructions" (celltrackingchallenge.net): masks and ``res_track.txt``
     share one folder; a track's label is the same in every frame it occupies.
     """
-    import tifffile
     from tqdm.auto import tqdm
 
-    from dynacell.io.writers import atomic_folder, frame_name, iter_frames, n_digits_for
+    from dynacell.io.writers import atomic_folder, frame_name, iter_frames, n_digits_for, write_zlib_tiff
 
     folder = Path(folder)
     node_track = None
@@ -384,8 +383,7 @@ def write_ctc_result(
                     )
             if present.size and present.max() > np.iinfo(np.uint16).max:
                 raise InvalidInputError(f"{folder}: label {int(present.max())} in frame {t} exceeds 65535")
-            tifffile.imwrite(tmp / frame_name("mask", t, n_digits), mask.astype(np.uint16, copy=False),
-                             compression="zlib")
+            write_zlib_tiff(tmp / frame_name("mask", t, n_digits), mask.astype(np.uint16, copy=False))
             written.append(t)
         if written and len(table) and int(table["end"].max()) > max(written):
             logger.warning("%s: tracks end at frame %d but masks stop at frame %d", folder,
