@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-import dynacell.viz.plots as plots
-import dynacell.viz.report as report
 from dynacell.lineage.graph import Lineage
+from dynacell.viz import plots, report
 
 
 def _run_tables():

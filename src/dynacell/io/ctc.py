@@ -313,7 +313,13 @@ def write_ctc_result(
     """
     from tqdm.auto import tqdm
 
-    from dynacell.io.writers import atomic_folder, frame_name, iter_frames, n_digits_for, write_zlib_tiff
+    from dynacell.io.writers import (
+        atomic_folder,
+        frame_name,
+        iter_frames,
+        n_digits_for,
+        write_zlib_tiff,
+    )
 
     folder = Path(folder)
     node_track = None
