@@ -108,3 +108,16 @@ def test_source_prior_from_the_card():
     bare = SimpleNamespace(name="m", classes=classes, card=StateModelCard(**state_card(classes=classes, balance="none")))
     with pytest.raises(InvalidInputError):
         source_prior(bare)
+
+
+def test_strength_interpolates_between_none_and_em():
+    source = np.full(3, 1 / 3)
+    x, _ = _sample((0.9, 0.05, 0.05), 3000, seed=6)
+    p = _posterior(x, source)
+    full, none, half = (adapt_priors(p, source, strength=s) for s in (1.0, 0.0, 0.5))
+    np.testing.assert_allclose(none.proba, p)
+    np.testing.assert_allclose(half.prior, full.prior)  # the estimate does not depend on the strength
+    stable = [r.proba[:, 0].mean() for r in (none, half, full)]
+    assert stable[0] < stable[1] < stable[2]
+    with pytest.raises(InvalidInputError):
+        adapt_priors(p, strength=1.5)

@@ -1,0 +1,145 @@
+"""Test-time prior adaptation on leave-one-dataset-out runs: validation per movie, then the held-out movie.
+
+Each run folder written by ``states_lodo.py`` holds a classifier trained without one real 2D dataset.
+Its probabilities are adapted to each movie's own class frequencies (label shift; EM of Saerens,
+Latinne & Decaestecker 2002, :func:`dynacell.states.prior.adapt_priors`), one movie at a time, as
+``dynacell classify --adapt-prior`` does. Variants:
+
+* ``none``: the classifier's probabilities (argmax);
+* ``train-freq``: a fixed correction from the class-balanced prior to the training side's class
+  frequencies (no test-time estimate; the baseline a label-free adaptation has to beat);
+* ``em``: the EM estimate of the movie's prior, from the class-balanced source prior
+  (:func:`dynacell.states.prior.source_prior`); ``em0.5`` etc.: the same estimate applied with
+  ``strength`` 0.5 (:math:`(\\pi'/\\pi)^{0.5}`: halfway, on a log scale, between no adaptation and EM).
+
+**Validation (the choice):** the run's split is re-created (:func:`dynacell.samples.splits.assign_split`
+on its ``config.yaml``) and the validation rows of each training dataset are adapted as one movie each
+(each real dataset, each rendered colony); the held-out dataset is not read. **Test (``--test``, once
+per chosen variant):** the held-out dataset's rows (the run's test side) are adapted as one movie.
+
+Prints per movie group: n, class counts, 3-class macro-F1 and per-class recall / F1 per variant;
+writes ``prior_<side>_<run>.csv`` beside each run folder.
+
+Usage::
+
+    python benchmarks/states_lodo_prior.py /tmp/lodo/runs/*/dcnet+lead+rodsfast [--test --variants none em] \
+        [--ensemble /tmp/lodo/runs_s1]
+
+``--ensemble``: the mean probability of the run and its namesakes trained with other seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+VARIANTS = ("none", "train-freq", "em", "em0.75", "em0.5", "em0.25")
+
+
+def adapted(proba: np.ndarray, variant: str, source: np.ndarray, train_freq: np.ndarray) -> np.ndarray:
+    """``proba`` ``(N, C)`` of one movie under ``variant`` (see the module docstring)."""
+    from dynacell.states.prior import adapt_priors
+
+    if variant == "none":
+        return proba
+    if variant == "train-freq":
+        w = proba * (train_freq / source)
+        return w / w.sum(1, keepdims=True)
+    if variant.startswith("em"):
+        return adapt_priors(proba, source, strength=float(variant[2:] or 1.0)).proba
+    raise ValueError(f"unknown variant {variant!r}")
+
+
+def score(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict:
+    """3-class macro-F1, per-class recall and F1 of argmax(``proba``) against ``y`` (class indices)."""
+    from dynacell.metrics.classification import classification_report
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = classification_report(y, proba=proba, classes=classes)
+    out = {"macro_f1": round(rep["macro_f1"], 3)}
+    for c in classes:
+        pc = rep["per_class"].get(c, {})
+        out[f"recall_{c}"] = round(float(pc.get("recall", np.nan)), 3)
+        out[f"f1_{c}"] = round(float(pc.get("f1", np.nan)), 3)
+    return out
+
+
+def movie_of(dataset: str) -> str:
+    """Scoring group of a dataset: the real dataset's name, or ``rendered`` for ``sim2d*`` / ``rods2d*``."""
+    return "rendered" if dataset.startswith(("sim2d", "rods2d")) else dataset
+
+
+def evaluate(run: Path, side_name: str, variants: list[str], ensemble: list[Path] = ()) -> pd.DataFrame:
+    """Rows (group, variant, n, counts, scores) of one run on its ``val`` or ``test`` side.
+
+    ``ensemble``: more ``--out`` folders of ``states_lodo.py`` (other training seeds, same split); the
+    run of the same held-out dataset and name in each is averaged with ``run`` (mean probability).
+    """
+    from dynacell.samples.splits import assign_split
+    from dynacell.states import load_model
+    from dynacell.states.prior import source_prior
+    from dynacell.train import load_config
+    from dynacell.train.fit import load_samples
+
+    config = load_config(run / "config.yaml")
+    classes = list(config.classes)
+    data = load_samples(config.data, classes)
+    side = np.asarray(assign_split(data.meta, config.split))
+    y_all = data.meta["y"].to_numpy()
+    train_freq = np.bincount(y_all[side == "train"], minlength=len(classes)).astype(float)
+    train_freq /= train_freq.sum()
+    rows_idx = np.flatnonzero(side == side_name)
+    clf = load_model(run, verify=False)
+    source = source_prior(clf)
+    proba = clf.predict_proba(data.x[rows_idx]).astype(np.float64)
+    for other in ensemble:
+        proba += load_model(other / run.parent.name / run.name, verify=False).predict_proba(data.x[rows_idx])
+    proba /= 1 + len(ensemble)
+    y = y_all[rows_idx]
+    datasets = data.meta["dataset"].to_numpy()[rows_idx].astype(str)
+    out = []
+    for v in variants:
+        p = np.empty_like(proba)
+        for ds in np.unique(datasets):  # one movie (dataset / rendered colony) at a time
+            m = datasets == ds
+            p[m] = adapted(proba[m], v, source, train_freq)
+        groups = np.array([movie_of(d) for d in datasets])
+        for g in [*sorted(set(groups) - {"rendered"}), "rendered", "real pooled"]:
+            m = groups != "rendered" if g == "real pooled" else groups == g
+            if not m.any():
+                continue
+            counts = np.bincount(y[m], minlength=len(classes))
+            out.append({"held_out": run.parent.name, "run": run.name + ("+ens" if ensemble else ""), "side": side_name, "group": g, "variant": v,
+                        "n": int(m.sum()), "counts": "/".join(map(str, counts)), **score(y[m], p[m], classes)})
+    return pd.DataFrame(out)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    """Score the runs (see the module docstring) and print the tables."""
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", type=Path, help="model folders written by states_lodo.py")
+    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    ap.add_argument("--ensemble", nargs="*", type=Path, default=[],
+                    help="--out folders of other training seeds: average their same-named runs with each run")
+    ap.add_argument("--test", action="store_true", help="score the held-out dataset (once per chosen variant)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    tables = []
+    for run in args.runs:
+        side = "test" if args.test else "val"
+        t = evaluate(run, side, args.variants, args.ensemble)
+        t.to_csv(run.parent / f"prior_{side}_{t['run'].iloc[0]}.csv", index=False)
+        print(t.to_string(index=False), flush=True)
+        tables.append(t)
+    return pd.concat(tables, ignore_index=True)
+
+
+if __name__ == "__main__":
+    main()
