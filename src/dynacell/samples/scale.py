@@ -9,7 +9,8 @@ have a common diameter in the crop:
 
 The median is taken over every object of the first ``n_frames`` labelled frames (equivalent
 diameter = diameter of the disc/ball of the object's area/volume,
-``skimage.measure.regionprops_table(..., properties=["equivalent_diameter_area"])``). The factor is
+``skimage.measure.regionprops_table(..., properties=["equivalent_diameter_area"])``, computed here from
+the pixel counts with the same formula: identical values). The factor is
 computed once per movie from the label images (the masks that are cropped), recorded in the
 sample-set attrs and the model card (``scale_normalization``), and applied identically at
 inference by :func:`dynacell.states.classify_movie`: crops are sampled at
@@ -34,7 +35,7 @@ import numpy as np
 
 from dynacell.errors import InvalidInputError
 
-__all__ = ["nucleus_diameter_px", "scale_normalization", "scale_crop_kwargs", "scale_voxel_size", "SCALE_METHOD"]
+__all__ = ["SCALE_METHOD", "nucleus_diameter_px", "scale_crop_kwargs", "scale_normalization", "scale_voxel_size"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,35 @@ logger = logging.getLogger(__name__)
 SCALE_METHOD = "nucleus-size"
 
 
+def _equivalent_diameters(counts: np.ndarray, ndim: int, spacing) -> np.ndarray:
+    """Equivalent diameters of objects of ``counts`` pixels/voxels, as scikit-image computes them.
+
+    ``regionprops``' ``equivalent_diameter_area`` is ``(2·ndim·area/π)^(1/ndim)`` with
+    ``area = pixel count · prod(spacing)``; the same float operations in the same order, so the
+    values are identical (tested against ``regionprops_table``).
+    """
+    import math
+
+    pixel_area = np.prod(np.full(ndim, 1.0) if spacing is None else np.asarray(spacing, dtype=float))
+    area = counts.astype(np.int64) * pixel_area
+    e = 1 / ndim
+    # the power per object with the C library's pow, as skimage's scalar property does (numpy's array
+    # power takes a sqrt path for 0.5 that can differ in the last bit)
+    return np.array([v ** e for v in (2 * ndim * area / math.pi).tolist()], dtype=float)
+
+
+def _label_counts(lab: np.ndarray) -> np.ndarray:
+    """Pixels of every label id > 0 present in ``lab`` (in id order), by one ``numpy.bincount``."""
+    flat = lab.ravel()
+    if flat.dtype.kind not in "ub":
+        flat = flat[flat > 0] if flat.size and flat.min() < 0 else flat
+    counts = np.bincount(flat.astype(np.intp, copy=False))
+    counts = counts[1:]
+    return counts[counts > 0]
+
+
 def nucleus_diameter_px(labels, *, n_frames: int = 3,
-                        voxel_size_um=None) -> tuple[float, list[int], int]:
+                        voxel_size_um=None, objects: dict | None = None) -> tuple[float, list[int], int]:
     """Median equivalent diameter (pixels, or µm with ``voxel_size_um``) of the label objects of the first labelled frames.
 
     Parameters
@@ -54,6 +82,10 @@ def nucleus_diameter_px(labels, *, n_frames: int = 3,
         Number of labelled frames (in frame order, empty frames skipped) to measure.
     voxel_size_um : tuple of float, optional
         Pixel/voxel size (µm, spatial axes order): measure in µm (anisotropic voxels weighted).
+    objects : dict, optional
+        ``{t: (ids, centroids, sizes, boxes)}`` of frames of ``labels`` already measured
+        (:func:`dynacell.io.scan.scan_labels` with ``objects=``, as ``dynacell run`` does): those
+        frames' pixel counts (``sizes``) are used without reading the frame again.
 
     Returns
     -------
@@ -70,20 +102,20 @@ def nucleus_diameter_px(labels, *, n_frames: int = 3,
     InvalidInputError
         If ``n_frames < 1`` or no labelled frame holds an object.
     """
-    from skimage.measure import regionprops_table
-
     if int(n_frames) < 1:
         raise InvalidInputError(f"n_frames must be >= 1, got {n_frames!r}")
     diam: list[np.ndarray] = []
     used: list[int] = []
+    spacing = None if voxel_size_um is None else tuple(float(v) for v in voxel_size_um)
     for t in labels.frame_indices:
-        lab = np.asarray(labels.frame(int(t)))
-        if not lab.any():
+        if objects is not None and int(t) in objects:
+            ids, _, counts, _ = objects[int(t)]
+            counts = np.asarray(counts)[np.asarray(ids) > 0]
+        else:
+            counts = _label_counts(np.asarray(labels.frame(int(t))))
+        if counts.size == 0:
             continue
-        spacing = None if voxel_size_um is None else tuple(float(v) for v in voxel_size_um)
-        props = regionprops_table(lab.astype(np.int64), properties=("equivalent_diameter_area",),
-                                  **({} if spacing is None else {"spacing": spacing}))
-        diam.append(np.asarray(props["equivalent_diameter_area"], dtype=float))
+        diam.append(_equivalent_diameters(counts, labels.ndim_spatial, spacing))
         used.append(int(t))
         if len(used) >= int(n_frames):
             break
@@ -97,7 +129,7 @@ def nucleus_diameter_px(labels, *, n_frames: int = 3,
 
 
 def scale_normalization(labels, target_diameter_px: float, *, n_frames: int = 3,
-                        voxel_size_um=None) -> dict[str, Any]:
+                        voxel_size_um=None, objects: dict | None = None) -> dict[str, Any]:
     """The per-movie zoom of the nucleus-size rule (see the module docstring).
 
     Parameters
@@ -112,6 +144,8 @@ def scale_normalization(labels, target_diameter_px: float, *, n_frames: int = 3,
         Voxel size of the movie (µm): the physical variant (see the module docstring); the
         result then holds ``nucleus_diameter_um``, ``voxel_size_um`` and ``target_voxel_um``
         (= nucleus_diameter_um / target_diameter_px, the isotropic crop voxel in µm).
+    objects : dict, optional
+        Frames already measured, as in :func:`nucleus_diameter_px` (same result, no re-reading).
 
     Returns
     -------
@@ -136,13 +170,13 @@ def scale_normalization(labels, target_diameter_px: float, *, n_frames: int = 3,
         if len(vs) != labels.ndim_spatial or not all(np.isfinite(v) and v > 0 for v in vs):
             raise InvalidInputError(f"labels {labels.source or '(array)'}: voxel_size_um {voxel_size_um!r} must hold "
                                     f"{labels.ndim_spatial} positive sizes (µm)")
-        d, frames, n = nucleus_diameter_px(labels, n_frames=n_frames, voxel_size_um=vs)
+        d, frames, n = nucleus_diameter_px(labels, n_frames=n_frames, voxel_size_um=vs, objects=objects)
         logger.info("labels %s: median nucleus diameter %.2f µm over %d objects (frames %s) -> crop voxel %.3f µm",
                     labels.source or "(array)", d, n, frames, d / tgt)
         return {"method": SCALE_METHOD, "units": "um", "target_diameter_px": tgt, "n_frames": int(n_frames),
                 "nucleus_diameter_um": d, "frames": frames, "n_objects": n, "voxel_size_um": vs,
                 "target_voxel_um": d / tgt, "source": labels.source}
-    d, frames, n = nucleus_diameter_px(labels, n_frames=n_frames)
+    d, frames, n = nucleus_diameter_px(labels, n_frames=n_frames, objects=objects)
     factor = d / tgt
     logger.info("labels %s: median nucleus diameter %.1f px over %d objects (frames %s) -> %.3f px per crop px",
                 labels.source or "(array)", d, n, frames, factor)

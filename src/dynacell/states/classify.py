@@ -24,8 +24,15 @@ import pandas as pd
 from dynacell import STATES
 from dynacell.errors import InvalidInputError
 
-__all__ = ["classify_movie", "check_model_for_movie", "crop_kwargs_for_movie", "crop_parameters", "model_ndim",
-           "predict_batched", "STATE_COLUMNS"]
+__all__ = [
+    "STATE_COLUMNS",
+    "check_model_for_movie",
+    "classify_movie",
+    "crop_kwargs_for_movie",
+    "crop_parameters",
+    "model_ndim",
+    "predict_batched",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +89,7 @@ def crop_parameters(model: Any, ndim: int) -> dict[str, Any]:
     return out
 
 
-def crop_kwargs_for_movie(crop: Mapping[str, Any], images, labels) -> dict[str, Any]:
+def crop_kwargs_for_movie(crop: Mapping[str, Any], images, labels, *, objects: dict | None = None) -> dict[str, Any]:
     """Resampling arguments of the crop functions for one movie, as the model was trained.
 
     Parameters
@@ -91,6 +98,10 @@ def crop_kwargs_for_movie(crop: Mapping[str, Any], images, labels) -> dict[str, 
         From :func:`crop_parameters`.
     images, labels : dynacell.io.Movie
         The movie ``(T, (Z), Y, X)`` and the label images to be classified.
+    objects : dict, optional
+        ``{t: (ids, centroids, sizes, boxes)}`` of label frames already measured
+        (:func:`dynacell.io.scan.scan_labels`): the nucleus-size rule takes their pixel counts
+        instead of reading and measuring those frames again (same result).
 
     Returns
     -------
@@ -101,7 +112,11 @@ def crop_kwargs_for_movie(crop: Mapping[str, Any], images, labels) -> dict[str, 
         when the model does not use it).
     """
     if crop.get("target_diameter_px"):
-        from dynacell.samples.scale import scale_crop_kwargs, scale_normalization, scale_voxel_size
+        from dynacell.samples.scale import (
+            scale_crop_kwargs,
+            scale_normalization,
+            scale_voxel_size,
+        )
 
         vs = scale_voxel_size(images.ndim_spatial, images.voxel_size_um)
         if crop.get("scale_units") == "um" and vs is None:
@@ -109,7 +124,7 @@ def crop_kwargs_for_movie(crop: Mapping[str, Any], images, labels) -> dict[str, 
                            "back to pixels (isotropic voxels assumed) — pass the voxel size (--voxel-size-um)",
                            images.source or "(array)")
         scale = scale_normalization(labels, crop["target_diameter_px"], n_frames=crop.get("scale_frames", 3),
-                                    voxel_size_um=vs)
+                                    voxel_size_um=vs, objects=objects)
         logger.info("nucleus-size rule: %s", scale)
         return {**scale_crop_kwargs(scale, images.ndim_spatial), "scale_normalization": scale}
     target = crop.get("target_voxel_um") if images.voxel_size_um is not None else None
@@ -309,7 +324,7 @@ def classify_movie(
         raise InvalidInputError(f"batch_size must be >= 1, got {batch_size!r}")
     _check_inputs(images, labels, model)
     crop = crop_parameters(model, images.ndim_spatial)
-    kw = crop_kwargs_for_movie(crop, images, labels)  # pixel crops when the voxel size is unknown (warned)
+    kw = crop_kwargs_for_movie(crop, images, labels, objects=objects)  # pixel crops when the voxel size is unknown (warned)
     crop["voxel_size_um"], crop["target_voxel_um"] = kw["voxel_size_um"], kw["target_voxel_um"]
     classes = list(model.classes)
     track_of: dict[tuple[int, int], int] = {}
@@ -335,12 +350,43 @@ def classify_movie(
                                  context=getattr(model, "context", False), neighbour_offsets_px=offsets,
                                  objects=objects)
         tables = []
-        pending: list = []
+        pending: list = []  # frames of the current group (crops already handed to the model)
+        # The crops are fed to the model as they come, in the forward passes predict_batched would make on
+        # the group's concatenation (blocks of batch_size, split into passes of max_forward_crops), so the
+        # probabilities are the same while no group-sized array is built and each frame's crops are freed
+        # once passed through the model (fresh memory is costly: 65 MB for CHO 02's 195 3-D crops).
+        n_pass = _forward_pass_size(model, batch_size)
+        probs: list = []
+        buf: list = []
+        state = {"n_buf": 0, "in_block": 0}
+
+        def run_buf() -> None:
+            if state["n_buf"]:
+                x = buf[0] if len(buf) == 1 else np.concatenate(buf)
+                probs.append(np.asarray(model.predict_proba(x), dtype=np.float64))
+                state["in_block"] = (state["in_block"] + state["n_buf"]) % int(batch_size)
+                buf.clear()
+                state["n_buf"] = 0
+
+        def feed(x: np.ndarray) -> None:
+            i = 0
+            while i < len(x):
+                limit = min(n_pass, int(batch_size) - state["in_block"])  # a pass never crosses a block
+                take = min(limit - state["n_buf"], len(x) - i)
+                buf.append(x[i:i + take])
+                state["n_buf"] += take
+                i += take
+                if state["n_buf"] == limit:
+                    run_buf()
 
         def flush() -> None:
             if not pending:
                 return
-            proba = predict_batched(model, np.concatenate([fc.x for fc in pending]), batch_size)
+            run_buf()
+            state["in_block"] = 0
+            n_classes = len(getattr(model, "classes", STATES))
+            proba = np.concatenate(probs, axis=0) if probs else np.zeros((0, n_classes))
+            probs.clear()
 
             def cat(values, k):  # per-frame arrays of the batch, NaN where a frame has none
                 return np.concatenate([np.full(k[i], np.nan) if v is None else np.asarray(v, dtype=np.float64)
@@ -357,7 +403,8 @@ def classify_movie(
             pending.clear()
 
         for fc in _prefetch(crops):  # crops of the next frames are cut while the model runs
-            pending.append(fc)
+            feed(fc.x)
+            pending.append(fc._replace(x=None))
             if sum(len(p.label_ids) for p in pending) >= batch_size:
                 flush()
         flush()
@@ -366,6 +413,25 @@ def classify_movie(
     out = pd.concat(tables, ignore_index=True).sort_values(["t", "label"], kind="stable").reset_index(drop=True)
     logger.info("classified %d nuclei in %d frames", len(out), out["t"].nunique())
     return out
+
+
+def _forward_pass_size(model: Any, batch_size: int) -> int:
+    """Crops per forward pass that :func:`predict_batched` ends up making inside each block of ``batch_size``.
+
+    A model with ``max_forward_crops`` (:class:`dynacell.states.StateClassifier`) splits what
+    ``predict_proba(x)`` receives into passes of ``min(its default batch_size, max_forward_crops)``;
+    any other model takes the whole block in one call.
+    """
+    mfc = getattr(model, "max_forward_crops", None)
+    if mfc is None:
+        return max(1, int(batch_size))
+    import inspect
+
+    try:
+        inner = int(inspect.signature(model.predict_proba).parameters["batch_size"].default)
+    except (KeyError, TypeError, ValueError):
+        inner = int(batch_size)
+    return max(1, min(int(batch_size), int(mfc), inner))
 
 
 def _prefetch(iterator, depth: int = 2):

@@ -8,6 +8,54 @@ import pandas as pd
 __all__ = ["motion_gate"]
 
 
+def lsap_solver():
+    """SciPy's :func:`scipy.optimize.linear_sum_assignment`, without importing all of ``scipy.optimize``.
+
+    The function lives in the compiled module ``scipy.optimize._lsap``; importing it the usual way runs
+    ``scipy/optimize/__init__`` (minimisers, linear programming, ~0.25 CPU-s at start-up) that the
+    linker never uses. Here the compiled module is loaded on its own from scipy's folder; it is the
+    same function (same assignments), and when ``scipy.optimize`` is already imported, or the module
+    cannot be found or loaded, ``scipy.optimize.linear_sum_assignment`` itself is returned.
+
+    Returns
+    -------
+    callable
+        ``linear_sum_assignment(cost_matrix, maximize=False) -> (row_ind, col_ind)``.
+    """
+    global _LSAP
+    import sys
+
+    if "scipy.optimize" in sys.modules or _LSAP is None:
+        fn = None
+        if "scipy.optimize" not in sys.modules:
+            try:
+                import importlib.machinery
+                import importlib.util
+                from pathlib import Path
+
+                import scipy
+
+                folder = Path(scipy.__file__).parent / "optimize"
+                for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                    path = folder / f"_lsap{suffix}"
+                    if path.is_file():
+                        loader = importlib.machinery.ExtensionFileLoader("scipy.optimize._lsap", str(path))
+                        spec = importlib.util.spec_from_file_location("scipy.optimize._lsap", path, loader=loader)
+                        module = importlib.util.module_from_spec(spec)
+                        loader.exec_module(module)
+                        fn = module.linear_sum_assignment
+                        break
+            except Exception:  # noqa: BLE001 - any failure: the ordinary import below
+                fn = None
+        if fn is None:
+            from scipy.optimize import linear_sum_assignment as fn
+        _LSAP = fn
+    return _LSAP
+
+
+_LSAP = None
+
+
 def motion_gate(nuclei: pd.DataFrame, *, ndim: int, voxel_size_um: tuple[float, ...] | None = None,
                 quantile: float = 0.9, factor: float = 2.5, min_pairs: int = 3) -> dict[str, float]:
     """Linking distance gate adapted to the motion seen in the movie.
@@ -51,10 +99,11 @@ def motion_gate(nuclei: pd.DataFrame, *, ndim: int, voxel_size_um: tuple[float, 
         ``max_distance`` (the larger of default and motion), in µm (pixels when the voxel size
         is unknown).
     """
-    from scipy.optimize import linear_sum_assignment
     from scipy.spatial.distance import cdist
 
     from dynacell.track import default_max_distance
+
+    linear_sum_assignment = lsap_solver()
 
     scale = np.ones(3)
     if voxel_size_um is not None:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 import warnings
 from collections import deque
-from contextlib import contextmanager
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -393,9 +393,11 @@ def default_max_distance(nuclei: pd.DataFrame, *, ndim: int, scale: Sequence[flo
     centroid steps are below 0.25 and 1.4 median diameters, and a daughter's centroid is
     within 1.44 diameters of its mother's in 95 % of divisions.
     """
-    from scipy.optimize import linear_sum_assignment
     from scipy.spatial.distance import cdist
 
+    from dynacell.track.gate import lsap_solver
+
+    linear_sum_assignment = lsap_solver()
     if len(nuclei) == 0:
         return 1.0
     scale = np.asarray(scale, dtype=float)
