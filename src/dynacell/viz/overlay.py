@@ -135,13 +135,11 @@ def own_slice_outlines(labels: np.ndarray) -> np.ndarray:
     >>> int(out[1, 1]), int(out[2, 2])
     (4, 0)
     """
-    from skimage.segmentation import find_boundaries
-
     from dynacell.lineage.centroids import nucleus_centroids
 
     labels = np.asarray(labels)
     if labels.ndim == 2:
-        return np.where(find_boundaries(labels, mode="inner"), labels, 0).astype(labels.dtype)
+        return np.where(_find_inner(labels), labels, 0).astype(labels.dtype)
     if labels.ndim != 3:
         raise InvalidInputError(f"own_slice_outlines: expected (Z, Y, X) labels, got shape {labels.shape}")
     out = np.zeros(labels.shape[1:], labels.dtype)
@@ -153,7 +151,7 @@ def own_slice_outlines(labels: np.ndarray) -> np.ndarray:
         sl = labels[z]
         keep = np.isin(sl, ids[own_z == z])
         sl = np.where(keep, sl, 0)
-        edges = find_boundaries(sl, mode="inner") & keep
+        edges = _find_inner(sl) & keep
         out[edges] = sl[edges]
     return out
 
@@ -248,10 +246,35 @@ def overlay_frame(
 
 
 def _find_inner(labels: np.ndarray) -> np.ndarray:
-    """Inner boundaries of a 2-D label image (bool, same shape)."""
-    from skimage.segmentation import find_boundaries
+    """Inner boundaries of a label image (bool, same shape): ``skimage.segmentation.find_boundaries(mode="inner")``.
 
-    return find_boundaries(labels, mode="inner")
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Label image of any dimensionality (integer or bool; 0 = background).
+
+    Returns
+    -------
+    numpy.ndarray, bool
+        True on every labelled pixel with a different value among its face neighbours — the same
+        pixels as scikit-image's default (``connectivity=1``: the greyscale dilation and erosion by
+        the cross differ, ``mode="reflect"`` at the image border, so a border pixel is compared with
+        its in-image neighbours only), computed by shifted comparisons without importing
+        ``skimage.segmentation`` (~0.17 CPU-s). Tested against scikit-image.
+    """
+    lab = np.asarray(labels)
+    edge = np.zeros(lab.shape, dtype=bool)
+    for axis in range(lab.ndim):
+        if lab.shape[axis] < 2:
+            continue
+        lo = [slice(None)] * lab.ndim
+        hi = [slice(None)] * lab.ndim
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        diff = lab[tuple(lo)] != lab[tuple(hi)]
+        edge[tuple(lo)] |= diff
+        edge[tuple(hi)] |= diff
+    edge &= lab != 0
+    return edge
 
 
 def format_time(t: int, frame_interval_s: float | None) -> str:
