@@ -17,7 +17,8 @@ on its ``config.yaml``) and the validation rows of each training dataset are ada
 (each real dataset, each rendered colony); the held-out dataset is not read. **Test (``--test``, once
 per chosen variant):** the held-out dataset's rows (the run's test side) are adapted as one movie.
 
-Prints per movie group: n, class counts, 3-class macro-F1 and per-class recall / F1 per variant;
+Prints per movie group: n, class counts, 3-class macro-F1, per-class recall / F1, the frequency of
+each call and the EM prior estimate per variant;
 writes ``prior_<side>_<run>.csv`` beside each run folder.
 
 Usage::
@@ -42,13 +43,12 @@ VARIANTS = ("none", "train-freq", "em", "em0.75", "em0.5", "em0.25")
 
 def adapted(proba: np.ndarray, variant: str, source: np.ndarray, train_freq: np.ndarray) -> np.ndarray:
     """``proba`` ``(N, C)`` of one movie under ``variant`` (see the module docstring)."""
-    from dynacell.states.prior import adapt_priors
+    from dynacell.states.prior import adapt_priors, shift_priors
 
     if variant == "none":
         return proba
     if variant == "train-freq":
-        w = proba * (train_freq / source)
-        return w / w.sum(1, keepdims=True)
+        return shift_priors(proba, source, train_freq)
     if variant.startswith("em"):
         return adapt_priors(proba, source, strength=float(variant[2:] or 1.0)).proba
     raise ValueError(f"unknown variant {variant!r}")
@@ -82,7 +82,7 @@ def evaluate(run: Path, side_name: str, variants: list[str], ensemble: list[Path
     """
     from dynacell.samples.splits import assign_split
     from dynacell.states import load_model
-    from dynacell.states.prior import source_prior
+    from dynacell.states.prior import adapt_priors, source_prior
     from dynacell.train import load_config
     from dynacell.train.fit import load_samples
 
@@ -108,6 +108,10 @@ def evaluate(run: Path, side_name: str, variants: list[str], ensemble: list[Path
         for ds in np.unique(datasets):  # one movie (dataset / rendered colony) at a time
             m = datasets == ds
             p[m] = adapted(proba[m], v, source, train_freq)
+        # the class frequencies each real movie's crops are called at (argmax), and the EM estimate
+        called = {ds: np.bincount(p[datasets == ds].argmax(1), minlength=len(classes)) / (datasets == ds).sum()
+                  for ds in np.unique(datasets)}
+        em_prior = {ds: adapt_priors(proba[datasets == ds], source).prior for ds in np.unique(datasets)}
         groups = np.array([movie_of(d) for d in datasets])
         for g in [*sorted(set(groups) - {"rendered"}), "rendered", "real pooled"]:
             m = groups != "rendered" if g == "real pooled" else groups == g
@@ -115,7 +119,9 @@ def evaluate(run: Path, side_name: str, variants: list[str], ensemble: list[Path
                 continue
             counts = np.bincount(y[m], minlength=len(classes))
             out.append({"held_out": run.parent.name, "run": run.name + ("+ens" if ensemble else ""), "side": side_name, "group": g, "variant": v,
-                        "n": int(m.sum()), "counts": "/".join(map(str, counts)), **score(y[m], p[m], classes)})
+                        "n": int(m.sum()), "counts": "/".join(map(str, counts)), **score(y[m], p[m], classes),
+                        "called_freq": "/".join(f"{f:.3f}" for f in called[g]) if g in called else "",
+                        "em_prior": "/".join(f"{f:.3f}" for f in em_prior[g]) if g in em_prior else ""})
     return pd.DataFrame(out)
 
 

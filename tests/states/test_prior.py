@@ -11,7 +11,12 @@ from _helpers import state_card
 
 from dynacell.errors import InvalidInputError
 from dynacell.states.card import StateModelCard
-from dynacell.states.prior import adapt_priors, adapt_states_table, source_prior
+from dynacell.states.prior import (
+    adapt_priors,
+    adapt_states_table,
+    shift_priors,
+    source_prior,
+)
 
 MEANS = np.array([0.0, 1.5, 3.0])  # three 1D Gaussian classes, sd 1: overlapping like real state crops
 
@@ -121,3 +126,12 @@ def test_strength_interpolates_between_none_and_em():
     assert stable[0] < stable[1] < stable[2]
     with pytest.raises(InvalidInputError):
         adapt_priors(p, strength=1.5)
+
+
+def test_shift_priors_is_bayes_rule_to_a_known_prior():
+    x, _ = _sample((0.5, 0.2, 0.3), 500, seed=7)
+    target = np.array([0.7, 0.1, 0.2])
+    np.testing.assert_allclose(shift_priors(_posterior(x, np.full(3, 1 / 3)), np.ones(3), target),
+                               _posterior(x, target), atol=1e-12)
+    with pytest.raises(InvalidInputError):
+        shift_priors(np.ones((2, 3)) / 3, np.ones(3), np.array([1.0, 0.0, 1.0]))

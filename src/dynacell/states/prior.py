@@ -31,7 +31,7 @@ import pandas as pd
 
 from dynacell.errors import InvalidInputError
 
-__all__ = ["PriorAdaptation", "adapt_priors", "adapt_states_table", "source_prior"]
+__all__ = ["PriorAdaptation", "adapt_priors", "adapt_states_table", "shift_priors", "source_prior"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,34 @@ def _as_prior(p: Any, n_classes: int, name: str) -> np.ndarray:
     if p.shape != (n_classes,) or not np.all(np.isfinite(p)) or np.any(p <= 0):
         raise InvalidInputError(f"{name} must be {n_classes} positive finite numbers, got {p.tolist()}")
     return p / p.sum()
+
+
+def shift_priors(proba: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Probabilities under a known class prior: Bayes' rule ``p'(y|x) ∝ p(y|x) · target(y) / source(y)``.
+
+    Parameters
+    ----------
+    proba : numpy.ndarray, shape (N, C)
+        Class probabilities referring to the prior ``source``; rows sum to 1.
+    source, target : numpy.ndarray, shape (C,)
+        Positive class priors (normalised here). E.g. ``source`` uniform for a class-balanced model
+        and ``target`` its training class frequencies: the model's calls as if it had been trained
+        on the natural frequencies (the ``train-freq`` variant of ``benchmarks/states_lodo_prior.py``).
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (N, C)
+        Rows sum to 1.
+
+    Raises
+    ------
+    InvalidInputError
+        If a prior is not C positive finite numbers.
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    n_classes = p.shape[-1]
+    w = p * (_as_prior(target, n_classes, "target") / _as_prior(source, n_classes, "source"))
+    return w / w.sum(-1, keepdims=True)
 
 
 def adapt_priors(proba: np.ndarray, source: np.ndarray | None = None, *, max_iter: int = 1000,
