@@ -35,6 +35,8 @@ Usage::
         --prefix sim2d-lead
     python benchmarks/build_sim_state_sets.py --out /tmp/dynacell_state_sets --n 6 --seed 2 --frames 30 \
         --lead-frames 1 2 --ranges ood --prefix sim2d-ood
+    python benchmarks/build_sim_state_sets.py --out /tmp/lodo/sets --n 10 --seed 3 --frames 30 \
+        --lead-frames 1 2 --ranges ood --prefix sim2d-wide   # LODO training side, docs/states-generalisation.md
     python benchmarks/build_sim_state_sets.py --out /tmp/dynacell_state_sets --kind rods --n 10 --seed 0 \
         --frames 24 --prefix rods2d
 """
