@@ -8,7 +8,8 @@ For each movie of benchmarks/forecast_configs/frames-unet.yaml (same down-sampli
 and time-block split) plus CHO 02 (a movie used nowhere else in forecasting, z maximum projection,
 down-sampled by 2), :class:`dynacell.forecast.motion.MotionCompensatedForecaster` (default
 settings: K = 4, σ = 0 / 0.7 / 1.5 / 3 px, aligned + unaligned + extrapolated maps, weights summing
-to 1, TV-L1 flows (2 warps × 5 iterations) between consecutive frames at half resolution, chained) is fitted by
+to 1, TV-L1 flows (2 warps × 5 iterations) between consecutive frames at half resolution, chained at that
+resolution and upsampled) is fitted by
 least squares on the movie's own past and scored on a later block:
 
 * ``--part val``: fitted on the training block, scored on the validation block (what the settings

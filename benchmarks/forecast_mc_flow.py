@@ -29,16 +29,23 @@ from forecast_mc import HERE, _metrics
 SETTINGS = {
     "tvl1 direct, full res (previous default)": {"flow_method": "tvl1", "flow_downsample": 1, "flow_chain": False, "flow_kwargs": {}},
     "tvl1 chained, full res": {"flow_method": "tvl1", "flow_downsample": 1, "flow_chain": True, "flow_kwargs": {}},
-    "tvl1 chained, flow at 1/2": {"flow_method": "tvl1", "flow_downsample": 2, "flow_chain": True, "flow_kwargs": {}},
+    "tvl1 chained, flow at 1/2": {"flow_method": "tvl1", "flow_downsample": 2, "flow_chain": True, "flow_compose_coarse": False,
+                                  "flow_kwargs": {}},
     "tvl1 direct, flow at 1/2": {"flow_method": "tvl1", "flow_downsample": 2, "flow_chain": False, "flow_kwargs": {}},
-    "tvl1 chained, flow at 1/4": {"flow_method": "tvl1", "flow_downsample": 4, "flow_chain": True, "flow_kwargs": {}},
-    "ilk chained, flow at 1/2": {"flow_method": "ilk", "flow_downsample": 2, "flow_chain": True},
+    "tvl1 chained, flow at 1/4": {"flow_method": "tvl1", "flow_downsample": 4, "flow_chain": True, "flow_compose_coarse": False,
+                                  "flow_kwargs": {}},
+    "ilk chained, flow at 1/2": {"flow_method": "ilk", "flow_downsample": 2, "flow_chain": True, "flow_compose_coarse": False},
     "tvl1 2 warps x 5 iterations, chained, full res": {"flow_method": "tvl1", "flow_downsample": 1, "flow_chain": True,
                                                        "flow_kwargs": {"num_warp": 2, "num_iter": 5}},
     "tvl1 2 warps x 5 iterations, chained, flow at 1/2": {"flow_method": "tvl1", "flow_downsample": 2, "flow_chain": True,
+                                                          "flow_compose_coarse": False,
                                                           "flow_kwargs": {"num_warp": 2, "num_iter": 5}},
     "tvl1 3 warps x 5 iterations, chained, flow at 1/2": {"flow_method": "tvl1", "flow_downsample": 2, "flow_chain": True,
+                                                          "flow_compose_coarse": False,
                                                           "flow_kwargs": {"num_warp": 3, "num_iter": 5}},
+    "tvl1 2 warps x 5 iterations, chained at 1/2 then upsampled": {
+        "flow_method": "tvl1", "flow_downsample": 2, "flow_chain": True, "flow_compose_coarse": True,
+        "flow_kwargs": {"num_warp": 2, "num_iter": 5}},
 }
 MOVIES = ("bacteria-phc", "gowt1", "hela", "telomeres", "mouse-8cell")
 

@@ -15,8 +15,13 @@ equal weights summing to 1 (the cost does not depend on their values). Timed wit
   ``warp_by_flow`` now calls :func:`scipy.ndimage.map_coordinates` directly);
 * ``tvl1 1/2``: the same with the current warps;
 * ``current``: the current defaults (:class:`~dynacell.forecast.motion.MotionCompensatedForecaster`:
-  TV-L1 of 2 warps × 5 iterations), the weighted sum taken on 3 Gaussian filters per width and 2 warps;
-* ``ilk 1/2``: the current defaults with iterative Lucas–Kanade flows (``flow_method="ilk"``).
+  TV-L1 of 2 warps × 5 iterations, chained at the flows' resolution), the weighted sum taken on 3
+  Gaussian filters per width and 2 warps;
+* ``ilk 1/2``: the current defaults with iterative Lucas–Kanade flows (``flow_method="ilk"``);
+* ``fine chain``: the current defaults, but every consecutive flow upsampled and the flows chained
+  at full resolution (``flow_compose_coarse=False``, the default until issue 14's last change; the
+  default now chains them at the reduced resolution they are estimated at and upsamples only the
+  chained flows).
 
 At full resolution every flow is estimated at 1/4 of its flow resolution, so that it sees the same
 physical scale as on the ÷4 frames the settings were chosen on. Each is timed on (a) one window with
@@ -51,6 +56,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--with-previous", action="store_true", help="also time the pre-issue-14 settings (slow)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/forecast_mc_speed"))
+    ap.add_argument("--variants", nargs="+", help="time only these variants (names as printed), in turn")
     args = ap.parse_args()
 
     import torch
@@ -81,6 +87,8 @@ def main() -> None:
             mc = MotionCompensatedForecaster(flow_method="tvl1", flow_downsample=1, flow_chain=False, flow_kwargs={})
         else:
             kw = {"flow_kwargs": {}} if which.startswith("tvl1 1/2") else {}
+            if which in ("fine chain", "tvl1 1/2, skimage warp", "tvl1 1/2"):
+                kw["flow_compose_coarse"] = False
             mc = MotionCompensatedForecaster(flow_method="ilk" if which == "ilk 1/2" else "tvl1", **kw)
             if full_res:
                 mc.flow_downsample *= 4
@@ -100,7 +108,9 @@ def main() -> None:
         return downscale_local_mean(window, (1, 4, 4)).astype(np.float32)
 
     variants = (["previous"] if args.with_previous else []) + ["tvl1 1/2, skimage warp", "tvl1 1/2", "current",
-                                                                "ilk 1/2"]
+                                                                "ilk 1/2", "fine chain"]
+    if args.variants:
+        variants = args.variants
     res: dict = {"cold_window": {}, "along_movie": {}}
     w = frames[:4]
     for rep in range(args.repeats):
@@ -113,7 +123,7 @@ def main() -> None:
                     sec = _cpu(lambda mc=mc, which=which: zoom(forecast(mc, which, down4(w)), 4, order=1))
                 res["cold_window"].setdefault(f"{which}, {path}", []).append(sec)
                 print(f"repeat {rep}: {which}, {path}: {sec:.3f} CPU-s", flush=True)
-    for which in ("current", "ilk 1/2"):
+    for which in [v for v in ("current", "ilk 1/2", "fine chain") if v in variants]:
         for path in ("full resolution", "/4 path"):
             mc = make(which, path == "full resolution")
             secs = []

@@ -38,6 +38,8 @@ __all__ = [
     "FrameForecastModule",
     "FramePatchDataset",
     "FrameTrainConfig",
+    "McResidualModule",
+    "McResidualPatchDataset",
     "MovieSpec",
     "PositionForecastModule",
     "PositionTrainConfig",
@@ -48,6 +50,7 @@ __all__ = [
     "load_track_spec",
     "position_split",
     "train_frames",
+    "train_mc_residual",
     "train_positions",
     "tree_groups",
 ]
@@ -376,7 +379,7 @@ class FrameForecastModule(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         ds = getattr(self.trainer.train_dataloader, "dataset", None)
-        if isinstance(ds, FramePatchDataset):
+        if isinstance(ds, FramePatchDataset | McResidualPatchDataset):
             ds.epoch = int(self.current_epoch)
 
     def configure_optimizers(self):
@@ -481,6 +484,143 @@ def train_frames(config: FrameTrainConfig, out: str | Path, *, overwrite: bool =
     folder = _write_model(out, fit.module.net, FrameForecastCard, card_fields, config, fit.history, overwrite)
     return {"folder": str(folder), "fit": {"epochs": fit.epochs_run, "best_epoch": fit.best_epoch,
                                            "val_mse": fit.best_score, "seconds": fit.seconds}, "metrics": metrics}
+
+
+# ------------------------------------------------------------------- residual on frames-mc-linear
+
+
+class McResidualPatchDataset(Dataset):
+    """Random training patches of precomputed ``frames-mc-linear`` inputs (seeded; flips and 90° rotations).
+
+    Parameters
+    ----------
+    items : list of tuple
+        ``(inputs, target, weight)``: inputs float32 (K + 1, Y, X) (the ``frames-mc-linear`` forecast
+        and the K aligned past frames, :class:`dynacell.models.forecast_residual.McResidualUNet`),
+        target float32 (Y, X) (the true next frame), weight float (the window's weight in the loss,
+        e.g. 1 / the movie's ``frames-mc-linear`` MSE so that every movie counts alike).
+    patch : int
+        Patch side (pixels); smaller frames are padded by reflection.
+    n : int
+        Patches per epoch.
+    seed : int
+
+    Raises
+    ------
+    InvalidInputError
+        Without items.
+    """
+
+    def __init__(self, items: list[tuple[np.ndarray, np.ndarray, float]], patch: int, n: int, seed: int):
+        if not items:
+            raise InvalidInputError("no windows to train on")
+        self.items, self.patch, self.n, self.seed = items, int(patch), int(n), int(seed)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng((self.seed, self.epoch, i))
+        x, y, wgt = self.items[int(rng.integers(len(self.items)))]
+        z = np.concatenate([x, y[None]])
+        _, h, w = z.shape
+        p = self.patch
+        if h < p or w < p:
+            z = np.pad(z, ((0, 0), (0, max(0, p - h)), (0, max(0, p - w))), mode="reflect")
+            _, h, w = z.shape
+        y0, x0 = int(rng.integers(h - p + 1)), int(rng.integers(w - p + 1))
+        z = np.rot90(z[:, y0:y0 + p, x0:x0 + p], int(rng.integers(4)), axes=(1, 2))
+        if rng.random() < 0.5:
+            z = z[:, :, ::-1]
+        z = np.ascontiguousarray(z, dtype=np.float32)
+        return torch.from_numpy(z[:-1]), torch.from_numpy(z[-1:]), torch.tensor(float(wgt))
+
+
+class _McResidualWindows(Dataset):
+    def __init__(self, items: list[tuple[np.ndarray, np.ndarray, float]]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        x, y, wgt = self.items[i]
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y[None])), \
+            torch.tensor(float(wgt))
+
+
+class McResidualModule(FrameForecastModule):
+    """Lightning module of :class:`~dynacell.models.forecast_residual.McResidualUNet`: weighted MSE.
+
+    Batches are ``(inputs, target, weight)``; the training loss is the mean of ``weight × squared
+    error``. The validation score ``val_ratio`` is the sum over whole validation windows of
+    ``weight × MSE``: with weights ``1 / (n_windows of the movie × frames-mc-linear MSE of the
+    movie) / n_movies`` it is the mean over movies of the MSE relative to ``frames-mc-linear``
+    (1 for the untrained network, which is ``frames-mc-linear``).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+    lr : float
+    """
+
+    def __init__(self, net: torch.nn.Module, lr: float = 1e-3) -> None:
+        super().__init__(net, "mse", lr)
+
+    def training_step(self, batch, batch_idx):
+        x, y, wgt = batch
+        loss = torch.mean(wgt[:, None, None, None] * (self.net(x) - y) ** 2)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y, wgt = batch
+        err = torch.mean((self.net(x) - y) ** 2, dim=(1, 2, 3))
+        self._val.append((float(torch.sum(wgt * err)), 1))
+
+    def on_validation_epoch_end(self) -> None:
+        if self._val:
+            self.log("val_ratio", float(sum(v for v, _ in self._val)))
+        self._val = []
+
+
+def train_mc_residual(train_items: list[tuple[np.ndarray, np.ndarray, float]],
+                      val_items: list[tuple[np.ndarray, np.ndarray, float]], *, k: int = 4, width: int = 12,
+                      levels: int = 2, patch: int = 64, patches_per_epoch: int = 256, batch_size: int = 16,
+                      lr: float = 1e-3, engine: EngineConfig | None = None, progress: bool | None = None):
+    """Train :class:`~dynacell.models.forecast_residual.McResidualUNet` with the project's engine.
+
+    Parameters
+    ----------
+    train_items, val_items : list of tuple
+        ``(inputs (K + 1, Y, X), target (Y, X), weight)`` per window (:class:`McResidualPatchDataset`);
+        training windows are cut into random patches, validation windows are scored whole.
+    k, width, levels : int
+        Network (:class:`~dynacell.models.forecast_residual.McResidualUNet`).
+    patch, patches_per_epoch, batch_size : int
+    lr : float
+        Adam learning rate.
+    engine : EngineConfig, optional
+        Epochs, patience, seed, threads; the monitor is set to ``val_ratio`` (mode ``min``).
+    progress : bool, optional
+
+    Returns
+    -------
+    dynacell.train.engine.FitResult
+        ``module.net`` is the network of the epoch with the lowest ``val_ratio``.
+    """
+    from dynacell.models.forecast_residual import McResidualUNet
+
+    engine = (engine or EngineConfig()).model_copy(update={"monitor": "val_ratio", "mode": "min"})
+    torch.set_num_threads(engine.num_threads)
+    torch.manual_seed(engine.seed)
+    module = McResidualModule(McResidualUNet(k=k, width=width, levels=levels), lr)
+    g = torch.Generator().manual_seed(engine.seed)
+    train_dl = DataLoader(McResidualPatchDataset(train_items, patch, patches_per_epoch, engine.seed),
+                          batch_size=batch_size, shuffle=True, generator=g)
+    val_dl = DataLoader(_McResidualWindows(val_items), batch_size=1)
+    return fit_module(module, train_dl, val_dl, engine, progress=progress)
 
 
 # ------------------------------------------------------------------------------------- positions
