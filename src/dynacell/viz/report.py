@@ -204,7 +204,8 @@ def _thumbnails(images, labels, states: pd.DataFrame, frame_interval_s, voxel_si
     if not frames or n <= 0:
         return []
     pick = sorted({frames[int(round(i))] for i in np.linspace(0, len(frames) - 1, min(n, len(frames)))})
-    by_t = {int(t): g for t, g in states.groupby("t")} if len(states) else {}
+    # only the picked frames' rows (the same rows, in the same order, as a groupby over every frame)
+    by_t = {int(t): states[states["t"] == t] for t in pick} if len(states) else {}
     width = images.frame_shape[-1]
     scale = max(1, int(np.ceil(320 / width)))
     out = []
