@@ -141,7 +141,14 @@ class _Signals:
 def _interrupted(signals: _Signals) -> None:
     signum = signals.received or 2
     what = "terminated" if signum == 15 else "interrupted (Ctrl-C)"
-    print(f"dynacell: {what}; temporary files removed, no output written", file=sys.stderr)
+    from dynacell.io.writers import committed_outputs
+
+    done = committed_outputs()
+    if done:  # the signal came after the result was moved into place: say so, do not claim nothing was written
+        names = ", ".join(str(p) for p in done)
+        print(f"dynacell: {what} after the output was complete; kept whole: {names}", file=sys.stderr)
+    else:
+        print(f"dynacell: {what}; temporary files removed, no output written", file=sys.stderr)
     sys.exit(128 + signum)
 
 
@@ -215,6 +222,9 @@ def _exit_now(code) -> None:
 def _main(signals: _Signals) -> None:
     from dynacell.cli.options import merge_multi_value_options
 
+    from dynacell.io.writers import clear_committed_outputs
+
+    clear_committed_outputs()
     argv = merge_multi_value_options(sys.argv[1:])
     try:
         _check_outputs(argv)

@@ -176,6 +176,30 @@ def _check_target(final: Path, overwrite: bool) -> None:
         raise OutputExistsError(f"{final}: exists and is not empty; choose another output or pass --overwrite")
 
 
+_COMMITTED_OUTPUTS: list[Path] = []
+
+
+def committed_outputs() -> list[Path]:
+    """Outputs that :func:`atomic_folder` and :func:`atomic_file` moved into place in this process, oldest first.
+
+    The command line reads it when an interrupt (Ctrl-C, SIGTERM) arrives after an output was already
+    complete, so that its message says which result is whole instead of "no output written".
+
+    Returns
+    -------
+    list of Path
+        The final paths that still exist (a file written inside a temporary folder that was then removed
+        does not count).
+    """
+    return [p for p in _COMMITTED_OUTPUTS if p.exists()]
+
+
+def clear_committed_outputs() -> None:
+    """Forget the outputs recorded by :func:`committed_outputs` (called when a command starts, so that a
+    program running several commands in one process only hears about the current one's)."""
+    _COMMITTED_OUTPUTS.clear()
+
+
 @contextlib.contextmanager
 def atomic_folder(path: str | Path, *, overwrite: bool = False, suffix: str = "") -> Iterator[Path]:
     """Build an output folder in a temporary sibling and move it into place with :func:`os.replace`.
@@ -241,6 +265,7 @@ def atomic_folder(path: str | Path, *, overwrite: bool = False, suffix: str = ""
                 final.rmdir()
             try:
                 os.replace(tmp, final)
+                _COMMITTED_OUTPUTS.append(final)
             except OSError as exc:  # something was created at `final` between the check and the rename
                 if old is not None:
                     os.replace(old, final)
@@ -510,6 +535,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, final)
+        _COMMITTED_OUTPUTS.append(final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
