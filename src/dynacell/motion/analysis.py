@@ -47,6 +47,7 @@ class MotionResult:
 
     @property
     def D_um2_per_s(self) -> float:
+        """Diffusion coefficient (µm²/s) of the chosen estimator ``D_method``; NaN when it did not run."""
         e = self.diffusion.get(self.D_method)
         return e.D_um2_per_s if e is not None else math.nan
 

@@ -87,6 +87,7 @@ class Tracks:
 
     @property
     def n_tracks(self) -> int:
+        """Number of distinct ``track_id`` values in the table."""
         return int(self.table["track_id"].nunique())
 
     @property
