@@ -12,7 +12,13 @@ resized back) on:
   :func:`dynacell.train.segment._sim3d_frames`; the training set ``sim3d`` uses seeds 0–7), dense
   touching nuclei with exact labels: the check of over-splitting;
 - ``sdleft``: the StarDist 3D left half — the **training** side of ``nuclei-seg-3d`` (no StarDist
-  validation side exists); printed for information, not for choosing.
+  validation side exists); printed for information, not for choosing;
+- ``zreg0-6`` (only with ``--train-frames``): mouse frames 0–6 against the moved labels, the
+  model's own training frames (the post-processing was never fitted to them): a check of the
+  outline cut on 56 more nuclei, not a held-out score.
+
+``--weights`` replaces the model's weights by a ``state_dict`` file (e.g. one epoch of a training
+run, ``python -m dynacell.train.segment ... --epoch-dir``), to choose an epoch on these sides.
 
 Usage::
 
@@ -56,10 +62,22 @@ def main() -> None:
     p.add_argument("--model", default="nuclei-seg-3d")
     p.add_argument("--grid", default="[{}]", help="JSON list of overrides: PostprocessParams fields and flips")
     p.add_argument("--sim-seeds", default="8,9,10,11", help="simulation seeds of sim3d-val (not 0-7: training)")
+    p.add_argument("--weights", default=None, help="state_dict file replacing the model's weights (an epoch)")
+    p.add_argument("--train-frames", action="store_true", help="also score mouse frames 0-6 (training frames)")
     a = p.parse_args()
     torch.set_num_threads(1)
 
     base = Segmenter.load(a.model)
+    if a.weights:  # the card's network with other weights, prepared for inference as from_folder does
+        from dynacell.models.runtime import fuse_conv_bn, load_state_dict
+        from dynacell.models.unet import build_segmentation_model
+        from dynacell.segment.predict import _channels_last
+
+        net = build_segmentation_model(base.card.architecture, **base.card.model_kwargs)
+        net.load_state_dict(load_state_dict(a.weights))
+        net.eval()
+        fuse_conv_bn(net)
+        base = Segmenter(net.to(memory_format=_channels_last(base.card.ndim)), base.card, base.folder)
     cache: dict = {}
 
     def variant(over: dict) -> Segmenter:
@@ -81,6 +99,8 @@ def main() -> None:
     sim = [f for s in a.sim_seeds.split(",") for f in _sim3d_frames(int(s))]
     sets = {"zreg7": load_frames("mouse8-zreg", "val"), "given7": load_frames("mouse8", "val"),
             "sim3d-val": sim, "sdleft (training side)": load_frames("stardist3d-half", "train")}
+    if a.train_frames:
+        sets["zreg0-6"] = load_frames("mouse8-zreg", "train")
     prepared = {}
     diam: dict = {}
     for name, frames in sets.items():

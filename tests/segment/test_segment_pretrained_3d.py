@@ -114,3 +114,53 @@ def test_3d_model_flips_reverse_z_too():
     refl = seg.predict_maps(np.ascontiguousarray(x[::-1, ::-1, ::-1]), flips=1)["foreground"][::-1, ::-1, ::-1]
     core = (slice(5, 11), slice(8, 16), slice(8, 16))
     np.testing.assert_allclose(two["foreground"][core], ((one["foreground"] + refl) / 2)[core], atol=1e-5)
+
+
+def test_cut_outlines_in_box_is_the_whole_frame_cut():
+    from scipy import ndimage as ndi
+
+    from dynacell.segment.predict import _cut_outlines
+
+    rng = np.random.default_rng(1)
+    fg = rng.random((24, 48, 56)).astype(np.float32)
+    lab = np.zeros(fg.shape, np.int32)
+    lab[8:14, 15:25, 18:30] = 1
+    lab[9:15, 26:33, 20:28] = 2
+    for sigma in (0.0, 1.0):
+        smooth = ndi.gaussian_filter(fg, sigma) if sigma else fg
+        want = np.where(smooth > 0.5, lab, 0)
+        got = _cut_outlines(lab.copy(), fg, 0.5, sigma)
+        np.testing.assert_array_equal(got, want)
+        assert 0 < (got > 0).sum() < (lab > 0).sum()
+    assert not _cut_outlines(np.zeros_like(lab), fg, 0.5, 1.0).any()
+
+
+def test_outline_cut_moves_only_the_outline(tiny_model, make_discs, monkeypatch):
+    """A higher outline cut shrinks the resized-back objects; the watershed (object count) keeps ``foreground``."""
+    from dataclasses import replace
+
+    from scipy import ndimage as ndi
+
+    from dynacell.segment.learned import training_targets
+
+    img, lab = make_discs(shape=(200, 200), centres=((60, 60), (60, 106), (140, 120)), radius=24)
+    seg = Segmenter.from_folder(tiny_model)
+
+    def soft(x, **_):  # foreground falling off smoothly across the outline
+        small = ndi.zoom(lab, np.asarray(x.shape) / np.asarray(lab.shape), order=0)
+        fg, boundary, dist = training_targets(small)
+        return {"foreground": ndi.gaussian_filter(fg.astype(np.float32), 2.0), "boundary": boundary, "distance": dist}
+
+    monkeypatch.setattr(seg, "predict_maps", soft)
+    base = segment_frame(img, seg, nucleus_diameter_px=48.0)
+    params = seg.postprocess
+    off = replace(params, outline_foreground=0.0, outline_sigma_px=3.0)  # sigma unused when the cut is off
+    high = replace(params, outline_foreground=min(params.foreground + 0.3, 0.95), outline_sigma_px=1.0)
+    outs = {}
+    for name, p in (("off", off), ("high", high)):
+        monkeypatch.setattr(type(seg), "postprocess", property(lambda self, p=p: p))
+        outs[name] = segment_frame(img, seg, nucleus_diameter_px=48.0)
+    np.testing.assert_array_equal(outs["off"], base)
+    assert outs["high"].max() == base.max() == 3
+    assert np.all((outs["high"] == 0) | (outs["high"] == base))
+    assert (outs["high"] > 0).sum() < 0.95 * (base > 0).sum()

@@ -68,6 +68,23 @@ def test_fit_3d_a_few_batches_and_tune_min_size():
     assert params.min_size_px == 100 and "toy" in metrics["seg_model_scale"]
 
 
+def test_epoch_dir_keeps_the_weights_of_every_epoch(tmp_path):
+    """Every epoch's weights are saved (to choose an epoch afterwards on other validation sides)."""
+    img, lab = _ellipsoids()
+    item = prepare(AnnotatedFrame("toy", 0, img, lab), (2.0, 1.0, 1.0))
+    train = torch.utils.data.DataLoader(CropDataset([item], n_samples=2, crop=(16, 16, 16), seed=0), batch_size=2)
+    val = torch.utils.data.DataLoader(FrameDataset([item]), batch_size=1, collate_fn=FrameDataset.collate)
+    module = SegmentationModule("instance-unet", {"ndim": 3, "base_filters": 2, "depth": 2}, lr=1e-2,
+                                epoch_dir=tmp_path / "epochs")
+    res = fit_module(module, train, val, EngineConfig(max_epochs=2, patience=5, monitor="val_seg", accelerator="cpu",
+                                                     devices=1), progress=False)
+    files = sorted(p.name for p in (tmp_path / "epochs").iterdir())
+    assert res.epochs_run == 2 and files == ["epoch_001.pt", "epoch_002.pt"]
+    first, second = (torch.load(tmp_path / "epochs" / f, weights_only=True) for f in files)
+    assert set(first) == set(module.net.state_dict())
+    assert any(not torch.equal(first[k], second[k]) for k in first)  # the weights moved between epochs
+
+
 @pytest.mark.slow
 def test_sim3d_frames_are_3d_with_their_voxel_size():
     frames = load_frames("sim3d", "train")

@@ -309,6 +309,14 @@ class PostprocessParams:
         predicted distance that seeds its own nucleus. For small, densely packed nuclei whose
         predicted distance stays low and whose cores join (``nuclei-seg-3d`` on the StarDist 3D
         stack: distance ≤ 0.34, one object for 30 nuclei at ``seed_distance`` 0.4).
+    outline_foreground : float
+        0 (off: the outline is cut at ``foreground``), or the foreground probability at which
+        :func:`dynacell.segment.predict.segment_frame` cuts the outlines of the labels resized back
+        to the frame (the watershed and its seeds keep ``foreground``): a separate, higher cut for
+        models whose outlines are too wide (``nuclei-seg-3d``, see docs/segmentation.md).
+    outline_sigma_px : float
+        Gaussian σ (frame voxels, every axis) of the foreground map before that outline cut; 0 = no
+        smoothing. Used only with ``outline_foreground`` > 0.
     """
 
     foreground: float = 0.5
@@ -316,6 +324,8 @@ class PostprocessParams:
     min_size_px: int = 12
     min_mean_foreground: float = 0.0
     seed_h: float = 0.0
+    outline_foreground: float = 0.0
+    outline_sigma_px: float = 0.0
 
 
 def instances_from_maps(foreground: np.ndarray, distance: np.ndarray, boundary: np.ndarray | None = None,

@@ -593,7 +593,10 @@ def segment_frame(image: np.ndarray, model: Segmenter, *, nucleus_diameter_px: f
         fg = _resize_linear(maps["foreground"], img.shape)
         step_px = float(1.0 / np.min(zoom[-2:]))
         labels = _expand_in_box(_resize_nearest(labels, img.shape), max(1.0, step_px), expand_labels)
-        labels[fg <= params.foreground] = 0
+        if params.outline_foreground > 0:
+            labels = _cut_outlines(labels, fg, params.outline_foreground, params.outline_sigma_px)
+        else:
+            labels[fg <= params.foreground] = 0
         if return_maps:
             maps = {k: (fg if k == "foreground" else _resize_linear(v, img.shape)) for k, v in maps.items()}
     if img.ndim == 2:
@@ -715,6 +718,44 @@ def _expand_in_box(labels: np.ndarray, distance: float, expand: Any) -> np.ndarr
     out = np.zeros_like(labels)
     out[box] = expand(labels[box], distance=distance)
     return out
+
+
+def _cut_outlines(labels: np.ndarray, foreground: np.ndarray, threshold: float, sigma_px: float) -> np.ndarray:
+    """Cut labels to ``gaussian(foreground, sigma_px) > threshold``, computed in the labels' bounding box.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        int labels ``((Z), Y, X)`` at the frame's size (0 = background); modified in place.
+    foreground : numpy.ndarray
+        Foreground probability (0..1), same shape.
+    threshold : float
+        Probability at or below which a labelled voxel becomes background.
+    sigma_px : float
+        Gaussian σ in voxels (every axis; scipy ``gaussian_filter``, truncated at 4σ); 0 = no smoothing.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``labels``, cut. The box is grown by 4σ + 1 voxels, so the smoothed map inside it equals the
+        one of the whole frame up to the border mode at the frame's edges.
+    """
+    if not labels.any():
+        return labels
+    pad = int(np.ceil(4 * sigma_px)) + 1
+    box = []
+    for ax in range(labels.ndim):
+        nz = np.nonzero(labels.any(axis=tuple(a for a in range(labels.ndim) if a != ax)))[0]
+        box.append(slice(max(int(nz[0]) - pad, 0), min(int(nz[-1]) + pad + 1, labels.shape[ax])))
+    box = tuple(box)
+    fg = np.asarray(foreground[box], dtype=np.float32)
+    if sigma_px > 0:
+        from scipy import ndimage as ndi
+
+        fg = ndi.gaussian_filter(fg, float(sigma_px))
+    sub = labels[box]
+    sub[fg <= threshold] = 0
+    return labels
 
 
 def _drop_specks(labels: np.ndarray, nucleus_diameter_px: float, fraction: float = 0.125) -> np.ndarray:

@@ -691,6 +691,10 @@ class SegmentationModule(_lightning_module_base()):
         teacher's probability maps (target channels 4–6: foreground, boundary, distance; see
         :func:`add_teacher_maps`) averaged over every pixel of the crop, the unknown ones too
         (Hinton et al., "Distilling the knowledge in a neural network", 2015). 0: no term.
+    epoch_dir : path, optional
+        When given, the network's weights after every epoch are saved there as
+        ``epoch_NNN.pt`` (1-based; a ``state_dict`` of :attr:`net`), so that an epoch can be chosen
+        afterwards on validation sides the training loop does not see (renders, other datasets).
 
     Notes
     -----
@@ -701,9 +705,10 @@ class SegmentationModule(_lightning_module_base()):
 
     def __init__(self, architecture: str, model_kwargs: dict[str, Any], lr: float = 1e-3,
                  postprocess: PostprocessParams | None = None, time_budget_s: float | None = None,
-                 distill_weight: float = 0.0) -> None:
+                 distill_weight: float = 0.0, epoch_dir: str | Path | None = None) -> None:
         super().__init__()
         self.time_budget_s = time_budget_s
+        self.epoch_dir = None if epoch_dir is None else Path(epoch_dir)
         self.distill_weight = float(distill_weight)
         self._t0 = time.perf_counter()
         from dynacell.models.unet import build_segmentation_model
@@ -783,6 +788,11 @@ class SegmentationModule(_lightning_module_base()):
                 per.append(float(np.nansum(s * n) / n.sum()))
         self._val = {}
         self.log("val_seg", float(np.mean(per)) if per else 0.0, prog_bar=True)
+        if self.epoch_dir is not None and not self.trainer.sanity_checking:
+            import torch
+
+            self.epoch_dir.mkdir(parents=True, exist_ok=True)
+            torch.save(self.net.state_dict(), self.epoch_dir / f"epoch_{self.current_epoch + 1:03d}.pt")
 
     def configure_optimizers(self):
         import torch
@@ -921,7 +931,8 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
                     training_command: str | None = None, overwrite: bool = False,
                     init: str | Path | None = None, target_diameter_px: float = TARGET_DIAMETER_PX,
                     pseudo_model: str | Path | None = None, dim_nuclei: float = 0.0,
-                    teacher: str | Path | None = None, distill_weight: float = 1.0) -> dict[str, Any]:
+                    teacher: str | Path | None = None, distill_weight: float = 1.0,
+                    epoch_dir: str | Path | None = None) -> dict[str, Any]:
     """Train one segmentation network and write its model folder (weights + card).
 
     Parameters
@@ -967,6 +978,9 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
         frames keep their reference masks only.
     distill_weight : float
         Weight of the distillation term when ``teacher`` is given (:class:`SegmentationModule`).
+    epoch_dir : path, optional
+        Folder for the weights after every epoch (``epoch_NNN.pt``, see :class:`SegmentationModule`);
+        the model folder still holds the engine's best epoch by ``val_seg``.
 
     Returns
     -------
@@ -1021,7 +1035,7 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
     train_loader = DataLoader(train_ds, batch_size=batch_size, shuffle=False, num_workers=0)
     val_loader = DataLoader(FrameDataset(val_items), batch_size=1, collate_fn=FrameDataset.collate)
     module = SegmentationModule(architecture, model_kwargs, lr=lr, time_budget_s=minutes * 60,
-                                distill_weight=distill_weight if teacher is not None else 0.0)
+                                distill_weight=distill_weight if teacher is not None else 0.0, epoch_dir=epoch_dir)
     init_info = None
     if init is not None:
         from dynacell.models.runtime import load_state_dict
@@ -1068,6 +1082,7 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
                     "fit_seconds": round(fit.seconds, 1), "zoom_jitter": [0.8, 1.0, 1.25],
                     "engine": config.model_dump(mode="json"), "init": init_info,
                     **({"teacher": teacher_info} if teacher_info else {}),
+                    **({"epoch_dir": str(epoch_dir)} if epoch_dir is not None else {}),
                     **({"dim_nuclei": dim_nuclei, "dim_range": list(train_ds.dim_range)} if dim_nuclei else {})},
             training_command=training_command, seed=seed, weights_sha256=sha256_file(weights),
             target_diameter_px=target_diameter_px, postprocess=post.__dict__,
@@ -1101,6 +1116,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dim-nuclei", type=float, default=0.0, help="probability of dimming each object of a crop")
     p.add_argument("--teacher", default=None, help="model whose maps on the training frames are extra targets")
     p.add_argument("--distill-weight", type=float, default=1.0, help="weight of the teacher term (with --teacher)")
+    p.add_argument("--epoch-dir", default=None, help="folder for the weights after every epoch (epoch_NNN.pt)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cmd = "python -m dynacell.train.segment " + " ".join(shlex.quote(s) for s in (argv or sys.argv[1:]))
@@ -1109,7 +1125,8 @@ def main(argv: list[str] | None = None) -> None:
                               crop=a.crop, steps_per_epoch=a.steps_per_epoch, lr=a.lr, seed=a.seed,
                               training_command=cmd, overwrite=a.overwrite, init=a.init,
                               target_diameter_px=a.target_diameter_px, pseudo_model=a.pseudo_model,
-                              dim_nuclei=a.dim_nuclei, teacher=a.teacher, distill_weight=a.distill_weight)
+                              dim_nuclei=a.dim_nuclei, teacher=a.teacher, distill_weight=a.distill_weight,
+                              epoch_dir=a.epoch_dir)
     print(json.dumps(metrics, indent=1, default=float))
 
 
