@@ -101,7 +101,7 @@ def run_demo(
     """
     from dynacell.pipeline import run
     from dynacell.simulate import simulate_embryo
-    from dynacell.train.engine import progress_enabled
+    from dynacell.progress import progress_enabled
     from dynacell.states.registry import resolve_model
 
     progress = progress_enabled(progress)

@@ -8,7 +8,10 @@ and what to do; the CLI prints them on one line and exits non-zero.
 
 from __future__ import annotations
 
-__all__ = ["DynacellError", "InvalidInputError", "FormatError", "OutputExistsError"]
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["DynacellError", "InvalidInputError", "FormatError", "OutputExistsError", "input_role"]
 
 
 class DynacellError(Exception):
@@ -25,3 +28,36 @@ class FormatError(InvalidInputError):
 
 class OutputExistsError(DynacellError, FileExistsError):
     """An output path exists and overwriting was not asked for (``--overwrite``)."""
+
+
+@contextmanager
+def input_role(role: str) -> Iterator[None]:
+    """Prefix the message of an :class:`InvalidInputError` raised in the block with the input's role.
+
+    A job reading several inputs (``dynacell run``: movie, labels, lineage, ground truth) wraps the
+    reading of each so that the one-line error says which input is wrong.
+
+    Parameters
+    ----------
+    role : str
+        What the input is, as the user named it, e.g. ``"labels (--labels)"``.
+
+    Raises
+    ------
+    InvalidInputError
+        Re-raised as the same class (a :class:`FormatError` stays one) with the message
+        ``"{role}: {message}"``, chained to the original.
+
+    Examples
+    --------
+    >>> try:
+    ...     with input_role("movie"):
+    ...         raise FormatError("t000.tif: truncated")
+    ... except FormatError as exc:
+    ...     print(exc)
+    movie: t000.tif: truncated
+    """
+    try:
+        yield
+    except InvalidInputError as exc:
+        raise type(exc)(f"{role}: {exc}") from exc

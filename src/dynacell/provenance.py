@@ -54,6 +54,18 @@ class StepTimer:
             self.peak_rss_mb[name] = round(peak_rss_mb(), 1)
             logger.info("step %s done in %.2f s (%.2f CPU-s)", name, self.timings[name], self.cpu_s[name])
 
+    def record(self) -> dict[str, Any]:
+        """The timing and memory entries of ``run.json``.
+
+        Returns
+        -------
+        dict
+            ``timings_s`` (wall s per step), ``timings_cpu_s`` (CPU s per step), ``peak_rss_mb`` (the
+            process's peak resident memory so far, MB) and ``peak_rss_mb_after_step`` (MB after each step).
+        """
+        return {"timings_s": self.timings, "timings_cpu_s": self.cpu_s, "peak_rss_mb": round(peak_rss_mb(), 1),
+                "peak_rss_mb_after_step": self.peak_rss_mb}
+
 
 def versions() -> dict[str, str]:
     """Python, dynacell and :data:`RECORDED_PACKAGES` versions (``"not installed"`` when absent)."""

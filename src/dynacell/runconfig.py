@@ -8,7 +8,9 @@ and written to ``run.json`` with ``model_dump(mode="json")``.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -16,7 +18,7 @@ from dynacell.lineage.events import EventRules
 from dynacell.states.reconcile import ReconcileRules
 from dynacell.states.relink import DivisionCheck
 
-__all__ = ["RunConfig"]
+__all__ = ["RunConfig", "describe_input", "run_parameters"]
 
 
 class RunConfig(BaseModel):
@@ -113,6 +115,41 @@ class RunConfig(BaseModel):
     progress: bool | None = None
     seed: int = 0
 
+    @classmethod
+    def from_arguments(cls, movie: Any, *, out: str | Path, labels: Any = None, lineage: Any = None, model: Any = None,
+                       **params: Any) -> RunConfig:
+        """The config of :func:`dynacell.pipeline.run`: inputs (paths or objects) and keyword parameters.
+
+        Parameters
+        ----------
+        movie, labels, lineage, model : path, object or None
+            The inputs; each is recorded as :func:`describe_input` describes it.
+        out : str or Path
+            Output folder.
+        **params
+            Any other field (``Path`` values become strings).
+
+        Returns
+        -------
+        RunConfig
+
+        Raises
+        ------
+        InvalidInputError
+            An unknown or invalid parameter: one message listing every problem as ``field: reason``.
+        """
+        from pydantic import ValidationError
+
+        from dynacell.errors import InvalidInputError
+
+        params = {k: str(v) if isinstance(v, Path) else v for k, v in params.items()}
+        try:
+            return cls(movie=describe_input(movie), out=str(out), labels=describe_input(labels),
+                       lineage=describe_input(lineage), model=describe_input(model), **params)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            raise InvalidInputError(f"run parameters: {problems}") from None
+
     @field_validator("voxel_size_um")
     @classmethod
     def _voxel(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
@@ -121,3 +158,93 @@ class RunConfig(BaseModel):
         if len(v) not in (2, 3) or any(not math.isfinite(x) or x <= 0 for x in v):
             raise ValueError(f"voxel_size_um needs 2 (Y, X) or 3 (Z, Y, X) finite sizes > 0 µm, got {v}")
         return tuple(float(x) for x in v)
+
+
+def describe_input(x: Any) -> str | None:
+    """How an input of a run is recorded in :class:`RunConfig` and ``run.json``.
+
+    Parameters
+    ----------
+    x : str, Path, Movie, Lineage, other object or None
+        A path, an in-memory movie or lineage, or another object (e.g. a loaded classifier).
+
+    Returns
+    -------
+    str or None
+        None for None; a path as a string; a :class:`~dynacell.io.movie.Movie` or
+        :class:`~dynacell.lineage.graph.Lineage` by its ``source`` (``"(in-memory movie)"`` /
+        ``"(Lineage object)"`` when it has none); any other object by its ``name`` attribute, else
+        its class name.
+    """
+    from dynacell.io.movie import Movie
+    from dynacell.lineage.graph import Lineage
+
+    if x is None:
+        return None
+    if isinstance(x, Movie):
+        return x.source or "(in-memory movie)"
+    if isinstance(x, Lineage):
+        return x.source or "(Lineage object)"
+    if isinstance(x, (str, Path)):
+        return str(x)
+    return str(getattr(x, "name", type(x).__name__))
+
+
+def run_parameters(config: RunConfig, images: Any, *, segmenter: str, lineage_source: str, model_name: str,
+                   model_card: Any, device: str, reconcile: ReconcileRules, linking: dict | None) -> dict:
+    """The ``parameters`` of a finished run, as ``run.json`` and the report record them.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run's config.
+    images : Movie
+        The opened image movie (its axes, shape ``(T, (Z), Y, X)``, frame numbers and physical sizes
+        — voxel size in µm, frame interval in s — are recorded as used).
+    segmenter : str
+        The segmenter that made the labels (``"given"`` when labels were given).
+    lineage_source : str
+        Where the lineage came from (given file, or the linker and its gate).
+    model_name : str
+        The state classifier used.
+    model_card : pydantic model, dict or None
+        Its model card (dumped JSON-safe).
+    device : str
+        The torch device used.
+    reconcile : ReconcileRules
+        The reconciliation rules used (may differ from ``config.reconcile``: see
+        :func:`dynacell.states.relink.review_classifier`).
+    linking : dict or None
+        The linking gate and prior (None for a given lineage).
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``movie, labels, segmenter, lineage, model, model_source, model_card, gt, axes,
+        channel, shape, frames`` (first and last frame numbers), ``voxel_size_um, frame_interval_s,
+        device, scheduler, seed, reconcile, linking``.
+    """
+    from dynacell.io.writers import json_safe
+
+    card = model_card
+    return {
+        "movie": config.movie,
+        "labels": config.labels if config.labels is not None else f"({segmenter} segmenter)",
+        "segmenter": segmenter,
+        "lineage": lineage_source,
+        "model": model_name,
+        "model_source": config.model or model_name,
+        "model_card": json_safe(card.model_dump(mode="json") if hasattr(card, "model_dump") else (card or {})),
+        "gt": config.gt,
+        "axes": images.axes,
+        "channel": config.channel,
+        "shape": list(images.shape),
+        "frames": [images.frame_indices[0], images.frame_indices[-1]],
+        "voxel_size_um": list(images.voxel_size_um) if images.voxel_size_um else None,
+        "frame_interval_s": images.frame_interval_s,
+        "device": device,
+        "scheduler": config.scheduler,
+        "seed": int(config.seed),
+        "reconcile": asdict(reconcile),
+        "linking": linking,
+    }

@@ -9,7 +9,7 @@ from typing import Any
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 
-__all__ = ["check_same_grid"]
+__all__ = ["check_same_grid", "physical_size_notes"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +50,40 @@ def check_same_grid(images: Any, labels: Any) -> None:
             f"{name_l}: voxel size {vs_l} µm differs from {vs_i} µm of {name_i}; open both with the same "
             f"voxel_size_um"
         )
+
+
+def physical_size_notes(movie: Movie) -> list[str]:
+    """Warnings for a job's report: unknown voxel size or frame interval, a movie too short for states.
+
+    Each note is also logged as a warning. Nothing is guessed: with an unknown voxel size every
+    distance stays in pixels, with an unknown frame interval every time in frames.
+
+    Parameters
+    ----------
+    movie : Movie
+        The image movie ``(T, (Z), Y, X)`` with its physical sizes (``voxel_size_um`` in µm,
+        ``frame_interval_s`` in s; None = unknown).
+
+    Returns
+    -------
+    list of str
+        In this order, those that apply: the voxel size is unknown (naming the axes to give to
+        ``--voxel-size-um``), the frame interval is unknown, fewer than 3 frames (a state uses frames
+        t−1, t, t+1, so event states then lack temporal evidence).
+    """
+    notes = []
+    if movie.voxel_size_um is None:
+        notes.append(
+            f"The voxel size of {movie.source or 'the movie'} is unknown (no metadata, no --voxel-size-um): "
+            "linking distances, nucleus sizes and positions are in pixels, not µm. Give --voxel-size-um "
+            f"({'Y X' if movie.ndim_spatial == 2 else 'Z Y X'}) for physical units.")
+    if movie.frame_interval_s is None:
+        notes.append("The frame interval is unknown (no metadata, no --frame-interval-s): times are in frames.")
+    if movie.n_frames < 3:
+        notes.append(
+            f"The movie has {movie.n_frames} frame(s): states use the frames before and after each nucleus "
+            "(t-1, t, t+1), so with fewer than 3 frames mitotic / new-daughter / death calls have no temporal "
+            "evidence and most nuclei will be called stable.")
+    for n in notes:
+        logger.warning(n)
+    return notes

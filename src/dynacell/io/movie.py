@@ -9,7 +9,7 @@ import numpy as np
 
 from dynacell.errors import InvalidInputError
 
-__all__ = ["Movie", "load_in_memory", "IN_MEMORY_MAX_BYTES", "TIFF_FRAMES_KEY"]
+__all__ = ["Movie", "load_in_memory", "with_physical_sizes", "IN_MEMORY_MAX_BYTES", "TIFF_FRAMES_KEY"]
 
 #: Default budget of :func:`load_in_memory` (bytes): larger movies stay lazy (read frame by frame).
 IN_MEMORY_MAX_BYTES: int = 1 << 30
@@ -124,11 +124,21 @@ class Movie:
                 f"{self.n_frames} in all)"
             ) from None
 
-    def frame(self, t: int) -> np.ndarray:
+    def frame(self, t: int, planes: tuple[int, int] | None = None) -> np.ndarray:
         """Read frame number ``t`` into memory, shape ``([Z,] Y, X)``.
 
         A folder of per-frame TIFFs is read file by file, without building a dask graph per frame
         (see :data:`TIFF_FRAMES_KEY`); the values are those of the lazy array.
+
+        Parameters
+        ----------
+        t : int
+            Frame number.
+        planes : (int, int), optional
+            3-D movie: only Z planes ``planes[0] .. planes[1] − 1`` are needed. A per-frame TIFF stored
+            one plane per page then decodes only those pages and the other planes of the result are 0
+            (:func:`dynacell.io._tiff.read_tiff_frame`); any other source returns the whole frame. Callers
+            must read only the planes they asked for.
 
         Raises
         ------
@@ -142,7 +152,7 @@ class Movie:
         if files is not None:
             from dynacell.io._tiff import read_tiff_frame
 
-            return read_tiff_frame(files["files"][i], files["shape"], files["dtype"], int(t))
+            return read_tiff_frame(files["files"][i], files["shape"], files["dtype"], int(t), planes=planes)
         return np.asarray(self.data[i])
 
     def _tiff_frames(self) -> dict | None:
@@ -211,3 +221,34 @@ def load_in_memory(movie: Movie, max_bytes: int = IN_MEMORY_MAX_BYTES, *, progre
             data[i] = frame.compute(scheduler="synchronous") if hasattr(frame, "compute") else np.asarray(frame)
     return Movie(data, movie.axes, movie.voxel_size_um, movie.frame_interval_s, movie.frame_indices, movie.source,
                  movie.metadata)
+
+
+def with_physical_sizes(movie: Movie, voxel_size_um: tuple[float, ...] | None = None,
+                        frame_interval_s: float | None = None) -> Movie:
+    """The same movie (same data, no copy) with its voxel size and/or frame interval replaced.
+
+    Parameters
+    ----------
+    movie : Movie
+        Any movie ``(T, (Z), Y, X)``.
+    voxel_size_um : tuple of float, optional
+        New voxel size in µm, ``(Y, X)`` or ``(Z, Y, X)``; None keeps the movie's.
+    frame_interval_s : float, optional
+        New time between frames in seconds; None keeps the movie's.
+
+    Returns
+    -------
+    Movie
+        ``movie`` itself when both are None, else a new :class:`Movie` sharing ``data`` and
+        ``metadata``.
+
+    Raises
+    ------
+    InvalidInputError
+        A voxel size with the wrong number of axes or a size ≤ 0 (:class:`Movie` checks).
+    """
+    if voxel_size_um is None and frame_interval_s is None:
+        return movie
+    return Movie(movie.data, movie.axes, voxel_size_um if voxel_size_um is not None else movie.voxel_size_um,
+                 frame_interval_s if frame_interval_s is not None else movie.frame_interval_s, movie.frame_indices,
+                 movie.source, movie.metadata)

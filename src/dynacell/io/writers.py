@@ -17,7 +17,8 @@ import numpy as np
 from dynacell.errors import InvalidInputError, OutputExistsError
 from dynacell.io.movie import Movie
 
-__all__ = ["write_tiff_series", "write_ome_zarr", "atomic_folder", "check_output_path", "write_zlib_tiff"]
+__all__ = ["write_tiff_series", "write_ome_zarr", "atomic_folder", "check_output_path", "write_zlib_tiff",
+           "replace_path_prefix"]
 
 logger = logging.getLogger(__name__)
 
@@ -565,6 +566,39 @@ def json_safe(obj: Any) -> Any:
     from pydantic_core import to_jsonable_python
 
     return to_jsonable_python(obj, fallback=_json_fallback)
+
+
+def replace_path_prefix(obj: Any, old: str, new: str) -> Any:
+    """Replace the leading ``old`` of every string in a JSON-like object by ``new``.
+
+    A job writing into the temporary folder of :func:`atomic_folder` records paths inside it; this
+    moves them to the final folder before they are written to ``run.json``.
+
+    Parameters
+    ----------
+    obj : dict, list, str or other
+        JSON-like: dicts and lists are walked (a new container is returned), strings starting
+        with ``old`` are rewritten, anything else is returned as it is.
+    old, new : str
+        The prefix to replace and its replacement (plain string prefixes, not path components).
+
+    Returns
+    -------
+    object
+        A copy of ``obj`` with the prefixes replaced (dict keys are kept).
+
+    Examples
+    --------
+    >>> replace_path_prefix({"a": ["/tmp/.x/ctc/mask000.tif", 3]}, "/tmp/.x", "/data/out")
+    {'a': ['/data/out/ctc/mask000.tif', 3]}
+    """
+    if isinstance(obj, dict):
+        return {k: replace_path_prefix(v, old, new) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [replace_path_prefix(v, old, new) for v in obj]
+    if isinstance(obj, str) and obj.startswith(old):
+        return new + obj[len(old):]
+    return obj
 
 
 def write_json(obj: Any, path: str | Path) -> Path:

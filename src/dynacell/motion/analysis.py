@@ -22,7 +22,8 @@ from dynacell.motion.correlations import (
 from dynacell.motion.msd import compute_drift, ensemble_msd, fit_alpha, subtract_drift
 from dynacell.motion.tracks import Tracks, tracks_from_dataframe
 
-__all__ = ["MotionResult", "analyze", "diffusion_by_method", "motion_summary", "per_track_diffusion"]
+__all__ = ["MotionResult", "analyze", "diffusion_by_method", "motion_summary", "per_track_diffusion",
+           "run_motion_summary"]
 
 
 @dataclass
@@ -271,3 +272,33 @@ def motion_summary(tracks_df: pd.DataFrame, voxel_size_um, frame_interval_s: flo
     """
     tracks = tracks_from_dataframe(tracks_df, voxel_size_um, frame_interval_s, source="tracks")
     return analyze(tracks, **kw).summary()
+
+
+def run_motion_summary(states: pd.DataFrame, voxel_size_um, frame_interval_s: float | None
+                       ) -> tuple[dict | None, list[str]]:
+    """The motion statistics of a ``dynacell run`` (:func:`motion_summary`), never failing the run.
+
+    Parameters
+    ----------
+    states : pandas.DataFrame
+        ``states.csv``: ``t, track_id, z, y, x`` (positions in pixels).
+    voxel_size_um : sequence of float or None
+        ``(Y, X)`` or ``(Z, Y, X)`` µm; None = unknown.
+    frame_interval_s : float or None
+        Seconds between frames; None = unknown.
+
+    Returns
+    -------
+    summary : dict or None
+        :func:`motion_summary` in µm and s; None when the voxel size or the frame interval is
+        unknown, or the tracks do not allow it (too short, too few).
+    notes : list of str
+        One report note saying why the statistics were skipped, else empty.
+    """
+    if voxel_size_um is None or frame_interval_s is None:
+        return None, [("Motion statistics (MSD, diffusion coefficient, velocity correlations) are skipped: they need "
+                       "the voxel size and the frame interval (--voxel-size-um, --frame-interval-s).")]
+    try:
+        return motion_summary(states[["t", "track_id", "z", "y", "x"]], voxel_size_um, frame_interval_s), []
+    except InvalidInputError as exc:
+        return None, [f"Motion statistics are skipped: {exc}"]

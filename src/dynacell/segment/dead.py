@@ -26,7 +26,8 @@ import pandas as pd
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 
-__all__ = ["dead_evidence", "load_dead_model", "nucleus_diameter_from_labels_px"]
+__all__ = ["add_dead_evidence", "dead_evidence", "dead_evidence_record", "load_dead_model",
+           "nucleus_diameter_from_labels_px"]
 
 logger = logging.getLogger(__name__)
 
@@ -152,3 +153,89 @@ def dead_evidence(images: Movie, labels: Movie, model: str | Path | Any, *, devi
         return pd.DataFrame({"t": pd.Series(dtype=np.int64), "label": pd.Series(dtype=np.int64),
                              "p_dead_seg": pd.Series(dtype=np.float64)})
     return pd.concat(rows, ignore_index=True).sort_values(["t", "label"], ignore_index=True)
+
+
+def add_dead_evidence(states: pd.DataFrame, images: Movie, labels: Movie, model: str | Path | Any, *,
+                      reconcile: Any = None, device: str = "cpu", progress: bool = False
+                      ) -> tuple[pd.DataFrame, dict, list[str]]:
+    """Add ``p_dead_seg`` (:func:`dead_evidence`) to the classifier's table of the main job.
+
+    Parameters
+    ----------
+    states : pandas.DataFrame
+        The classifier's table, one row per nucleus (``t, label``, ...); an existing ``p_dead_seg``
+        column is replaced.
+    images, labels : Movie
+        Intensities and integer labels ``(T, (Z), Y, X)`` on the same grid.
+    model : str, Path or Segmenter
+        A background / live / dead segmentation model (:func:`load_dead_model`).
+    reconcile : ReconcileRules, optional
+        The run's reconciliation rules (:class:`dynacell.states.reconcile.ReconcileRules`): only the
+        enabled joint decision uses the evidence; with other rules a note says that it is recorded,
+        not used. None: no such note.
+    device : str
+        Torch device.
+    progress : bool
+        Progress bar over frames.
+
+    Returns
+    -------
+    states : pandas.DataFrame
+        ``states`` with ``p_dead_seg`` (float64 in 0..1, NaN where unrated) merged on ``t, label``.
+    info : dict
+        The ``run.json`` ``dead_evidence`` entry before the decision: ``model, folder,
+        weights_sha256, training_data, rule, n_rated, n_p_dead_seg_ge_0.5`` (see
+        :func:`dead_evidence_record` for the counts added after it).
+    notes : list of str
+        Report notes (the evidence is not used, when so; how many nuclei look dead).
+
+    Raises
+    ------
+    InvalidInputError
+        A model that cannot be loaded or has no ``dead`` class (message starting
+        ``dead evidence (--dead-evidence):``), or frames of different shapes.
+    """
+    from dynacell.errors import input_role
+
+    with input_role("dead evidence (--dead-evidence)"):
+        seg = load_dead_model(model, device)
+    ev = dead_evidence(images, labels, seg, device=device, progress=progress)
+    states = states.drop(columns=["p_dead_seg"], errors="ignore").merge(ev, on=["t", "label"], how="left")
+    notes = []
+    if reconcile is not None and (reconcile.method != "joint" or not reconcile.enabled):
+        notes.append("--dead-evidence is used by the joint decision only; with reconcile method "
+                     f"{reconcile.method!r} (enabled={reconcile.enabled}) it is recorded, not used.")
+    info = {"model": seg.name, "folder": str(seg.folder), "weights_sha256": seg.card.weights_sha256,
+            "training_data": sorted(seg.card.training_data),
+            "rule": "p_dead_seg = dead share of the segmenter's nucleus probability under each mask; a death is "
+                    "decided only at a track end inside the field (or before a gap) when the joint decision "
+                    "favours it (dynacell.states.joint.combine_dead_evidence)",
+            "n_rated": int(states["p_dead_seg"].notna().sum()),
+            "n_p_dead_seg_ge_0.5": int((states["p_dead_seg"].fillna(0) >= 0.5).sum())}
+    notes.append(f"Dead evidence from the segmenter {seg.name} (trained on rendered apoptosis only: "
+                 f"{', '.join(sorted(seg.card.training_data))}); {info['n_p_dead_seg_ge_0.5']} of {info['n_rated']} "
+                 "nuclei have p_dead_seg >= 0.5.")
+    return states, info, notes
+
+
+def dead_evidence_record(info: dict | None, states: pd.DataFrame) -> dict | None:
+    """The ``run.json`` ``dead_evidence`` entry after the state decision.
+
+    Parameters
+    ----------
+    info : dict or None
+        :func:`add_dead_evidence`'s ``info`` (None when no dead evidence was computed).
+    states : pandas.DataFrame
+        The final states (``state``, ``p_dead_seg``).
+
+    Returns
+    -------
+    dict or None
+        ``info`` plus ``death_calls`` (nuclei called ``death``) and ``death_calls_with_evidence``
+        (of those, with ``p_dead_seg >= 0.5``); None when ``info`` is None.
+    """
+    if info is None:
+        return None
+    death = states["state"] == "death"
+    return {**info, "death_calls": int(death.sum()),
+            "death_calls_with_evidence": int((death & (states["p_dead_seg"].fillna(0) >= 0.5)).sum())}

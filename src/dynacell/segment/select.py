@@ -1,12 +1,13 @@
-"""Choose and run the segmenter of ``dynacell run`` when no labels are given: :func:`segment_for_run`."""
+"""The labels of ``dynacell run``: given (:func:`labels_for_run`) or made by the segmenter it chooses
+(:func:`segment_for_run`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dynacell.io.movie import Movie
+from dynacell.io.movie import Movie, with_physical_sizes
 
-__all__ = ["DEFAULT_2D", "DEFAULT_3D", "segment_for_run"]
+__all__ = ["DEFAULT_2D", "DEFAULT_3D", "labels_for_run", "segment_for_run"]
 
 #: Segmenter of 2D movies when ``dynacell run`` gets no labels.
 DEFAULT_2D = "nuclei-seg-2d-fast"
@@ -99,3 +100,48 @@ def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress
     notes = [("Labels come from the CLASSICAL segmenter (Gaussian smoothing, Otsu threshold, "
               "distance-transform watershed), not from a trained model.")]
     return labels, METHOD_NAME, notes
+
+
+def labels_for_run(images: Movie, labels: Movie | str | Path | None, *, segmenter: str, work: str | Path,
+                   progress: bool = False, test_time_flips: int | None = None) -> tuple[Movie, str, list[str]]:
+    """The label movie of the main job: the given labels, or the movie segmented.
+
+    Parameters
+    ----------
+    images : Movie
+        Intensities ``(T, (Z), Y, X)``.
+    labels : Movie, str, Path or None
+        Given labels (an opened movie or a path for :func:`dynacell.io.open_labels`); None =
+        segment ``images`` with :func:`segment_for_run`.
+    segmenter, work, progress, test_time_flips
+        As :func:`segment_for_run` (used only when ``labels`` is None).
+
+    Returns
+    -------
+    labels : Movie
+        Integer labels ``(T, (Z), Y, X)``; when their voxel size is unknown they take the images'
+        (µm).
+    name : str
+        The segmenter used, ``"given"`` for given labels.
+    notes : list of str
+        Report notes of the segmenter (empty for given labels).
+
+    Raises
+    ------
+    dynacell.errors.InvalidInputError
+        Unreadable labels (the message starts ``labels (--labels):``) or an unknown segmenter.
+    """
+    from dynacell.errors import input_role
+    from dynacell.io import open_labels
+
+    notes: list[str] = []
+    if labels is None:
+        label_movie, name, notes = segment_for_run(images, segmenter, work, progress=progress,
+                                                   test_time_flips=test_time_flips)
+    else:
+        with input_role("labels (--labels)"):
+            label_movie = open_labels(labels) if isinstance(labels, (str, Path)) else labels
+        name = "given"
+    if label_movie.voxel_size_um is None and images.voxel_size_um is not None:
+        label_movie = with_physical_sizes(label_movie, voxel_size_um=images.voxel_size_um)
+    return label_movie, name, notes

@@ -22,7 +22,7 @@ from dynacell import STATES
 from dynacell.lineage.graph import Lineage, Node
 from dynacell.states.joint import JointModel, joint_states
 
-__all__ = ["ReconcileRules", "lineage_events", "reconcile_states"]
+__all__ = ["ReconcileRules", "lineage_events", "reconcile_states", "reconciliation_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -296,3 +296,23 @@ def reconcile_states(
     )
     logger.info("reconciliation changed %d of %d states", int(changed.sum()), len(out))
     return out, changes
+
+
+def reconciliation_record(rules: ReconcileRules, changes: pd.DataFrame) -> dict:
+    """The ``run.json`` ``reconciliation`` entry: the rule in words and what it changed.
+
+    Parameters
+    ----------
+    rules : ReconcileRules
+        The rules used.
+    changes : pandas.DataFrame
+        The second output of :func:`reconcile_states` (``from, to, reason, n``).
+
+    Returns
+    -------
+    dict
+        ``rule`` (:meth:`ReconcileRules.describe`), ``n_changed`` (sum of ``n``, 0 for no change)
+        and ``changes`` (the table as a list of records).
+    """
+    return {"rule": rules.describe(), "n_changed": int(changes["n"].sum()) if len(changes) else 0,
+            "changes": changes.to_dict(orient="records")}

@@ -72,13 +72,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from dynacell.lineage.graph import Lineage, Node
 
-__all__ = ["DivisionCheck", "agreement_note", "check_divisions", "classifier_agreement", "division_check_report"]
+if TYPE_CHECKING:
+    from dynacell.states.reconcile import ReconcileRules
+
+__all__ = ["DivisionCheck", "agreement_note", "check_divisions", "check_linked_divisions", "classifier_agreement",
+           "division_check_report", "review_classifier"]
 
 logger = logging.getLogger(__name__)
 
@@ -305,6 +310,75 @@ def division_check_report(divisions: pd.DataFrame, rules: DivisionCheck) -> tupl
                "n_unlinked_short_lived": n_sh, "n_relinked": n_re,
                "changed": divisions[decision != "kept"].to_dict(orient="records")}
     return note, summary
+
+
+def review_classifier(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck | None,
+                      reconcile: ReconcileRules) -> tuple[dict, ReconcileRules, list[str]]:
+    """Whether the classifier recognises the lineage's divisions, and the reconciliation rules that follow.
+
+    :func:`classifier_agreement` measures it; when the classifier is not trusted the joint decision
+    follows every linked division (:meth:`dynacell.states.reconcile.ReconcileRules.trusting_lineage`).
+
+    Parameters
+    ----------
+    states : pandas.DataFrame
+        The classifier's table (``t, label, p_mitotic, p_new_daughter``).
+    lineage : Lineage
+        The lineage (given or linked) of the same labels.
+    rules : DivisionCheck or None
+        Agreement thresholds (default ``DivisionCheck()``).
+    reconcile : ReconcileRules
+        The requested reconciliation rules.
+
+    Returns
+    -------
+    agreement : dict
+        :func:`classifier_agreement`'s result (``run.json`` ``classifier_agreement``).
+    reconcile : ReconcileRules
+        ``reconcile`` when the classifier is trusted, else ``reconcile.trusting_lineage()``.
+    notes : list of str
+        :func:`agreement_note` when the classifier is not trusted, else empty.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``states`` lacks a needed column.
+    """
+    agreement = classifier_agreement(states, lineage, rules)
+    rules_used = reconcile if agreement["trusted"] else reconcile.trusting_lineage()
+    note = agreement_note(agreement)
+    return agreement, rules_used, [note] if note else []
+
+
+def check_linked_divisions(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck | None = None, *,
+                           trusted: bool = True) -> tuple[pd.DataFrame, Lineage, dict, list[str]]:
+    """:func:`check_divisions` on a linked lineage, with its report (:func:`division_check_report`).
+
+    Parameters
+    ----------
+    states, lineage, rules, trusted
+        As :func:`check_divisions` (``rules`` None = ``DivisionCheck()``).
+
+    Returns
+    -------
+    states : pandas.DataFrame
+        The classifier's table, ``track_id`` renumbered when the lineage changed.
+    lineage : Lineage
+        The repaired lineage (``lineage`` itself when nothing changed).
+    summary : dict
+        The ``run.json`` ``division_check`` entry.
+    notes : list of str
+        One sentence counting the changes, or empty when nothing changed.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``states`` lacks a needed column.
+    """
+    rules = rules or DivisionCheck()
+    states, lineage, divisions = check_divisions(states, lineage, rules, trusted=trusted)
+    note, summary = division_check_report(divisions, rules)
+    return states, lineage, summary, [note] if note else []
 
 
 def _persists(g, kid: Node, n: int, last: int) -> bool:

@@ -7,7 +7,7 @@ import pandas as pd
 from dynacell import STATES
 from dynacell.lineage.graph import Lineage
 
-__all__ = ["FATES", "tracks_table"]
+__all__ = ["FATES", "run_counts", "tracks_table"]
 
 #: Fates of a track in ``tracks.csv``.
 FATES = ("divides", "continues", "reaches_end", "ends")
@@ -62,3 +62,35 @@ def tracks_table(lineage: Lineage, states: pd.DataFrame, border_margin: float = 
             " (the joint decision let it overturn the lineage; the division may be false)"
             for tid in tracks.loc[odd, "track_id"]]
     return tracks
+
+
+def run_counts(states: pd.DataFrame, tracks: pd.DataFrame, lineage: Lineage, n_frames: int) -> dict:
+    """The ``counts`` of a run (``run.json``, the command's summary line).
+
+    Parameters
+    ----------
+    states : pandas.DataFrame
+        ``states.csv`` (``state``, ``state_classifier``): one row per nucleus and frame.
+    tracks : pandas.DataFrame
+        ``tracks.csv`` (``end_reason``; :func:`tracks_table`).
+    lineage : Lineage
+        The run's lineage.
+    n_frames : int
+        Frames of the image movie.
+
+    Returns
+    -------
+    dict
+        ``frames``, ``nuclei`` (rows of ``states``), ``tracks``, ``divisions`` (mothers with ≥ 2
+        children), and by value: ``states`` (final), ``states_classifier`` (the classifier's
+        argmax), ``track_ends`` (``end_reason``), each most frequent first.
+    """
+    return {
+        "frames": n_frames,
+        "nuclei": len(states),
+        "tracks": int(lineage.tracks().shape[0]),
+        "divisions": len(lineage.divisions()),
+        "states": states["state"].value_counts().to_dict(),
+        "states_classifier": states["state_classifier"].value_counts().to_dict(),
+        "track_ends": tracks["end_reason"].value_counts().to_dict(),
+    }

@@ -15,7 +15,6 @@ Source: the Lightning ``Trainer`` / ``EarlyStopping`` / ``ModelCheckpoint`` API
 from __future__ import annotations
 
 import logging
-import sys
 import tempfile
 import time
 import warnings
@@ -27,27 +26,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from dynacell.errors import InvalidInputError
+from dynacell.progress import progress_enabled  # its home; kept importable from here
 
 __all__ = ["EngineConfig", "FitResult", "fit_module", "progress_enabled"]
 
 logger = logging.getLogger(__name__)
-
-
-def progress_enabled(progress: bool | None = None) -> bool:
-    """Whether to draw progress bars: ``progress`` when given, else only when stderr is a terminal.
-
-    Parameters
-    ----------
-    progress : bool or None
-        ``True``/``False`` force bars on/off (``--progress/--no-progress``); ``None`` = automatic.
-
-    Returns
-    -------
-    bool
-    """
-    if progress is not None:
-        return bool(progress)
-    return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 class EngineConfig(BaseModel):

@@ -1,0 +1,104 @@
+"""The lineage of ``dynacell run``: the given one, checked against the labels, or linked (:func:`lineage_for_run`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dynacell.io.movie import Movie
+from dynacell.lineage.graph import Lineage
+
+__all__ = ["lineage_for_run"]
+
+
+def lineage_for_run(images: Movie, labels: Movie, ids: dict[int, np.ndarray], nuclei: pd.DataFrame, *,
+                    given: Lineage | None = None, path: str | Path | None = None, max_distance: float | None = None,
+                    motion_prior: str = "flow", progress: bool = False, objects: dict | None = None
+                    ) -> tuple[Lineage, str, dict | None]:
+    """The lineage of the main job, with CTC track ids on every node.
+
+    Given (``given``, else the file ``path``): read with :func:`dynacell.lineage.formats.read_lineage`
+    and checked against the label ids by :func:`dynacell.lineage.checks.check_lineage`. Otherwise
+    linked by :func:`dynacell.track.link_labels` with the gate of :func:`dynacell.track.gate.motion_gate`
+    (``max_distance`` overrides the gate). Either way ``n_frames`` becomes the movie's extent
+    (``max(ids) + 1``, which decides which track ends lie before the movie's end) and
+    :func:`dynacell.track.assign_ctc_tracks` sets ``track_id`` = the CTC track id = the mask value
+    written to ``ctc/``.
+
+    Parameters
+    ----------
+    images : Movie
+        The image movie ``(T, (Z), Y, X)``: its dimensionality and voxel size (µm; else the labels')
+        set the gate's units.
+    labels : Movie
+        The label movie, same grid.
+    ids : dict of int to numpy.ndarray
+        Label ids (int) of every label frame, by frame number (:func:`dynacell.io.scan.scan_labels`).
+    nuclei : pandas.DataFrame
+        ``t, z, y, x`` (pixels) and ``size_px`` of every nucleus (the scan's measurements).
+    given : Lineage, optional
+        An in-memory lineage (copied, never changed); ``path`` then only names it.
+    path : str or Path, optional
+        A lineage file or folder (CTC, BlastoSPIM JSON, GEFF, AceTree).
+    max_distance : float, optional
+        Linking gate in µm when the voxel size is known, else in pixels; None = the motion gate.
+    motion_prior : str
+        The linker's motion prior (``motion_prior`` of :func:`dynacell.track.link_labels`).
+    progress : bool
+        Progress bars.
+    objects : dict, optional
+        Each label frame's nuclei as the scan measured them (reused by the linker).
+
+    Returns
+    -------
+    lineage : Lineage
+        Nodes ``(t, label)`` with ``track_id``; ``n_frames = max(ids) + 1``.
+    source : str
+        ``"given: ..."`` or ``"linked with dynacell.track.link_labels (laptrack), max distance D unit"``.
+    linking : dict or None
+        For a linked lineage: ``gate`` (:func:`~dynacell.track.gate.motion_gate`'s dict, ``max_distance``
+        replaced by the one used), ``max_distance_given``, ``max_distance_unit`` (``"um"`` or ``"px"``),
+        ``motion_prior``; None for a given lineage.
+
+    Raises
+    ------
+    dynacell.errors.InvalidInputError
+        An unreadable lineage file (message starting ``lineage (--lineage):``), a lineage naming
+        labels absent from the masks, or an unknown motion prior.
+    """
+    from dynacell.track import assign_ctc_tracks
+
+    if given is None and path is None:
+        from dynacell.track import link_labels
+        from dynacell.track.gate import motion_gate
+
+        vs = images.voxel_size_um or labels.voxel_size_um
+        gate = motion_gate(nuclei, ndim=images.ndim_spatial, voxel_size_um=vs)
+        if max_distance is not None:
+            gate["max_distance"] = float(max_distance)
+        unit = "um" if vs else "px"
+        gate_kw = {"max_distance_um" if unit == "um" else "max_distance_px": gate["max_distance"]}
+        lin, _ = link_labels(labels, voxel_size_um=vs, motion_prior=motion_prior, progress=progress,
+                             objects=objects, **gate_kw)
+        source = f"linked with dynacell.track.link_labels (laptrack), max distance {gate['max_distance']:.3g} {unit}"
+        linking: dict[str, Any] | None = {"gate": gate, "max_distance_given": max_distance,
+                                          "max_distance_unit": unit, "motion_prior": motion_prior}
+    else:
+        from dynacell.lineage.checks import check_lineage
+
+        if given is not None:
+            lin, src = given.copy(), path or "(Lineage object)"
+        else:
+            from dynacell.errors import input_role
+            from dynacell.lineage.formats import read_lineage
+
+            with input_role("lineage (--lineage)"):
+                lin, src = read_lineage(path), str(path)
+        lin = check_lineage(lin, ids, src, labels)
+        source, linking = f"given: {src}", None
+    lin.n_frames = max(ids) + 1
+    assign_ctc_tracks(lin)
+    return lin, source, linking
