@@ -124,21 +124,11 @@ class Movie:
                 f"{self.n_frames} in all)"
             ) from None
 
-    def frame(self, t: int, planes: tuple[int, int] | None = None) -> np.ndarray:
+    def frame(self, t: int) -> np.ndarray:
         """Read frame number ``t`` into memory, shape ``([Z,] Y, X)``.
 
         A folder of per-frame TIFFs is read file by file, without building a dask graph per frame
         (see :data:`TIFF_FRAMES_KEY`); the values are those of the lazy array.
-
-        Parameters
-        ----------
-        t : int
-            Frame number.
-        planes : (int, int), optional
-            3-D movie: only Z planes ``planes[0] .. planes[1] − 1`` are needed. A per-frame TIFF stored
-            one plane per page then decodes only those pages and the other planes of the result are 0
-            (:func:`dynacell.io._tiff.read_tiff_frame`); any other source returns the whole frame. Callers
-            must read only the planes they asked for.
 
         Raises
         ------
@@ -152,7 +142,7 @@ class Movie:
         if files is not None:
             from dynacell.io._tiff import read_tiff_frame
 
-            return read_tiff_frame(files["files"][i], files["shape"], files["dtype"], int(t), planes=planes)
+            return read_tiff_frame(files["files"][i], files["shape"], files["dtype"], int(t))
         return np.asarray(self.data[i])
 
     def _tiff_frames(self) -> dict | None:
