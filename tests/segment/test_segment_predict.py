@@ -228,3 +228,49 @@ def test_test_time_flips_can_be_chosen_per_run(tmp_path, disc_image, tiny_model,
     used.clear()
     _, _, notes = segment_for_run(movie, str(tiny_model), tmp_path / "b")
     assert used == [1, 1] and "1 flipped copy" in notes[0]
+
+
+def test_resize_linear_shifted_matches_resize_at_offset_zero_and_shifts_the_grid():
+    from dynacell.segment.predict import _resize_linear, _resize_linear_shifted
+
+    a = np.random.default_rng(2).random((37, 53), dtype=np.float32)
+    plain = _resize_linear(a, (100, 131))
+    assert np.allclose(_resize_linear_shifted(a, (100, 131), (0.0, 0.0)), plain, atol=1e-5)
+    one_row = _resize_linear_shifted(a, (100, 131), (1.0, 0.0))  # one output pixel down: the next row
+    assert np.allclose(one_row[:-1], plain[1:], atol=1e-5) and np.allclose(one_row[-1], plain[-1], atol=1e-5)
+    ramp = np.tile(np.arange(53, dtype=np.float32), (37, 1))  # x itself: the samples are their coordinates
+    half = _resize_linear_shifted(ramp, (100, 131), (0.0, 0.5))
+    assert np.allclose(half[:, :-1], (np.arange(130) + 0.5) * 52 / 130, atol=1e-4)
+
+
+def test_shifted_foreground_maps_each_copy_back_to_the_frame(tiny_model, monkeypatch):
+    """A 'network' that returns its input: every shifted copy, mapped back, is the frame again (a linear ramp)."""
+    from dynacell.segment.predict import _resize_linear, _shifted_foreground
+
+    seg = Segmenter.from_folder(tiny_model)
+    seen = []
+    monkeypatch.setattr(seg, "predict_maps", lambda x, **_: seen.append(x.shape) or {"foreground": x})
+    yy, xx = np.mgrid[0:90, 0:120].astype(np.float32)
+    ramp = 0.01 * yy + 0.02 * xx
+    small = _resize_linear(ramp, (36, 48))
+    out = _shifted_foreground(seg, ramp, small, 4)
+    assert seen == [(36, 48)] * 3  # the first copy is given; three shifted ones
+    inner = (slice(3, -3), slice(3, -3))  # a shifted grid clamps at the far edge
+    assert np.allclose(out[inner], ramp[inner], atol=1e-4)
+    # a copy mapped back with the wrong sign of its shift would be off by a whole model pixel
+    assert np.abs(out[inner] - ramp[inner]).max() < 0.1 * 0.02 * (120 - 1) / (48 - 1)
+
+
+def test_outline_shifts_run_only_on_frames_shrunk_enough(tiny_model, make_discs, monkeypatch):
+    """``outline_shifts`` 2: a second network pass when the lateral zoom is <= 2**-0.5, never otherwise."""
+    img, _ = make_discs(shape=(160, 160), centres=((50, 50), (50, 100), (110, 80)), radius=20)
+    base = Segmenter.from_folder(tiny_model)
+    two = Segmenter(base.net, base.card.model_copy(update={"outline_shifts": 2}), base.folder)
+    calls = []
+    real = Segmenter.predict_maps
+    monkeypatch.setattr(Segmenter, "predict_maps", lambda self, x, **k: calls.append(x.shape) or real(self, x, **k))
+    for model, diameter, n_calls in ((base, 48.0, 1), (two, 48.0, 2), (two, 30.0, 1), (two, 24.0, 1)):
+        calls.clear()
+        lab = segment_frame(img, model, nucleus_diameter_px=diameter)
+        assert lab.shape == img.shape and len(calls) == n_calls, (diameter, calls)
+    assert Segmenter.from_pretrained("nuclei-seg-2d").card.outline_shifts == 1  # older cards: off

@@ -84,6 +84,13 @@ class SegmentationCard(ModelCard):
         rotated by 180°; 4: also flipped left-right and up-down; a 3D model on a 3D frame also
         reverses z: 2 = the point reflection), chosen on the validation frames; see
         :meth:`Segmenter.predict_maps`.
+    outline_shifts : int
+        1 (off), 2 or 4: on a 2D frame shrunk to model scale by a lateral zoom of at most
+        ``outline_shifts ** -0.5`` (so all copies together cost no more than one network pass at the
+        frame's own size), the foreground probability that cuts the resized-back outlines is the mean
+        of this many copies, run on grids shifted by half a model pixel (:data:`_OUTLINE_SHIFTS`,
+        :func:`_shifted_foreground`); the instances are those of the first copy. Chosen on the
+        validation frames (``nuclei-seg-2d-fast``: 2; see its card).
     """
 
     task: Literal["segmentation"] = "segmentation"
@@ -92,6 +99,7 @@ class SegmentationCard(ModelCard):
     classes: list[str]
     modality: str = "fluorescence"
     test_time_flips: Literal[1, 2, 4] = 1
+    outline_shifts: Literal[1, 2, 4] = 1
 
 
 def maps_from_logits(architecture: str, logits: np.ndarray) -> dict[str, np.ndarray]:
@@ -453,6 +461,10 @@ def _channels_last(ndim: int) -> Any:
 #: Lateral flips averaged by :meth:`Segmenter.predict_maps` for each number of copies.
 _FLIPS: dict[int, tuple[tuple[int, ...], ...]] = {1: ((),), 2: ((), (-2, -1)), 4: ((), (-1,), (-2,), (-2, -1))}
 
+#: Sub-pixel offsets (model pixels; Y, X) of the shifted copies of :func:`_shifted_foreground`, by number of copies.
+_OUTLINE_SHIFTS: dict[int, tuple[tuple[float, float], ...]] = {
+    1: ((0.0, 0.0),), 2: ((0.0, 0.0), (0.5, 0.5)), 4: ((0.0, 0.0), (0.0, 0.5), (0.5, 0.0), (0.5, 0.5))}
+
 #: Flips averaged by :meth:`Segmenter.predict_maps` for a 3D model on a 3D frame: 2 = the frame and its
 #: point reflection (z, y and x reversed); 4 = also z reversed alone and the 180° lateral rotation.
 _FLIPS_3D: dict[int, tuple[tuple[int, ...], ...]] = {2: ((), (-3, -2, -1)), 4: ((), (-3,), (-2, -1), (-3, -2, -1))}
@@ -590,7 +602,7 @@ def segment_frame(image: np.ndarray, model: Segmenter, *, nucleus_diameter_px: f
         from skimage.segmentation import expand_labels
 
         # nearest-neighbour labels, outlines refined by the foreground resized back (sub-model-pixel edges)
-        fg = _resize_linear(maps["foreground"], img.shape)
+        fg = _outline_foreground(model, x, maps["foreground"], zoom)
         step_px = float(1.0 / np.min(zoom[-2:]))
         labels = _expand_in_box(_resize_nearest(labels, img.shape), max(1.0, step_px), expand_labels)
         if params.outline_foreground > 0:
@@ -823,6 +835,89 @@ def _resize_linear(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         out = torch.nn.functional.interpolate(torch.from_numpy(x)[None, None], size=tuple(int(n) for n in shape),
                                               mode=mode, align_corners=True)
     return out[0, 0].numpy()
+
+
+def _resize_linear_shifted(a: np.ndarray, shape: tuple[int, int], offset_px: tuple[float, float]) -> np.ndarray:
+    """Bilinear resize of a 2D map to ``shape`` on a grid shifted by ``offset_px`` output pixels.
+
+    Parameters
+    ----------
+    a : numpy.ndarray
+        ``(Y, X)``, any real dtype (computed in float32).
+    shape : tuple of int
+        Output shape ``(Y, X)``.
+    offset_px : tuple of float
+        Offset of the sampling grid per axis, in output pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``shape``: output index ``i`` samples the input at ``(i + offset)·(n_in − 1)/(n_out − 1)``,
+        clamped to the edge pixels; offset 0 is :func:`_resize_linear` (to float32 rounding). Computed
+        with ``torch.nn.functional.grid_sample(align_corners=True, padding_mode="border")``.
+    """
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
+    axes = []
+    for n_out, n_in, off in zip(shape, a.shape, offset_px, strict=True):
+        c = (torch.arange(int(n_out), dtype=torch.float32) + float(off)) * ((n_in - 1) / max(int(n_out) - 1, 1))
+        axes.append(2.0 * c / max(n_in - 1, 1) - 1.0)  # normalised coordinates, -1 / +1 at the corner pixels
+    gy, gx = torch.meshgrid(axes[0], axes[1], indexing="ij")
+    with torch.inference_mode():
+        out = torch.nn.functional.grid_sample(x, torch.stack((gx, gy), -1)[None], mode="bilinear",
+                                              padding_mode="border", align_corners=True)
+    return out[0, 0].numpy()
+
+
+def _shifted_foreground(model: Segmenter, x: np.ndarray, first: np.ndarray, n_copies: int) -> np.ndarray:
+    """Foreground probability of a 2D frame at its own size, averaged over sub-model-pixel shifted copies.
+
+    Parameters
+    ----------
+    model : Segmenter
+        A 2D model.
+    x : numpy.ndarray
+        float32 normalised frame ``(Y, X)`` at its own size.
+    first : numpy.ndarray
+        Foreground probability of the unshifted copy at model scale (already computed).
+    n_copies : int
+        Number of copies (a key of :data:`_OUTLINE_SHIFTS`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``x.shape``: the mean over the copies; copy ``k`` resamples the frame to the model's
+        grid shifted by :data:`_OUTLINE_SHIFTS` ``[k]`` model pixels (one bilinear interpolation from
+        the frame, :func:`_resize_linear_shifted`), runs :meth:`Segmenter.predict_maps` (the card's
+        flips) and samples its foreground back at the frame's pixels with the same shift.
+
+    Notes
+    -----
+    Where a frame is shrunk (GOWT1: one model pixel is 2.5 frame pixels), the outline of one copy is
+    resolved to a model pixel; copies on interleaved grids resolve it finer (test-time augmentation
+    by sub-pixel translation). Chosen on the validation frames, see ``docs/segmentation.md``.
+    """
+    step = [(n_in - 1) / max(n_m - 1, 1) for n_in, n_m in zip(x.shape, first.shape, strict=True)]
+    total = _resize_linear(first, x.shape)
+    for off in _OUTLINE_SHIFTS[int(n_copies)][1:]:
+        fg = model.predict_maps(_resize_linear_shifted(x, first.shape, off))["foreground"]
+        total += _resize_linear_shifted(fg, x.shape, tuple(-o * s for o, s in zip(off, step, strict=True)))
+    return total / len(_OUTLINE_SHIFTS[int(n_copies)])
+
+
+def _outline_foreground(model: Segmenter, x: np.ndarray, first: np.ndarray, zoom: np.ndarray) -> np.ndarray:
+    """The foreground probability at the frame's size that cuts the resized-back outlines.
+
+    :func:`_shifted_foreground` with the card's ``outline_shifts`` when the model and the frame are 2D
+    and the frame is shrunk by a lateral zoom of at most ``outline_shifts ** -0.5``; else the first
+    copy's foreground resized (:func:`_resize_linear`). ``x`` is the normalised frame, ``first`` the
+    foreground at model scale, ``zoom`` the per-axis zoom to model scale.
+    """
+    n = int(getattr(model.card, "outline_shifts", 1))
+    if n > 1 and model.card.ndim == 2 and x.ndim == 2 and float(np.max(zoom)) <= n ** -0.5:
+        return _shifted_foreground(model, x, first, n)
+    return _resize_linear(first, x.shape)
 
 
 def looks_like_fluorescence(image: np.ndarray) -> bool:
