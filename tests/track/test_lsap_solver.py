@@ -1,32 +1,82 @@
-"""The linker's assignment solver is SciPy's ``linear_sum_assignment``, loaded without ``scipy.optimize``."""
+"""The linker's assignment solver is SciPy's ``linear_sum_assignment``, loaded without ``scipy.optimize``
+when it can (the fast path) and imported the ordinary way otherwise (the fallback): same assignments either way."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import numpy as np
 
-from dynacell.track.gate import lsap_solver
+from dynacell.track import gate
+from dynacell.track.gate import _answers_like_scipy, lsap_solver
+
+#: Run in a fresh process: the solver, then scipy.optimize's own function on random problems.
+_COMPARE = """
+import json, sys
+import numpy as np
+from dynacell.track import gate
+{setup}
+fn = gate.lsap_solver()
+loaded_without_optimize = 'scipy.optimize' not in sys.modules
+from scipy.optimize import linear_sum_assignment as ref
+rng = np.random.default_rng(0)
+n_same = 0
+for i in range(200):
+    cost = rng.random((int(rng.integers(1, 25)), int(rng.integers(1, 25))))
+    if i % 3 == 0:
+        cost = np.round(cost, 1)  # ties
+    if i % 7 == 0:
+        cost[cost > 0.8] = np.inf  # forbidden pairs
+    maximize = bool(i % 2) and not np.isinf(cost).any()
+    try:
+        got = fn(cost, maximize=maximize)
+    except ValueError as exc:
+        got = str(exc)
+    try:
+        want = ref(cost, maximize=maximize)
+    except ValueError as exc:
+        want = str(exc)
+    same = (got == want) if isinstance(want, str) else all(np.array_equal(a, b) for a, b in zip(got, want))
+    n_same += bool(same)
+print(json.dumps({"without_optimize": loaded_without_optimize, "is_public": fn is ref, "n_same": n_same,
+                  "module": getattr(fn, "__module__", None)}))
+"""
 
 
-def test_same_assignments_as_scipy():
+def _compare(setup: str = "") -> dict:
+    out = subprocess.run([sys.executable, "-c", _COMPARE.replace("{setup}", setup)], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_fast_path_gives_scipy_assignments():
+    res = _compare()
+    assert res["without_optimize"] and res["module"] == "scipy.optimize._lsap"
+    assert res["n_same"] == 200  # rectangular, ties, forbidden pairs, maximised; errors alike
+
+
+def test_fallback_when_the_private_module_is_missing():
+    res = _compare("gate.LSAP_MODULE = '_no_such_module'")
+    assert not res["without_optimize"] and res["is_public"] and res["n_same"] == 200
+
+
+def test_fallback_when_the_private_module_has_no_solver():
+    res = _compare("gate.LSAP_MODULE = '_zeros'")  # a real compiled module of scipy.optimize, another content
+    assert not res["without_optimize"] and res["is_public"] and res["n_same"] == 200
+
+
+def test_fallback_when_scipy_optimize_is_already_imported(monkeypatch):
     from scipy.optimize import linear_sum_assignment
 
-    rng = np.random.default_rng(0)
-    fn = lsap_solver()
-    for _ in range(100):
-        cost = rng.random((int(rng.integers(1, 25)), int(rng.integers(1, 25))))
-        if rng.random() < 0.4:
-            cost = np.round(cost, 1)  # ties
-        for got, ref in zip(fn(cost), linear_sum_assignment(cost), strict=True):
-            np.testing.assert_array_equal(got, ref)
+    monkeypatch.setattr(gate, "_LSAP", None)
+    assert lsap_solver() is linear_sum_assignment
 
 
-def test_loaded_without_scipy_optimize():
-    code = ("import sys; from dynacell.track.gate import lsap_solver; f = lsap_solver(); "
-            "r, c = f([[4.0, 1.0], [2.0, 8.0]]); "
-            "print('scipy.optimize' in sys.modules, r.tolist(), c.tolist())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out[0] == "False"
-    assert out[1:] == ["[0,", "1]", "[1,", "0]"]
+def test_a_solver_answering_otherwise_is_refused():
+    from scipy.optimize import linear_sum_assignment
+
+    assert _answers_like_scipy(linear_sum_assignment)
+    assert not _answers_like_scipy(lambda c, maximize=False: (np.arange(len(c)), np.arange(len(c))))
+    assert not _answers_like_scipy(lambda c: linear_sum_assignment(c))  # no ``maximize``: an exception

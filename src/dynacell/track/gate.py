@@ -8,14 +8,38 @@ import pandas as pd
 __all__ = ["motion_gate"]
 
 
+#: SciPy's compiled module holding ``linear_sum_assignment`` (private: its name is checked, see :func:`lsap_solver`).
+LSAP_MODULE = "_lsap"
+
+
+def _answers_like_scipy(fn) -> bool:
+    """Whether ``fn`` gives :func:`scipy.optimize.linear_sum_assignment`'s answers on three small problems.
+
+    The problems: the example of SciPy's documentation (cost 5: rows ``[0, 1, 2]``, columns
+    ``[1, 0, 2]``), a rectangular one maximised (row 0 → column 2) and a nested list (``[[4, 1], [2, 8]]``
+    → columns ``[1, 0]``). Any exception counts as a wrong answer.
+    """
+    try:
+        r, c = fn(np.array([[4.0, 1.0, 3.0], [2.0, 0.0, 5.0], [3.0, 2.0, 2.0]]))
+        rm, cm = fn(np.array([[1.0, 2.0, 3.0]]), maximize=True)
+        rl, cl = fn([[4.0, 1.0], [2.0, 8.0]])
+        return (np.asarray(r).tolist(), np.asarray(c).tolist(), np.asarray(rm).tolist(), np.asarray(cm).tolist(),
+                np.asarray(rl).tolist(), np.asarray(cl).tolist()) == ([0, 1, 2], [1, 0, 2], [0], [2], [0, 1], [1, 0])
+    except Exception:  # noqa: BLE001 - any failure: not the function we expect
+        return False
+
+
 def lsap_solver():
     """SciPy's :func:`scipy.optimize.linear_sum_assignment`, without importing all of ``scipy.optimize``.
 
-    The function lives in the compiled module ``scipy.optimize._lsap``; importing it the usual way runs
-    ``scipy/optimize/__init__`` (minimisers, linear programming, ~0.25 CPU-s at start-up) that the
-    linker never uses. Here the compiled module is loaded on its own from scipy's folder; it is the
-    same function (same assignments), and when ``scipy.optimize`` is already imported, or the module
-    cannot be found or loaded, ``scipy.optimize.linear_sum_assignment`` itself is returned.
+    The function lives in the compiled module ``scipy.optimize._lsap`` (:data:`LSAP_MODULE`; in SciPy 1.17,
+    installed here, ``scipy.optimize.linear_sum_assignment`` *is* that module's function); importing it the usual
+    way runs ``scipy/optimize/__init__`` (minimisers, linear programming: about 0.25–0.5 CPU-s at start-up)
+    that the linker never uses. Here the compiled module is loaded on its own from scipy's folder and
+    used only when it answers three small problems as SciPy documents (:func:`_answers_like_scipy`).
+    ``scipy.optimize.linear_sum_assignment`` itself is returned when ``scipy.optimize`` is already
+    imported, or when the private module is missing, fails to load or answers differently (a SciPy
+    release that renames or changes it): a faster start when it can, the same assignments always.
 
     Returns
     -------
@@ -37,15 +61,18 @@ def lsap_solver():
 
                 folder = Path(scipy.__file__).parent / "optimize"
                 for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-                    path = folder / f"_lsap{suffix}"
+                    path = folder / f"{LSAP_MODULE}{suffix}"
                     if path.is_file():
-                        loader = importlib.machinery.ExtensionFileLoader("scipy.optimize._lsap", str(path))
-                        spec = importlib.util.spec_from_file_location("scipy.optimize._lsap", path, loader=loader)
+                        name = f"scipy.optimize.{LSAP_MODULE}"
+                        loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+                        spec = importlib.util.spec_from_file_location(name, path, loader=loader)
                         module = importlib.util.module_from_spec(spec)
                         loader.exec_module(module)
                         fn = module.linear_sum_assignment
                         break
             except Exception:  # noqa: BLE001 - any failure: the ordinary import below
+                fn = None
+            if fn is not None and not _answers_like_scipy(fn):
                 fn = None
         if fn is None:
             from scipy.optimize import linear_sum_assignment as fn
