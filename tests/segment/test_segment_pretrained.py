@@ -41,6 +41,9 @@ def test_fast_student_card_records_teacher_split_and_validation():
     assert seg.card.split == teacher.card.split and seg.card.test_time_flips == 1
     val = seg.card.metrics["val_user_path"]
     assert val["gowt1_seg"] >= 0.9 and val["hela02_seg"] >= 0.9
+    shifts = seg.card.metrics["val_outline_shifts"]  # chosen on validation: no worse on either set
+    assert seg.card.outline_shifts == 2 and teacher.card.outline_shifts == 1
+    assert all(a >= b for a, b in zip(shifts["chosen_outline_shifts_2"], shifts["before"], strict=True))
 
 
 @pytest.mark.data
