@@ -314,6 +314,9 @@ def classify_movie(
 
     Notes
     -----
+    On Linux with glibc the first call lets the C allocator reuse freed memory for the rest of the process
+    (:func:`dynacell.states.speed.reuse_freed_memory`; ``DYNACELL_MALLOC_TUNE=0`` leaves it alone).
+
     A model whose card has ``scale_normalization`` (nucleus-size rule) resamples the movie by
     ``median nucleus diameter of labels / target_diameter_px`` (:mod:`dynacell.samples.scale`),
     measured on ``labels`` once per call. A model trained on crops resampled to ``target_voxel_um``
@@ -323,6 +326,9 @@ def classify_movie(
     if int(batch_size) < 1:
         raise InvalidInputError(f"batch_size must be >= 1, got {batch_size!r}")
     _check_inputs(images, labels, model)
+    from dynacell.states.speed import reuse_freed_memory
+
+    reuse_freed_memory()  # per-frame arrays reuse freed memory instead of faulting in fresh pages
     crop = crop_parameters(model, images.ndim_spatial)
     kw = crop_kwargs_for_movie(crop, images, labels, objects=objects)  # pixel crops when the voxel size is unknown (warned)
     crop["voxel_size_um"], crop["target_voxel_um"] = kw["voxel_size_um"], kw["target_voxel_um"]
