@@ -39,7 +39,8 @@ two references) reference objects, and the worst objects.
 ``--probe dim-pairs`` adds a merge probe on rendered nuclei (never a replacement for the real
 validation frames): 2D colonies rendered with touching nuclei (:func:`dim_pair_probe`: 8 simulation
 seeds × 3 frames, exact labels), where disjoint pairs of touching nuclei are dimmed to
-``--dim-factor`` of their brightness above the background (the GOWT1 test block's dim touching pair is at a few percent of the
+``--dim-factor`` of their brightness above the background (``--probe-voxel-um 0.13`` renders them at
+GOWT1's nucleus size, ``--probe-true-size`` gives the reference nucleus size instead of the estimate) (the GOWT1 test block's dim touching pair is at a few percent of the
 bright nuclei); ``probe_merged`` counts dimmed pairs one predicted object covers more than half of
 both, ``probe_missed`` dimmed nuclei without such an object, of ``probe_pairs``.
 
@@ -213,7 +214,8 @@ def owner_of(predicted: np.ndarray, mask: np.ndarray) -> int:
     return int(ids[k]) if ids[k] > 0 and 2 * counts[k] > int(mask.sum()) else 0
 
 
-def dim_pair_probe(factor: float, seeds: range = range(2000, 2008), frames: tuple[int, ...] = (0, 3, 6)) -> list[Any]:
+def dim_pair_probe(factor: float, seeds: range = range(2000, 2008), frames: tuple[int, ...] = (0, 3, 6),
+                   voxel_size_um: float = 0.5) -> list[Any]:
     """Rendered 2D colonies packed so that nuclei touch, with disjoint touching pairs dimmed.
 
     Parameters
@@ -226,6 +228,8 @@ def dim_pair_probe(factor: float, seeds: range = range(2000, 2008), frames: tupl
         division or death); none is a training or validation seed of the ``sim`` set (1000–1003).
     frames : tuple of int
         Frames taken from each 7-frame simulation.
+    voxel_size_um : float
+        Pixel size of the render (0.5: nuclei ≈ 14 px; 0.13: ≈ 57 px, about GOWT1's 60).
 
     Returns
     -------
@@ -240,7 +244,8 @@ def dim_pair_probe(factor: float, seeds: range = range(2000, 2008), frames: tupl
     out = []
     for seed in seeds:
         res = simulate_embryo(ndim=2, n_start=40, n_frames=max(frames) + 1, division_rate_per_frame=0.0,
-                              death_rate_per_frame=0.0, radius_um=4.0, cell_radius_um=4.0, seed=seed, progress=False)
+                              death_rate_per_frame=0.0, radius_um=4.0, cell_radius_um=4.0, seed=seed, progress=False,
+                              voxel_size_um=voxel_size_um)
         for t in frames:
             img, lab = np.asarray(res.images[t]), np.asarray(res.labels[t], np.int32)
             pairs = touching_pairs(lab)
@@ -305,6 +310,9 @@ def main() -> None:
     p.add_argument("--markers", action="store_true", help="GOWT1 marker counts on validation frames 21-31")
     p.add_argument("--probe", choices=("none", "dim-pairs"), default="none")
     p.add_argument("--dim-factor", type=float, default=0.1, help="brightness of the dimmed pairs of the probe")
+    p.add_argument("--probe-voxel-um", type=float, default=0.5, help="pixel size of the probe renders (0.13: GOWT1-sized)")
+    p.add_argument("--probe-true-size", action="store_true",
+                   help="give the probe its reference median nucleus diameter instead of the blob estimate")
     a = p.parse_args()
     torch.set_num_threads(1)
 
@@ -323,12 +331,15 @@ def main() -> None:
                                              labels=tifffile.imread(g / "01_GT" / "TRA" / f"man_track{t:03d}.tif"))
                              for t in range(21, 32)]
     if a.probe == "dim-pairs":
-        sets["probe"] = dim_pair_probe(a.dim_factor)
+        sets["probe"] = dim_pair_probe(a.dim_factor, voxel_size_um=a.probe_voxel_um)
     diam = {ds: estimate_nucleus_diameter_px(fr[0].image) for ds, fr in sets.items()}
     if "gowt1_tra" in sets:
         diam["gowt1_tra"] = diam["gowt1"]
-    if "probe" in sets:  # from the undimmed frames, as a user's movie would give it
-        diam["probe"] = float(np.median([estimate_nucleus_diameter_px(f.original) for f in sets["probe"][:8]]))
+    if "probe" in sets:  # from the undimmed frames, as a user's movie would give it (or the reference size)
+        from dynacell.segment.learned import lateral_diameters_px
+
+        diam["probe"] = float(np.median([float(np.median(lateral_diameters_px(f.labels))) if a.probe_true_size
+                                         else estimate_nucleus_diameter_px(f.original) for f in sets["probe"][:8]]))
     maps_cache: dict[tuple, Any] = {}
 
     def maps_of(model: Any, ds: str, i: int, scale: float, flips: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
