@@ -37,9 +37,7 @@ RANK = {
 }
 
 #: Known upward imports, each with its reason (file, imported part).
-UPWARD_EXCEPTIONS = {
-    ("io/scan.py", "lineage"): "the one centroid function (lineage.centroids) measures the scanned labels",
-}
+UPWARD_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 #: Modules outside ``train`` and ``cli`` allowed to import ``dynacell.train``: benchmark harnesses that
 #: retrain or read the training splits (run by ``dynacell benchmark``, never by an inference path).

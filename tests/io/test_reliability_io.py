@@ -284,7 +284,7 @@ def test_large_label_ids_in_constant_memory(tmp_path, capped):
     res = capped(f"""
         import numpy as np
         from pathlib import Path
-        from dynacell.lineage.centroids import nucleus_centroids
+        from dynacell.io.objects import nucleus_centroids
         from dynacell.lineage.checks import check_against_labels
         from dynacell.lineage import Lineage
         from dynacell.io import Movie, write_ctc_result

@@ -14,7 +14,7 @@ import tifffile
 from dynacell.io import open_labels, open_movie, write_ctc_result
 from dynacell.io.movie import Movie, load_in_memory
 from dynacell.io.scan import frame_objects, scan_labels
-from dynacell.lineage import centroids as centroids_module
+from dynacell.io import objects as centroids_module
 from dynacell.samples.crops import iter_frame_crops
 from dynacell.track import link_labels
 
@@ -145,7 +145,7 @@ def test_opening_and_reading_a_tiff_folder_imports_no_dask(tmp_path) -> None:
 def test_scan_measure_table_equals_per_frame_dataframes() -> None:
     import pandas as pd
 
-    from dynacell.lineage.centroids import nucleus_centroids
+    from dynacell.io.objects import nucleus_centroids
 
     images, labels = _random_movie(7)
     measured: list = []

@@ -8,7 +8,7 @@ import pytest
 from skimage.measure import regionprops_table
 
 from dynacell.errors import InvalidInputError
-from dynacell.lineage.centroids import nucleus_centroids
+from dynacell.io.objects import nucleus_centroids
 from dynacell.metrics.tracking import _frame_props
 
 

@@ -234,7 +234,7 @@ def test_nucleus_table_equals_one_dataframe_per_frame() -> None:
     import pandas as pd
 
     from dynacell.io.movie import Movie
-    from dynacell.lineage.centroids import nucleus_centroids
+    from dynacell.io.objects import nucleus_centroids
     from dynacell.track import measure_nuclei
 
     data = _label_movie(5, 3)

@@ -35,7 +35,7 @@ def frame_objects(frame: np.ndarray, t: int, objects: dict | None = None, *, sou
         ``(z, y, x)`` in pixels.
     sizes : numpy.ndarray, int64, shape (N,)
     boxes : numpy.ndarray, int64, shape (N, 2 * ndim)
-        Exactly :func:`dynacell.lineage.centroids.nucleus_centroids` with ``return_sizes`` and
+        Exactly :func:`dynacell.io.objects.nucleus_centroids` with ``return_sizes`` and
         ``return_boxes``: the label scan, the linker and the crops of ``dynacell run`` share one
         pass over each label frame instead of one each.
 
@@ -46,7 +46,7 @@ def frame_objects(frame: np.ndarray, t: int, objects: dict | None = None, *, sou
     """
     if objects is not None and int(t) in objects:
         return objects[int(t)]
-    from dynacell.lineage.centroids import nucleus_centroids
+    from dynacell.io.objects import nucleus_centroids
 
     found = nucleus_centroids(frame, source=source, return_sizes=True, return_boxes=True)
     if objects is not None:

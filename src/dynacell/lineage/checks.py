@@ -197,7 +197,7 @@ def check_lineage(lineage: Lineage, ids: dict[int, np.ndarray], source: str, lab
     lacking = {t: np.setdiff1d(u, [n[1] for n in lineage.nodes_at(t)]) for t, u in ids.items()}
     n_lacking = sum(len(v) for v in lacking.values())
     if n_lacking:
-        from dynacell.lineage.centroids import nucleus_centroids
+        from dynacell.io.objects import nucleus_centroids
 
         logger.warning("lineage %s lacks %d nucleus/nuclei of the masks; they become single-node tracks",
                        source, n_lacking)

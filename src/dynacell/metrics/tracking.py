@@ -240,12 +240,12 @@ def _frame_props(frame: np.ndarray, source: str) -> pd.DataFrame:
     """``label``, ``centroid-i`` and ``bbox-i`` of every label of one frame, in O(number of labels) memory.
 
     The columns of :func:`skimage.measure.regionprops_table` (``properties=("label", "centroid",
-    "bbox")``), measured by :func:`dynacell.lineage.centroids.nucleus_centroids` (one
+    "bbox")``), measured by :func:`dynacell.io.objects.nucleus_centroids` (one
     :func:`scipy.ndimage.find_objects` pass; sparse in the ids, so a legal id of any size costs
     nothing extra): the same boxes, centroids equal to rounding (they are not used by the CTC
     measures, which match masks).
     """
-    from dynacell.lineage.centroids import nucleus_centroids
+    from dynacell.io.objects import nucleus_centroids
 
     frame = np.asarray(frame)
     if frame.dtype.kind not in "iub":

@@ -49,7 +49,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dynacell.lineage.centroids import nucleus_centroids
+from dynacell.io.objects import nucleus_centroids
 from dynacell.errors import InvalidInputError
 
 __all__ = [
@@ -972,7 +972,7 @@ def edge_and_size(lab: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def _edge_and_size_from_boxes(boxes: np.ndarray, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """:func:`edge_and_size` from bounding boxes ``(N, 2 * ndim)`` (``lo..., hi...``, as
-    :func:`dynacell.lineage.centroids.nucleus_centroids` returns them) of an image of ``shape``."""
+    :func:`dynacell.io.objects.nucleus_centroids` returns them) of an image of ``shape``."""
     nd = len(shape)
     boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 2 * nd)
     if boxes.shape[0] == 0:

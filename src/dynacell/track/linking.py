@@ -334,7 +334,7 @@ def measure_nuclei(labels: Movie, *, progress: bool = True) -> pd.DataFrame:
 
     Notes
     -----
-    Centroids and areas come from :func:`dynacell.lineage.centroids.nucleus_centroids`.
+    Centroids and areas come from :func:`dynacell.io.objects.nucleus_centroids`.
     """
     return _scan(labels, overlap_frames=0, drift=False, progress=progress)[0]
 

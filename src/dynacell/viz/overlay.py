@@ -135,7 +135,7 @@ def own_slice_outlines(labels: np.ndarray) -> np.ndarray:
     >>> int(out[1, 1]), int(out[2, 2])
     (4, 0)
     """
-    from dynacell.lineage.centroids import nucleus_centroids
+    from dynacell.io.objects import nucleus_centroids
 
     labels = np.asarray(labels)
     if labels.ndim == 2:
@@ -442,7 +442,7 @@ def render_frame(
     numpy.ndarray
         RGB ``(band + Y * scale, X * scale, 3)`` uint8.
     """
-    from dynacell.lineage.centroids import nucleus_centroids
+    from dynacell.io.objects import nucleus_centroids
 
     st = dict(zip(states_t["label"].astype(int), states_t["state"])) if len(states_t) else {}
     rgb = overlay_frame(image, labels, st, scale=scale, thickness=thickness)

@@ -32,14 +32,14 @@ def label_centroids(labels: np.ndarray, *, source: str = "") -> dict[int, tuple[
 
     Notes
     -----
-    A dict view of :func:`dynacell.lineage.centroids.nucleus_centroids` (the one centroid function).
+    A dict view of :func:`dynacell.io.objects.nucleus_centroids` (the one centroid function).
 
     Raises
     ------
     InvalidInputError
         If the image is not an integer image or holds negative ids.
     """
-    from dynacell.lineage.centroids import nucleus_centroids
+    from dynacell.io.objects import nucleus_centroids
 
     ids, cen = nucleus_centroids(np.asarray(labels), source=source)
     return {int(i): (float(z), float(y), float(x)) for i, (z, y, x) in zip(ids.tolist(), cen.tolist())}
