@@ -33,7 +33,7 @@ def reuse_freed_memory(mmap_threshold_bytes: int = 32 << 20, trim_threshold_byte
     same as the environment variables ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``), so that
     blocks up to ``mmap_threshold_bytes`` come from the heap and up to ``trim_threshold_bytes`` of freed
     heap top stay mapped for the next frame. Measured on CHO 02 + 02_ERR_SEG (195 nuclei, first
-    ``classify_movie`` of a ``dynacell run``, one thread): 25,000–73,000 minor page faults → 18,600–19,000,
+    ``classify_movie`` of a ``dynacell run``, one thread): 24,600–72,800 minor page faults → 18,600–19,000,
     1.17–1.24 → 0.95–1.14 CPU-s. Nothing changes in the results.
 
     Parameters
