@@ -122,10 +122,11 @@ class _Signals:
                 self.received = signum
             if frame is not None and frame.f_code is _freeze_survivors.__code__:
                 # inside the garbage collector's callback an exception is printed and dropped: deliver the signal
-                # again, to land in the code the collection interrupted
+                # again from another thread a moment later, to land in the code the collection interrupted
                 import _thread
+                import threading
 
-                _thread.interrupt_main(signum)
+                threading.Timer(0.01, _thread.interrupt_main, args=(signum,)).start()
                 return
             raise KeyboardInterrupt
 
