@@ -54,7 +54,7 @@ def test_a_signal_handed_to_the_callback_is_delivered_again_after_it(monkeypatch
     from types import SimpleNamespace
 
     again: list[int] = []
-    monkeypatch.setattr("threading.Timer", lambda delay, fn, args: SimpleNamespace(start=lambda: again.extend(args)))
+    monkeypatch.setattr("_thread.interrupt_main", again.append)
     signals = cli_main._Signals()
     signals.install()
     try:

@@ -122,11 +122,10 @@ class _Signals:
                 self.received = signum
             if frame is not None and frame.f_code is _freeze_survivors.__code__:
                 # inside the garbage collector's callback an exception is printed and dropped: deliver the signal
-                # again from another thread a moment later, to land in the code the collection interrupted
+                # again, to land in the code the collection interrupted
                 import _thread
-                import threading
 
-                threading.Timer(0.01, _thread.interrupt_main, args=(signum,)).start()
+                _thread.interrupt_main(signum)
                 return
             raise KeyboardInterrupt
 
