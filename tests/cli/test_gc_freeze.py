@@ -46,25 +46,3 @@ def test_not_installed_when_main_is_called_from_other_code(clean_gc, monkeypatch
     cli_main.main()
     assert capsys.readouterr().out.startswith("dynacell ")
     assert cli_main._freeze_survivors not in gc.callbacks
-
-
-def test_a_signal_handed_to_the_callback_is_delivered_again_after_it(monkeypatch) -> None:
-    """Python may run the Ctrl-C handler inside the collector callback, where an exception is dropped."""
-    import signal
-    from types import SimpleNamespace
-
-    again: list[int] = []
-    monkeypatch.setattr("_thread.interrupt_main", again.append)
-    signals = cli_main._Signals()
-    signals.install()
-    try:
-        handler = signal.getsignal(signal.SIGTERM)
-        in_callback = SimpleNamespace(f_code=cli_main._freeze_survivors.__code__)
-        assert handler(signal.SIGTERM, in_callback) is None  # no exception inside the callback
-        assert again == [signal.SIGTERM] and signals.received == signal.SIGTERM
-        elsewhere = SimpleNamespace(f_code=test_environment_opt_out.__code__)
-        with pytest.raises(KeyboardInterrupt):
-            handler(signal.SIGINT, elsewhere)
-        assert again == [signal.SIGTERM] and signals.received == signal.SIGTERM  # the first signal is kept
-    finally:
-        signals.restore()

@@ -8,7 +8,6 @@ are printed as one line on stderr with exit code 2, without a traceback.
 
 from __future__ import annotations
 
-import gc
 import importlib
 import logging
 import sys
@@ -120,13 +119,6 @@ class _Signals:
         def on_signal(signum, frame):
             if self.received is None:
                 self.received = signum
-            if frame is not None and frame.f_code is _freeze_survivors.__code__:
-                # inside the garbage collector's callback an exception is printed and dropped: deliver the signal
-                # again, to land in the code the collection interrupted
-                import _thread
-
-                _thread.interrupt_main(signum)
-                return
             raise KeyboardInterrupt
 
         for name in ("SIGINT", "SIGTERM"):
@@ -202,6 +194,8 @@ GC_FREEZE_ENV = "DYNACELL_GC_FREEZE"
 
 def _freeze_survivors(phase: str, info: dict) -> None:
     if phase == "stop" and info.get("generation") == 2:
+        import gc
+
         gc.freeze()
 
 
@@ -215,9 +209,7 @@ def freeze_after_full_collections() -> bool:
     collection this moves the survivors to the collector's permanent generation (:func:`gc.freeze`), so the
     next one walks only what came since (0.01–0.05 CPU-s each). Reference counting still frees every object;
     only a frozen object that later becomes part of an unreachable cycle is not reclaimed. The outputs do not
-    change. Installed by :func:`main` when it is the whole process (not for library callers or tests); a
-    Ctrl-C or SIGTERM that Python hands to the callback is delivered again after it (an exception raised
-    inside a collector callback would be printed and dropped).
+    change. Installed by :func:`main` when it is the whole process (not for library callers or tests).
 
     Returns
     -------
@@ -225,6 +217,7 @@ def freeze_after_full_collections() -> bool:
         True when the hook is installed (now or by an earlier call); False when the environment variable
         :data:`GC_FREEZE_ENV` is ``0``.
     """
+    import gc
     import os
 
     if os.environ.get(GC_FREEZE_ENV, "1").strip() == "0":
