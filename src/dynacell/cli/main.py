@@ -162,8 +162,6 @@ def main() -> None:
     """
     signals = _Signals()
     signals.install()
-    if _is_process_entry():
-        freeze_after_full_collections()
     try:
         _main(signals)
     except SystemExit as exc:
@@ -185,46 +183,6 @@ def main() -> None:
         signals.restore()
     if _is_process_entry():
         _exit_now(0)
-
-
-#: Environment variable that, set to ``0``, leaves Python's garbage collector as it is
-#: (:func:`freeze_after_full_collections`).
-GC_FREEZE_ENV = "DYNACELL_GC_FREEZE"
-
-
-def _freeze_survivors(phase: str, info: dict) -> None:
-    if phase == "stop" and info.get("generation") == 2:
-        import gc
-
-        gc.freeze()
-
-
-def freeze_after_full_collections() -> bool:
-    """Let each full collection of Python's garbage collector see only the objects made since the last one.
-
-    A ``dynacell`` command imports its libraries step by step (torch, pandas, scipy, matplotlib: ~300,000
-    objects by the report step), and every full (generation-2) collection walks all of them again although
-    modules, classes and functions live until the process ends: ``dynacell run --no-video`` on GOWT1 01 made
-    7 full collections costing 0.04 → 0.26 CPU-s each as the heap grew, 0.9 CPU-s in all. After each full
-    collection this moves the survivors to the collector's permanent generation (:func:`gc.freeze`), so the
-    next one walks only what came since (0.01–0.05 CPU-s each). Reference counting still frees every object;
-    only a frozen object that later becomes part of an unreachable cycle is not reclaimed. The outputs do not
-    change. Installed by :func:`main` when it is the whole process (not for library callers or tests).
-
-    Returns
-    -------
-    bool
-        True when the hook is installed (now or by an earlier call); False when the environment variable
-        :data:`GC_FREEZE_ENV` is ``0``.
-    """
-    import gc
-    import os
-
-    if os.environ.get(GC_FREEZE_ENV, "1").strip() == "0":
-        return False
-    if _freeze_survivors not in gc.callbacks:
-        gc.callbacks.append(_freeze_survivors)
-    return True
 
 
 def _is_process_entry() -> bool:
