@@ -12,7 +12,8 @@ inside its reference, and the numbers of missed (Jaccard 0), split (two or more 
 each covering > 10 % of the reference) and merged (one predicted object covering more than half of
 two references) reference objects, and the worst objects.
 
-``--mode grid`` scores variants (JSON object of lists; every combination):
+``--mode grid`` scores variants (JSON object of lists; every combination; or a JSON list of such
+objects, their variants one after another on the same cached maps):
 
 - ``scale``: the estimated nucleus diameter is multiplied by this (< 1 runs the frame at a finer
   model scale: nucleus-size normalisation target);
@@ -23,7 +24,8 @@ two references) reference objects, and the worst objects.
   the seeded watershed;
 - ``shifts``: 1 (off), 2 or 4 = the foreground that cuts the resized-back outline is the mean of that
   many copies run on grids shifted by half a model pixel (:func:`shifted_foreground`); the instances
-  stay those of the unshifted copy;
+  stay those of the unshifted copy; as in ``segment_frame``, only where the frame is shrunk by a zoom
+  of at most ``shifts ** -0.5`` (GOWT1 and the GOWT1-sized probe, not HeLa);
 - ``fullres``: 1 = the maps resized (bilinear) to the frame and the seeded watershed run there (outline
   and split lines from the interpolated maps), instead of the model-scale labels resized back;
 - ``cut``: foreground probability at which the resized-back outline is cut (``segment_frame``
@@ -305,7 +307,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="nuclei-seg-2d-fast")
     p.add_argument("--mode", choices=("diagnose", "grid"), default="diagnose")
-    p.add_argument("--grid", default='{"cut": [0.5]}', help="JSON object of lists (see the module docstring)")
+    p.add_argument("--grid", default='{"cut": [0.5]}', help="JSON object of lists, or a list of them (see the module docstring)")
     p.add_argument("--ensemble", default=None, help="second model of the ens_flips variants (name or folder)")
     p.add_argument("--markers", action="store_true", help="GOWT1 marker counts on validation frames 21-31")
     p.add_argument("--probe", choices=("none", "dim-pairs"), default="none")
@@ -373,7 +375,7 @@ def main() -> None:
         lab = P.maps_to_instances(seg.card.architecture, maps, params)
         if not np.allclose(zoom, 1):  # as segment_frame: nearest back, grown one model pixel, cut by the foreground
             fg = P._resize_linear(maps["foreground"], f.image.shape)
-            if int(shifts) > 1:
+            if int(shifts) > 1 and float(np.max(zoom)) <= int(shifts) ** -0.5:  # as segment_frame applies them
                 key = ("shifts", ds, i, scale, flips, int(shifts))
                 if key not in maps_cache:
                     x = normalize_image(f.image)
@@ -404,9 +406,9 @@ def main() -> None:
                 "worst": [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}
                           for r in sorted(rows, key=lambda r: r["jaccard"])[:5]]}), flush=True)
         return
-    spec = json.loads(a.grid)
-    for values in itertools.product(*spec.values()):
-        kw = dict(zip(spec, values))
+    specs = json.loads(a.grid)
+    specs = specs if isinstance(specs, list) else [specs]  # a list of grids: their variants one after another
+    for kw in (dict(zip(spec, values)) for spec in specs for values in itertools.product(*spec.values())):
         out: dict[str, Any] = dict(kw)
         for ds in ("gowt1", "hela02"):
             s = [ctc_seg(f.labels, labels_of(ds, i, **kw)) for i, f in enumerate(sets[ds])]
