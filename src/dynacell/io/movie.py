@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -237,8 +237,6 @@ def with_physical_sizes(movie: Movie, voxel_size_um: tuple[float, ...] | None = 
     InvalidInputError
         A voxel size with the wrong number of axes or a size ≤ 0 (:class:`Movie` checks).
     """
-    if voxel_size_um is None and frame_interval_s is None:
-        return movie
-    return Movie(movie.data, movie.axes, voxel_size_um if voxel_size_um is not None else movie.voxel_size_um,
-                 frame_interval_s if frame_interval_s is not None else movie.frame_interval_s, movie.frame_indices,
-                 movie.source, movie.metadata)
+    changes = {k: v for k, v in (("voxel_size_um", voxel_size_um), ("frame_interval_s", frame_interval_s))
+               if v is not None}
+    return replace(movie, **changes) if changes else movie
