@@ -44,7 +44,9 @@ seeds × 3 frames, exact labels), where disjoint pairs of touching nuclei are di
 ``--dim-factor`` of their brightness above the background (``--probe-voxel-um 0.13`` renders them at
 GOWT1's nucleus size, ``--probe-true-size`` gives the reference nucleus size instead of the estimate) (the GOWT1 test block's dim touching pair is at a few percent of the
 bright nuclei); ``probe_merged`` counts dimmed pairs one predicted object covers more than half of
-both, ``probe_missed`` dimmed nuclei without such an object, of ``probe_pairs``.
+both, ``probe_missed`` dimmed nuclei without such an object, of ``probe_pairs``. A comma list
+``--dim-factor 0.2,0.3,1.0`` scores one probe per value (keys ``probe0.2_merged``, ...; 1.0 = the
+touching pairs undimmed).
 
 Usage::
 
@@ -311,7 +313,9 @@ def main() -> None:
     p.add_argument("--ensemble", default=None, help="second model of the ens_flips variants (name or folder)")
     p.add_argument("--markers", action="store_true", help="GOWT1 marker counts on validation frames 21-31")
     p.add_argument("--probe", choices=("none", "dim-pairs"), default="none")
-    p.add_argument("--dim-factor", type=float, default=0.1, help="brightness of the dimmed pairs of the probe")
+    p.add_argument("--dim-factor", default="0.1",
+                   help="brightness of the dimmed pairs of the probe; a comma list scores one probe per value "
+                        "(keys probe<F>_merged, ...)")
     p.add_argument("--probe-voxel-um", type=float, default=0.5, help="pixel size of the probe renders (0.13: GOWT1-sized)")
     p.add_argument("--probe-true-size", action="store_true",
                    help="give the probe its reference median nucleus diameter instead of the blob estimate")
@@ -332,16 +336,18 @@ def main() -> None:
         sets["gowt1_tra"] = [SimpleNamespace(image=tifffile.imread(g / "01" / f"t{t:03d}.tif"),
                                              labels=tifffile.imread(g / "01_GT" / "TRA" / f"man_track{t:03d}.tif"))
                              for t in range(21, 32)]
-    if a.probe == "dim-pairs":
-        sets["probe"] = dim_pair_probe(a.dim_factor, voxel_size_um=a.probe_voxel_um)
+    factors = [float(v) for v in str(a.dim_factor).split(",")] if a.probe == "dim-pairs" else []
+    probes = ["probe"] if len(factors) == 1 else [f"probe{v:g}" for v in factors]
+    for key, factor in zip(probes, factors):
+        sets[key] = dim_pair_probe(factor, voxel_size_um=a.probe_voxel_um)
     diam = {ds: estimate_nucleus_diameter_px(fr[0].image) for ds, fr in sets.items()}
     if "gowt1_tra" in sets:
         diam["gowt1_tra"] = diam["gowt1"]
-    if "probe" in sets:  # from the undimmed frames, as a user's movie would give it (or the reference size)
+    for key in probes:  # from the undimmed frames, as a user's movie would give it (or the reference size)
         from dynacell.segment.learned import lateral_diameters_px
 
-        diam["probe"] = float(np.median([float(np.median(lateral_diameters_px(f.labels))) if a.probe_true_size
-                                         else estimate_nucleus_diameter_px(f.original) for f in sets["probe"][:8]]))
+        diam[key] = float(np.median([float(np.median(lateral_diameters_px(f.labels))) if a.probe_true_size
+                                     else estimate_nucleus_diameter_px(f.original) for f in sets[key][:8]]))
     maps_cache: dict[tuple, Any] = {}
 
     def maps_of(model: Any, ds: str, i: int, scale: float, flips: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -421,16 +427,16 @@ def main() -> None:
                           for i, f in enumerate(sets["gowt1_tra"])]).sum(0)
             out.update(gowt1_21_31_merges=int(c[0]), gowt1_21_31_no_marker=int(c[1]), gowt1_21_31_missed=int(c[2]),
                        gowt1_21_31_markers=int(c[3]))
-        if "probe" in sets:
+        for key in probes:
             merged = missed = n = 0
-            for i, f in enumerate(sets["probe"]):
-                lab = labels_of("probe", i, **kw)
+            for i, f in enumerate(sets[key]):
+                lab = labels_of(key, i, **kw)
                 for u, v in f.pairs:
                     owner = [owner_of(lab, f.labels == w) for w in (u, v)]
                     n += 1
                     merged += int(owner[0] > 0 and owner[0] == owner[1])
                     missed += sum(o == 0 for o in owner)
-            out.update(probe_pairs=n, probe_merged=merged, probe_missed=missed)
+            out.update({f"{key}_pairs": n, f"{key}_merged": merged, f"{key}_missed": missed})
         print(json.dumps(out), flush=True)
 
 

@@ -19,6 +19,7 @@ from dynacell.segment.learned import (
     estimate_nucleus_diameter_px,
     instances_from_maps,
     normalize_image,
+    split_by_shape,
     training_targets,
 )
 from dynacell.segment.measure import measure_frame, measure_objects, relative_area_error
@@ -104,6 +105,27 @@ def test_seed_h_splits_touching_spheres_with_a_low_distance():
     # a bump less than seed_h above its saddle does not seed a nucleus of its own
     low = np.where(xx >= 20, np.minimum(dist, 0.22), dist).astype(np.float32)
     assert instances_from_maps(fg, low, None, PostprocessParams(0.5, 0.4, 5, seed_h=0.05)).max() == 1
+
+
+def test_split_by_shape_cuts_a_dim_pair_without_seeds_and_leaves_convex_nuclei():
+    """Two touching discs whose predicted distance never reaches seed_distance (a dim pair: one object)."""
+    yy, xx = np.mgrid[:60, :100]
+    pair = ((yy - 30) ** 2 + (xx - 25) ** 2 < 144) | ((yy - 30) ** 2 + (xx - 47) ** 2 < 144)
+    ellipse = ((yy - 30) / 10.0) ** 2 + ((xx - 80) / 16.0) ** 2 < 1  # convex, long: one maximum
+    fg = (pair | ellipse).astype(np.float32)
+    dist = 0.3 * fg  # below seed_distance: no seed anywhere, each component is one object
+    one = instances_from_maps(fg, dist, None, PostprocessParams(0.5, 0.45, 5))
+    assert one.max() == 2 and one[30, 25] == one[30, 47]
+    cut = instances_from_maps(fg, dist, None, PostprocessParams(0.5, 0.45, 5, split_h_px=3.0))
+    assert cut.max() == 3 and cut[30, 25] != cut[30, 47] and cut[30, 25] > 0 and cut[30, 47] > 0
+    assert len(np.unique(cut[ellipse])) == 1  # the ellipse stays whole
+    assert ((cut > 0) == (one > 0)).all()  # a split moves no pixel in or out of the foreground
+    # the neck (half-width 4.8 px, lobes of radius 12: dynamic 7.2 px) is kept whole by a larger h
+    assert instances_from_maps(fg, dist, None, PostprocessParams(0.5, 0.45, 5, split_h_px=8.0)).max() == 2
+    # objects below split_min_area_px are left whole; the input of split_by_shape is not modified
+    lab = one.copy()
+    assert split_by_shape(lab, 3.0, min_area_px=int(pair.sum()) + 1).max() == 2
+    assert split_by_shape(lab, 3.0).max() == 3 and (lab == one).all()
 
 
 def test_normalize_and_size_estimate(make_discs):
