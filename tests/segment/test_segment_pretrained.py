@@ -46,6 +46,20 @@ def test_fast_student_card_records_teacher_split_and_validation():
     assert all(a >= b for a, b in zip(shifts["chosen_outline_shifts_2"], shifts["before"], strict=True))
 
 
+def test_fast_student_shape_split_chosen_on_validation_and_probe():
+    """The card's shape split is the setting its record chose: no validation loss, fewer probe merges."""
+    seg = Segmenter.from_pretrained("nuclei-seg-2d-fast")
+    p, rec = seg.postprocess, seg.card.metrics["val_split_rule"]
+    assert (p.split_h_px, p.split_min_area_px) == (2.0, 900)
+    chosen, before = rec["chosen_split_h_2_min_area_900"], rec["before"]
+    assert (chosen[0] + chosen[1]) / 2 >= (before[0] + before[1]) / 2 - 0.001  # mean validation SEG
+    assert chosen[0] >= before[0] - 0.002 and chosen[1] >= before[1] - 0.002 and chosen[2] <= before[2] + 5
+    assert sum(chosen[3:6]) < sum(before[3:6])  # fewer rendered dim pairs merged
+    assert all(c <= b + 2 for c, b in zip(chosen[6:], before[6:], strict=True))  # no more dimmed nuclei lost
+    test = seg.card.metrics["test_split_rule"]  # the ship rule given before the test
+    assert test["hela02_seg"] >= 0.85 and test["gowt1_seg"] >= test["before_gowt1_seg"] - 0.01
+
+
 @pytest.mark.data
 @pytest.mark.slow
 def test_fast_student_on_a_heldout_hela_frame_beats_classical(shared_data):
