@@ -10,42 +10,48 @@
 * :func:`build_sample_set`: movie + labels + lineage → sample set (``dynacell extract``).
 """
 
-from dynacell.samples.build import build_sample_set
-from dynacell.samples.crops import (
-    NORMALIZATION,
-    FrameCrops,
-    crop_window,
-    crop_windows,
-    crops_for_frame,
-    iter_frame_crops,
-    normalize_crops,
-    nucleus_centroids,
-)
-from dynacell.samples.relabel import relabel_by_markers, relabel_movie_by_markers
-from dynacell.samples.sampleset import META_COLUMNS, SampleSet, concat, export_seed_layout, import_seed_layout
-from dynacell.samples.scale import nucleus_diameter_px, scale_crop_kwargs, scale_normalization
-from dynacell.samples.splits import group_labels, grouped_split
+from typing import Any
 
-__all__ = [
-    "META_COLUMNS",
-    "NORMALIZATION",
-    "FrameCrops",
-    "SampleSet",
-    "build_sample_set",
-    "concat",
-    "crop_window",
-    "crop_windows",
-    "crops_for_frame",
-    "export_seed_layout",
-    "group_labels",
-    "grouped_split",
-    "import_seed_layout",
-    "iter_frame_crops",
-    "normalize_crops",
-    "nucleus_centroids",
-    "nucleus_diameter_px",
-    "relabel_by_markers",
-    "relabel_movie_by_markers",
-    "scale_crop_kwargs",
-    "scale_normalization",
-]
+#: Where each public name lives. The submodules are imported on first use (PEP 562), so that
+#: ``from dynacell.samples.crops import ...`` (the crops of ``classify_movie``, every ``dynacell run``) does
+#: not also import the sample-set, split and build modules (about 30 ms of a run's classify step).
+_WHERE: dict[str, str] = {
+    "META_COLUMNS": "sampleset",
+    "NORMALIZATION": "crops",
+    "FrameCrops": "crops",
+    "SampleSet": "sampleset",
+    "build_sample_set": "build",
+    "concat": "sampleset",
+    "crop_window": "crops",
+    "crop_windows": "crops",
+    "crops_for_frame": "crops",
+    "export_seed_layout": "sampleset",
+    "group_labels": "splits",
+    "grouped_split": "splits",
+    "import_seed_layout": "sampleset",
+    "iter_frame_crops": "crops",
+    "normalize_crops": "crops",
+    "nucleus_centroids": "crops",
+    "nucleus_diameter_px": "scale",
+    "relabel_by_markers": "relabel",
+    "relabel_movie_by_markers": "relabel",
+    "scale_crop_kwargs": "scale",
+    "scale_normalization": "scale",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'dynacell.samples' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"dynacell.samples.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
