@@ -60,7 +60,7 @@ def test_crop_parameters_from_card():
     from dynacell.states import load_model
 
     got = crop_parameters(load_model("nuclei-3d"), 3)
-    assert got == {"size": (24, 24, 24), "target_voxel_um": None, "target_diameter_px": 9.0, "scale_frames": 3,
+    assert got == {"size": (16, 16, 16), "target_voxel_um": None, "target_diameter_px": 6.0, "scale_frames": 3,
                    "scale_units": "um"}
 
 
