@@ -83,8 +83,9 @@ class StateClassifier:
         self.n_input_channels: int = 6 if self.context else 4
         #: Most crops per forward pass (the ``batch_size`` of the predict methods is capped to it): about
         #: 2**18 crop voxels on CPU, where smaller passes keep the feature maps in cache — nuclei-2d (48²) 113
-        #: crops: 2,264 crops per CPU-s against 1,748 at 256; nuclei-3d (24³) 18: 365–381 against 311 at 64
-        #: (one thread, benchmarks/classify.py); the logits do not depend on it.
+        #: crops: 2,264 crops per CPU-s against 1,748 at 256; the 24³ nuclei-3d of 30 Nov 18: 365–381 against
+        #: 311 at 64 (one thread, benchmarks/classify.py); the 16³ nuclei-3d of 1 Dec 64 (about 0.95 ms a crop);
+        #: the logits do not depend on it.
         self.max_forward_crops: int = (max(8, 2 ** 18 // int(np.prod(self.crop_size))) if device == "cpu"
                                        else 1 << 30)
 

@@ -26,8 +26,9 @@ def reuse_freed_memory(mmap_threshold_bytes: int = 32 << 20, trim_threshold_byte
     """Let the C allocator (glibc) reuse freed memory instead of mapping fresh pages for every large array.
 
     The classify step makes arrays of a few MB per frame (image frames, crops, the state model's feature
-    maps: 16 MB for 18 crops of 24³ in ``nuclei-3d``'s first layer) and frees them at once. By default glibc
-    serves blocks above a (dynamic) threshold from fresh ``mmap`` pages and returns a freed heap top above
+    maps: 16 MB for 18 crops of 24³ in the first layer of the 24³ ``nuclei-3d`` of 30 Nov) and frees them
+    at once. By default glibc serves blocks above a (dynamic) threshold from fresh ``mmap`` pages and returns
+    a freed heap top above
     another threshold to the system, so many of them fault in new, zeroed pages each time. This sets
     both thresholds once for the process (``mallopt``: ``M_MMAP_THRESHOLD``, ``M_TRIM_THRESHOLD``; the
     same as the environment variables ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``), so that
