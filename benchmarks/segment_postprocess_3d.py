@@ -11,6 +11,9 @@ resized back) on:
 - ``sim3d-val``: renders of simulated 3D embryos of seeds 8–11 (two frames each,
   :func:`dynacell.train.segment._sim3d_frames`; the training set ``sim3d`` uses seeds 0–7), dense
   touching nuclei with exact labels: the check of over-splitting;
+- ``sim3d-ls-val`` (unless ``--ls-seeds ''``): renders imaged like the mouse light-sheet stack, seeds
+  8–11 (:func:`dynacell.train.segment._sim3d_ls_frames`; the training set ``sim3d-ls`` uses seeds
+  0–7), exact labels: outlines under a z-stretched blur at low SNR;
 - ``sdleft``: the StarDist 3D left half — the **training** side of ``nuclei-seg-3d`` (no StarDist
   validation side exists); printed for information, not for choosing;
 - ``zreg0-6`` (only with ``--train-frames``): mouse frames 0–6 against the moved labels, the
@@ -56,12 +59,14 @@ def main() -> None:
         estimate_nucleus_diameter_for_model,
         segment_frame,
     )
-    from dynacell.train.segment import _sim3d_frames, load_frames, reference_diameter_px
+    from dynacell.train.segment import _sim3d_frames, _sim3d_ls_frames, load_frames, reference_diameter_px
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="nuclei-seg-3d")
     p.add_argument("--grid", default="[{}]", help="JSON list of overrides: PostprocessParams fields and flips")
     p.add_argument("--sim-seeds", default="8,9,10,11", help="simulation seeds of sim3d-val (not 0-7: training)")
+    p.add_argument("--ls-seeds", default="8,9,10,11",
+                   help="simulation seeds of sim3d-ls-val (not 0-7: training); '' leaves the set out")
     p.add_argument("--weights", default=None, help="state_dict file replacing the model's weights (an epoch)")
     p.add_argument("--train-frames", action="store_true", help="also score mouse frames 0-6 (training frames)")
     a = p.parse_args()
@@ -99,12 +104,14 @@ def main() -> None:
     sim = [f for s in a.sim_seeds.split(",") for f in _sim3d_frames(int(s))]
     sets = {"zreg7": load_frames("mouse8-zreg", "val"), "given7": load_frames("mouse8", "val"),
             "sim3d-val": sim, "sdleft (training side)": load_frames("stardist3d-half", "train")}
+    if a.ls_seeds:
+        sets["sim3d-ls-val"] = [f for s in a.ls_seeds.split(",") for f in _sim3d_ls_frames(int(s))]
     if a.train_frames:
         sets["zreg0-6"] = load_frames("mouse8-zreg", "train")
     prepared = {}
     diam: dict = {}
     for name, frames in sets.items():
-        vs_set = None if name == "sim3d-val" else aspect_from_reference(frames)
+        vs_set = None if name.startswith("sim3d") else aspect_from_reference(frames)
         prepared[name] = []
         for f in frames:
             vs = f.voxel_size_um if vs_set is None else vs_set

@@ -93,6 +93,26 @@ def test_sim3d_frames_are_3d_with_their_voxel_size():
     assert load_frames("sim3d", "test") == [] and load_frames("sim3d", "val") == []
 
 
+@pytest.mark.slow
+def test_sim3d_ls_frames_look_like_the_mouse_lightsheet():
+    """The light-sheet renders: mouse voxel size, nuclei about the mouse's 20 px across, a dim low-SNR signal."""
+    from dynacell.segment.learned import lateral_diameters_px
+    from dynacell.train.segment import _sim3d_ls_frames
+
+    frames = _sim3d_ls_frames(8)  # a validation seed (training uses 0-7)
+    assert len(frames) == 2 and all(f.dataset == "sim3d-ls" and f.voxel_size_um == (2.0, 0.832, 0.832) for f in frames)
+    f = frames[0]
+    assert 6 <= f.labels.max() and len(np.unique(f.labels)) - 1 >= 6
+    assert 14 < float(np.median(lateral_diameters_px(f.labels))) < 26
+    inside, outside = f.image[f.labels > 0].astype(float), f.image[f.labels == 0].astype(float)
+    contrast = (inside.mean() - outside.mean()) / outside.std()
+    assert 1.0 < contrast < 6.0  # mouse frame 7: (125.0 - 117.9) / 3.4 = 2.1
+    np.testing.assert_array_equal(_sim3d_ls_frames(8)[0].image, f.image)  # deterministic per seed
+    other = _sim3d_ls_frames(9)[0].image
+    assert other.shape != f.image.shape or not np.array_equal(other, f.image)  # seeds differ
+    assert load_frames("sim3d-ls", "val") == [] and load_frames("sim3d-ls", "test") == []
+
+
 @pytest.mark.data
 def test_stardist3d_half_split_is_two_disjoint_halves(shared_data):
     full = load_frames("stardist3d", "test", shared_data)[0]

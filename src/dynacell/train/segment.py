@@ -23,6 +23,8 @@ dataset         reference masks                                   split (time bl
 ``stardist3d-half``  the same stack cut at the middle of X             train = x < 28 (t 0), test = x ≥ 28 (t 1)
 ``sim3d``       simulated 3D embryos (dynacell.simulate), random   train seeds 0–7 (domain randomisation)
                 density, nucleus size, voxel aspect, photons
+``sim3d-ls``    simulated 3D embryos imaged like the mouse 8-cell   train seeds 0–7 (seeds 8–11: validation
+                light-sheet stack (:func:`_sim3d_ls_frames`)        renders of the benchmarks)
 ``sim``         simulated 2D colony with apoptosis (dynacell.        train seeds 0–1, val 2, test 3
                 simulate), live/dead labels
 ==============  ===============================================  ==========================================
@@ -99,6 +101,7 @@ SPLITS: dict[str, dict[str, Any]] = {
     "stardist3d": {"train": lambda t: False, "val": lambda t: False, "test": lambda t: True},
     "stardist3d-half": {"train": lambda t: t == 0, "val": lambda t: False, "test": lambda t: t == 1},
     "sim3d": {"train": lambda t: t <= 7, "val": lambda t: False, "test": lambda t: False},
+    "sim3d-ls": {"train": lambda t: t <= 7, "val": lambda t: False, "test": lambda t: False},
     "sim": {"train": lambda t: t <= 1, "val": lambda t: t == 2, "test": lambda t: t == 3},
 }
 
@@ -115,6 +118,7 @@ SPLIT_TEXT: dict[str, str] = {
     "stardist3d": "test only",
     "stardist3d-half": "regions: train x < 28 (left half of X), test x >= 28",
     "sim3d": "simulation seeds 0-7 (training only)",
+    "sim3d-ls": "simulation seeds 0-7 (training only; seeds 8-11 are validation renders)",
     "sim": "simulation seeds: train 0-1, val 2, test 3",
 }
 
@@ -365,6 +369,10 @@ def load_frames(dataset: str, side: str, data_root: str | Path | None = None, *,
         for seed in range(8):
             if keep(seed):
                 out.extend(_sim3d_frames(seed))
+    elif dataset == "sim3d-ls":
+        for seed in range(8):
+            if keep(seed):
+                out.extend(_sim3d_ls_frames(seed))
     elif dataset == "sim":
         for seed in range(4):
             if keep(seed):
@@ -418,6 +426,35 @@ def _sim3d_frames(seed: int) -> list[AnnotatedFrame]:
                           photons=float(rng.uniform(8, 60)), background_photons=float(rng.uniform(5, 40)),
                           seed=2000 + seed, progress=False)
     return [AnnotatedFrame("sim3d", seed * 100 + i, np.asarray(res.images[i]), np.asarray(res.labels[i], np.int32),
+                           voxel_size_um=tuple(float(v) for v in res.voxel_size_um)) for i in (0, 3)]
+
+
+def _sim3d_ls_frames(seed: int) -> list[AnnotatedFrame]:
+    """Two frames of a simulated 3D embryo imaged like the real mouse 8-cell light-sheet stack.
+
+    Around :meth:`dynacell.simulate.params.ImagingParams.mouse_lightsheet` (voxels 2.0 × 0.832 ×
+    0.832 µm, a point-spread function stretched along z, about 8 signal over 8 background photons)
+    and the geometry of ``benchmarks/realism.py`` (``SIM_MOUSE``), seed ``s`` draws
+    (``default_rng([8, s])``): 6–12 starting nuclei, nucleus radius 7.5–10 µm, cell radius
+    1.5–1.8× the nucleus, PSF sigma 1.0–2.2 µm in z and 0.3–0.55 µm laterally, 5–14 signal over
+    6–12 background photons, texture amplitude 0.5–1.0; frames 0 and 3 of a 4-frame simulation
+    (simulation seed ``3000 + s``), no division or death. Exact labels (the nucleus before the blur).
+    """
+    from dynacell.simulate import simulate_embryo
+    from dynacell.simulate.params import AppearanceParams, ImagingParams
+
+    rng = np.random.default_rng([8, seed])
+    radius = float(rng.uniform(7.5, 10.0))
+    psf_z, psf_xy = float(rng.uniform(1.0, 2.2)), float(rng.uniform(0.3, 0.55))
+    imaging = ImagingParams.mouse_lightsheet().with_overrides(
+        psf_sigma_um=(psf_z, psf_xy, psf_xy), photons=float(rng.uniform(5, 14)),
+        background_photons=float(rng.uniform(6, 12)))
+    res = simulate_embryo(ndim=3, n_start=int(rng.integers(6, 13)), n_frames=4, division_rate_per_frame=0.0,
+                          death_rate_per_frame=0.0, radius_um=radius, cell_radius_um=radius * float(rng.uniform(1.5, 1.8)),
+                          motility_um_per_frame=0.5, imaging=imaging,
+                          appearance=AppearanceParams(texture_amplitude=float(rng.uniform(0.5, 1.0)), texture_scale_um=4.0),
+                          seed=3000 + seed, progress=False)
+    return [AnnotatedFrame("sim3d-ls", seed * 100 + i, np.asarray(res.images[i]), np.asarray(res.labels[i], np.int32),
                            voxel_size_um=tuple(float(v) for v in res.voxel_size_um)) for i in (0, 3)]
 
 
@@ -1003,7 +1040,7 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
         va = load_frames(ds, "val", data_root, pseudo_model=pseudo_model)
         if tr and tr[0].image.ndim != ndim:
             raise InvalidInputError(f"dataset {ds} is {tr[0].image.ndim}-D but the model is {ndim}-D")
-        groups = ([[f] for f in tr] if ds == "sim3d" else [tr])  # simulations differ in nucleus size and aspect
+        groups = ([[f] for f in tr] if ds in ("sim3d", "sim3d-ls") else [tr])  # simulations differ in nucleus size and aspect
         zooms: list[np.ndarray] = []
         for g in groups:
             d = reference_diameter_px(g)
