@@ -5,7 +5,10 @@ Test modules never import each other; what several of them need lives here or in
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -17,7 +20,7 @@ from dynacell.cli.main import main
 from dynacell.io.movie import Movie
 
 __all__ = ["synthetic_set", "state_card", "FixedClassifier", "make_tiny_model", "make_live_dead_model", "run_main",
-           "synthetic_movie", "_ctc_folder", "division_lineage"]
+           "synthetic_movie", "_ctc_folder", "division_lineage", "load_benchmark"]
 
 
 def division_lineage(n_frames: int = 8, split: int = 3, daughters=((30, 30), (30, 30))):
@@ -218,3 +221,12 @@ def synthetic_set(n_per_class: int = 40, size: int = 16, seed: int = 0):
                          "track_id": 1000 * k + i, "tree_id": 1000 * k + i, "state": state,
                          "z": 0.0, "y": c, "x": c})
     return SampleSet(np.stack(xs), pd.DataFrame(rows), {"normalization": "synthetic", "voxel_size_um": [0.5, 0.5]})
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """The script ``benchmarks/<name>.py`` loaded as a module (the benchmarks folder is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

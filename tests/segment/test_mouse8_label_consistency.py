@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "mouse8_label_consistency.py"
+from _helpers import load_benchmark
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("mouse8_label_consistency", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("mouse8_label_consistency")
 
 
 def _two_boxes(shift=(0, 0, 0), grow=0):

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "segment_boundary_2d.py"
+from _helpers import load_benchmark
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("segment_boundary_2d", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("segment_boundary_2d")
 
 
 def test_shrink_labels_removes_one_ring_also_between_touching_objects() -> None:

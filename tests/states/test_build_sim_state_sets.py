@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "build_sim_state_sets.py"
+from _helpers import load_benchmark
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("build_sim_state_sets", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("build_sim_state_sets")
 
 
 def test_default_draw_keeps_the_order_of_the_earlier_sets() -> None:

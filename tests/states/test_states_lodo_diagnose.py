@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "states_lodo_diagnose.py"
+from _helpers import load_benchmark
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("states_lodo_diagnose", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("states_lodo_diagnose")
 
 
 def test_geometry_features_of_a_nucleus_splitting_at_t_plus_1() -> None:

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "states_lodo_prior.py"
+from _helpers import load_benchmark
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("states_lodo_prior", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("states_lodo_prior")
 
 
 def test_variants_of_one_movie() -> None:
