@@ -133,6 +133,11 @@ def settle_run_imports(modules: tuple[str, ...] = RUN_IMPORTS) -> int:
     -------
     int
         Objects moved to the permanent generation (:func:`gc.get_freeze_count`).
+
+    Raises
+    ------
+    ImportError
+        When one of ``modules`` cannot be imported (the collector is still re-enabled).
     """
     import gc
     import importlib

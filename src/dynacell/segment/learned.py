@@ -355,6 +355,14 @@ def split_by_shape(labels: np.ndarray, h_px: float, min_area_px: int = 0) -> np.
     numpy.ndarray
         int32 labels; every new piece gets an id above the input's largest; a convex object has one
         maximum and is unchanged.
+
+    Notes
+    -----
+    Raises nothing of its own: ``labels`` is cast to int32 first (float ids are truncated).
+    The h-maxima are the regional maxima of the morphological reconstruction by dilation of
+    ``edt - h`` under ``edt`` (maxima of dynamic ≥ h; Vincent, IEEE TIP 2 (1993) 176–201; scikit-image
+    ``reconstruction`` and ``local_maxima``), and the cut is a watershed of ``-edt`` from them
+    (scikit-image ``watershed``), as in the classical distance-transform split of touching nuclei.
     """
     from scipy import ndimage as ndi
     from skimage.morphology import local_maxima, reconstruction
