@@ -599,6 +599,56 @@ def _check_offsets(offsets, n: int, ndim: int) -> tuple[np.ndarray | None, np.nd
     return out[0], out[1]
 
 
+class BoxCache:
+    """Resampled image boxes of recent frames, reused by the crops of the next frames (track context).
+
+    With track context (``neighbour_offsets_px``) the ``t−1`` box of a nucleus linked one-to-one is centred on
+    its parent's rounded centroid at ``t−1`` — the box that parent's own ``t`` channel was cut from one frame
+    earlier — and its ``t+1`` box is where its child's ``t`` channel will be cut one frame later. A box is a
+    function of the frame, its integer centre and the sample offsets only (:func:`_resample_linear` treats
+    every box alike, whichever others share its call), so :func:`crop_windows` takes a box from here when the
+    same frame and centre were resampled before and stores the ones it makes: the same numbers, about a third
+    of the resampling on a movie of one-to-one links. :func:`iter_frame_crops` keeps one per call, holding
+    the frames of the current ``t−1, t, t+1`` window only.
+    """
+
+    def __init__(self) -> None:
+        self._offs: tuple | None = None
+        self._frames: dict[int, dict[tuple[int, ...], np.ndarray]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def keep(self, frames) -> None:
+        """Forget the boxes of every frame number not in ``frames``."""
+        wanted = set(frames)
+        for f in [f for f in self._frames if f not in wanted]:
+            del self._frames[f]
+
+    def boxes(self, frame_no: int, frame: np.ndarray, centres: np.ndarray, offs: Sequence[np.ndarray],
+              valid: np.ndarray) -> np.ndarray:
+        """float32 ``(N, *s)`` boxes of ``frame`` (number ``frame_no``) at intp ``centres`` ``(N, ndim)``, zero
+        where ``valid`` ``(N, *s)`` is False: those stored, the others resampled now (and stored)."""
+        sig = tuple((o.dtype.str, o.tobytes()) for o in (np.asarray(x) for x in offs)) + (frame.shape,)
+        if sig != self._offs:  # other sample offsets or frame shape: nothing stored applies
+            self._frames.clear()
+            self._offs = sig
+        store = self._frames.setdefault(int(frame_no), {})
+        keys = [tuple(c) for c in centres.tolist()]
+        miss = [i for i, k in enumerate(keys) if k not in store]
+        out = np.empty((len(keys), *(o.size for o in offs)), np.float32)
+        if miss:
+            miss_a = np.asarray(miss, dtype=np.intp)
+            made = _resample_linear([frame], centres[miss_a], offs)[0]
+            made[~valid[miss_a]] = 0.0
+            for j, i in enumerate(miss):
+                store[keys[i]] = made[j]
+        for i, k in enumerate(keys):
+            out[i] = store[k]
+        self.misses += len(miss)
+        self.hits += len(keys) - len(miss)
+        return out
+
+
 def crop_windows(
     frames: Sequence[np.ndarray | None],
     labels_t: np.ndarray,
@@ -610,6 +660,8 @@ def crop_windows(
     target_voxel_um: float | Sequence[float] | None = None,
     context_labels: Sequence[np.ndarray | None] | None = None,
     neighbour_offsets_px: Sequence[np.ndarray | None] | None = None,
+    box_cache: BoxCache | None = None,
+    frame_numbers: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Crop ``[t−1, t, t+1, mask]`` windows for several nuclei of one frame (batch of :func:`crop_window`).
 
@@ -643,6 +695,12 @@ def crop_windows(
         ``t±1``). The image channel and the segmentation-context channel of that frame are cut
         around ``centroid + offset`` (rounded half-up); NaN rows, or None for a frame, keep the
         box at ``t`` (the default, as the seed did). The mask channel is always the box at ``t``.
+    box_cache : BoxCache, optional
+        With ``frame_numbers``, resampled boxes (``target_voxel_um`` given) are taken from and stored in it
+        whenever the three image channels have their own boxes (track context): the same crops, less
+        resampling over consecutive frames (:class:`BoxCache`; :func:`iter_frame_crops` passes one).
+    frame_numbers : sequence of 3 int, optional
+        Frame numbers of ``frames`` (a missing neighbour: the number of ``t``), the keys of ``box_cache``.
 
     Returns
     -------
@@ -719,7 +777,12 @@ def crop_windows(
                 raw[:, c] = np.take(np.ascontiguousarray(stack[c]).reshape(-1), index)
     else:  # linear interpolation (map_coordinates order=1, mode="constant"), separable per axis
         offs = [(np.arange(sz) - sz // 2) * step[a] for a, sz in enumerate(size_t)]
+        cached = box_cache is not None and frame_numbers is not None and not shared
         for group in groups:
+            if cached:  # one channel per group: its boxes from the cache where that frame and centre were made
+                (c,) = group
+                raw[:, c] = box_cache.boxes(frame_numbers[c], stack[c], centres[c].astype(np.intp), offs, valid_c[c])
+                continue
             boxes = _resample_linear([stack[c] for c in group], centres[group[0]].astype(np.intp), offs)
             for c, box in zip(group, boxes):
                 raw[:, c] = box
@@ -1016,7 +1079,8 @@ def offsets_for_frame(offsets, t: int, label_ids: np.ndarray) -> tuple[np.ndarra
 
 
 def _crop_frame(t, frames, lab, *, size, voxel_size_um, target_voxel_um, label_ids=None, source="",
-                context=False, context_labels=None, neighbour_offsets_px=None, objects=None):
+                context=False, context_labels=None, neighbour_offsets_px=None, objects=None, box_cache=None,
+                frame_numbers=None):
     """Centroids + crops of one frame given its 3 image frames and label image.
 
     Returns ``(x, ids, centroids, all_ids, edge_px, size_px)``; ``all_ids`` are the ids present before
@@ -1025,7 +1089,7 @@ def _crop_frame(t, frames, lab, *, size, voxel_size_um, target_voxel_um, label_i
     ``context_labels`` is the pair of label images of ``t−1, t+1`` (None where missing).
     ``neighbour_offsets_px`` maps a node ``(t, label)`` to its pair of box offsets (see
     :func:`offsets_for_frame`). ``objects`` (:func:`dynacell.io.scan.frame_objects`) may already hold
-    the frame's ids, centroids and boxes.
+    the frame's ids, centroids and boxes. ``box_cache`` / ``frame_numbers``: see :func:`crop_windows`.
     """
     from dynacell.io.scan import frame_objects
 
@@ -1056,7 +1120,8 @@ def _crop_frame(t, frames, lab, *, size, voxel_size_um, target_voxel_um, label_i
     x = crop_windows(frames, lab, ids, cen, size=size_t, voxel_size_um=voxel_size_um,
                      target_voxel_um=target_voxel_um,
                      context_labels=(context_labels or (None, None)) if context else None,
-                     neighbour_offsets_px=offsets_for_frame(neighbour_offsets_px, t, ids))
+                     neighbour_offsets_px=offsets_for_frame(neighbour_offsets_px, t, ids),
+                     box_cache=box_cache, frame_numbers=frame_numbers)
     return x, ids, cen, all_ids, edge, extent
 
 
@@ -1147,9 +1212,13 @@ def iter_frame_crops(
     shared = ctx_movie is labels  # context read from `labels`: frame t comes from the same cache
     cache: dict[int, np.ndarray] = {}
     ctx_cache: dict[int, np.ndarray] = {}
+    boxes = BoxCache() if neighbour_offsets_px is not None else None  # track context: boxes shared by frames
     for t in tqdm(todo, desc="crops", unit="frame", disable=not progress):
         prev_t, next_t = _neighbours(images, t)
         _slide(cache, images, {f for f in (prev_t, t, next_t) if f is not None})
+        numbers = (t if prev_t is None else prev_t, t, t if next_t is None else next_t)
+        if boxes is not None:
+            boxes.keep(numbers)
         window = (cache.get(prev_t) if prev_t is not None else None, cache[t],
                   cache.get(next_t) if next_t is not None else None)
         ids = None if label_ids is None else label_ids.get(t, [])
@@ -1166,7 +1235,7 @@ def iter_frame_crops(
                                                target_voxel_um=target_voxel_um, label_ids=ids,
                                                source=frame_source(labels, t), context=context,
                                                context_labels=ctx, neighbour_offsets_px=neighbour_offsets_px,
-                                               objects=objects)
+                                               objects=objects, box_cache=boxes, frame_numbers=numbers)
         yield FrameCrops(t, x, ids_out, cen, all_ids, edge, extent)
 
 
