@@ -1,6 +1,7 @@
 """CPU seconds of one ``frames-mc-linear`` forecast of a 1024 × 1024 frame, settings timed A/B (issue 14).
 
-Run from the checkout (needs ../shared/data; about 1 CPU minute, 5 more with --with-previous; one thread):
+Run from the checkout (needs ../shared/data; about 1 CPU minute, 5 more with --with-previous; one thread
+except the ``2 threads`` variant):
 
     python benchmarks/forecast_mc_speed.py [--repeats 2] [--with-previous] [--out DIR]
 
@@ -22,14 +23,23 @@ equal weights summing to 1 (the cost does not depend on their values). Timed wit
   at full resolution (``flow_compose_coarse=False``, the default until issue 14's last change; the
   default now chains them at the reduced resolution they are estimated at and upsamples only the
   chained flows).
+* ``resize upsample``: the current defaults with the flows upsampled by :func:`skimage.transform.resize`
+  (order 1), as before session 12 (``upsample_flow`` now interpolates rows by gathering and columns
+  by a product with the interpolation matrix: the same values to float32 rounding).
+* ``2 threads``: the current defaults with ``threads=2`` (warps and Gaussian filters of one forecast
+  side by side; the same forecast bit for bit). Its CPU seconds count both threads.
+
+Each timing records CPU seconds (:func:`time.process_time`, all threads of the process) and wall
+seconds (:func:`time.perf_counter`); on a shared machine only the CPU seconds are comparable
+between runs.
 
 At full resolution every flow is estimated at 1/4 of its flow resolution, so that it sees the same
 physical scale as on the ÷4 frames the settings were chosen on. Each is timed on (a) one window with
 nothing cached (three flows), the variants in turn, ``--repeats`` times, at full resolution and on
 the ÷4 path (frames block-averaged by 4, forecast, upsampled back bilinearly, as
 :func:`dynacell.forecast.benchmark.speed_table` times the networks); and (b) along the movie (frames
-4–9 forecast in turn; flows between frames already seen are reused, so each new frame costs one new
-flow): mean per frame after the first.
+4–9 forecast in turn, the variants interleaved frame by frame; flows between frames already seen are
+reused, so each new frame costs one new flow): mean per frame after the first.
 """
 
 from __future__ import annotations
@@ -45,9 +55,14 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
 
 
+WALL: dict = {}
+
+
 def _cpu(fn) -> float:
-    c0 = time.process_time()
+    """CPU seconds of ``fn()``; its wall seconds are appended to ``WALL["last"]``."""
+    c0, w0 = time.process_time(), time.perf_counter()
     fn()
+    WALL["last"] = time.perf_counter() - w0
     return time.process_time() - c0
 
 
@@ -89,26 +104,41 @@ def main() -> None:
             kw = {"flow_kwargs": {}} if which.startswith("tvl1 1/2") else {}
             if which in ("fine chain", "tvl1 1/2, skimage warp", "tvl1 1/2"):
                 kw["flow_compose_coarse"] = False
+            if which == "2 threads":
+                kw["threads"] = 2
             mc = MotionCompensatedForecaster(flow_method="ilk" if which == "ilk 1/2" else "tvl1", **kw)
             if full_res:
                 mc.flow_downsample *= 4
         mc.weights = np.r_[np.full(mc.n_features, 1.0 / mc.n_features), 0.0]
         return mc
 
+    upsample_flow = motion.upsample_flow
+
+    def resize_upsample(flow: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
+        from skimage.transform import resize
+
+        v = np.asarray(flow, np.float32)
+        full = (v.shape[1] * factor, v.shape[2] * factor)
+        up = np.stack([resize(c, full, order=1, mode="edge", anti_aliasing=False) for c in v]) * np.float32(factor)
+        return np.ascontiguousarray(up[:, :shape[0], :shape[1]], dtype=np.float32)
+
     def forecast(mc: MotionCompensatedForecaster, which: str, window: np.ndarray) -> np.ndarray:
         motion.warp_by_flow = skimage_warp if which in ("previous", "tvl1 1/2, skimage warp") else warp_by_flow
+        if which in ("previous", "tvl1 1/2, skimage warp", "tvl1 1/2", "fine chain", "resize upsample"):
+            motion.upsample_flow = resize_upsample
         try:
             if which == "previous":
                 return mc.predict_features(mc.features(window))
             return mc.predict(window[None])[0]
         finally:
             motion.warp_by_flow = warp_by_flow
+            motion.upsample_flow = upsample_flow
 
     def down4(window: np.ndarray) -> np.ndarray:
         return downscale_local_mean(window, (1, 4, 4)).astype(np.float32)
 
     variants = (["previous"] if args.with_previous else []) + ["tvl1 1/2, skimage warp", "tvl1 1/2", "current",
-                                                                "ilk 1/2", "fine chain"]
+                                                                "ilk 1/2", "fine chain", "resize upsample", "2 threads"]
     if args.variants:
         variants = args.variants
     res: dict = {"cold_window": {}, "along_movie": {}}
@@ -122,19 +152,25 @@ def main() -> None:
                 else:
                     sec = _cpu(lambda mc=mc, which=which: zoom(forecast(mc, which, down4(w)), 4, order=1))
                 res["cold_window"].setdefault(f"{which}, {path}", []).append(sec)
-                print(f"repeat {rep}: {which}, {path}: {sec:.3f} CPU-s", flush=True)
-    for which in [v for v in ("current", "ilk 1/2", "fine chain") if v in variants]:
-        for path in ("full resolution", "/4 path"):
-            mc = make(which, path == "full resolution")
-            secs = []
-            for t in range(4, 10):
-                win = frames[t - 4:t] if path == "full resolution" else down4(frames[t - 4:t])
-                secs.append(_cpu(lambda mc=mc, win=win, path=path, which=which: (
+                res.setdefault("cold_window_wall", {}).setdefault(f"{which}, {path}", []).append(WALL["last"])
+                print(f"repeat {rep}: {which}, {path}: {sec:.3f} CPU-s, {WALL['last']:.3f} wall-s", flush=True)
+    along = [v for v in ("current", "ilk 1/2", "fine chain", "resize upsample", "2 threads") if v in variants]
+    for path in ("full resolution", "/4 path"):  # the variants interleaved frame by frame (A/B under the same load)
+        mcs = {which: make(which, path == "full resolution") for which in along}
+        secs, walls = {which: [] for which in along}, {which: [] for which in along}
+        for t in range(4, 10):
+            win = frames[t - 4:t] if path == "full resolution" else down4(frames[t - 4:t])
+            for which, mc in mcs.items():
+                secs[which].append(_cpu(lambda mc=mc, win=win, path=path, which=which: (
                     forecast(mc, which, win) if path == "full resolution"
                     else zoom(forecast(mc, which, win), 4, order=1))))
-            res["along_movie"][f"{which}, {path}"] = {"per_frame_cpu_s": secs,
-                                                      "mean_after_first": float(np.mean(secs[1:]))}
-            print(f"along the movie, {which}, {path}: {np.round(secs, 3).tolist()}", flush=True)
+                walls[which].append(WALL["last"])
+        for which in along:
+            res["along_movie"][f"{which}, {path}"] = {"per_frame_cpu_s": secs[which],
+                                                      "mean_after_first": float(np.mean(secs[which][1:])),
+                                                      "per_frame_wall_s": walls[which]}
+            print(f"along the movie, {which}, {path}: {np.round(secs[which], 3).tolist()} CPU-s, "
+                  f"wall {np.round(walls[which], 3).tolist()}", flush=True)
     mc = MotionCompensatedForecaster()
     res["current_settings"] = {"flow_method": mc.flow_method, "flow_downsample": mc.flow_downsample,
                                "flow_chain": mc.flow_chain, "flow_kwargs": mc.flow_kwargs}

@@ -204,3 +204,48 @@ def test_default_tvl1_settings_and_the_flow_cache_keys_them(make_blob, monkeypat
     movie = make_blob(n_frames=5, size=32, speed_px=1.0, sigma=3.0)
     MotionCompensatedForecaster().features(movie[:4])
     assert seen and all(k["num_warp"] == 2 and k["num_iter"] == 5 for k in seen)
+
+
+@pytest.mark.parametrize(("shape", "factor"), [((1024, 1024), 8), ((253, 327), 2), ((61, 47), 3), ((40, 600), 2)])
+def test_upsample_flow_equals_skimage_bilinear_resize(shape, factor):
+    from skimage.transform import resize
+
+    from dynacell.forecast.motion import upsample_flow
+
+    rng = np.random.default_rng(1)
+    small = (-(-shape[0] // factor), -(-shape[1] // factor))
+    flow = (3 * rng.standard_normal((2,) + small)).astype(np.float32)
+    full = (small[0] * factor, small[1] * factor)
+    ref = np.stack([resize(c, full, order=1, mode="edge", anti_aliasing=False) for c in flow])[:, :shape[0], :shape[1]]
+    got = upsample_flow(flow, factor, shape)
+    assert got.shape == (2,) + shape and got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_allclose(got, factor * ref, rtol=0, atol=2e-6 * factor * np.abs(flow).max())
+    assert np.array_equal(upsample_flow(flow, 1, small), flow)
+
+
+def test_threads_give_the_same_forecast_bit_for_bit_and_run_side_by_side(make_blob, monkeypatch):
+    import threading
+
+    from dynacell.forecast import motion
+
+    _, movie = _noisy_blob(make_blob, n_frames=9)
+    one = MotionCompensatedForecaster().fit(movie, range(4, 8))
+    two = MotionCompensatedForecaster(threads=2)
+    two.weights = one.weights
+    seen = set()
+    warp = motion.warp_by_flow
+
+    def recording_warp(image, flow):
+        seen.add(threading.get_ident())
+        return warp(image, flow)
+
+    windows = np.stack([movie[4:8], movie[5:9]])
+    expected = one.predict(windows)
+    monkeypatch.setattr(motion, "warp_by_flow", recording_warp)
+    assert np.array_equal(two.predict(windows), expected)
+    assert seen - {threading.get_ident()}  # warps of frames and sums ran in the pool's threads
+    a1, f1 = one.align(movie[5:9])
+    a2, f2 = two.align(movie[5:9])
+    assert np.array_equal(a1, a2) and np.array_equal(f1, f2)
+    with pytest.raises(InvalidInputError, match="threads"):
+        MotionCompensatedForecaster(threads=0)

@@ -30,9 +30,11 @@ No torch; NumPy, SciPy and scikit-image only. Used by name as ``"frames-mc-linea
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,9 +79,10 @@ def estimate_flow(reference: np.ndarray, moving: np.ndarray, *, method: str = "t
         2007) or iterative Lucas–Kanade (:func:`skimage.registration.optical_flow_ilk`).
     downsample : int
         Estimate the flow on both frames block-averaged by this factor (edges padded by repetition),
-        then upsample it bilinearly (:func:`skimage.transform.resize`, order 1) and multiply it by the
-        factor; 1 = full resolution. Cell motion is smooth over several pixels, so a coarser flow
-        loses little and costs about ``downsample²`` times less.
+        then upsample it bilinearly (:func:`upsample_flow`: the values of
+        :func:`skimage.transform.resize`, order 1) and multiply it by the factor; 1 = full
+        resolution. Cell motion is smooth over several pixels, so a coarser flow loses little and
+        costs about ``downsample²`` times less.
     **flow_kwargs
         Passed to the scikit-image function (e.g. ``num_warp``, ``num_iter`` of TV-L1).
 
@@ -126,17 +129,41 @@ def upsample_flow(flow: np.ndarray, factor: int, shape: tuple[int, int]) -> np.n
     Returns
     -------
     numpy.ndarray, float32, shape (2, Y, X)
-        Bilinearly upsampled (:func:`skimage.transform.resize`, order 1) and multiplied by ``factor``.
-    """
-    from skimage.transform import resize
+        Bilinearly upsampled and multiplied by ``factor``: the values of
+        :func:`skimage.transform.resize` (order 1, ``mode="edge"``, no anti-aliasing; pixel centres
+        mapped as ``(o + 0.5) / factor − 0.5``) to float32 rounding.
 
+    Notes
+    -----
+    Bilinear upsampling is separable: rows are interpolated by gathering the two neighbouring rows
+    of the small flow, columns by a product with the (X', X) interpolation matrix (two non-zeros a
+    column) when X' ≤ 256, else by gathering. For a 128² flow brought to 1024² this costs about
+    0.006 instead of 0.07 CPU-s (issue 14, session 12; the resize was a fifth of a cold
+    full-resolution ``frames-mc-linear`` window).
+    """
     d = int(factor)
     v = np.asarray(flow, np.float32)
     if d == 1:
         return v
-    full = (v.shape[1] * d, v.shape[2] * d)
-    up = np.stack([resize(c, full, order=1, mode="edge", anti_aliasing=False) for c in v]) * np.float32(d)
-    return np.ascontiguousarray(up[:, :shape[0], :shape[1]], dtype=np.float32)
+    r0, r1, wy = _linear_taps(v.shape[1], d, shape[0])
+    rows = v[:, r0] * (1 - wy)[:, None] + v[:, r1] * wy[:, None]
+    rows *= np.float32(d)
+    c0, c1, wx = _linear_taps(v.shape[2], d, shape[1])
+    if v.shape[2] <= 256:
+        m = np.zeros((v.shape[2], shape[1]), np.float32)
+        cols = np.arange(shape[1])
+        np.add.at(m, (c0, cols), 1 - wx)
+        np.add.at(m, (c1, cols), wx)
+        return np.ascontiguousarray(np.matmul(rows, m), dtype=np.float32)
+    return np.ascontiguousarray(rows[:, :, c0] * (1 - wx) + rows[:, :, c1] * wx, dtype=np.float32)
+
+
+def _linear_taps(n_in: int, factor: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices (clamped to the edge) and weight of the second one, for linear upsampling by ``factor``."""
+    c = (np.arange(n_out) + 0.5) / factor - 0.5
+    i0 = np.floor(c).astype(np.intp)
+    w = (c - i0).astype(np.float32)
+    return np.clip(i0, 0, n_in - 1), np.clip(i0 + 1, 0, n_in - 1), w
 
 
 def _block_mean(image: np.ndarray, factor: int) -> np.ndarray:
@@ -166,7 +193,7 @@ def compose_flows(near: np.ndarray, far: np.ndarray) -> np.ndarray:
 
 
 def align_window(window: np.ndarray, *, flow_method: str = "tvl1", flow_downsample: int = 1, chain: bool = False,
-                 flow_fn=None, **flow_kwargs) -> tuple[np.ndarray, np.ndarray]:
+                 flow_fn=None, executor: Executor | None = None, **flow_kwargs) -> tuple[np.ndarray, np.ndarray]:
     """Align every frame of a window onto its last frame with optical flow.
 
     Parameters
@@ -183,6 +210,8 @@ def align_window(window: np.ndarray, *, flow_method: str = "tvl1", flow_downsamp
         ``flow_fn(window, m, n)`` → flow from frame index m of the window to frame m − n (used by
         :class:`MotionCompensatedForecaster` to reuse flows between windows); overrides the other
         flow settings.
+    executor : concurrent.futures.Executor, optional
+        Warps the past frames side by side once every flow is known (same result).
 
     Returns
     -------
@@ -212,12 +241,15 @@ def align_window(window: np.ndarray, *, flow_method: str = "tvl1", flow_downsamp
                                                  downsample=flow_downsample, **flow_kwargs)
             return memo[(m, n)]
     last = len(w) - 1
-    aligned, flows = [w[-1]], []
-    for j in range(1, w.shape[0]):
-        v = flow_fn(w, last, j)
-        flows.append(v)
-        aligned.append(warp_by_flow(w[-1 - j], v))
-    return np.stack(aligned), np.stack(flows)
+    flows = [flow_fn(w, last, j) for j in range(1, w.shape[0])]
+    pairs = [(w[-1 - j], flows[j - 1]) for j in range(1, w.shape[0])]
+    moved = executor.map(_warp_pair, pairs) if executor is not None else map(_warp_pair, pairs)
+    return np.stack([w[-1], *moved]), np.stack(flows)
+
+
+def _warp_pair(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``warp_by_flow(*pair)`` (looked up at call time, so benchmarks can swap the warp)."""
+    return warp_by_flow(*pair)
 
 
 @dataclass
@@ -270,6 +302,13 @@ class MotionCompensatedForecaster:
     flow_kwargs : dict, optional
         Passed to the scikit-image flow function; ``{}`` for its defaults. Default None:
         :data:`TVL1_KWARGS` (2 warps × 5 iterations) for TV-L1, ``{}`` for Lucas–Kanade.
+    threads : int
+        Threads for the independent full-size steps of one forecast (:meth:`predict`, :meth:`align`,
+        :meth:`predict_aligned`): the frames' digests, the warps of the past frames, the Gaussian
+        filters and the two shift warps of the weighted sum. SciPy's ``ndimage`` and ``hashlib``
+        release the GIL, so these run side by side; the flows themselves are not split. The
+        forecast is the same bit for bit (the same operations, summed in the same order). Default 1
+        (docs/forecasting.md, *Speed*).
 
     Attributes
     ----------
@@ -282,7 +321,8 @@ class MotionCompensatedForecaster:
     Raises
     ------
     InvalidInputError
-        For k < 2, empty or negative ``sigmas_px``, an unknown flow method or a bad ``flow_downsample``.
+        For k < 2, empty or negative ``sigmas_px``, an unknown flow method, a bad ``flow_downsample``
+        or ``threads`` < 1.
 
     Notes
     -----
@@ -311,6 +351,7 @@ class MotionCompensatedForecaster:
     flow_kwargs: dict | None = None
     weights: np.ndarray | None = None
     fitted_on: dict = field(default_factory=dict)
+    threads: int = 1
     _flow_cache: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False, compare=False)
     _digest_memo: dict | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -327,6 +368,8 @@ class MotionCompensatedForecaster:
             raise InvalidInputError(f"{self.name}: flow_downsample must be an integer >= 1, got {self.flow_downsample}")
         if self.flow_kwargs is None:
             self.flow_kwargs = dict(TVL1_KWARGS) if self.flow_method == "tvl1" else {}
+        if int(self.threads) != self.threads or self.threads < 1:
+            raise InvalidInputError(f"{self.name}: threads must be an integer >= 1, got {self.threads}")
 
     def __repr__(self) -> str:
         state = "fitted" if self.weights is not None else "not fitted"
@@ -413,11 +456,17 @@ class MotionCompensatedForecaster:
             Newest first; index 0 is frame ``t``.
         flows : numpy.ndarray, float32, shape (K − 1, 2, Y, X)
         """
-        self._digest_memo = {}
-        try:
-            return align_window(window, flow_fn=self._cached_flow)
-        finally:
-            self._digest_memo = None
+        w = np.asarray(window, dtype=np.float32)
+        with self._pool() as ex:
+            self._digest_memo = dict(enumerate(ex.map(_digest, w))) if ex is not None else {}
+            try:
+                return align_window(w, flow_fn=self._cached_flow, executor=ex)
+            finally:
+                self._digest_memo = None
+
+    def _pool(self) -> contextlib.AbstractContextManager:
+        """A thread pool of :attr:`threads` workers, or None (as a context) for one thread."""
+        return ThreadPoolExecutor(self.threads) if self.threads > 1 else contextlib.nullcontext(None)
 
     def _frame_digest(self, window: np.ndarray, i: int) -> bytes:
         """Digest of frame i of the window being aligned (memoised within one :meth:`align` call)."""
@@ -626,16 +675,13 @@ class MotionCompensatedForecaster:
         InvalidInputError
             If the forecaster is not fitted.
         """
-        from scipy.ndimage import gaussian_filter
-
         if self.weights is None:
             raise InvalidInputError(f"{self.name} is not fitted: call fit(frames, targets) on the movie's past")
         w = np.asarray(window, dtype=np.float32)
         shifts = self._shifts(flows) if self.extrapolate else []
         k, wt = self.k, self.weights
         raw = w[-2::-1]  # frames t − 1 .. t − K + 1
-        out = np.full(w.shape[1:], wt[-1], np.float32)
-        moved = [np.zeros(w.shape[1:], np.float32) for _ in shifts]
+        jobs = []  # per σ: the unshifted sum, then one sum per shift
         i = 0
         for s in self.sigmas_px:
             acc = np.tensordot(wt[i:i + k].astype(np.float32), aligned, axes=1)
@@ -643,13 +689,22 @@ class MotionCompensatedForecaster:
             if self.unaligned:
                 acc += np.tensordot(wt[i:i + k - 1].astype(np.float32), raw, axes=1)
                 i += k - 1
-            out += acc if s == 0 else gaussian_filter(acc, s)
-            for acc_v in moved:
-                mix = np.tensordot(wt[i:i + k].astype(np.float32), aligned, axes=1)
-                acc_v += mix if s == 0 else gaussian_filter(mix, s)
+            jobs.append((acc, s))
+            for _ in shifts:
+                jobs.append((np.tensordot(wt[i:i + k].astype(np.float32), aligned, axes=1), s))
                 i += k
-        for acc_v, v in zip(moved, shifts, strict=True):
-            out += warp_by_flow(acc_v, v)
+        with self._pool() as ex:
+            smoothed = list(ex.map(_smooth, jobs) if ex is not None else map(_smooth, jobs))
+            out = np.full(w.shape[1:], wt[-1], np.float32)
+            moved = [np.zeros(w.shape[1:], np.float32) for _ in shifts]
+            per_sigma = 1 + len(shifts)
+            for g in range(len(self.sigmas_px)):
+                out += smoothed[g * per_sigma]
+                for acc_v, m in zip(moved, smoothed[g * per_sigma + 1:(g + 1) * per_sigma], strict=True):
+                    acc_v += m
+            pairs = list(zip(moved, shifts, strict=True))
+            for m in (ex.map(_warp_pair, pairs) if ex is not None else map(_warp_pair, pairs)):
+                out += m
         return out
 
     def rollout(self, frames: np.ndarray, steps: int) -> np.ndarray:
@@ -670,6 +725,14 @@ class MotionCompensatedForecaster:
             With fewer than K frames, or when not fitted.
         """
         return rollout(self.predict, frames, self.k, steps)
+
+
+def _smooth(job: tuple[np.ndarray, float]) -> np.ndarray:
+    """A map smoothed by a Gaussian of σ px (returned as it is for σ = 0)."""
+    from scipy.ndimage import gaussian_filter
+
+    a, s = job
+    return a if s == 0 else gaussian_filter(a, s)
 
 
 def _solve(gram: np.ndarray, ridge: float) -> np.ndarray:
