@@ -124,11 +124,14 @@ class Movie:
                 f"{self.n_frames} in all)"
             ) from None
 
-    def frame(self, t: int) -> np.ndarray:
+    def frame(self, t: int, planes: tuple[int, int] | None = None) -> np.ndarray:
         """Read frame number ``t`` into memory, shape ``([Z,] Y, X)``.
 
         A folder of per-frame TIFFs is read file by file, without building a dask graph per frame
-        (see :data:`TIFF_FRAMES_KEY`); the values are those of the lazy array.
+        (see :data:`TIFF_FRAMES_KEY`); the values are those of the lazy array. ``planes = (z0, z1)`` says that
+        only Z planes ``z0 .. z1 − 1`` are needed: such a 3-D TIFF frame stored a plane per page may then be
+        decoded in part, holding 0 in the other planes (:func:`dynacell.io._tiff.read_tiff_frame`); any other
+        movie is read whole.
 
         Raises
         ------
@@ -142,7 +145,7 @@ class Movie:
         if files is not None:
             from dynacell.io._tiff import read_tiff_frame
 
-            return read_tiff_frame(files["files"][i], files["shape"], files["dtype"], int(t))
+            return read_tiff_frame(files["files"][i], files["shape"], files["dtype"], int(t), planes=planes)
         return np.asarray(self.data[i])
 
     def _tiff_frames(self) -> dict | None:

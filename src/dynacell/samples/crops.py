@@ -1213,9 +1213,14 @@ def iter_frame_crops(
     cache: dict[int, np.ndarray] = {}
     ctx_cache: dict[int, np.ndarray] = {}
     boxes = BoxCache() if neighbour_offsets_px is not None else None  # track context: boxes shared by frames
+    from dynacell.io.movie import Movie
+
+    # a 3-D TIFF frame is decoded only in the Z planes its crops read (the nuclei measured beforehand)
+    planes = _planes_needed(images, todo, objects, neighbour_offsets_px, size, vs, target_voxel_um) \
+        if isinstance(images, Movie) else {}
     for t in tqdm(todo, desc="crops", unit="frame", disable=not progress):
         prev_t, next_t = _neighbours(images, t)
-        _slide(cache, images, {f for f in (prev_t, t, next_t) if f is not None})
+        _slide(cache, images, {f for f in (prev_t, t, next_t) if f is not None}, planes)
         numbers = (t if prev_t is None else prev_t, t, t if next_t is None else next_t)
         if boxes is not None:
             boxes.keep(numbers)
@@ -1239,14 +1244,60 @@ def iter_frame_crops(
         yield FrameCrops(t, x, ids_out, cen, all_ids, edge, extent)
 
 
-def _slide(cache: dict[int, np.ndarray], movie, wanted: set[int]) -> None:
-    """Keep exactly the frames ``wanted`` of ``movie`` in ``cache`` (drop the others, read the missing ones)."""
+def _slide(cache: dict[int, np.ndarray], movie, wanted: set[int], planes: dict | None = None) -> None:
+    """Keep exactly the frames ``wanted`` of ``movie`` in ``cache`` (drop the others, read the missing ones);
+    a frame in ``planes`` is read with its Z planes (``Movie.frame(t, planes=...)``)."""
     for f in list(cache):
         if f not in wanted:
             del cache[f]
     for f in wanted:
         if f not in cache:
-            cache[f] = movie.frame(f)
+            cache[f] = movie.frame(f) if not planes or f not in planes else movie.frame(f, planes=planes[f])
+
+
+def _planes_needed(images, todo: Sequence[int], objects: dict | None, neighbour_offsets_px, size,
+                   voxel_size_um, target_voxel_um) -> dict[int, tuple[int, int]]:
+    """``{frame: (z0, z1)}``: the Z planes of each 3-D image frame that the crops of frames ``todo`` read.
+
+    Every box cut from a frame — its own nuclei's ``t`` channel and the ``t±1`` channels of the nuclei of the
+    frames beside it, centred as :func:`crop_windows` centres them (track offsets included) — reads source planes
+    ``centre + rel`` along Z, ``rel`` the offsets of its two-tap (or plain) samples; the range covers them all with
+    one plane to spare on each side. Empty (read every frame whole) for a 2-D movie, when a frame of ``todo`` is
+    not measured in ``objects``, or when the crops read the whole Z axis (a few planes, as CHO's 5).
+    """
+    if getattr(images, "ndim_spatial", None) != 3 or not objects or any(int(t) not in objects for t in todo):
+        return {}
+    n_z = int(images.frame_shape[0])
+    s = resolve_size(size, 3)[0]
+    try:
+        scale = _resolve_scale(3, voxel_size_um, target_voxel_um)
+    except InvalidInputError:
+        return {}  # crop_windows reports it
+    if scale is None:
+        lo_rel, hi_rel = -(s // 2), s - 1 - s // 2
+    else:
+        floors = np.floor((np.arange(s) - s // 2) * scale[0]).astype(np.intp)
+        rel = np.unique(np.concatenate([floors, floors + 1]))
+        if n_z <= rel.size:
+            return {}  # the crops read every plane (_resample_linear's whole axis)
+        lo_rel, hi_rel = int(rel[0]), int(rel[-1])
+    lo: dict[int, int] = {}
+    hi: dict[int, int] = {}
+    for t in todo:
+        ids, cen = objects[int(t)][0], objects[int(t)][1]
+        n = len(ids)
+        if n == 0:
+            continue
+        cen = np.asarray(cen, dtype=float).reshape(n, -1)
+        prev_t, next_t = _neighbours(images, int(t))
+        pair = offsets_for_frame(neighbour_offsets_px, int(t), np.asarray(ids)) or (None, None)
+        off_prev, off_next = _check_offsets(pair, n, 3)
+        for f, off in ((int(t) if prev_t is None else prev_t, off_prev), (int(t), None),
+                       (int(t) if next_t is None else next_t, off_next)):
+            z = np.floor(cen[:, 0] + (0.0 if off is None else off[:, 0]) + 0.5)
+            a, b = int(z.min()) + lo_rel - 1, int(z.max()) + hi_rel + 2  # z1 exclusive, one plane spare each side
+            lo[f], hi[f] = min(lo.get(f, a), a), max(hi.get(f, b), b)
+    return {f: (max(0, lo[f]), min(n_z, hi[f])) for f in lo}
 
 
 def _fmt_frames(frames: Sequence[int], limit: int = 12) -> str:
