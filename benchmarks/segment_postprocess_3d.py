@@ -1,7 +1,8 @@
 """Choose the post-processing and test-time flips of a 3D segmenter on validation sides only (never the test frames).
 
 Each variant (fields of :class:`dynacell.segment.learned.PostprocessParams` plus ``flips``, the
-number of flipped copies averaged, see :meth:`dynacell.segment.predict.Segmenter.predict_maps`)
+number of flipped copies averaged, see :meth:`dynacell.segment.predict.Segmenter.predict_maps`, and
+``outline_shifts``, the card field of the half-voxel shifted outline copies)
 is run the way ``dynacell segment`` runs a model (:func:`dynacell.segment.predict.segment_frame`:
 nucleus size estimated from each frame, z:y:x aspect from the reference objects of each set, maps
 resized back) on:
@@ -88,12 +89,15 @@ def main() -> None:
     def variant(over: dict) -> Segmenter:
         over = dict(over)
         flips = int(over.pop("flips", base.card.test_time_flips))
-        card = base.card.model_copy(update={"test_time_flips": flips, "postprocess": {**base.card.postprocess, **over}})
+        shifts = int(over.pop("outline_shifts", base.card.outline_shifts))
+        card = base.card.model_copy(update={"test_time_flips": flips, "outline_shifts": shifts,
+                                            "postprocess": {**base.card.postprocess, **over}})
         seg = Segmenter(base.net, card, base.folder)
         raw = seg.predict_maps
 
         def cached(x, **kw):
-            key = (x.shape, hashlib.md5(x.tobytes()).hexdigest(), flips, card.postprocess["foreground"])
+            key = (x.shape, hashlib.md5(x.tobytes()).hexdigest(), kw.get("flips", flips),
+                   card.postprocess["foreground"])
             if key not in cache:
                 cache[key] = raw(x, **kw)
             return cache[key]
@@ -133,7 +137,8 @@ def main() -> None:
         over = dict(over)
         how = over.pop("diameter", "log")
         m = variant(over)
-        res: dict = {"flips": m.card.test_time_flips, "diameter": how, **{k: v for k, v in over.items() if k != "flips"}}
+        res: dict = {"flips": m.card.test_time_flips, "outline_shifts": m.card.outline_shifts, "diameter": how,
+                     **{k: v for k, v in over.items() if k not in ("flips", "outline_shifts")}}
         for name, items in prepared.items():
             seg_n, n_all, tp, n_pred, n_ref = 0.0, 0, 0, 0, 0
             for (f, vs), d in zip(items, diameters(name, how)):

@@ -274,3 +274,61 @@ def test_outline_shifts_run_only_on_frames_shrunk_enough(tiny_model, make_discs,
         lab = segment_frame(img, model, nucleus_diameter_px=diameter)
         assert lab.shape == img.shape and len(calls) == n_calls, (diameter, calls)
     assert Segmenter.from_pretrained("nuclei-seg-2d").card.outline_shifts == 1  # older cards: off
+
+
+def test_resize_linear_shifted_3d_matches_resize_at_offset_zero_and_shifts_the_grid():
+    from dynacell.segment.predict import _resize_linear, _resize_linear_shifted
+
+    a = np.random.default_rng(3).random((9, 17, 23), dtype=np.float32)
+    plain = _resize_linear(a, (11, 40, 51))
+    assert np.allclose(_resize_linear_shifted(a, (11, 40, 51), (0.0, 0.0, 0.0)), plain, atol=1e-5)
+    one_plane = _resize_linear_shifted(a, (11, 40, 51), (1.0, 0.0, 0.0))  # one output plane down: the next plane
+    assert np.allclose(one_plane[:-1], plain[1:], atol=1e-5)
+    zz, yy, xx = np.meshgrid(np.arange(9), np.arange(17), np.arange(23), indexing="ij")
+    ramp = (100.0 * zz + 10.0 * yy + xx).astype(np.float32)  # each axis readable from the samples
+    half = _resize_linear_shifted(ramp, (11, 40, 51), (0.0, 0.5, 0.25))
+    want = (100.0 * np.arange(11)[:, None, None] * 8 / 10 + 10.0 * (np.arange(40)[None, :, None] + 0.5) * 16 / 39
+            + (np.arange(51)[None, None, :] + 0.25) * 22 / 50)
+    assert np.allclose(half[:, :-1, :-1], want[:, :-1, :-1], atol=1e-3)
+
+
+def test_shifted_foreground_3d_one_unflipped_pass_in_the_box_mapped_back(monkeypatch):
+    """3D: the extra copy runs once, without flips, on the box of the first copy's nuclei only; mapped
+    back with its shift, an identity 'network' returns the frame (a linear ramp) inside that box."""
+    from dynacell.segment.predict import _OUTLINE_SHIFTS_3D, _resize_linear, _shifted_foreground
+
+    seg = Segmenter.from_pretrained("nuclei-seg-3d")
+    calls = []
+    monkeypatch.setattr(seg, "predict_maps", lambda x, **k: calls.append((x.shape, k)) or {"foreground": x})
+    zz, yy, xx = np.mgrid[0:30, 0:90, 0:120].astype(np.float32)
+    ramp = 0.001 * zz + 0.001 * yy + 0.005 * xx  # above the 0.4 threshold only where x is large
+    small = _resize_linear(ramp, (36, 45, 60))  # z upsampled, y/x halved (a light-sheet stack's zoom)
+    out = _shifted_foreground(seg, ramp, small, 2)
+    assert _OUTLINE_SHIFTS_3D[2] == ((0.0, 0.0, 0.0), (0.0, 0.5, 0.5))  # lateral only
+    assert len(calls) == 1 and calls[0][1] == {"flips": 1}
+    assert calls[0][0][0] == 36 and calls[0][0][2] < 60  # a box of the model grid, not the whole grid
+    inner = (slice(None), slice(40, 84), slice(70, 114))  # inside the box, away from the clamped far edge
+    assert np.allclose(out[inner], ramp[inner], atol=1e-4)
+    # mapped back with the wrong sign, the copy would be off by a whole model pixel (2 frame pixels)
+    assert np.abs(out[inner] - ramp[inner]).max() < 0.1 * 0.005 * 2
+
+
+def test_outline_shifts_3d_run_only_on_volumes_shrunk_enough(monkeypatch):
+    """A 3D model with ``outline_shifts`` 2: one more (unflipped) pass when the lateral zoom is <= 2**-0.5."""
+    from dynacell.simulate import simulate_embryo
+
+    res = simulate_embryo(ndim=3, n_start=5, n_frames=1, radius_um=4.0, division_rate_per_frame=0.0,
+                          voxel_size_um=(1.5, 0.5, 0.5), photons=40.0, background_photons=10.0, seed=5,
+                          progress=False)
+    img = np.asarray(res.images[0])
+    base = Segmenter.from_pretrained("nuclei-seg-3d")
+    base = Segmenter(base.net, base.card.model_copy(update={"outline_shifts": 1}), base.folder)
+    two = Segmenter(base.net, base.card.model_copy(update={"outline_shifts": 2}), base.folder)
+    calls = []
+    real = Segmenter.predict_maps
+    monkeypatch.setattr(Segmenter, "predict_maps", lambda self, x, **k: calls.append(k) or real(self, x, **k))
+    for model, diameter, n_calls in ((base, 20.0, 1), (two, 20.0, 2), (two, 16.0, 1)):  # zoom 0.6 / 0.6 / 0.75
+        calls.clear()
+        lab = segment_frame(img, model, nucleus_diameter_px=diameter, voxel_size_um=(1.5, 0.5, 0.5))
+        assert lab.shape == img.shape and lab.max() > 0 and len(calls) == n_calls, (diameter, calls)
+        assert calls[1:] == [{"flips": 1}] * (n_calls - 1)

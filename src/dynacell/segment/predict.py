@@ -85,12 +85,13 @@ class SegmentationCard(ModelCard):
         reverses z: 2 = the point reflection), chosen on the validation frames; see
         :meth:`Segmenter.predict_maps`.
     outline_shifts : int
-        1 (off), 2 or 4: on a 2D frame shrunk to model scale by a lateral zoom of at most
+        1 (off), 2 or 4: on a frame shrunk to model scale by a lateral zoom of at most
         ``outline_shifts ** -0.5`` (so all copies together cost no more than one network pass at the
         frame's own size), the foreground probability that cuts the resized-back outlines is the mean
-        of this many copies, run on grids shifted by half a model pixel (:data:`_OUTLINE_SHIFTS`,
-        :func:`_shifted_foreground`); the instances are those of the first copy. Chosen on the
-        validation frames (``nuclei-seg-2d-fast``: 2; see its card).
+        of this many copies, run on grids shifted laterally by half a model pixel (:data:`_OUTLINE_SHIFTS`,
+        :func:`_shifted_foreground`); the instances are those of the first copy. 2D model on a 2D frame,
+        or 3D model on a 3D frame (the extra copies one pass each without flips, in the box of the
+        first copy's nuclei). Chosen on the validation frames (``nuclei-seg-2d-fast``: 2; see its card).
     """
 
     task: Literal["segmentation"] = "segmentation"
@@ -465,6 +466,11 @@ _FLIPS: dict[int, tuple[tuple[int, ...], ...]] = {1: ((),), 2: ((), (-2, -1)), 4
 _OUTLINE_SHIFTS: dict[int, tuple[tuple[float, float], ...]] = {
     1: ((0.0, 0.0),), 2: ((0.0, 0.0), (0.5, 0.5)), 4: ((0.0, 0.0), (0.0, 0.5), (0.5, 0.0), (0.5, 0.5))}
 
+#: The same lateral shifts for a 3D frame, z not shifted (z is upsampled to model scale on light-sheet
+#: stacks, e.g. ×1.2 on the mouse 8-cell volume, so a z shift resolves nothing finer than the frame).
+_OUTLINE_SHIFTS_3D: dict[int, tuple[tuple[float, float, float], ...]] = {
+    n: tuple((0.0, *o) for o in offs) for n, offs in _OUTLINE_SHIFTS.items()}
+
 #: Flips averaged by :meth:`Segmenter.predict_maps` for a 3D model on a 3D frame: 2 = the frame and its
 #: point reflection (z, y and x reversed); 4 = also z reversed alone and the 180° lateral rotation.
 _FLIPS_3D: dict[int, tuple[tuple[int, ...], ...]] = {2: ((), (-3, -2, -1)), 4: ((), (-3,), (-2, -1), (-3, -2, -1))}
@@ -504,14 +510,9 @@ def _flipped_in_box(maps_of: Any, x: np.ndarray, flips: tuple[tuple[int, ...], .
     its edges as the whole frame is.
     """
     first = maps_of(x)
-    fg = first["foreground"] > threshold
-    if not fg.any():
+    box = _foreground_box(first["foreground"], threshold, margin)
+    if box is None:
         return first
-    box = []
-    for ax in range(3):
-        nz = np.flatnonzero(fg.any(axis=tuple(a for a in range(3) if a != ax)))
-        box.append(slice(max(int(nz[0]) - margin, 0), min(int(nz[-1]) + margin + 1, x.shape[ax])))
-    box = tuple(box)
     sub = x[box]
     total = {k: v[box].astype(np.float32, copy=True) for k, v in first.items()}
     for axes in flips[1:]:
@@ -522,6 +523,18 @@ def _flipped_in_box(maps_of: Any, x: np.ndarray, flips: tuple[tuple[int, ...], .
     for k in out:
         out[k][box] = total[k] / len(flips)
     return out
+
+
+def _foreground_box(foreground: np.ndarray, threshold: float, margin: int) -> tuple[slice, ...] | None:
+    """Bounding box of ``foreground > threshold`` grown by ``margin`` voxels a side (clipped); None if empty."""
+    fg = foreground > threshold
+    if not fg.any():
+        return None
+    box = []
+    for ax in range(fg.ndim):
+        nz = np.flatnonzero(fg.any(axis=tuple(a for a in range(fg.ndim) if a != ax)))
+        box.append(slice(max(int(nz[0]) - margin, 0), min(int(nz[-1]) + margin + 1, fg.shape[ax])))
+    return tuple(box)
 
 
 def _zoom_factors(shape: tuple[int, ...], diameter_px: float, target_px: float,
@@ -837,15 +850,15 @@ def _resize_linear(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return out[0, 0].numpy()
 
 
-def _resize_linear_shifted(a: np.ndarray, shape: tuple[int, int], offset_px: tuple[float, float]) -> np.ndarray:
-    """Bilinear resize of a 2D map to ``shape`` on a grid shifted by ``offset_px`` output pixels.
+def _resize_linear_shifted(a: np.ndarray, shape: tuple[int, ...], offset_px: tuple[float, ...]) -> np.ndarray:
+    """(Bi/tri)linear resize of a 2D or 3D map to ``shape`` on a grid shifted by ``offset_px`` output pixels.
 
     Parameters
     ----------
     a : numpy.ndarray
-        ``(Y, X)``, any real dtype (computed in float32).
+        ``(Y, X)`` or ``(Z, Y, X)``, any real dtype (computed in float32).
     shape : tuple of int
-        Output shape ``(Y, X)``.
+        Output shape, same number of axes.
     offset_px : tuple of float
         Offset of the sampling grid per axis, in output pixels.
 
@@ -863,22 +876,22 @@ def _resize_linear_shifted(a: np.ndarray, shape: tuple[int, int], offset_px: tup
     for n_out, n_in, off in zip(shape, a.shape, offset_px, strict=True):
         c = (torch.arange(int(n_out), dtype=torch.float32) + float(off)) * ((n_in - 1) / max(int(n_out) - 1, 1))
         axes.append(2.0 * c / max(n_in - 1, 1) - 1.0)  # normalised coordinates, -1 / +1 at the corner pixels
-    gy, gx = torch.meshgrid(axes[0], axes[1], indexing="ij")
-    with torch.inference_mode():
-        out = torch.nn.functional.grid_sample(x, torch.stack((gx, gy), -1)[None], mode="bilinear",
+    grids = torch.meshgrid(*axes, indexing="ij")
+    with torch.inference_mode():  # grid_sample takes (x, y[, z]): the axes reversed
+        out = torch.nn.functional.grid_sample(x, torch.stack(grids[::-1], -1)[None], mode="bilinear",
                                               padding_mode="border", align_corners=True)
     return out[0, 0].numpy()
 
 
 def _shifted_foreground(model: Segmenter, x: np.ndarray, first: np.ndarray, n_copies: int) -> np.ndarray:
-    """Foreground probability of a 2D frame at its own size, averaged over sub-model-pixel shifted copies.
+    """Foreground probability of a frame at its own size, averaged over sub-model-pixel shifted copies.
 
     Parameters
     ----------
     model : Segmenter
-        A 2D model.
+        A model of the frame's dimension (2D model on a 2D frame, 3D model on a 3D frame).
     x : numpy.ndarray
-        float32 normalised frame ``(Y, X)`` at its own size.
+        float32 normalised frame ``((Z), Y, X)`` at its own size.
     first : numpy.ndarray
         Foreground probability of the unshifted copy at model scale (already computed).
     n_copies : int
@@ -888,34 +901,51 @@ def _shifted_foreground(model: Segmenter, x: np.ndarray, first: np.ndarray, n_co
     -------
     numpy.ndarray
         float32 ``x.shape``: the mean over the copies; copy ``k`` resamples the frame to the model's
-        grid shifted by :data:`_OUTLINE_SHIFTS` ``[k]`` model pixels (one bilinear interpolation from
-        the frame, :func:`_resize_linear_shifted`), runs :meth:`Segmenter.predict_maps` (the card's
-        flips) and samples its foreground back at the frame's pixels with the same shift.
+        grid shifted by :data:`_OUTLINE_SHIFTS` ``[k]`` model pixels (3D: :data:`_OUTLINE_SHIFTS_3D`, lateral
+        only; one linear interpolation from the frame, :func:`_resize_linear_shifted`), runs
+        :meth:`Segmenter.predict_maps` and samples its foreground back at the frame's pixels with the
+        same shift. 2D: the whole frame, the card's flips. 3D: one pass without flips, only in the
+        bounding box of the first copy's foreground above the post-processing threshold grown by half a
+        trained nucleus diameter (:func:`_foreground_box`, the box of :func:`_flipped_in_box`); outside
+        it the first copy alone.
 
     Notes
     -----
-    Where a frame is shrunk (GOWT1: one model pixel is 2.5 frame pixels), the outline of one copy is
-    resolved to a model pixel; copies on interleaved grids resolve it finer (test-time augmentation
-    by sub-pixel translation). Chosen on the validation frames, see ``docs/segmentation.md``.
+    Where a frame is shrunk (GOWT1: one model pixel is 2.5 frame pixels; the mouse 8-cell volume: 2
+    frame pixels laterally), the outline of one copy is resolved to a model pixel; copies on
+    interleaved grids resolve it finer (test-time augmentation by sub-pixel translation). Chosen on
+    the validation frames, see ``docs/segmentation.md``.
     """
     step = [(n_in - 1) / max(n_m - 1, 1) for n_in, n_m in zip(x.shape, first.shape, strict=True)]
     total = _resize_linear(first, x.shape)
-    for off in _OUTLINE_SHIFTS[int(n_copies)][1:]:
-        fg = model.predict_maps(_resize_linear_shifted(x, first.shape, off))["foreground"]
+    shifts = (_OUTLINE_SHIFTS if x.ndim == 2 else _OUTLINE_SHIFTS_3D)[int(n_copies)]
+    box = None
+    if x.ndim == 3:
+        margin = int(np.ceil(model.card.target_diameter_px / 2))
+        box = _foreground_box(first, float(model.postprocess.foreground), margin)
+        if box is None:
+            return total
+    for off in shifts[1:]:
+        xs = _resize_linear_shifted(x, first.shape, off)
+        if box is None:
+            fg = model.predict_maps(xs)["foreground"]
+        else:
+            fg = first.copy()
+            fg[box] = model.predict_maps(np.ascontiguousarray(xs[box]), flips=1)["foreground"]
         total += _resize_linear_shifted(fg, x.shape, tuple(-o * s for o, s in zip(off, step, strict=True)))
-    return total / len(_OUTLINE_SHIFTS[int(n_copies)])
+    return total / len(shifts)
 
 
 def _outline_foreground(model: Segmenter, x: np.ndarray, first: np.ndarray, zoom: np.ndarray) -> np.ndarray:
     """The foreground probability at the frame's size that cuts the resized-back outlines.
 
-    :func:`_shifted_foreground` with the card's ``outline_shifts`` when the model and the frame are 2D
-    and the frame is shrunk by a lateral zoom of at most ``outline_shifts ** -0.5``; else the first
-    copy's foreground resized (:func:`_resize_linear`). ``x`` is the normalised frame, ``first`` the
-    foreground at model scale, ``zoom`` the per-axis zoom to model scale.
+    :func:`_shifted_foreground` with the card's ``outline_shifts`` when the model and the frame have the
+    same dimension (2D or 3D) and the frame is shrunk by a lateral zoom of at most ``outline_shifts ** -0.5``;
+    else the first copy's foreground resized (:func:`_resize_linear`). ``x`` is the normalised frame,
+    ``first`` the foreground at model scale, ``zoom`` the per-axis zoom to model scale.
     """
     n = int(getattr(model.card, "outline_shifts", 1))
-    if n > 1 and model.card.ndim == 2 and x.ndim == 2 and float(np.max(zoom)) <= n ** -0.5:
+    if n > 1 and model.card.ndim == x.ndim and float(np.max(zoom[-2:])) <= n ** -0.5:
         return _shifted_foreground(model, x, first, n)
     return _resize_linear(first, x.shape)
 
