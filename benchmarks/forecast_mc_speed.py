@@ -29,9 +29,10 @@ equal weights summing to 1 (the cost does not depend on their values). Timed wit
 * ``2 threads``: the current defaults with ``threads=2`` (warps and Gaussian filters of one forecast
   side by side; the same forecast bit for bit). Its CPU seconds count both threads.
 
-Each timing records CPU seconds (:func:`time.process_time`, all threads of the process) and wall
-seconds (:func:`time.perf_counter`); on a shared machine only the CPU seconds are comparable
-between runs.
+Each timing records CPU seconds (:func:`time.process_time`, all threads of the process), those of
+the main thread (:func:`time.thread_time`; with ``2 threads`` the rest ran in the pool, side by side)
+and wall seconds (:func:`time.perf_counter`); on a shared machine only the CPU seconds are
+comparable between runs. The summary gives the minimum and median over the repeats.
 
 At full resolution every flow is estimated at 1/4 of its flow resolution, so that it sees the same
 physical scale as on the ÷4 frames the settings were chosen on. Each is timed on (a) one window with
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -59,10 +61,11 @@ WALL: dict = {}
 
 
 def _cpu(fn) -> float:
-    """CPU seconds of ``fn()``; its wall seconds are appended to ``WALL["last"]``."""
-    c0, w0 = time.process_time(), time.perf_counter()
+    """CPU seconds of ``fn()`` (all threads); its wall seconds go to ``WALL["last"]``, the main thread's CPU
+    seconds to ``WALL["main"]`` (the rest of the CPU seconds ran in the forecaster's thread pool)."""
+    c0, w0, m0 = time.process_time(), time.perf_counter(), time.thread_time()
     fn()
-    WALL["last"] = time.perf_counter() - w0
+    WALL["last"], WALL["main"] = time.perf_counter() - w0, time.thread_time() - m0
     return time.process_time() - c0
 
 
@@ -153,7 +156,9 @@ def main() -> None:
                     sec = _cpu(lambda mc=mc, which=which: zoom(forecast(mc, which, down4(w)), 4, order=1))
                 res["cold_window"].setdefault(f"{which}, {path}", []).append(sec)
                 res.setdefault("cold_window_wall", {}).setdefault(f"{which}, {path}", []).append(WALL["last"])
-                print(f"repeat {rep}: {which}, {path}: {sec:.3f} CPU-s, {WALL['last']:.3f} wall-s", flush=True)
+                res.setdefault("cold_window_main_thread_cpu", {}).setdefault(f"{which}, {path}", []).append(WALL["main"])
+                print(f"repeat {rep}: {which}, {path}: {sec:.3f} CPU-s ({WALL['main']:.3f} in the main thread), "
+                      f"{WALL['last']:.3f} wall-s", flush=True)
     along = [v for v in ("current", "ilk 1/2", "fine chain", "resize upsample", "2 threads") if v in variants]
     for path in ("full resolution", "/4 path"):  # the variants interleaved frame by frame (A/B under the same load)
         mcs = {which: make(which, path == "full resolution") for which in along}
@@ -174,6 +179,9 @@ def main() -> None:
     mc = MotionCompensatedForecaster()
     res["current_settings"] = {"flow_method": mc.flow_method, "flow_downsample": mc.flow_downsample,
                                "flow_chain": mc.flow_chain, "flow_kwargs": mc.flow_kwargs}
+    res["summary"] = {kind: {k: {"min": float(np.min(v)), "median": float(np.median(v))} for k, v in res[kind].items()}
+                      for kind in ("cold_window", "cold_window_wall", "cold_window_main_thread_cpu")}
+    res["load_average_at_end"] = list(os.getloadavg())
     (args.out / "speed.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
 

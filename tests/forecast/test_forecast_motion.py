@@ -232,18 +232,26 @@ def test_threads_give_the_same_forecast_bit_for_bit_and_run_side_by_side(make_bl
     one = MotionCompensatedForecaster().fit(movie, range(4, 8))
     two = MotionCompensatedForecaster(threads=2)
     two.weights = one.weights
-    seen = set()
-    warp = motion.warp_by_flow
+    seen, flows_in = set(), []
+    warp, estimate = motion.warp_by_flow, motion.estimate_flow
 
     def recording_warp(image, flow):
         seen.add(threading.get_ident())
         return warp(image, flow)
 
+    def recording_estimate(*args, **kwargs):
+        flows_in.append(threading.get_ident())
+        return estimate(*args, **kwargs)
+
     windows = np.stack([movie[4:8], movie[5:9]])
     expected = one.predict(windows)
     monkeypatch.setattr(motion, "warp_by_flow", recording_warp)
+    monkeypatch.setattr(motion, "estimate_flow", recording_estimate)
     assert np.array_equal(two.predict(windows), expected)
-    assert seen - {threading.get_ident()}  # warps of frames and sums ran in the pool's threads
+    main = threading.get_ident()
+    assert seen - {main}  # warps of frames and sums ran in the pool's threads
+    # the 3 consecutive flows of the first window, then only the new one of the next, all in the pool
+    assert len(flows_in) == 4 and main not in flows_in
     a1, f1 = one.align(movie[5:9])
     a2, f2 = two.align(movie[5:9])
     assert np.array_equal(a1, a2) and np.array_equal(f1, f2)

@@ -303,11 +303,12 @@ class MotionCompensatedForecaster:
         Passed to the scikit-image flow function; ``{}`` for its defaults. Default None:
         :data:`TVL1_KWARGS` (2 warps × 5 iterations) for TV-L1, ``{}`` for Lucas–Kanade.
     threads : int
-        Threads for the independent full-size steps of one forecast (:meth:`predict`, :meth:`align`,
-        :meth:`predict_aligned`): the frames' digests, the warps of the past frames, the Gaussian
-        filters and the two shift warps of the weighted sum. SciPy's ``ndimage`` and ``hashlib``
-        release the GIL, so these run side by side; the flows themselves are not split. The
-        forecast is the same bit for bit (the same operations, summed in the same order). Default 1
+        Threads for the independent steps of one forecast (:meth:`predict`, :meth:`align`,
+        :meth:`predict_aligned`): the frames' digests, the flows between consecutive frames (with
+        ``flow_chain``), the warps of the past frames, the weighted sums and their Gaussian filters,
+        and the two shift warps. SciPy's ``ndimage``, NumPy and ``hashlib`` release the GIL, so these
+        run side by side; chaining and upsampling stay in the calling thread. The forecast is the
+        same bit for bit (the same operations, summed in the same order). Default 1
         (docs/forecasting.md, *Speed*).
 
     Attributes
@@ -460,6 +461,8 @@ class MotionCompensatedForecaster:
         with self._pool() as ex:
             self._digest_memo = dict(enumerate(ex.map(_digest, w))) if ex is not None else {}
             try:
+                if ex is not None:
+                    self._estimate_consecutive_flows(w, ex)
                 return align_window(w, flow_fn=self._cached_flow, executor=ex)
             finally:
                 self._digest_memo = None
@@ -490,15 +493,56 @@ class MotionCompensatedForecaster:
         """
         return self._flow_at(window, m, n, coarse=False)
 
-    def _flow_at(self, window: np.ndarray, m: int, n: int, *, coarse: bool) -> np.ndarray:
-        """:meth:`_cached_flow` at full resolution, or (``coarse``) at the flow's reduced resolution."""
+    def _flow_key(self, window: np.ndarray, m: int, n: int, *, coarse: bool) -> tuple:
+        """Cache key of the flow from frame m to m − n: the flow settings and the digests of the frames it reads."""
         d = int(self.flow_downsample)
         low = self.flow_compose_coarse and self.flow_chain and d > 1
         settings = (self.flow_method, d, bool(self.flow_chain), low, coarse,
                     tuple(sorted(self.flow_kwargs.items())))
+        frames = range(m - n, m + 1) if self.flow_chain and n > 1 else (m - n, m)
+        return settings, tuple(self._frame_digest(window, i) for i in frames)
+
+    def _estimated_flow(self, window: np.ndarray, m: int, n: int, *, coarse: bool) -> np.ndarray:
+        """The flow from frame m to m − n estimated directly (no chaining, no cache; safe in a worker thread)."""
+        if coarse:
+            d = int(self.flow_downsample)
+            return estimate_flow(_block_mean(np.asarray(window[m], np.float32), d),
+                                 _block_mean(np.asarray(window[m - n], np.float32), d), method=self.flow_method,
+                                 **self.flow_kwargs)
+        return estimate_flow(window[m], window[m - n], method=self.flow_method, downsample=self.flow_downsample,
+                             **self.flow_kwargs)
+
+    def _remember(self, key: tuple, v: np.ndarray) -> np.ndarray:
+        """Store a flow in the cache (at most ``8 K`` kept)."""
+        self._flow_cache[key] = v
+        while len(self._flow_cache) > 8 * self.k:
+            self._flow_cache.popitem(last=False)
+        return v
+
+    def _estimate_consecutive_flows(self, window: np.ndarray, executor: Executor) -> None:
+        """Estimate the missing flows between consecutive frames of a window side by side (chained flows only).
+
+        Only the estimates run in the pool; the cache is read and written by the calling thread.
+        """
+        if not self.flow_chain:
+            return
+        d = int(self.flow_downsample)
+        coarse = self.flow_compose_coarse and d > 1
+        todo = {}
+        for m in range(len(window) - 1, 0, -1):
+            key = self._flow_key(window, m, 1, coarse=coarse)
+            if key not in self._flow_cache and key not in todo:
+                todo[key] = m
+        flows = executor.map(lambda m: self._estimated_flow(window, m, 1, coarse=coarse), todo.values())
+        for key, v in zip(todo, flows, strict=True):
+            self._remember(key, v)
+
+    def _flow_at(self, window: np.ndarray, m: int, n: int, *, coarse: bool) -> np.ndarray:
+        """:meth:`_cached_flow` at full resolution, or (``coarse``) at the flow's reduced resolution."""
+        d = int(self.flow_downsample)
+        low = self.flow_compose_coarse and self.flow_chain and d > 1
         chained = self.flow_chain and n > 1
-        frames = range(m - n, m + 1) if chained else (m - n, m)
-        key = (settings, tuple(self._frame_digest(window, i) for i in frames))
+        key = self._flow_key(window, m, n, coarse=coarse)
         if key in self._flow_cache:
             self._flow_cache.move_to_end(key)
             return self._flow_cache[key]
@@ -509,18 +553,12 @@ class MotionCompensatedForecaster:
                 v = compose_flows(self._flow_at(window, m, 1, coarse=True), self._flow_at(window, m - 1, n - 1,
                                                                                          coarse=True))
             else:
-                v = estimate_flow(_block_mean(np.asarray(window[m], np.float32), d),
-                                  _block_mean(np.asarray(window[m - n], np.float32), d), method=self.flow_method,
-                                  **self.flow_kwargs)
+                v = self._estimated_flow(window, m, n, coarse=True)
         elif chained:
             v = compose_flows(self._cached_flow(window, m, 1), self._cached_flow(window, m - 1, n - 1))
         else:
-            v = estimate_flow(window[m], window[m - n], method=self.flow_method, downsample=self.flow_downsample,
-                              **self.flow_kwargs)
-        self._flow_cache[key] = v
-        while len(self._flow_cache) > 8 * self.k:
-            self._flow_cache.popitem(last=False)
-        return v
+            v = self._estimated_flow(window, m, n, coarse=False)
+        return self._remember(key, v)
 
     def normal_matrix(self, frames: np.ndarray, targets: Sequence[int]) -> np.ndarray:
         """Sum over windows of ``A Aᵀ`` with ``A = [feature maps; 1; target frame]`` (pixels as columns).
@@ -681,17 +719,18 @@ class MotionCompensatedForecaster:
         shifts = self._shifts(flows) if self.extrapolate else []
         k, wt = self.k, self.weights
         raw = w[-2::-1]  # frames t − 1 .. t − K + 1
-        jobs = []  # per σ: the unshifted sum, then one sum per shift
+        jobs = []  # per σ: the unshifted sum, then one sum per shift: (weights of aligned, of raw frames, σ)
         i = 0
         for s in self.sigmas_px:
-            acc = np.tensordot(wt[i:i + k].astype(np.float32), aligned, axes=1)
+            wa = wt[i:i + k].astype(np.float32)
             i += k
+            wr = None
             if self.unaligned:
-                acc += np.tensordot(wt[i:i + k - 1].astype(np.float32), raw, axes=1)
+                wr = wt[i:i + k - 1].astype(np.float32)
                 i += k - 1
-            jobs.append((acc, s))
+            jobs.append((aligned, wa, raw, wr, s))
             for _ in shifts:
-                jobs.append((np.tensordot(wt[i:i + k].astype(np.float32), aligned, axes=1), s))
+                jobs.append((aligned, wt[i:i + k].astype(np.float32), raw, None, s))
                 i += k
         with self._pool() as ex:
             smoothed = list(ex.map(_smooth, jobs) if ex is not None else map(_smooth, jobs))
@@ -727,12 +766,15 @@ class MotionCompensatedForecaster:
         return rollout(self.predict, frames, self.k, steps)
 
 
-def _smooth(job: tuple[np.ndarray, float]) -> np.ndarray:
-    """A map smoothed by a Gaussian of σ px (returned as it is for σ = 0)."""
+def _smooth(job: tuple) -> np.ndarray:
+    """``G_σ(Σ_j a_j aligned_j + Σ_j r_j raw_j)`` (no filter for σ = 0): one job of ``predict_aligned``."""
     from scipy.ndimage import gaussian_filter
 
-    a, s = job
-    return a if s == 0 else gaussian_filter(a, s)
+    aligned, wa, raw, wr, s = job
+    acc = np.tensordot(wa, aligned, axes=1)
+    if wr is not None:
+        acc += np.tensordot(wr, raw, axes=1)
+    return acc if s == 0 else gaussian_filter(acc, s)
 
 
 def _solve(gram: np.ndarray, ridge: float) -> np.ndarray:
