@@ -130,7 +130,7 @@ def test_cut_outlines_in_box_is_the_whole_frame_cut():
     lab = np.zeros(fg.shape, np.int32)
     lab[8:14, 15:25, 18:30] = 1
     lab[9:15, 26:33, 20:28] = 2
-    for sigma in (0.0, 1.0):
+    for sigma in (0.0, 1.0, (0.5, 2.0, 1.0)):  # one sigma, or one per axis
         smooth = ndi.gaussian_filter(fg, sigma) if sigma else fg
         want = np.where(smooth > 0.5, lab, 0)
         got = _cut_outlines(lab.copy(), fg, 0.5, sigma)
@@ -168,3 +168,31 @@ def test_outline_cut_moves_only_the_outline(tiny_model, make_discs, monkeypatch)
     assert outs["high"].max() == base.max() == 3
     assert np.all((outs["high"] == 0) | (outs["high"] == base))
     assert (outs["high"] > 0).sum() < 0.95 * (base > 0).sum()
+
+
+def test_outline_sigma_model_smooths_by_model_voxels_per_axis(monkeypatch):
+    """Card ``outline_sigma_model``: the outline cut at ``foreground`` of the map smoothed by σ / zoom frame voxels."""
+    from dynacell.segment import predict
+    from dynacell.simulate import simulate_embryo
+
+    res = simulate_embryo(ndim=3, n_start=5, n_frames=1, radius_um=4.0, division_rate_per_frame=0.0,
+                          voxel_size_um=(1.5, 0.5, 0.5), photons=40.0, background_photons=10.0, seed=5,
+                          progress=False)
+    img = np.asarray(res.images[0])
+    base = Segmenter.from_pretrained("nuclei-seg-3d")
+    assert base.card.outline_sigma_model >= 0.0
+    off = Segmenter(base.net, base.card.model_copy(update={"outline_sigma_model": 0.0, "outline_shifts": 1}),
+                    base.folder)
+    on = Segmenter(base.net, base.card.model_copy(update={"outline_sigma_model": 0.5, "outline_shifts": 1}),
+                   base.folder)
+    seen = []
+    real = predict._cut_outlines
+    monkeypatch.setattr(predict, "_cut_outlines", lambda lab, fg, t, s: seen.append((t, s)) or real(lab, fg, t, s))
+    plain = segment_frame(img, off, nucleus_diameter_px=20.0, voxel_size_um=(1.5, 0.5, 0.5))
+    assert seen == []  # off: the cut at foreground, no smoothing
+    smooth = segment_frame(img, on, nucleus_diameter_px=20.0, voxel_size_um=(1.5, 0.5, 0.5))
+    zoom = np.array([12.0 / 20 * 3, 12.0 / 20, 12.0 / 20])  # lateral 12/20, z times the z/x aspect 3
+    assert len(seen) == 1 and seen[0][0] == base.postprocess.foreground
+    np.testing.assert_allclose(seen[0][1], 0.5 / zoom)
+    assert smooth.max() == plain.max() > 0  # the same objects, outlines moved
+    assert not np.array_equal(smooth, plain)

@@ -32,6 +32,7 @@ from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 from dynacell.segment.learned import (
     PostprocessParams,
+    cut_outlines_by_object,
     estimate_nucleus_diameter_px,
     instances_from_maps,
     lateral_diameters_px,
@@ -92,6 +93,12 @@ class SegmentationCard(ModelCard):
         :func:`_shifted_foreground`); the instances are those of the first copy. 2D model on a 2D frame,
         or 3D model on a 3D frame (the extra copies one pass each without flips, in the box of the
         first copy's nuclei). Chosen on the validation frames (``nuclei-seg-2d-fast``: 2; see its card).
+    outline_sigma_model : float
+        0 (off), or the Gaussian σ in **model** voxels of the foreground map resized back to the frame
+        before the outline cut (σ / zoom frame voxels per axis, so a nucleus is smoothed by the same
+        fraction of its size on every frame; the cut stays at ``postprocess.outline_foreground`` or,
+        when that is 0, ``postprocess.foreground``). Replaces ``postprocess.outline_sigma_px`` (frame
+        voxels) when set.
     """
 
     task: Literal["segmentation"] = "segmentation"
@@ -101,6 +108,7 @@ class SegmentationCard(ModelCard):
     modality: str = "fluorescence"
     test_time_flips: Literal[1, 2, 4] = 1
     outline_shifts: Literal[1, 2, 4] = 1
+    outline_sigma_model: float = 0.0
 
 
 def maps_from_logits(architecture: str, logits: np.ndarray) -> dict[str, np.ndarray]:
@@ -618,8 +626,16 @@ def segment_frame(image: np.ndarray, model: Segmenter, *, nucleus_diameter_px: f
         fg = _outline_foreground(model, x, maps["foreground"], zoom)
         step_px = float(1.0 / np.min(zoom[-2:]))
         labels = _expand_in_box(_resize_nearest(labels, img.shape), max(1.0, step_px), expand_labels)
-        if params.outline_foreground > 0:
-            labels = _cut_outlines(labels, fg, params.outline_foreground, params.outline_sigma_px)
+        sigma_model = float(getattr(model.card, "outline_sigma_model", 0.0))
+        if params.outline_foreground > 0 or sigma_model > 0:
+            cut = params.outline_foreground if params.outline_foreground > 0 else params.foreground
+            sigma = tuple(sigma_model / float(z) for z in zoom) if sigma_model > 0 else params.outline_sigma_px
+            labels = _cut_outlines(labels, fg, cut, sigma)
+        elif params.outline_intensity_weight > 0 and img.ndim == 2:  # each object at its own level (session 12)
+            labels = cut_outlines_by_object(labels, fg, x, threshold=params.foreground,
+                                            weight=params.outline_intensity_weight,
+                                            fraction=params.outline_intensity_fraction,
+                                            sigma_px=params.outline_intensity_sigma_px)
         else:
             labels[fg <= params.foreground] = 0
         if return_maps:
@@ -745,7 +761,8 @@ def _expand_in_box(labels: np.ndarray, distance: float, expand: Any) -> np.ndarr
     return out
 
 
-def _cut_outlines(labels: np.ndarray, foreground: np.ndarray, threshold: float, sigma_px: float) -> np.ndarray:
+def _cut_outlines(labels: np.ndarray, foreground: np.ndarray, threshold: float,
+                  sigma_px: float | tuple[float, ...]) -> np.ndarray:
     """Cut labels to ``gaussian(foreground, sigma_px) > threshold``, computed in the labels' bounding box.
 
     Parameters
@@ -756,8 +773,9 @@ def _cut_outlines(labels: np.ndarray, foreground: np.ndarray, threshold: float, 
         Foreground probability (0..1), same shape.
     threshold : float
         Probability at or below which a labelled voxel becomes background.
-    sigma_px : float
-        Gaussian σ in voxels (every axis; scipy ``gaussian_filter``, truncated at 4σ); 0 = no smoothing.
+    sigma_px : float or tuple of float
+        Gaussian σ in voxels (one for every axis, or one per axis; scipy ``gaussian_filter``, truncated
+        at 4σ); 0 = no smoothing.
 
     Returns
     -------
@@ -767,17 +785,18 @@ def _cut_outlines(labels: np.ndarray, foreground: np.ndarray, threshold: float, 
     """
     if not labels.any():
         return labels
-    pad = int(np.ceil(4 * sigma_px)) + 1
+    sigma = np.broadcast_to(np.asarray(sigma_px, dtype=float), (labels.ndim,))
     box = []
     for ax in range(labels.ndim):
+        pad = int(np.ceil(4 * sigma[ax])) + 1
         nz = np.nonzero(labels.any(axis=tuple(a for a in range(labels.ndim) if a != ax)))[0]
         box.append(slice(max(int(nz[0]) - pad, 0), min(int(nz[-1]) + pad + 1, labels.shape[ax])))
     box = tuple(box)
     fg = np.asarray(foreground[box], dtype=np.float32)
-    if sigma_px > 0:
+    if np.any(sigma > 0):
         from scipy import ndimage as ndi
 
-        fg = ndi.gaussian_filter(fg, float(sigma_px))
+        fg = ndi.gaussian_filter(fg, tuple(float(v) for v in sigma))
     sub = labels[box]
     sub[fg <= threshold] = 0
     return labels
