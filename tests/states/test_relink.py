@@ -245,3 +245,72 @@ def test_a_daughter_that_vanishes_inside_the_field_is_unlinked_unless_the_mother
     st["edge_px"] = 20.0
     assert check_divisions(st, lin, DivisionCheck(short_lived=False))[2]["decision"].tolist() == ["kept"]
     assert check_divisions(st.drop(columns="edge_px"), lin)[2]["decision"].tolist() == ["kept"]  # no positions
+
+
+def _misattached(far=(30, 60), mother_mitotic=0.9, b_daughter=0.95, drift=None):
+    """Mother M (label 1, frames 0..3 at (30, 30)) continues into C (label 2, frames 4..7 at (30, 26)); a
+    vanishing nucleus A (label 3, frames 0..3 at ``far``) was continued into B (label 4, frames 4..7 at
+    (30, 34), 4 px from M): B looks newborn, M mitotic, C newborn. ``drift``: six bystander nuclei
+    (labels 10..15) that move by ``drift`` px in x from frame 3 to frame 4 (the local flow)."""
+    lin = Lineage(n_frames=8)
+    rows = []
+    if drift is not None:
+        for i in range(6):
+            lab = 10 + i
+            for t in range(8):
+                x = 30.0 + (drift if t >= 4 else 0.0)
+                lin.add_node((t, lab), centroid=(0, 60 + 10 * i, x))
+                rows.append({"t": t, "label": lab, "y": 60.0 + 10 * i, "x": x, "size_px": 10.0,
+                             "p": [0.99, 0.005, 0.005, 0]})
+                if t:
+                    lin.add_edge((t - 1, lab), (t, lab))
+
+    def add(lab, frames, yx, p_at):
+        for t in frames:
+            lin.add_node((t, lab), centroid=(0, *yx))
+            rows.append({"t": t, "label": lab, "y": float(yx[0]), "x": float(yx[1]), "size_px": 10.0,
+                         "p": p_at.get(t, [0.99, 0.005, 0.005, 0])})
+
+    add(1, range(4), (30, 30), {3: [1 - mother_mitotic, mother_mitotic, 0, 0]})
+    add(2, range(4, 8), (30, 26), {4: [0.1, 0, 0.9, 0]})
+    add(3, range(4), far, {3: [0.3, 0, 0, 0.7]})
+    add(4, range(4, 8), (30, 34), {4: [1 - b_daughter, 0, b_daughter, 0]})
+    for a, b in ((1, 1), (1, 2), (3, 3), (3, 4), (2, 2), (4, 4)):
+        for t in range(7):
+            if (t, a) in lin.graph and (t + 1, b) in lin.graph and (a == b or t == 3):
+                lin.add_edge((t, a), (t + 1, b))
+    assign_ctc_tracks(lin)
+    st = pd.DataFrame([{k: v for k, v in r.items() if k != "p"} | {f"p_{s}": v for s, v in zip(STATES, r["p"])}
+                       for r in rows])
+    st["track_id"] = [lin.graph.nodes[(t, lab)]["track_id"] for t, lab in zip(st.t, st.label)]
+    return lin, st
+
+
+def test_a_daughter_continued_from_a_farther_vanishing_nucleus_is_moved_to_her_mother():
+    lin, st = _misattached()
+    assert lin.divisions() == [] and list(lin.graph.successors((3, 3))) == [(4, 4)]
+    out, new, table = check_divisions(st, lin)
+    assert table["decision"].tolist() == ["reattached"]
+    assert table.loc[0, ["t", "label", "kept_child_t", "kept_child_label"]].tolist() == [3, 1, 4, 4]
+    assert sorted(new.graph.successors((3, 1))) == [(4, 2), (4, 4)]
+    assert list(new.graph.successors((3, 3))) == []  # the vanishing nucleus' track ends there
+    assert list(lin.graph.successors((3, 3))) == [(4, 4)]  # the input lineage is not changed
+    tid = dict(zip(zip(out.t, out.label), out.track_id))
+    assert tid[(4, 4)] != tid[(3, 3)] and tid[(4, 4)] != tid[(3, 1)]
+
+
+@pytest.mark.parametrize("kw", [{"far": (30, 36)}, {"mother_mitotic": 0.3}, {"b_daughter": 0.2}])
+def test_no_reattachment_without_the_whole_signature(kw):
+    lin, st = _misattached(**kw)  # A nearer to B than M is / M not mitotic / B not newborn
+    _, new, table = check_divisions(st, lin)
+    assert "reattached" not in table["decision"].tolist()
+    assert list(new.graph.successors((3, 3))) == [(4, 4)]
+    assert check_divisions(*_misattached()[::-1], DivisionCheck(reattach=False))[2].empty
+
+
+def test_reattachment_compares_positions_moved_by_the_local_flow():
+    lin, st = _misattached(drift=0.0)  # bystanders at rest: B is nearer to M, reattached
+    assert check_divisions(st, lin)[2]["decision"].tolist() == ["reattached"]
+    lin, st = _misattached(drift=-26.0)  # everything moves 26 px to the left: A lands on B, kept
+    _, new, table = check_divisions(st, lin)
+    assert table.empty and list(new.graph.successors((3, 3))) == [(4, 4)]

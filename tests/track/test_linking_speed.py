@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dynacell.track import linking
-from dynacell.track.linking import _fast_laptrack_class, _gap_closing_matrix, _link_metric, _local_flow
+from dynacell.track.linking import _fast_laptrack_class, _gap_closing_matrix, _link_metric, local_flow
 
 
 def _coords_and_tree(seed: int):
@@ -81,7 +81,7 @@ def test_local_flow_equals_row_by_row(k: int) -> None:
     pos = np.column_stack([np.zeros(n_per * frames), rng.random((n_per * frames, 2)) * 50])
     edges = [(r, r + n_per) for r in range(n_per * (frames - 1)) if rng.random() < 0.8]
     default = rng.normal(size=(len(pos), 3))
-    np.testing.assert_array_equal(_local_flow(frame_of, pos, edges, k, default),
+    np.testing.assert_array_equal(local_flow(frame_of, pos, edges, k, default),
                                   _local_flow_reference(frame_of, pos, edges, k, default))
 
 
@@ -97,7 +97,7 @@ def test_link_labels_same_links_as_plain_laptrack(monkeypatch) -> None:
     labels = Movie(sim.labels, "TYX")
     fast, _ = linking.link_labels(labels, progress=False)
     monkeypatch.setattr(linking, "_fast_laptrack_class", lambda: LapTrack)
-    monkeypatch.setattr(linking, "_local_flow", _local_flow_reference)
+    monkeypatch.setattr(linking, "local_flow", _local_flow_reference)
     plain, _ = linking.link_labels(labels, progress=False)
     assert sorted(fast.graph.edges) == sorted(plain.graph.edges) and fast.graph.number_of_edges() > 0
     assert issubclass(_fast_laptrack_class(), LapTrack)

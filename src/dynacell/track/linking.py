@@ -762,13 +762,37 @@ def _flow_overlaps(labels: Movie, flow_px: dict[tuple[int, int], np.ndarray], ma
     return shared
 
 
-def _local_flow(frame_of: np.ndarray, pos: np.ndarray, edges: list[tuple[int, int]], k: int,
-                default: np.ndarray) -> np.ndarray:
+def local_flow(frame_of: np.ndarray, pos: np.ndarray, edges: list[tuple[int, int]], k: int,
+               default: np.ndarray) -> np.ndarray:
     """Per nucleus, the median displacement per frame of its ``k`` nearest linked neighbours (same frame).
 
-    Nuclei of frames with fewer than ``min(k, 4) + 1`` linked nuclei keep ``default`` (the
-    global drift): with fewer neighbours the median is not robust to one wrong link or to
-    nuclei moving independently.
+    The local flow field of the linker's later passes (:func:`link_labels`, step 2): robust to one
+    wrong link, it follows a colony that grows or an embryo that turns. A neighbour counts when it
+    has exactly one child, in the next frame; the nucleus itself is left out.
+
+    Parameters
+    ----------
+    frame_of : numpy.ndarray
+        ``(N,)`` int, the frame index of each nucleus.
+    pos : numpy.ndarray
+        ``(N, D)`` float, the centroids (any unit; the flow has the same one).
+    edges : list of (int, int)
+        Links ``(parent row, child row)`` into ``pos``.
+    k : int
+        Number of neighbours (≥ 1).
+    default : numpy.ndarray
+        ``(N, D)`` float, the flow of nuclei of frames with fewer than ``min(k, 4) + 1`` linked
+        nuclei (with fewer neighbours the median is not robust), e.g. the global drift or zeros.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, D)`` float, the expected displacement per frame of each nucleus.
+
+    Notes
+    -----
+    Source: dynacell's linker (docs/tracking.md, "local flow"); also used by the state-aware
+    repair of misattached daughters (:mod:`dynacell.states.relink`).
     """
     from scipy.spatial import cKDTree
 
@@ -1136,7 +1160,7 @@ def link_labels(
                     child_size, ref_size, division_ratio = _division_sizes(edge_rows, frame_of, size_px)
                 flow = step_drift[frame_of]
                 if flow_neighbors > 0:
-                    flow = _local_flow(frame_of, pos, edge_rows, int(flow_neighbors), flow)
+                    flow = local_flow(frame_of, pos, edge_rows, int(flow_neighbors), flow)
                 if predictor is not None:
                     flow = _predicted_steps(pos, frame_of, edge_rows, predictor, ndim, flow)
         for a, b in edges:
