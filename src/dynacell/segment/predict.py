@@ -32,6 +32,7 @@ from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 from dynacell.segment.learned import (
     PostprocessParams,
+    cut_outlines_by_object,
     estimate_nucleus_diameter_px,
     instances_from_maps,
     lateral_diameters_px,
@@ -630,6 +631,11 @@ def segment_frame(image: np.ndarray, model: Segmenter, *, nucleus_diameter_px: f
             cut = params.outline_foreground if params.outline_foreground > 0 else params.foreground
             sigma = tuple(sigma_model / float(z) for z in zoom) if sigma_model > 0 else params.outline_sigma_px
             labels = _cut_outlines(labels, fg, cut, sigma)
+        elif params.outline_intensity_weight > 0 and img.ndim == 2:  # each object at its own level (session 12)
+            labels = cut_outlines_by_object(labels, fg, x, threshold=params.foreground,
+                                            weight=params.outline_intensity_weight,
+                                            fraction=params.outline_intensity_fraction,
+                                            sigma_px=params.outline_intensity_sigma_px)
         else:
             labels[fg <= params.foreground] = 0
         if return_maps:
