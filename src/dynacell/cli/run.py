@@ -103,6 +103,9 @@ def _whole_process() -> bool:
 RUN_IMPORTS: tuple[str, ...] = (
     "torch", "pandas", "networkx", "scipy.ndimage", "scipy.spatial.distance", "PIL.Image", "jinja2", "geff", "zarr",
     "dynacell.pipeline", "dynacell.io.scan", "dynacell.io.ctc", "dynacell.track.select", "dynacell.states.classify",
+    # what classify_movie imports on its first call (the crops, the nucleus-size rule, the allocator setting, the
+    # track context): ~0.02-0.03 CPU-s of compiling that the classify step no longer pays (moved, not saved)
+    "dynacell.samples.crops", "dynacell.samples.scale", "dynacell.states.speed", "dynacell.lineage.centroids",
     "dynacell.states.reconcile", "dynacell.states.relink", "dynacell.states.tables", "dynacell.segment.select",
     "dynacell.lineage.formats", "dynacell.lineage.stats", "dynacell.motion.analysis", "dynacell.metrics.states",
     "dynacell.viz.report",
