@@ -35,7 +35,12 @@ A second run (``--smooth``, after the classes above failed that rule) tries weig
 divided by its interquartile range and clipped to ±3): the forecast is ``Σ_i (w_i + u_i z) m_i``,
 i.e. the 60 maps and the 60 maps times ``z``, the ``w`` summing to 1 and the ``u`` free — one smooth
 weight per map instead of B separate mixes. Same rule, fixed before that run, applied to the better
-of the two.
+of the two. It passed (brightness: mean 0.8359 → 0.8225, every movie lower). Rule fixed then, before
+the test blocks were read: the test blocks are measured once (``--smooth --part test``: fitted on the
+training + validation blocks, scored on the test block, beside the default fitted the same way) and
+reported whatever they show; weights varying with brightness become an *option* of the forecaster,
+not its default (they double the Gaussian filters and warps of a forecast, and the speed target is
+open).
 """
 
 from __future__ import annotations
@@ -108,8 +113,9 @@ def solve_modulated(gram: np.ndarray, n_maps: int, ridge: float = 1e-6) -> np.nd
     return np.concatenate([sol[:n], [0.0]])
 
 
-def movie_scores_smooth(spec, cfg) -> dict:
-    """Validation ratio of the default and of weights varying smoothly with brightness or edge strength."""
+def movie_scores_smooth(spec, cfg, part: str = "val") -> dict:
+    """Ratio of the default and of weights varying smoothly with brightness or edge strength on the validation
+    block (fitted on the training block) or, ``part="test"``, on the test block (fitted on training + validation)."""
     from dynacell.forecast.evaluate import evaluate_frames
     from dynacell.forecast.frames import BASELINES
     from dynacell.forecast.motion import MotionCompensatedForecaster
@@ -117,21 +123,22 @@ def movie_scores_smooth(spec, cfg) -> dict:
 
     m = load_movie_spec(spec, cfg.k, cfg.val_fraction, cfg.test_fraction)
     f, sp = m["frames"], m["split"]
-    base = evaluate_frames(f, sp["val"], k=cfg.k, pixel_size_um=m["pixel_size_um"], seed=0)
+    fit_t, score_t = (sp["train"], sp["val"]) if part == "val" else (sp["train"] + sp["val"], sp["test"])
+    base = evaluate_frames(f, score_t, k=cfg.k, pixel_size_um=m["pixel_size_um"], seed=0)
     best = min(base[b]["mse"] for b in BASELINES)
     mc = MotionCompensatedForecaster()
     rng = np.random.default_rng(0)
     smooth = ("brightness", "edge")
     samples = {s: [] for s in smooth}
-    for t in sp["train"]:
+    for t in fit_t:
         w = f[t - mc.k:t]
         aligned, flows = mc.align(w)
         for s in smooth:
             samples[s].append(rng.choice(statistic(s, w, aligned, flows).ravel(), 20000))
     centre = {s: np.quantile(np.concatenate(samples[s]), [0.25, 0.5, 0.75]) for s in smooth}
     grams = {c: {p: 0.0 for p in ("train", "val")} for c in ("default",) + smooth}
-    for part in ("train", "val"):
-        for t in sp[part]:
+    for part, targets in (("train", fit_t), ("val", score_t)):  # "train" = fitted on, "val" = scored on
+        for t in targets:
             w = f[t - mc.k:t]
             aligned, flows = mc.align(w)
             feats = mc.features_aligned(w, aligned, flows).reshape(mc.n_features, -1)
@@ -144,10 +151,12 @@ def movie_scores_smooth(spec, cfg) -> dict:
                 a = np.concatenate([feats, feats * z.astype(np.float32), one, y]).astype(np.float64)
                 grams[s][part] = grams[s][part] + a @ a.T / a.shape[1]
     res = {"B=1 (default)": score_classes(solve_classes(grams["default"]["train"][None]),
-                                          grams["default"]["val"][None]) / len(sp["val"]) / best}
+                                          grams["default"]["val"][None]) / len(score_t) / best}
     for s in smooth:
         wt = solve_modulated(grams[s]["train"], mc.n_features)
-        res[f"smooth in {s}"] = score_classes(wt[None], grams[s]["val"][None]) / len(sp["val"]) / best
+        res[f"smooth in {s}"] = score_classes(wt[None], grams[s]["val"][None]) / len(score_t) / best
+    res["best baseline"] = base["best_baseline"]
+    res["windows scored"] = len(score_t)
     return res
 
 
@@ -202,6 +211,8 @@ def main() -> None:
     ap.add_argument("--movies", nargs="+", choices=MOVIES)
     ap.add_argument("--out", type=Path, default=Path("/tmp/forecast_mc_local"))
     ap.add_argument("--smooth", action="store_true", help="the second run: weights varying smoothly with a statistic")
+    ap.add_argument("--part", choices=("val", "test"), default="val",
+                    help="with --smooth: test = fitted on training + validation, scored on the test block (once)")
     args = ap.parse_args()
 
     import torch
@@ -215,13 +226,13 @@ def main() -> None:
     res = {}
     for movie in args.movies or MOVIES:
         c0 = time.process_time()
-        res[movie] = (movie_scores_smooth if args.smooth else movie_scores)(specs[movie], cfg)
+        res[movie] = movie_scores_smooth(specs[movie], cfg, args.part) if args.smooth else movie_scores(specs[movie], cfg)
         print(movie, f"{time.process_time() - c0:.0f} CPU-s",
               json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in res[movie].items()}), flush=True)
         table = pd.DataFrame(res)
         table.to_csv(args.out / "local.csv")
     table = pd.DataFrame(res)
-    shares = table[table.index.astype(str).str.startswith("share")]
+    shares = table[table.index.astype(str).str.startswith(("share", "best baseline", "windows"))]
     table = table.drop(shares.index).astype(float)
     table["mean"] = table.mean(axis=1)
     table["worst change vs B=1"] = (table[list(res)] - table.loc["B=1 (default)", list(res)]).max(axis=1)
