@@ -42,7 +42,7 @@ import numpy as np
 from dynacell.errors import InvalidInputError
 from dynacell.forecast.frames import rollout, warp_by_flow
 
-__all__ = ["CROSS_MOVIE_FLOW", "FLOW_METHODS", "METHOD_NAME", "TVL1_KWARGS", "MotionCompensatedForecaster", "align_window", "compose_flows",
+__all__ = ["CROSS_MOVIE_FLOW", "FLOW_METHODS", "METHOD_NAME", "MODULATIONS", "TVL1_KWARGS", "MotionCompensatedForecaster", "align_window", "compose_flows",
            "estimate_flow", "upsample_flow"]
 
 #: Name of the method in ``dynacell forecast evaluate|predict --model``.
@@ -50,6 +50,9 @@ METHOD_NAME = "frames-mc-linear"
 
 
 FLOW_METHODS = ("tvl1", "ilk")
+
+#: Statistics the weights may vary with (``MotionCompensatedForecaster(modulate=...)``).
+MODULATIONS = ("brightness",)
 
 #: Flow settings for weights fitted on *other* movies (:meth:`MotionCompensatedForecaster.fit_normal_matrix`
 #: on summed normal matrices): chained TV-L1 flows at the resolution of the frames. Chosen on a
@@ -310,12 +313,24 @@ class MotionCompensatedForecaster:
         run side by side; chaining and upsampling stay in the calling thread. The forecast is the
         same bit for bit (the same operations, summed in the same order). Default 1
         (docs/forecasting.md, *Speed*).
+    modulate : {None, "brightness"}
+        Let every map's weight vary linearly with the local brightness: the forecast is
+        ``Σ_i (w_i + u_i z) m_i`` with ``z`` = frame t smoothed by a Gaussian of 2 px, minus its median
+        over the fitting windows' pixels, divided by their interquartile range, clipped to ±3
+        (:attr:`modulation`, set by :meth:`fit`); the ``w`` sum to 1 (with ``sum_to_one``), the ``u``
+        are free. Twice the feature maps, twice the Gaussian filters and shift warps of a forecast.
+        Chosen on the validation blocks (issue 14, session 12: mean MSE ratio 0.836 → 0.823, lower
+        on all five movies; ``benchmarks/forecast_mc_local.py``); an option, not the default. Weights
+        fitted on a movie's own past only (not for :meth:`fit_normal_matrix` on other movies).
 
     Attributes
     ----------
     weights : numpy.ndarray, float64, shape (F + 1,) or None
         Weights of the F feature maps and of the constant (last; 0 with ``sum_to_one``); None
-        before fitting.
+        before fitting. With ``modulate`` the first F / 2 are the ``w``, the next F / 2 the ``u``.
+    modulation : tuple of float or None
+        With ``modulate``: the 25th, 50th and 75th percentiles of the smoothed brightness over the
+        fitting windows (20,000 pixels drawn from each, seed 0); None before fitting.
     fitted_on : dict
         What the weights were fitted on (windows per movie).
 
@@ -323,7 +338,7 @@ class MotionCompensatedForecaster:
     ------
     InvalidInputError
         For k < 2, empty or negative ``sigmas_px``, an unknown flow method, a bad ``flow_downsample``
-        or ``threads`` < 1.
+        ``threads`` < 1 or an unknown ``modulate``.
 
     Notes
     -----
@@ -353,6 +368,8 @@ class MotionCompensatedForecaster:
     weights: np.ndarray | None = None
     fitted_on: dict = field(default_factory=dict)
     threads: int = 1
+    modulate: str | None = None
+    modulation: tuple | None = None
     _flow_cache: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False, compare=False)
     _digest_memo: dict | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -371,6 +388,9 @@ class MotionCompensatedForecaster:
             self.flow_kwargs = dict(TVL1_KWARGS) if self.flow_method == "tvl1" else {}
         if int(self.threads) != self.threads or self.threads < 1:
             raise InvalidInputError(f"{self.name}: threads must be an integer >= 1, got {self.threads}")
+        if self.modulate is not None and self.modulate not in MODULATIONS:
+            raise InvalidInputError(f"{self.name}: modulate must be None or one of {list(MODULATIONS)}, got "
+                                    f"{self.modulate!r}")
 
     def __repr__(self) -> str:
         state = "fitted" if self.weights is not None else "not fitted"
@@ -381,11 +401,47 @@ class MotionCompensatedForecaster:
 
     @property
     def n_features(self) -> int:
-        """Number of feature maps F (the constant not counted)."""
+        """Number of feature maps F (the constant not counted; with ``modulate`` twice the maps)."""
+        return self._n_maps * (2 if self.modulate else 1)
+
+    @property
+    def _n_maps(self) -> int:
+        """Number of maps of a window before modulation."""
         per_sigma = self.k + (self.k - 1) * self.unaligned
         if self.extrapolate:
             per_sigma += self.k * (2 if self.k >= 3 else 1)
         return per_sigma * len(self.sigmas_px)
+
+    def fit_modulation(self, frames: np.ndarray, targets: Sequence[int]) -> MotionCompensatedForecaster:
+        """Set :attr:`modulation` from the last frames of the windows that forecast ``targets``.
+
+        Parameters
+        ----------
+        frames : numpy.ndarray, float, shape (T, Y, X)
+        targets : sequence of int
+            Frames to fit (each needs K frames before it).
+
+        Returns
+        -------
+        MotionCompensatedForecaster
+            ``self``.
+        """
+        f = np.asarray(frames, dtype=np.float32)
+        tt = [int(t) for t in targets if self.k <= int(t) < len(f)]
+        if not tt:
+            raise InvalidInputError(f"{self.name}: no target with {self.k} frames before it to fit on")
+        rng = np.random.default_rng(0)
+        draws = [rng.choice(_brightness(f[t - 1]).ravel(), 20000) for t in tt]
+        self.modulation = tuple(float(q) for q in np.quantile(np.concatenate(draws), [0.25, 0.5, 0.75]))
+        return self
+
+    def modulation_map(self, window: np.ndarray) -> np.ndarray:
+        """``z`` of a window (see ``modulate``), float32 (Y, X)."""
+        if self.modulation is None:
+            raise InvalidInputError(f"{self.name}: modulation not fitted: call fit(frames, targets) first")
+        q1, q2, q3 = self.modulation
+        z = (_brightness(np.asarray(window[-1], np.float32)).ravel() - q2) / max(q3 - q1, 1e-12)
+        return np.clip(z, -3, 3).astype(np.float32).reshape(np.shape(window)[1:])
 
     def features(self, window: np.ndarray) -> np.ndarray:
         """Feature maps of one window (see Notes of the class).
@@ -438,7 +494,10 @@ class MotionCompensatedForecaster:
                 maps += [w[-1 - j] if s == 0 else gaussian_filter(w[-1 - j], s) for j in range(1, self.k)]
             if self.extrapolate:
                 maps += [warp_by_flow(m, v) for v in shifts for m in sm]
-        return np.stack(maps).astype(np.float32)
+        maps = np.stack(maps).astype(np.float32)
+        if self.modulate:
+            maps = np.concatenate([maps, maps * self.modulation_map(w)])
+        return maps
 
     def align(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The window aligned onto its last frame with this forecaster's flows (:func:`align_window`).
@@ -585,6 +644,8 @@ class MotionCompensatedForecaster:
         tt = [int(t) for t in targets if self.k <= int(t) < len(f)]
         if not tt:
             raise InvalidInputError(f"{self.name}: no target with {self.k} frames before it to fit on")
+        if self.modulate and self.modulation is None:
+            self.fit_modulation(f, tt)
         gram = np.zeros((self.n_features + 2, self.n_features + 2))
         for t in tt:
             gram += self.window_normal_matrix(self.features(f[t - self.k:t]), f[t])
@@ -622,7 +683,8 @@ class MotionCompensatedForecaster:
         """
         if gram.shape != (self.n_features + 2, self.n_features + 2):
             raise InvalidInputError(f"{self.name}: normal matrix {gram.shape}, expected {(self.n_features + 2,) * 2}")
-        self.weights = _solve_sum_to_one(gram, ridge) if self.sum_to_one else _solve(gram, ridge)
+        n_free = self.n_features - self._n_maps if self.modulate else 0
+        self.weights = _solve_sum_to_one(gram, ridge, n_free=n_free) if self.sum_to_one else _solve(gram, ridge)
         self.fitted_on = dict(fitted_on or {})
         return self
 
@@ -649,6 +711,8 @@ class MotionCompensatedForecaster:
             Without a target that has K frames before it.
         """
         tt = [int(t) for t in targets if self.k <= int(t) < len(frames)]
+        if self.modulate and tt:
+            self.fit_modulation(frames, tt)
         return self.fit_normal_matrix(self.normal_matrix(frames, tt), ridge=ridge,
                                       fitted_on={"n_windows": len(tt), "targets": [tt[0], tt[-1]] if tt else []})
 
@@ -716,8 +780,18 @@ class MotionCompensatedForecaster:
         if self.weights is None:
             raise InvalidInputError(f"{self.name} is not fitted: call fit(frames, targets) on the movie's past")
         w = np.asarray(window, dtype=np.float32)
+        n = self._n_maps
+        with self._pool() as ex:
+            out = self._folded_sum(w, aligned, flows, self.weights[:n], self.weights[-1], ex)
+            if self.modulate:
+                out += self.modulation_map(w) * self._folded_sum(w, aligned, flows, self.weights[n:2 * n], 0.0, ex)
+        return out
+
+    def _folded_sum(self, w: np.ndarray, aligned: np.ndarray, flows: np.ndarray, wt: np.ndarray, const: float,
+                    ex: Executor | None) -> np.ndarray:
+        """``Σ_i wt_i m_i + const`` over the maps of one window, on weighted sums (see :meth:`_predict_window`)."""
         shifts = self._shifts(flows) if self.extrapolate else []
-        k, wt = self.k, self.weights
+        k = self.k
         raw = w[-2::-1]  # frames t − 1 .. t − K + 1
         jobs = []  # per σ: the unshifted sum, then one sum per shift: (weights of aligned, of raw frames, σ)
         i = 0
@@ -732,18 +806,17 @@ class MotionCompensatedForecaster:
             for _ in shifts:
                 jobs.append((aligned, wt[i:i + k].astype(np.float32), raw, None, s))
                 i += k
-        with self._pool() as ex:
-            smoothed = list(ex.map(_smooth, jobs) if ex is not None else map(_smooth, jobs))
-            out = np.full(w.shape[1:], wt[-1], np.float32)
-            moved = [np.zeros(w.shape[1:], np.float32) for _ in shifts]
-            per_sigma = 1 + len(shifts)
-            for g in range(len(self.sigmas_px)):
-                out += smoothed[g * per_sigma]
-                for acc_v, m in zip(moved, smoothed[g * per_sigma + 1:(g + 1) * per_sigma], strict=True):
-                    acc_v += m
-            pairs = list(zip(moved, shifts, strict=True))
-            for m in (ex.map(_warp_pair, pairs) if ex is not None else map(_warp_pair, pairs)):
-                out += m
+        smoothed = list(ex.map(_smooth, jobs) if ex is not None else map(_smooth, jobs))
+        out = np.full(w.shape[1:], const, np.float32)
+        moved = [np.zeros(w.shape[1:], np.float32) for _ in shifts]
+        per_sigma = 1 + len(shifts)
+        for g in range(len(self.sigmas_px)):
+            out += smoothed[g * per_sigma]
+            for acc_v, m in zip(moved, smoothed[g * per_sigma + 1:(g + 1) * per_sigma], strict=True):
+                acc_v += m
+        pairs = list(zip(moved, shifts, strict=True))
+        for m in (ex.map(_warp_pair, pairs) if ex is not None else map(_warp_pair, pairs)):
+            out += m
         return out
 
     def rollout(self, frames: np.ndarray, steps: int) -> np.ndarray:
@@ -766,6 +839,13 @@ class MotionCompensatedForecaster:
         return rollout(self.predict, frames, self.k, steps)
 
 
+def _brightness(frame: np.ndarray) -> np.ndarray:
+    """Frame smoothed by a Gaussian of 2 px: the statistic of ``modulate="brightness"``."""
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(frame, 2.0)
+
+
 def _smooth(job: tuple) -> np.ndarray:
     """``G_σ(Σ_j a_j aligned_j + Σ_j r_j raw_j)`` (no filter for σ = 0): one job of ``predict_aligned``."""
     from scipy.ndimage import gaussian_filter
@@ -784,16 +864,18 @@ def _solve(gram: np.ndarray, ridge: float) -> np.ndarray:
     return np.linalg.solve(a, b)
 
 
-def _solve_sum_to_one(gram: np.ndarray, ridge: float) -> np.ndarray:
+def _solve_sum_to_one(gram: np.ndarray, ridge: float, n_free: int = 0) -> np.ndarray:
     """Least-squares weights of the feature maps with ``sum(w) = 1`` and the constant fixed at 0.
 
-    Solves the KKT system ``[[A + rI, 1], [1ᵀ, 0]] [w; λ] = [b; 1]`` with ``A`` the features' block of
-    the Gram matrix of ``[features, 1, target]`` and ``r`` the same relative ridge as :func:`_solve`.
+    Solves the KKT system ``[[A + rI, c], [cᵀ, 0]] [w; λ] = [b; 1]`` with ``A`` the features' block of
+    the Gram matrix of ``[features, 1, target]``, ``r`` the same relative ridge as :func:`_solve` and
+    ``c`` = 1 on all but the last ``n_free`` features (those, the modulated maps, are not constrained).
 
     Parameters
     ----------
     gram : numpy.ndarray, shape (F + 2, F + 2)
     ridge : float
+    n_free : int
 
     Returns
     -------
@@ -803,8 +885,9 @@ def _solve_sum_to_one(gram: np.ndarray, ridge: float) -> np.ndarray:
     n = len(gram) - 2
     a, b = gram[:n, :n], gram[:n, -1]
     a = a + ridge * np.trace(a) / n * np.eye(n)
+    c = np.r_[np.ones(n - n_free), np.zeros(n_free)]
     kkt = np.zeros((n + 1, n + 1))
-    kkt[:n, :n], kkt[:n, n], kkt[n, :n] = a, 1.0, 1.0
+    kkt[:n, :n], kkt[:n, n], kkt[n, :n] = a, c, c
     sol = np.linalg.solve(kkt, np.concatenate([b, [1.0]]))
     return np.concatenate([sol[:n], [0.0]])
 
