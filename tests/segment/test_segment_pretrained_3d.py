@@ -196,3 +196,12 @@ def test_outline_sigma_model_smooths_by_model_voxels_per_axis(monkeypatch):
     np.testing.assert_allclose(seen[0][1], 0.5 / zoom)
     assert smooth.max() == plain.max() > 0  # the same objects, outlines moved
     assert not np.array_equal(smooth, plain)
+
+
+def test_shipped_3d_card_keeps_the_session12_outline_levers_off():
+    """The 1 Dec session-12 outline levers failed their ship rule on the test frames: the card records the
+    trial and runs neither (one outline copy, no smoothing)."""
+    card = Segmenter.from_pretrained("nuclei-seg-3d").card
+    assert card.outline_shifts == 1 and card.outline_sigma_model == 0.0
+    trial = card.metrics["tried_1dec_session12_not_shipped"]
+    assert "0.777 vs 0.779" in trial["test (pick vs shipped, same run)"]
