@@ -69,3 +69,34 @@ def test_fast_student_on_a_heldout_hela_frame_beats_classical(shared_data):
     s_model, n = ctc_seg(f.labels, segment_frame(f.image, Segmenter.from_pretrained("nuclei-seg-2d-fast")))
     s_classical, _ = ctc_seg(f.labels, classical_frame(f.image, voxel_size_um=f.voxel_size_um))
     assert n > 100 and s_model >= 0.8 and s_model > s_classical + 0.05
+
+
+def test_fast_student_outline_by_object_chosen_by_its_recorded_rules():
+    """The card's per-object outline cut is the one its record chose, and met the rules fixed beforehand."""
+    seg = Segmenter.from_pretrained("nuclei-seg-2d-fast")
+    p, rec = seg.postprocess, seg.card.metrics["val_outline_by_object"]
+    assert (p.outline_intensity_weight, p.outline_intensity_fraction, p.outline_intensity_sigma_px) == (0.25, 0.25, 2.0)
+    chosen, before = rec["chosen_w_0.25_f_0.25_s_2"], rec["before"]
+    assert chosen[2] >= before[2] + 0.003 - 5e-5  # the validation bar (means rounded to 4 decimals)
+    assert chosen[0] >= before[0] - 0.002 and chosen[1] >= before[1] - 0.002
+    assert rec["chosen_gowt1_21_31_markers"]["merges"] == 0 and rec["chosen_gowt1_21_31_markers"]["missed"] == 0
+    assert sum(rec["train_frames_chosen"]) >= sum(rec["train_frames_before"])  # the guard on the training frames
+    test = seg.card.metrics["test_outline_by_object"]  # the ship rule given before the test
+    assert test["gowt1_seg"] >= 0.8825 and test["hela02_seg"] >= 0.9356 and test["dsb_seg"] >= 0.7327
+    fresh, old = test["gowt1_fresh_markers"], test["before_gowt1_fresh_markers"]
+    assert fresh["merged"] <= old["merged"] and fresh["missed"] <= old["missed"]
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_fast_student_reproduces_its_gowt1_validation_seg(shared_data):
+    """segment_frame with the shipped card gives the GOWT1 validation SEG its card records (54 nuclei)."""
+    from dynacell.segment.learned import estimate_nucleus_diameter_px
+
+    frames = load_frames("gowt1", "val", shared_data)
+    seg = Segmenter.from_pretrained("nuclei-seg-2d-fast")
+    d = estimate_nucleus_diameter_px(frames[0].image)
+    scores = [ctc_seg(f.labels, segment_frame(f.image, seg, nucleus_diameter_px=d)) for f in frames]
+    mean = sum(s * n for s, n in scores) / sum(n for _, n in scores)
+    assert sum(n for _, n in scores) == 54
+    assert mean == pytest.approx(seg.card.metrics["val_outline_by_object"]["chosen_w_0.25_f_0.25_s_2"][0], abs=6e-4)
