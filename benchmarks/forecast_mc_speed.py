@@ -28,6 +28,8 @@ equal weights summing to 1 (the cost does not depend on their values). Timed wit
   by a product with the interpolation matrix: the same values to float32 rounding).
 * ``2 threads``: the current defaults with ``threads=2`` (warps and Gaussian filters of one forecast
   side by side; the same forecast bit for bit). Its CPU seconds count both threads.
+* ``brightness``: the current defaults with ``modulate="brightness"`` (weights varying with the
+  smoothed brightness: twice the weighted sums, Gaussian filters and shift warps).
 
 Each timing records CPU seconds (:func:`time.process_time`, all threads of the process), those of
 the main thread (:func:`time.thread_time`; with ``2 threads`` the rest ran in the pool, side by side)
@@ -109,10 +111,14 @@ def main() -> None:
                 kw["flow_compose_coarse"] = False
             if which == "2 threads":
                 kw["threads"] = 2
+            if which == "brightness":
+                kw["modulate"] = "brightness"
             mc = MotionCompensatedForecaster(flow_method="ilk" if which == "ilk 1/2" else "tvl1", **kw)
             if full_res:
                 mc.flow_downsample *= 4
         mc.weights = np.r_[np.full(mc.n_features, 1.0 / mc.n_features), 0.0]
+        if mc.modulate:
+            mc.modulation = (0.25, 0.5, 0.75)
         return mc
 
     upsample_flow = motion.upsample_flow
@@ -141,7 +147,8 @@ def main() -> None:
         return downscale_local_mean(window, (1, 4, 4)).astype(np.float32)
 
     variants = (["previous"] if args.with_previous else []) + ["tvl1 1/2, skimage warp", "tvl1 1/2", "current",
-                                                                "ilk 1/2", "fine chain", "resize upsample", "2 threads"]
+                                                                "ilk 1/2", "fine chain", "resize upsample", "2 threads",
+                                                                "brightness"]
     if args.variants:
         variants = args.variants
     res: dict = {"cold_window": {}, "along_movie": {}}
@@ -159,7 +166,8 @@ def main() -> None:
                 res.setdefault("cold_window_main_thread_cpu", {}).setdefault(f"{which}, {path}", []).append(WALL["main"])
                 print(f"repeat {rep}: {which}, {path}: {sec:.3f} CPU-s ({WALL['main']:.3f} in the main thread), "
                       f"{WALL['last']:.3f} wall-s", flush=True)
-    along = [v for v in ("current", "ilk 1/2", "fine chain", "resize upsample", "2 threads") if v in variants]
+    along = [v for v in ("current", "ilk 1/2", "fine chain", "resize upsample", "2 threads", "brightness")
+             if v in variants]
     for path in ("full resolution", "/4 path"):  # the variants interleaved frame by frame (A/B under the same load)
         mcs = {which: make(which, path == "full resolution") for which in along}
         secs, walls = {which: [] for which in along}, {which: [] for which in along}

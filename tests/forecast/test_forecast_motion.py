@@ -69,6 +69,9 @@ def test_errors_and_resolution_by_name():
         mc.fit(np.zeros((4, 8, 8), np.float32), [4])
     with pytest.raises(InvalidInputError):
         MotionCompensatedForecaster(k=1)
+    mb = resolve_model("frames-mc-brightness")
+    assert mb.modulate == "brightness" and mb.name == "frames-mc-brightness" and mc.modulate is None
+    assert mb.n_features == 2 * mc.n_features
 
 
 @pytest.mark.slow

@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
     def evaluate(
         movie: Path = typer.Argument(..., help="movie (CTC folder, TIFF, zarr, npz)"),
         model: str = typer.Option("frames-unet", "--model",
-                                  help="shipped model name, model folder, or the method frames-mc-linear"),
+                                  help="shipped model name, model folder, or method frames-mc-linear|frames-mc-brightness"),
         k: int | None = typer.Option(None, "--k", help="window length (must equal the model's K)"),
         axes: str | None = typer.Option(None, "--axes", help="axes of a TIFF stack, e.g. TYX"),
         z: str = typer.Option("max", "--z", help="3D movies: z-slice index or 'max' (projection)"),
@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:
         source: Path = typer.Argument(..., help="a movie (frame model) or a tracks CSV / lineage (position model)"),
         out: Path = out_option("Output folder: predicted frames (TIFF) or positions (CSV) and forecast.json."),
         model: str = typer.Option("frames-unet", "--model",
-                                  help="shipped model name, model folder, or the method frames-mc-linear"),
+                                  help="shipped model name, model folder, or method frames-mc-linear|frames-mc-brightness"),
         steps: int = typer.Option(1, "--steps", help="frames / steps ahead to predict"),
         method: str = typer.Option("model", "--method",
                                    help="positions: model, constant_position, constant_velocity, kalman or "

@@ -45,8 +45,9 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 DEFAULT_FRAME_MODEL = "frames-unet"
 #: Name of the default position model.
 DEFAULT_POSITION_MODEL = "positions-2d"
-#: Next-frame methods usable by name (no weights file; fitted on the movie's own past before use).
-FRAME_METHODS = ("frames-mc-linear",)
+#: Next-frame methods usable by name (no weights file; fitted on the movie's own past before use):
+#: ``frames-mc-linear`` and the same with weights varying with the local brightness (``modulate="brightness"``).
+FRAME_METHODS = ("frames-mc-linear", "frames-mc-brightness")
 
 
 class FrameForecastCard(ModelCard):
@@ -310,7 +311,8 @@ def resolve_model(name_or_path: str | Path):
     if str(name_or_path) in FRAME_METHODS:
         from dynacell.forecast.motion import MotionCompensatedForecaster
 
-        return MotionCompensatedForecaster(name=str(name_or_path))
+        modulate = "brightness" if str(name_or_path) == "frames-mc-brightness" else None
+        return MotionCompensatedForecaster(name=str(name_or_path), modulate=modulate)
     if str(name_or_path) in available_models():
         return from_pretrained(str(name_or_path))
     if p.is_dir():
