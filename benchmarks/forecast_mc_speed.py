@@ -34,7 +34,10 @@ equal weights summing to 1 (the cost does not depend on their values). Timed wit
 Each timing records CPU seconds (:func:`time.process_time`, all threads of the process), those of
 the main thread (:func:`time.thread_time`; with ``2 threads`` the rest ran in the pool, side by side)
 and wall seconds (:func:`time.perf_counter`); on a shared machine only the CPU seconds are
-comparable between runs. The summary gives the minimum and median over the repeats.
+comparable between runs. The summary gives the minimum and median over the repeats. With
+``--schedule N`` the pool's tasks of N cold full-resolution windows (``threads=2``) are timed one by
+one and replayed on two idle workers (:func:`two_thread_schedule`): an estimate of the wall time on
+two free cores, for machines where none is free.
 
 At full resolution every flow is estimated at 1/4 of its flow resolution, so that it sees the same
 physical scale as on the ÷4 frames the settings were chosen on. Each is timed on (a) one window with
@@ -71,12 +74,74 @@ def _cpu(fn) -> float:
     return time.process_time() - c0
 
 
+def two_thread_schedule(mc, window: np.ndarray) -> dict:
+    """Per-task CPU seconds of one forecast with ``threads`` > 1, and the wall time two free cores would need.
+
+    Every task the forecaster hands to its pool (frame digests, consecutive flows, warps of the past
+    frames, weighted sums with their Gaussian filters, shift warps) is timed by :func:`time.thread_time`
+    in the thread that runs it; the main thread's CPU seconds are everything else. The estimate
+    replays each pool phase on 2 workers that take the tasks in the order they were submitted (as
+    :class:`concurrent.futures.ThreadPoolExecutor` does) and adds the main thread's seconds: what two
+    otherwise idle cores would take if no task slowed the other down (memory bandwidth is shared, so
+    a lower bound).
+    """
+    import threading
+
+    from dynacell.forecast import motion
+
+    log: list[tuple[str, float]] = []
+    lock = threading.Lock()
+    originals = {"_digest": motion._digest, "_warp_pair": motion._warp_pair, "_smooth": motion._smooth}
+    est = motion.MotionCompensatedForecaster._estimated_flow
+
+    def timed(name, fn):
+        def run(*a, **k):
+            c0 = time.thread_time()
+            out = fn(*a, **k)
+            with lock:
+                log.append((name, time.thread_time() - c0))
+            return out
+        return run
+
+    for name, fn in originals.items():
+        setattr(motion, name, timed(name, fn))
+    motion.MotionCompensatedForecaster._estimated_flow = timed("flow", est)
+    try:
+        m0 = time.thread_time()
+        mc.predict(window[None])
+        main_cpu = time.thread_time() - m0
+    finally:
+        for name, fn in originals.items():
+            setattr(motion, name, fn)
+        motion.MotionCompensatedForecaster._estimated_flow = est
+    phases: list[list[float]] = []  # consecutive tasks of one kind form a phase (one executor.map)
+    last = None
+    for name, sec in log:
+        if name != last:
+            phases.append([])
+            last = name
+        phases[-1].append(sec)
+    makespan = 0.0
+    for tasks in phases:
+        workers = [0.0, 0.0]
+        for sec in tasks:
+            i = int(np.argmin(workers))
+            workers[i] += sec
+        makespan += max(workers)
+    pool_cpu = float(sum(sec for _, sec in log))
+    return {"main_thread_cpu_s": main_cpu, "pool_cpu_s": pool_cpu, "phases": [len(p) for p in phases],
+            "two_free_cores_wall_s_estimate": main_cpu + makespan}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--with-previous", action="store_true", help="also time the pre-issue-14 settings (slow)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/forecast_mc_speed"))
     ap.add_argument("--variants", nargs="+", help="time only these variants (names as printed), in turn")
+    ap.add_argument("--schedule", type=int, default=0, metavar="N",
+                    help="also replay N cold full-resolution windows with threads=2 on two idle cores "
+                         "(two_thread_schedule)")
     args = ap.parse_args()
 
     import torch
@@ -185,6 +250,15 @@ def main() -> None:
             print(f"along the movie, {which}, {path}: {np.round(secs[which], 3).tolist()} CPU-s, "
                   f"wall {np.round(walls[which], 3).tolist()}", flush=True)
     mc = MotionCompensatedForecaster()
+    if args.schedule:
+        rows = []
+        for _ in range(args.schedule):
+            for which in ("2 threads",) + (("brightness",) if "brightness" in variants else ()):
+                mc2 = make(which, True)
+                mc2.threads = 2
+                rows.append({"variant": which, **two_thread_schedule(mc2, w)})
+                print("schedule:", json.dumps(rows[-1]), flush=True)
+        res["two_thread_schedule"] = rows
     res["current_settings"] = {"flow_method": mc.flow_method, "flow_downsample": mc.flow_downsample,
                                "flow_chain": mc.flow_chain, "flow_kwargs": mc.flow_kwargs}
     res["summary"] = {kind: {k: {"min": float(np.min(v)), "median": float(np.median(v))} for k, v in res[kind].items()}
