@@ -30,6 +30,8 @@ objects, their variants one after another on the same cached maps):
   and split lines from the interpolated maps), instead of the model-scale labels resized back;
 - ``cut``: foreground probability at which the resized-back outline is cut (``segment_frame``
   uses the model-scale threshold ``foreground``);
+- ``outline_intensity_weight`` / ``_fraction`` / ``_sigma_px`` (fields of ``PostprocessParams``): the
+  per-object outline cut (:func:`dynacell.segment.learned.cut_outlines_by_object`) instead of the plain one;
 - ``grow``: labels grown (> 0, scikit-image ``expand_labels``) or shrunk (< 0, one pixel per
   step, also from touching neighbours) by this many frame pixels at the end;
 - any field of :class:`dynacell.segment.learned.PostprocessParams`.
@@ -388,7 +390,16 @@ def main() -> None:
                     maps_cache[key] = shifted_foreground(seg, x, maps["foreground"].shape, int(shifts), flips)
                 fg = maps_cache[key]
             lab = P._expand_in_box(P._resize_nearest(lab, f.image.shape), max(1.0, float(1 / np.min(zoom))), expand_labels)
-            lab[fg <= (params.foreground if cut is None else cut)] = 0
+            level = params.foreground if cut is None else cut
+            if params.outline_intensity_weight > 0:  # the per-object cut, as segment_frame applies it
+                from dynacell.segment.learned import cut_outlines_by_object
+
+                lab = cut_outlines_by_object(lab, fg, normalize_image(f.image), threshold=level,
+                                             weight=params.outline_intensity_weight,
+                                             fraction=params.outline_intensity_fraction,
+                                             sigma_px=params.outline_intensity_sigma_px)
+            else:
+                lab[fg <= level] = 0
         lab = P._drop_specks(lab, float(diam[ds] * scale))
         if grow > 0:
             lab = expand_labels(lab, distance=float(grow))

@@ -73,3 +73,27 @@ def test_empty_or_single_object_frames(n_labels: int) -> None:
         labels = np.where(labels == 2, 0, labels)
     out = cut_outlines_by_object(labels, fg, img, weight=0.25)
     assert out.shape == labels.shape and set(np.unique(out)) <= {0, 1}
+
+
+def test_ring_in_boxes_around_each_object_equals_the_whole_frame_expansion() -> None:
+    """The per-object boxes of the background ring give the labels of expand_labels on the whole frame."""
+    from skimage.segmentation import expand_labels
+
+    from dynacell.segment.learned import _nearest_ring
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:160, :400]
+    core = np.zeros(yy.shape, np.int32)
+    for k in range(1, 16):  # discs of radius 5-12, many close or touching
+        cy, cx, r = rng.integers(10, 150), rng.integers(10, 390), rng.integers(5, 13)
+        core[(np.hypot(yy - cy, xx - cx) <= r) & (core == 0)] = k
+    whole = expand_labels(core, 4.0)
+    whole[core > 0] = 0
+    boxed = _nearest_ring(core, 4.0)  # boxes smaller in all than the frame: the per-object path
+    assert np.array_equal(boxed, whole) and boxed.any()
+    dense = np.kron(np.arange(1, 65, dtype=np.int32).reshape(8, 8), np.ones((6, 6), np.int32))  # boxes cover more
+    dense[::6, :] = 0
+    ring = _nearest_ring(dense, 4.0)
+    ref = expand_labels(dense, 4.0)
+    ref[dense > 0] = 0
+    assert np.array_equal(ring, ref)
