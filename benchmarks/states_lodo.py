@@ -16,6 +16,12 @@ Usage (sample sets built as in ``configs/nuclei-2d.yaml``)::
         [--datasets bacteria-phc hela02 gowt1] [--models dcnet 4ncnn] \
         [--extra-data /tmp/dynacell_state_sets/sim2d-*-d18c.npz --tag +sim] [--recipe dr+norm] [--seed 1]
 
+The 3D recipe (``nuclei-3d``: the seed's 4ncnn with segmentation context) the same way, each of its two
+sources held out in turn (WormGUIDES-lineage renders, simulated embryos)::
+
+    python benchmarks/states_lodo.py configs/nuclei-3d.yaml --out /tmp/dynacell_lodo3d \
+        --datasets wormguides sim-embryo --models 4ncnn+context 4ncnn
+
 ``--recipe`` adds one of :data:`RECIPES` (domain randomisation of
 :class:`dynacell.train.augment.AugmentConfig`, dcnet's ``nucleus_norm``) to the config; its name is
 appended to the run names. The table also gives each run's validation macro-F1 (tree / time split of
@@ -59,7 +65,9 @@ def lodo_config(config, dataset: str, out: Path, epochs: int | None, patience: i
                 extra_data: list[str] | None = None):
     """The base config with ``dataset`` held out as the whole test side (train/val split of the rest),
     with ``extra_data`` sample sets (e.g. rendered colonies) added to the training side's sources."""
-    split = config.split.model_copy(update={"test_datasets": [dataset], "fractions": (0.8, 0.2, 0.0)})
+    # the held-out dataset is the whole test side: named test groups of the other datasets (the 3D config's
+    # test embryos) go back to training
+    split = config.split.model_copy(update={"test_datasets": [dataset], "test_groups": [], "fractions": (0.8, 0.2, 0.0)})
     update = {"split": split, "out": str(out), "data": [*config.data, *(extra_data or [])]}
     if epochs:
         update["epochs"] = epochs
@@ -78,7 +86,7 @@ def _val_macro_f1(folder: Path) -> float:
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     """Run the LODO benchmark (see the module docstring) and print its table."""
     from dynacell.train import load_config
-    from dynacell.train.benchmark import BASELINES, benchmark_states
+    from dynacell.train.benchmark import BASELINES, CONTEXT_RUNS, benchmark_states
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config", type=Path)
@@ -100,7 +108,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         base = base.model_copy(update={"seed": args.seed})
     tag = args.tag + (f"+{args.recipe}" if args.recipe else "")
     # the seed's models keep their own input and options; the recipe's augmentation applies to all runs
-    runs = {f"{m}{tag}": BASELINES[m] for m in args.models}
+    runs = {f"{m}{tag}": {**BASELINES, **CONTEXT_RUNS}[m] for m in args.models}
     tables = []
     for ds in args.datasets:
         cfg = lodo_config(base, ds, args.out / ds, args.epochs, args.patience, args.extra_data)
