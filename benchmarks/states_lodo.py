@@ -40,7 +40,8 @@ import pandas as pd
 #: fields of :class:`dynacell.train.augment.AugmentConfig` and dcnet ``model_kwargs`` added to the config.
 #: ``dr``: domain randomisation of the raw channels (polarity inversion, gamma, blur, noise, zoom);
 #: ``norm``: dcnet's nucleus-contrast normalisation; ``drop``: raw channels dropped for 30 % of the
-#: samples (the masks and segmentation context must carry the decision).
+#: samples (the masks and segmentation context must carry the decision); ``dr3d``: ``dr`` without the
+#: inversion and the (2D-only) zoom, for the 3D recipe.
 _DR = {"invert_p": 0.5, "gamma": (0.5, 2.0), "contrast": (0.6, 1.4), "blur_sigma_px": 1.5, "noise_max": 0.08,
        "zoom": (0.8, 1.25)}
 RECIPES: dict[str, dict] = {
@@ -48,6 +49,8 @@ RECIPES: dict[str, dict] = {
     "norm": {"model_kwargs": {"nucleus_norm": True}},
     "dr+norm": {"augment": _DR, "model_kwargs": {"nucleus_norm": True}},
     "dr+norm+drop": {"augment": {**_DR, "raw_dropout": 0.3}, "model_kwargs": {"nucleus_norm": True}},
+    # 3D fluorescence: gamma, contrast, blur and noise only (no polarity inversion; zoom is 2D-only)
+    "dr3d": {"augment": {k: v for k, v in _DR.items() if k not in ("invert_p", "zoom")}},
 }
 
 
