@@ -219,7 +219,8 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             write_csv(tracks, tmp / "tracks.csv")
             write_geff(lin, tmp / "lineage.geff")
         with timer.step("write_ctc"):
-            write_ctc_result(tmp / "ctc", label_movie, lin, progress=progress, frame_ids=ids)
+            write_ctc_result(tmp / "ctc", label_movie, lin, progress=progress, frame_ids=ids,
+                             frame_boxes={t: found[3] for t, found in objects.items()})
         evaluation = None
         if config.gt is not None:
             with timer.step("evaluate"):

@@ -258,6 +258,23 @@ def _present_ids(mask: np.ndarray) -> np.ndarray:
     return present[present != 0]
 
 
+def _relabel_in_boxes(mask: np.ndarray, ids: np.ndarray, new_ids: np.ndarray, boxes: np.ndarray,
+                      dtype: type) -> np.ndarray:
+    """``mask`` with id ``ids[k]`` replaced by ``new_ids[k]`` and 0 elsewhere, looking only inside ``boxes[k]``.
+
+    The same array as ``lut[mask]`` with ``lut[ids] = new_ids`` (``lut`` 0 elsewhere) when ``ids`` are all the
+    nonzero ids of ``mask`` and each box ``(lo_0, ..., lo_{d-1}, hi_0, ..., hi_{d-1})`` holds every pixel of its
+    id (tested against the lookup). Boxes may overlap: each writes only its own id's pixels.
+    """
+    out = np.zeros(mask.shape, dtype=dtype)
+    nd = mask.ndim
+    for label, new, box in zip(ids.tolist(), np.asarray(new_ids).tolist(), np.asarray(boxes).tolist(), strict=True):
+        region = tuple(slice(box[a], box[nd + a]) for a in range(nd))
+        view = out[region]
+        view[mask[region] == label] = new
+    return out
+
+
 def write_ctc_result(
     folder: str | Path,
     masks: Any,
@@ -267,6 +284,7 @@ def write_ctc_result(
     overwrite: bool = False,
     progress: bool = False,
     frame_ids: Mapping[int, np.ndarray] | None = None,
+    frame_boxes: Mapping[int, np.ndarray] | None = None,
 ) -> Path:
     """Write a CTC result folder: ``maskTTT.tif`` (uint16) and ``res_track.txt`` (``L B E P``), atomically.
 
@@ -291,6 +309,11 @@ def write_ctc_result(
         ``{t: sorted nonzero ids of mask t}`` when already known (:func:`dynacell.io.scan.scan_labels`
         returns them for the same masks): those frames are not counted again. Must describe
         ``masks`` exactly.
+    frame_boxes : Mapping of int to numpy.ndarray, optional
+        ``{t: boxes}``, the bounding box ``(lo_0, ..., hi_0, ...)`` (``hi`` exclusive) of each id of
+        ``frame_ids[t]``, in that order (the scan's :func:`dynacell.io.scan.frame_objects`); must hold every
+        pixel of its id. With a lineage, a frame whose boxes cover little of it is relabelled box by box
+        (:func:`_relabel_in_boxes`) instead of by a lookup over every pixel: the same mask.
 
     Returns
     -------
@@ -313,6 +336,7 @@ def write_ctc_result(
     """
     from tqdm.auto import tqdm
 
+    from dynacell.io.objects import boxes_cover_little
     from dynacell.io.writers import (
         atomic_folder,
         frame_name,
@@ -365,9 +389,12 @@ def write_ctc_result(
                 if absent:
                     logger.warning("frame %d: lineage nodes with labels %s have no pixels in the mask", t,
                                    sorted(absent)[:10])
-                if present.size and int(present[-1]) <= max(mask.size, _LUT_MAX_ID):
+                boxes = None if known is None or frame_boxes is None else frame_boxes.get(int(t))
+                small = tids.size == 0 or int(tids.max()) <= np.iinfo(np.uint16).max
+                if present.size and boxes_cover_little(mask.shape, boxes, present.size):
+                    mask = _relabel_in_boxes(mask, present, tids, boxes, np.uint16 if small else np.int64)
+                elif present.size and int(present[-1]) <= max(mask.size, _LUT_MAX_ID):
                     # id -> track id, one gather (straight to the uint16 of the file when the ids fit)
-                    small = tids.size == 0 or int(tids.max()) <= np.iinfo(np.uint16).max
                     lut = np.zeros(int(present[-1]) + 1, dtype=np.uint16 if small else np.int64)
                     lut[present] = tids
                     mask = lut[mask]

@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from dynacell.errors import InvalidInputError
 
-__all__ = ["nucleus_centroids", "label_sizes"]
+__all__ = ["nucleus_centroids", "label_sizes", "boxes_cover_little"]
 
 #: Largest id for which the dense, one-pass bounding-box route is used (beyond: sparse route).
 _DENSE_ID_LIMIT = 1 << 20
@@ -134,3 +134,21 @@ def label_sizes(labels_t: np.ndarray, *, source: str = "") -> tuple[np.ndarray, 
     """
     ids, _, sizes = nucleus_centroids(labels_t, source=source, return_sizes=True)
     return ids, sizes
+
+
+def boxes_cover_little(shape: tuple[int, ...], boxes, n_ids: int) -> bool:
+    """Whether a label frame of ``shape`` is cheaper to visit box by box than pixel by pixel.
+
+    True when ``boxes`` (the ``return_boxes`` rows of :func:`nucleus_centroids`) has one row of ``2 * ndim``
+    per id, the boxes' volume together is at most a quarter of the frame and there is at most one id per
+    4,096 pixels (each box costs a few NumPy calls). GOWT1 01's 1024² track masks: ~25 nuclei in boxes of
+    ~8 % of the frame. Used by the CTC writer and the linker's flow-compensated overlaps of ``dynacell run``.
+    """
+    if boxes is None or len(shape) == 0:
+        return False
+    boxes = np.asarray(boxes)
+    size = int(np.prod(shape))
+    nd = len(shape)
+    if boxes.ndim != 2 or boxes.shape != (n_ids, 2 * nd) or n_ids > size // 4096:
+        return False
+    return int(np.prod(boxes[:, nd:] - boxes[:, :nd], axis=1).sum()) <= size // 4

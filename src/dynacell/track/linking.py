@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
+from dynacell.io.objects import boxes_cover_little
 from dynacell.lineage.graph import Lineage
 from dynacell.track.ctc import TrackRelabel, assign_ctc_tracks
 
@@ -723,6 +724,34 @@ def _foreground(frame: np.ndarray, ids: np.ndarray | None = None
     return coords, la, u, inverse
 
 
+def _foreground_in_boxes(frame: np.ndarray, ids: np.ndarray, boxes: np.ndarray
+                         ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_foreground` read inside each nucleus's bounding box: the same pixels, ordered nucleus by nucleus.
+
+    ``ids``: all the frame's nonzero ids, sorted; ``boxes``: their bounding boxes (``lo..., hi...``, ``hi``
+    exclusive, the scan's :func:`dynacell.io.scan.frame_objects`), each holding every pixel of its id. Each
+    pixel with its id and id index is listed once, as by :func:`_foreground`, but grouped by id (C order
+    inside each id) instead of in C order over the frame: :func:`_flow_overlaps` only counts pairs
+    (:func:`_count_pairs`, a sort), so the order does not change its result. On a 1024² frame with ~25 nuclei
+    it skips the scan of the ~96 % background (tested equal up to the order).
+    """
+    nd = frame.ndim
+    coords: list[list[np.ndarray]] = [[] for _ in range(nd)]
+    index: list[np.ndarray] = []
+    for k, (label, box) in enumerate(zip(np.asarray(ids).tolist(), np.asarray(boxes).tolist(), strict=True)):
+        region = tuple(slice(box[a], box[nd + a]) for a in range(nd))
+        local = np.nonzero(frame[region] == label)
+        for a in range(nd):
+            coords[a].append(local[a] + box[a])
+        index.append(np.full(local[0].size, k, dtype=np.intp))
+    ids = np.asarray(ids, dtype=np.int64)
+    if not index:
+        empty = np.zeros(0, dtype=np.intp)
+        return tuple(empty for _ in range(nd)), np.zeros(0, np.int64), ids, empty
+    inverse = np.concatenate(index)
+    return tuple(np.concatenate(c).astype(np.intp, copy=False) for c in coords), ids[inverse], ids, inverse
+
+
 def _flow_overlaps(labels: Movie, flow_px: dict[tuple[int, int], np.ndarray], max_step: int,
                    progress: bool, objects: dict | None = None) -> dict[tuple[int, int, int, int], int]:
     """Shared pixels ``{(i, la, j, lb): n}`` once every nucleus ``(i, la)`` is moved by ``(j - i) × flow_px``.
@@ -754,8 +783,12 @@ def _flow_overlaps(labels: Movie, flow_px: dict[tuple[int, int], np.ndarray], ma
             for a, b, c in zip(*_count_pairs(la[hit], lb[hit]), strict=True):
                 shared[(j, int(a), i, int(b))] = int(c)
         t = labels.frame_indices[i]
-        known = None if objects is None or int(t) not in objects else objects[int(t)][0]
-        fg, la, ids, inverse = _foreground(frame, known)
+        found = None if objects is None else objects.get(int(t))
+        known = None if found is None else found[0]
+        if found is not None and known.size and boxes_cover_little(frame.shape, found[3], known.size):
+            fg, la, ids, inverse = _foreground_in_boxes(frame, known, found[3])  # same pixels, per nucleus
+        else:
+            fg, la, ids, inverse = _foreground(frame, known)
         coords = tuple(c.astype(float) for c in fg)
         flows = np.array([flow_px.get((i, int(lab)), np.zeros(3))[3 - ndim:] for lab in ids]).reshape(len(ids), ndim)
         window.append((i, coords, la, flows[inverse]))
