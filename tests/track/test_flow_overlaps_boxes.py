@@ -114,3 +114,46 @@ def test_write_ctc_result_with_boxes_writes_the_same_files(tmp_path, monkeypatch
     assert names == sorted(p.name for p in boxed.iterdir()) and len(names) == len(data) + 1
     for name in names:
         assert (plain / name).read_bytes() == (boxed / name).read_bytes()
+
+
+@pytest.mark.parametrize("ndim,seed", [(2, 9), (3, 10)])
+def test_overlaps_in_boxes_equal_overlaps(ndim, seed) -> None:
+    data = _sparse_movie(seed, ndim)
+    rng = np.random.default_rng(seed)
+    shape = np.array(data.shape[1:])
+    shifts = [np.zeros(ndim), rng.normal(0, 2, ndim), np.full(ndim, 0.5), -shape + 3, shape * 2, rng.normal(0, 40, ndim)]
+    n_pairs = 0
+    for t in range(len(data) - 1):
+        a, b = data[t], data[t + 1]
+        ids, _, _, boxes = nucleus_centroids(a, return_sizes=True, return_boxes=True)
+        for d in shifts:
+            want = linking._overlaps(a, b, d)
+            got = linking._overlaps_in_boxes(a, ids, boxes, b, d)
+            for x, y in zip(want, got, strict=True):
+                assert x.dtype == y.dtype and np.array_equal(x, y)
+            n_pairs += len(want[0])
+            if len(want[0]):
+                short = boxes.copy()
+                short[:, ndim:] -= 1  # boxes one pixel short lose pixels: the test can fail
+                lost = linking._overlaps_in_boxes(a, ids, short, b, d)
+                assert not (np.array_equal(lost[0], want[0]) and np.array_equal(lost[2], want[2]))
+    assert n_pairs > 10
+
+
+@pytest.mark.parametrize("ndim,seed", [(2, 11), (3, 12)])
+def test_scan_with_boxes_equals_whole_frames(ndim, seed, monkeypatch) -> None:
+    from dynacell.io.movie import Movie
+
+    data = _sparse_movie(seed, ndim, n_frames=6)
+    movie = Movie(data, "TYX" if ndim == 2 else "TZYX")
+    objects = _objects(data)
+    calls = []
+    original = linking._overlaps_in_boxes
+    monkeypatch.setattr(linking, "_overlaps_in_boxes", lambda *a: calls.append(1) or original(*a))
+    boxed = linking._scan(movie, overlap_frames=2, drift=True, progress=False, objects=objects)
+    assert len(calls) == 2 * len(data) - 3  # every pair of frames went box by box
+    monkeypatch.setattr(linking, "boxes_cover_little", lambda *a: False)
+    whole = linking._scan(movie, overlap_frames=2, drift=True, progress=False, objects=objects)
+    assert len(calls) == 2 * len(data) - 3
+    assert len(whole[1]) > 5 and list(boxed[1].items()) == list(whole[1].items())
+    assert np.array_equal(boxed[2], whole[2]) and boxed[0].equals(whole[0])

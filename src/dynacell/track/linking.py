@@ -127,6 +127,39 @@ def _overlaps(a: np.ndarray, b: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, 
     return _count_pairs(a[both], b[both])
 
 
+def _overlaps_in_boxes(a: np.ndarray, ids: np.ndarray, boxes: np.ndarray, b: np.ndarray, d: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_overlaps` read inside each nucleus's bounding box of ``a``: the same pairs and counts.
+
+    ``ids``: all the nonzero ids of ``a``; ``boxes``: their bounding boxes (``lo..., hi...``, ``hi`` exclusive,
+    the scan's :func:`dynacell.io.scan.frame_objects`), each holding every pixel of its id. Each pixel of
+    ``a`` is moved by ``rint(d)`` as by :func:`_shift`; the pixels that land on a nucleus of ``b`` are counted
+    by :func:`_count_pairs` (a sort), so listing them nucleus by nucleus instead of in C order over the frame
+    gives the same result (tested). On a 1024² frame with ~25 nuclei it skips shifting and comparing the
+    ~96 % background.
+    """
+    d = np.rint(d).astype(int)
+    nd = a.ndim
+    la_parts: list[np.ndarray] = []
+    lb_parts: list[np.ndarray] = []
+    for label, box in zip(np.asarray(ids).tolist(), np.asarray(boxes).tolist(), strict=True):
+        lo = [max(box[x], -int(d[x])) for x in range(nd)]
+        hi = [min(box[nd + x], a.shape[x] - int(d[x])) for x in range(nd)]
+        if any(h <= low for low, h in zip(lo, hi, strict=True)):
+            continue  # the nucleus leaves the frame
+        src = tuple(slice(low, h) for low, h in zip(lo, hi, strict=True))
+        dst = tuple(slice(low + int(k), h + int(k)) for low, h, k in zip(lo, hi, d, strict=True))
+        hit = b[dst][a[src] == label]
+        hit = hit[hit > 0]
+        if hit.size:
+            lb_parts.append(hit)
+            la_parts.append(np.full(hit.size, label, dtype=np.int64))
+    if not la_parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    return _count_pairs(np.concatenate(la_parts), np.concatenate(lb_parts))
+
+
 def _count_pairs(la: np.ndarray, lb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct pairs ``(la[k], lb[k])`` (int64 ``(P,)`` each) and how often each occurs (``(P,)``).
 
@@ -260,7 +293,7 @@ def _scan(labels: Movie, *, overlap_frames: int, drift: bool, progress: bool, sc
     empty: list[int] = []
     shared: dict[tuple[int, int, int, int], int] = {}
     cum = np.zeros((labels.n_frames, 3))
-    window: deque[tuple[int, np.ndarray]] = deque(maxlen=max(overlap_frames, 1))
+    window: deque[tuple[int, np.ndarray, tuple | None]] = deque(maxlen=max(overlap_frames, 1))
     prev, prev_tab = None, None
     spectra: dict = {}  # the latest frame's mask spectrum, reused as the next pair's first (see _drift)
     for i, t in enumerate(tqdm(labels.frame_indices, desc="measuring nuclei", unit="frame", disable=not progress)):
@@ -284,11 +317,18 @@ def _scan(labels: Movie, *, overlap_frames: int, drift: bool, progress: bool, sc
             cum[i] = cum[i - 1]
             cum[i, 3 - ndim:] += step
         if overlap_frames > 0:
-            for j, old in window:
+            for j, old, old_found in window:
                 d = (cum[i] - cum[j])[3 - ndim:]
-                for la, lb, c in zip(*_overlaps(old, frame, d), strict=True):
+                if old_found is not None:  # the same pairs and counts, read inside the nuclei's boxes
+                    pairs = _overlaps_in_boxes(old, old_found[0], old_found[3], frame, d)
+                else:
+                    pairs = _overlaps(old, frame, d)
+                for la, lb, c in zip(*pairs, strict=True):
                     shared[(j, int(la), i, int(lb))] = int(c)
-            window.append((i, frame))
+            found = None if objects is None else objects.get(int(t))
+            if found is not None and not (len(found[0]) and boxes_cover_little(frame.shape, found[3], len(found[0]))):
+                found = None
+            window.append((i, frame, found))
         prev, prev_tab = frame, tab
     if empty:
         warnings.warn(
