@@ -104,6 +104,15 @@ def test_tracks_table_states_why_a_dividing_track_has_no_mitotic_frame():
     assert (tt.drop(index=mother)["division_note"] == "").all()
 
 
+def _with_tracks(lin, rows):
+    """``lin`` with CTC track ids and its state table: ``rows`` (dicts with ``p`` = the 4 probabilities)."""
+    assign_ctc_tracks(lin)
+    st = pd.DataFrame([{k: v for k, v in r.items() if k != "p"} | {f"p_{s}": v for s, v in zip(STATES, r["p"])}
+                       for r in rows])
+    st["track_id"] = [lin.graph.nodes[(t, lab)]["track_id"] for t, lab in zip(st.t, st.label)]
+    return lin, st
+
+
 def _missed(gap=3, late_pos=(30, 40), late_daughter=0.9, mother_mitotic=0.9):
     """Track 1 over frames 0..9 at (30, 30), mitotic at frame 3 and newborn-looking at frame 4; a second
     track starts at frame 4 + gap at ``late_pos`` (no parent), newborn-looking at its first frame."""
@@ -121,11 +130,7 @@ def _missed(gap=3, late_pos=(30, 40), late_daughter=0.9, mother_mitotic=0.9):
             lin.add_edge((t - 1, 2), (t, 2))
         p = [1 - late_daughter, 0, late_daughter, 0] if t == 4 + gap else [0.99, 0.005, 0.005, 0]
         rows.append({"t": t, "label": 2, "y": float(late_pos[0]), "x": float(late_pos[1]), "size_px": 10.0, "p": p})
-    assign_ctc_tracks(lin)
-    st = pd.DataFrame([{k: v for k, v in r.items() if k != "p"} | {f"p_{s}": v for s, v in zip(STATES, r["p"])}
-                       for r in rows])
-    st["track_id"] = [lin.graph.nodes[(t, lab)]["track_id"] for t, lab in zip(st.t, st.label)]
-    return lin, st
+    return _with_tracks(lin, rows)
 
 
 def test_a_missed_division_across_a_gap_is_relinked():
@@ -279,11 +284,7 @@ def _misattached(far=(30, 60), mother_mitotic=0.9, b_daughter=0.95, drift=None):
         for t in range(7):
             if (t, a) in lin.graph and (t + 1, b) in lin.graph and (a == b or t == 3):
                 lin.add_edge((t, a), (t + 1, b))
-    assign_ctc_tracks(lin)
-    st = pd.DataFrame([{k: v for k, v in r.items() if k != "p"} | {f"p_{s}": v for s, v in zip(STATES, r["p"])}
-                       for r in rows])
-    st["track_id"] = [lin.graph.nodes[(t, lab)]["track_id"] for t, lab in zip(st.t, st.label)]
-    return lin, st
+    return _with_tracks(lin, rows)
 
 
 def test_a_daughter_continued_from_a_farther_vanishing_nucleus_is_moved_to_her_mother():
