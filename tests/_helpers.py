@@ -230,3 +230,15 @@ def load_benchmark(name: str) -> ModuleType:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def small_embryo_3d(seed: int = 5):
+    """A one-frame simulated 3D embryo of 5 nuclei (radius 4 µm, voxel 1.5 × 0.5 × 0.5 µm, 40 / 10 photons).
+
+    Returns the :func:`dynacell.simulate.simulate_embryo` result (``images``, ``labels``: ``(1, Z, Y, X)``).
+    """
+    from dynacell.simulate import simulate_embryo
+
+    return simulate_embryo(ndim=3, n_start=5, n_frames=1, radius_um=4.0, division_rate_per_frame=0.0,
+                           voxel_size_um=(1.5, 0.5, 0.5), photons=40.0, background_photons=10.0, seed=seed,
+                           progress=False)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import small_embryo_3d
 import tifffile
 
 from dynacell.errors import FormatError, InvalidInputError
@@ -315,11 +316,8 @@ def test_shifted_foreground_3d_one_unflipped_pass_in_the_box_mapped_back(monkeyp
 
 def test_outline_shifts_3d_run_only_on_volumes_shrunk_enough(monkeypatch):
     """A 3D model with ``outline_shifts`` 2: one more (unflipped) pass when the lateral zoom is <= 2**-0.5."""
-    from dynacell.simulate import simulate_embryo
 
-    res = simulate_embryo(ndim=3, n_start=5, n_frames=1, radius_um=4.0, division_rate_per_frame=0.0,
-                          voxel_size_um=(1.5, 0.5, 0.5), photons=40.0, background_photons=10.0, seed=5,
-                          progress=False)
+    res = small_embryo_3d(5)
     img = np.asarray(res.images[0])
     base = Segmenter.from_pretrained("nuclei-seg-3d")
     base = Segmenter(base.net, base.card.model_copy(update={"outline_shifts": 1}), base.folder)

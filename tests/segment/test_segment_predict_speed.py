@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers import small_embryo_3d
 
 from dynacell.segment.predict import Segmenter, segment_frame
 
@@ -54,13 +55,10 @@ def test_channels_last_3d_network_and_labels_unchanged(monkeypatch):
     import torch
 
     from dynacell.segment import predict
-    from dynacell.simulate import simulate_embryo
 
     seg = Segmenter.from_pretrained("nuclei-seg-3d")
     assert seg.net.down[0][0].weight.is_contiguous(memory_format=torch.channels_last_3d)
-    res = simulate_embryo(ndim=3, n_start=5, n_frames=1, radius_um=4.0, division_rate_per_frame=0.0,
-                          voxel_size_um=(1.5, 0.5, 0.5), photons=40.0, background_photons=10.0, seed=5,
-                          progress=False)
+    res = small_embryo_3d(5)
     img = np.asarray(res.images[0])
     new = segment_frame(img, seg, voxel_size_um=(1.5, 0.5, 0.5), nucleus_diameter_px=16.0)
     plain = _contiguous_copy(seg)
@@ -95,12 +93,9 @@ def test_auto_segmenter_is_the_learned_model_of_the_movie_dimension(tmp_path):
     from dynacell.io.movie import Movie
     from dynacell.metrics.segmentation import object_scores
     from dynacell.segment.select import DEFAULT_2D, DEFAULT_3D, segment_for_run
-    from dynacell.simulate import simulate_embryo
 
     assert (DEFAULT_2D, DEFAULT_3D) == ("nuclei-seg-2d-fast", "nuclei-seg-3d")
-    res = simulate_embryo(ndim=3, n_start=5, n_frames=1, radius_um=4.0, division_rate_per_frame=0.0,
-                          voxel_size_um=(1.5, 0.5, 0.5), photons=40.0, background_photons=10.0, seed=11,
-                          progress=False)
+    res = small_embryo_3d(11)
     movie = Movie(np.asarray(res.images), "TZYX", voxel_size_um=(1.5, 0.5, 0.5), source="embryo")
     labels, name, notes = segment_for_run(movie, "auto", tmp_path, test_time_flips=1)
     assert name == "nuclei-seg-3d" and "learned segmenter nuclei-seg-3d" in notes[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers import small_embryo_3d
 
 from dynacell.metrics.segmentation import ctc_seg, object_scores
 from dynacell.segment.predict import Segmenter, segment_frame
@@ -173,11 +174,8 @@ def test_outline_cut_moves_only_the_outline(tiny_model, make_discs, monkeypatch)
 def test_outline_sigma_model_smooths_by_model_voxels_per_axis(monkeypatch):
     """Card ``outline_sigma_model``: the outline cut at ``foreground`` of the map smoothed by σ / zoom frame voxels."""
     from dynacell.segment import predict
-    from dynacell.simulate import simulate_embryo
 
-    res = simulate_embryo(ndim=3, n_start=5, n_frames=1, radius_um=4.0, division_rate_per_frame=0.0,
-                          voxel_size_um=(1.5, 0.5, 0.5), photons=40.0, background_photons=10.0, seed=5,
-                          progress=False)
+    res = small_embryo_3d(5)
     img = np.asarray(res.images[0])
     base = Segmenter.from_pretrained("nuclei-seg-3d")
     assert base.card.outline_sigma_model >= 0.0
