@@ -90,6 +90,18 @@ def test_shipped_model_loads_and_predicts(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["nuclei-2d", "nuclei-2d-general", "nuclei-3d"])
+def test_shipped_cards_give_the_leave_one_dataset_out_headline(name: str) -> None:
+    """Issue 11: every shipped state model's card records its recipe's leave-one-dataset-out figures."""
+    lodo = load_model(name).card.metrics["leave_one_dataset_out"]
+    assert lodo["command"].startswith("python benchmarks/states_lodo.py") and lodo["measured"].startswith("2026-")
+    held_out = {k: v for k, v in lodo.items() if isinstance(v, dict)}
+    assert set(held_out) == ({"wormguides", "sim-embryo"} if name == "nuclei-3d" else {"bacteria-phc", "hela02", "gowt1"})
+    for figures in held_out.values():
+        scores = figures["macro_f1"].values() if isinstance(figures["macro_f1"], dict) else [figures["macro_f1"]]
+        assert figures["n_test"] > 1000 and all(0.0 < f < 1.0 for f in scores)
+
+
+@pytest.mark.parametrize("name", ["nuclei-2d", "nuclei-2d-general", "nuclei-3d"])
 def test_inference_net_folds_batchnorm_and_keeps_the_logits(name: str) -> None:
     if name not in available_models():
         pytest.skip(f"{name} is not shipped in this checkout")
