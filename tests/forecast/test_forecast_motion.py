@@ -226,6 +226,31 @@ def test_upsample_flow_equals_skimage_bilinear_resize(shape, factor):
     assert np.array_equal(upsample_flow(flow, 1, small), flow)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (2, 2), (37, 53), (256, 256)])
+def test_motion_warp_equals_scipy_map_coordinates_warp_to_float32_rounding(shape):
+    from dynacell.forecast import frames, motion
+
+    rng = np.random.default_rng(2)
+    image = rng.random(shape, dtype=np.float32)
+    # sub-pixel, integer and far-out-of-the-frame displacements (edge values beyond the border)
+    flow = np.stack([rng.normal(0, 0.3 * max(shape), shape), rng.normal(0, 0.3 * max(shape), shape)]).astype(np.float32)
+    flow[:, ::3, ::2] = np.round(flow[:, ::3, ::2])
+    flow[0, 0, 0], flow[1, -1, -1] = -5.0 * shape[0] - 3.5, 4.0 * shape[1] + 0.25
+    ref = frames.warp_by_flow(image, flow)
+    got = motion.warp_by_flow(image, flow)
+    assert got.dtype == np.float32 and got.shape == shape
+    np.testing.assert_allclose(got, ref, rtol=0, atol=3e-7)
+    # several maps moved by one flow
+    two = motion.warp_by_flow(np.stack([image, 2 * image]), flow)
+    assert two.shape == (2,) + shape
+    np.testing.assert_allclose(two[1], frames.warp_by_flow(2 * image, flow), rtol=0, atol=6e-7)
+    # a whole-pixel shift moves the image exactly
+    shift = np.zeros((2,) + shape, np.float32)
+    shift[1] = 1.0
+    moved = motion.warp_by_flow(image, shift)
+    assert np.array_equal(moved[:, :-1], image[:, 1:]) and np.array_equal(moved[:, -1], image[:, -1])
+
+
 def test_threads_give_the_same_forecast_bit_for_bit_and_run_side_by_side(make_blob, monkeypatch):
     import threading
 
