@@ -26,6 +26,11 @@ equal weights summing to 1 (the cost does not depend on their values). Timed wit
 * ``resize upsample``: the current defaults with the flows upsampled by :func:`skimage.transform.resize`
   (order 1), as before session 12 (``upsample_flow`` now interpolates rows by gathering and columns
   by a product with the interpolation matrix: the same values to float32 rounding).
+* ``scipy warp and filter``: the current defaults with the warps by SciPy's ``map_coordinates``
+  (:func:`dynacell.forecast.frames.warp_by_flow`) and the Gaussian filters by SciPy's
+  ``gaussian_filter``, as before session 12's float32 warp and banded-matrix filter
+  (:func:`dynacell.forecast.motion.warp_by_flow`, :func:`~dynacell.forecast.motion.gaussian_filter_f32`:
+  the same values to float32 rounding); the weighted sums stay one matrix product.
 * ``2 threads``: the current defaults with ``threads=2`` (warps and Gaussian filters of one forecast
   side by side; the same forecast bit for bit). Its CPU seconds count both threads.
 * ``brightness``: the current defaults with ``modulate="brightness"`` (weights varying with the
@@ -157,8 +162,12 @@ def main() -> None:
     frames, _ = normalize_movie(raw, fit_frames=range(8))
     assert frames.shape[1:] == (1024, 1024), frames.shape
 
+    from scipy.ndimage import gaussian_filter
+
     from dynacell.forecast import motion
-    from dynacell.forecast.frames import warp_by_flow
+    from dynacell.forecast.frames import warp_by_flow as scipy_warp
+
+    motion_warp, motion_filter = motion.warp_by_flow, motion.gaussian_filter_f32
 
     def skimage_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
         from skimage.transform import warp
@@ -197,7 +206,12 @@ def main() -> None:
         return np.ascontiguousarray(up[:, :shape[0], :shape[1]], dtype=np.float32)
 
     def forecast(mc: MotionCompensatedForecaster, which: str, window: np.ndarray) -> np.ndarray:
-        motion.warp_by_flow = skimage_warp if which in ("previous", "tvl1 1/2, skimage warp") else warp_by_flow
+        old = which in ("previous", "tvl1 1/2, skimage warp", "tvl1 1/2", "fine chain", "resize upsample",
+                        "scipy warp and filter")
+        motion.warp_by_flow = (skimage_warp if which in ("previous", "tvl1 1/2, skimage warp")
+                               else scipy_warp if old else motion_warp)
+        if old:
+            motion.gaussian_filter_f32 = gaussian_filter
         if which in ("previous", "tvl1 1/2, skimage warp", "tvl1 1/2", "fine chain", "resize upsample"):
             motion.upsample_flow = resize_upsample
         try:
@@ -205,15 +219,15 @@ def main() -> None:
                 return mc.predict_features(mc.features(window))
             return mc.predict(window[None])[0]
         finally:
-            motion.warp_by_flow = warp_by_flow
+            motion.warp_by_flow, motion.gaussian_filter_f32 = motion_warp, motion_filter
             motion.upsample_flow = upsample_flow
 
     def down4(window: np.ndarray) -> np.ndarray:
         return downscale_local_mean(window, (1, 4, 4)).astype(np.float32)
 
     variants = (["previous"] if args.with_previous else []) + ["tvl1 1/2, skimage warp", "tvl1 1/2", "current",
-                                                                "ilk 1/2", "fine chain", "resize upsample", "2 threads",
-                                                                "brightness"]
+                                                                "ilk 1/2", "fine chain", "resize upsample",
+                                                                "scipy warp and filter", "2 threads", "brightness"]
     if args.variants:
         variants = args.variants
     res: dict = {"cold_window": {}, "along_movie": {}}
@@ -231,7 +245,8 @@ def main() -> None:
                 res.setdefault("cold_window_main_thread_cpu", {}).setdefault(f"{which}, {path}", []).append(WALL["main"])
                 print(f"repeat {rep}: {which}, {path}: {sec:.3f} CPU-s ({WALL['main']:.3f} in the main thread), "
                       f"{WALL['last']:.3f} wall-s", flush=True)
-    along = [v for v in ("current", "ilk 1/2", "fine chain", "resize upsample", "2 threads", "brightness")
+    along = [v for v in ("current", "ilk 1/2", "fine chain", "resize upsample", "scipy warp and filter", "2 threads",
+                         "brightness")
              if v in variants]
     for path in ("full resolution", "/4 path"):  # the variants interleaved frame by frame (A/B under the same load)
         mcs = {which: make(which, path == "full resolution") for which in along}

@@ -251,6 +251,21 @@ def test_motion_warp_equals_scipy_map_coordinates_warp_to_float32_rounding(shape
     assert np.array_equal(moved[:, :-1], image[:, 1:]) and np.array_equal(moved[:, -1], image[:, -1])
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (64, 64), (65, 130), (253, 327)])
+@pytest.mark.parametrize("sigma", [0.7, 1.5, 3.0, 10.0])
+def test_banded_gaussian_filter_equals_scipy_to_float32_rounding(shape, sigma):
+    from scipy.ndimage import gaussian_filter
+
+    from dynacell.forecast.motion import gaussian_filter_f32
+
+    image = np.random.default_rng(3).random(shape, dtype=np.float32)
+    got = gaussian_filter_f32(image, sigma)
+    assert got.dtype == np.float32 and got.shape == shape
+    np.testing.assert_allclose(got, gaussian_filter(image, sigma), rtol=0, atol=5e-7)
+    with pytest.raises(InvalidInputError, match="Gaussian width"):
+        gaussian_filter_f32(image, 0.0)
+
+
 def test_threads_give_the_same_forecast_bit_for_bit_and_run_side_by_side(make_blob, monkeypatch):
     import threading
 

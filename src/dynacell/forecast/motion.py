@@ -31,6 +31,7 @@ No torch; NumPy, SciPy and scikit-image only. Used by name as ``"frames-mc-linea
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -43,7 +44,7 @@ from dynacell.errors import InvalidInputError
 from dynacell.forecast.frames import rollout
 
 __all__ = ["CROSS_MOVIE_FLOW", "FLOW_METHODS", "METHOD_NAME", "MODULATIONS", "TVL1_KWARGS", "MotionCompensatedForecaster", "align_window", "compose_flows",
-           "estimate_flow", "upsample_flow", "warp_by_flow"]
+           "estimate_flow", "gaussian_filter_f32", "upsample_flow", "warp_by_flow"]
 
 #: Name of the method in ``dynacell forecast evaluate|predict --model``.
 METHOD_NAME = "frames-mc-linear"
@@ -555,16 +556,14 @@ class MotionCompensatedForecaster:
         -------
         numpy.ndarray, float32, shape (F, Y, X)
         """
-        from scipy.ndimage import gaussian_filter
-
         w = np.asarray(window, dtype=np.float32)
         shifts = self._shifts(flows)
         maps = []
         for s in self.sigmas_px:
-            sm = [a if s == 0 else gaussian_filter(a, s) for a in aligned]
+            sm = [a if s == 0 else gaussian_filter_f32(a, s) for a in aligned]
             maps += sm
             if self.unaligned:
-                maps += [w[-1 - j] if s == 0 else gaussian_filter(w[-1 - j], s) for j in range(1, self.k)]
+                maps += [w[-1 - j] if s == 0 else gaussian_filter_f32(w[-1 - j], s) for j in range(1, self.k)]
             if self.extrapolate:
                 maps += [warp_by_flow(m, v) for v in shifts for m in sm]
         maps = np.stack(maps).astype(np.float32)
@@ -929,10 +928,66 @@ def _brightness(frame: np.ndarray) -> np.ndarray:
 
 def _smooth(job: tuple) -> np.ndarray:
     """``G_σ(sum)`` (no filter for σ = 0): one job of ``predict_aligned`` (the weighted sums are formed before)."""
-    from scipy.ndimage import gaussian_filter
-
     acc, s = job
-    return acc if s == 0 else gaussian_filter(acc, s)
+    return acc if s == 0 else gaussian_filter_f32(acc, s)
+
+
+#: Tile width of :func:`gaussian_filter_f32`'s banded matrix products.
+_BAND_TILE = 64
+
+
+def gaussian_filter_f32(image: np.ndarray, sigma: float) -> np.ndarray:
+    """:func:`scipy.ndimage.gaussian_filter` (mode ``"reflect"``, truncated at 4 σ) of a 2D map, as float32 matrix products.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, float, shape (Y, X)
+    sigma : float
+        Width in pixels (> 0).
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (Y, X)
+
+    Notes
+    -----
+    Each 1D pass multiplies tiles of 64 columns (then rows) of the map, padded by the kernel radius
+    (``np.pad(mode="symmetric")``, SciPy's ``"reflect"``), by a banded (64 + 2r, 64) matrix holding
+    SciPy's kernel: the same sums in float32 instead of SciPy's float64 line buffers, so the same
+    values to float32 rounding (at most about 3·10⁻⁷ on maps of order 1). Two to three times
+    cheaper than SciPy's ``correlate1d`` on a 1024 × 1024 float32 map with one BLAS thread (issue 14,
+    session 12).
+    """
+    x = np.asarray(image, np.float32)
+    r, band, band_t = _gaussian_band(float(sigma), _BAND_TILE)
+    t = _BAND_TILE
+    ny, nx = x.shape
+    padded = np.pad(x, ((0, 0), (r, r + (-nx) % t)), mode="symmetric")
+    cols = np.empty((ny, nx + (-nx) % t), np.float32)
+    for j in range(0, nx, t):
+        np.matmul(padded[:, j:j + t + 2 * r], band, out=cols[:, j:j + t])
+    padded = np.pad(cols[:, :nx], ((r, r + (-ny) % t), (0, 0)), mode="symmetric")
+    out = np.empty((ny + (-ny) % t, nx), np.float32)
+    for j in range(0, ny, t):
+        np.matmul(band_t, padded[j:j + t + 2 * r], out=out[j:j + t])
+    return out[:ny] if out.shape[0] != ny else out
+
+
+@functools.lru_cache(maxsize=32)
+def _gaussian_band(sigma: float, tile: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """Radius and the (tile + 2r, tile) banded matrix (and its transpose) of SciPy's truncated Gaussian kernel."""
+    if not sigma > 0:
+        raise InvalidInputError(f"a Gaussian width must be > 0, got {sigma}")
+    r = int(4.0 * sigma + 0.5)
+    k = np.exp(-0.5 / (sigma * sigma) * np.arange(-r, r + 1, dtype=np.float64) ** 2)
+    k /= k.sum()
+    band = np.zeros((tile + 2 * r, tile), np.float64)
+    for j in range(tile):
+        band[j:j + 2 * r + 1, j] = k
+    band = band.astype(np.float32)
+    band_t = np.ascontiguousarray(band.T)
+    band.flags.writeable = band_t.flags.writeable = False
+    return r, band, band_t
 
 
 def _solve(gram: np.ndarray, ridge: float) -> np.ndarray:
