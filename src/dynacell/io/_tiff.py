@@ -269,26 +269,16 @@ def _libtiff_frame(path: str, shape: tuple[int, ...], out: np.ndarray | None = N
 
 
 def _page_count(raw: bytes) -> int | None:
-    """Number of pages (IFDs) of a classic TIFF from its header chain, or None (BigTIFF, a broken chain, a loop)."""
-    import struct
+    """Number of pages (IFDs) of a TIFF held in memory, read by tifffile; None when it cannot be parsed."""
+    import io
 
-    if len(raw) < 8 or raw[:2] not in (b"II", b"MM"):
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(raw)) as tf:
+            return len(tf.pages)
+    except Exception:  # noqa: BLE001 - the caller then reads the whole frame, which reports any problem
         return None
-    e = "<" if raw[:2] == b"II" else ">"
-    if struct.unpack_from(e + "H", raw, 2)[0] != 42:
-        return None
-    off, n, seen = struct.unpack_from(e + "I", raw, 4)[0], 0, set()
-    while off:
-        if off in seen or off + 2 > len(raw):
-            return None
-        seen.add(off)
-        entries = struct.unpack_from(e + "H", raw, off)[0]
-        nxt = off + 2 + 12 * entries
-        if nxt + 4 > len(raw):
-            return None
-        n += 1
-        off = struct.unpack_from(e + "I", raw, nxt)[0]
-    return n
 
 
 def _libtiff_planes(path: str, shape: tuple[int, ...], dtype: str, planes: tuple[int, int]) -> np.ndarray | None:
