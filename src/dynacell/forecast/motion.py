@@ -205,9 +205,14 @@ def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     y, x = im.shape[-2:]
     iy, wy = _edge_taps(np.asarray(flow[0], np.float32), np.arange(y, dtype=np.float32)[:, None], y)
     ix, wx = _edge_taps(np.asarray(flow[1], np.float32), np.arange(x, dtype=np.float32)[None, :], x)
-    idx = iy.astype(np.intp)
-    idx *= x
-    idx += ix.astype(np.intp)
+    if y * x <= 2 ** 24:  # flat indices exact in float32: one conversion
+        iy *= x
+        iy += ix
+        idx = iy.astype(np.intp)
+    else:
+        idx = iy.astype(np.intp)
+        idx *= x
+        idx += ix.astype(np.intp)
     steps = (x if y > 1 else 0, 1 if x > 1 else 0)  # to the next row and column (none on a single one)
     out = [_gather_bilinear(c.ravel(), idx, wy, wx, steps) for c in im.reshape(-1, y, x)]
     return np.stack(out).reshape(im.shape) if im.ndim != 2 else out[0]
@@ -236,12 +241,13 @@ def _gather_bilinear(f: np.ndarray, idx: np.ndarray, wy: np.ndarray, wx: np.ndar
     ``steps``: flat offsets to the next row and to the next column.
     """
     dy, dx = steps
-    a, b = f.take(idx), f.take(idx + dx)
+    # the neighbours are gathered from views that start dx, dy, dy + dx elements later: no index arrays
+    # to add (idx + dx, ... stay inside the map: the taps keep idx at most (Y − 2) X + X − 2)
+    a, b = f.take(idx), f[dx:].take(idx)
     b -= a
     b *= wx
     a += b
-    idx2 = idx + dy
-    c, d = f.take(idx2), f.take(idx2 + dx)
+    c, d = f[dy:].take(idx), f[dy + dx:].take(idx)
     d -= c
     d *= wx
     c += d
