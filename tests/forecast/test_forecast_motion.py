@@ -249,6 +249,9 @@ def test_motion_warp_equals_scipy_map_coordinates_warp_to_float32_rounding(shape
     shift[1] = 1.0
     moved = motion.warp_by_flow(image, shift)
     assert np.array_equal(moved[:, :-1], image[:, 1:]) and np.array_equal(moved[:, -1], image[:, -1])
+    flow[0, 0, 0] = np.nan
+    with pytest.raises(InvalidInputError, match="non-finite"):
+        motion.warp_by_flow(image, flow)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 7), (64, 64), (65, 130), (253, 327)])

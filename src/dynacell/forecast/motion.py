@@ -192,6 +192,11 @@ def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray, float32, shape of ``image``
 
+    Raises
+    ------
+    InvalidInputError
+        If the flow has a non-finite value (SciPy's version returned an undefined value there).
+
     Notes
     -----
     The same values as :func:`dynacell.forecast.frames.warp_by_flow` (SciPy's ``map_coordinates``,
@@ -203,6 +208,8 @@ def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """
     im = np.asarray(image, np.float32)
     y, x = im.shape[-2:]
+    if not np.isfinite(flow).all():
+        raise InvalidInputError("warp_by_flow: the flow has non-finite values (non-finite frames?)")
     iy, wy = _edge_taps(np.asarray(flow[0], np.float32), np.arange(y, dtype=np.float32)[:, None], y)
     ix, wx = _edge_taps(np.asarray(flow[1], np.float32), np.arange(x, dtype=np.float32)[None, :], x)
     if y * x <= 2 ** 24:  # flat indices exact in float32: one conversion
