@@ -526,28 +526,13 @@ def check_divisions(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck
     if moved and new is lineage:
         new = lineage.copy()
     for mother, child, former in moved:
-        d = new.graph.nodes[mother]
-        kids = sorted(new.graph.successors(mother))
-        pd_kids = [max(p_nd.get(n, 0.0) for n in _chain(new.graph, k, True, rules.frames)) for k in kids]
         new.graph.remove_edge(former, child)
-        pd_kids.append(max(p_nd.get(n, 0.0) for n in _chain(new.graph, child, True, rules.frames)))
-        rows.append({"t": mother[0], "label": mother[1], "y": d.get("y", np.nan), "x": d.get("x", np.nan),
-                     "n_children": len(kids) + 1, "p_mitotic": p_mit.get(mother, np.nan),
-                     "p_new_daughter_min": float(min(pd_kids)), "p_new_daughter_max": float(max(pd_kids)),
-                     "decision": "reattached", "kept_child_t": child[0], "kept_child_label": child[1]})
-        new.graph.add_edge(mother, child)
+        rows.append(_attach(new, mother, child, "reattached", rules, p_mit, p_nd))
     add = _missed_divisions(states, new, rules, p_mit, p_nd) if rules.enabled and rules.relink else []
     if add and new is lineage:
         new = lineage.copy()
     for mother, child in add:
-        d = new.graph.nodes[mother]
-        kids = sorted(new.graph.successors(mother))
-        pd_kids = [max(p_nd.get(n, 0.0) for n in _chain(new.graph, k, True, rules.frames)) for k in (*kids, child)]
-        rows.append({"t": mother[0], "label": mother[1], "y": d.get("y", np.nan), "x": d.get("x", np.nan),
-                     "n_children": len(kids) + 1, "p_mitotic": p_mit.get(mother, np.nan),
-                     "p_new_daughter_min": float(min(pd_kids)), "p_new_daughter_max": float(max(pd_kids)),
-                     "decision": "relinked", "kept_child_t": child[0], "kept_child_label": child[1]})
-        new.graph.add_edge(mother, child)
+        rows.append(_attach(new, mother, child, "relinked", rules, p_mit, p_nd))
     table = pd.DataFrame(rows, columns=list(DIVISION_COLUMNS))
     if not drop and not add and not moved:
         return states, lineage, table
@@ -564,19 +549,43 @@ def check_divisions(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck
     return out, new, table
 
 
+def _attach(lineage: Lineage, mother: Node, child: Node, decision: str, rules: DivisionCheck, p_mit: dict,
+            p_nd: dict) -> dict:
+    """Add the edge ``mother → child`` to ``lineage`` (in place) and return its :data:`DIVISION_COLUMNS` row."""
+    g = lineage.graph
+    d = g.nodes[mother]
+    kids = sorted(g.successors(mother))
+    pd_kids = [max(p_nd.get(n, 0.0) for n in _chain(g, k, True, rules.frames)) for k in (*kids, child)]
+    g.add_edge(mother, child)
+    return {"t": mother[0], "label": mother[1], "y": d.get("y", np.nan), "x": d.get("x", np.nan),
+            "n_children": len(kids) + 1, "p_mitotic": p_mit.get(mother, np.nan),
+            "p_new_daughter_min": float(min(pd_kids)), "p_new_daughter_max": float(max(pd_kids)),
+            "decision": decision, "kept_child_t": child[0], "kept_child_label": child[1]}
+
+
+def _positions_and_gate(states: pd.DataFrame, rules: DivisionCheck
+                        ) -> tuple[list[Node], np.ndarray, float] | None:
+    """Nodes of ``states``' rows, their ``(N, 2)`` Y/X centroids (pixels) and the distance gate
+    (``max_distance_sizes`` × the median ``size_px``), or None without positions or sizes."""
+    if not {"y", "x", "size_px"} <= set(states.columns) or not len(states):
+        return None
+    size = float(np.nanmedian(states["size_px"].to_numpy(float)))
+    if not np.isfinite(size):
+        return None
+    keys = list(zip(states["t"].astype(int).tolist(), states["label"].astype(int).tolist()))
+    return keys, states[["y", "x"]].to_numpy(float), rules.max_distance_sizes * size
+
+
 def _missed_divisions(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck, p_mit: dict, p_nd: dict
                       ) -> list[tuple[Node, Node]]:
     """``(mother, late daughter)`` pairs of missed divisions (module docstring), at most one per mother."""
-    if not {"y", "x", "size_px"} <= set(states.columns):
+    found = _positions_and_gate(states, rules)
+    if found is None:
         return []
+    keys, yx, gate = found
     g = lineage.graph
     first = lineage.first_frame
-    keys = zip(states["t"].astype(int), states["label"].astype(int))
-    pos = dict(zip(keys, states[["y", "x"]].to_numpy(float)))
-    size = float(np.nanmedian(states["size_px"].to_numpy(float))) if len(states) else np.nan
-    if not np.isfinite(size):
-        return []
-    gate = rules.max_distance_sizes * size
+    pos = dict(zip(keys, yx))
     mothers = []
     for m in g.nodes:
         succ = list(g.successors(m))
@@ -615,23 +624,12 @@ def _misattached_daughters(states: pd.DataFrame, lineage: Lineage, rules: Divisi
 
     At most one daughter per mother and one mother per daughter, the nearest pairs first.
     """
-    if not {"y", "x", "size_px"} <= set(states.columns):
+    found = _positions_and_gate(states, rules)
+    if found is None:
         return []
-    from dynacell.track import local_flow
-
+    keys, yx, gate = found
     g = lineage.graph
-    keys = list(zip(states["t"].astype(int).tolist(), states["label"].astype(int).tolist()))
-    yx = states[["y", "x"]].to_numpy(float)
     pos = dict(zip(keys, yx))
-    size = float(np.nanmedian(states["size_px"].to_numpy(float))) if len(states) else np.nan
-    if not np.isfinite(size):
-        return []
-    gate = rules.max_distance_sizes * size
-    row = {k: i for i, k in enumerate(keys)}
-    # where each nucleus is expected one frame later: its neighbours' median step (the linker's local flow)
-    edges = [(row[a], row[b]) for a, b in g.edges if a in row and b in row]
-    ahead = dict(zip(keys, yx + local_flow(states["t"].to_numpy(np.int64), yx, edges, _FLOW_NEIGHBOURS,
-                                           np.zeros_like(yx))))
 
     def newborn(node: Node) -> bool:
         return max(p_nd.get(n, 0.0) for n in _chain(g, node, True, rules.frames)) >= rules.confirm_p
@@ -644,6 +642,13 @@ def _misattached_daughters(states: pd.DataFrame, lineage: Lineage, rules: Divisi
             mothers.setdefault(m[0], []).append(m)
     if not mothers:
         return []
+    from dynacell.track import local_flow
+
+    # where each nucleus is expected one frame later: its neighbours' median step (the linker's local flow)
+    row = {k: i for i, k in enumerate(keys)}
+    edges = [(row[a], row[b]) for a, b in g.edges if a in row and b in row]
+    ahead = dict(zip(keys, yx + local_flow(states["t"].to_numpy(np.int64), yx, edges, _FLOW_NEIGHBOURS,
+                                           np.zeros_like(yx))))
     pairs = []
     for a in g.nodes:
         if a[0] not in mothers or g.out_degree(a) != 1 or a not in pos:
