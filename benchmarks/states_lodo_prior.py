@@ -10,7 +10,12 @@ Latinne & Decaestecker 2002, :func:`dynacell.states.prior.adapt_priors`), one mo
   frequencies (no test-time estimate; the baseline a label-free adaptation has to beat);
 * ``em``: the EM estimate of the movie's prior, from the class-balanced source prior
   (:func:`dynacell.states.prior.source_prior`); ``em0.5`` etc.: the same estimate applied with
-  ``strength`` 0.5 (:math:`(\\pi'/\\pi)^{0.5}`: halfway, on a log scale, between no adaptation and EM).
+  ``strength`` 0.5 (:math:`(\\pi'/\\pi)^{0.5}`: halfway, on a log scale, between no adaptation and EM);
+* ``adabn``, ``adabn0.5``, ``adabn0.25`` (``--variants``, not in the default list): the network's
+  BatchNorm statistics re-estimated on the movie's own crops before its probabilities are computed
+  (covariate shift; :func:`dynacell.states.adapt.adapt_classifier`, labels never read), blended with
+  the training statistics at weight ``alpha`` = 1, 0.5, 0.25; ``adabn+train-freq`` etc.: then the
+  ``train-freq`` correction (any prior variant may follow ``+``).
 
 **Validation (the choice):** the run's split is re-created (:func:`dynacell.samples.splits.assign_split`
 on its ``config.yaml``) and the validation rows of each training dataset are adapted as one movie each
@@ -21,10 +26,12 @@ Prints per movie group: n, class counts, 3-class macro-F1, per-class recall / F1
 each call and the EM prior estimate per variant;
 writes ``prior_<side>_<run>.csv`` beside each run folder.
 
-Usage::
+Usage (the AdaBN benchmark of docs/states-generalisation.md: ``--variants`` with :data:`ADABN_VARIANTS`)::
 
     python benchmarks/states_lodo_prior.py /tmp/lodo/runs/*/dcnet+lead+rodsfast [--test --variants none em] \
         [--ensemble /tmp/lodo/runs_s1]
+    python benchmarks/states_lodo_prior.py /tmp/lodo/runs/*/dcnet+lead+rodsfast --variants none train-freq \
+        adabn0.25 adabn0.5 adabn adabn0.25+train-freq adabn0.5+train-freq adabn+train-freq [--test]
 
 ``--ensemble``: the mean probability of the run and its namesakes trained with other seeds.
 """
@@ -39,6 +46,25 @@ import numpy as np
 import pandas as pd
 
 VARIANTS = ("none", "train-freq", "em", "em0.75", "em0.5", "em0.25")
+#: Test-time BatchNorm adaptation (AdaBN) at weight alpha 0.25 / 0.5 / 1, alone or followed by ``train-freq``.
+ADABN_VARIANTS = tuple(f"adabn{a}{p}" for p in ("", "+train-freq") for a in ("0.25", "0.5", ""))
+
+
+def split_variant(variant: str) -> tuple[float | None, str]:
+    """``(alpha, prior variant)`` of ``variant``: ``adabn0.5+train-freq`` → ``(0.5, "train-freq")``,
+    ``adabn`` → ``(1.0, "none")``, ``em`` → ``(None, "em")`` (``None``: no BatchNorm adaptation)."""
+    if not variant.startswith("adabn"):
+        return None, variant
+    head, _, prior = variant.partition("+")
+    return float(head[5:] or 1.0), prior or "none"
+
+
+def valid_variant(variant: str) -> str:
+    """``variant`` if :func:`split_variant` and :func:`adapted` understand it (argparse type)."""
+    alpha, prior = split_variant(variant)
+    if prior not in VARIANTS or (alpha is not None and not 0.0 <= alpha <= 1.0):
+        raise argparse.ArgumentTypeError(f"unknown variant {variant!r}")
+    return variant
 
 
 def adapted(proba: np.ndarray, variant: str, source: np.ndarray, train_freq: np.ndarray) -> np.ndarray:
@@ -74,6 +100,21 @@ def movie_of(dataset: str) -> str:
     return "rendered" if dataset.startswith(("sim2d", "rods2d")) else dataset
 
 
+def movie_proba(clf, x: np.ndarray, datasets: np.ndarray, alpha: float | None) -> np.ndarray:
+    """Probabilities ``(N, C)`` float64 of the crops ``x``; with ``alpha``, each movie's (``datasets``) from
+    the classifier's BatchNorm statistics adapted to that movie's crops
+    (:func:`dynacell.states.adapt.adapt_classifier`; no labels read)."""
+    from dynacell.states.adapt import adapt_classifier
+
+    if alpha is None:
+        return clf.predict_proba(x).astype(np.float64)
+    out = np.empty((len(x), len(clf.classes)))
+    for ds in np.unique(datasets):
+        m = datasets == ds
+        out[m] = adapt_classifier(clf, x[m], alpha=alpha).predict_proba(x[m])
+    return out
+
+
 def evaluate(run: Path, side_name: str, variants: list[str], ensemble: list[Path] = ()) -> pd.DataFrame:
     """Rows (group, variant, n, counts, scores) of one run on its ``val`` or ``test`` side.
 
@@ -94,20 +135,23 @@ def evaluate(run: Path, side_name: str, variants: list[str], ensemble: list[Path
     train_freq = np.bincount(y_all[side == "train"], minlength=len(classes)).astype(float)
     train_freq /= train_freq.sum()
     rows_idx = np.flatnonzero(side == side_name)
-    clf = load_model(run, verify=False)
-    source = source_prior(clf)
-    proba = clf.predict_proba(data.x[rows_idx]).astype(np.float64)
-    for other in ensemble:
-        proba += load_model(other / run.parent.name / run.name, verify=False).predict_proba(data.x[rows_idx])
-    proba /= 1 + len(ensemble)
+    clfs = [load_model(run, verify=False),
+            *(load_model(o / run.parent.name / run.name, verify=False) for o in ensemble)]
+    source = source_prior(clfs[0])
+    x = data.x[rows_idx]
     y = y_all[rows_idx]
     datasets = data.meta["dataset"].to_numpy()[rows_idx].astype(str)
+    probas: dict[float | None, np.ndarray] = {}  # per BatchNorm weight alpha (None: as trained)
+    for alpha in dict.fromkeys(split_variant(v)[0] for v in [None, *variants] if v is not None):
+        probas[alpha] = np.mean([movie_proba(c, x, datasets, alpha) for c in clfs], axis=0)
+    proba = probas[None] if None in probas else movie_proba(clfs[0], x, datasets, None)
     out = []
     for v in variants:
+        alpha, prior_variant = split_variant(v)
         p = np.empty_like(proba)
         for ds in np.unique(datasets):  # one movie (dataset / rendered colony) at a time
             m = datasets == ds
-            p[m] = adapted(proba[m], v, source, train_freq)
+            p[m] = adapted(probas[alpha][m], prior_variant, source, train_freq)
         # the class frequencies each real movie's crops are called at (argmax), and the EM estimate
         called = {ds: np.bincount(p[datasets == ds].argmax(1), minlength=len(classes)) / (datasets == ds).sum()
                   for ds in np.unique(datasets)}
@@ -131,7 +175,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="model folders written by states_lodo.py")
-    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", type=valid_variant, default=list(VARIANTS),
+                    help=f"prior variants {VARIANTS}, BatchNorm adaptation {ADABN_VARIANTS}")
     ap.add_argument("--ensemble", nargs="*", type=Path, default=[],
                     help="--out folders of other training seeds: average their same-named runs with each run")
     ap.add_argument("--test", action="store_true", help="score the held-out dataset (once per chosen variant)")
@@ -144,7 +189,20 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         t.to_csv(run.parent / f"prior_{side}_{t['run'].iloc[0]}.csv", index=False)
         print(t.to_string(index=False), flush=True)
         tables.append(t)
-    return pd.concat(tables, ignore_index=True)
+    table = pd.concat(tables, ignore_index=True)
+    print(summary(table).to_string(), flush=True)
+    return table
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Macro-F1 per (held-out fold, real movie with events) and variant, plus their mean (the choice's figure)."""
+    real = table[~table["group"].isin(["rendered", "real pooled"])]
+    counts = real["counts"].str.split("/", expand=True).astype(int)
+    real = real[(counts.iloc[:, 1:] > 0).all(axis=1)]  # a movie without events of every kind has no 3-class F1
+    pivot = real.pivot_table(index=["held_out", "group"], columns="variant", values="macro_f1", sort=False)
+    pivot = pivot[[v for v in table["variant"].unique() if v in pivot.columns]]
+    pivot.loc[("mean", ""), :] = pivot.mean()
+    return pivot.round(3)
 
 
 if __name__ == "__main__":
