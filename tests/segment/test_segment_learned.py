@@ -17,6 +17,7 @@ from dynacell.models.unet import (
 from dynacell.segment.learned import (
     PostprocessParams,
     estimate_nucleus_diameter_px,
+    h_maxima_in_object,
     instances_from_maps,
     normalize_image,
     split_by_shape,
@@ -126,6 +127,21 @@ def test_split_by_shape_cuts_a_dim_pair_without_seeds_and_leaves_convex_nuclei()
     lab = one.copy()
     assert split_by_shape(lab, 3.0, min_area_px=int(pair.sum()) + 1).max() == 2
     assert split_by_shape(lab, 3.0).max() == 3 and (lab == one).all()
+
+
+def test_h_maxima_in_object_two_operators():
+    """skimage's h_maxima keeps two equal peaks joined by a shallow saddle; the extended maxima merge them."""
+    ridge = np.array([[0, 1, 2, 3, 5, 4.9, 5, 3, 2, 0]], float)
+    inside = ridge > 0
+    assert h_maxima_in_object(ridge, inside, 2.0).tolist() == [[0, 0, 0, 0, 1, 0, 1, 0, 0, 0]]
+    # the extended maxima: one plateau, the pixels within h of the top
+    assert h_maxima_in_object(ridge, inside, 2.0, extended=True).tolist() == [[0, 0, 0, 1, 1, 1, 1, 1, 0, 0]]
+    # a deep saddle (dynamic 4 >= h) gives two maxima either way; values outside the object are ignored
+    deep = np.array([[0, 1, 3, 5, 1, 5, 3, 9]], float)
+    inside = np.array([[0, 1, 1, 1, 1, 1, 1, 0]], bool)
+    for extended in (False, True):
+        peaks = h_maxima_in_object(deep, inside, 2.0, extended=extended)
+        assert peaks[0, 3] and peaks[0, 5] and not peaks[0, 4] and not peaks[0, 7]
 
 
 def test_normalize_and_size_estimate(make_discs):
