@@ -29,7 +29,7 @@ equal weights summing to 1 (the cost does not depend on their values). Timed wit
 * ``scipy warp and filter``: the current defaults with the warps by SciPy's ``map_coordinates``
   (:func:`dynacell.forecast.frames.warp_by_flow`) and the Gaussian filters by SciPy's
   ``gaussian_filter``, as before session 12's float32 warp and banded-matrix filter
-  (:func:`dynacell.forecast.motion.warp_by_flow`, :func:`~dynacell.forecast.motion.gaussian_filter_f32`:
+  (:func:`dynacell.forecast.motion.warp_by_flow_f32`, :func:`~dynacell.forecast.motion.gaussian_filter_f32`:
   the same values to float32 rounding); the weighted sums stay one matrix product.
 * ``2 threads``: the current defaults with ``threads=2`` (warps and Gaussian filters of one forecast
   side by side; the same forecast bit for bit). Its CPU seconds count both threads.
@@ -167,7 +167,7 @@ def main() -> None:
     from dynacell.forecast import motion
     from dynacell.forecast.frames import warp_by_flow as scipy_warp
 
-    motion_warp, motion_filter = motion.warp_by_flow, motion.gaussian_filter_f32
+    motion_warp, motion_filter = motion.warp_by_flow_f32, motion.gaussian_filter_f32
 
     def skimage_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
         from skimage.transform import warp
@@ -208,7 +208,7 @@ def main() -> None:
     def forecast(mc: MotionCompensatedForecaster, which: str, window: np.ndarray) -> np.ndarray:
         old = which in ("previous", "tvl1 1/2, skimage warp", "tvl1 1/2", "fine chain", "resize upsample",
                         "scipy warp and filter")
-        motion.warp_by_flow = (skimage_warp if which in ("previous", "tvl1 1/2, skimage warp")
+        motion.warp_by_flow_f32 = (skimage_warp if which in ("previous", "tvl1 1/2, skimage warp")
                                else scipy_warp if old else motion_warp)
         if old:
             motion.gaussian_filter_f32 = gaussian_filter
@@ -219,7 +219,7 @@ def main() -> None:
                 return mc.predict_features(mc.features(window))
             return mc.predict(window[None])[0]
         finally:
-            motion.warp_by_flow, motion.gaussian_filter_f32 = motion_warp, motion_filter
+            motion.warp_by_flow_f32, motion.gaussian_filter_f32 = motion_warp, motion_filter
             motion.upsample_flow = upsample_flow
 
     def down4(window: np.ndarray) -> np.ndarray:

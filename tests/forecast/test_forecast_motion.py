@@ -237,21 +237,21 @@ def test_motion_warp_equals_scipy_map_coordinates_warp_to_float32_rounding(shape
     flow[:, ::3, ::2] = np.round(flow[:, ::3, ::2])
     flow[0, 0, 0], flow[1, -1, -1] = -5.0 * shape[0] - 3.5, 4.0 * shape[1] + 0.25
     ref = frames.warp_by_flow(image, flow)
-    got = motion.warp_by_flow(image, flow)
+    got = motion.warp_by_flow_f32(image, flow)
     assert got.dtype == np.float32 and got.shape == shape
     np.testing.assert_allclose(got, ref, rtol=0, atol=3e-7)
     # several maps moved by one flow
-    two = motion.warp_by_flow(np.stack([image, 2 * image]), flow)
+    two = motion.warp_by_flow_f32(np.stack([image, 2 * image]), flow)
     assert two.shape == (2,) + shape
     np.testing.assert_allclose(two[1], frames.warp_by_flow(2 * image, flow), rtol=0, atol=6e-7)
     # a whole-pixel shift moves the image exactly
     shift = np.zeros((2,) + shape, np.float32)
     shift[1] = 1.0
-    moved = motion.warp_by_flow(image, shift)
+    moved = motion.warp_by_flow_f32(image, shift)
     assert np.array_equal(moved[:, :-1], image[:, 1:]) and np.array_equal(moved[:, -1], image[:, -1])
     flow[0, 0, 0] = np.nan
     with pytest.raises(InvalidInputError, match="non-finite"):
-        motion.warp_by_flow(image, flow)
+        motion.warp_by_flow_f32(image, flow)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 7), (64, 64), (65, 130), (253, 327)])
@@ -279,7 +279,7 @@ def test_threads_give_the_same_forecast_bit_for_bit_and_run_side_by_side(make_bl
     two = MotionCompensatedForecaster(threads=2)
     two.weights = one.weights
     seen, flows_in = set(), []
-    warp, estimate = motion.warp_by_flow, motion.estimate_flow
+    warp, estimate = motion.warp_by_flow_f32, motion.estimate_flow
 
     def recording_warp(image, flow):
         seen.add(threading.get_ident())
@@ -291,7 +291,7 @@ def test_threads_give_the_same_forecast_bit_for_bit_and_run_side_by_side(make_bl
 
     windows = np.stack([movie[4:8], movie[5:9]])
     expected = one.predict(windows)
-    monkeypatch.setattr(motion, "warp_by_flow", recording_warp)
+    monkeypatch.setattr(motion, "warp_by_flow_f32", recording_warp)
     monkeypatch.setattr(motion, "estimate_flow", recording_estimate)
     assert np.array_equal(two.predict(windows), expected)
     main = threading.get_ident()

@@ -65,8 +65,8 @@ def test_coarse_chaining_gives_the_same_flows_with_fewer_full_resolution_warps(m
     fine = MotionCompensatedForecaster(flow_downsample=2, flow_compose_coarse=False)
     coarse = MotionCompensatedForecaster(flow_downsample=2)  # the default
     shapes = []
-    real = motion.warp_by_flow
-    monkeypatch.setattr(motion, "warp_by_flow", lambda im, v: shapes.append(im.shape) or real(im, v))
+    real = motion.warp_by_flow_f32
+    monkeypatch.setattr(motion, "warp_by_flow_f32", lambda im, v: shapes.append(im.shape) or real(im, v))
     a = [fine._cached_flow(movie, 3, n) for n in (1, 2, 3)]
     assert shapes and all(s == (48, 48) for s in shapes)  # chained at full resolution
     shapes.clear()

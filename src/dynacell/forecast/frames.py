@@ -225,7 +225,11 @@ def linear_extrapolation(windows: np.ndarray) -> np.ndarray:
 
 
 def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``image(p + flow(p))``: bilinear, edge values beyond the border.
+    """``image(p + flow(p))``: bilinear, edge values beyond the border (the reference warp, SciPy's).
+
+    The warp of the ``flow`` baseline (:func:`flow_warp`). The motion-compensated forecaster uses its
+    own float32 fast path, :func:`dynacell.forecast.motion.warp_by_flow_f32` (equal to this one to
+    float32 rounding, tested), so that neither forecast changes its values.
 
     Parameters
     ----------

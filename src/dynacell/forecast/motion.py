@@ -44,7 +44,7 @@ from dynacell.errors import InvalidInputError
 from dynacell.forecast.frames import rollout
 
 __all__ = ["CROSS_MOVIE_FLOW", "FLOW_METHODS", "METHOD_NAME", "MODULATIONS", "TVL1_KWARGS", "MotionCompensatedForecaster", "align_window", "compose_flows",
-           "estimate_flow", "gaussian_filter_f32", "upsample_flow", "warp_by_flow"]
+           "estimate_flow", "gaussian_filter_f32", "upsample_flow", "warp_by_flow_f32"]
 
 #: Name of the method in ``dynacell forecast evaluate|predict --model``.
 METHOD_NAME = "frames-mc-linear"
@@ -178,8 +178,14 @@ def _block_mean(image: np.ndarray, factor: int) -> np.ndarray:
     return im.reshape(im.shape[0] // factor, factor, im.shape[1] // factor, factor).mean(axis=(1, 3), dtype=np.float32)
 
 
-def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``image(p + flow(p))``, bilinear, edge values beyond the border: :func:`dynacell.forecast.frames.warp_by_flow` in float32.
+def warp_by_flow_f32(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``image(p + flow(p))``, bilinear, edge values beyond the border: the forecaster's float32 fast path.
+
+    The same warp as :func:`dynacell.forecast.frames.warp_by_flow` (the ``flow`` baseline's and the
+    reference, SciPy's ``map_coordinates``), computed in float32 for
+    :class:`MotionCompensatedForecaster` only (its aligned frames, shifted maps and chained flows);
+    the two are kept apart so that neither the baseline nor the forecaster changes its values, and
+    ``tests/forecast/test_forecast_motion.py`` holds them equal to float32 rounding.
 
     Parameters
     ----------
@@ -204,12 +210,12 @@ def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     are the fractional parts of the flow itself (not of ``p + flow``), so they keep float32's
     relative precision, and the four neighbours are gathered by flat index (:meth:`numpy.ndarray.take`).
     About half the CPU seconds of ``map_coordinates`` on a 1024 × 1024 map (issue 14, session 12);
-    every step is a NumPy loop that releases the GIL. The frames' module keeps SciPy's version.
+    every step is a NumPy loop that releases the GIL.
     """
     im = np.asarray(image, np.float32)
     y, x = im.shape[-2:]
     if not np.isfinite(flow).all():
-        raise InvalidInputError("warp_by_flow: the flow has non-finite values (non-finite frames?)")
+        raise InvalidInputError("warp_by_flow_f32: the flow has non-finite values (non-finite frames?)")
     iy, wy = _edge_taps(np.asarray(flow[0], np.float32), np.arange(y, dtype=np.float32)[:, None], y)
     ix, wx = _edge_taps(np.asarray(flow[1], np.float32), np.arange(x, dtype=np.float32)[None, :], x)
     if y * x <= 2 ** 24:  # flat indices exact in float32: one conversion
@@ -268,7 +274,7 @@ def compose_flows(near: np.ndarray, far: np.ndarray) -> np.ndarray:
     """Chain two flows: ``near`` from frame t to t − 1 and ``far`` from t − 1 to t − 1 − m give t → t − 1 − m.
 
     With ``f[t−1](p + near(p)) ≈ f[t](p)`` and ``f[t−1−m](q + far(q)) ≈ f[t−1](q)``, the chained flow
-    is ``near(p) + far(p + near(p))`` (``far`` sampled bilinearly by :func:`warp_by_flow`).
+    is ``near(p) + far(p + near(p))`` (``far`` sampled bilinearly by :func:`warp_by_flow_f32`).
 
     Parameters
     ----------
@@ -279,7 +285,7 @@ def compose_flows(near: np.ndarray, far: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray, float32, shape (2, Y, X)
     """
-    return (near + np.stack([warp_by_flow(c, near) for c in far])).astype(np.float32)
+    return (near + np.stack([warp_by_flow_f32(c, near) for c in far])).astype(np.float32)
 
 
 def align_window(window: np.ndarray, *, flow_method: str = "tvl1", flow_downsample: int = 1, chain: bool = False,
@@ -338,8 +344,8 @@ def align_window(window: np.ndarray, *, flow_method: str = "tvl1", flow_downsamp
 
 
 def _warp_pair(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """``warp_by_flow(*pair)`` (looked up at call time, so benchmarks can swap the warp)."""
-    return warp_by_flow(*pair)
+    """``warp_by_flow_f32(*pair)`` (looked up at call time, so benchmarks can swap the warp)."""
+    return warp_by_flow_f32(*pair)
 
 
 @dataclass
@@ -578,7 +584,7 @@ class MotionCompensatedForecaster:
             if self.unaligned:
                 maps += [w[-1 - j] if s == 0 else gaussian_filter_f32(w[-1 - j], s) for j in range(1, self.k)]
             if self.extrapolate:
-                maps += [warp_by_flow(m, v) for v in shifts for m in sm]
+                maps += [warp_by_flow_f32(m, v) for v in shifts for m in sm]
         maps = np.stack(maps).astype(np.float32)
         if self.modulate:
             maps = np.concatenate([maps, maps * self.modulation_map(w)])
