@@ -35,10 +35,18 @@ estimate refined by one single-copy first pass of the model,
 :func:`dynacell.segment.predict.estimate_nucleus_diameter_for_model`). The estimates are printed
 beside each set's reference diameter (:func:`dynacell.train.segment.reference_diameter_px`);
 ``"reference"`` runs each frame at the median lateral diameter of its own reference objects (an
-oracle: the ceiling of any size estimator, for information only).
+oracle: the ceiling of any size estimator, for information only). ``"target_diameter_px"`` runs
+the model on another working grid (nuclei that many model voxels across instead of the card's;
+session 13: the shipped weights at 10 / 14 / 16).
 
-Prints one JSON line per variant: SEG (object-weighted), F1@0.5, objects predicted / referenced
-per set. Network maps are cached per frame and flips (time the speed with ``benchmarks/segment_speed.py``).
+``--sets zreg7,sim3d-val`` scores only the sets whose names start with one of these (e.g. to score
+the epochs of a run quickly).
+
+Prints one JSON line per variant: SEG (object-weighted), F1@0.5, objects predicted / referenced,
+nuclei matched at IoU 0.5 per frame and the median CPU seconds of ``segment_frame`` per frame of
+each set (1 thread; a frame whose maps were cached — ``given7`` reuses ``zreg7``'s image — counts
+only its post-processing: time the speed with ``benchmarks/segment_speed.py``). Network maps are
+cached per frame, flips and working grid.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import time
 
 
 def main() -> None:
@@ -70,6 +79,7 @@ def main() -> None:
                    help="simulation seeds of sim3d-ls-val (not 0-7: training); '' leaves the set out")
     p.add_argument("--weights", default=None, help="state_dict file replacing the model's weights (an epoch)")
     p.add_argument("--train-frames", action="store_true", help="also score mouse frames 0-6 (training frames)")
+    p.add_argument("--sets", default="", help="comma-separated set names to score (prefixes; '': all)")
     a = p.parse_args()
     torch.set_num_threads(1)
 
@@ -90,14 +100,16 @@ def main() -> None:
         over = dict(over)
         flips = int(over.pop("flips", base.card.test_time_flips))
         shifts = int(over.pop("outline_shifts", base.card.outline_shifts))
+        target = float(over.pop("target_diameter_px", base.card.target_diameter_px))
         card = base.card.model_copy(update={"test_time_flips": flips, "outline_shifts": shifts,
+                                            "target_diameter_px": target,
                                             "postprocess": {**base.card.postprocess, **over}})
         seg = Segmenter(base.net, card, base.folder)
         raw = seg.predict_maps
 
         def cached(x, **kw):
             key = (x.shape, hashlib.md5(x.tobytes()).hexdigest(), kw.get("flips", flips),
-                   card.postprocess["foreground"])
+                   card.postprocess["foreground"], card.target_diameter_px)
             if key not in cache:
                 cache[key] = raw(x, **kw)
             return cache[key]
@@ -112,6 +124,9 @@ def main() -> None:
         sets["sim3d-ls-val"] = [f for s in a.ls_seeds.split(",") for f in _sim3d_ls_frames(int(s))]
     if a.train_frames:
         sets["zreg0-6"] = load_frames("mouse8-zreg", "train")
+    if a.sets:
+        keep = tuple(a.sets.split(","))
+        sets = {k: v for k, v in sets.items() if k.startswith(keep)}
     prepared = {}
     diam: dict = {}
     for name, frames in sets.items():
@@ -138,17 +153,22 @@ def main() -> None:
         how = over.pop("diameter", "log")
         m = variant(over)
         res: dict = {"flips": m.card.test_time_flips, "outline_shifts": m.card.outline_shifts, "diameter": how,
-                     **{k: v for k, v in over.items() if k not in ("flips", "outline_shifts")}}
+                     "target_diameter_px": m.card.target_diameter_px,
+                     **{k: v for k, v in over.items() if k not in ("flips", "outline_shifts", "target_diameter_px")}}
         for name, items in prepared.items():
-            seg_n, n_all, tp, n_pred, n_ref = 0.0, 0, 0, 0, 0
+            seg_n, n_all, tp, n_pred, n_ref, cpu, found = 0.0, 0, 0, 0, 0, [], []
             for (f, vs), d in zip(items, diameters(name, how)):
+                c0 = time.process_time()
                 lab = segment_frame(f.image, m, nucleus_diameter_px=d, voxel_size_um=vs)
+                cpu.append(time.process_time() - c0)
                 s, n = ctc_seg(f.labels, lab)
                 seg_n, n_all = seg_n + s * n, n_all + n
                 o = object_scores(f.labels, lab)
                 tp, n_pred, n_ref = tp + o["tp@0.5"], n_pred + o["n_predicted"], n_ref + o["n_reference"]
+                found.append(f'{o["tp@0.5"]}/{o["n_reference"]}')
             res[name] = {"SEG": round(seg_n / max(n_all, 1), 4), "F1@0.5": round(2 * tp / max(n_pred + n_ref, 1), 3),
-                         "n_pred": n_pred, "n_ref": n_ref}
+                         "n_pred": n_pred, "n_ref": n_ref, "matched@0.5": found,
+                         "cpu_s": round(float(np.median(cpu)), 2)}
         print(json.dumps(res), flush=True)
 
 
