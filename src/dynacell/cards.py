@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from dynacell.errors import FormatError
+from dynacell.errors import FormatError, validation_problems
 
-__all__ = ["ModelCard", "load_card", "write_card", "sha256_file", "CARD_FILE", "WEIGHTS_FILE"]
+__all__ = ["ModelCard", "load_card", "read_yaml_mapping", "write_card", "sha256_file", "CARD_FILE", "WEIGHTS_FILE"]
 
 #: File names inside a model folder.
 CARD_FILE = "model.yaml"
@@ -128,20 +128,55 @@ def load_card(folder: str | Path, card_cls: type[C]) -> C:
         names the file and each offending field).
     """
     path = Path(folder) / CARD_FILE
+    raw = read_yaml_mapping(path, "model card", hint=f"a model folder holds {CARD_FILE} and {WEIGHTS_FILE}")
+    try:
+        return card_cls.model_validate(raw)
+    except ValidationError as exc:
+        problems = validation_problems(exc, prefix="field ", whole="(card)")
+        raise FormatError(f"{path}: invalid {card_cls.__name__}: {problems}") from None
+
+
+def read_yaml_mapping(path: str | Path, what: str, *, hint: str = "", empty_ok: bool = False) -> dict[str, Any]:
+    """Read a YAML file that holds one mapping: a model card or a training configuration.
+
+    The one reader of dynacell's own YAML documents (model cards, training configurations); the
+    caller validates the mapping against its pydantic model (:func:`dynacell.errors.validation_problems`
+    for the message).
+
+    Parameters
+    ----------
+    path : path
+        The YAML file (UTF-8).
+    what : str
+        What the file is, for the messages (``"model card"``, ``"training configuration"``).
+    hint : str
+        Added to the message of a missing file (what to give instead).
+    empty_ok : bool
+        An empty file is an empty mapping (else an error).
+
+    Returns
+    -------
+    dict
+        The mapping.
+
+    Raises
+    ------
+    FormatError
+        ``"{path}: {what} not found"`` (and ``hint``), ``"{path}: not valid YAML (...)"``, or
+        ``"{path}: expected a mapping of {what} fields, got {type}"``.
+    """
+    path = Path(path)
     if not path.is_file():
-        raise FormatError(f"{path}: model card not found (a model folder holds {CARD_FILE} and {WEIGHTS_FILE})")
+        raise FormatError(f"{path}: {what} not found" + (f" ({hint})" if hint else ""))
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise FormatError(f"{path}: not valid YAML ({exc})") from None
+    if raw is None and empty_ok:
+        return {}
     if not isinstance(raw, dict):
-        raise FormatError(f"{path}: expected a mapping of card fields, got {type(raw).__name__}")
-    try:
-        return card_cls.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"field {'.'.join(str(p) for p in e['loc']) or '(card)'}: {e['msg']}" for e in exc.errors())
-        raise FormatError(f"{path}: invalid {card_cls.__name__}: {problems}") from None
+        raise FormatError(f"{path}: expected a mapping of {what} fields, got {type(raw).__name__}")
+    return raw
 
 
 def write_card(card: ModelCard, folder: str | Path) -> Path:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["DynacellError", "InvalidInputError", "FormatError", "OutputExistsError", "input_role"]
+__all__ = ["DynacellError", "InvalidInputError", "FormatError", "OutputExistsError", "input_role",
+           "validation_problems"]
 
 
 class DynacellError(Exception):
@@ -61,3 +62,34 @@ def input_role(role: str) -> Iterator[None]:
         yield
     except InvalidInputError as exc:
         raise type(exc)(f"{role}: {exc}") from exc
+
+
+def validation_problems(exc, *, prefix: str = "", whole: str = "") -> str:
+    """One line naming each wrong field of a pydantic ``ValidationError`` and what is wrong with it.
+
+    The one formatting of validation errors in the messages of dynacell (model cards, training
+    configurations, run parameters).
+
+    Parameters
+    ----------
+    exc : pydantic.ValidationError
+        The error (anything with pydantic's ``errors()``: dicts with ``loc`` and ``msg``).
+    prefix : str
+        Written before each field's dotted path (e.g. ``"field "``).
+    whole : str
+        The name written for an error of the whole document (an empty path).
+
+    Returns
+    -------
+    str
+        ``"{prefix}{a.b}: {msg}; ..."`` in pydantic's order.
+
+    Examples
+    --------
+    >>> class Exc:
+    ...     def errors(self):
+    ...         return [{"loc": ("seed",), "msg": "bad"}, {"loc": ("engine", "epochs"), "msg": "too small"}]
+    >>> validation_problems(Exc(), prefix="field ")
+    'field seed: bad; field engine.epochs: too small'
+    """
+    return "; ".join(f"{prefix}{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}" for e in exc.errors())

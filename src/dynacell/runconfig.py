@@ -140,15 +140,14 @@ class RunConfig(BaseModel):
         """
         from pydantic import ValidationError
 
-        from dynacell.errors import InvalidInputError
+        from dynacell.errors import InvalidInputError, validation_problems
 
         params = {k: str(v) if isinstance(v, Path) else v for k, v in params.items()}
         try:
             return cls(movie=describe_input(movie), out=str(out), labels=describe_input(labels),
                        lineage=describe_input(lineage), model=describe_input(model), **params)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-            raise InvalidInputError(f"run parameters: {problems}") from None
+            raise InvalidInputError(f"run parameters: {validation_problems(exc)}") from None
 
     @field_validator("voxel_size_um")
     @classmethod

@@ -44,7 +44,7 @@ def test_config_rejects_unknown_fields_and_models(tmp_path: Path) -> None:
     bad.write_text(yaml.safe_dump({"name": "x", "data": ["a.npz"], "out": "o", "model": "vgg"}))
     with pytest.raises(InvalidInputError, match="vgg"):
         load_config(bad)
-    with pytest.raises(InvalidInputError, match="does not exist"):
+    with pytest.raises(InvalidInputError, match="training config not found"):
         load_config(tmp_path / "missing.yaml")
 
 

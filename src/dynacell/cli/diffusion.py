@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import typer
 
 from dynacell.cli.options import (
+    echo_json,
     frame_interval_option,
     out_option,
     overwrite_option,
@@ -17,10 +17,6 @@ from dynacell.cli.options import (
     seed_option,
     voxel_size_option,
 )
-
-
-def _echo(obj) -> None:
-    typer.echo(json.dumps(obj, indent=1, default=float))
 
 
 def _read_stacks(path: Path):
@@ -99,7 +95,7 @@ def register(app: typer.Typer) -> None:
             pd.DataFrame({"stack": np.repeat(np.arange(N), M * T), "molecule": np.tile(np.repeat(np.arange(M), T), N),
                           "frame": np.tile(np.arange(T), N * M), "y_um": sim.positions_um[..., 0].ravel(),
                           "x_um": sim.positions_um[..., 1].ravel()}).to_csv(Path(tmp) / "positions.csv", index=False)
-        _echo({"out": str(out), "n_stacks": n, "shape": list(sim.stacks.shape), "seed": seed})
+        echo_json({"out": str(out), "n_stacks": n, "shape": list(sim.stacks.shape), "seed": seed})
 
     @dg.command("train")
     def train(
@@ -114,7 +110,7 @@ def register(app: typer.Typer) -> None:
         cfg = load_train_config(config)
         cmd = "dynacell " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         folder = train_diffusion(cfg, out, progress=progress, overwrite=overwrite, command=cmd)
-        _echo({"model": str(folder)})
+        echo_json({"model": str(folder)})
 
     @dg.command("predict")
     def predict(
@@ -158,7 +154,7 @@ def register(app: typer.Typer) -> None:
         df.insert(1, "model", pred.card.name)
         with atomic_folder(out, overwrite=overwrite) as tmp:
             df.to_csv(Path(tmp) / "predictions.csv", index=False)
-        _echo({"out": str(out), "n_stacks": len(df), "model": pred.card.name,
+        echo_json({"out": str(out), "n_stacks": len(df), "model": pred.card.name,
                "median_D_um2_per_s": float(df["D_um2_per_s"].median()) if len(df) else None})
 
     @dg.command("benchmark")
@@ -173,6 +169,6 @@ def register(app: typer.Typer) -> None:
         from dynacell.diffusion.benchmark import run_benchmark
 
         res = run_benchmark(out, n=n, seed=seed, models=models, overwrite=overwrite)
-        _echo(res)
+        echo_json(res)
 
     app.add_typer(dg, name="diffusion")

@@ -10,16 +10,13 @@ from pathlib import Path
 import typer
 
 from dynacell.cli.options import (
+    echo_json,
     out_option,
     overwrite_option,
     progress_option,
     seed_option,
     voxel_size_option,
 )
-
-
-def _echo(obj) -> None:
-    typer.echo(json.dumps(obj, indent=1, default=float))
 
 
 def _name(fm) -> str:
@@ -52,7 +49,7 @@ def register(app: typer.Typer) -> None:
         cmd = "dynacell " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         fn = train_frames if isinstance(cfg, FrameTrainConfig) else train_positions
         res = fn(cfg, out, overwrite=overwrite, progress=progress, training_command=cmd)
-        _echo(res)
+        echo_json(res)
 
     @fc.command("evaluate")
     def evaluate(
@@ -103,7 +100,7 @@ def register(app: typer.Typer) -> None:
         res = evaluate_frames(frames, range(first, len(frames)), model=fm, pixel_size_um=px, seed=seed)
         res.update({"movie": str(movie), "model": _name(fm), "pixel_size_um": px, "downsample": downsample,
                     "seed": seed, **extra})
-        _echo(res)
+        echo_json(res)
 
     @fc.command("evaluate-tracks")
     def evaluate_tracks(
@@ -142,7 +139,7 @@ def register(app: typer.Typer) -> None:
         parts = position_split(win, tree_groups(df), tracks.name, (1 - test_fraction, 0.0, test_fraction), seed)
         res = evaluate_positions(win, parts, model=pm, horizon=horizon)
         res.update({"tracks": str(tracks), "model": pm.card.name, "scale_zyx_um": scale, "seed": seed})
-        _echo(res)
+        echo_json(res)
 
     @fc.command("predict")
     def predict(
@@ -195,7 +192,7 @@ def register(app: typer.Typer) -> None:
                 (tmp / "forecast.json").write_text(json.dumps(
                     {"model": _name(fm), "source": str(source), "steps": steps, "last_frame": len(frames) - 1,
                      "pixel_size_um": px, "downsample": downsample, "intensity_scale": [lo, hi]}, indent=1))
-            _echo({"out": str(out), "frames": steps})
+            echo_json({"out": str(out), "frames": steps})
             return
         from dynacell.train.forecast import TrackSpec, load_track_spec
 
@@ -208,6 +205,6 @@ def register(app: typer.Typer) -> None:
             (tmp / "forecast.json").write_text(json.dumps(
                 {"method": method, "model": getattr(getattr(fm, "card", None), "name", None), "source": str(source),
                  "steps": steps, "scale_zyx_um": scale, "tracks": int(table["track_id"].nunique())}, indent=1))
-        _echo({"out": str(out), "tracks": int(table["track_id"].nunique())})
+        echo_json({"out": str(out), "tracks": int(table["track_id"].nunique())})
 
     app.add_typer(fc, name="forecast")

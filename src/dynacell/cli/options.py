@@ -13,6 +13,7 @@ into one comma-separated token before parsing.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from dynacell.errors import InvalidInputError
 __all__ = [
     "MULTI_VALUE_OPTIONS", "merge_multi_value_options", "parse_voxel_size", "out_option", "overwrite_option",
     "voxel_size_option", "frame_interval_option", "progress_option", "seed_option", "device_option",
-    "require_paths", "motion_prior_option",
+    "require_paths", "motion_prior_option", "echo_json",
 ]
 
 #: Options that take one number per spatial axis.
@@ -201,3 +202,15 @@ def _hide_flag_types() -> None:
 
 
 _hide_flag_types()
+
+
+def echo_json(obj) -> None:
+    """Print a command's result on stdout as indented JSON (numbers NumPy or Python; others as float).
+
+    Parameters
+    ----------
+    obj : object
+        A JSON-serialisable mapping or list; a value JSON does not know (a NumPy scalar) is written
+        as ``float(value)``.
+    """
+    typer.echo(json.dumps(obj, indent=1, default=float))

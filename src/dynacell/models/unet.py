@@ -238,13 +238,29 @@ class InstanceUNet(nn.Module):
         self.head = conv(f[0], out_channels, 1)
         self._mode = "bilinear" if ndim == 2 else "trilinear"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The contracting path: the bottleneck features and the skip features of each level.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Input ``(N, in_channels, [Z,] Y, X)``.
+
+        Returns
+        -------
+        tuple
+            The middle block's output and the list of skip tensors, finest level first (shared by
+            :meth:`forward` and the inference forward of :mod:`dynacell.segment.predict`).
+        """
         skips = []
         for blk in self.down:
             x = blk(x)
             skips.append(x)
             x = self.pool(x)
-        x = self.middle(x)
+        return self.middle(x), skips
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, skips = self.encode(x)
         for conv, skip in zip(self.up_conv, reversed(skips)):
             x = nn.functional.interpolate(x, size=skip.shape[2:], mode=self._mode, align_corners=False)
             x = conv(torch.cat([x, skip], dim=1))

@@ -446,12 +446,7 @@ class _ConcatFreeUNet:
         import torch
 
         net = self.net
-        skips = []
-        for blk in net.down:
-            x = blk(x)
-            skips.append(x)
-            x = net.pool(x)
-        x = net.middle(x)
+        x, skips = net.encode(x)
         for block, skip, (conv, w_up, w_skip, bias) in zip(net.up_conv, reversed(skips), self.splits, strict=True):
             x = torch.nn.functional.interpolate(x, size=skip.shape[2:], mode=net._mode, align_corners=False)
             y = self._conv(skip, w_skip, bias, conv.stride, conv.padding, conv.dilation, conv.groups)

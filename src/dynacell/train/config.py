@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dynacell.samples.splits import SplitConfig
-from dynacell.errors import FormatError, InvalidInputError
+from dynacell.cards import read_yaml_mapping
+from dynacell.errors import InvalidInputError, validation_problems
 from dynacell.train.augment import AugmentConfig
 
 __all__ = ["TrainConfig", "SplitConfig", "load_config"]
@@ -73,22 +73,14 @@ def load_config(path: str | Path) -> TrainConfig:
     Raises
     ------
     FormatError
-        If the file is not valid YAML.
+        If the file is missing, not valid YAML or not a mapping (:func:`dynacell.cards.read_yaml_mapping`).
     InvalidInputError
-        If the file is missing or a field is wrong (the message lists the fields).
+        If a field is wrong (the message lists the fields).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(f"training config {path} does not exist; give a YAML file (see docs/models.md)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise FormatError(f"training config {path} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise FormatError(f"training config {path}: expected a mapping of fields, found {type(raw).__name__}")
+    raw = read_yaml_mapping(path, "training config", hint="give a YAML file, see docs/models.md")
     try:
         cfg = TrainConfig.model_validate(raw)
     except ValidationError as exc:
-        msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise InvalidInputError(f"training config {path}: {msgs}") from None
+        raise InvalidInputError(f"training config {path}: {validation_problems(exc)}") from None
     return cfg

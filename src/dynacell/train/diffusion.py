@@ -24,14 +24,13 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from dynacell.cards import sha256_file, write_card
+from dynacell.cards import read_yaml_mapping, sha256_file, write_card
 from dynacell.diffusion.card import DiffusionCard
 from dynacell.diffusion.preprocess import condition_features, log_dn, normalise_stacks
-from dynacell.errors import FormatError
+from dynacell.errors import FormatError, validation_problems
 from dynacell.io.writers import atomic_folder
 from dynacell.models.diffusion import build_diffusion_model
 from dynacell.simulate.imaging import psf_sigma_from_fwhm
@@ -124,16 +123,11 @@ def load_train_config(path: str | Path) -> DiffusionTrainConfig:
         If the file is missing, not YAML or not a valid :class:`DiffusionTrainConfig`.
     """
     p = Path(path)
-    if not p.is_file():
-        raise FormatError(f"{p}: training configuration not found")
+    raw = read_yaml_mapping(p, "training configuration", empty_ok=True)
     try:
-        raw = yaml.safe_load(p.read_text()) or {}
         return DiffusionTrainConfig.model_validate(raw)
-    except yaml.YAMLError as exc:
-        raise FormatError(f"{p}: not valid YAML ({exc})") from None
     except ValidationError as exc:
-        probs = "; ".join(f"{'.'.join(str(v) for v in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise FormatError(f"{p}: invalid diffusion training configuration: {probs}") from None
+        raise FormatError(f"{p}: invalid diffusion training configuration: {validation_problems(exc)}") from None
 
 
 def simulate_batch(n: int, cfg: DiffusionTrainConfig, seed: int, *, D_um2_per_s=None, snr=None) -> dict[str, np.ndarray]:

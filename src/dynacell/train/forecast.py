@@ -31,7 +31,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from dynacell.errors import FormatError, InvalidInputError
+from dynacell.cards import read_yaml_mapping
+from dynacell.errors import FormatError, InvalidInputError, validation_problems
 from dynacell.train.engine import EngineConfig, fit_module
 
 __all__ = [
@@ -239,20 +240,14 @@ def load_forecast_config(path: str | Path) -> FrameTrainConfig | PositionTrainCo
         For a missing file, bad YAML or an invalid field (named).
     """
     p = Path(path)
-    if not p.is_file():
-        raise FormatError(f"{p}: configuration file not found")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise FormatError(f"{p}: not valid YAML ({exc})") from None
-    if not isinstance(raw, dict) or raw.get("task") not in ("frames", "positions"):
+    raw = read_yaml_mapping(p, "forecast configuration")
+    if raw.get("task") not in ("frames", "positions"):
         raise FormatError(f"{p}: a forecast config is a mapping with task: frames or task: positions")
     cls = FrameTrainConfig if raw["task"] == "frames" else PositionTrainConfig
     try:
         cfg = cls.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise FormatError(f"{p}: invalid {cls.__name__}: {problems}") from None
+        raise FormatError(f"{p}: invalid {cls.__name__}: {validation_problems(exc)}") from None
     items = cfg.movies if isinstance(cfg, FrameTrainConfig) else cfg.datasets
     for it in items:
         if not Path(it.path).is_absolute():
