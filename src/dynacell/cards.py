@@ -94,6 +94,16 @@ class ModelCard(BaseModel):
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes (read in 1 MiB blocks).
 
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits.
+
     Raises
     ------
     OSError

@@ -82,7 +82,20 @@ def score(D_true: np.ndarray, D_hat: np.ndarray, lo: np.ndarray | None = None,
 
 
 def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
-    """A pipe table of ``df`` (floats with ``floatfmt``), for the docs."""
+    """A pipe table of ``df`` (floats with ``floatfmt``), for the docs.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table; its columns are the header.
+    floatfmt : str
+        Format of the float cells.
+
+    Returns
+    -------
+    str
+        The Markdown pipe table.
+    """
     def cell(v):
         return format(v, floatfmt) if isinstance(v, float) else str(v)
 

@@ -80,6 +80,18 @@ def dihedral_transforms(x: np.ndarray) -> list[np.ndarray]:
 def crop_around_molecule(stacks: np.ndarray, shape_px: tuple[int, int]) -> np.ndarray:
     """Crop ``(N, T, Y, X)`` stacks to ``shape_px`` around the brightest point of the smoothed time-average.
 
+    Parameters
+    ----------
+    stacks : numpy.ndarray
+        ``(N, T, Y, X)`` image stacks.
+    shape_px : tuple of int
+        ``(Y, X)`` size of the crop.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, T, *shape_px)``, each stack cropped around its own brightest point.
+
     Raises
     ------
     InvalidInputError

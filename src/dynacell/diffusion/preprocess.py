@@ -74,6 +74,20 @@ def condition_features(psf_sigma_px, exposure_fraction) -> np.ndarray:
 def log_dn(D_um2_per_s, pixel_size_um, frame_interval_s) -> np.ndarray:
     """``log(D * frame_interval / pixel_size**2)``: log of D in pixels² per frame (dimensionless).
 
+    Parameters
+    ----------
+    D_um2_per_s : float or array_like
+        Diffusion coefficient in µm²/s.
+    pixel_size_um : float or array_like
+        Pixel size in µm.
+    frame_interval_s : float or array_like
+        Time between frames in s.
+
+    Returns
+    -------
+    numpy.ndarray
+        The dimensionless log, at least 1-D.
+
     Examples
     --------
     >>> round(float(log_dn(2.0, 0.1, 0.01)[0]), 4)  # 2 µm²/s, 100 nm pixels, 10 ms: 2 px²/frame
@@ -85,6 +99,20 @@ def log_dn(D_um2_per_s, pixel_size_um, frame_interval_s) -> np.ndarray:
 
 def D_from_log_dn(log_dn_value, pixel_size_um, frame_interval_s) -> np.ndarray:
     """Inverse of :func:`log_dn`: D in µm²/s.
+
+    Parameters
+    ----------
+    log_dn_value : float or array_like
+        ``log(D · frame_interval / pixel_size²)`` (dimensionless).
+    pixel_size_um : float or array_like
+        Pixel size in µm.
+    frame_interval_s : float or array_like
+        Time between frames in s.
+
+    Returns
+    -------
+    numpy.ndarray
+        D in µm²/s, at least 1-D.
 
     Examples
     --------

@@ -144,6 +144,20 @@ def frame_horizon_curves(models: dict[str, Any], movies: list[dict[str, Any]], s
 
     Every forecaster, baselines included, is rolled out the same way from the K frames before the
     first test frame; rows ``movie, forecaster, step, mse``.
+
+    Parameters
+    ----------
+    models : dict
+        Name → frame forecaster (``k`` and ``rollout(window, n)``); the baselines are added.
+    movies : list of dict
+        ``name``, normalised ``frames`` and ``split`` (``split["test"]``: the test frames' indices).
+    steps : int
+        Roll-out length in frames.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per movie, forecaster and step.
     """
     rows = []
     k = max(mm.k for mm in models.values())

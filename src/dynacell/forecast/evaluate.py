@@ -90,7 +90,18 @@ def evaluate_frames(frames: np.ndarray, targets: Sequence[int], *, model=None, k
 
 
 def summarize_frames(res: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows (one per forecaster) of an :func:`evaluate_frames` result, for a table."""
+    """Rows (one per forecaster) of an :func:`evaluate_frames` result, for a table.
+
+    Parameters
+    ----------
+    res : dict
+        The result of :func:`evaluate_frames`.
+
+    Returns
+    -------
+    list of dict
+        One row per forecaster (the model and each baseline).
+    """
     rows = []
     for name in ["model", *BASELINES]:
         if name in res:

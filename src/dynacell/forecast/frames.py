@@ -200,12 +200,36 @@ def time_block_split(n_frames: int, k: int, *, val_fraction: float = 0.15, test_
 
 
 def persistence(windows: np.ndarray) -> np.ndarray:
-    """Persistence forecast: the last frame of each window, shape (N, Y, X)."""
+    """Persistence forecast: the last frame of each window, shape (N, Y, X).
+
+    Parameters
+    ----------
+    windows : numpy.ndarray
+        ``(N, K, Y, X)`` frames, oldest first.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(N, Y, X)``.
+    """
     return np.asarray(windows[:, -1], dtype=np.float32)
 
 
 def smoothed_persistence(windows: np.ndarray, sigma_px: float = 1.0) -> np.ndarray:
-    """The last frame of each window smoothed by a Gaussian of ``sigma_px`` pixels (:func:`scipy.ndimage.gaussian_filter`)."""
+    """The last frame of each window smoothed by a Gaussian of ``sigma_px`` pixels (:func:`scipy.ndimage.gaussian_filter`).
+
+    Parameters
+    ----------
+    windows : numpy.ndarray
+        ``(N, K, Y, X)`` frames, oldest first.
+    sigma_px : float
+        Gaussian σ in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(N, Y, X)``.
+    """
     from scipy.ndimage import gaussian_filter
 
     return np.stack([gaussian_filter(w[-1].astype(np.float32), sigma_px) for w in windows]).astype(np.float32)
@@ -213,6 +237,16 @@ def smoothed_persistence(windows: np.ndarray, sigma_px: float = 1.0) -> np.ndarr
 
 def linear_extrapolation(windows: np.ndarray) -> np.ndarray:
     """Per-pixel linear extrapolation ``2·frame[t] − frame[t − 1]``, shape (N, Y, X).
+
+    Parameters
+    ----------
+    windows : numpy.ndarray
+        ``(N, K, Y, X)`` frames, oldest first, K ≥ 2.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(N, Y, X)``.
 
     Raises
     ------
@@ -322,6 +356,20 @@ def flow_warp(windows: np.ndarray, *, radius: int = 7) -> np.ndarray:
 
 def baseline_forecast(name: str, windows: np.ndarray, *, sigma_px: float = 1.0) -> np.ndarray:
     """Forecast of the baseline ``name`` (one of :data:`BASELINES`) for each window, shape (N, Y, X).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`BASELINES`.
+    windows : numpy.ndarray
+        ``(N, K, Y, X)`` normalised frames, oldest first.
+    sigma_px : float
+        Gaussian σ of ``smoothed_persistence``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(N, Y, X)``.
 
     Raises
     ------

@@ -283,6 +283,16 @@ def from_folder(path: str | Path, *, verify: bool = True) -> FrameForecaster | P
 def from_pretrained(name: str) -> FrameForecaster | PositionForecaster:
     """Load a shipped forecast model by name (see :func:`available_models`).
 
+    Parameters
+    ----------
+    name : str
+        A shipped model's name.
+
+    Returns
+    -------
+    FrameForecaster or PositionForecaster
+        The model, by its card's task.
+
     Raises
     ------
     InvalidInputError

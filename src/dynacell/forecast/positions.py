@@ -239,17 +239,54 @@ def history_windows(tracks: pd.DataFrame, *, history: int = 5, horizon: int = 1,
 
 
 def to_steps(past: np.ndarray) -> np.ndarray:
-    """Displacements between consecutive history positions, shape (N, L − 1, D) (the networks' input)."""
+    """Displacements between consecutive history positions, shape (N, L − 1, D) (the networks' input).
+
+    Parameters
+    ----------
+    past : numpy.ndarray
+        ``(N, L, D)`` history positions, oldest first.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, L − 1, D)``.
+    """
     return np.diff(np.asarray(past, dtype=np.float64), axis=1)
 
 
 def constant_position(past: np.ndarray, horizon: int = 1) -> np.ndarray:
-    """Constant-position forecast: the last position repeated, shape (N, H, D)."""
+    """Constant-position forecast: the last position repeated, shape (N, H, D).
+
+    Parameters
+    ----------
+    past : numpy.ndarray
+        ``(N, L, D)`` history positions, oldest first.
+    horizon : int
+        Frames ahead, H.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, H, D)``.
+    """
     return np.repeat(np.asarray(past)[:, -1:, :], horizon, axis=1)
 
 
 def constant_velocity(past: np.ndarray, horizon: int = 1) -> np.ndarray:
-    """Constant-velocity forecast ``p(t) + h · (p(t) − p(t − 1))``, shape (N, H, D); zero velocity for L = 1."""
+    """Constant-velocity forecast ``p(t) + h · (p(t) − p(t − 1))``, shape (N, H, D); zero velocity for L = 1.
+
+    Parameters
+    ----------
+    past : numpy.ndarray
+        ``(N, L, D)`` history positions, oldest first.
+    horizon : int
+        Frames ahead, H.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, H, D)``.
+    """
     past = np.asarray(past, dtype=np.float64)
     v = past[:, -1] - past[:, -2] if past.shape[1] > 1 else np.zeros_like(past[:, -1])
     h = np.arange(1, horizon + 1).reshape(1, -1, 1)
@@ -513,6 +550,24 @@ def baseline_positions(name: str, past: np.ndarray, horizon: int = 1, *, kalman:
     """Forecast of the baseline ``name`` (one of :data:`POSITION_BASELINES`), shape (N, H, D).
 
     ``kalman`` and ``prw`` are the fitted parameters of the two Kalman baselines (defaults when None).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`POSITION_BASELINES`.
+    past : numpy.ndarray
+        ``(N, L, D)`` history positions (µm), oldest first.
+    horizon : int
+        Frames ahead, H.
+    kalman : KalmanParams, optional
+        Parameters of the ``kalman`` baseline.
+    prw : PRWParams, optional
+        Parameters of the ``kalman_prw`` baseline.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(N, H, D)``.
 
     Raises
     ------

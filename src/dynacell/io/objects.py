@@ -143,6 +143,20 @@ def boxes_cover_little(shape: tuple[int, ...], boxes, n_ids: int) -> bool:
     per id, the boxes' volume together is at most a quarter of the frame and there is at most one id per
     4,096 pixels (each box costs a few NumPy calls). GOWT1 01's 1024² track masks: ~25 nuclei in boxes of
     ~8 % of the frame. Used by the CTC writer and the linker's flow-compensated overlaps of ``dynacell run``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The frame's shape.
+    boxes : numpy.ndarray or None
+        ``(n, 2 * ndim)`` box rows (starts, then stops), or None.
+    n_ids : int
+        Number of ids in the frame.
+
+    Returns
+    -------
+    bool
+        True when visiting the boxes is the cheaper way.
     """
     if boxes is None or len(shape) == 0:
         return False

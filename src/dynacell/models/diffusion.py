@@ -206,6 +206,18 @@ _ARCH = {"park-cnn": ParkCNN, "resnet2d": ResNet2D, "blurnet": BlurNet}
 def build_diffusion_model(architecture: str, **kwargs) -> nn.Module:
     """Build a diffusion network by name: ``"park-cnn"``, ``"resnet2d"`` or ``"blurnet"``.
 
+    Parameters
+    ----------
+    architecture : str
+        The network's name.
+    **kwargs
+        Arguments of the network's constructor.
+
+    Returns
+    -------
+    torch.nn.Module
+        The untrained network.
+
     Raises
     ------
     KeyError

@@ -12,6 +12,16 @@ __all__ = ["conv_nd", "batchnorm_nd", "maxpool_nd", "avgpool_nd", "check_ndim"]
 def check_ndim(ndim: int) -> int:
     """Return ``ndim`` if it is 2 or 3.
 
+    Parameters
+    ----------
+    ndim : int
+        Spatial dimensionality.
+
+    Returns
+    -------
+    int
+        ``ndim``.
+
     Raises
     ------
     InvalidInputError
@@ -23,20 +33,64 @@ def check_ndim(ndim: int) -> int:
 
 
 def conv_nd(ndim: int) -> type[nn.Module]:
-    """``nn.Conv2d`` for ``ndim=2``, ``nn.Conv3d`` for ``ndim=3``."""
+    """``nn.Conv2d`` for ``ndim=2``, ``nn.Conv3d`` for ``ndim=3``.
+
+    Parameters
+    ----------
+    ndim : int
+        Spatial dimensionality, 2 or 3.
+
+    Returns
+    -------
+    type
+        The layer class.
+    """
     return nn.Conv2d if check_ndim(ndim) == 2 else nn.Conv3d
 
 
 def batchnorm_nd(ndim: int) -> type[nn.Module]:
-    """``nn.BatchNorm2d`` or ``nn.BatchNorm3d``."""
+    """``nn.BatchNorm2d`` or ``nn.BatchNorm3d``.
+
+    Parameters
+    ----------
+    ndim : int
+        Spatial dimensionality, 2 or 3.
+
+    Returns
+    -------
+    type
+        The layer class.
+    """
     return nn.BatchNorm2d if check_ndim(ndim) == 2 else nn.BatchNorm3d
 
 
 def maxpool_nd(ndim: int) -> type[nn.Module]:
-    """``nn.MaxPool2d`` or ``nn.MaxPool3d``."""
+    """``nn.MaxPool2d`` or ``nn.MaxPool3d``.
+
+    Parameters
+    ----------
+    ndim : int
+        Spatial dimensionality, 2 or 3.
+
+    Returns
+    -------
+    type
+        The layer class.
+    """
     return nn.MaxPool2d if check_ndim(ndim) == 2 else nn.MaxPool3d
 
 
 def avgpool_nd(ndim: int) -> type[nn.Module]:
-    """``nn.AvgPool2d`` or ``nn.AvgPool3d``."""
+    """``nn.AvgPool2d`` or ``nn.AvgPool3d``.
+
+    Parameters
+    ----------
+    ndim : int
+        Spatial dimensionality, 2 or 3.
+
+    Returns
+    -------
+    type
+        The layer class.
+    """
     return nn.AvgPool2d if check_ndim(ndim) == 2 else nn.AvgPool3d

@@ -115,5 +115,16 @@ def build_model(name: str, ndim: int, in_channels: int | None = None, n_classes:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters of ``model``."""
+    """Number of trainable parameters of ``model``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+
+    Returns
+    -------
+    int
+        Sum of the sizes of its parameters that require gradients.
+    """
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))

@@ -91,6 +91,22 @@ def diffusion_by_method(tracks: Tracks, *, exposure_s: float | None = None, sigm
     ``msd_fit_optimal`` uses segments of ≥ 5 frames, ``cve`` and ``mle`` ≥ 3, ``msd_slope_seed`` ≥ 2
     (positions in µm with ``pixel_size_um=1``). An estimator without enough data is left out and a
     note says why.
+
+    Parameters
+    ----------
+    tracks : Tracks
+        The tracks (µm, s).
+    exposure_s : float, optional
+        Exposure per frame (s), for the blur-aware estimators.
+    sigma_um : float, optional
+        Known localisation error (µm per axis); None = estimated.
+
+    Returns
+    -------
+    estimates : dict
+        Estimator name → :class:`~dynacell.motion.estimators.DiffusionEstimate`.
+    notes : list of str
+        Why an estimator was left out.
     """
     notes: list[str] = []
     out: dict[str, est.DiffusionEstimate] = {}

@@ -155,7 +155,18 @@ def temporal_velocity_correlation(tracks: Tracks, max_lag: int | None = None) ->
 
 
 def max_extent_um(positions: np.ndarray) -> float:
-    """Largest distance between two positions of one track (µm), via the convex hull for long tracks."""
+    """Largest distance between two positions of one track (µm), via the convex hull for long tracks.
+
+    Parameters
+    ----------
+    positions : numpy.ndarray
+        ``(T, d)`` positions of one track (µm).
+
+    Returns
+    -------
+    float
+        The largest pairwise distance (0 for fewer than 2 positions).
+    """
     p = np.asarray(positions, dtype=np.float64)
     if len(p) < 2:
         return 0.0

@@ -520,7 +520,22 @@ def _pooled_se(groups, D, s2, max_lag, cnt, dt, R, d, kind: str, p: int) -> floa
 
 
 def msd_slope_seed_many(positions_px, frame_interval_s: float, *, pixel_size_um: float) -> DiffusionEstimates:
-    """:func:`msd_slope_seed` for each trajectory of an ``(n_tracks, T, d)`` array (vectorised)."""
+    """:func:`msd_slope_seed` for each trajectory of an ``(n_tracks, T, d)`` array (vectorised).
+
+    Parameters
+    ----------
+    positions_px : array_like
+        ``(n_tracks, T, d)`` positions in pixels, no NaN.
+    frame_interval_s : float
+        Time between frames (s).
+    pixel_size_um : float
+        Pixel size (µm); 1.0 for positions already in µm.
+
+    Returns
+    -------
+    DiffusionEstimates
+        One estimate per trajectory.
+    """
     arr = _as_batch(positions_px, 2, "msd_slope_seed")
     dt = _check_dt(frame_interval_s)
     px = _check_pixel(pixel_size_um)
@@ -612,7 +627,24 @@ def _cve_from_stats(m2, m11, N, d, dt, R, s_known):
 
 def cve_many(positions_um, frame_interval_s: float, *, exposure_s: float | None = None,
              sigma_um: float | None = None) -> DiffusionEstimates:
-    """:func:`cve` for each trajectory of an ``(n_tracks, T, d)`` array (vectorised)."""
+    """:func:`cve` for each trajectory of an ``(n_tracks, T, d)`` array (vectorised).
+
+    Parameters
+    ----------
+    positions_um : array_like
+        ``(n_tracks, T, d)`` positions (µm), no NaN.
+    frame_interval_s : float
+        Time between frames (s).
+    exposure_s : float, optional
+        Exposure per frame (s); None = no motion blur.
+    sigma_um : float, optional
+        Known localisation error (µm per axis); None = estimated.
+
+    Returns
+    -------
+    DiffusionEstimates
+        One estimate per trajectory.
+    """
     arr = _as_batch(positions_um, 3, "cve")
     dt = _check_dt(frame_interval_s)
     R = blur_coefficient(exposure_s, dt)
@@ -763,7 +795,24 @@ def _mle_fit(groups_power: list[tuple[np.ndarray, np.ndarray, np.ndarray]], d: i
 
 def mle_many(positions_um, frame_interval_s: float, *, exposure_s: float | None = None,
              sigma_um: float | None = None) -> DiffusionEstimates:
-    """:func:`mle` for each trajectory of an ``(n_tracks, T, d)`` array (vectorised Fisher scoring)."""
+    """:func:`mle` for each trajectory of an ``(n_tracks, T, d)`` array (vectorised Fisher scoring).
+
+    Parameters
+    ----------
+    positions_um : array_like
+        ``(n_tracks, T, d)`` positions (µm), no NaN.
+    frame_interval_s : float
+        Time between frames (s).
+    exposure_s : float, optional
+        Exposure per frame (s); None = no motion blur.
+    sigma_um : float, optional
+        Known localisation error (µm per axis); None = estimated.
+
+    Returns
+    -------
+    DiffusionEstimates
+        One estimate per trajectory.
+    """
     arr = _as_batch(positions_um, 3, "mle")
     dt = _check_dt(frame_interval_s)
     R = blur_coefficient(exposure_s, dt)

@@ -260,6 +260,24 @@ def tracks_from_lineage(lineage, voxel_size_um, frame_interval_s: float | None, 
     ["frame_interval_s"]``, set by readers that know it), else raises. Nodes without a centroid
     (a CTC lineage whose masks cover only some frames) have NaN positions: pass ``drop_nan=True`` to
     drop them (they become gaps).
+
+    Parameters
+    ----------
+    lineage : dynacell.lineage.Lineage
+        The lineage; node positions in pixels.
+    voxel_size_um : sequence of float or None
+        Voxel size per spatial axis (µm), as in :func:`tracks_from_dataframe`.
+    frame_interval_s : float or None
+        Time between frames (s); None: the lineage's recorded one.
+    source : str
+        Name of the input, for messages.
+    drop_nan : bool
+        Drop the nodes without a centroid.
+
+    Returns
+    -------
+    Tracks
+        The tracks in µm and s.
     """
     if frame_interval_s is None:
         frame_interval_s = getattr(lineage, "graph", None) is not None and lineage.graph.graph.get("frame_interval_s")

@@ -24,6 +24,16 @@ _ALL_STATES = ("stable", "mitotic", "new_daughter", "death", "unknown")
 def resolve_rules(rules):
     """An ``EventRules`` from an instance, a preset name (``"seed"``, ``"annotated_deaths"``) or None (seed).
 
+    Parameters
+    ----------
+    rules : EventRules, str or None
+        The rules, a preset name, or None.
+
+    Returns
+    -------
+    EventRules
+        The rules to apply.
+
     Raises
     ------
     InvalidInputError

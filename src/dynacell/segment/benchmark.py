@@ -111,7 +111,18 @@ def load_models(specs: Sequence[str], device: str = "cpu") -> list[Any]:
 
 
 def model_label(model: Any) -> str:
-    """The row label of a model: ``classical``, the folder name it was loaded from, or its card name."""
+    """The row label of a model: ``classical``, the folder name it was loaded from, or its card name.
+
+    Parameters
+    ----------
+    model : str or Segmenter
+        ``"classical"`` or a loaded model.
+
+    Returns
+    -------
+    str
+        The label.
+    """
     if isinstance(model, str):
         return model
     return getattr(model, "benchmark_label", None) or model.name
@@ -438,7 +449,20 @@ def speed(models: Sequence[Any], threads: int, *, datasets: Sequence[str] = SPEE
 
 
 def markdown(df: pd.DataFrame, digits: int = 3) -> str:
-    """A pipe table of ``df`` for the docs: floats rounded to ``digits``, NaN as ``–``."""
+    """A pipe table of ``df`` for the docs: floats rounded to ``digits``, NaN as ``–``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table; its columns are the header.
+    digits : int
+        Decimal places of the float cells.
+
+    Returns
+    -------
+    str
+        The Markdown pipe table.
+    """
     def cell(v: Any) -> str:
         if v is pd.NA:
             return "–"

@@ -970,6 +970,16 @@ def looks_like_fluorescence(image: np.ndarray) -> bool:
     The median of the percentile-normalised frame (1st → 0, 99.8th → 1) is below 0.35 for
     fluorescence nuclei (mostly dark background); phase contrast and bright field have a grey
     background near the middle of the range.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        One frame, 2D or 3D.
+
+    Returns
+    -------
+    bool
+        True for a dark background with bright objects.
     """
     x = normalize_image(image)
     return bool(np.median(x) < 0.35)

@@ -136,6 +136,16 @@ def cycle_frames_of(lineage: Lineage) -> int:
     A complete cycle is a track born from a division that ends in a division; its
     length is ``t_last - t_first + 1``. Returns :data:`DEFAULT_CYCLE_FRAMES` when the
     lineage holds none. One pass over the nodes in time order.
+
+    Parameters
+    ----------
+    lineage : Lineage
+        The lineage.
+
+    Returns
+    -------
+    int
+        The median cycle length in frames.
     """
     g = lineage.graph
     start: dict[Node, int] = {}

@@ -42,7 +42,18 @@ STATE_COLUMNS: tuple[str, ...] = ("t", "label", "track_id", "state", *(f"p_{s}" 
 
 
 def model_ndim(model: Any) -> int | None:
-    """Spatial dimensionality (2 or 3) a classifier was trained for (``model.ndim``), or None if it does not say."""
+    """Spatial dimensionality (2 or 3) a classifier was trained for (``model.ndim``), or None if it does not say.
+
+    Parameters
+    ----------
+    model : object
+        A state classifier (or anything with an ``ndim`` attribute).
+
+    Returns
+    -------
+    int or None
+        2, 3, or None.
+    """
     nd = getattr(model, "ndim", None)
     return None if nd is None else int(nd)
 

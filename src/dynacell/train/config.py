@@ -70,6 +70,16 @@ class TrainConfig(BaseModel):
 def load_config(path: str | Path) -> TrainConfig:
     """Read a :class:`TrainConfig` from YAML (relative paths are relative to the working directory).
 
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+
+    Returns
+    -------
+    TrainConfig
+        The validated configuration.
+
     Raises
     ------
     FormatError

@@ -117,6 +117,16 @@ class DiffusionTrainConfig(BaseModel):
 def load_train_config(path: str | Path) -> DiffusionTrainConfig:
     """Read and validate a YAML training configuration; errors name the file and the field.
 
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file (an empty file: every default).
+
+    Returns
+    -------
+    DiffusionTrainConfig
+        The validated configuration.
+
     Raises
     ------
     FormatError

@@ -234,6 +234,16 @@ def load_forecast_config(path: str | Path) -> FrameTrainConfig | PositionTrainCo
 
     Relative data paths are resolved against the config file's folder.
 
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+
+    Returns
+    -------
+    FrameTrainConfig or PositionTrainConfig
+        The validated configuration, by its ``task``.
+
     Raises
     ------
     FormatError
@@ -623,6 +633,18 @@ def train_mc_residual(train_items: list[tuple[np.ndarray, np.ndarray, float]],
 
 def load_track_spec(spec: TrackSpec) -> tuple[pd.DataFrame, list[float]]:
     """Read one tracks data set as a tracks table (pixels) and its µm-per-pixel scale (z, y, x).
+
+    Parameters
+    ----------
+    spec : TrackSpec
+        The data set's path, name and scale.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Tracks table ``t, track_id, (z,) y, x`` in pixels.
+    scale_zyx : list of float
+        µm per pixel along z, y, x.
 
     Raises
     ------

@@ -23,7 +23,18 @@ _REQUIRED = ("states.csv", "run.json")
 
 
 def is_run_folder(path: str | Path) -> bool:
-    """True when ``path`` is a folder holding ``states.csv`` and ``run.json`` (a ``dynacell run`` output)."""
+    """True when ``path`` is a folder holding ``states.csv`` and ``run.json`` (a ``dynacell run`` output).
+
+    Parameters
+    ----------
+    path : str or Path
+        Any path.
+
+    Returns
+    -------
+    bool
+        Whether it is a ``dynacell run`` output folder.
+    """
     p = Path(path)
     return p.is_dir() and all((p / n).is_file() for n in _REQUIRED)
 
