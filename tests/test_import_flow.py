@@ -8,11 +8,19 @@ included, is an edge between two top-level parts of the package. The rules:
 - inference never imports training: only ``train`` itself, ``cli`` and the benchmark harnesses import
   ``dynacell.train``;
 - ``pipeline.py`` composes: it imports no numpy and holds no function besides ``run`` and ``run_config``.
+
+The same rules are also checked on what Python really loads (a fresh interpreter imports every
+module of ``io`` and ``lineage``, of every inference part, or of the task packages, and reads
+``sys.modules``): an import through a third-party package or through ``dynacell/__init__`` counts too;
+and importing a task package (or ``pipeline`` / ``demo``) loads no torch — it is imported only inside
+the prediction functions.
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -115,3 +123,66 @@ def test_the_rules_catch_a_violation(monkeypatch):
         test_io_and_lineage_never_import_torch("lineage")
     with pytest.raises(AssertionError, match="segment/z.py"):
         test_inference_never_imports_training()
+
+
+#: Parts whose modules need optional packages (skipped where the package is absent).
+OPTIONAL_PARTS = {"napari": "napari", "export": "bioimageio"}
+
+
+def _modules(parts: set[str]) -> list[str]:
+    """Dotted names of every module of the given top-level parts (from the source tree, nothing imported)."""
+    names = []
+    for f in sorted(SRC.rglob("*.py")):
+        rel = f.relative_to(SRC)
+        if _part(rel) not in parts or rel.as_posix() in TRAIN_IMPORTERS:
+            continue
+        dotted = ".".join(rel.with_suffix("").parts)
+        names.append("dynacell" if dotted == "__init__" else "dynacell." + dotted.removesuffix(".__init__"))
+    return names
+
+
+def _loaded_after_import(modules: list[str], watched: tuple[str, ...]) -> list[str]:
+    """Which of ``watched`` a fresh interpreter has in ``sys.modules`` after importing ``modules``."""
+    code = (
+        "import importlib, importlib.util, json, sys\n"
+        f"optional = {sorted(OPTIONAL_PARTS.items())!r}\n"
+        f"for m in {modules!r}:\n"
+        "    need = [pkg for part, pkg in optional if m.startswith('dynacell.' + part)]\n"
+        "    if need and importlib.util.find_spec(need[0]) is None:\n"
+        "        continue\n"
+        "    importlib.import_module(m)\n"
+        f"print(json.dumps([w for w in {list(watched)!r} if w in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_io_and_lineage_load_without_torch():
+    modules = _modules({"io", "lineage"})
+    assert len(modules) > 10  # the whole of both parts, not an empty list
+    assert _loaded_after_import(modules, ("torch", "lightning")) == []
+
+
+def test_inference_loads_without_training():
+    parts = set(RANK) - {"train", "cli"}
+    modules = _modules(parts)
+    assert "dynacell.pipeline" in modules and "dynacell.segment.predict" in modules
+    assert _loaded_after_import(modules, ("dynacell.train", "lightning")) == []
+
+
+def test_task_packages_load_without_torch():
+    """Task packages import torch only inside their prediction functions: importing them loads none."""
+    modules = _modules({"states", "segment", "track", "motion", "forecast", "diffusion", "viz", "metrics", "export",
+                        "pipeline", "demo"})
+    assert "dynacell.states.classify" in modules
+    assert _loaded_after_import(modules, ("torch", "lightning")) == []
+
+
+def test_the_loaded_module_check_sees_an_import():
+    """Not vacuous: the check finds torch behind a network module and Lightning behind a training module.
+
+    (It sees what importing a module loads; imports inside functions are the static tests' part.)
+    """
+    assert _loaded_after_import(["dynacell.models.unet"], ("torch", "lightning")) == ["torch"]
+    assert _loaded_after_import(["dynacell.train.forecast"], ("dynacell.train", "lightning")) == [
+        "dynacell.train", "lightning"]
