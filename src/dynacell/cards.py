@@ -195,6 +195,13 @@ def write_card(card: ModelCard, folder: str | Path) -> Path:
     The folder should be the temporary folder of an atomic write
     (:func:`dynacell.io.writers.atomic_folder`), so that a card is never half written.
 
+    Parameters
+    ----------
+    card : ModelCard
+        The card.
+    folder : str or Path
+        The model folder (existing).
+
     Returns
     -------
     pathlib.Path

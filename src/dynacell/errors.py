@@ -43,6 +43,11 @@ def input_role(role: str) -> Iterator[None]:
     role : str
         What the input is, as the user named it, e.g. ``"labels (--labels)"``.
 
+    Yields
+    ------
+    None
+        The block runs with the prefix in force.
+
     Raises
     ------
     InvalidInputError

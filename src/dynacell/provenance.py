@@ -68,7 +68,13 @@ class StepTimer:
 
 
 def versions() -> dict[str, str]:
-    """Python, dynacell and :data:`RECORDED_PACKAGES` versions (``"not installed"`` when absent)."""
+    """Python, dynacell and :data:`RECORDED_PACKAGES` versions (``"not installed"`` when absent).
+
+    Returns
+    -------
+    dict
+        Package name → version string.
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version(), "dynacell": __version__}
@@ -81,12 +87,24 @@ def versions() -> dict[str, str]:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MB (``getrusage``; Linux reports KiB)."""
+    """Peak resident set size of this process so far, in MB (``getrusage``; Linux reports KiB).
+
+    Returns
+    -------
+    float
+        Peak resident memory of the process, MB.
+    """
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def host() -> dict[str, Any]:
-    """Platform string and CPU count."""
+    """Platform string and CPU count.
+
+    Returns
+    -------
+    dict
+        ``platform`` (the platform string) and ``cpus`` (the CPU count).
+    """
     return {"platform": platform.platform(), "cpus": os.cpu_count()}

@@ -10,7 +10,13 @@ from dynacell.cli.options import progress_option
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``benchmark`` command group to ``app``."""
+    """Add the ``benchmark`` command group to ``app``.
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``dynacell`` application.
+    """
     bench = typer.Typer(help="Benchmarks: state classifiers on one split, speed, segmenters on held-out frames.",
                         no_args_is_help=True)
 

@@ -8,7 +8,13 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``demo`` command to ``app``."""
+    """Add the ``demo`` command to ``app``.
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``dynacell`` application.
+    """
 
     @app.command("demo")
     def demo_command(
@@ -29,7 +35,18 @@ def register(app: typer.Typer) -> None:
 
 
 def demo_summary(result) -> str:
-    """Text comparing the demo's predicted states and lineage with the simulated ground truth."""
+    """Text comparing the demo's predicted states and lineage with the simulated ground truth.
+
+    Parameters
+    ----------
+    result : RunResult
+        The demo's run, scored against the simulated truth.
+
+    Returns
+    -------
+    str
+        A few lines for the terminal.
+    """
     from dynacell import STATES
 
     ev = result.evaluation or {}

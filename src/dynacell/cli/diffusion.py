@@ -52,7 +52,13 @@ def _pixel_size(voxel_size: str | None) -> float:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``diffusion`` command group to ``app``."""
+    """Add the ``diffusion`` command group to ``app``.
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``dynacell`` application.
+    """
     dg = typer.Typer(help="Diffusion coefficient of single molecules from raw image stacks (beside trajectory "
                           "estimators).", no_args_is_help=True)
 

@@ -8,7 +8,13 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``evaluate`` command to ``app``."""
+    """Add the ``evaluate`` command to ``app``.
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``dynacell`` application.
+    """
 
     @app.command("evaluate")
     def evaluate(

@@ -104,7 +104,13 @@ def default_dataset_name(movie: Path) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``extract`` command to ``app``."""
+    """Add the ``extract`` command to ``app``.
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``dynacell`` application.
+    """
 
     @app.command("extract")
     def extract(

@@ -26,7 +26,13 @@ def _name(fm) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``forecast`` command group to ``app``."""
+    """Add the ``forecast`` command group to ``app``.
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``dynacell`` application.
+    """
     fc = typer.Typer(help="Forecasting: next frames of a movie, next positions of tracks (always beside baselines).",
                      no_args_is_help=True)
 

@@ -10,7 +10,13 @@ from dynacell.cli.options import frame_interval_option, voxel_size_option
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``lineage`` command to ``app``."""
+    """Add the ``lineage`` command to ``app``.
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``dynacell`` application.
+    """
     app.command("lineage")(lineage_command)
 
 

@@ -10,7 +10,13 @@ from dynacell.cli.options import overwrite_option
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``models`` command group to ``app``."""
+    """Add the ``models`` command group to ``app``.
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``dynacell`` application.
+    """
     models_app = typer.Typer(help="Pretrained nucleus state classifiers shipped with dynacell.", no_args_is_help=True)
 
     @models_app.command("list")

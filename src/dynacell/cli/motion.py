@@ -59,5 +59,11 @@ def motion_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``motion`` to ``app``."""
+    """Add ``motion`` to ``app``.
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``dynacell`` application.
+    """
     app.command("motion")(motion_command)

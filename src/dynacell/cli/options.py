@@ -124,44 +124,97 @@ def parse_voxel_size(value: str | Sequence[float] | None, *, option: str = "--vo
 
 
 def out_option(help: str = "Output folder (must not exist unless --overwrite).") -> Path:  # noqa: A002
-    """``-o/--out PATH`` (required)."""
+    """``-o/--out PATH`` (required).
+
+    Parameters
+    ----------
+    help : str
+        The option's help text.
+
+    Returns
+    -------
+    typer.models.OptionInfo
+        The option, as the default of a command's parameter.
+    """
     return typer.Option(..., "-o", "--out", help=help)
 
 
 def overwrite_option() -> bool:
-    """``--overwrite``: replace an existing output after success."""
+    """``--overwrite``: replace an existing output after success.
+
+    Returns
+    -------
+    typer.models.OptionInfo
+        The option, as the default of a command's parameter.
+    """
     return typer.Option(False, "--overwrite", help="Replace OUT (only after the new result is complete).")
 
 
 def voxel_size_option() -> str | None:
-    """``--voxel-size-um Y X`` or ``Z Y X`` (µm); parse with :func:`parse_voxel_size`."""
+    """``--voxel-size-um Y X`` or ``Z Y X`` (µm); parse with :func:`parse_voxel_size`.
+
+    Returns
+    -------
+    typer.models.OptionInfo
+        The option, as the default of a command's parameter.
+    """
     return typer.Option(None, "--voxel-size-um", metavar="[Z] Y X",
                         help="Voxel size in µm, one number per spatial axis: 2D 'Y X', 3D 'Z Y X'. "
                              "Default: from the file's metadata.")
 
 
 def frame_interval_option() -> float | None:
-    """``--frame-interval-s T``."""
+    """``--frame-interval-s T``.
+
+    Returns
+    -------
+    typer.models.OptionInfo
+        The option, as the default of a command's parameter.
+    """
     return typer.Option(None, "--frame-interval-s", help="Time between frames in s. Default: from the file's metadata.")
 
 
 def progress_option() -> bool | None:
-    """``--progress/--no-progress`` (default: bars only when stderr is a terminal)."""
+    """``--progress/--no-progress`` (default: bars only when stderr is a terminal).
+
+    Returns
+    -------
+    typer.models.OptionInfo
+        The option, as the default of a command's parameter.
+    """
     return typer.Option(None, "--progress/--no-progress", help="Show progress bars (default: when stderr is a terminal).")
 
 
 def seed_option() -> int:
-    """``--seed N`` (recorded in outputs)."""
+    """``--seed N`` (recorded in outputs).
+
+    Returns
+    -------
+    typer.models.OptionInfo
+        The option, as the default of a command's parameter.
+    """
     return typer.Option(0, "--seed", help="Random seed (recorded in the outputs).")
 
 
 def device_option() -> str:
-    """``--device auto|cpu|cuda``."""
+    """``--device auto|cpu|cuda``.
+
+    Returns
+    -------
+    typer.models.OptionInfo
+        The option, as the default of a command's parameter.
+    """
     return typer.Option("auto", "--device", help="auto, cpu or cuda.")
 
 
 def motion_prior_option() -> str:
-    """``--motion-prior flow|velocity|kalman|MODEL``: the linker's motion prior (:func:`dynacell.track.link_labels`)."""
+    """``--motion-prior flow|velocity|kalman|MODEL``: the linker's motion prior (:func:`dynacell.track.link_labels`).
+
+    Returns
+    -------
+    typer.models.OptionInfo
+        The option, as the default of a command's parameter.
+    """
     return typer.Option("flow", "--motion-prior",
                         help="Expected motion of each nucleus when linking: flow (drift + neighbours' motion), "
                              "velocity (its track's last step), kalman, or a position model name/folder "

@@ -16,6 +16,18 @@ def read_image_series(path: Path, frames: tuple[int, int] | None = None):
     number in each name) or anything :func:`dynacell.io.open_movie` reads. Colour images are averaged
     over their channels.
 
+    Parameters
+    ----------
+    path : Path
+        A folder of images, or a movie.
+    frames : tuple of int, optional
+        ``(start, stop)`` positions in the series, stop excluded; None = all.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(T, Y, X)``.
+
     Raises
     ------
     InvalidInputError
@@ -131,5 +143,11 @@ def particles_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``particles`` to ``app``."""
+    """Add ``particles`` to ``app``.
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``dynacell`` application.
+    """
     app.command("particles")(particles_command)

@@ -20,7 +20,13 @@ from dynacell.cli.options import (
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``run`` command to ``app``."""
+    """Add the ``run`` command to ``app``.
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``dynacell`` application.
+    """
 
     @app.command("run")
     def run_command(
@@ -162,7 +168,18 @@ def settle_run_imports(modules: tuple[str, ...] = RUN_IMPORTS) -> int:
 
 
 def summary_text(result) -> str:
-    """A few lines describing a finished run (counts, changes, scores, where the outputs are)."""
+    """A few lines describing a finished run (counts, changes, scores, where the outputs are).
+
+    Parameters
+    ----------
+    result : RunResult
+        The finished run.
+
+    Returns
+    -------
+    str
+        The lines, joined.
+    """
     info = result.info
     c = info["counts"]
     lines = [

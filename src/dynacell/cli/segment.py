@@ -17,7 +17,13 @@ from dynacell.cli.options import (
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``segment`` command to ``app``."""
+    """Add the ``segment`` command to ``app``.
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``dynacell`` application.
+    """
     app.command("segment")(segment_command)
 
 

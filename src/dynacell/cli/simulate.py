@@ -96,5 +96,11 @@ def simulate(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``simulate`` to the app."""
+    """Add ``simulate`` to the app.
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``dynacell`` application.
+    """
     app.command("simulate")(simulate)

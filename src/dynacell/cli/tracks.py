@@ -34,5 +34,11 @@ def evaluate_tracks_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``evaluate-tracks`` to ``app``."""
+    """Add ``evaluate-tracks`` to ``app``.
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``dynacell`` application.
+    """
     app.command("evaluate-tracks")(evaluate_tracks_command)

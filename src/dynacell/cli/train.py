@@ -10,7 +10,13 @@ from dynacell.cli.options import overwrite_option, progress_option
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``train`` command to ``app``."""
+    """Add the ``train`` command to ``app``.
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``dynacell`` application.
+    """
 
     @app.command("train")
     def train(

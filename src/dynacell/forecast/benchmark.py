@@ -243,6 +243,16 @@ def mask_iou_table(model, tra_dir: str | Path, data: dict[str, Any]) -> pd.DataF
     For each held-out window, the cell's mask at ``t`` (label = track id in ``man_trackTTT.tif``)
     is moved by each forecaster's predicted displacement and compared with its mask at ``t + 1``.
 
+    Parameters
+    ----------
+    model : PositionForecaster
+        The position model beside the baselines.
+    tra_dir : str or Path
+        The CTC ``TRA`` folder of the data set (``man_trackTTT.tif``).
+    data : dict
+        The data set's held-out windows (``windows``, ``parts``, ``scale_zyx``, ...), as built for the
+        position table.
+
     Returns
     -------
     pandas.DataFrame
@@ -285,6 +295,13 @@ def nearest_successor_table(model, data: dict[str, dict[str, Any]]) -> pd.DataFr
     ``t + 1``; the forecast is *correct* when the nearest detection of frame ``t + 1`` (among all
     tracks of the data set) is the track's own next position. This measures the value of a motion
     prior for nearest-neighbour linking without running a linker.
+
+    Parameters
+    ----------
+    model : PositionForecaster
+        The position model beside the baselines.
+    data : dict
+        Data set name → its held-out windows, as built for the position table.
 
     Returns
     -------
@@ -331,6 +348,19 @@ def speed_table(frame_models: dict[str, Any], position_model, *, threads: int = 
     (:func:`time.process_time`, summed over threads) are kept, best of ``repeats`` each: on a
     machine shared with other jobs the wall time is only an upper bound, while the CPU time is what
     the forecast itself costs.
+
+    Parameters
+    ----------
+    frame_models : dict
+        Name → frame forecaster.
+    position_model : PositionForecaster
+        The position model.
+    threads : int
+        Torch threads while timing.
+    repeats : int
+        Timings per row (the best is kept).
+    n_tracks : int
+        Tracks forecast in one batch.
 
     Returns
     -------

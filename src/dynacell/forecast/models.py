@@ -220,7 +220,13 @@ class PositionForecaster:
 
 
 def available_models() -> list[str]:
-    """Names of the shipped forecast models."""
+    """Names of the shipped forecast models.
+
+    Returns
+    -------
+    list of str
+        Sorted names.
+    """
     from dynacell.models.runtime import shipped_models
 
     return shipped_models(PRETRAINED_DIR)
@@ -306,6 +312,11 @@ def from_pretrained(name: str) -> FrameForecaster | PositionForecaster:
 
 def resolve_model(name_or_path: str | Path):
     """A next-frame method or shipped model by name, else a model folder by path.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        A method of :data:`FRAME_METHODS`, a shipped model's name, or a model folder.
 
     Returns
     -------

@@ -121,6 +121,11 @@ def _spatial_columns(df: pd.DataFrame) -> list[str]:
 def read_tracks_csv(path: str) -> pd.DataFrame:
     """Read a CSV of tracks (columns ``t``, ``track_id`` or ``ID``, ``y``, ``x`` and optionally ``z``, pixels).
 
+    Parameters
+    ----------
+    path : str
+        The CSV file.
+
     Returns
     -------
     pandas.DataFrame
@@ -147,6 +152,11 @@ def tracks_from_lineage(lineage) -> pd.DataFrame:
     """Tracks table of a :class:`~dynacell.lineage.Lineage` (a division ends a track; daughters start new ones).
 
     Rows without a position (frames without a mask) are dropped.
+
+    Parameters
+    ----------
+    lineage : Lineage
+        The lineage (node positions in pixels).
 
     Returns
     -------

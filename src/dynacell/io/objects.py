@@ -127,6 +127,13 @@ def nucleus_centroids(labels_t: np.ndarray, *, source: str = "",
 def label_sizes(labels_t: np.ndarray, *, source: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Label ids and pixel counts of one label image (sparse in the ids, like :func:`nucleus_centroids`).
 
+    Parameters
+    ----------
+    labels_t : numpy.ndarray
+        One integer label frame, 0 = background.
+    source : str
+        Name of the input, for messages.
+
     Returns
     -------
     label_ids : numpy.ndarray, int64, shape (N,)

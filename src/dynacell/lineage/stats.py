@@ -68,6 +68,11 @@ def track_fates(lineage: Lineage) -> tuple[dict[int, str], dict[int, Node]]:
     track-id change); ``reaches_end``: the last node is at the movie's last frame (``lineage.n_frames − 1``);
     ``ends``: it disappears before.
 
+    Parameters
+    ----------
+    lineage : Lineage
+        The lineage, track ids assigned.
+
     Returns
     -------
     fates : dict of int to str

@@ -186,6 +186,11 @@ def evaluate_against_gt(
 def evaluation_tables(ev: dict[str, Any]) -> dict[str, Any]:
     """Tables of an :func:`evaluate_against_gt` result for the report.
 
+    Parameters
+    ----------
+    ev : dict
+        The result of :func:`evaluate_against_gt`.
+
     Returns
     -------
     dict

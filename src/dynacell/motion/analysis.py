@@ -130,6 +130,17 @@ def per_track_diffusion(tracks: Tracks, *, exposure_s: float | None = None, sigm
     estimators); a track with gaps pools its runs of consecutive frames (runs of ≥ 3 frames for
     CVE / MLE, ≥ 5 for the MSD fit; NaN when it has none).
 
+    Parameters
+    ----------
+    tracks : Tracks
+        The tracks (µm, s).
+    exposure_s : float, optional
+        Exposure per frame (s); None = no motion blur.
+    sigma_um : float, optional
+        Known localisation error (µm per axis); None = estimated.
+    min_frames : int
+        Tracks with fewer positions are left out.
+
     Returns
     -------
     pandas.DataFrame

@@ -49,6 +49,11 @@ Q_DEFAULT = (1.0, 1.5, 2.0, 2.5, 3.0)
 def velocities(tracks: Tracks) -> pd.DataFrame:
     """Velocities between consecutive frames.
 
+    Parameters
+    ----------
+    tracks : Tracks
+        The tracks (µm, s).
+
     Returns
     -------
     pandas.DataFrame
@@ -233,6 +238,13 @@ def bilinear_fit(q, lam) -> dict:
     (so each segment has at least two points); each candidate is a linear least-squares fit of
     λ = a + b·q + c·max(q − q_c, 0). A single line is reported when it fits as well (within 1e-12).
 
+    Parameters
+    ----------
+    q : array_like
+        The moment orders.
+    lam : array_like
+        λ(q), one value per order.
+
     Returns
     -------
     dict
@@ -310,6 +322,17 @@ def van_hove(tracks: Tracks, lags=(1, 2, 4, 8), *, n_bins: int = 41, max_abs_um:
 
     Every axis's displacement x(t + n) − x(t) over all tracks and t is histogrammed (density, 1/µm);
     Brownian motion gives a Gaussian of variance 2D·n·Δt; heavy tails reveal heterogeneity.
+
+    Parameters
+    ----------
+    tracks : Tracks
+        The tracks (µm, s).
+    lags : sequence of int
+        Lags in frames.
+    n_bins : int
+        Histogram bins.
+    max_abs_um : float, optional
+        Half-width of the histogram (µm); None = from the displacements.
 
     Returns
     -------

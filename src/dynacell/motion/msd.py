@@ -33,6 +33,11 @@ __all__ = [
 def padded(tracks: Tracks) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Tracks in a padded array.
 
+    Parameters
+    ----------
+    tracks : Tracks
+        The tracks (µm, s).
+
     Returns
     -------
     pos : ndarray, shape (n_tracks, span_max, d), float64

@@ -142,6 +142,15 @@ def write_motion_outputs(res: MotionResult, folder: Path, *, parameters: dict | 
     ``scaling.csv`` (λ(q)), ``van_hove.csv``, ``tracks_diffusion.csv`` (D per track), figures ``msd.png``, ``lambda.png``,
     ``velocity_correlation.png`` and ``report.html``.
 
+    Parameters
+    ----------
+    res : MotionResult
+        The analysis.
+    folder : Path
+        The output folder (exists).
+    parameters : dict, optional
+        The command's parameters, recorded in ``diffusion.json``.
+
     Returns
     -------
     dict

@@ -46,6 +46,11 @@ def default_rules(lineage: Lineage) -> Any:
     a track that ends before the last frame is a death), which is exact for lineages
     made by :func:`~dynacell.simulate.simulate_embryo`, where cells never leave the field.
 
+    Parameters
+    ----------
+    lineage : Lineage
+        The lineage to render.
+
     Returns
     -------
     dynacell.lineage.events.EventRules

@@ -271,6 +271,17 @@ def load_forecast_config(path: str | Path) -> FrameTrainConfig | PositionTrainCo
 def load_movie_spec(spec: MovieSpec, k: int, val_fraction: float, test_fraction: float) -> dict[str, Any]:
     """Read, down-sample, split and normalise one movie (normalisation fitted on its training block).
 
+    Parameters
+    ----------
+    spec : MovieSpec
+        The movie's path, name, axes, z-slice and down-sampling.
+    k : int
+        Frames per input window.
+    val_fraction : float
+        Fraction of the target frames in the validation block.
+    test_fraction : float
+        Fraction of the target frames in the test block (the last).
+
     Returns
     -------
     dict
@@ -700,6 +711,19 @@ def position_split(windows: dict[str, np.ndarray], groups: dict[int, int], datas
 
     Uses :func:`dynacell.samples.splits.grouped_split` with ``by="tree"``.
 
+    Parameters
+    ----------
+    windows : dict
+        History windows of one data set (``track_id`` per row, among others).
+    groups : dict of int to int
+        Track id → lineage-tree id.
+    dataset : str
+        The data set's name.
+    fractions : tuple of float
+        Train, validation and test fractions of the trees.
+    seed : int
+        Seed of the split.
+
     Returns
     -------
     dict
@@ -847,6 +871,19 @@ def position_data(config: PositionTrainConfig) -> dict[str, dict[str, Any]]:
 def train_positions(config: PositionTrainConfig, out: str | Path, *, overwrite: bool = False,
                     progress: bool | None = None, training_command: str | None = None) -> dict[str, Any]:
     """Train a position model on tree-split history windows, evaluate it beside the baselines, write the folder.
+
+    Parameters
+    ----------
+    config : PositionTrainConfig
+        The training configuration.
+    out : str or Path
+        Model folder to write (atomic).
+    overwrite : bool
+        Replace an existing folder.
+    progress : bool, optional
+        Progress bars (default: when stderr is a terminal).
+    training_command : str, optional
+        Recorded in the card.
 
     Returns
     -------
