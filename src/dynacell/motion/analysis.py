@@ -28,7 +28,40 @@ __all__ = ["MotionResult", "analyze", "diffusion_by_method", "motion_summary", "
 
 @dataclass
 class MotionResult:
-    """Everything :func:`analyze` measures (tables in µm and s)."""
+    """Everything :func:`analyze` measures (tables in µm and s).
+
+    Attributes
+    ----------
+    tracks : Tracks
+        The tracks analysed (drift subtracted when asked).
+    msd : pandas.DataFrame
+        Ensemble MSD per lag with its standard error (:func:`ensemble_msd`).
+    alpha : dict
+        Power-law fit of the MSD: ``alpha``, ``alpha_se``, ``lags`` (NaN / None when it failed).
+    diffusion : dict
+        Estimator name → :class:`~dynacell.motion.estimators.DiffusionEstimate`
+        (:func:`diffusion_by_method`).
+    D_method : str
+        The estimator reported as D (CVE in its reliable range, else MLE).
+    spatial, temporal : pandas.DataFrame or None
+        Spatial and temporal velocity correlations (None when the tracks are too short).
+    moments : pandas.DataFrame
+        Displacement moments per lag and order q.
+    R0_um : float
+        Mean maximal track extent (µm), the moments' normalisation.
+    scaling : pandas.DataFrame
+        λ(q), the growth exponent of each moment.
+    bilinear : dict
+        Two-segment fit of λ(q) (:func:`~dynacell.motion.correlations.bilinear_fit`).
+    van_hove : pandas.DataFrame or None
+        Van Hove self-correlation (None when it could not be formed).
+    drift_speed_um_per_s : float
+        Speed of the ensemble drift between the first and last frames.
+    notes : list of str
+        What was left out or assumed, and why.
+    per_track : pandas.DataFrame or None
+        D per track (:func:`per_track_diffusion`).
+    """
 
     tracks: Tracks
     msd: pd.DataFrame

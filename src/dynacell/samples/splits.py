@@ -186,6 +186,25 @@ class SplitConfig(BaseModel):
     (split by sequence); ``test_groups`` / ``val_groups`` send named groups (values of
     ``group_column``, e.g. C. elegans sublineages ``MS``, ``ABpr``) to one side, and then
     the rest is all training. Otherwise the rule ``by`` applies to the rest.
+
+    Attributes
+    ----------
+    by : {"tree", "sequence", "time"}
+        The grouping rule.
+    fractions : tuple of float
+        Train, validation and test fractions (≥ 0, summing to 1).
+    seed : int
+        Seed of the assignment of groups to sides.
+    gap_frames : int
+        Frames dropped at each time-block boundary (``by="time"``).
+    test_datasets, val_datasets : list of str
+        Whole datasets sent to the test / validation side.
+    group_column : str
+        Sample-table column naming the groups of ``test_groups`` / ``val_groups``.
+    test_groups, val_groups : list of str
+        Groups (values of ``group_column``) sent to the test / validation side.
+    by_dataset : dict of str to {"tree", "time"}
+        Per-dataset override of ``by`` (e.g. time blocks for a single-colony movie).
     """
 
     model_config = ConfigDict(extra="forbid")
