@@ -15,7 +15,9 @@ Latinne & Decaestecker 2002, :func:`dynacell.states.prior.adapt_priors`), one mo
   BatchNorm statistics re-estimated on the movie's own crops before its probabilities are computed
   (covariate shift; :func:`dynacell.states.adapt.adapt_classifier`, labels never read), blended with
   the training statistics at weight ``alpha`` = 1, 0.5, 0.25; ``adabn+train-freq`` etc.: then the
-  ``train-freq`` correction (any prior variant may follow ``+``).
+  ``train-freq`` correction (any prior variant may follow ``+``); ``adabnbal``, ``adabnbal0.5`` etc.: the
+  statistics estimated on the movie's crops re-weighted to equal weight per class the unadapted model
+  calls (``adapt_classifier(balance=True)``; still no labels).
 
 **Validation (the choice):** the run's split is re-created (:func:`dynacell.samples.splits.assign_split`
 on its ``config.yaml``) and the validation rows of each training dataset are adapted as one movie each
@@ -47,22 +49,28 @@ import pandas as pd
 
 VARIANTS = ("none", "train-freq", "em", "em0.75", "em0.5", "em0.25")
 #: Test-time BatchNorm adaptation (AdaBN) at weight alpha 0.25 / 0.5 / 1, alone or followed by ``train-freq``.
-ADABN_VARIANTS = tuple(f"adabn{a}{p}" for p in ("", "+train-freq") for a in ("0.25", "0.5", ""))
+#: ``adabnbal``: the same with the statistics estimated on the crops balanced by the model's own calls.
+ADABN_VARIANTS = tuple(f"adabn{b}{a}{p}" for b in ("", "bal") for p in ("", "+train-freq") for a in ("0.25", "0.5", ""))
 
 
-def split_variant(variant: str) -> tuple[float | None, str]:
-    """``(alpha, prior variant)`` of ``variant``: ``adabn0.5+train-freq`` → ``(0.5, "train-freq")``,
-    ``adabn`` → ``(1.0, "none")``, ``em`` → ``(None, "em")`` (``None``: no BatchNorm adaptation)."""
+def split_variant(variant: str) -> tuple[tuple[float, bool] | None, str]:
+    """``((alpha, balance), prior variant)`` of ``variant``: ``adabn0.5+train-freq`` → ``((0.5, False),
+    "train-freq")``, ``adabnbal`` → ``((1.0, True), "none")``, ``em`` → ``(None, "em")`` (``None``: no
+    BatchNorm adaptation)."""
     if not variant.startswith("adabn"):
         return None, variant
     head, _, prior = variant.partition("+")
-    return float(head[5:] or 1.0), prior or "none"
+    balance = head.startswith("adabnbal")
+    return (float(head[8 if balance else 5:] or 1.0), balance), prior or "none"
 
 
 def valid_variant(variant: str) -> str:
     """``variant`` if :func:`split_variant` and :func:`adapted` understand it (argparse type)."""
-    alpha, prior = split_variant(variant)
-    if prior not in VARIANTS or (alpha is not None and not 0.0 <= alpha <= 1.0):
+    try:
+        norm, prior = split_variant(variant)
+    except ValueError:
+        norm, prior = None, ""
+    if prior not in VARIANTS or (norm is not None and not 0.0 <= norm[0] <= 1.0):
         raise argparse.ArgumentTypeError(f"unknown variant {variant!r}")
     return variant
 
@@ -100,18 +108,19 @@ def movie_of(dataset: str) -> str:
     return "rendered" if dataset.startswith(("sim2d", "rods2d")) else dataset
 
 
-def movie_proba(clf, x: np.ndarray, datasets: np.ndarray, alpha: float | None) -> np.ndarray:
-    """Probabilities ``(N, C)`` float64 of the crops ``x``; with ``alpha``, each movie's (``datasets``) from
-    the classifier's BatchNorm statistics adapted to that movie's crops
+def movie_proba(clf, x: np.ndarray, datasets: np.ndarray, norm: tuple[float, bool] | float | None) -> np.ndarray:
+    """Probabilities ``(N, C)`` float64 of the crops ``x``; with ``norm = (alpha, balance)`` (or ``alpha``),
+    each movie's (``datasets``) from the classifier's BatchNorm statistics adapted to that movie's crops
     (:func:`dynacell.states.adapt.adapt_classifier`; no labels read)."""
     from dynacell.states.adapt import adapt_classifier
 
-    if alpha is None:
+    if norm is None:
         return clf.predict_proba(x).astype(np.float64)
+    alpha, balance = norm if isinstance(norm, tuple) else (norm, False)
     out = np.empty((len(x), len(clf.classes)))
     for ds in np.unique(datasets):
         m = datasets == ds
-        out[m] = adapt_classifier(clf, x[m], alpha=alpha).predict_proba(x[m])
+        out[m] = adapt_classifier(clf, x[m], alpha=alpha, balance=balance).predict_proba(x[m])
     return out
 
 
@@ -141,17 +150,17 @@ def evaluate(run: Path, side_name: str, variants: list[str], ensemble: list[Path
     x = data.x[rows_idx]
     y = y_all[rows_idx]
     datasets = data.meta["dataset"].to_numpy()[rows_idx].astype(str)
-    probas: dict[float | None, np.ndarray] = {}  # per BatchNorm weight alpha (None: as trained)
-    for alpha in dict.fromkeys(split_variant(v)[0] for v in [None, *variants] if v is not None):
-        probas[alpha] = np.mean([movie_proba(c, x, datasets, alpha) for c in clfs], axis=0)
-    proba = probas[None] if None in probas else movie_proba(clfs[0], x, datasets, None)
+    probas: dict = {}  # per BatchNorm adaptation (alpha, balance) (None: as trained)
+    for norm in dict.fromkeys([None, *(split_variant(v)[0] for v in variants)]):
+        probas[norm] = np.mean([movie_proba(c, x, datasets, norm) for c in clfs], axis=0)
+    proba = probas[None]
     out = []
     for v in variants:
-        alpha, prior_variant = split_variant(v)
+        norm, prior_variant = split_variant(v)
         p = np.empty_like(proba)
         for ds in np.unique(datasets):  # one movie (dataset / rendered colony) at a time
             m = datasets == ds
-            p[m] = adapted(probas[alpha][m], prior_variant, source, train_freq)
+            p[m] = adapted(probas[norm][m], prior_variant, source, train_freq)
         # the class frequencies each real movie's crops are called at (argmax), and the EM estimate
         called = {ds: np.bincount(p[datasets == ds].argmax(1), minlength=len(classes)) / (datasets == ds).sum()
                   for ds in np.unique(datasets)}

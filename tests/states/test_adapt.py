@@ -102,3 +102,23 @@ def test_adapted_classifier_folds_the_new_statistics() -> None:
     np.testing.assert_allclose(stem_bn.running_mean.numpy(), feat.mean((0, 2, 3)).numpy(), rtol=1e-3, atol=1e-4)
     with pytest.raises(InvalidInputError):
         adapt_classifier(clf, crops[:, :, :8, :8])
+
+
+def test_balanced_weights_keep_a_label_shifted_movie_right() -> None:
+    """A movie of the training appearance but 90 % one class: plain AdaBN drags the statistics to that
+    class (and miscalls it), re-weighting by the model's own calls keeps them where training had them."""
+    rng = np.random.default_rng(3)
+    y = (rng.random(1000) < 0.1).astype(int)  # 10 % class 1 (training batches: 50 %)
+    level = np.where(y == 1, 1.0, -1.0) + 0.6 * rng.standard_normal(1000)
+    x = (level[:, None, None, None] + 0.3 * rng.standard_normal((1000, 1, 8, 8))).astype(np.float32)
+    net = _threshold_net(0.0, 1.4)  # the balanced training mixture's statistics
+    assert _accuracy(net, x, y) > 0.9
+    plain = adapt_batchnorm(net, x, batch_size=100)
+    assert _accuracy(plain, x, y) < 0.85
+    with torch.no_grad():
+        calls = net(torch.from_numpy(x)).argmax(1).numpy()
+    balanced = adapt_batchnorm(net, x, batch_size=100, weights=1.0 / np.bincount(calls)[calls])
+    assert _accuracy(balanced, x, y) > 0.9
+    assert abs(balanced[1].running_mean.item()) < 0.2 < abs(plain[1].running_mean.item())
+    with pytest.raises(InvalidInputError, match="weights"):
+        adapt_batchnorm(net, x, weights=np.zeros(len(x)))

@@ -36,11 +36,12 @@ def test_score_and_groups() -> None:
 
 def test_adabn_variant_names() -> None:
     mod = _module()
-    assert mod.split_variant("adabn") == (1.0, "none")
-    assert mod.split_variant("adabn0.5+train-freq") == (0.5, "train-freq")
+    assert mod.split_variant("adabn") == ((1.0, False), "none")
+    assert mod.split_variant("adabn0.5+train-freq") == ((0.5, False), "train-freq")
+    assert mod.split_variant("adabnbal0.25") == ((0.25, True), "none")
     assert mod.split_variant("em0.5") == (None, "em0.5")
     assert all(mod.valid_variant(v) == v for v in (*mod.VARIANTS, *mod.ADABN_VARIANTS))
-    for bad in ("adabn2", "adabn+bogus", "bogus"):
+    for bad in ("adabn2", "adabn+bogus", "bogus", "adabnx"):
         with pytest.raises(Exception, match="unknown variant"):
             mod.valid_variant(bad)
 
@@ -69,3 +70,5 @@ def test_movie_proba_adapts_each_movie_on_its_own_crops() -> None:
     alone = mod.movie_proba(clf, x[20:], ds[20:], 1.0)  # movie b's figures do not depend on movie a
     np.testing.assert_allclose(p[20:], alone, rtol=1e-5, atol=1e-6)
     assert np.abs(p - clf.predict_proba(x)).max() > 1e-3
+    pb = mod.movie_proba(clf, x, ds, (1.0, True))  # balanced by the model's own calls
+    np.testing.assert_allclose(pb.sum(1), 1.0, rtol=1e-5)

@@ -41,7 +41,8 @@ def _batchnorms(net: Any) -> list[Any]:
 
 
 def adapt_batchnorm(net: Any, x: np.ndarray, *, alpha: float = 1.0, batch_size: int = 256,
-                    channels: tuple[int, ...] | None = None, device: str = "cpu", seed: int = 0) -> Any:
+                    channels: tuple[int, ...] | None = None, device: str = "cpu", seed: int = 0,
+                    weights: np.ndarray | None = None) -> Any:
     """A copy of ``net`` whose BatchNorm running statistics are re-estimated on the inputs ``x`` (AdaBN).
 
     Parameters
@@ -65,7 +66,11 @@ def adapt_batchnorm(net: Any, x: np.ndarray, *, alpha: float = 1.0, batch_size: 
     device : str
         Torch device of ``net``.
     seed : int
-        Seed of the visiting order.
+        Seed of the visiting order (and of the draw with ``weights``).
+    weights : numpy.ndarray, shape (N,), optional
+        Non-negative weights of the inputs: the statistics are then estimated on ``N`` inputs drawn
+        with replacement with probability proportional to them (e.g. equal total weight per predicted
+        class, :func:`adapt_classifier` ``balance``). Default: every input once.
 
     Returns
     -------
@@ -75,7 +80,8 @@ def adapt_batchnorm(net: Any, x: np.ndarray, *, alpha: float = 1.0, batch_size: 
     Raises
     ------
     InvalidInputError
-        If ``alpha`` is outside ``[0, 1]``, ``batch_size < 2``, ``x`` holds fewer than 2 inputs, or
+        If ``alpha`` is outside ``[0, 1]``, ``batch_size < 2``, ``x`` holds fewer than 2 inputs,
+        ``weights`` are not N non-negative finite numbers with a positive sum, or
         ``net`` has no BatchNorm with running statistics (e.g. one already folded by
         :func:`dynacell.models.runtime.fuse_conv_bn`).
     """
@@ -96,7 +102,14 @@ def adapt_batchnorm(net: Any, x: np.ndarray, *, alpha: float = 1.0, batch_size: 
     for bn in norms:
         bn.reset_running_stats()
         bn.train()  # only the BatchNorms: dropout etc. stay in eval mode
-    order = np.random.default_rng(seed).permutation(len(x))
+    rng = np.random.default_rng(seed)
+    if weights is None:
+        order = rng.permutation(len(x))
+    else:
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if w.shape != (len(x),) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+            raise InvalidInputError(f"weights must be {len(x)} non-negative finite numbers with a positive sum")
+        order = rng.choice(len(x), size=len(x), p=w / w.sum())
     seen = 0
     with torch.no_grad():
         # near-equal passes (no pass of a single input, which has no variance)
@@ -116,7 +129,8 @@ def adapt_batchnorm(net: Any, x: np.ndarray, *, alpha: float = 1.0, batch_size: 
     return out.eval()
 
 
-def adapt_classifier(model: Any, crops: np.ndarray, *, alpha: float = 1.0, batch_size: int = 256) -> Any:
+def adapt_classifier(model: Any, crops: np.ndarray, *, alpha: float = 1.0, batch_size: int = 256,
+                     balance: bool = False) -> Any:
     """A state classifier whose BatchNorm statistics are adapted to one movie's crops (AdaBN).
 
     Parameters
@@ -130,6 +144,12 @@ def adapt_classifier(model: Any, crops: np.ndarray, *, alpha: float = 1.0, batch
         Weight of the movie's statistics (:func:`adapt_batchnorm`).
     batch_size : int
         Crops per forward pass of the estimate.
+    balance : bool
+        Estimate the statistics on the crops re-weighted so that each class the classifier *calls*
+        (argmax of its unadapted probabilities; no labels) carries the same total weight, as in its
+        class-balanced training batches. Without it a movie of 95 % stable nuclei moves every
+        statistic towards the stable crops' (the label shift of the movie confounds the covariate
+        shift AdaBN corrects).
 
     Returns
     -------
@@ -146,6 +166,10 @@ def adapt_classifier(model: Any, crops: np.ndarray, *, alpha: float = 1.0, batch
 
     crops = np.asarray(crops, dtype=np.float32)
     model._check(crops)
+    weights = None
+    if balance:
+        calls = model.predict_proba(crops).argmax(1)
+        weights = 1.0 / np.bincount(calls)[calls]
     net = adapt_batchnorm(model.model, crops, alpha=alpha, batch_size=batch_size, channels=model.channels,
-                          device=model.device)
+                          device=model.device, weights=weights)
     return StateClassifier(net, model.card, model.path, model.device)
