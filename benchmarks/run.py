@@ -21,7 +21,7 @@ Usage::
 
     python benchmarks/run.py [--model2d NAME|PATH] [--model3d NAME|PATH] [--base-frames 20]
                              [--skip-real] [--skip-scaling] [--out /tmp/dynacell-bench-run]
-                             [--threads 2] [--video] [--only NAME ...]
+                             [--threads 2] [--video] [--only NAME ...] [--exact] [--repeat N]
 
 Outputs go to ``--out`` (default under /tmp). Prints one table per part, then the nuclei per second
 of every step of each run beside the state model alone on random crops (same thread count), the same
@@ -29,6 +29,14 @@ per CPU-second of the run's process (``run.json`` ``timings_cpu_s``: on a shared
 upper bound, CPU time the comparable figure), the CPU-seconds of each step, and the machine's load
 average before and after each run (compare runs at the same load). Runs are ``--no-video`` unless ``--video``; ``--threads`` sets ``OMP_NUM_THREADS`` (torch
 threads) of every run.
+
+``--repeat N`` runs each chosen real run N times in turn (fresh processes, round after round) and ends with one line
+per run: wall seconds and classify nuclei per second (min / median / max), and how many of the N runs met issue 11's
+targets (whole process ≤ 10 s wall; 2D classify step ≥ 1,000 nuclei/s wall, 3D ≥ 200). ``--exact`` takes the
+``--only`` names as whole run names (``--only "GOWT1 01 TRA" --exact`` runs GOWT1 without its ``--gt`` twin).
+The quiet-machine check of the 2D targets::
+
+    python benchmarks/run.py --skip-scaling --only "GOWT1 01 TRA" --exact --threads 2 --repeat 6
 """
 
 from __future__ import annotations
@@ -171,6 +179,36 @@ def per_step(rows: list[dict], model_alone: dict[int, float] | None = None, *, k
     return out
 
 
+#: Issue 11's targets: the whole run (wall seconds) and the classify step (nuclei per wall second, by ndim).
+RUN_TARGET_S = 10.0
+CLASSIFY_TARGET = {2: 1000.0, 3: 200.0}
+
+
+def repeat_summary(rows: list[dict]) -> list[str]:
+    """One line per run name over its repeated runs: wall s and classify nuclei/s (min / median / max) and how
+    many runs met the targets (:data:`RUN_TARGET_S`, :data:`CLASSIFY_TARGET`). Failed runs are counted as misses."""
+    import numpy as np
+
+    lines = []
+    for name in dict.fromkeys(r["run"] for r in rows):
+        mine = [r for r in rows if r["run"] == name]
+        ok = [r for r in mine if "error" not in r]
+        walls = np.array([r["wall_s"] for r in ok], dtype=float)
+        rates = np.array([r["nuclei"] / r["classify_s"] for r in ok if r.get("classify_s")], dtype=float)
+        target = CLASSIFY_TARGET.get(ok[0].get("ndim")) if ok else None
+        text = f"{name}: {len(mine)} runs"
+        if len(walls):
+            text += (f"; wall {walls.min():.2f} / {np.median(walls):.2f} / {walls.max():.2f} s, "
+                     f"<= {RUN_TARGET_S:g} s in {int((walls <= RUN_TARGET_S).sum())} of {len(mine)}")
+        if len(rates) and target:
+            text += (f"; classify {rates.min():.0f} / {np.median(rates):.0f} / {rates.max():.0f} nuclei/s, "
+                     f">= {target:g} in {int((rates >= target).sum())} of {len(mine)}")
+        if len(ok) < len(mine):
+            text += f"; {len(mine) - len(ok)} failed"
+        lines.append(text)
+    return lines
+
+
 def _fmt(v) -> str:
     if v is None:
         return "-"
@@ -221,6 +259,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch / OpenMP threads of every run (default 2)")
     ap.add_argument("--video", action="store_true", help="also write overlay.mp4 (default --no-video)")
     ap.add_argument("--only", nargs="+", default=None, help="real runs whose name starts with one of these")
+    ap.add_argument("--exact", action="store_true", help="--only names must equal the run's whole name")
+    ap.add_argument("--repeat", type=int, default=1, help="run each real run this many times, round after round, "
+                                                           "and print how many met issue 11's targets")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     if not a.skip_real:
@@ -228,13 +269,14 @@ def main() -> None:
             print(f"real data not found at {DATA}; skipping part 1")
         else:
             rows = []
-            for i, (name, args) in enumerate(real_cases(a.model2d, a.model3d), start=1):
-                if a.only and not any(name.startswith(o) for o in a.only):
-                    continue
-                r = run_case(args, a.out / f"real{i}", threads=a.threads, video=a.video)
-                r["run"] = name
-                rows.append(r)
-                print(f"  done: {name} in {r['wall_s']:.1f} s", file=sys.stderr)
+            chosen = [(i, name, args) for i, (name, args) in enumerate(real_cases(a.model2d, a.model3d), start=1)
+                      if not a.only or any(name == o if a.exact else name.startswith(o) for o in a.only)]
+            for _ in range(max(1, a.repeat)):
+                for i, name, args in chosen:
+                    r = run_case(args, a.out / f"real{i}", threads=a.threads, video=a.video)
+                    r["run"] = name
+                    rows.append(r)
+                    print(f"  done: {name} in {r['wall_s']:.1f} s", file=sys.stderr)
             print("\nPart 1: real runs (fresh process each; wall time includes start-up and imports)")
             print_table(rows, ["run", "frames", "nuclei", "tracks", "divisions", "wall_s", "cpu_s", "nuclei_per_s",
                                "peak_rss_mb", "classify_s", "lineage_s", "reconcile_s", "evaluate_s", "TRA",
@@ -265,6 +307,11 @@ def main() -> None:
             print(f"\nModel alone (random crops, no reading or cropping, {a.threads} threads): 2D {alone[2]:.0f} "
                   f"nuclei/s ({both[2][1]:.0f} per CPU-s), 3D {alone[3]:.0f} nuclei/s ({both[3][1]:.0f} per CPU-s); "
                   f"load average now {load_average()}")
+            if a.repeat > 1:
+                print(f"\nOver {a.repeat} rounds ({a.threads} threads; targets: run <= {RUN_TARGET_S:g} s wall, classify "
+                      ">= 1,000 nuclei/s in 2D, >= 200 in 3D, reading and cropping included):")
+                for line in repeat_summary(rows):
+                    print("  " + line)
     if not a.skip_scaling:
         rows = scaling(a.out, a.base_frames, a.model3d)
         print(f"\nPart 2: memory vs movie length (simulated 3D embryo, 8 nuclei, {a.base_frames} frames at 1x)")

@@ -110,12 +110,19 @@ def test_inference_net_folds_batchnorm_and_keeps_the_logits(name: str) -> None:
     fast = clf.predict_logits(x)
     net = clf._inference_net()
     assert net is not clf.model
-    if clf.card.architecture == "dcnet":  # every BatchNorm follows a convolution (4ncnn: after a pooling)
-        assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    if clf.ndim == 2 and clf.card.architecture == "dcnet":  # PyTorch's optimised graph (runtime.inference_graph)
+        assert type(net).__name__ == "InferenceGraph" and "mkldnn_convolution" in str(net.graph.graph)
+        assert "batch_norm" not in str(net.graph.graph)  # every BatchNorm folded into its convolution
+        assert load_model(name)._inference_net() is net  # made once per process for the same weights
+    else:  # 3D: the eager copy
+        assert isinstance(net, type(clf.model))
+        if clf.card.architecture == "dcnet":  # every BatchNorm follows a convolution (4ncnn: after a pooling)
+            assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
     assert any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in clf.model.modules())  # model as loaded
     with torch.inference_mode():
         ref = clf.model(torch.from_numpy(x[:, list(clf.channels)])).numpy()
     assert np.abs(fast - ref).max() < 1e-4 * max(1.0, float(np.abs(ref).max()))
+    assert np.abs(clf.predict_proba(x) - load_model(name).predict_proba(x)).max() == 0
 
 
 def test_cli_models_list_shows_shipped_models() -> None:

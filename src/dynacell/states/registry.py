@@ -23,12 +23,24 @@ __all__ = ["PRETRAINED_DIR", "StateClassifier", "available_models", "load_model"
 
 logger = logging.getLogger(__name__)
 
+#: Dimensionalities whose CPU inference copy runs as a TorchScript graph optimised for inference
+#: (:func:`dynacell.models.runtime.inference_graph`; see :meth:`StateClassifier._inference_net`).
+_GRAPH_NDIMS: tuple[int, ...] = (2,)
+#: Architectures whose forward pass has no branch on the input's values (a trace holds for every input).
+_GRAPH_ARCHITECTURES: tuple[str, ...] = ("dcnet",)
+
 #: Folder of the models shipped inside the package.
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
 def available_models() -> list[str]:
-    """Names of the shipped models (folders of ``PRETRAINED_DIR`` holding a ``model.yaml``), sorted."""
+    """Names of the shipped models (folders of ``PRETRAINED_DIR`` holding a ``model.yaml``), sorted.
+
+    Returns
+    -------
+    list of str
+        E.g. ``["nuclei-2d", "nuclei-2d-general", "nuclei-3d"]``.
+    """
     from dynacell.models.runtime import shipped_models
 
     return shipped_models(PRETRAINED_DIR)
@@ -138,20 +150,28 @@ class StateClassifier:
         On CPU every BatchNorm is folded into its convolution (:func:`dynacell.models.runtime.fuse_conv_bn`)
         and the weights are stored channels-last, so the convolutions run in that layout: the same logits
         to float rounding (≤ 1e-5 on the shipped models), about 1.5× the crops per CPU-second in 2D and
-        3D (``benchmarks/classify.py``, one thread). :attr:`model` itself is left as loaded (training,
-        export); changing it after the first prediction needs ``self._net = None``.
+        3D (``benchmarks/classify.py``, one thread). A 2D ``dcnet`` (a straight-line forward pass) then runs
+        as PyTorch's TorchScript graph frozen and optimised for inference
+        (:func:`dynacell.models.runtime.inference_graph`: oneDNN convolutions with prepacked weights), made
+        once per process for the same weights: the same logits to 1e-5, about 20 % fewer CPU-s per crop for
+        nuclei-2d, 0.03–0.05 CPU-s to make. 3D stays eager: the 4ncnn nuclei-3d gains ~40 % per crop, but the
+        real 3D movies hold so few nuclei that making the graph costs as much (mouse-8cell slower, CHO 02
+        faster; docs/states-generalisation.md, 1 Dec, session 13). :attr:`model` itself is left as loaded
+        (training, export); changing it after the first prediction needs ``self._net = None``.
         """
         if self._net is None:
             import copy
 
             import torch
 
-            from dynacell.models.runtime import fuse_conv_bn
+            from dynacell.models.runtime import fuse_conv_bn, inference_graph
 
             net = self.model.eval()
             if self.device == "cpu":
                 net = fuse_conv_bn(copy.deepcopy(net))
                 net = net.to(memory_format=torch.channels_last if self.ndim == 2 else torch.channels_last_3d)
+                if self.ndim in _GRAPH_NDIMS and self.card.architecture in _GRAPH_ARCHITECTURES:
+                    net = inference_graph(net, (len(self.channels), *self.crop_size))
             self._net = net
         return self._net
 
