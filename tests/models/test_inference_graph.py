@@ -98,3 +98,24 @@ def test_training_mode_is_refused_and_other_devices_are_left_alone() -> None:
     assert all(p.requires_grad for p in net.parameters())  # the caller's network as it was
     off_cpu = copy.deepcopy(net).to("meta")
     assert inference_graph(off_cpu, (6, 16, 16)) is off_cpu
+
+
+def test_the_graph_is_made_on_one_thread_and_the_thread_count_restored() -> None:
+    net = _dcnet(2, seed=3)
+    before = torch.get_num_threads()
+    seen = []
+    real = torch.jit.optimize_for_inference
+
+    def spy(mod, *a, **k):
+        seen.append(torch.get_num_threads())
+        return real(mod, *a, **k)
+
+    try:
+        torch.set_num_threads(2)
+        torch.jit.optimize_for_inference = spy
+        graph = inference_graph(net, (6, 16, 16))
+        assert _is_graph(graph) and seen == [1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.jit.optimize_for_inference = real
+        torch.set_num_threads(before)

@@ -368,7 +368,11 @@ def inference_graph(net: Any, example_shape: tuple[int, ...], *, atol: float = 1
     traced_forward, inference_module = _graph_module()
     graph = net
     grads = [p.requires_grad for p in params]
+    threads = torch.get_num_threads()
     try:
+        # made on one thread: each of the few small operations of tracing, prepacking and the check would
+        # otherwise open a parallel region (2 threads on a busy 2-core machine: 0.5-0.9 CPU-s instead of 0.04)
+        torch.set_num_threads(1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             for p in params:  # a traced function holds the weights as constants, which must not need gradients
@@ -383,6 +387,7 @@ def inference_graph(net: Any, example_shape: tuple[int, ...], *, atol: float = 1
     except Exception:  # noqa: BLE001 - any failure of TorchScript leaves the eager network in use
         graph = net
     finally:
+        torch.set_num_threads(threads)
         for p, g in zip(params, grads):
             p.requires_grad_(g)
     _GRAPHS[key] = graph
