@@ -22,7 +22,8 @@ resized back) on:
   outline cut on 56 more nuclei, not a held-out score.
 
 ``--weights`` replaces the model's weights by a ``state_dict`` file (e.g. one epoch of a training
-run, ``python -m dynacell.train.segment ... --epoch-dir``), to choose an epoch on these sides.
+run, ``python -m dynacell.train.segment ... --epoch-dir``), to choose an epoch on these sides; several
+comma-separated files are scored in turn (the sets and nucleus-size estimates prepared once).
 
 Usage::
 
@@ -77,23 +78,30 @@ def main() -> None:
     p.add_argument("--sim-seeds", default="8,9,10,11", help="simulation seeds of sim3d-val (not 0-7: training)")
     p.add_argument("--ls-seeds", default="8,9,10,11",
                    help="simulation seeds of sim3d-ls-val (not 0-7: training); '' leaves the set out")
-    p.add_argument("--weights", default=None, help="state_dict file replacing the model's weights (an epoch)")
+    p.add_argument("--weights", default=None,
+                   help="state_dict file(s) replacing the model's weights (epochs; comma-separated: each scored in turn)")
     p.add_argument("--train-frames", action="store_true", help="also score mouse frames 0-6 (training frames)")
     p.add_argument("--sets", default="", help="comma-separated set names to score (prefixes; '': all)")
     a = p.parse_args()
     torch.set_num_threads(1)
 
-    base = Segmenter.load(a.model)
-    if a.weights:  # the card's network with other weights, prepared for inference as from_folder does
+    loaded = Segmenter.load(a.model)
+
+    def with_weights(path: str | None) -> Segmenter:
+        if not path:
+            return loaded
+        # the card's network with other weights, prepared for inference as from_folder does
         from dynacell.models.runtime import fuse_conv_bn, load_state_dict
         from dynacell.models.unet import build_segmentation_model
         from dynacell.segment.predict import _channels_last
 
-        net = build_segmentation_model(base.card.architecture, **base.card.model_kwargs)
-        net.load_state_dict(load_state_dict(a.weights))
+        net = build_segmentation_model(loaded.card.architecture, **loaded.card.model_kwargs)
+        net.load_state_dict(load_state_dict(path))
         net.eval()
         fuse_conv_bn(net)
-        base = Segmenter(net.to(memory_format=_channels_last(base.card.ndim)), base.card, base.folder)
+        return Segmenter(net.to(memory_format=_channels_last(loaded.card.ndim)), loaded.card, loaded.folder)
+
+    base = loaded
     cache: dict = {}
 
     def variant(over: dict) -> Segmenter:
@@ -117,16 +125,15 @@ def main() -> None:
         seg.predict_maps = cached
         return seg
 
-    sim = [f for s in a.sim_seeds.split(",") for f in _sim3d_frames(int(s))]
-    sets = {"zreg7": load_frames("mouse8-zreg", "val"), "given7": load_frames("mouse8", "val"),
-            "sim3d-val": sim, "sdleft (training side)": load_frames("stardist3d-half", "train")}
+    makers = {"zreg7": lambda: load_frames("mouse8-zreg", "val"), "given7": lambda: load_frames("mouse8", "val"),
+              "sim3d-val": lambda: [f for s in a.sim_seeds.split(",") for f in _sim3d_frames(int(s))],
+              "sdleft (training side)": lambda: load_frames("stardist3d-half", "train")}
     if a.ls_seeds:
-        sets["sim3d-ls-val"] = [f for s in a.ls_seeds.split(",") for f in _sim3d_ls_frames(int(s))]
+        makers["sim3d-ls-val"] = lambda: [f for s in a.ls_seeds.split(",") for f in _sim3d_ls_frames(int(s))]
     if a.train_frames:
-        sets["zreg0-6"] = load_frames("mouse8-zreg", "train")
-    if a.sets:
-        keep = tuple(a.sets.split(","))
-        sets = {k: v for k, v in sets.items() if k.startswith(keep)}
+        makers["zreg0-6"] = lambda: load_frames("mouse8-zreg", "train")
+    keep = tuple(a.sets.split(",")) if a.sets else ("",)
+    sets = {k: make() for k, make in makers.items() if k.startswith(keep)}
     prepared = {}
     diam: dict = {}
     for name, frames in sets.items():
@@ -148,11 +155,18 @@ def main() -> None:
                               "estimated_px": [round(d, 2) for d in diam[(name, how)]]}), flush=True)
         return diam[(name, how)]
 
-    for over in json.loads(a.grid):
+    runs = [(w, over) for w in (a.weights.split(",") if a.weights else [None]) for over in json.loads(a.grid)]
+    current: object = object()  # no weights loaded yet
+    for w, over in runs:
+        if w != current:
+            base, current = with_weights(w), w
+            cache.clear()  # maps of other weights
+            for k in [k for k in diam if k[1] == "refine"]:
+                del diam[k]  # the refined size depends on the weights
         over = dict(over)
         how = over.pop("diameter", "log")
         m = variant(over)
-        res: dict = {"flips": m.card.test_time_flips, "outline_shifts": m.card.outline_shifts, "diameter": how,
+        res: dict = {**({"weights": w} if w else {}), "flips": m.card.test_time_flips, "outline_shifts": m.card.outline_shifts, "diameter": how,
                      "target_diameter_px": m.card.target_diameter_px,
                      **{k: v for k, v in over.items() if k not in ("flips", "outline_shifts", "target_diameter_px")}}
         for name, items in prepared.items():
