@@ -419,12 +419,15 @@ def classify_movie(
                                        cat([fc.size_px for fc in pending], k)))
             pending.clear()
 
-        for fc in _prefetch(crops):  # crops of the next frames are cut while the model runs
-            feed(fc.x)
-            pending.append(fc._replace(x=None))
-            if sum(len(p.label_ids) for p in pending) >= batch_size:
-                flush()
-        flush()
+        from dynacell.models.runtime import threads_beside_worker
+
+        with threads_beside_worker(1):  # the crop thread keeps a core busy: the model runs on the others
+            for fc in _prefetch(crops):  # crops of the next frames are cut while the model runs
+                feed(fc.x)
+                pending.append(fc._replace(x=None))
+                if sum(len(p.label_ids) for p in pending) >= batch_size:
+                    flush()
+            flush()
     if not tables:
         return pd.DataFrame({c: pd.Series(dtype=object if c == "state" else float) for c in STATE_COLUMNS})
     out = pd.concat(tables, ignore_index=True).sort_values(["t", "label"], kind="stable").reset_index(drop=True)
