@@ -512,6 +512,17 @@ def voxel_aspect(frames: list[AnnotatedFrame]) -> float:
     From the frames' ``voxel_size_um`` when known, else from the median extents of the
     reference objects (:func:`dynacell.segment.benchmark.aspect_from_reference`; the 3D files
     carry no trustworthy voxel size).
+
+    Parameters
+    ----------
+    frames : list of AnnotatedFrame
+        Frames of one dataset (images and reference labels; the first frame's ``voxel_size_um`` and
+        dimensionality decide).
+
+    Returns
+    -------
+    float
+        z voxel size / x voxel size (dimensionless); 1.0 for 2D frames or an empty list.
     """
     if not frames or frames[0].image.ndim == 2:
         return 1.0
