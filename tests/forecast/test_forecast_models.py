@@ -174,5 +174,5 @@ def test_shipped_models_load_and_report_baselines(name):
 
 
 def test_unknown_model_name_lists_the_shipped_ones():
-    with pytest.raises(InvalidInputError, match="available"):
+    with pytest.raises(InvalidInputError, match="no shipped forecast model .no-such-model.; shipped: .*positions"):
         from_pretrained("no-such-model")

@@ -157,13 +157,9 @@ class DiffusionPredictor:
         InvalidInputError
             If no shipped model has that name (the message lists the shipped ones).
         """
-        from dynacell.models.runtime import shipped_models
+        from dynacell.models.runtime import shipped_model_folder
 
-        names = shipped_models(PRETRAINED_DIR)
-        if name not in names:
-            raise InvalidInputError(f"no shipped diffusion model {name!r}; shipped: {', '.join(names) or 'none'}")
-        folder = PRETRAINED_DIR / name
-        return cls.from_folder(folder, device)
+        return cls.from_folder(shipped_model_folder(name, PRETRAINED_DIR, "diffusion"), device)
 
     @classmethod
     def load(cls, model: str | Path | DiffusionPredictor, device: str = "cpu") -> DiffusionPredictor:

@@ -304,10 +304,9 @@ def from_pretrained(name: str) -> FrameForecaster | PositionForecaster:
     InvalidInputError
         For an unknown name (the message lists the shipped models).
     """
-    folder = PRETRAINED_DIR / name
-    if not (folder / CARD_FILE).is_file():
-        raise InvalidInputError(f"no shipped forecast model {name!r}; available: {available_models()}")
-    return from_folder(folder)
+    from dynacell.models.runtime import shipped_model_folder
+
+    return from_folder(shipped_model_folder(name, PRETRAINED_DIR, "forecast"))
 
 
 def resolve_model(name_or_path: str | Path):

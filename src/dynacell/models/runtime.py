@@ -18,6 +18,7 @@ import numpy as np
 from dynacell.errors import InvalidInputError
 
 __all__ = ["resolve_device", "forward_batched", "softmax", "load_state_dict", "load_model_folder", "shipped_models",
+           "shipped_model_folder",
            "fuse_conv_bn", "inference_graph", "threads_beside_worker"]
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -173,6 +174,34 @@ def shipped_models(pretrained_dir: str | Path) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / "model.yaml").is_file())
+
+
+def shipped_model_folder(name: str, pretrained_dir: str | Path, task: str) -> Path:
+    """The folder of the shipped model ``name`` of one task (the one check behind every ``from_pretrained``).
+
+    Parameters
+    ----------
+    name : str
+        A shipped model's name (a folder of ``pretrained_dir`` holding a ``model.yaml``).
+    pretrained_dir : path
+        The task's folder of shipped models.
+    task : str
+        The task's word for the message (``"state"``, ``"segmentation"``, ``"diffusion"``, ``"forecast"``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``pretrained_dir / name``.
+
+    Raises
+    ------
+    InvalidInputError
+        ``"no shipped {task} model {name!r}; shipped: a, b, c"`` when no shipped model has that name.
+    """
+    names = shipped_models(pretrained_dir)
+    if str(name) not in names:
+        raise InvalidInputError(f"no shipped {task} model {str(name)!r}; shipped: {', '.join(names) or 'none'}")
+    return Path(pretrained_dir) / str(name)
 
 
 def load_model_folder(folder: str | Path, card_cls: type, build: Any, *, device: str = "cpu",

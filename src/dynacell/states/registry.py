@@ -186,10 +186,9 @@ class StateClassifier:
         FormatError
             If its folder is damaged.
         """
-        if name not in available_models():
-            raise InvalidInputError(
-                f"unknown state model {name!r}; shipped models: {', '.join(available_models()) or '(none)'}")
-        return cls.from_folder(PRETRAINED_DIR / name, device=device)
+        from dynacell.models.runtime import shipped_model_folder
+
+        return cls.from_folder(shipped_model_folder(name, PRETRAINED_DIR, "state"), device=device)
 
     @classmethod
     def from_folder(cls, path: str | Path, device: str = "cpu", verify: bool = True) -> StateClassifier:
