@@ -30,7 +30,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("run")
     def run_command(
-        movie: Path = typer.Argument(..., help="Movie: CTC folder, TIFF series/stack, OME-Zarr/zarr or npz; 2D+t or 3D+t."),
+        movie: Path = typer.Argument(..., help="Movie: CTC folder, TIFF stack or folder of TIFF/PNG/JPEG frames, "
+                                                "ND2/CZI/LIF file, OME-Zarr/zarr or npz; 2D+t or 3D+t."),
         out: Path = out_option(),
         labels: Path | None = typer.Option(None, "--labels", help="Label images (one per frame). Default: segment the movie (--segmenter)."),
         lineage: Path | None = typer.Option(None, "--lineage", help="Lineage (CTC res/man_track, BlastoSPIM JSON, GEFF). Default: linked."),
