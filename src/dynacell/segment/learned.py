@@ -520,9 +520,7 @@ def cut_outlines_by_object(labels: np.ndarray, foreground: np.ndarray, image: np
     holes = hole_ids[background]
     if holes.any():
         comp, _ = ndi.label(holes)
-        for i, sl in enumerate(ndi.find_objects(comp), start=1):
-            sl = tuple(slice(max(a.start - 1, 0), a.stop + 1) for a in sl)
-            hole = comp[sl] == i
+        for _, sl, hole in _object_boxes(comp):
             around = np.unique(cut[sl][ndi.binary_dilation(hole) & ~hole])
             if len(around) == 1 and around[0] > 0:  # enclosed by one object: its uncut pixels come back
                 cut[sl][hole & (lab[sl] == around[0])] = around[0]
