@@ -272,7 +272,7 @@ def test_given_lineage_is_used_and_completed(tmp_path):
 
 def test_unknown_model_lists_available(tmp_path):
     images, labels = synthetic_movie(T=3)
-    with pytest.raises(InvalidInputError, match="available models"):
+    with pytest.raises(InvalidInputError, match="no shipped state model"):
         run(images, labels=labels, model="no-such-model", out=tmp_path / "o", progress=False)
     assert not (tmp_path / "o").exists()
 

@@ -85,7 +85,7 @@ def test_cli_run_errors_are_one_line(case, tmp_path, tiny_2d, ctc_movie, monkeyp
     out = tmp_path / "res"
     args = ["run", ctc_movie / "01", "--labels", ctc_movie / "01_SEG", "--model", tiny_2d, "-o", out,
             "--no-progress"]
-    expect = {"exists": "exists", "unknown_model": "available models", "missing_labels": "labels",
+    expect = {"exists": "exists", "unknown_model": "no shipped state model", "missing_labels": "labels",
               "bad_voxel": "voxel-size-um"}[case]
     if case == "exists":
         out.mkdir()

@@ -260,18 +260,16 @@ def load_model(name_or_path: str | Path, device: str = "cpu", verify: bool = Tru
     Raises
     ------
     InvalidInputError
-        If the name is neither a shipped model nor a folder (the message lists the shipped names).
+        ``"no shipped state model NAME; shipped: ..."`` if the name is neither a shipped model nor a
+        folder (the one message of every task, :func:`dynacell.models.runtime.shipped_model_folder`).
     FormatError
         If the folder misses a file, the card is invalid or the weights do not match it.
     """
-    if str(name_or_path) in available_models():
-        return StateClassifier.from_folder(PRETRAINED_DIR / str(name_or_path), device=device, verify=verify)
-    if not Path(name_or_path).is_dir():
-        raise InvalidInputError(
-            f"unknown state model {str(name_or_path)!r}: not a shipped model and not a folder; "
-            f"shipped models: {', '.join(available_models()) or '(none)'}; or give a folder with weights.pt + model.yaml"
-        )
-    return StateClassifier.from_folder(name_or_path, device=device, verify=verify)
+    from dynacell.models.runtime import shipped_model_folder
+
+    p = Path(name_or_path)
+    folder = p if p.is_dir() else shipped_model_folder(str(name_or_path), PRETRAINED_DIR, "state")
+    return StateClassifier.from_folder(folder, device=device, verify=verify)
 
 
 def resolve_model(model: Any, ndim: int, device: str) -> tuple[Any, str]:
@@ -296,19 +294,13 @@ def resolve_model(model: Any, ndim: int, device: str) -> tuple[Any, str]:
     Raises
     ------
     InvalidInputError
-        If the name is neither a shipped model nor an existing folder (the message lists the
-        available models), or the model's dimensionality differs from the movie's.
+        If the name is neither a shipped model nor an existing folder (:func:`load_model`'s message,
+        which lists the shipped models), or the model's dimensionality differs from the movie's.
     """
     from dynacell.states.classify import model_ndim
 
     if model is None or isinstance(model, (str, Path)):
         name = str(model) if model is not None else f"nuclei-{ndim}d"
-        available = available_models()
-        if name not in available and not Path(name).is_dir():
-            raise InvalidInputError(
-                f"model {name!r} is neither a shipped model nor a model folder; available models: "
-                f"{', '.join(available) or '(none installed)'}; or give the path of a model folder"
-            )
         clf = load_model(name, device=device)
         name = clf.name
     else:
