@@ -13,7 +13,7 @@ from _helpers import state_card
 
 from dynacell import STATES
 from dynacell.errors import FormatError, InvalidInputError
-from dynacell.states import available_models, load_model
+from dynacell.states import available_models, default_model, load_model
 
 
 def _folder(tmp_path: Path, ndim: int = 2, temperature: float = 1.0) -> Path:
@@ -169,3 +169,19 @@ def test_shipped_2d_model_scores_on_held_out_hela_trees(ctc: Path) -> None:
     rep = evaluate_samples(clf, ss.x[held], meta["state"].to_numpy()[held])
     assert rep["n"] > 50
     assert rep["balanced_accuracy"] > (0.85 if clf.context else 0.6)  # measured 0.983 (n 167) with context
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_default_model_is_shipped_and_used_by_resolve_model(ndim):
+    """The default has one home (``default_model``) and ``resolve_model(None, ...)`` loads it."""
+    from dynacell.states.registry import resolve_model
+
+    name = default_model(ndim)
+    assert name in available_models()
+    clf, resolved = resolve_model(None, ndim, "cpu")
+    assert resolved == name and clf.ndim == ndim
+
+
+def test_default_model_rejects_other_dimensionalities():
+    with pytest.raises(InvalidInputError, match="no default state model for 4D"):
+        default_model(4)

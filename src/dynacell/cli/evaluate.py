@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
 
         require_paths(movie=movie, labels=labels, lineage=lineage, samples=samples, context_labels=context_labels)
         from dynacell.errors import InvalidInputError
-        from dynacell.states import load_model
+        from dynacell.states import default_model, load_model
         from dynacell.states.evaluate import evaluate_movie, evaluate_samples
 
         if samples is not None:
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
             from dynacell.samples import SampleSet
 
             ss = SampleSet.load(samples)
-            clf = load_model(model or f"nuclei-{ss.x.ndim - 2}d")
+            clf = load_model(model or default_model(ss.x.ndim - 2))
             rep = evaluate_samples(clf, ss.x, ss.meta["state"].to_numpy())
         else:
             if movie is None or labels is None:
@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
             if model is None:
                 from dynacell.io import open_movie
 
-                model = f"nuclei-{open_movie(movie).ndim_spatial}d"
+                model = default_model(open_movie(movie).ndim_spatial)
             clf = load_model(model)
             rep = evaluate_movie(clf, movie, labels, lineage, rules=rules, context_labels=context_labels)
         text = json.dumps(rep, indent=2)

@@ -7,9 +7,9 @@
 
 from typing import Any
 
-from dynacell.states.registry import PRETRAINED_DIR, StateClassifier, available_models, load_model
+from dynacell.states.registry import PRETRAINED_DIR, StateClassifier, available_models, default_model, load_model
 
-__all__ = ["PRETRAINED_DIR", "StateClassifier", "available_models", "classify_movie", "load_model"]
+__all__ = ["PRETRAINED_DIR", "StateClassifier", "available_models", "classify_movie", "default_model", "load_model"]
 
 
 def __getattr__(name: str) -> Any:

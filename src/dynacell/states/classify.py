@@ -237,10 +237,12 @@ def check_model_for_movie(images, model) -> list[str]:
         )
     nd = model_ndim(model)
     if nd is not None and nd != images.ndim_spatial:
+        from dynacell.states.registry import default_model
+
         raise InvalidInputError(
             f"model {getattr(model, 'name', '')!r} is a {nd}D model but the movie {images.source} is "
             f"{images.ndim_spatial}D ({images.axes}); pick a {images.ndim_spatial}D model "
-            f"(e.g. nuclei-{images.ndim_spatial}d)"
+            f"(e.g. {default_model(images.ndim_spatial)})"
         )
     notes = []
     target = crop_parameters(model, images.ndim_spatial)["target_voxel_um"]

@@ -33,6 +33,34 @@ _GRAPH_ARCHITECTURES: tuple[str, ...] = ("dcnet",)
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
+#: The state model a run uses when none is named, by the movie's spatial dimensionality (the one home of
+#: the default: ``dynacell run``, ``dynacell evaluate`` and the speed benchmark read it here).
+DEFAULT_MODELS: dict[int, str] = {2: "nuclei-2d", 3: "nuclei-3d"}
+
+
+def default_model(ndim: int) -> str:
+    """The name of the state model used when none is given.
+
+    Parameters
+    ----------
+    ndim : {2, 3}
+        Spatial dimensionality of the movie or of the crops.
+
+    Returns
+    -------
+    str
+        A shipped model name (:data:`DEFAULT_MODELS`).
+
+    Raises
+    ------
+    InvalidInputError
+        If ``ndim`` is neither 2 nor 3.
+    """
+    if int(ndim) not in DEFAULT_MODELS:
+        raise InvalidInputError(f"no default state model for {ndim}D data; state models are 2D or 3D")
+    return DEFAULT_MODELS[int(ndim)]
+
+
 def available_models() -> list[str]:
     """Names of the shipped models (folders of ``PRETRAINED_DIR`` holding a ``model.yaml``), sorted.
 
@@ -280,7 +308,7 @@ def resolve_model(model: Any, ndim: int, device: str) -> tuple[Any, str]:
     model : str, Path, StateClassifier or None
         A shipped model name (:func:`available_models`), a model folder, an already loaded
         classifier (any object with ``classes``, ``predict_proba`` and ``crop_size``), or None for
-        the default ``nuclei-{ndim}d``.
+        the default :func:`default_model` of ``ndim``.
     ndim : {2, 3}
         Spatial dimensionality of the movie.
     device : str
@@ -300,7 +328,7 @@ def resolve_model(model: Any, ndim: int, device: str) -> tuple[Any, str]:
     from dynacell.states.classify import model_ndim
 
     if model is None or isinstance(model, (str, Path)):
-        name = str(model) if model is not None else f"nuclei-{ndim}d"
+        name = str(model) if model is not None else default_model(ndim)
         clf = load_model(name, device=device)
         name = clf.name
     else:
@@ -308,6 +336,6 @@ def resolve_model(model: Any, ndim: int, device: str) -> tuple[Any, str]:
     nd = model_ndim(clf)
     if nd is not None and nd != ndim:
         raise InvalidInputError(
-            f"model {name!r} is a {nd}D model but the movie is {ndim}D; use a {ndim}D model (e.g. nuclei-{ndim}d)"
+            f"model {name!r} is a {nd}D model but the movie is {ndim}D; use a {ndim}D model (e.g. {default_model(ndim)})"
         )
     return clf, name

@@ -76,8 +76,9 @@ def speed_table(n: int = 2048, threads: int = 2, batch_size: int = 256, repeats:
 
     Each model is wrapped in a :class:`~dynacell.states.StateClassifier` (channel selection,
     batching, temperature, softmax) and run on ``n`` random crops ``(n, 4 or 6, *size)``; the best of
-    ``repeats`` timings is kept (after one warm-up batch). Shipped models (``nuclei-2d``,
-    ``nuclei-3d``) are measured too when present, at their own crop size (last rows).
+    ``repeats`` timings is kept (after one warm-up batch). The default models
+    (:func:`dynacell.states.registry.default_model`) are measured too when present, at their own crop size
+    (last rows).
 
     Parameters
     ----------
@@ -103,7 +104,7 @@ def speed_table(n: int = 2048, threads: int = 2, batch_size: int = 256, repeats:
     import torch
 
     from dynacell.models import build_model, count_parameters, model_channels
-    from dynacell.states.registry import StateClassifier, available_models, load_model
+    from dynacell.states.registry import StateClassifier, available_models, default_model, load_model
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -122,7 +123,7 @@ def speed_table(n: int = 2048, threads: int = 2, batch_size: int = 256, repeats:
                                    crop_size_px=list(crop), model_channels=list(model_channels(arch)),
                                    target_voxel_um=None)
             clfs.append((arch, StateClassifier(m, card, path=None)))  # type: ignore[arg-type]
-        shipped = f"nuclei-{ndim}d"
+        shipped = default_model(ndim)
         if shipped in available_models():
             clfs.append((shipped, load_model(shipped)))
         for name, clf in clfs:
