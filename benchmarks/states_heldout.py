@@ -46,6 +46,8 @@ def held_out_rows(meta: pd.DataFrame, held: dict, split: dict) -> np.ndarray:
         return meta[col].astype(str).isin([str(g) for g in split["test_groups"]]).to_numpy()
     by = dict(split.get("by_dataset") or {})
     for dataset, h in held.items():
+        if not isinstance(h, dict):  # a card's free-text note beside the datasets' test sides
+            continue
         in_ds = (meta["dataset"].astype(str) == dataset).to_numpy()
         if by.get(dataset, split.get("by")) == "time":
             lo, hi = h["test_frames"]

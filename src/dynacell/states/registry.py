@@ -34,8 +34,10 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
 #: The state model a run uses when none is named, by the movie's spatial dimensionality (the one home of
-#: the default: ``dynacell run``, ``dynacell evaluate`` and the speed benchmark read it here).
-DEFAULT_MODELS: dict[int, str] = {2: "nuclei-2d", 3: "nuclei-3d"}
+#: the default: ``dynacell run``, ``dynacell evaluate`` and the speed benchmark read it here). In 2D the
+#: default is the recipe that generalises best to a dataset it never saw (leave-one-dataset-out,
+#: docs/states-generalisation.md); ``nuclei-2d`` (real data only) stays available by name.
+DEFAULT_MODELS: dict[int, str] = {2: "nuclei-2d-general", 3: "nuclei-3d"}
 
 
 def default_model(ndim: int) -> str:
