@@ -136,6 +136,17 @@ def test_cli_models_list_shows_shipped_models() -> None:
         assert name in res.output
 
 
+def test_lodo_summary_reads_the_cards_headline() -> None:
+    """``models list`` shows each card's leave-one-dataset-out figures (issue 11's headline), seed 0 first."""
+    from dynacell.cli.models import _lodo_summary
+
+    lodo = {"what": "x", "a": {"n_test": 3, "macro_f1": 0.5}, "b": {"macro_f1": {"seed_1": 0.2, "seed_0": 0.75}},
+            "note": {"text": "no figure"}}
+    assert _lodo_summary(lodo) == "a 0.500, b 0.750"
+    assert _lodo_summary({}) == "–"
+    assert "0.753" in _lodo_summary(load_model("nuclei-2d-general").card.metrics["leave_one_dataset_out"])
+
+
 @pytest.mark.slow
 @pytest.mark.data
 def test_shipped_2d_model_scores_on_held_out_hela_trees(ctc: Path) -> None:

@@ -32,9 +32,9 @@ def register(app: typer.Typer) -> None:
 
         cfg = load_config(config)
         folder = fit(cfg, overwrite=overwrite, progress=progress_enabled(progress))
-        import yaml
+        from dynacell.cards import read_yaml_mapping
 
-        card = yaml.safe_load((folder / "model.yaml").read_text())
+        card = read_yaml_mapping(folder / "model.yaml", "model card")
         test = card["metrics"]["test"]
         typer.echo(json.dumps({"model": str(folder), "macro_f1": test["macro_f1"],
                                "balanced_accuracy": test["balanced_accuracy"], "ece": test["ece"], "n": test["n"]}))

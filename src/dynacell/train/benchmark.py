@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from dynacell.cards import read_yaml_mapping
 from dynacell.train.config import TrainConfig
 
 __all__ = ["ABLATION", "BASELINES", "benchmark_states", "plot_benchmark"]
@@ -130,7 +131,7 @@ def benchmark_states(config: TrainConfig, out: str | Path, runs: dict[str, dict[
             if data is None:
                 data = load_samples(config.data, config.classes)
             folder = fit(cfg, overwrite=overwrite, progress=progress, data=data)
-        card = yaml.safe_load((folder / "model.yaml").read_text())
+        card = read_yaml_mapping(folder / "model.yaml", "model card")
         test = card["metrics"]["test"]
         row = {"run": run, "architecture": arch, "options": str(cfg.model_kwargs or ""),
                "crop_px": "x".join(map(str, card["crop_size_px"])), "n_parameters": card["n_parameters"],
