@@ -111,3 +111,16 @@ def test_report_sections(tmp_path):
     assert html.count("data:image/png;base64,") == 5  # + the lineage-statistics figure
     assert "classical &lt;segmenter&gt;" in html  # escaped
     assert "<td>death calls</td>" not in html and "death calls" in html
+
+
+def test_report_with_ground_truth_but_no_state_measures(tmp_path):
+    """A comparison that scored no nucleus (empty metrics table, no confusion) still writes the report.
+
+    Found on bacteria-phc 01 without labels with ``--gt``: the template read a key the evaluation lacked.
+    """
+    states = pd.DataFrame({"t": [0, 1], "label": [1, 1], "track_id": [1, 1], "state": ["stable", "stable"]})
+    ev = {"matched": "0 predicted nuclei matched a reference nucleus", "metrics": pd.DataFrame(),
+          "tracking": {"TRA": 0.5}}
+    html = write_report(tmp_path / "report.html", states=states, lineage=_lineage(), parameters={"model": "m"},
+                        timings_s={"classify": 1.0}, evaluation=ev).read_text()
+    assert "Comparison with ground truth" in html and "Tracking measures" in html and "State measures" not in html

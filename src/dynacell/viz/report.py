@@ -456,7 +456,10 @@ def write_report(
         ctx["reconciliation"] = {"rule": str(reconciliation.get("rule", "")), "table": Markup(table)}
         ctx["toc"].append(("reconciliation", "Reconciliation"))
     if evaluation:
-        ev: dict[str, Any] = {"matched": evaluation.get("matched")}
+        # every key the template reads, so that a comparison without state measures (no scored nucleus) or
+        # without tracking measures still renders
+        ev: dict[str, Any] = {"matched": evaluation.get("matched"), "metrics": None, "metrics_help": None,
+                              "confusion": None, "tracking": None}
         metrics = evaluation.get("metrics")
         if isinstance(metrics, pd.DataFrame) and len(metrics):
             ev["metrics"] = Markup(_df_table(metrics))
