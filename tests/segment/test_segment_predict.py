@@ -330,3 +330,52 @@ def test_outline_shifts_3d_run_only_on_volumes_shrunk_enough(monkeypatch):
         lab = segment_frame(img, model, nucleus_diameter_px=diameter, voxel_size_um=(1.5, 0.5, 0.5))
         assert lab.shape == img.shape and lab.max() > 0 and len(calls) == n_calls, (diameter, calls)
         assert calls[1:] == [{"flips": 1}] * (n_calls - 1)
+
+
+def test_polarity_normalised_inverts_phase_contrast_only():
+    from dynacell.segment.predict import polarity_normalised
+
+    x = np.array([[0.0, 0.25], [0.5, 1.0]], np.float32)
+    assert np.array_equal(polarity_normalised(x, "fluorescence"), x)
+    assert np.allclose(polarity_normalised(x, "phase-contrast"), 1.0 - x)
+    with pytest.raises(InvalidInputError, match="unknown segmentation modality 'dic'"):
+        polarity_normalised(x, "dic")
+
+
+def test_size_estimate_reads_a_phase_contrast_frame_inverted(tiny_model, disc_image):
+    """A phase-contrast model estimates the size on the inverted frame: dark discs on grey read as the bright ones."""
+    from dynacell.segment.learned import estimate_nucleus_diameter_px
+    from dynacell.segment.predict import size_estimate_px
+
+    img, _ = disc_image
+    dark = 300.0 - img  # dark discs on a bright background
+    fluo, phc = Segmenter.from_folder(tiny_model), Segmenter.from_folder(tiny_model)
+    phc.card = phc.card.model_copy(update={"modality": "phase-contrast"})
+    assert size_estimate_px(img, fluo) == pytest.approx(estimate_nucleus_diameter_px(img))
+    assert size_estimate_px(dark, phc) == pytest.approx(estimate_nucleus_diameter_px(img), rel=0.05)
+
+
+def test_modality_warning_both_ways(tiny_model, disc_image):
+    from dynacell.segment.predict import modality_warning
+
+    img, _ = disc_image
+    fluo, phc = Segmenter.from_folder(tiny_model), Segmenter.from_folder(tiny_model)
+    phc.card = phc.card.model_copy(update={"modality": "phase-contrast"})
+    assert modality_warning(img, fluo) is None and modality_warning(300.0 - img, phc) is None
+    assert "does not look like fluorescence" in modality_warning(300.0 - img, fluo)
+    assert "trained on phase contrast" in modality_warning(img, phc)
+    assert modality_warning(300.0 - img, "classical") is None
+
+
+def test_auto_segmenter_by_dimension_and_polarity(disc_image):
+    from dynacell.models.runtime import shipped_models
+    from dynacell.segment.predict import PRETRAINED_DIR
+    from dynacell.segment.select import DEFAULT_2D, DEFAULT_2D_PHASE_CONTRAST, DEFAULT_3D, auto_segmenter
+
+    img, _ = disc_image
+    fluo = Movie(data=np.stack([img, img]), axes="TYX")
+    assert auto_segmenter(fluo) == DEFAULT_2D
+    assert auto_segmenter(Movie(data=np.zeros((1, 4, 8, 8), np.float32), axes="TZYX")) == DEFAULT_3D
+    phc = Movie(data=np.stack([300.0 - img] * 2), axes="TYX")
+    expected = DEFAULT_2D_PHASE_CONTRAST if DEFAULT_2D_PHASE_CONTRAST in shipped_models(PRETRAINED_DIR) else DEFAULT_2D
+    assert auto_segmenter(phc) == expected

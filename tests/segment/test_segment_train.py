@@ -145,3 +145,17 @@ def test_teacher_maps_become_targets_and_supervise_unknown_pixels(make_discs, ti
     distil = SegmentationModule("instance-unet", {"base_filters": 4, "depth": 2}, distill_weight=1.0)
     assert float(plain.loss(out, y[None], w0)) == 0.0
     assert float(distil.loss(out, y[None], w0)) > 0.5  # BCE of logit 0 against any target >= log 2 · (mean weight)
+
+
+def test_prepare_inverts_a_phase_contrast_frame_as_inference_does(make_discs):
+    """Training of a phase-contrast model sees the normalised frame inverted, as ``segment_frame`` does."""
+    from dynacell.segment.learned import normalize_image
+    from dynacell.segment.predict import polarity_normalised
+
+    img, lab = make_discs(shape=(48, 48), centres=((16, 16), (32, 32)), radius=6)
+    dark = 300.0 - img
+    fluo = prepare(AnnotatedFrame("toy", 0, dark, lab), 1.0).image[0]
+    phc = prepare(AnnotatedFrame("toy", 0, dark, lab), 1.0, "phase-contrast").image[0]
+    assert np.allclose(phc, 1.0 - fluo)
+    assert np.allclose(phc, polarity_normalised(normalize_image(dark), "phase-contrast"))
+    assert phc[lab > 0].mean() > phc[lab == 0].mean()  # the cells are the bright objects

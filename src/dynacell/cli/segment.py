@@ -30,8 +30,10 @@ def register(app: typer.Typer) -> None:
 def segment_command(
     movie: Path = typer.Argument(..., help="Image movie: CTC folder, folder of TIFFs, TIFF stack, OME-Zarr or npz."),
     out: Path = out_option(),
-    model: str = typer.Option("nuclei-seg-2d-fast", "--model", "-m",
-                              help="Shipped model name, a model folder, or 'classical' (threshold + watershed)."),
+    model: str = typer.Option("auto", "--model", "-m",
+                              help="'auto' (nuclei-seg-2d-fast for 2D fluorescence, cells-seg-2d-phc for 2D phase "
+                                   "contrast, nuclei-seg-3d for 3D), a shipped model name, a model folder, or "
+                                   "'classical' (threshold + watershed)."),
     voxel_size_um: str | None = voxel_size_option(),
     frame_interval_s: float | None = frame_interval_option(),
     nucleus_diameter_um: float | None = typer.Option(
@@ -76,8 +78,9 @@ def segment_command(
         Segmenter,
         check_segmentation,
         iter_segment,
-        looks_like_fluorescence,
+        modality_warning,
     )
+    from dynacell.segment.select import auto_segmenter
 
     t_start = time.perf_counter()
     images = open_movie(movie, axes=axes, channel=channel, frame_interval_s=frame_interval_s)
@@ -87,12 +90,14 @@ def segment_command(
         if vs is None:
             raise InvalidInputError("--nucleus-diameter-um needs the pixel size: give --voxel-size-um")
         diam_px = float(nucleus_diameter_um) / float(vs[-1])
+    if model == "auto":
+        model = auto_segmenter(images)
     seg = model if model == "classical" else Segmenter.load(model, device).with_test_time_flips(test_time_flips)
     name = "classical" if seg == "classical" else seg.name
     warnings_: list[str] = []
-    if name != "classical" and not looks_like_fluorescence(images.frame(images.frame_indices[0])):
-        warnings_.append("input does not look like fluorescence nuclei (bright on a dark background); the model "
-                         "was trained on fluorescence")
+    note = modality_warning(images.frame(images.frame_indices[0]), seg)
+    if note:
+        warnings_.append(note)
         typer.echo(f"warning: {warnings_[-1]}", err=True)
     nd = n_digits_for(images.frame_indices)
     tables, stats = [], []

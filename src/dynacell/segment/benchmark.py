@@ -225,6 +225,7 @@ def evaluate(models: Sequence[Any], datasets: Sequence[str], out: str | Path | N
     )
     from dynacell.segment.learned import estimate_nucleus_diameter_px
     from dynacell.segment.measure import relative_area_error
+    from dynacell.segment.predict import size_estimate_px
 
     load = _loader(loader)
     out = Path(out) if out is not None else None
@@ -242,7 +243,9 @@ def evaluate(models: Sequence[Any], datasets: Sequence[str], out: str | Path | N
             if not _runs_on(model, ndim):
                 continue
             name = model_label(model)
-            d_used = diam
+            # a phase-contrast model reads the size on the inverted frame (size_estimate_px); fluorescence: diam
+            d_used = diam if isinstance(model, str) or model.card.modality == "fluorescence" else \
+                size_estimate_px(frames[0].image, model, vs)
             if diameter_from_card and not isinstance(model, str):
                 d_used = model.card.training_data.get(ds, {}).get("nucleus_diameter_px", diam)
                 name = f"{name} (diameter {d_used:.0f} px given)"
@@ -408,7 +411,7 @@ def speed(models: Sequence[Any], threads: int, *, datasets: Sequence[str] = SPEE
     """
     from dynacell.segment import classical
     from dynacell.segment.learned import estimate_nucleus_diameter_px
-    from dynacell.segment.predict import segment_frame
+    from dynacell.segment.predict import segment_frame, size_estimate_px
 
     load = _loader(loader)
     cases = []
@@ -426,7 +429,8 @@ def speed(models: Sequence[Any], threads: int, *, datasets: Sequence[str] = SPEE
         for label, f, vs, given in cases:
             if not _runs_on(model, f.image.ndim):
                 continue
-            d = given or estimate_nucleus_diameter_px(f.image, voxel_size_um=vs)
+            d = given or (estimate_nucleus_diameter_px(f.image, voxel_size_um=vs) if isinstance(model, str)
+                          else size_estimate_px(f.image, model, vs))
             for n_flips in ([None] if isinstance(model, str) else list(flips)):
                 m = model if isinstance(model, str) else model.with_test_time_flips(n_flips)
                 wall, cpu = [], []

@@ -7,13 +7,52 @@ from pathlib import Path
 
 from dynacell.io.movie import Movie, with_physical_sizes
 
-__all__ = ["DEFAULT_2D", "DEFAULT_3D", "labels_for_run", "segment_for_run"]
+__all__ = ["DEFAULT_2D", "DEFAULT_2D_PHASE_CONTRAST", "DEFAULT_3D", "auto_segmenter", "labels_for_run",
+           "segment_for_run"]
 
 #: Segmenter of 2D movies when ``dynacell run`` gets no labels.
 DEFAULT_2D = "nuclei-seg-2d-fast"
 
+#: Segmenter of 2D phase-contrast movies (dark cells on a grey background) when ``dynacell run`` gets no labels.
+DEFAULT_2D_PHASE_CONTRAST = "cells-seg-2d-phc"
+
 #: Segmenter of 3D movies when ``dynacell run`` gets no labels (see :func:`segment_for_run`).
 DEFAULT_3D = "nuclei-seg-3d"
+
+
+def auto_segmenter(images: Movie) -> str:
+    """The shipped segmenter ``--segmenter auto`` picks for a movie.
+
+    Parameters
+    ----------
+    images : Movie
+        Intensities ``(T, (Z), Y, X)``; only the first frame is read.
+
+    Returns
+    -------
+    str
+        :data:`DEFAULT_3D` for 3D movies; for 2D movies :data:`DEFAULT_2D_PHASE_CONTRAST` when the first
+        frame does not look like fluorescence (:func:`dynacell.segment.predict.looks_like_fluorescence`: a grey
+        background, as in phase contrast) and that model is shipped, else :data:`DEFAULT_2D`.
+
+    Raises
+    ------
+    dynacell.errors.InvalidInputError
+        If the movie has no frame.
+    """
+    from dynacell.errors import InvalidInputError
+
+    if images.ndim_spatial == 3:
+        return DEFAULT_3D
+    if images.n_frames == 0:
+        raise InvalidInputError(f"movie {images.source}: no frame to segment")
+    from dynacell.models.runtime import shipped_models
+    from dynacell.segment.predict import PRETRAINED_DIR, looks_like_fluorescence
+
+    if DEFAULT_2D_PHASE_CONTRAST in shipped_models(PRETRAINED_DIR) and \
+            not looks_like_fluorescence(images.frame(images.frame_indices[0])):
+        return DEFAULT_2D_PHASE_CONTRAST
+    return DEFAULT_2D
 
 
 def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress: bool = False,
@@ -26,7 +65,9 @@ def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress
         Intensities ``(T, (Z), Y, X)``.
     segmenter : str
         ``"auto"`` (the default of ``dynacell run``): the shipped learned model of the movie's
-        dimension, :data:`DEFAULT_2D` for 2D movies and :data:`DEFAULT_3D` for 3D movies (on the
+        dimension and modality (:func:`auto_segmenter`): :data:`DEFAULT_2D` for 2D fluorescence movies,
+        :data:`DEFAULT_2D_PHASE_CONTRAST` for 2D movies with a grey background (phase contrast), and
+        :data:`DEFAULT_3D` for 3D movies (on the
         held-out real 3D data it has the better SEG on both sets, and where the classical segmenter
         keeps the better object F1 — StarDist 3D, 0.57 vs 0.49 — the learned one over-splits
         moderately, while on the light-sheet embryo the classical one returns thousands of specks;
@@ -71,7 +112,9 @@ def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress
         # the embryo it is absurd (about 4,900 specks per frame for 8 nuclei, F1 0.00 vs 0.92). A user expects the
         # trained model by default in 3D as in 2D; its worst case is a moderate over-split, the classical one's
         # a nonsense segmentation.
-        segmenter = DEFAULT_2D if images.ndim_spatial == 2 else DEFAULT_3D
+        # 2D phase contrast (a grey background): cells-seg-2d-phc, trained on phase-contrast bacteria, where the
+        # fluorescence models find nothing (bacteria-phc test frames: SEG 0.00; docs/segmentation.md)
+        segmenter = auto_segmenter(images)
     if segmenter != "classical":
         from dynacell.models.runtime import shipped_models
         from dynacell.segment.predict import PRETRAINED_DIR, Segmenter
