@@ -379,3 +379,15 @@ def test_auto_segmenter_by_dimension_and_polarity(disc_image):
     phc = Movie(data=np.stack([300.0 - img] * 2), axes="TYX")
     expected = DEFAULT_2D_PHASE_CONTRAST if DEFAULT_2D_PHASE_CONTRAST in shipped_models(PRETRAINED_DIR) else DEFAULT_2D
     assert auto_segmenter(phc) == expected
+
+
+def test_phase_contrast_needs_a_grey_background_in_2d(disc_image):
+    from dynacell.segment.predict import background_level, looks_like_phase_contrast
+
+    img, _ = disc_image
+    grey = 150.0 + 0.0 * img
+    grey[img > img.mean()] = 40.0  # dark cells on a grey background
+    grey[:, :3] = 255.0  # a bright halo
+    assert background_level(img) < 0.2 and not looks_like_phase_contrast(img)
+    assert background_level(grey) >= 0.2 and looks_like_phase_contrast(grey)
+    assert not looks_like_phase_contrast(np.stack([grey, grey]))  # never in 3D

@@ -32,8 +32,8 @@ def auto_segmenter(images: Movie) -> str:
     -------
     str
         :data:`DEFAULT_3D` for 3D movies; for 2D movies :data:`DEFAULT_2D_PHASE_CONTRAST` when the first
-        frame does not look like fluorescence (:func:`dynacell.segment.predict.looks_like_fluorescence`: a grey
-        background, as in phase contrast) and that model is shipped, else :data:`DEFAULT_2D`.
+        frame has the grey background of phase contrast (:func:`dynacell.segment.predict.looks_like_phase_contrast`)
+        and that model is shipped, else :data:`DEFAULT_2D`.
 
     Raises
     ------
@@ -47,10 +47,10 @@ def auto_segmenter(images: Movie) -> str:
     if images.n_frames == 0:
         raise InvalidInputError(f"movie {images.source}: no frame to segment")
     from dynacell.models.runtime import shipped_models
-    from dynacell.segment.predict import PRETRAINED_DIR, looks_like_fluorescence
+    from dynacell.segment.predict import PRETRAINED_DIR, looks_like_phase_contrast
 
     if DEFAULT_2D_PHASE_CONTRAST in shipped_models(PRETRAINED_DIR) and \
-            not looks_like_fluorescence(images.frame(images.frame_indices[0])):
+            looks_like_phase_contrast(images.frame(images.frame_indices[0])):
         return DEFAULT_2D_PHASE_CONTRAST
     return DEFAULT_2D
 
