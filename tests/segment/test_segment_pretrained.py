@@ -100,3 +100,33 @@ def test_fast_student_reproduces_its_gowt1_validation_seg(shared_data):
     mean = sum(s * n for s, n in scores) / sum(n for _, n in scores)
     assert sum(n for _, n in scores) == 54
     assert mean == pytest.approx(seg.card.metrics["val_outline_by_object"]["chosen_w_0.25_f_0.25_s_2"][0], abs=6e-4)
+
+
+def test_phase_contrast_model_card_records_its_rule_validation_and_test():
+    seg = Segmenter.from_pretrained("cells-seg-2d-phc")
+    assert seg.card.modality == "phase-contrast" and seg.card.ndim == 2
+    assert (seg.folder / "weights.pt").stat().st_size < 1 * 2**20
+    assert seg.card.split["bacteria"].startswith("train t<=29, val 31-40, test t>=42")
+    val = seg.card.metrics["val_user_path"]
+    assert val["bacteria_seg"] >= 0.70 and val["bacteria_seg"] > val["baselines"]["nuclei-seg-2d-fast inverted, no training"]
+    test = seg.card.metrics["test"]
+    assert test["this_model"]["SEG"] > test["nuclei-seg-2d-fast"]["SEG"] and "42-52" in test["frames"]
+
+
+@pytest.mark.data
+def test_auto_picks_the_phase_contrast_model_for_bacteria_phc(ctc):
+    from dynacell.io import open_movie
+    from dynacell.segment.select import DEFAULT_2D, auto_segmenter
+
+    assert auto_segmenter(open_movie(ctc / "bacteria-phc" / "01")) == "cells-seg-2d-phc"
+    assert auto_segmenter(open_movie(ctc / "Fluo-N2DL-HeLa" / "02")) == DEFAULT_2D
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_phase_contrast_model_on_a_heldout_bacteria_frame(shared_data):
+    """bacteria-phc 01 frame 42 (test side): the phase-contrast model finds the cells, the fluorescence one none."""
+    f = load_frames("bacteria", "test", shared_data)[0]
+    s_phc, n = ctc_seg(f.labels, segment_frame(f.image, Segmenter.from_pretrained("cells-seg-2d-phc")))
+    s_fluo, _ = ctc_seg(f.labels, segment_frame(f.image, Segmenter.from_pretrained("nuclei-seg-2d-fast")))
+    assert n > 100 and s_phc >= 0.75 and s_fluo < 0.1
