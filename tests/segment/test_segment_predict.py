@@ -391,3 +391,14 @@ def test_phase_contrast_needs_a_grey_background_in_2d(disc_image):
     assert background_level(img) < 0.2 and not looks_like_phase_contrast(img)
     assert background_level(grey) >= 0.2 and looks_like_phase_contrast(grey)
     assert not looks_like_phase_contrast(np.stack([grey, grey]))  # never in 3D
+
+
+def test_training_fraction_from_the_card_else_the_default(tiny_model):
+    from dynacell.segment.predict import TRAINING_FRACTION, training_fraction_for
+
+    seg = Segmenter.from_folder(tiny_model)
+    assert training_fraction_for(seg, 2) == TRAINING_FRACTION[2]
+    assert training_fraction_for("classical", 3) == TRAINING_FRACTION[3]
+    seg.card = seg.card.model_copy(update={"training_fraction": (0.001, 0.1)})
+    assert training_fraction_for(seg, 2) == (0.001, 0.1)
+    assert check_segmentation([{"t": 0, "n_objects": 3, "foreground_fraction": 0.3}], training_fraction=(0.001, 0.1))

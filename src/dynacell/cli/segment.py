@@ -74,11 +74,11 @@ def segment_command(
     from dynacell.io.writers import atomic_folder, frame_name, n_digits_for
     from dynacell.segment.measure import measure_frame
     from dynacell.segment.predict import (
-        TRAINING_FRACTION,
         Segmenter,
         check_segmentation,
         iter_segment,
         modality_warning,
+        training_fraction_for,
     )
     from dynacell.segment.select import auto_segmenter
 
@@ -116,7 +116,7 @@ def segment_command(
             diam = info["nucleus_diameter_px"]
             stats.append({"t": t, "seconds": round(info["seconds"], 3), "n_objects": info["n_objects"],
                           "foreground_fraction": round(info["foreground_fraction"], 5)})
-        warnings_ += check_segmentation(stats, training_fraction=TRAINING_FRACTION[images.ndim_spatial])
+        warnings_ += check_segmentation(stats, training_fraction=training_fraction_for(seg, images.ndim_spatial))
         import pandas as pd
 
         areas = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["t", "label"])

@@ -58,6 +58,7 @@ __all__ = [
     "segment_frame",
     "segment_movie",
     "size_estimate_px",
+    "training_fraction_for",
     "tune_postprocess",
     "volume_weighted_median",
 ]
@@ -106,6 +107,10 @@ class SegmentationCard(ModelCard):
         fraction of its size on every frame; the cut stays at ``postprocess.outline_foreground`` or,
         when that is 0, ``postprocess.foreground``). Replaces ``postprocess.outline_sigma_px`` (frame
         voxels) when set.
+    training_fraction : tuple of float, optional
+        Range of the segmented fraction (cell pixels / all pixels) of the model's own training and
+        validation reference masks; :func:`training_fraction_for` prefers it to :data:`TRAINING_FRACTION`
+        (``cells-seg-2d-phc``: 0.0018–0.078, its reference masks of bacteria-phc 01 frames 0–40 — 0.0019–0.077 — rounded outward; a colony growing from a few cells in a large field).
     """
 
     task: Literal["segmentation"] = "segmentation"
@@ -116,6 +121,7 @@ class SegmentationCard(ModelCard):
     test_time_flips: Literal[1, 2, 4] = 1
     outline_shifts: Literal[1, 2, 4] = 1
     outline_sigma_model: float = 0.0
+    training_fraction: tuple[float, float] | None = None
 
 
 def maps_from_logits(architecture: str, logits: np.ndarray) -> dict[str, np.ndarray]:
@@ -1129,6 +1135,25 @@ def looks_like_phase_contrast(image: np.ndarray) -> bool:
 TRAINING_FRACTION: dict[int, tuple[float, float]] = {2: (0.005, 0.6), 3: (0.001, 0.6)}
 
 
+def training_fraction_for(model: Any, ndim: int) -> tuple[float, float]:
+    """The segmented-fraction range a model was trained on, for :func:`check_segmentation`.
+
+    Parameters
+    ----------
+    model : Segmenter or str
+        A loaded model (its card's ``training_fraction`` when set) or ``"classical"``.
+    ndim : {2, 3}
+        Spatial dimensionality of the movie.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)``: the card's range, else :data:`TRAINING_FRACTION` of ``ndim``.
+    """
+    own = getattr(getattr(model, "card", None), "training_fraction", None)
+    return tuple(own) if own is not None else TRAINING_FRACTION[ndim]
+
+
 def check_segmentation(stats: list[dict[str, Any]], *, factor: float = 10.0,
                        training_fraction: tuple[float, float] = TRAINING_FRACTION[2]) -> list[str]:
     """Sanity check of a segmented movie; returns (and logs) one warning per problem.
@@ -1294,7 +1319,7 @@ def segment_movie(images: Movie, model: str | Path | Segmenter = DEFAULT_MODEL, 
         arr[i] = lab
         diam = info["nucleus_diameter_px"]
         stats.append({"t": t, **{k: v for k, v in info.items() if k != "nucleus_diameter_px"}})
-    warnings_ = check_segmentation(stats, training_fraction=TRAINING_FRACTION[images.ndim_spatial])
+    warnings_ = check_segmentation(stats, training_fraction=training_fraction_for(model, images.ndim_spatial))
     if modality_note:
         warnings_.insert(0, modality_note)
     data = da.from_zarr(str(store)) if store is not None else arr
