@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
 
     @bench.command("segmentation")
     def segmentation(
-        models: str = typer.Option("nuclei-seg-2d-fast,nuclei-seg-2d,classical", "--models",
+        models: str = typer.Option("nuclei-seg-2d-fast,nuclei-seg-2d,cells-seg-2d-phc,classical", "--models",
                                    help="comma-separated: shipped segmenter names, model folders, classical"),
         datasets: str = typer.Option(None, "--datasets",
                                      help="comma-separated datasets of the shared data (their test frames; default: "
