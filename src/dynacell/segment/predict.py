@@ -110,7 +110,8 @@ class SegmentationCard(ModelCard):
     training_fraction : tuple of float, optional
         Range of the segmented fraction (cell pixels / all pixels) of the model's own training and
         validation reference masks; :func:`training_fraction_for` prefers it to :data:`TRAINING_FRACTION`
-        (``cells-seg-2d-phc``: 0.0018–0.078, its reference masks of bacteria-phc 01 frames 0–40 — 0.0019–0.077 — rounded outward; a colony growing from a few cells in a large field).
+        (``cells-seg-2d-phc``: 0.0018–0.078, its reference masks of bacteria-phc 01 frames 0–40 —
+        0.0019–0.077 — rounded outward; a colony growing from a few cells in a large field).
     """
 
     task: Literal["segmentation"] = "segmentation"
@@ -998,7 +999,7 @@ def polarity_normalised(x: np.ndarray, modality: str) -> np.ndarray:
     if modality == "fluorescence":
         return np.asarray(x, dtype=np.float32)
     if modality == "phase-contrast":
-        return (1.0 - np.asarray(x, dtype=np.float32)).astype(np.float32)
+        return 1.0 - np.asarray(x, dtype=np.float32)
     raise InvalidInputError(f"unknown segmentation modality {modality!r}; use fluorescence or phase-contrast")
 
 
