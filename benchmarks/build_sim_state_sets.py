@@ -21,7 +21,7 @@ frame): an out-of-distribution check that no model trained on the default draw h
 
 ``--kind rods`` renders phase-contrast colonies of rod-shaped bacteria instead
 (:func:`dynacell.simulate.rods.simulate_rod_colony`: capsules that elongate over the cell cycle and
-pinch at a septum into two daughters, dark on a bright halo; :data:`ROD_RANGES` drawn per colony by
+pinch at a septum into two daughters, dark on a bright halo; :data:`dynacell.simulate.rods.ROD_RANGES` drawn per colony by
 :func:`draw_rods`), the counterpart of the phase-contrast ``bacteria-phc`` movie. The states follow the
 same rules as the real sets (the mother's last frame before the daughters get their own labels is
 ``mitotic``, each daughter's first frame ``new_daughter``, stable with the stability window W = 2), the
@@ -44,11 +44,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from pathlib import Path
 
 import numpy as np
+
+from dynacell.simulate.rods import ROD_RANGES, ROD_TARGET_CELLS, draw_rods
 
 #: Uniform ranges of the default (training) draw; fixed in the simulator's defaults: pixel 0.5 µm,
 #: minimum cell cycle 6 frames.
@@ -101,55 +102,6 @@ def draw(rng: np.random.Generator, ranges: dict[str, tuple[float, float]] | None
     if "min_cycle_frames" in r:
         p["min_cycle_frames"] = int(rng.integers(r["min_cycle_frames"][0], r["min_cycle_frames"][1] + 1))
     return p
-
-
-#: Uniform ranges of the rod colonies (``--kind rods``), drawn per colony by :func:`draw_rods`: fields of
-#: :class:`dynacell.simulate.rods.RodColonyParams` (µm, frames) and
-#: :class:`dynacell.simulate.rods.PhaseContrastParams` (halo and blur in cell widths). Set around the shared
-#: bacteria-phc movie (cells ~16 px wide, ellipse aspect ~4 (2.9-5.8 here over a cycle), cycle ~8 frames, interior ~0.45 x and ring ~1.5 x the
-#: background) and widened on both sides.
-ROD_RANGES: dict[str, tuple[float, float]] = {
-    "width_um": (0.7, 1.2), "birth_aspect": (2.0, 4.0), "cycle_frames": (6.0, 12.0), "pinch": (0.1, 0.9),
-    "motility_um_per_frame": (0.02, 0.15), "turn_rad_per_frame": (0.01, 0.08),
-    "pixel_um": (0.06, 0.12), "background_photons": (30.0, 400.0), "dark_contrast": (0.35, 0.8),
-    "halo_strength": (0.2, 1.5), "halo_sigma_widths": (0.25, 0.8), "psf_sigma_widths": (0.05, 0.25),
-    "shading": (0.0, 0.4), "background_texture": (0.0, 0.1),
-}
-#: Cells a rod colony is grown to (its start count is ``ROD_TARGET_CELLS / 2^(frames / cycle)``, 6-24).
-ROD_TARGET_CELLS = 128
-
-
-def draw_rods(rng: np.random.Generator, ranges: dict[str, tuple[float, float]] | None = None,
-              n_frames: int = 24, target_cells: int = ROD_TARGET_CELLS) -> dict:
-    """One rod colony's randomised parameters (µm, frames, photons; see :data:`ROD_RANGES`).
-
-    Parameters
-    ----------
-    rng : numpy.random.Generator
-        Draws, in the order of ``ranges``.
-    ranges : dict, optional
-        Uniform ranges (default :data:`ROD_RANGES`).
-    n_frames : int
-        Frames of the movie (sets the start count ``n_start``).
-    target_cells : int
-        Cells the colony grows to: ``n_start = target_cells / 2^(n_frames / cycle_frames)``, within 6-24.
-
-    Returns
-    -------
-    dict
-        ``colony`` (keywords of ``RodColonyParams``), ``imaging`` (of ``PhaseContrastParams``) and
-        ``n_start``.
-    """
-    from dynacell.simulate.rods import PhaseContrastParams, RodColonyParams
-
-    r = ROD_RANGES if ranges is None else ranges
-    v = {k: float(rng.uniform(*r[k])) for k in r}
-    colony_fields = {f.name for f in dataclasses.fields(RodColonyParams)}
-    imaging_fields = {f.name for f in dataclasses.fields(PhaseContrastParams)}
-    colony = {k: x for k, x in v.items() if k in colony_fields}
-    imaging = {k: x for k, x in v.items() if k in imaging_fields}
-    n_start = int(np.clip(round(target_cells / 2.0 ** (n_frames / colony["cycle_frames"])), 6, 24))
-    return {"colony": colony, "imaging": imaging, "n_start": n_start}
 
 
 def build_rods(args, rules) -> None:

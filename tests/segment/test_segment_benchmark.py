@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -107,3 +109,15 @@ def test_speed_per_flips_and_given_diameter(make_discs, tiny_model, monkeypatch)
     assert list(sp.model) == ["classical", "tiny-model", "tiny-model"]
     assert sp.flips.isna().tolist() == [True, False, False] and sp.flips.tolist()[1:] == [1, 4]
     assert set(sp.frame) == {"2D 96x96 toy d=30px"} and seen == [(1, 30.0), (4, 30.0)]
+
+
+def test_each_rendered_colony_gets_its_own_size_estimate(make_discs, capsys):
+    # "rods": frames of colonies 0 and 1 (t // 100), nuclei of different sizes; one estimate per colony
+    def load(ds, side):
+        small = make_discs(shape=(128, 128), centres=((30, 30), (90, 90)), radius=8, seed=0)
+        big = make_discs(shape=(128, 128), centres=((35, 35), (90, 90)), radius=18, seed=1)
+        return [AnnotatedFrame("rods", 0, *small), AnnotatedFrame("rods", 1, *small), AnnotatedFrame("rods", 100, *big)]
+    table = evaluate(["classical"], ["rods"], loader=load, verbose=True)
+    first = json.loads(capsys.readouterr().out.splitlines()[0])
+    d_small, d_big = first["estimated_nucleus_diameter_px"]
+    assert d_big > 1.3 * d_small and table.iloc[0].frames == 3

@@ -8,6 +8,7 @@ import torch
 
 from dynacell.train.engine import EngineConfig, fit_module
 from dynacell.train.segment import (
+    RODS_FRAMES,
     SPLITS,
     AnnotatedFrame,
     CropDataset,
@@ -16,6 +17,7 @@ from dynacell.train.segment import (
     load_frames,
     marker_pseudo_labels,
     prepare,
+    size_groups,
 )
 
 
@@ -159,3 +161,16 @@ def test_prepare_inverts_a_phase_contrast_frame_as_inference_does(make_discs):
     assert np.allclose(phc, 1.0 - fluo)
     assert np.allclose(phc, polarity_normalised(normalize_image(dark), "phase-contrast"))
     assert phc[lab > 0].mean() > phc[lab == 0].mean()  # the cells are the bright objects
+
+
+def test_rods_renders_each_colony_its_own_size_group():
+    frames = load_frames("rods", "val")  # seeds 12-13, rendered (no shared data needed)
+    assert [f.t for f in frames] == [s * 100 + i for s in (12, 13) for i in RODS_FRAMES]
+    groups = size_groups("rods", frames)
+    assert [[f.t // 100 for f in g] for g in groups] == [[12] * 3, [13] * 3]
+    for f in frames:
+        assert f.image.dtype == np.uint16 and f.labels.shape == f.image.shape and f.full
+        assert len(np.unique(f.labels)) > 20 and f.voxel_size_um[0] == f.voxel_size_um[1]
+    again = load_frames("rods", "val")
+    np.testing.assert_array_equal(frames[0].image, again[0].image)
+    assert size_groups("gowt1", frames) == [frames] and size_groups("rods", []) == []

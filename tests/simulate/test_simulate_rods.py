@@ -8,7 +8,14 @@ from scipy import ndimage
 
 from dynacell.errors import InvalidInputError
 from dynacell.simulate import PhaseContrastParams, RodColonyParams, simulate_rod_colony
-from dynacell.simulate.rods import _closest_points, _rasterise_rods, grow_rod_colony
+from dynacell.simulate.rods import (
+    ROD_RANGES,
+    _closest_points,
+    _rasterise_rods,
+    draw_rods,
+    grow_rod_colony,
+    render_phase_contrast,
+)
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +101,39 @@ def test_same_seed_same_movie_and_bad_parameters():
         RodColonyParams(birth_aspect=0.5)
     with pytest.raises(InvalidInputError):
         PhaseContrastParams(dark_contrast=1.2)
+
+
+def test_walls_outline_touching_cells_and_zero_keeps_the_earlier_renders():
+    # two capsules 16 px wide side by side, overlapping by a pixel along their length
+    items = [(1, np.array([40.0, 30.0]), 0.0, 5.0, 0.0, 1.0), (2, np.array([40.0, 45.0]), 0.0, 5.0, 0.0, 1.0)]
+    lab, dark = _rasterise_rods(items, (80, 80), 0.1, 1.6)
+    assert {1, 2} <= set(np.unique(lab).tolist())
+    contact = (lab == 1) & (ndimage.binary_dilation(lab == 2, iterations=2))
+    centre1 = (lab == 1) & ~ndimage.binary_dilation(lab != 1, iterations=4)
+    assert contact.any() and centre1.any()
+    no_noise = {"background_photons": 5000.0, "read_noise_adu": 0.0, "shading": 0.0, "background_texture": 0.0,
+                "psf_sigma_widths": 0.05}
+    rng = np.random.default_rng(0)
+    plain = render_phase_contrast(lab, dark, PhaseContrastParams(**no_noise), 1.6, rng).astype(float)
+    walled = render_phase_contrast(lab, dark, PhaseContrastParams(**no_noise, wall_widths=0.15), 1.6, rng).astype(float)
+    # without walls the contact line is as dark as the cells' middles; with walls it is brighter
+    assert plain[contact].mean() < 1.1 * plain[centre1].mean()
+    assert walled[contact].mean() > 1.3 * walled[centre1].mean()
+    # a lone cell (no neighbour) has no wall: the same interior with and without
+    lone = np.where(lab == 1, 1, 0).astype(np.int32)
+    a = render_phase_contrast(lone, dark, PhaseContrastParams(**no_noise), 1.6, np.random.default_rng(1))
+    b = render_phase_contrast(lone, dark, PhaseContrastParams(**no_noise, wall_widths=0.15), 1.6,
+                              np.random.default_rng(1))
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(InvalidInputError, match="wall_widths"):
+        PhaseContrastParams(wall_widths=0.6)
+
+
+def test_draw_rods_stays_in_its_ranges_and_is_seeded():
+    a = draw_rods(np.random.default_rng(5), n_frames=24)
+    b = draw_rods(np.random.default_rng(5), n_frames=24)
+    assert a == b and 6 <= a["n_start"] <= 24
+    for key, value in {**a["colony"], **a["imaging"]}.items():
+        lo, hi = ROD_RANGES[key]
+        assert lo <= value <= hi, key
+    assert set(a["colony"]) | set(a["imaging"]) == set(ROD_RANGES)

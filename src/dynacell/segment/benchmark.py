@@ -226,6 +226,7 @@ def evaluate(models: Sequence[Any], datasets: Sequence[str], out: str | Path | N
     from dynacell.segment.learned import estimate_nucleus_diameter_px
     from dynacell.segment.measure import relative_area_error
     from dynacell.segment.predict import size_estimate_px
+    from dynacell.train.segment import size_groups
 
     load = _loader(loader)
     out = Path(out) if out is not None else None
@@ -236,23 +237,28 @@ def evaluate(models: Sequence[Any], datasets: Sequence[str], out: str | Path | N
             raise InvalidInputError(f"dataset {ds!r} has no test frames")
         ndim = frames[0].image.ndim
         vs = aspect_from_reference(frames) if ndim == 3 else None
-        diam = estimate_nucleus_diameter_px(frames[0].image, voxel_size_um=vs)
+        # one size estimate per sequence (a rendered colony of ``rods`` is a sequence of its own)
+        sequences = size_groups(ds, frames)
+        first = {id(f): g[0] for g in sequences for f in g}
+        diams = {id(g[0]): estimate_nucleus_diameter_px(g[0].image, voxel_size_um=vs) for g in sequences}
         if verbose:
-            print(json.dumps({"dataset": ds, "estimated_nucleus_diameter_px": round(diam, 1), "voxel_aspect": vs}))
+            print(json.dumps({"dataset": ds, "estimated_nucleus_diameter_px": [round(d, 1) for d in diams.values()],
+                              "voxel_aspect": vs}))
         for model in models:
             if not _runs_on(model, ndim):
                 continue
             name = model_label(model)
-            # a phase-contrast model reads the size on the inverted frame (size_estimate_px); fluorescence: diam
-            d_used = diam if isinstance(model, str) or model.card.modality == "fluorescence" else \
-                size_estimate_px(frames[0].image, model, vs)
+            # a phase-contrast model reads the size on the inverted frame (size_estimate_px); fluorescence: diams
+            d_seq = dict(diams) if isinstance(model, str) or model.card.modality == "fluorescence" else \
+                {id(g[0]): size_estimate_px(g[0].image, model, vs) for g in sequences}
             if diameter_from_card and not isinstance(model, str):
-                d_used = model.card.training_data.get(ds, {}).get("nucleus_diameter_px", diam)
-                name = f"{name} (diameter {d_used:.0f} px given)"
+                given = model.card.training_data.get(ds, {}).get("nucleus_diameter_px")
+                d_seq = {k: (given if given is not None else v) for k, v in d_seq.items()}
+                name = f"{name} (diameter {next(iter(d_seq.values())):.0f} px given)"
             segs, ns, objs, pix, errs, secs, cpus = [], [], [], [], [], [], []
             for f in frames:
                 t0, c0 = time.perf_counter(), time.process_time()
-                lab, prob = _run_model(model, f, vs, d_used)
+                lab, prob = _run_model(model, f, vs, d_seq[id(first[id(f)])])
                 secs.append(time.perf_counter() - t0)
                 cpus.append(time.process_time() - c0)
                 s, n = ctc_seg(f.labels, lab)

@@ -52,8 +52,8 @@ from dynacell.simulate.embryo import lineage_from_cells
 from dynacell.simulate.imaging import camera_adu, gaussian_blur, shot_noise
 from dynacell.simulate.result import SimulationResult
 
-__all__ = ["PhaseContrastParams", "RodColonyParams", "grow_rod_colony", "render_phase_contrast",
-           "simulate_rod_colony"]
+__all__ = ["ROD_RANGES", "ROD_TARGET_CELLS", "PhaseContrastParams", "RodColonyParams", "draw_rods", "grow_rod_colony",
+           "render_phase_contrast", "simulate_rod_colony"]
 
 #: Rounds of pairwise capsule repulsion per frame.
 RELAX_ROUNDS = 16
@@ -144,6 +144,12 @@ class PhaseContrastParams:
         Amplitude of the smooth multiplicative shading ``S`` (a linear ramp plus a broad blob).
     background_texture : float
         Amplitude (standard deviation) of the static low-frequency background texture ``T``.
+    wall_widths : float
+        Where two cells touch, the band of each within this distance (in cell widths; at least one
+        pixel when positive) of the other is drawn as a bright wall instead of dark interior, as the
+        cell walls between packed bacteria appear in phase contrast (bacteria-phc: a bright line of
+        2-4 px between cells ~16 px wide). 0 (the default, the renders before 1 Dec) lets touching
+        cells merge into one dark region.
     read_noise_adu, gain_adu_per_photon, offset_adu : float
         Camera (as :class:`~dynacell.simulate.params.ImagingParams`).
     """
@@ -157,6 +163,7 @@ class PhaseContrastParams:
     psf_sigma_widths: float = 0.1
     shading: float = 0.15
     background_texture: float = 0.04
+    wall_widths: float = 0.0
     read_noise_adu: float = 2.0
     gain_adu_per_photon: float = 1.0
     offset_adu: float = 100.0
@@ -170,10 +177,11 @@ class PhaseContrastParams:
             If the pixel size or photons are not positive, or the contrast is outside [0, 1).
         """
         if not (self.pixel_um > 0 and self.background_photons > 0 and 0.0 <= self.dark_contrast < 1.0
-                and self.halo_strength >= 0 and self.halo_sigma_widths > 0 and self.psf_sigma_widths >= 0):
+                and self.halo_strength >= 0 and self.halo_sigma_widths > 0 and self.psf_sigma_widths >= 0
+                and 0.0 <= self.wall_widths < 0.5):
             raise InvalidInputError(
                 "PhaseContrastParams: pixel_um > 0, background_photons > 0, dark_contrast in [0, 1), "
-                "halo_strength >= 0, halo_sigma_widths > 0, psf_sigma_widths >= 0 required")
+                "halo_strength >= 0, halo_sigma_widths > 0, psf_sigma_widths >= 0, wall_widths in [0, 0.5) required")
 
 
 def _closest_points(a0: np.ndarray, a1: np.ndarray, b0: np.ndarray, b1: np.ndarray
@@ -398,6 +406,15 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], sigma_px: fl
     return f / np.float32(sd if sd > 0 else 1.0)
 
 
+def _near_other_cell(labels: np.ndarray, reach_px: int) -> np.ndarray:
+    """Pixels of a cell with a pixel of another cell within ``reach_px`` (square window), bool (Y, X)."""
+    size = 2 * reach_px + 1
+    big = np.iinfo(np.int32).max
+    larger = ndimage.maximum_filter(labels, size=size) != labels
+    smaller = ndimage.minimum_filter(np.where(labels > 0, labels, big), size=size) != labels
+    return (labels > 0) & (larger | smaller)
+
+
 def render_phase_contrast(labels: np.ndarray, darkness: np.ndarray, params: PhaseContrastParams,
                           width_um: float, rng: np.random.Generator,
                           static: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -427,8 +444,11 @@ def render_phase_contrast(labels: np.ndarray, darkness: np.ndarray, params: Phas
     m = (labels > 0).astype(np.float32)
     w_px = width_um / params.pixel_um
     psf = params.psf_sigma_widths * w_px
-    dark = gaussian_blur(m * darkness, (psf, psf))
-    body = gaussian_blur(m, (psf, psf))
+    inner = m
+    if params.wall_widths > 0:
+        inner = m * ~_near_other_cell(labels, max(1, int(round(params.wall_widths * w_px))))
+    dark = gaussian_blur(inner * darkness, (psf, psf))
+    body = gaussian_blur(inner, (psf, psf))
     halo = gaussian_blur(m, (params.halo_sigma_widths * w_px,) * 2) * (1 - body)
     level = 1.0 - np.float32(params.dark_contrast) * dark + np.float32(params.halo_strength) * halo
     if static is not None:
@@ -533,3 +553,50 @@ def simulate_rod_colony(colony: RodColonyParams | None = None, imaging: PhaseCon
         "imaging": dataclasses.asdict(imaging),
     }
     return SimulationResult(images=images, labels=labels, lineage=lin, params=params)
+
+
+#: Uniform ranges of a rod colony's parameters, drawn per colony by :func:`draw_rods` (the rod colonies
+#: of ``benchmarks/build_sim_state_sets.py --kind rods`` and of the ``rods`` segmentation training set):
+#: fields of :class:`RodColonyParams` (µm, frames) and :class:`PhaseContrastParams` (halo and blur in cell
+#: widths). Set around the shared bacteria-phc movie (cells ~16 px wide, ellipse aspect ~4 (2.9-5.8 over a
+#: cycle), cycle ~8 frames, interior ~0.45 x and ring ~1.5 x the background) and widened on both sides.
+ROD_RANGES: dict[str, tuple[float, float]] = {
+    "width_um": (0.7, 1.2), "birth_aspect": (2.0, 4.0), "cycle_frames": (6.0, 12.0), "pinch": (0.1, 0.9),
+    "motility_um_per_frame": (0.02, 0.15), "turn_rad_per_frame": (0.01, 0.08),
+    "pixel_um": (0.06, 0.12), "background_photons": (30.0, 400.0), "dark_contrast": (0.35, 0.8),
+    "halo_strength": (0.2, 1.5), "halo_sigma_widths": (0.25, 0.8), "psf_sigma_widths": (0.05, 0.25),
+    "shading": (0.0, 0.4), "background_texture": (0.0, 0.1),
+}
+#: Cells a rod colony is grown to (its start count is ``ROD_TARGET_CELLS / 2^(frames / cycle)``, 6-24).
+ROD_TARGET_CELLS = 128
+
+
+def draw_rods(rng: np.random.Generator, ranges: dict[str, tuple[float, float]] | None = None,
+              n_frames: int = 24, target_cells: int = ROD_TARGET_CELLS) -> dict:
+    """One rod colony's randomised parameters (µm, frames, photons; see :data:`ROD_RANGES`).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws, in the order of ``ranges``.
+    ranges : dict, optional
+        Uniform ranges (default :data:`ROD_RANGES`).
+    n_frames : int
+        Frames of the movie (sets the start count ``n_start``).
+    target_cells : int
+        Cells the colony grows to: ``n_start = target_cells / 2^(n_frames / cycle_frames)``, within 6-24.
+
+    Returns
+    -------
+    dict
+        ``colony`` (keywords of ``RodColonyParams``), ``imaging`` (of ``PhaseContrastParams``) and
+        ``n_start``.
+    """
+    r = ROD_RANGES if ranges is None else ranges
+    v = {k: float(rng.uniform(*r[k])) for k in r}
+    colony_fields = {f.name for f in dataclasses.fields(RodColonyParams)}
+    imaging_fields = {f.name for f in dataclasses.fields(PhaseContrastParams)}
+    colony = {k: x for k, x in v.items() if k in colony_fields}
+    imaging = {k: x for k, x in v.items() if k in imaging_fields}
+    n_start = int(np.clip(round(target_cells / 2.0 ** (n_frames / colony["cycle_frames"])), 6, 24))
+    return {"colony": colony, "imaging": imaging, "n_start": n_start}

@@ -27,6 +27,9 @@ dataset         reference masks                                   split (time bl
                 light-sheet stack (:func:`_sim3d_ls_frames`)        renders of the benchmarks)
 ``sim``         simulated 2D colony with apoptosis (dynacell.        train seeds 0–1, val 2, test 3
                 simulate), live/dead labels
+``rods``        rendered phase-contrast rod colonies, one draw of   train seeds 0–11, val 12–13, test 14–15
+                :data:`dynacell.simulate.rods.ROD_RANGES` per seed
+                (:func:`_rods_frames`; domain randomisation)
 ==============  ===============================================  ==========================================
 
 Every frame is normalised (:func:`dynacell.segment.learned.normalize_image`) and resampled so
@@ -64,6 +67,8 @@ __all__ = [
     "DATASETS_2D",
     "MOUSE8_LABEL_Z_SHIFT",
     "PSEUDO_LABEL_MODEL",
+    "RODS_FRAMES",
+    "RODS_WALL_WIDTHS",
     "SPLITS",
     "STARDIST3D_CUT_X",
     "TARGET_DIAMETER_PX",
@@ -77,6 +82,7 @@ __all__ = [
     "narrowed_state_dict",
     "prepare",
     "shift_labels_z",
+    "size_groups",
     "train_segmenter",
     "voxel_aspect",
 ]
@@ -104,6 +110,7 @@ SPLITS: dict[str, dict[str, Any]] = {
     "sim3d": {"train": lambda t: t <= 7, "val": lambda t: False, "test": lambda t: False},
     "sim3d-ls": {"train": lambda t: t <= 7, "val": lambda t: False, "test": lambda t: False},
     "sim": {"train": lambda t: t <= 1, "val": lambda t: t == 2, "test": lambda t: t == 3},
+    "rods": {"train": lambda t: t <= 11, "val": lambda t: 12 <= t <= 13, "test": lambda t: 14 <= t <= 15},
 }
 
 #: Split descriptions written in model cards.
@@ -121,6 +128,7 @@ SPLIT_TEXT: dict[str, str] = {
     "sim3d": "simulation seeds 0-7 (training only)",
     "sim3d-ls": "simulation seeds 0-7 (training only; seeds 8-11 are validation renders)",
     "sim": "simulation seeds: train 0-1, val 2, test 3",
+    "rods": "rendered rod colonies (phase contrast), one parameter draw per seed: train 0-11, val 12-13, test 14-15",
 }
 
 DATASETS_2D = ("gowt1", "hela02", "dsb", "bacteria")
@@ -311,7 +319,7 @@ def load_frames(dataset: str, side: str, data_root: str | Path | None = None, *,
     if dataset not in SPLITS or side not in ("train", "val", "test"):
         raise InvalidInputError(f"unknown dataset/side {dataset!r}/{side!r}; datasets: {', '.join(SPLITS)}")
     root = Path(data_root) if data_root is not None else DEFAULT_DATA
-    if dataset != "sim" and not root.is_dir():
+    if dataset not in ("sim", "rods") and not root.is_dir():
         raise InvalidInputError(f"shared data folder {root} not found")
     keep = SPLITS[dataset][side]
     out: list[AnnotatedFrame] = []
@@ -378,7 +386,46 @@ def load_frames(dataset: str, side: str, data_root: str | Path | None = None, *,
         for seed in range(4):
             if keep(seed):
                 out.extend(_sim_frames(seed))
+    elif dataset == "rods":
+        for seed in range(16):
+            if keep(seed):
+                out.extend(_rods_frames(seed))
     return out
+
+
+#: Range of :attr:`dynacell.simulate.rods.PhaseContrastParams.wall_widths` drawn per ``rods`` colony (after
+#: :data:`~dynacell.simulate.rods.ROD_RANGES`): the bright walls between touching cells that outline each
+#: cell of a packed colony in phase contrast (bacteria-phc: 2-4 px in all for cells ~16 px wide); 0 in a fifth of
+#: the colonies (touching cells merged, as the state-classifier renders draw them).
+RODS_WALL_WIDTHS = (0.04, 0.14)
+
+#: Frames of each rendered rod colony (24 frames) in the ``rods`` set: the colony at about a quarter,
+#: half and all of its final size (the real bacteria-phc colony grows from 6 to about 200 cells).
+RODS_FRAMES = (12, 18, 23)
+
+
+def _rods_frames(seed: int) -> list[AnnotatedFrame]:
+    """Three frames of a rendered phase-contrast rod colony with its own parameter draw.
+
+    Seed ``s`` draws one colony (``default_rng([9, s])``) from
+    :data:`dynacell.simulate.rods.ROD_RANGES` (cell width 0.7–1.2 µm, pixel 0.06–0.12 µm, aspect at
+    birth 2–4, dark contrast, halo strength and width, blur, shading, background texture, photons)
+    by :func:`dynacell.simulate.rods.draw_rods`, then the bright walls between touching cells
+    (:data:`RODS_WALL_WIDTHS`), grown over 24 frames towards 128 cells
+    (:func:`dynacell.simulate.rods.simulate_rod_colony`, simulation seed ``4000 + s``); frames
+    :data:`RODS_FRAMES`. Exact masks of every cell (labels before the blur).
+    """
+    from dynacell.simulate.rods import PhaseContrastParams, RodColonyParams, draw_rods, simulate_rod_colony
+
+    rng = np.random.default_rng([9, seed])
+    p = draw_rods(rng, n_frames=24)
+    wall = float(rng.uniform(*RODS_WALL_WIDTHS))
+    p["imaging"]["wall_widths"] = wall if rng.uniform() >= 0.2 else 0.0
+    res = simulate_rod_colony(RodColonyParams(**p["colony"]), PhaseContrastParams(**p["imaging"]),
+                              n_start=p["n_start"], n_frames=24, min_divisions=6, seed=4000 + seed)
+    px = float(p["imaging"]["pixel_um"])
+    return [AnnotatedFrame("rods", seed * 100 + i, np.asarray(res.images[i]), np.asarray(res.labels[i], np.int32),
+                           voxel_size_um=(px, px)) for i in RODS_FRAMES]
 
 
 #: Frames before (and at) its death in which a dying simulated nucleus counts as dead: the rendered
@@ -457,6 +504,33 @@ def _sim3d_ls_frames(seed: int) -> list[AnnotatedFrame]:
                           seed=3000 + seed, progress=False)
     return [AnnotatedFrame("sim3d-ls", seed * 100 + i, np.asarray(res.images[i]), np.asarray(res.labels[i], np.int32),
                            voxel_size_um=tuple(float(v) for v in res.voxel_size_um)) for i in (0, 3)]
+
+
+def size_groups(dataset: str, frames: list[AnnotatedFrame]) -> list[list[AnnotatedFrame]]:
+    """Frames that share one nucleus size and voxel aspect (one resampling zoom) within a dataset.
+
+    A real sequence is one group; each simulated 3D embryo (``sim3d``, ``sim3d-ls``: a frame of its
+    own draw) and each rendered rod colony (``rods``: the frames of one seed) is its own.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset key (:data:`SPLITS`).
+    frames : list of AnnotatedFrame
+        Frames of that dataset (one side or several).
+
+    Returns
+    -------
+    list of list of AnnotatedFrame
+        The groups, in the order of their first frame; empty if ``frames`` is.
+    """
+    if not frames:
+        return []
+    if dataset in ("sim3d", "sim3d-ls"):
+        return [[f] for f in frames]
+    if dataset == "rods":
+        return [[f for f in frames if f.t // 100 == k] for k in sorted({f.t // 100 for f in frames})]
+    return [frames]
 
 
 def shift_labels_z(labels: np.ndarray, planes: int) -> np.ndarray:
@@ -1060,9 +1134,8 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
         va = load_frames(ds, "val", data_root, pseudo_model=pseudo_model)
         if tr and tr[0].image.ndim != ndim:
             raise InvalidInputError(f"dataset {ds} is {tr[0].image.ndim}-D but the model is {ndim}-D")
-        groups = ([[f] for f in tr] if ds in ("sim3d", "sim3d-ls") else [tr])  # simulations differ in nucleus size and aspect
         zooms: list[np.ndarray] = []
-        for g in groups:
+        for g in size_groups(ds, tr):
             d = reference_diameter_px(g)
             zoom = np.full(ndim, target_diameter_px / d)
             zoom[0] *= voxel_aspect(g) if ndim == 3 else 1.0
@@ -1070,11 +1143,11 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
             for f in g:
                 for j in (0.8, 1.0, 1.25):
                     train_items.append(prepare(f, tuple(zoom * j), modality))
-        if va:
-            d = reference_diameter_px(va)
+        for g in size_groups(ds, va):
+            d = reference_diameter_px(g)
             zoom = np.full(ndim, target_diameter_px / d)
-            zoom[0] *= voxel_aspect(va) if ndim == 3 else 1.0
-            val_items.extend(prepare(f, tuple(zoom), modality) for f in va)
+            zoom[0] *= voxel_aspect(g) if ndim == 3 else 1.0
+            val_items.extend(prepare(f, tuple(zoom), modality) for f in g)
         d = reference_diameter_px(tr)
         scales[ds] = {"nucleus_diameter_px": d, "zoom": [float(v) for v in np.median(zooms, axis=0)],
                       "n_train": len(tr), "n_val": len(va)}
