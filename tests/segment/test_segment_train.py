@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from dynacell.errors import InvalidInputError
 from dynacell.train.engine import EngineConfig, fit_module
 from dynacell.train.segment import (
     RODS_FRAMES,
@@ -14,10 +15,12 @@ from dynacell.train.segment import (
     CropDataset,
     FrameDataset,
     SegmentationModule,
+    estimated_diameter_px,
     load_frames,
     marker_pseudo_labels,
     prepare,
     size_groups,
+    train_segmenter,
 )
 
 
@@ -174,3 +177,19 @@ def test_rods_renders_each_colony_its_own_size_group():
     again = load_frames("rods", "val")
     np.testing.assert_array_equal(frames[0].image, again[0].image)
     assert size_groups("gowt1", frames) == [frames] and size_groups("rods", []) == []
+
+
+def test_estimated_diameter_reads_the_image_as_inference_does(make_discs):
+    from dynacell.segment.predict import blob_size_px
+
+    frames = [AnnotatedFrame("toy", t, *make_discs(shape=(128, 128), centres=((30, 30), (90, 90), (40, 95)),
+                                                   radius=12, seed=t)) for t in range(3)]
+    d = estimated_diameter_px(frames)
+    assert d == pytest.approx(blob_size_px(frames[1].image)) or d == pytest.approx(blob_size_px(frames[0].image))
+    assert 16 < d < 34  # discs 24 px across
+    # a phase-contrast frame (dark cells on grey) is read on its inverted normalised image: same size
+    dark = [AnnotatedFrame("toy", f.t, (250.0 - f.image).astype(np.float32), f.labels) for f in frames]
+    assert estimated_diameter_px(dark, "phase-contrast") == pytest.approx(d, rel=0.2)
+    with pytest.raises(InvalidInputError, match="size_from"):
+        train_segmenter(architecture="instance-unet", name="x", out="/nonexistent", datasets=("rods",),
+                        model_kwargs={}, minutes=1, size_from="labels")

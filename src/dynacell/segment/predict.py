@@ -45,6 +45,7 @@ __all__ = [
     "SegmentationCard",
     "Segmenter",
     "TRAINING_FRACTION",
+    "blob_size_px",
     "check_segmentation",
     "estimate_nucleus_diameter_for_model",
     "iter_segment",
@@ -1027,7 +1028,33 @@ def size_estimate_px(image: np.ndarray, model: Segmenter, voxel_size_um: tuple[f
     InvalidInputError
         As :func:`~dynacell.segment.learned.estimate_nucleus_diameter_px`.
     """
-    modality = getattr(model.card, "modality", "fluorescence")
+    return blob_size_px(image, getattr(model.card, "modality", "fluorescence"), voxel_size_um)
+
+
+def blob_size_px(image: np.ndarray, modality: str = "fluorescence",
+                 voxel_size_um: tuple[float, ...] | None = None) -> float:
+    """The blob estimate of the nucleus (cell) diameter of a frame in a given imaging modality.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        One raw frame ``((Z), Y, X)``.
+    modality : {"fluorescence", "phase-contrast"}
+        Fluorescence: the raw frame; phase contrast: the inverted normalised frame
+        (:func:`polarity_normalised`), where cells are bright.
+    voxel_size_um : tuple of float, optional
+        As :func:`~dynacell.segment.learned.estimate_nucleus_diameter_px`.
+
+    Returns
+    -------
+    float
+        Lateral pixels (:func:`~dynacell.segment.learned.estimate_nucleus_diameter_px`).
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`~dynacell.segment.learned.estimate_nucleus_diameter_px`, or an unknown modality.
+    """
     if modality == "fluorescence":
         return estimate_nucleus_diameter_px(image, voxel_size_um=voxel_size_um)
     return estimate_nucleus_diameter_px(polarity_normalised(normalize_image(image), modality),

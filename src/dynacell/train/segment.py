@@ -81,6 +81,7 @@ __all__ = [
     "marker_pseudo_labels",
     "narrowed_state_dict",
     "prepare",
+    "estimated_diameter_px",
     "shift_labels_z",
     "size_groups",
     "train_segmenter",
@@ -565,6 +566,39 @@ def shift_labels_z(labels: np.ndarray, planes: int) -> np.ndarray:
         else:
             out[:k] = labels[-k:]
     return out
+
+
+def estimated_diameter_px(frames: list[AnnotatedFrame], modality: str = "fluorescence") -> float:
+    """The nucleus (cell) diameter inference would estimate for ``frames``, in pixels.
+
+    The median of the image-based size estimate
+    (:func:`dynacell.segment.predict.blob_size_px`, the estimate :func:`~dynacell.segment.predict.segment_frame`
+    runs on a user's first frame) over the first, middle and last frame of the group. Training at the zoom
+    this gives (``size_from="image"`` in :func:`train_segmenter`) shows the network its cells at the scale
+    inference will show them, whatever the estimator reads on this kind of image.
+
+    Parameters
+    ----------
+    frames : list of AnnotatedFrame
+        One size group (:func:`size_groups`), not empty.
+    modality : {"fluorescence", "phase-contrast"}
+        Polarity of the estimate (phase contrast: on the inverted normalised frame).
+
+    Returns
+    -------
+    float
+        Lateral pixels.
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`dynacell.segment.predict.blob_size_px` (an empty or flat frame).
+    """
+    from dynacell.segment.predict import blob_size_px
+
+    picks = sorted({0, len(frames) // 2, len(frames) - 1})
+    return float(np.median([blob_size_px(frames[i].image, modality, frames[i].voxel_size_um
+                                         if frames[i].image.ndim == 3 else None) for i in picks]))
 
 
 def reference_diameter_px(frames: list[AnnotatedFrame]) -> float:
@@ -1060,7 +1094,8 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
                     init: str | Path | None = None, target_diameter_px: float = TARGET_DIAMETER_PX,
                     pseudo_model: str | Path | None = None, dim_nuclei: float = 0.0,
                     teacher: str | Path | None = None, distill_weight: float = 1.0,
-                    epoch_dir: str | Path | None = None, modality: str = "fluorescence") -> dict[str, Any]:
+                    epoch_dir: str | Path | None = None, modality: str = "fluorescence",
+                    size_from: str = "reference") -> dict[str, Any]:
     """Train one segmentation network and write its model folder (weights + card).
 
     Parameters
@@ -1112,6 +1147,11 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
     modality : {"fluorescence", "phase-contrast"}
         Recorded in the card; ``phase-contrast`` inverts the normalised images (:func:`prepare`), as
         inference then does for this model.
+    size_from : {"reference", "image"}
+        What sets each size group's zoom: the median diameter of its reference objects (the default),
+        or the size inference estimates from the image (:func:`estimated_diameter_px`), so the network
+        learns its cells at the scale the estimator will put them (phase contrast: the blob estimate
+        reads the cell width on rendered rods but about twice it on bacteria-phc). Recorded in the card.
 
     Returns
     -------
@@ -1126,6 +1166,8 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
     from dynacell.segment.predict import SegmentationCard, Segmenter, tune_postprocess
     from dynacell.train.engine import EngineConfig, fit_module
 
+    if size_from not in ("reference", "image"):
+        raise InvalidInputError(f"size_from must be 'reference' or 'image', got {size_from!r}")
     torch.set_num_threads(1)
     ndim = int(model_kwargs.get("ndim", 2))
     train_items, val_items, scales = [], [], {}
@@ -1135,8 +1177,10 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
         if tr and tr[0].image.ndim != ndim:
             raise InvalidInputError(f"dataset {ds} is {tr[0].image.ndim}-D but the model is {ndim}-D")
         zooms: list[np.ndarray] = []
+        size_of = reference_diameter_px if size_from == "reference" else \
+            (lambda g: estimated_diameter_px(g, modality))
         for g in size_groups(ds, tr):
-            d = reference_diameter_px(g)
+            d = size_of(g)
             zoom = np.full(ndim, target_diameter_px / d)
             zoom[0] *= voxel_aspect(g) if ndim == 3 else 1.0
             zooms.append(zoom)
@@ -1144,12 +1188,14 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
                 for j in (0.8, 1.0, 1.25):
                     train_items.append(prepare(f, tuple(zoom * j), modality))
         for g in size_groups(ds, va):
-            d = reference_diameter_px(g)
+            d = size_of(g)
             zoom = np.full(ndim, target_diameter_px / d)
             zoom[0] *= voxel_aspect(g) if ndim == 3 else 1.0
             val_items.extend(prepare(f, tuple(zoom), modality) for f in g)
         d = reference_diameter_px(tr)
-        scales[ds] = {"nucleus_diameter_px": d, "zoom": [float(v) for v in np.median(zooms, axis=0)],
+        scales[ds] = {"nucleus_diameter_px": d,
+                      **({"estimated_diameter_px": [round(size_of(g), 2) for g in size_groups(ds, tr)]}
+                         if size_from == "image" else {}), "zoom": [float(v) for v in np.median(zooms, axis=0)],
                       "n_train": len(tr), "n_val": len(va)}
         if ds == "gowt1-tra":
             pm = Segmenter.load(pseudo_model or PSEUDO_LABEL_MODEL)
@@ -1209,7 +1255,7 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
             metrics={"val": val_metrics, "best_val_seg_during_training": fit.best_score},
             config={"batch_size": batch_size, "crop": crop, "steps_per_epoch": steps_per_epoch, "lr": lr,
                     "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "max_epochs": epochs,
-                    "fit_seconds": round(fit.seconds, 1), "zoom_jitter": [0.8, 1.0, 1.25],
+                    "fit_seconds": round(fit.seconds, 1), "zoom_jitter": [0.8, 1.0, 1.25], "size_from": size_from,
                     "engine": config.model_dump(mode="json"), "init": init_info,
                     **({"teacher": teacher_info} if teacher_info else {}),
                     **({"epoch_dir": str(epoch_dir)} if epoch_dir is not None else {}),
@@ -1247,6 +1293,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--teacher", default=None, help="model whose maps on the training frames are extra targets")
     p.add_argument("--distill-weight", type=float, default=1.0, help="weight of the teacher term (with --teacher)")
     p.add_argument("--epoch-dir", default=None, help="folder for the weights after every epoch (epoch_NNN.pt)")
+    p.add_argument("--size-from", default="reference", choices=["reference", "image"],
+                   help="zoom each frame group by its reference objects' size or by the size inference estimates")
     p.add_argument("--modality", default="fluorescence", choices=["fluorescence", "phase-contrast"],
                    help="phase-contrast: images inverted after normalisation (dark cells become bright)")
     a = p.parse_args(argv)
@@ -1258,7 +1306,7 @@ def main(argv: list[str] | None = None) -> None:
                               training_command=cmd, overwrite=a.overwrite, init=a.init,
                               target_diameter_px=a.target_diameter_px, pseudo_model=a.pseudo_model,
                               dim_nuclei=a.dim_nuclei, teacher=a.teacher, distill_weight=a.distill_weight,
-                              epoch_dir=a.epoch_dir, modality=a.modality)
+                              epoch_dir=a.epoch_dir, modality=a.modality, size_from=a.size_from)
     print(json.dumps(metrics, indent=1, default=float))
 
 
