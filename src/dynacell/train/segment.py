@@ -1095,7 +1095,7 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
                     pseudo_model: str | Path | None = None, dim_nuclei: float = 0.0,
                     teacher: str | Path | None = None, distill_weight: float = 1.0,
                     epoch_dir: str | Path | None = None, modality: str = "fluorescence",
-                    size_from: str = "reference") -> dict[str, Any]:
+                    size_from: str = "reference", zoom_jitter: tuple[float, ...] = (0.8, 1.0, 1.25)) -> dict[str, Any]:
     """Train one segmentation network and write its model folder (weights + card).
 
     Parameters
@@ -1152,6 +1152,10 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
         or the size inference estimates from the image (:func:`estimated_diameter_px`), so the network
         learns its cells at the scale the estimator will put them (phase contrast: the blob estimate
         reads the cell width on rendered rods but about twice it on bacteria-phc). Recorded in the card.
+    zoom_jitter : tuple of float
+        Each training frame is prepared at its zoom times each of these factors (scale augmentation;
+        default ×0.8, ×1, ×1.25). A wider set makes the network tolerate a nucleus-size estimate that is
+        off by as much at inference. Recorded in the card.
 
     Returns
     -------
@@ -1185,7 +1189,7 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
             zoom[0] *= voxel_aspect(g) if ndim == 3 else 1.0
             zooms.append(zoom)
             for f in g:
-                for j in (0.8, 1.0, 1.25):
+                for j in zoom_jitter:
                     train_items.append(prepare(f, tuple(zoom * j), modality))
         for g in size_groups(ds, va):
             d = size_of(g)
@@ -1255,7 +1259,7 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
             metrics={"val": val_metrics, "best_val_seg_during_training": fit.best_score},
             config={"batch_size": batch_size, "crop": crop, "steps_per_epoch": steps_per_epoch, "lr": lr,
                     "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "max_epochs": epochs,
-                    "fit_seconds": round(fit.seconds, 1), "zoom_jitter": [0.8, 1.0, 1.25], "size_from": size_from,
+                    "fit_seconds": round(fit.seconds, 1), "zoom_jitter": [float(j) for j in zoom_jitter], "size_from": size_from,
                     "engine": config.model_dump(mode="json"), "init": init_info,
                     **({"teacher": teacher_info} if teacher_info else {}),
                     **({"epoch_dir": str(epoch_dir)} if epoch_dir is not None else {}),
@@ -1293,6 +1297,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--teacher", default=None, help="model whose maps on the training frames are extra targets")
     p.add_argument("--distill-weight", type=float, default=1.0, help="weight of the teacher term (with --teacher)")
     p.add_argument("--epoch-dir", default=None, help="folder for the weights after every epoch (epoch_NNN.pt)")
+    p.add_argument("--zoom-jitter", default="0.8,1,1.25",
+                   help="comma-separated factors each training frame's zoom is multiplied by (scale augmentation)")
     p.add_argument("--size-from", default="reference", choices=["reference", "image"],
                    help="zoom each frame group by its reference objects' size or by the size inference estimates")
     p.add_argument("--modality", default="fluorescence", choices=["fluorescence", "phase-contrast"],
@@ -1306,7 +1312,8 @@ def main(argv: list[str] | None = None) -> None:
                               training_command=cmd, overwrite=a.overwrite, init=a.init,
                               target_diameter_px=a.target_diameter_px, pseudo_model=a.pseudo_model,
                               dim_nuclei=a.dim_nuclei, teacher=a.teacher, distill_weight=a.distill_weight,
-                              epoch_dir=a.epoch_dir, modality=a.modality, size_from=a.size_from)
+                              epoch_dir=a.epoch_dir, modality=a.modality, size_from=a.size_from,
+                              zoom_jitter=tuple(float(v) for v in a.zoom_jitter.split(",")))
     print(json.dumps(metrics, indent=1, default=float))
 
 
