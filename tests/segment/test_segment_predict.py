@@ -402,3 +402,29 @@ def test_training_fraction_from_the_card_else_the_default(tiny_model):
     seg.card = seg.card.model_copy(update={"training_fraction": (0.001, 0.1)})
     assert training_fraction_for(seg, 2) == (0.001, 0.1)
     assert check_segmentation([{"t": 0, "n_objects": 3, "foreground_fraction": 0.3}], training_fraction=(0.001, 0.1))
+
+
+def test_size_warning_when_the_estimate_leaves_the_trained_range(tiny_model, disc_image):
+    from dynacell.io import Movie
+    from dynacell.segment.predict import size_warning
+
+    seg = Segmenter.from_folder(tiny_model)
+    assert size_warning(15.7, seg) is None  # no range on the card: no check
+    seg.card = seg.card.model_copy(update={"training_size_estimate_px": (31.1, 31.1)})
+    assert size_warning(31.1 * 1.3, seg) is None and size_warning(31.1 / 1.3, seg) is None
+    note = size_warning(15.7, seg)
+    assert note and "15.7 px" in note and "--nucleus-diameter-px" in note
+    assert size_warning(None, seg) is None and size_warning(15.7, "classical") is None
+    # segment_movie records it among its warnings, unless the size was given
+    img, _ = disc_image
+    movie = Movie(np.stack([img, img]), "TYX")
+    seg.card = seg.card.model_copy(update={"training_size_estimate_px": (200.0, 200.0)})
+    est = segment_movie(movie, seg)
+    assert any("outside the range this model was trained at" in w for w in est.metadata["warnings"])
+    given = segment_movie(movie, seg, nucleus_diameter_px=20.0)
+    assert not any("outside the range" in w for w in given.metadata["warnings"])
+
+
+def test_shipped_phase_contrast_card_records_its_training_size_estimate():
+    seg = Segmenter.load("cells-seg-2d-phc")
+    assert seg.card.training_size_estimate_px == (31.1, 31.1) and seg.card.modality == "phase-contrast"

@@ -78,6 +78,7 @@ def segment_command(
         check_segmentation,
         iter_segment,
         modality_warning,
+        size_warning,
         training_fraction_for,
     )
     from dynacell.segment.select import auto_segmenter
@@ -117,6 +118,9 @@ def segment_command(
             stats.append({"t": t, "seconds": round(info["seconds"], 3), "n_objects": info["n_objects"],
                           "foreground_fraction": round(info["foreground_fraction"], 5)})
         warnings_ += check_segmentation(stats, training_fraction=training_fraction_for(seg, images.ndim_spatial))
+        size_note = size_warning(diam if diam_px is None else None, seg)
+        if size_note:
+            warnings_.append(size_note)
         import pandas as pd
 
         areas = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["t", "label"])

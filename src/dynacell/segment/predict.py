@@ -44,6 +44,7 @@ __all__ = [
     "PRETRAINED_DIR",
     "SegmentationCard",
     "Segmenter",
+    "SIZE_WARNING_FACTOR",
     "TRAINING_FRACTION",
     "blob_size_px",
     "check_segmentation",
@@ -59,6 +60,7 @@ __all__ = [
     "segment_frame",
     "segment_movie",
     "size_estimate_px",
+    "size_warning",
     "training_fraction_for",
     "tune_postprocess",
     "volume_weighted_median",
@@ -108,6 +110,11 @@ class SegmentationCard(ModelCard):
         fraction of its size on every frame; the cut stays at ``postprocess.outline_foreground`` or,
         when that is 0, ``postprocess.foreground``). Replaces ``postprocess.outline_sigma_px`` (frame
         voxels) when set.
+    training_size_estimate_px : tuple of float, optional
+        ``(min, max)`` of the image-based size estimate (:func:`size_estimate_px`, as this model reads
+        a frame) over its training frames; a new movie whose estimate falls far outside it gets
+        :func:`size_warning` (``cells-seg-2d-phc``: 31.1 px on every bacteria-phc 01 frame 0–40).
+        None: no check.
     training_fraction : tuple of float, optional
         Range of the segmented fraction (cell pixels / all pixels) of the model's own training and
         validation reference masks; :func:`training_fraction_for` prefers it to :data:`TRAINING_FRACTION`
@@ -123,6 +130,7 @@ class SegmentationCard(ModelCard):
     test_time_flips: Literal[1, 2, 4] = 1
     outline_shifts: Literal[1, 2, 4] = 1
     outline_sigma_model: float = 0.0
+    training_size_estimate_px: tuple[float, float] | None = None
     training_fraction: tuple[float, float] | None = None
 
 
@@ -1061,6 +1069,46 @@ def blob_size_px(image: np.ndarray, modality: str = "fluorescence",
                                         voxel_size_um=voxel_size_um)
 
 
+#: Factor outside a card's ``training_size_estimate_px`` range beyond which :func:`size_warning` warns.
+SIZE_WARNING_FACTOR = 1.4
+
+
+def size_warning(estimated_px: float | None, model: Any) -> str | None:
+    """A warning when a movie's estimated nucleus (cell) size is far from the sizes the model was trained at.
+
+    The blob size estimate depends on the frame as well as on the cells: on phase-contrast rods it
+    reads 31.1 px on a whole 1305 × 1009 bacteria-phc frame but 15.7 px on a 512 × 512 crop of the same
+    frame (it downsamples large frames), and ``cells-seg-2d-phc``, which learned one movie at one
+    scale, then scores SEG 0.004 instead of 0.84; given the cells' size (``--nucleus-diameter-px 35``,
+    their equivalent diameter) it scores 0.84 again (``docs/segmentation.md``, "Rendered rod colonies
+    and the frame-size trap").
+
+    Parameters
+    ----------
+    estimated_px : float or None
+        The size estimate used for the movie (pixels); None (a size given by the user) never warns.
+    model : Segmenter or str
+        A loaded model; its card's ``training_size_estimate_px`` range (None: no check) and ``"classical"``
+        never warn.
+
+    Returns
+    -------
+    str or None
+        ``"estimated cell size X px is outside ..."`` when ``estimated_px`` lies more than
+        :data:`SIZE_WARNING_FACTOR` × outside the card's range; else None.
+    """
+    rng = getattr(getattr(model, "card", None), "training_size_estimate_px", None)
+    if estimated_px is None or rng is None:
+        return None
+    lo, hi = float(rng[0]), float(rng[1])
+    if lo / SIZE_WARNING_FACTOR <= float(estimated_px) <= hi * SIZE_WARNING_FACTOR:
+        return None
+    return (f"estimated cell size {float(estimated_px):.1f} px is outside the range this model was trained at "
+            f"({lo:.1f}-{hi:.1f} px as the estimate reads its training frames; it depends on the frame size as well "
+            f"as the cells); if the masks look wrong, measure the cells' equivalent diameter in pixels and pass "
+            f"--nucleus-diameter-px")
+
+
 def modality_warning(image: np.ndarray, model: Any) -> str | None:
     """A warning when a frame does not look like the imaging modality the model was trained on.
 
@@ -1348,6 +1396,10 @@ def segment_movie(images: Movie, model: str | Path | Segmenter = DEFAULT_MODEL, 
         diam = info["nucleus_diameter_px"]
         stats.append({"t": t, **{k: v for k, v in info.items() if k != "nucleus_diameter_px"}})
     warnings_ = check_segmentation(stats, training_fraction=training_fraction_for(model, images.ndim_spatial))
+    size_note = size_warning(diam if nucleus_diameter_px is None else None, model)
+    if size_note:
+        logger.warning("movie %s: %s", images.source, size_note)
+        warnings_.insert(0, size_note)
     if modality_note:
         warnings_.insert(0, modality_note)
     data = da.from_zarr(str(store)) if store is not None else arr
