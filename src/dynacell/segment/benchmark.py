@@ -239,26 +239,26 @@ def evaluate(models: Sequence[Any], datasets: Sequence[str], out: str | Path | N
         vs = aspect_from_reference(frames) if ndim == 3 else None
         # one size estimate per sequence (a rendered colony of ``rods`` is a sequence of its own)
         sequences = size_groups(ds, frames)
-        first = {id(f): g[0] for g in sequences for f in g}
-        diams = {id(g[0]): estimate_nucleus_diameter_px(g[0].image, voxel_size_um=vs) for g in sequences}
+        seq_of = {id(f): k for k, g in enumerate(sequences) for f in g}
+        diams = [estimate_nucleus_diameter_px(g[0].image, voxel_size_um=vs) for g in sequences]
         if verbose:
-            print(json.dumps({"dataset": ds, "estimated_nucleus_diameter_px": [round(d, 1) for d in diams.values()],
+            print(json.dumps({"dataset": ds, "estimated_nucleus_diameter_px": [round(d, 1) for d in diams],
                               "voxel_aspect": vs}))
         for model in models:
             if not _runs_on(model, ndim):
                 continue
             name = model_label(model)
             # a phase-contrast model reads the size on the inverted frame (size_estimate_px); fluorescence: diams
-            d_seq = dict(diams) if isinstance(model, str) or model.card.modality == "fluorescence" else \
-                {id(g[0]): size_estimate_px(g[0].image, model, vs) for g in sequences}
+            d_seq = list(diams) if isinstance(model, str) or model.card.modality == "fluorescence" else \
+                [size_estimate_px(g[0].image, model, vs) for g in sequences]
             if diameter_from_card and not isinstance(model, str):
                 given = model.card.training_data.get(ds, {}).get("nucleus_diameter_px")
-                d_seq = {k: (given if given is not None else v) for k, v in d_seq.items()}
-                name = f"{name} (diameter {next(iter(d_seq.values())):.0f} px given)"
+                d_seq = [given if given is not None else v for v in d_seq]
+                name = f"{name} (diameter {d_seq[0]:.0f} px given)"
             segs, ns, objs, pix, errs, secs, cpus = [], [], [], [], [], [], []
             for f in frames:
                 t0, c0 = time.perf_counter(), time.process_time()
-                lab, prob = _run_model(model, f, vs, d_seq[id(first[id(f)])])
+                lab, prob = _run_model(model, f, vs, d_seq[seq_of[id(f)]])
                 secs.append(time.perf_counter() - t0)
                 cpus.append(time.process_time() - c0)
                 s, n = ctc_seg(f.labels, lab)

@@ -1180,27 +1180,29 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
         va = load_frames(ds, "val", data_root, pseudo_model=pseudo_model)
         if tr and tr[0].image.ndim != ndim:
             raise InvalidInputError(f"dataset {ds} is {tr[0].image.ndim}-D but the model is {ndim}-D")
-        zooms: list[np.ndarray] = []
         size_of = reference_diameter_px if size_from == "reference" else \
             (lambda g: estimated_diameter_px(g, modality))
-        for g in size_groups(ds, tr):
-            d = size_of(g)
+
+        def zoom_of(g: list[AnnotatedFrame], d: float) -> np.ndarray:
             zoom = np.full(ndim, target_diameter_px / d)
             zoom[0] *= voxel_aspect(g) if ndim == 3 else 1.0
-            zooms.append(zoom)
+            return zoom
+
+        zooms: list[np.ndarray] = []
+        group_sizes: list[float] = []
+        for g in size_groups(ds, tr):
+            group_sizes.append(size_of(g))
+            zooms.append(zoom_of(g, group_sizes[-1]))
             for f in g:
                 for j in zoom_jitter:
-                    train_items.append(prepare(f, tuple(zoom * j), modality))
+                    train_items.append(prepare(f, tuple(zooms[-1] * j), modality))
         for g in size_groups(ds, va):
-            d = size_of(g)
-            zoom = np.full(ndim, target_diameter_px / d)
-            zoom[0] *= voxel_aspect(g) if ndim == 3 else 1.0
+            zoom = zoom_of(g, size_of(g))
             val_items.extend(prepare(f, tuple(zoom), modality) for f in g)
         d = reference_diameter_px(tr)
         scales[ds] = {"nucleus_diameter_px": d,
-                      **({"estimated_diameter_px": [round(size_of(g), 2) for g in size_groups(ds, tr)]}
-                         if size_from == "image" else {}), "zoom": [float(v) for v in np.median(zooms, axis=0)],
-                      "n_train": len(tr), "n_val": len(va)}
+                      **({"estimated_diameter_px": [round(v, 2) for v in group_sizes]} if size_from == "image" else {}),
+                      "zoom": [float(v) for v in np.median(zooms, axis=0)], "n_train": len(tr), "n_val": len(va)}
         if ds == "gowt1-tra":
             pm = Segmenter.load(pseudo_model or PSEUDO_LABEL_MODEL)
             scales[ds]["pseudo_label_model"] = {"folder": str(pm.folder), "weights_sha256": pm.card.weights_sha256}
