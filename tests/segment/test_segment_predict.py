@@ -428,3 +428,53 @@ def test_size_warning_when_the_estimate_leaves_the_trained_range(tiny_model, dis
 def test_shipped_phase_contrast_card_records_its_training_size_estimate():
     seg = Segmenter.load("cells-seg-2d-phc")
     assert seg.card.training_size_estimate_px == (31.1, 31.1) and seg.card.modality == "phase-contrast"
+
+
+def test_size_search_keeps_the_most_confident_size_times_the_calibration(tiny_model, disc_image):
+    from dynacell.segment.predict import SIZE_SEARCH_STEPS, blob_size_px, confident_size_px, size_estimate_px
+
+    seg = Segmenter.from_folder(tiny_model)
+    img, _ = disc_image
+    assert size_estimate_px(img, seg) == blob_size_px(img)  # the default card: the blob estimate alone
+    d, table = confident_size_px(img, seg, 20.0)
+    assert 3 <= len(table) <= 8
+    tried = [r["diameter_px"] for r in table]
+    assert all(any(np.isclose(t, 20.0 * 2 ** (k / 4)) for k in SIZE_SEARCH_STEPS) for t in tried)
+    best = max(table, key=lambda r: r["confidence"])
+    if best["confidence"] > 0:
+        # the parabola's vertex lies within half a step of the most confident size
+        assert 2 ** -0.125 - 1e-9 <= d / best["diameter_px"] <= 2 ** 0.125 + 1e-9
+    seg.card = seg.card.model_copy(update={"size_search": "confidence", "size_search_calibration": 2.0})
+    assert confident_size_px(img, seg, 20.0)[0] == pytest.approx(2 * d if best["confidence"] > 0 else 20.0)
+    assert size_estimate_px(img, seg) == pytest.approx(confident_size_px(img, seg, blob_size_px(img))[0])
+    with pytest.raises(InvalidInputError, match="2-D frame"):
+        confident_size_px(np.stack([img, img]), seg, 20.0)
+    with pytest.raises(InvalidInputError, match="positive number"):
+        confident_size_px(img, seg, float("nan"))
+
+
+def test_shipped_phase_contrast_card_searches_its_size_with_a_recorded_calibration():
+    seg = Segmenter.load("cells-seg-2d-phc")
+    assert seg.card.size_search == "confidence" and seg.card.size_search_calibration == pytest.approx(1.262)
+    assert Segmenter.load("nuclei-seg-2d-fast").card.size_search == "blob"  # measured: no peak at the right size
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_size_search_finds_the_cells_on_a_crop_where_the_blob_estimate_fails(shared_data):
+    """A 512 x 512 crop of bacteria-phc 01 frame 31 (validation, 33 cells): the blob estimate reads < 20 px for cells 34-37 px across."""
+    from scipy import ndimage as ndi
+
+    from dynacell.metrics.segmentation import ctc_seg
+    from dynacell.segment.predict import blob_size_px, size_estimate_px
+    from dynacell.train.segment import load_frames
+
+    f = load_frames("bacteria", "val", shared_data)[0]
+    cy, cx = (int(v) for v in ndi.center_of_mass(f.labels > 0))
+    img, ref = f.image[cy - 256:cy + 256, cx - 256:cx + 256], f.labels[cy - 256:cy + 256, cx - 256:cx + 256]
+    seg = Segmenter.from_pretrained("cells-seg-2d-phc")
+    assert blob_size_px(img, "phase-contrast") < 20
+    d = size_estimate_px(img, seg)
+    assert 28 <= d <= 42
+    s, n = ctc_seg(ref, segment_frame(img, seg))  # the size searched inside segment_frame too
+    assert n > 20 and s >= 0.75

@@ -133,7 +133,7 @@ def segment_command(
             "model_folder": None if name == "classical" else str(seg.folder),
             "card": None if name == "classical" else seg.card.model_dump(mode="json", exclude={"metrics", "config"}),
             "voxel_size_um": list(vs) if vs is not None else None, "frame_interval_s": images.frame_interval_s,
-            "nucleus_diameter_px": diam, "nucleus_diameter_source": "given" if diam_px is not None else "estimated (LoG)",
+            "nucleus_diameter_px": diam, "nucleus_diameter_source": _size_source(seg, diam_px, images.ndim_spatial),
             "n_frames": images.n_frames, "frames": stats, "warnings": warnings_,
             "seconds_total": round(time.perf_counter() - t_start, 2),
             "versions": {"dynacell": getattr(dynacell, "__version__", "0"), "python": platform.python_version()},
@@ -143,6 +143,15 @@ def segment_command(
     typer.echo(f"segmented {images.n_frames} frames with {name}: {n} nuclei in all -> {out}")
     for w in warnings_:
         typer.echo(f"warning: {w}", err=True)
+
+
+def _size_source(seg, diam_px: float | None, ndim_spatial: int) -> str:
+    """How the nucleus size of ``dynacell segment`` was obtained (recorded in segment.json)."""
+    if diam_px is not None:
+        return "given"
+    if seg != "classical" and seg.card.size_search == "confidence" and ndim_spatial == 2:
+        return "model-based size search (LoG start, size of highest foreground confidence, calibrated)"
+    return "estimated (LoG)"
 
 
 def _area_figure(areas, path: Path, frame_interval_s: float | None) -> None:

@@ -44,10 +44,13 @@ __all__ = [
     "PRETRAINED_DIR",
     "SegmentationCard",
     "Segmenter",
+    "SIZE_SEARCH_STEPS",
     "SIZE_WARNING_FACTOR",
     "TRAINING_FRACTION",
     "blob_size_px",
+    "calibrate_size_search",
     "check_segmentation",
+    "confident_size_px",
     "estimate_nucleus_diameter_for_model",
     "iter_segment",
     "background_level",
@@ -115,6 +118,14 @@ class SegmentationCard(ModelCard):
         a frame) over its training frames; a new movie whose estimate falls far outside it gets
         :func:`size_warning` (``cells-seg-2d-phc``: 31.1 px on every bacteria-phc 01 frame 0–40).
         None: no check.
+    size_search : {"blob", "confidence"}
+        How :func:`size_estimate_px` reads a new frame's cell size: ``"blob"`` (default), the scale-space
+        blob estimate alone; ``"confidence"``, the blob estimate refined by :func:`confident_size_px` (the
+        model is run at several sizes and the one it is most confident at is kept; 2D frames only).
+    size_search_calibration : float
+        Factor applied to the size :func:`confident_size_px` finds: the median, over the model's own
+        training frames, of the size they were trained at divided by the size the search reads on them
+        (the network is most confident slightly below its training scale). 1.0: none.
     training_fraction : tuple of float, optional
         Range of the segmented fraction (cell pixels / all pixels) of the model's own training and
         validation reference masks; :func:`training_fraction_for` prefers it to :data:`TRAINING_FRACTION`
@@ -131,6 +142,8 @@ class SegmentationCard(ModelCard):
     outline_shifts: Literal[1, 2, 4] = 1
     outline_sigma_model: float = 0.0
     training_size_estimate_px: tuple[float, float] | None = None
+    size_search: Literal["blob", "confidence"] = "blob"
+    size_search_calibration: float = 1.0
     training_fraction: tuple[float, float] | None = None
 
 
@@ -1029,14 +1042,104 @@ def size_estimate_px(image: np.ndarray, model: Segmenter, voxel_size_um: tuple[f
     float
         Lateral pixels: :func:`~dynacell.segment.learned.estimate_nucleus_diameter_px` of the raw frame
         (fluorescence) or of the inverted normalised frame (phase contrast; on bacteria-phc 01 frames 5–45:
-        31.1 px every time for cells whose masks give 34–37 px, where the raw frame gives 23–42 px).
+        31.1 px every time for cells whose masks give 34–37 px, where the raw frame gives 23–42 px). When
+        the card's ``size_search`` is ``"confidence"`` and the frame is 2D, that estimate is refined by
+        :func:`confident_size_px`.
 
     Raises
     ------
     InvalidInputError
         As :func:`~dynacell.segment.learned.estimate_nucleus_diameter_px`.
     """
-    return blob_size_px(image, getattr(model.card, "modality", "fluorescence"), voxel_size_um)
+    d0 = blob_size_px(image, getattr(model.card, "modality", "fluorescence"), voxel_size_um)
+    if getattr(model.card, "size_search", "blob") == "confidence" and np.ndim(image) == 2:
+        return confident_size_px(image, model, d0)[0]
+    return d0
+
+
+#: Candidate sizes of :func:`confident_size_px`: the blob estimate times ``2 ** (k / 4)``.
+SIZE_SEARCH_STEPS = tuple(range(-4, 7))
+
+
+def confident_size_px(image: np.ndarray, model: Segmenter, d0_px: float) -> tuple[float, list[dict[str, float]]]:
+    """The cell size at which the model is most confident about a 2D frame (a model-based size search).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        One raw 2D frame ``(Y, X)``.
+    model : Segmenter
+        The model that will segment the frame (its test-time flips are not used here: one copy per size).
+    d0_px : float
+        Starting estimate (pixels), normally the blob estimate (:func:`blob_size_px`).
+
+    Returns
+    -------
+    diameter_px : float
+        Among the candidates ``d0_px · 2^(k/4)``, ``k`` in :data:`SIZE_SEARCH_STEPS` (0.5× to 2.8×), the
+        one whose segmentation has the highest mean foreground probability inside its objects, searched
+        coarse to fine (the even ``k`` first, then the two odd neighbours of the best: 8 model passes at
+        most); refined to the vertex of the parabola through it and its two neighbours on the log-size axis
+        (at most half a step away), then multiplied by the card's ``size_search_calibration``.
+        ``d0_px`` when no candidate finds an object.
+    table : list of dict
+        One row per size tried: ``diameter_px``, ``confidence`` (mean foreground probability inside the
+        objects, 0 when none), ``n_objects``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the frame is not 2D or ``d0_px`` is not a positive number.
+
+    Notes
+    -----
+    The blob estimate depends on the frame's size as well as on the cells' (it downsamples large frames):
+    on phase-contrast bacteria it reads 31.1 px on a whole 1305 × 1009 frame and 15.7 on a 512 × 512 crop of
+    it, and ``cells-seg-2d-phc`` run at 15.7 px finds objects of a third of a cell (SEG 0.004). A network run
+    at the wrong scale is less sure of its foreground: measured on the validation sides (bacteria-phc 01
+    frames 31–40 whole and cropped to 512² / 800², rendered rod colonies of seeds 12–13) the mean foreground
+    probability inside the objects peaked at the size with the best SEG, or the next one, in 4 of 4 cases
+    for ``cells-seg-2d-phc``, slightly below its training scale: on its own training frames (bacteria-phc 01
+    frames 0–25, trained at 31.1 px) the vertex read 23.2–27.0 px, hence its calibration 1.262
+    (:func:`calibrate_size_search`). It did **not** for ``nuclei-seg-2d-fast`` on GOWT1 and HeLa (it peaks at 0.5–0.7×,
+    where SEG is lower), so only cards with ``size_search: confidence`` use it
+    (``docs/segmentation.md``, "Model-based size search"). The same idea as a size chosen by the
+    segmentation itself; one frame's search costs up to 8 single-copy passes, once per movie.
+    """
+    img = np.asarray(image)
+    if img.ndim != 2:
+        raise InvalidInputError(f"size search: expected a 2-D frame, got shape {img.shape}")
+    if not np.isfinite(d0_px) or d0_px <= 0:
+        raise InvalidInputError(f"size search: the starting size must be a positive number of pixels, got {d0_px}")
+    one = model.with_test_time_flips(1)
+    rows: dict[int, dict[str, float]] = {}
+
+    def score(k: int) -> float:
+        if k not in rows:
+            d = float(d0_px) * 2.0 ** (k / 4)
+            lab, maps, _ = segment_frame(img, one, nucleus_diameter_px=d, return_maps=True)
+            inside = lab > 0
+            conf = float(maps["foreground"][inside].mean()) if inside.any() else 0.0
+            rows[k] = {"diameter_px": d, "confidence": conf, "n_objects": float(lab.max())}
+        return rows[k]["confidence"]
+
+    steps = SIZE_SEARCH_STEPS
+    best = max((k for k in steps if k % 2 == 0), key=score)
+    best = max([k for k in (best - 1, best, best + 1) if k in steps], key=score)
+    neighbours = [k for k in (best - 1, best + 1) if k in steps]
+    for k in neighbours:
+        score(k)
+    table = [rows[k] for k in sorted(rows)]
+    if rows[best]["confidence"] <= 0:
+        return float(d0_px), table
+    offset = 0.0
+    if len(neighbours) == 2:  # vertex of the parabola through the best and its two neighbours (log-size axis)
+        lo, mid, hi = (rows[k]["confidence"] for k in (best - 1, best, best + 1))
+        curvature = lo - 2 * mid + hi
+        if curvature < 0:
+            offset = float(np.clip(0.5 * (lo - hi) / curvature, -0.5, 0.5))
+    calibration = float(getattr(model.card, "size_search_calibration", 1.0))
+    return float(d0_px) * 2.0 ** ((best + offset) / 4) * calibration, table
 
 
 def blob_size_px(image: np.ndarray, modality: str = "fluorescence",
@@ -1073,6 +1176,40 @@ def blob_size_px(image: np.ndarray, modality: str = "fluorescence",
 SIZE_WARNING_FACTOR = 1.4
 
 
+def calibrate_size_search(images: list[np.ndarray], model: Segmenter, trained_size_px: float) -> tuple[float, list[float]]:
+    """The card's ``size_search_calibration`` of a model, from frames it was trained on.
+
+    Parameters
+    ----------
+    images : list of numpy.ndarray
+        Raw 2D training frames ``(Y, X)`` of the model (at least one).
+    model : Segmenter
+        The trained model (its card's calibration is ignored: the raw search is measured).
+    trained_size_px : float
+        The cell size (pixels) those frames were resampled by in training (e.g. the blob estimate the
+        training recorded in ``training_size_estimate_px``).
+
+    Returns
+    -------
+    calibration : float
+        ``median(trained_size_px / peak)`` over the frames.
+    peaks_px : list of float
+        The uncalibrated size the search read on each frame.
+
+    Raises
+    ------
+    InvalidInputError
+        If no frame is given, or as :func:`confident_size_px`.
+    """
+    if not len(images):
+        raise InvalidInputError("size search calibration: no training frame given")
+    raw = model.with_test_time_flips(1)
+    raw = Segmenter(raw.net, raw.card.model_copy(update={"size_search_calibration": 1.0}), raw.folder)
+    modality = getattr(model.card, "modality", "fluorescence")
+    peaks = [confident_size_px(img, raw, blob_size_px(img, modality))[0] for img in images]
+    return float(np.median([float(trained_size_px) / p for p in peaks])), peaks
+
+
 def size_warning(estimated_px: float | None, model: Any) -> str | None:
     """A warning when a movie's estimated nucleus (cell) size is far from the sizes the model was trained at.
 
@@ -1081,7 +1218,9 @@ def size_warning(estimated_px: float | None, model: Any) -> str | None:
     frame (it downsamples large frames), and ``cells-seg-2d-phc``, which learned one movie at one
     scale, then scores SEG 0.004 instead of 0.84; given the cells' size (``--nucleus-diameter-px 35``,
     their equivalent diameter) it scores 0.84 again (``docs/segmentation.md``, "Rendered rod colonies
-    and the frame-size trap").
+    and the frame-size trap"). Since that model searches its size (:func:`confident_size_px`) the crop
+    reads 33.5 px and no longer warns; the warning stays for a size far from the trained one whatever
+    the estimate.
 
     Parameters
     ----------

@@ -128,8 +128,10 @@ def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress
         labels = learned_movie(images, model, store=Path(work) / "labels.zarr", progress=progress)
         name = labels.metadata["segmenter"]
         n_flips = model.card.test_time_flips
+        how = ("read by the model-based size search (the size the network is most confident at)"
+               if model.card.size_search == "confidence" and images.ndim_spatial == 2 else "estimated")
         notes = [(f"Labels come from the learned segmenter {name} (nucleus diameter "
-                  f"{labels.metadata['nucleus_diameter_px'] or float('nan'):.1f} px estimated from the first frame; "
+                  f"{labels.metadata['nucleus_diameter_px'] or float('nan'):.1f} px {how} from the first frame; "
                   f"maps averaged over {n_flips} flipped cop{'y' if n_flips == 1 else 'ies'}).")]
         if model.card.ndim == 3 and images.ndim_spatial == 3 and images.voxel_size_um is None:
             notes.append(f"Voxel size unknown: {name} treated the voxels as cubes (z step = pixel size) and "
