@@ -453,6 +453,20 @@ def test_size_search_keeps_the_most_confident_size_times_the_calibration(tiny_mo
         confident_size_px(img, seg, float("nan"))
 
 
+def test_size_search_calibration_is_the_trained_size_over_the_raw_search(tiny_model, disc_image):
+    from dynacell.segment.predict import blob_size_px, calibrate_size_search, confident_size_px
+
+    seg = Segmenter.from_folder(tiny_model)
+    img, _ = disc_image
+    seg.card = seg.card.model_copy(update={"size_search": "confidence", "size_search_calibration": 3.0})
+    cal, peaks = calibrate_size_search([img, img[::-1]], seg, 20.0)  # the card's 3.0 is ignored
+    raw = Segmenter(seg.net, seg.card.model_copy(update={"size_search_calibration": 1.0}), seg.folder)
+    expected = [confident_size_px(im, raw, blob_size_px(im))[0] for im in (img, img[::-1])]
+    assert peaks == pytest.approx(expected) and cal == pytest.approx(float(np.median([20.0 / p for p in expected])))
+    with pytest.raises(InvalidInputError, match="no training frame"):
+        calibrate_size_search([], seg, 20.0)
+
+
 def test_shipped_phase_contrast_card_searches_its_size_with_a_recorded_calibration():
     seg = Segmenter.load("cells-seg-2d-phc")
     assert seg.card.size_search == "confidence" and seg.card.size_search_calibration == pytest.approx(1.262)
