@@ -1245,7 +1245,8 @@ def size_warning(estimated_px: float | None, model: Any) -> str | None:
     return (f"estimated cell size {float(estimated_px):.1f} px is outside the range this model was trained at "
             f"({lo:.1f}-{hi:.1f} px as the estimate reads its training frames; it depends on the frame size as well "
             f"as the cells); if the masks look wrong, measure the cells' equivalent diameter in pixels and pass "
-            f"--nucleus-diameter-px")
+            f"--nucleus-diameter-px; if they are still wrong, the model does not know these cells (see the training "
+            f"data on its card): give masks with --labels")
 
 
 def modality_warning(image: np.ndarray, model: Any) -> str | None:
