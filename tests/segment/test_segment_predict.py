@@ -131,6 +131,30 @@ def test_cli_segment_with_a_model_folder(tmp_path, disc_image, run_cli, tiny_mod
     rec = json.loads((tmp_path / "o" / "segment.json").read_text())
     assert rec["model"] == "tiny" and rec["card"]["architecture"] == "instance-unet"
     assert "area_px" in pd.read_csv(tmp_path / "o" / "areas.csv").columns or rec["frames"][0]["n_objects"] == 0
+    assert rec["nucleus_diameter_source"] == "estimated (LoG)" and rec["card"]["size_search"] == "blob"
+    # a card that searches its size says so; a given size is recorded as given
+    from dynacell.cards import read_yaml_mapping, write_card
+    from dynacell.segment.predict import SegmentationCard
+
+    card = SegmentationCard(**{**read_yaml_mapping(tiny_model / "model.yaml", "model card"), "size_search": "confidence"})
+    write_card(card, tiny_model)
+    code, _, err = run_cli("segment", src, "-o", tmp_path / "o2", "--model", tiny_model, "--no-progress")
+    assert code == 0, err
+    rec = json.loads((tmp_path / "o2" / "segment.json").read_text())
+    assert rec["nucleus_diameter_source"].startswith("model-based size search")
+    code, _, err = run_cli("segment", src, "-o", tmp_path / "o3", "--model", tiny_model, "--nucleus-diameter-px", "20",
+                           "--no-progress")
+    assert code == 0, err
+    assert json.loads((tmp_path / "o3" / "segment.json").read_text())["nucleus_diameter_source"] == "given"
+
+
+def test_searches_size_only_for_a_searching_card_on_2d_frames(tiny_model):
+    from dynacell.segment.predict import searches_size
+
+    seg = Segmenter.from_folder(tiny_model)
+    assert not searches_size(seg, 2) and not searches_size("classical", 2)
+    seg.card = seg.card.model_copy(update={"size_search": "confidence"})
+    assert searches_size(seg, 2) and not searches_size(seg, 3)
 
 
 def test_segment_for_run_learned_and_unknown(tmp_path, disc_image, tiny_model):

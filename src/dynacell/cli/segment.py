@@ -149,7 +149,9 @@ def _size_source(seg, diam_px: float | None, ndim_spatial: int) -> str:
     """How the nucleus size of ``dynacell segment`` was obtained (recorded in segment.json)."""
     if diam_px is not None:
         return "given"
-    if seg != "classical" and seg.card.size_search == "confidence" and ndim_spatial == 2:
+    from dynacell.segment.predict import searches_size
+
+    if searches_size(seg, ndim_spatial):
         return "model-based size search (LoG start, size of highest foreground confidence, calibrated)"
     return "estimated (LoG)"
 

@@ -63,6 +63,7 @@ __all__ = [
     "segment_frame",
     "segment_movie",
     "size_estimate_px",
+    "searches_size",
     "size_warning",
     "training_fraction_for",
     "tune_postprocess",
@@ -1052,9 +1053,28 @@ def size_estimate_px(image: np.ndarray, model: Segmenter, voxel_size_um: tuple[f
         As :func:`~dynacell.segment.learned.estimate_nucleus_diameter_px`.
     """
     d0 = blob_size_px(image, getattr(model.card, "modality", "fluorescence"), voxel_size_um)
-    if getattr(model.card, "size_search", "blob") == "confidence" and np.ndim(image) == 2:
+    if searches_size(model, np.ndim(image)):
         return confident_size_px(image, model, d0)[0]
     return d0
+
+
+def searches_size(model: Any, ndim: int) -> bool:
+    """Whether :func:`size_estimate_px` refines the blob estimate with :func:`confident_size_px`.
+
+    Parameters
+    ----------
+    model : Segmenter or str
+        A loaded model (``"classical"`` or any object without a card: False).
+    ndim : int
+        Spatial dimensions of the frames (2 or 3).
+
+    Returns
+    -------
+    bool
+        True for a card with ``size_search: confidence`` on 2D frames.
+    """
+    card = getattr(model, "card", None)
+    return card is not None and getattr(card, "size_search", "blob") == "confidence" and int(ndim) == 2
 
 
 #: Candidate sizes of :func:`confident_size_px`: the blob estimate times ``2 ** (k / 4)``.

@@ -117,7 +117,7 @@ def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress
         segmenter = auto_segmenter(images)
     if segmenter != "classical":
         from dynacell.models.runtime import shipped_models
-        from dynacell.segment.predict import PRETRAINED_DIR, Segmenter
+        from dynacell.segment.predict import PRETRAINED_DIR, Segmenter, searches_size
         from dynacell.segment.predict import segment_movie as learned_movie
 
         shipped = shipped_models(PRETRAINED_DIR)
@@ -129,7 +129,7 @@ def segment_for_run(images: Movie, segmenter: str, work: str | Path, *, progress
         name = labels.metadata["segmenter"]
         n_flips = model.card.test_time_flips
         how = ("read by the model-based size search (the size the network is most confident at)"
-               if model.card.size_search == "confidence" and images.ndim_spatial == 2 else "estimated")
+               if searches_size(model, images.ndim_spatial) else "estimated")
         notes = [(f"Labels come from the learned segmenter {name} (nucleus diameter "
                   f"{labels.metadata['nucleus_diameter_px'] or float('nan'):.1f} px {how} from the first frame; "
                   f"maps averaged over {n_flips} flipped cop{'y' if n_flips == 1 else 'ies'}).")]
