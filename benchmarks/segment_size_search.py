@@ -1,8 +1,8 @@
 """The model-based size search of a phase-contrast segmenter against the blob size estimate.
 
 1. Calibration (``--calibrate``): the search is run on the model's own training frames
-   (bacteria-phc 01 frames 0, 5, ..., 25), where the size the network learned is known (the blob
-   estimate the training recorded, ``training_size_estimate_px``); the factor
+   (bacteria-phc 01 frames 0, 5, ..., 25), where the size the network works at is known (the blob
+   estimate the card records, ``training_size_estimate_px``: its post-processing was tuned there); the factor
    :func:`dynacell.segment.predict.calibrate_size_search` returns becomes the card's
    ``size_search_calibration``.
 2. Table (``--side val|test``): SEG (CTC measure) of the model run at the blob estimate and at the

@@ -125,8 +125,9 @@ class SegmentationCard(ModelCard):
         model is run at several sizes and the one it is most confident at is kept; 2D frames only).
     size_search_calibration : float
         Factor applied to the size :func:`confident_size_px` finds: the median, over the model's own
-        training frames, of the size they were trained at divided by the size the search reads on them
-        (the network is most confident slightly below its training scale). 1.0: none.
+        training frames, of the size it is run at on them (the blob estimate its post-processing was tuned
+        at, ``training_size_estimate_px``) divided by the size the search reads on them (the network is most
+        confident slightly below that scale). 1.0: none.
     training_fraction : tuple of float, optional
         Range of the segmented fraction (cell pixels / all pixels) of the model's own training and
         validation reference masks; :func:`training_fraction_for` prefers it to :data:`TRAINING_FRACTION`
@@ -1120,7 +1121,8 @@ def confident_size_px(image: np.ndarray, model: Segmenter, d0_px: float) -> tupl
     frames 31–40 whole and cropped to 512² / 800², rendered rod colonies of seeds 12–13) the mean foreground
     probability inside the objects peaked at the size with the best SEG, or the next one, in 4 of 4 cases
     for ``cells-seg-2d-phc``, slightly below its training scale: on its own training frames (bacteria-phc 01
-    frames 0–25, trained at 31.1 px) the vertex read 23.2–27.0 px, hence its calibration 1.262
+    frames 0–25, where the blob estimate it was validated at reads 31.1 px) the vertex read 23.2–27.0 px, hence its
+    calibration 1.262
     (:func:`calibrate_size_search`). It did **not** for ``nuclei-seg-2d-fast`` on GOWT1 and HeLa (it peaks at 0.5–0.7×,
     where SEG is lower), so only cards with ``size_search: confidence`` use it
     (``docs/segmentation.md``, "Model-based size search"). The same idea as a size chosen by the
@@ -1206,8 +1208,8 @@ def calibrate_size_search(images: list[np.ndarray], model: Segmenter, trained_si
     model : Segmenter
         The trained model (its card's calibration is ignored: the raw search is measured).
     trained_size_px : float
-        The cell size (pixels) those frames were resampled by in training (e.g. the blob estimate the
-        training recorded in ``training_size_estimate_px``).
+        The cell size (pixels) the model is known to work at on those frames: the blob estimate recorded in
+        ``training_size_estimate_px``, at which its post-processing was tuned and its validation measured.
 
     Returns
     -------
