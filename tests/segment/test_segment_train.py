@@ -193,3 +193,26 @@ def test_estimated_diameter_reads_the_image_as_inference_does(make_discs):
     with pytest.raises(InvalidInputError, match="size_from"):
         train_segmenter(architecture="instance-unet", name="x", out="/nonexistent", datasets=("rods",),
                         model_kwargs={}, minutes=1, size_from="labels")
+
+
+def test_size_search_fields_calibrate_to_the_blob_estimate_of_the_training_frames(make_discs, tiny_model):
+    from dynacell.segment.predict import Segmenter, blob_size_px, calibrate_size_search
+    from dynacell.train.segment import size_search_fields
+
+    frames = [AnnotatedFrame("toy", t, *make_discs(shape=(96, 96), seed=t)) for t in range(6)]
+    seg = Segmenter.from_folder(tiny_model)
+    fields = size_search_fields(seg, frames, every=2)
+    rec = fields["record"]
+    assert rec["frames"] == [0, 2, 4] and fields["size_search"] == "confidence"
+    blobs = [blob_size_px(frames[t].image) for t in (0, 2, 4)]
+    assert fields["training_size_estimate_px"] == (round(min(blobs), 1), round(max(blobs), 1))
+    cal, _ = calibrate_size_search([frames[t].image for t in (0, 2, 4)], seg, float(np.median(blobs)))
+    assert fields["size_search_calibration"] == pytest.approx(round(cal, 3))
+    with pytest.raises(InvalidInputError, match="no training frame"):
+        size_search_fields(seg, [])
+    with pytest.raises(InvalidInputError, match="size_search"):
+        train_segmenter(architecture="instance-unet", name="x", out="/nonexistent", datasets=("rods",),
+                        model_kwargs={}, minutes=1, size_search="labels")
+    with pytest.raises(InvalidInputError, match="2D models only"):
+        train_segmenter(architecture="instance-unet", name="x", out="/nonexistent", datasets=("rods",),
+                        model_kwargs={"ndim": 3}, minutes=1, size_search="confidence")

@@ -84,6 +84,7 @@ __all__ = [
     "estimated_diameter_px",
     "shift_labels_z",
     "size_groups",
+    "size_search_fields",
     "train_segmenter",
     "voxel_aspect",
 ]
@@ -566,6 +567,49 @@ def shift_labels_z(labels: np.ndarray, planes: int) -> np.ndarray:
         else:
             out[:k] = labels[-k:]
     return out
+
+
+def size_search_fields(model: Any, frames: list[AnnotatedFrame], every: int = 5) -> dict[str, Any]:
+    """Card fields that make a trained 2D model search its cell size at inference (``size_search: confidence``).
+
+    Parameters
+    ----------
+    model : Segmenter
+        The trained model (its card's ``modality`` decides the polarity of the blob estimate).
+    frames : list of AnnotatedFrame
+        Its training frames of one real sequence (2D), in time order, not empty.
+    every : int
+        Every ``every``-th frame is used (the shipped ``cells-seg-2d-phc``: frames 0, 5, …, 25).
+
+    Returns
+    -------
+    dict
+        ``size_search`` (``"confidence"``), ``training_size_estimate_px`` (min, max of the blob estimate
+        over the frames used, rounded to 0.1 px: the model's operating size), ``size_search_calibration``
+        (:func:`dynacell.segment.predict.calibrate_size_search` to the median blob estimate, rounded to
+        0.001) and ``record`` (frames, blob sizes, search peaks: for the card's metrics).
+
+    Raises
+    ------
+    InvalidInputError
+        If no frame is given or a frame is not 2D; as the blob estimate (an empty or flat frame).
+    """
+    from dynacell.segment.predict import blob_size_px, calibrate_size_search
+
+    used = frames[::max(1, int(every))]
+    if not used:
+        raise InvalidInputError("size search: no training frame to calibrate on")
+    if any(f.image.ndim != 2 for f in used):
+        raise InvalidInputError("size search: only 2D models search their size (3D frames given)")
+    modality = getattr(model.card, "modality", "fluorescence")
+    blobs = [blob_size_px(f.image, modality) for f in used]
+    operating = float(np.median(blobs))
+    cal, peaks = calibrate_size_search([f.image for f in used], model, operating)
+    return {"size_search": "confidence", "training_size_estimate_px": (round(min(blobs), 1), round(max(blobs), 1)),
+            "size_search_calibration": round(cal, 3),
+            "record": {"dataset": used[0].dataset, "frames": [int(f.t) for f in used],
+                       "blob_px": [round(b, 2) for b in blobs], "peaks_px": [round(v, 2) for v in peaks],
+                       "operating_px": round(operating, 2), "calibration": round(cal, 3)}}
 
 
 def estimated_diameter_px(frames: list[AnnotatedFrame], modality: str = "fluorescence") -> float:
@@ -1095,7 +1139,8 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
                     pseudo_model: str | Path | None = None, dim_nuclei: float = 0.0,
                     teacher: str | Path | None = None, distill_weight: float = 1.0,
                     epoch_dir: str | Path | None = None, modality: str = "fluorescence",
-                    size_from: str = "reference", zoom_jitter: tuple[float, ...] = (0.8, 1.0, 1.25)) -> dict[str, Any]:
+                    size_from: str = "reference", zoom_jitter: tuple[float, ...] = (0.8, 1.0, 1.25),
+                    size_search: str = "blob") -> dict[str, Any]:
     """Train one segmentation network and write its model folder (weights + card).
 
     Parameters
@@ -1156,11 +1201,22 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
         Each training frame is prepared at its zoom times each of these factors (scale augmentation;
         default ×0.8, ×1, ×1.25). A wider set makes the network tolerate a nucleus-size estimate that is
         off by as much at inference. Recorded in the card.
+    size_search : {"blob", "confidence"}
+        ``"confidence"`` (2D): after training, the card gets the fields of :func:`size_search_fields`,
+        measured on the first dataset's training frames (put the real sequence first), so that inference
+        reads a movie's cell size by :func:`dynacell.segment.predict.confident_size_px`. ``"blob"``: the
+        blob estimate alone (default).
 
     Returns
     -------
     dict
         The card's ``metrics`` (validation SEG per dataset with the tuned post-processing).
+
+    Raises
+    ------
+    InvalidInputError
+        An unknown ``size_from`` / ``size_search``, ``size_search="confidence"`` for a 3D model, or a
+        dataset whose dimension differs from the model's.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -1172,6 +1228,10 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
 
     if size_from not in ("reference", "image"):
         raise InvalidInputError(f"size_from must be 'reference' or 'image', got {size_from!r}")
+    if size_search not in ("blob", "confidence"):
+        raise InvalidInputError(f"size_search must be 'blob' or 'confidence', got {size_search!r}")
+    if size_search == "confidence" and int(model_kwargs.get("ndim", 2)) != 2:
+        raise InvalidInputError("size_search='confidence' is for 2D models only")
     torch.set_num_threads(1)
     ndim = int(model_kwargs.get("ndim", 2))
     train_items, val_items, scales = [], [], {}
@@ -1272,6 +1332,11 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
             modality=modality,
         )
         write_card(card, tmp)
+        if size_search == "confidence":  # calibrated on the first dataset's training frames (a real sequence first)
+            fields = size_search_fields(Segmenter.from_folder(tmp), load_frames(datasets[0], "train", data_root))
+            card = card.model_copy(update={**{k: v for k, v in fields.items() if k != "record"},
+                                           "metrics": {**card.metrics, "size_search": fields["record"]}})
+            write_card(card, tmp)
         (Path(tmp) / "history.csv").write_text(fit.history.to_csv(index=False))
     return card.metrics
 
@@ -1303,6 +1368,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="comma-separated factors each training frame's zoom is multiplied by (scale augmentation)")
     p.add_argument("--size-from", default="reference", choices=["reference", "image"],
                    help="zoom each frame group by its reference objects' size or by the size inference estimates")
+    p.add_argument("--size-search", default="blob", choices=["blob", "confidence"],
+                   help="confidence: the model searches its cell size at inference, calibrated on the first "
+                        "dataset's training frames (2D)")
     p.add_argument("--modality", default="fluorescence", choices=["fluorescence", "phase-contrast"],
                    help="phase-contrast: images inverted after normalisation (dark cells become bright)")
     a = p.parse_args(argv)
@@ -1315,7 +1383,8 @@ def main(argv: list[str] | None = None) -> None:
                               target_diameter_px=a.target_diameter_px, pseudo_model=a.pseudo_model,
                               dim_nuclei=a.dim_nuclei, teacher=a.teacher, distill_weight=a.distill_weight,
                               epoch_dir=a.epoch_dir, modality=a.modality, size_from=a.size_from,
-                              zoom_jitter=tuple(float(v) for v in a.zoom_jitter.split(",")))
+                              zoom_jitter=tuple(float(v) for v in a.zoom_jitter.split(",")),
+                              size_search=a.size_search)
     print(json.dumps(metrics, indent=1, default=float))
 
 
