@@ -1333,7 +1333,8 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
         )
         write_card(card, tmp)
         if size_search == "confidence":  # calibrated on the first dataset's training frames (a real sequence first)
-            fields = size_search_fields(Segmenter.from_folder(tmp), load_frames(datasets[0], "train", data_root))
+            fields = size_search_fields(Segmenter.from_folder(tmp),
+                                        load_frames(datasets[0], "train", data_root, pseudo_model=pseudo_model))
             card = card.model_copy(update={**{k: v for k, v in fields.items() if k != "record"},
                                            "metrics": {**card.metrics, "size_search": fields["record"]}})
             write_card(card, tmp)
