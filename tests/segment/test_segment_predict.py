@@ -428,6 +428,24 @@ def test_training_fraction_from_the_card_else_the_default(tiny_model):
     assert check_segmentation([{"t": 0, "n_objects": 3, "foreground_fraction": 0.3}], training_fraction=(0.001, 0.1))
 
 
+def test_a_card_range_is_checked_to_an_order_of_magnitude(tiny_model):
+    from dynacell.segment.predict import CARD_FRACTION_FACTOR, fraction_range_factor
+
+    seg = Segmenter.from_folder(tiny_model)
+    assert fraction_range_factor(seg) == 1.0 and fraction_range_factor("classical") == 1.0
+    seg.card = seg.card.model_copy(update={"training_fraction": (0.002, 0.08)})
+    rf = fraction_range_factor(seg)
+    assert rf == CARD_FRACTION_FACTOR == 10.0
+    later = [{"t": t, "n_objects": 300, "foreground_fraction": f} for t, f in ((41, 0.085), (52, 0.25))]
+    assert check_segmentation(later, training_fraction=(0.002, 0.08), range_factor=rf) == []  # a growing colony
+    assert check_segmentation(later, training_fraction=(0.002, 0.08))  # the strict check flags it
+    msgs = check_segmentation([{"t": 0, "n_objects": 5, "foreground_fraction": 0.95}], training_fraction=(0.002, 0.08),
+                              range_factor=rf)
+    assert msgs and "by more than 10x" in msgs[0]
+    assert check_segmentation([{"t": 0, "n_objects": 5, "foreground_fraction": 0.0001}],
+                              training_fraction=(0.002, 0.08), range_factor=rf)
+
+
 def test_size_warning_when_the_estimate_leaves_the_trained_range(tiny_model, disc_image):
     from dynacell.io import Movie
     from dynacell.segment.predict import size_warning

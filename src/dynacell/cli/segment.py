@@ -76,6 +76,7 @@ def segment_command(
     from dynacell.segment.predict import (
         Segmenter,
         check_segmentation,
+        fraction_range_factor,
         iter_segment,
         modality_warning,
         size_warning,
@@ -117,7 +118,8 @@ def segment_command(
             diam = info["nucleus_diameter_px"]
             stats.append({"t": t, "seconds": round(info["seconds"], 3), "n_objects": info["n_objects"],
                           "foreground_fraction": round(info["foreground_fraction"], 5)})
-        warnings_ += check_segmentation(stats, training_fraction=training_fraction_for(seg, images.ndim_spatial))
+        warnings_ += check_segmentation(stats, training_fraction=training_fraction_for(seg, images.ndim_spatial),
+                                        range_factor=fraction_range_factor(seg))
         size_note = size_warning(diam if diam_px is None else None, seg)
         if size_note:
             warnings_.append(size_note)
