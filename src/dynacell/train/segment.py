@@ -1230,13 +1230,16 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
         raise InvalidInputError(f"size_from must be 'reference' or 'image', got {size_from!r}")
     if size_search not in ("blob", "confidence"):
         raise InvalidInputError(f"size_search must be 'blob' or 'confidence', got {size_search!r}")
-    if size_search == "confidence" and int(model_kwargs.get("ndim", 2)) != 2:
+    ndim = int(model_kwargs.get("ndim", 2))
+    if size_search == "confidence" and ndim != 2:
         raise InvalidInputError("size_search='confidence' is for 2D models only")
     torch.set_num_threads(1)
-    ndim = int(model_kwargs.get("ndim", 2))
     train_items, val_items, scales = [], [], {}
+    first_train: list[AnnotatedFrame] = []  # the first dataset's training frames (size-search calibration)
     for ds in datasets:
         tr = load_frames(ds, "train", data_root, pseudo_model=pseudo_model)
+        if ds == datasets[0]:
+            first_train = tr
         va = load_frames(ds, "val", data_root, pseudo_model=pseudo_model)
         if tr and tr[0].image.ndim != ndim:
             raise InvalidInputError(f"dataset {ds} is {tr[0].image.ndim}-D but the model is {ndim}-D")
@@ -1333,8 +1336,7 @@ def train_segmenter(*, architecture: str, name: str, out: str | Path, datasets: 
         )
         write_card(card, tmp)
         if size_search == "confidence":  # calibrated on the first dataset's training frames (a real sequence first)
-            fields = size_search_fields(Segmenter.from_folder(tmp),
-                                        load_frames(datasets[0], "train", data_root, pseudo_model=pseudo_model))
+            fields = size_search_fields(Segmenter.from_folder(tmp), first_train)
             card = card.model_copy(update={**{k: v for k, v in fields.items() if k != "record"},
                                            "metrics": {**card.metrics, "size_search": fields["record"]}})
             write_card(card, tmp)
