@@ -162,3 +162,14 @@ def test_mouse8_zreg_labels_lie_on_the_signal(shared_data):
         np.testing.assert_array_equal(m.labels, shift_labels_z(g.labels, MOUSE8_LABEL_Z_SHIFT))
         assert abs(_signal_minus_label_z(g)) > 0.7  # the labels as given sit about one plane off the signal
         assert abs(_signal_minus_label_z(m)) < 0.3
+
+
+@pytest.mark.data
+@pytest.mark.parametrize(("dataset", "n_frames", "max_objects"), [("epidermis", 6, 60), ("phc-mammal", 10, 20)])
+def test_blind_movies_are_test_only(shared_data, dataset, n_frames, max_objects):
+    frames = load_frames(dataset, "test", shared_data)
+    assert len(frames) == n_frames and [f.t for f in frames] == list(range(n_frames))
+    for f in frames:
+        assert f.image.ndim == 2 and f.image.shape == f.labels.shape and f.labels.dtype == np.int32
+        assert 0 < len(np.unique(f.labels)) - 1 <= max_objects
+    assert load_frames(dataset, "train", shared_data) == [] and load_frames(dataset, "val", shared_data) == []

@@ -54,8 +54,10 @@ __all__ = [
 #: Datasets of the held-out table (keys of :data:`dynacell.train.segment.SPLITS`). ``stardist3d-half`` is the
 #: right half of the StarDist 3D stack, held out from models trained on its left half (``nuclei-seg-3d``);
 #: ``mouse8-zreg`` scores the same mouse 8-cell test frames against their labels moved one plane in z onto the
-#: nuclear signal (:data:`dynacell.train.segment.MOUSE8_LABEL_Z_SHIFT`).
-DATASETS = ("gowt1", "hela02", "dsb", "bacteria", "mouse8", "mouse8-zreg", "stardist3d", "stardist3d-half")
+#: nuclear signal (:data:`dynacell.train.segment.MOUSE8_LABEL_Z_SHIFT`). ``epidermis`` and ``phc-mammal`` are
+#: blind movies: no model was trained, selected or tuned on them.
+DATASETS = ("gowt1", "hela02", "dsb", "bacteria", "epidermis", "phc-mammal", "mouse8", "mouse8-zreg", "stardist3d",
+            "stardist3d-half")
 
 #: Datasets whose first test frame is timed by :func:`speed`.
 SPEED_DATASETS = ("gowt1", "hela02", "mouse8")

@@ -20,6 +20,12 @@ dataset         reference masks                                   split (time bl
 ``mouse8-zreg`` the same labels moved one plane down in z onto the  train t ≤ 6, val 7, test 8–10
                 nuclear signal (:data:`MOUSE8_LABEL_Z_SHIFT`)
 ``stardist3d``  StarDist 3D stack, 51 nuclei                         test only
+``epidermis``   mouse epidermis nuclei, 6 frames 200 × 200 (laptrack  test only (blind: never used for training,
+                example ``napari_interactive_fix_data``): tracked     selection or tuning)
+                labels of a published segmentation, not a CTC
+                gold truth
+``phc-mammal``  mammalian cells in phase contrast, 10 frames 234 ×   test only (blind)
+                234 (laptrack example ``cell_segmentation_data``)
 ``stardist3d-half``  the same stack cut at the middle of X             train = x < 28 (t 0), test = x ≥ 28 (t 1)
 ``sim3d``       simulated 3D embryos (dynacell.simulate), random   train seeds 0–7 (domain randomisation)
                 density, nucleus size, voxel aspect, photons
@@ -108,6 +114,8 @@ SPLITS: dict[str, dict[str, Any]] = {
     "mouse8": {"train": lambda t: t <= 6, "val": lambda t: t == 7, "test": lambda t: t >= 8},
     "mouse8-zreg": {"train": lambda t: t <= 6, "val": lambda t: t == 7, "test": lambda t: t >= 8},
     "stardist3d": {"train": lambda t: False, "val": lambda t: False, "test": lambda t: True},
+    "epidermis": {"train": lambda t: False, "val": lambda t: False, "test": lambda t: True},
+    "phc-mammal": {"train": lambda t: False, "val": lambda t: False, "test": lambda t: True},
     "stardist3d-half": {"train": lambda t: t == 0, "val": lambda t: False, "test": lambda t: t == 1},
     "sim3d": {"train": lambda t: t <= 7, "val": lambda t: False, "test": lambda t: False},
     "sim3d-ls": {"train": lambda t: t <= 7, "val": lambda t: False, "test": lambda t: False},
@@ -126,6 +134,8 @@ SPLIT_TEXT: dict[str, str] = {
     "mouse8": "time blocks: train t<=6, val 7, test 8-10",
     "mouse8-zreg": "time blocks: train t<=6, val 7, test 8-10 (labels moved 1 plane in z onto the signal)",
     "stardist3d": "test only",
+    "epidermis": "test only (blind: laptrack example napari_interactive_fix_data, 6 frames)",
+    "phc-mammal": "test only (blind: laptrack example cell_segmentation_data, 10 frames)",
     "stardist3d-half": "regions: train x < 28 (left half of X), test x >= 28",
     "sim3d": "simulation seeds 0-7 (training only)",
     "sim3d-ls": "simulation seeds 0-7 (training only; seeds 8-11 are validation renders)",
@@ -367,6 +377,18 @@ def load_frames(dataset: str, side: str, data_root: str | Path | None = None, *,
                 if dataset == "mouse8-zreg":
                     lab = shift_labels_z(lab, MOUSE8_LABEL_Z_SHIFT)
                 out.append(AnnotatedFrame(dataset, t, _read(base / "images" / f.name), lab))
+    elif dataset == "epidermis":
+        base = root / "segmentation" / "laptrack-examples" / "napari_interactive_fix_data"
+        imgs, labs = _read(base / "example_images.tif"), _read(base / "example_label.tif").astype(np.int32)
+        for t in range(len(imgs)):
+            if keep(t):
+                out.append(AnnotatedFrame(dataset, t, imgs[t], labs[t]))
+    elif dataset == "phc-mammal":
+        with np.load(root / "segmentation" / "laptrack-examples" / "cell_segmentation_data" / "data_small.npz") as z:
+            imgs, labs = z["images"], z["labels"].astype(np.int32)
+        for t in range(len(imgs)):
+            if keep(t):
+                out.append(AnnotatedFrame(dataset, t, imgs[t], labs[t]))
     elif dataset in ("stardist3d", "stardist3d-half"):
         base = root / "segmentation" / "stardist-3d"
         img, lab = _read(base / "img3d.tif"), _read(base / "mask3d.tif").astype(np.int32)
