@@ -46,23 +46,19 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def shuffled_ids(labels: Movie, seed: int) -> Movie:
-    """The label movie with the ids of every frame randomly permuted (lazy, one frame at a time)."""
-    import dask.array as da
+    """The label movie in memory with the ids of every frame randomly permuted (seeded by ``seed`` and the frame's
+    position), read one frame at a time."""
     from skimage.util import map_array
 
-    data = labels.data if isinstance(labels.data, da.Array) else da.from_array(
-        labels.data, chunks=(1, *labels.frame_shape))
-
-    def permute(block: np.ndarray, block_info=None) -> np.ndarray:
-        i = block_info[0]["chunk-location"][0]
-        frame = block[0]
+    frames = []
+    for i, t in enumerate(labels.frame_indices):
+        frame = np.asarray(labels.frame(t))
         ids = np.unique(frame)
         ids = ids[ids > 0]
         new = np.random.default_rng([seed, i]).permutation(len(ids)) + 1
-        return map_array(frame, ids, new.astype(frame.dtype))[None]
-
-    return Movie(data.map_blocks(permute, dtype=labels.dtype), labels.axes, labels.voxel_size_um,
-                 labels.frame_interval_s, labels.frame_indices, labels.source + " (ids permuted)")
+        frames.append(map_array(frame, ids, new.astype(frame.dtype)))
+    return Movie(np.stack(frames), labels.axes, labels.voxel_size_um, labels.frame_interval_s, labels.frame_indices,
+                 labels.source + " (ids permuted)")
 
 
 #: Baseline linking: centroid distance only (no overlap, drift, local flow or division size penalty), same LAP.

@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 import tifffile
 
-from dynacell.io import Movie, open_labels, read_ctc_tracks
+from dynacell.io import open_labels, read_ctc_tracks
 from dynacell.metrics.tracking import evaluate_tracks
 
-from track import BASELINE, DATA, run_case  # the tracking benchmark's helpers (same folder)
+from track import BASELINE, DATA, run_case, shuffled_ids  # the tracking benchmark's helpers (same folder)
 
 #: Movies: name → (CTC folder, ground-truth folder) under ``ctc/``.
 MOVIES = {"bacteria-phc 01": ("bacteria-phc", "01_GT"), "GOWT1 01": ("Fluo-N2DH-GOWT1", "01_GT")}
@@ -53,7 +53,7 @@ def _segments(frames: list[int]) -> list[list[int]]:
     return runs
 
 
-def window_ground_truth(gt: Path, out: Path, fraction: float, drifting: bool) -> dict:
+def window_ground_truth(gt: Path, out: Path, fraction: float, drifting: bool, corner: str = "tl") -> dict:
     """Write the ground truth of a window of every frame of ``gt/TRA`` as a CTC ``TRA`` folder under ``out``.
 
     Parameters
@@ -65,7 +65,9 @@ def window_ground_truth(gt: Path, out: Path, fraction: float, drifting: bool) ->
     fraction : float
         Window size as a fraction of the frame's Y and X size, in (0, 1].
     drifting : bool
-        Move the window linearly from the top-left to the bottom-right corner over the movie; else fixed top-left.
+        Move the window linearly from ``corner`` to the opposite corner over the movie; else fixed at ``corner``.
+    corner : {"tl", "tr", "bl", "br"}
+        Starting corner (top/bottom, left/right).
 
     Returns
     -------
@@ -84,9 +86,12 @@ def window_ground_truth(gt: Path, out: Path, fraction: float, drifting: bool) ->
     h, w = int(H * fraction), int(W * fraction)
     (out / "TRA").mkdir(parents=True)
     masks, visible = [], {}
+    if corner not in ("tl", "tr", "bl", "br"):
+        raise SystemExit(f"corner must be tl, tr, bl or br, got {corner!r}")
+    ys, xs = float(corner[0] == "b"), float(corner[1] == "r")
     for k, f in enumerate(files):
         a = k / (len(files) - 1) if drifting else 0.0
-        y0, x0 = int(round(a * (H - h))), int(round(a * (W - w)))
+        y0, x0 = int(round((ys + a * (1 - 2 * ys)) * (H - h))), int(round((xs + a * (1 - 2 * xs)) * (W - w)))
         m = tifffile.imread(f)[y0:y0 + h, x0:x0 + w].astype(np.uint16)
         masks.append(m)
         for lab in np.unique(m)[1:]:
@@ -118,22 +123,6 @@ def window_ground_truth(gt: Path, out: Path, fraction: float, drifting: bool) ->
             "divisions": n_div}
 
 
-def permuted_labels(folder: Path, seed: int) -> Movie:
-    """The TRA masks of ``folder`` in memory with the ids of every frame randomly permuted (seed, frame)."""
-    from skimage.util import map_array
-
-    labels = open_labels(folder)
-    frames = []
-    for i, t in enumerate(labels.frame_indices):
-        frame = np.asarray(labels.frame(t))
-        ids = np.unique(frame)
-        ids = ids[ids > 0]
-        new = np.random.default_rng([seed, i]).permutation(len(ids)) + 1
-        frames.append(map_array(frame, ids, new.astype(frame.dtype)))
-    return Movie(np.stack(frames), labels.axes, labels.voxel_size_um, labels.frame_interval_s, labels.frame_indices,
-                 labels.source + " (ids permuted)")
-
-
 def border_daughter_divisions(res: Path) -> int:
     """Linked divisions (≥ 2 daughters) of a CTC result folder with a daughter touching the border in her first frame."""
     tracks = read_ctc_tracks(res / "res_track.txt")
@@ -154,6 +143,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder (default ../shared/data)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-frame id permutation")
     parser.add_argument("--fraction", type=float, default=0.6, help="window size as a fraction of the frame")
+    parser.add_argument("--corner", default="tl", choices=("tl", "tr", "bl", "br"),
+                        help="the fixed window's corner, and the drifting window's starting corner (default top-left)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if not 0 < args.fraction <= 1:
@@ -172,10 +163,10 @@ def main() -> None:
                                               .query("parent > 0").groupby("parent").size() >= 2).sum())}
                 else:
                     gt = work / f"{folder}_{window.split()[0]}_GT"
-                    info = window_ground_truth(gt_full, gt, args.fraction, window.startswith("drifting"))
+                    info = window_ground_truth(gt_full, gt, args.fraction, window.startswith("drifting"), args.corner)
                 for linker, kw in (("dynacell", {}), ("centroid distance", BASELINE)):
                     case = f"{folder}_{window.split()[0]}_{linker.split()[0]}"
-                    labels = permuted_labels(gt / "TRA", args.seed)
+                    labels = shuffled_ids(open_labels(gt / "TRA"), args.seed)
                     r = run_case(case, labels, gt, work, **kw)
                     r["border"] = border_daughter_divisions(work / case)
                     rows.append((movie, window, linker, info, r))
@@ -192,7 +183,7 @@ def main() -> None:
               f"{f(r['division_recall'])} {f(r['division_f1'])} {r['fp_edges']:5d} {r['fn_edges']:5d} "
               f"{info['divisions']:7d} {r['border']:6d}")
     shapes = {(m, w): i for m, w, _, i, _ in rows if "shape" in i}
-    print(f"\nseed {args.seed}; window {args.fraction:g} of the frame; division measures with frame buffer 1; "
+    print(f"\nseed {args.seed}; window {args.fraction:g} of the frame, corner {args.corner}; division measures with frame buffer 1; "
           "'border' = linked divisions with a daughter touching the window's border in her first frame.")
     for (m, w), i in shapes.items():
         print(f"{m}, {w}: {i['frames']} frames of {i['shape'][0]} x {i['shape'][1]} px, drift "

@@ -284,3 +284,47 @@ def test_motion_gate_needs_several_usable_frame_pairs():
                         + [{"t": 6, "z": 0.0, "y": 10.0, "x": 20.0 * i, "size_px": 8.0} for i in range(3)])
     wide = motion_gate(many, ndim=2)
     assert wide["n_pairs"] >= 3 and wide["motion"] > one["default"] and wide["max_distance"] == max(wide["motion"], wide["default"])
+
+
+def test_no_link_between_apart_nuclei_at_the_border():
+    """A nucleus leaving the field and one entering it share no pixel: not one track (benchmarks/track_field.py).
+
+    The same pair in the middle of the frame is linked, and a nucleus at the border that moves less than its size
+    (its masks overlap) is linked too.
+    """
+    leave_enter = movie([[(1, (30, 3))], [(2, (30, 14))]])  # the disc at x 3 (radius 4) touches the left border
+    lin, _ = link_labels(leave_enter, progress=False, drift_correction=False)
+    assert lin.graph.number_of_edges() == 0
+    middle = movie([[(1, (30, 33))], [(2, (30, 44))]])
+    lin, _ = link_labels(middle, progress=False, drift_correction=False)
+    assert sorted(lin.graph.edges) == [((0, 1), (1, 2))]
+    sliding = movie([[(1, (30, 3))], [(2, (30, 7))]])
+    lin, _ = link_labels(sliding, progress=False, drift_correction=False)
+    assert sorted(lin.graph.edges) == [((0, 1), (1, 2))]
+
+
+def test_overlap_fraction_of_a_sliver_is_floored_by_the_larger_mask():
+    from dynacell.track import linking
+
+    size = {(0, 1): 4, (1, 2): 981, (0, 3): 900, (1, 4): 450}
+    f = linking._overlap_fractions({(0, 1, 1, 2): 4, (0, 3, 1, 4): 450}, size)
+    assert f[(0, 1, 1, 2)] == pytest.approx(4 / (linking._OVERLAP_MIN_SIZE_RATIO * 981))  # a sliver: no free link
+    assert f[(0, 3, 1, 4)] == pytest.approx(1.0)  # a daughter half the mother's size inside her: fully covered
+
+
+def test_entering_sliver_is_linked_to_its_next_mask_beside_it():
+    """A cell entering the field: a sliver at the border, then its larger mask beside it, sharing no pixel.
+
+    Closer than half a median nucleus diameter, the pair is not refused by the border rule.
+    """
+    data = np.zeros((2, 64, 64), np.uint16)
+    for t in range(2):  # two still nuclei of 12 px diameter set the median size
+        for label, centre in ((5, (15, 40)), (6, (48, 40))):
+            rr, cc = disk(centre, 6, shape=(64, 64))
+            data[t, rr, cc] = label
+    data[0, 28:34, 0:2] = 1  # the sliver at the left border
+    rr, cc = disk((31, 6), 4, shape=(64, 64))
+    data[1, rr, cc] = 2  # x 2..10: no shared pixel, centroids 5.5 px apart (median diameter 11.8 px)
+    lin, _ = link_labels(Movie(data, "TYX"), progress=False, drift_correction=False)
+    assert ((0, 1), (1, 2)) in lin.graph.edges
+    assert ((0, 5), (1, 5)) in lin.graph.edges and ((0, 6), (1, 6)) in lin.graph.edges
