@@ -300,13 +300,14 @@ def _drift_brings_closer(prev: np.ndarray, cur: np.ndarray, step_px: np.ndarray,
 
 
 def _scan(labels: Movie, *, overlap_frames: int, drift: bool, progress: bool, scale: np.ndarray | None = None,
-          objects: dict | None = None) -> tuple[pd.DataFrame, dict, np.ndarray]:
-    """One pass over the frames: nucleus table, global drift, shared pixels with the next frames.
+          objects: dict | None = None) -> tuple[pd.DataFrame, dict, np.ndarray, frozenset]:
+    """One pass over the frames: nucleus table, global drift, shared pixels with the next frames, border nuclei.
 
     Returns the table of :func:`measure_nuclei`, ``{(i, la, j, lb): pixels}`` for array
     indices ``i < j <= i + overlap_frames`` (frame ``i`` moved by the drift between ``i``
     and ``j`` first), and the cumulative drift ``(T, 3)`` in pixels ``(z, y, x)`` (zeros
-    when ``drift`` is False). A drift is kept only if it brings the centroids of the two frames
+    when ``drift`` is False), and the ``(i, label)`` of the nuclei touching the frame's lateral border (the link
+    cost's border rule). A drift is kept only if it brings the centroids of the two frames
     nearer (:func:`_drift_brings_closer`, distances scaled by ``scale``, default ones). Holds
     ``overlap_frames + 1`` frames in memory. ``objects`` (:func:`dynacell.io.scan.frame_objects`) holds
     the frames' nuclei when already measured.
@@ -365,10 +366,8 @@ def _scan(labels: Movie, *, overlap_frames: int, drift: bool, progress: bool, sc
         )
     if not cols[0]:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in _NUCLEI_COLUMNS}).astype(
-            {"t": np.int64, "label": np.int64, "size_px": np.int64}), shared, cum
-    nuclei = _nuclei_table(*cols, ndim)
-    nuclei.attrs["border"] = frozenset(border)
-    return nuclei, shared, cum
+            {"t": np.int64, "label": np.int64, "size_px": np.int64}), shared, cum, frozenset()
+    return _nuclei_table(*cols, ndim), shared, cum, frozenset(border)
 
 
 def measure_nuclei(labels: Movie, *, progress: bool = True) -> pd.DataFrame:
@@ -1227,7 +1226,7 @@ def link_labels(
             f"labels {labels.source or '(array)'}: the voxel size is known, so distances are in µm; give the gate "
             f"as max_distance_um instead of max_distance_px={max_distance_px}")
     given = max_distance_um if max_distance_um is not None else max_distance_px
-    nuclei, shared, cum_drift = _scan(labels, overlap_frames=int(gap_closing_frames) + 1 if overlap else 0,
+    nuclei, shared, cum_drift, border_nuclei = _scan(labels, overlap_frames=int(gap_closing_frames) + 1 if overlap else 0,
                                       drift=drift_correction, progress=progress, scale=scale, objects=objects)
     if given is None:
         max_distance = default_max_distance(nuclei, ndim=labels.ndim_spatial, scale=scale)
@@ -1282,7 +1281,7 @@ def link_labels(
                            for i, lab, v in zip(frame_of, nuclei["label"].to_numpy(), flow, strict=True)}
                 shared = _flow_overlaps(labels, flow_px, int(gap_closing_frames) + 1, progress, objects)
             fraction = _overlap_fractions(shared, size) if overlap else {}
-            border = nuclei.attrs.get("border", frozenset()) if overlap else frozenset()
+            border = border_nuclei if overlap else frozenset()
             metric = _link_metric(fraction, border=border, border_min_d2=border_min_d2)
             tracker = _fast_laptrack_class()(
                 metric=metric,
