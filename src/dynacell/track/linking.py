@@ -1249,6 +1249,11 @@ def link_labels(
         "flow_neighbors": int(flow_neighbors),
         "motion_prior": "flow" if predictor is None else predictor.name,
         "division_sizes": bool(division_sizes),
+        "border_rule": {"rule": (f"a candidate touching the frame's lateral border whose masks share no pixel after motion "
+                                 f"compensation and lie more than {_BORDER_MIN_DIAMETERS} median nucleus diameters "
+                                 f"apart is refused; overlap fraction over max(smaller mask, "
+                                 f"{_OVERLAP_MIN_SIZE_RATIO} x larger)") if overlap else "off (no overlap term)",
+                        "nuclei_at_border": len(border_nuclei)},
     }
     for row in nuclei.itertuples(index=False):
         lineage.add_node((int(row.t), int(row.label)), (row.z, row.y, row.x), diameter_px=float(row.diameter_px))

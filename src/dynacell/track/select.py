@@ -61,7 +61,9 @@ def lineage_for_run(images: Movie, labels: Movie, ids: dict[int, np.ndarray], nu
     linking : dict or None
         For a linked lineage: ``gate`` (:func:`~dynacell.track.gate.motion_gate`'s dict, ``max_distance``
         replaced by the one used), ``max_distance_given``, ``max_distance_unit`` (``"um"`` or ``"px"``),
-        ``motion_prior``; None for a given lineage.
+        ``motion_prior``, ``linker`` (the linker's own record: method, passes, drift correction, local flow,
+        division sizes, ``border_rule`` with the number of nuclei touching the frame's border); None for a
+        given lineage.
 
     Raises
     ------
@@ -85,7 +87,8 @@ def lineage_for_run(images: Movie, labels: Movie, ids: dict[int, np.ndarray], nu
                              objects=objects, **gate_kw)
         source = f"linked with dynacell.track.link_labels (laptrack), max distance {gate['max_distance']:.3g} {unit}"
         linking: dict[str, Any] | None = {"gate": gate, "max_distance_given": max_distance,
-                                          "max_distance_unit": unit, "motion_prior": motion_prior}
+                                          "max_distance_unit": unit, "motion_prior": motion_prior,
+                                          "linker": dict(lin.graph.graph.get("linking", {}))}
     else:
         from dynacell.lineage.checks import check_lineage
 
