@@ -1,14 +1,15 @@
 """Tracking when the field of view cuts the colony: a window, fixed or drifting, over real ground truth.
 
-Run from the checkout: ``python benchmarks/track_field.py [--data ../shared/data] [--seed 0] [--fraction 0.6]``.
+Run from the checkout: ``python benchmarks/track_field.py [--data ../shared/data] [--seed 0] [--fraction 0.6]
+[--corner tl|tr|bl|br]``.
 
 The Cell Tracking Challenge movies of ``../shared/data`` keep their cells inside the frame (the bacteria-phc colony
 grows in the middle of it). Many users' movies do not: the field cuts a colony or a tissue, cells enter and leave
 at the borders, and the stage or the tissue drifts. This benchmark makes such movies from the real ground truth:
 
-- ``fixed window``: the top-left ``fraction`` of every frame (Y and X);
-- ``drifting window``: a window of the same size that moves linearly from the top-left to the bottom-right corner
-  over the movie (bacteria-phc: 10.0 × 7.8 px per frame for cells about 16 px wide; GOWT1: 4.5 × 4.5 px).
+- ``fixed window``: the ``fraction`` of every frame (Y and X) at the ``--corner`` (default top-left);
+- ``drifting window``: a window of the same size that moves linearly from that corner to the opposite one over the
+  movie (bacteria-phc at 0.6: 10.0 × 7.8 px per frame for cells about 16 px wide; GOWT1: 4.5 × 4.5 px).
 
 The reference lineage of a window (:func:`window_ground_truth`) follows the CTC conventions: each stretch of frames
 in which a cell is visible is a track; a cell that leaves and comes back gets a new track without a parent; a
@@ -16,7 +17,7 @@ daughter keeps her mother as parent only when the mother is visible in the frame
 masks (ids permuted per frame, seeded, as in ``benchmarks/track.py``) are linked by
 :func:`dynacell.track.link_labels` (the linking of ``dynacell run``, before the state classifier's division check)
 and by the centroid-distance baseline of ``benchmarks/track.py``; every row is scored with traccuracy
-(:func:`dynacell.metrics.tracking.evaluate_tracks`). The whole frames are linked too, as the reference row.
+(:func:`dynacell.metrics.tracking.evaluate_tracks`, through ``run_case``). The whole frames are linked too, as the reference row.
 
 Prints one row per movie, window and linker: TRA, LNK, division precision / recall / F1 (frame buffer 1), edge
 errors, the reference divisions, and the divisions whose daughter touches the window's border in her first frame.
@@ -34,7 +35,6 @@ import pandas as pd
 import tifffile
 
 from dynacell.io import open_labels, read_ctc_tracks
-from dynacell.metrics.tracking import evaluate_tracks
 
 from track import BASELINE, DATA, run_case, shuffled_ids  # the tracking benchmark's helpers (same folder)
 
