@@ -65,6 +65,11 @@ def shuffled_ids(labels: Movie, seed: int) -> Movie:
 BASELINE = {"overlap": False, "drift_correction": False, "flow_neighbors": 0, "division_sizes": False}
 
 
+def fmt(v: float | None) -> str:
+    """A score in a 6-character table cell (``n/a`` for None)."""
+    return "   n/a" if v is None else f"{v:6.3f}"
+
+
 def run_case(name: str, labels: Movie, gt: Path, work: Path, **link_kw) -> dict:
     t0 = time.perf_counter()
     lineage, relabel = link_labels(labels, progress=False, **link_kw)
@@ -147,12 +152,9 @@ def main() -> None:
     print(head)
     print("-" * len(head))
 
-    def f(v: float | None) -> str:
-        return "   n/a" if v is None else f"{v:6.3f}"
-
     for name, r in rows:
-        print(f"{name:42s} {r['TRA']:7.4f} {r['DET']:7.4f} {f(r['division_precision'])} {f(r['division_recall'])} "
-              f"{f(r['division_f1'])} {r['fp_edges']:5d} {r['fn_edges']:5d} {r['ws_edges']:5d} "
+        print(f"{name:42s} {r['TRA']:7.4f} {r['DET']:7.4f} {fmt(r['division_precision'])} {fmt(r['division_recall'])} "
+              f"{fmt(r['division_f1'])} {r['fp_edges']:5d} {r['fn_edges']:5d} {r['ws_edges']:5d} "
               f"{len(r['frames_evaluated']):6d} {r['link_s']:7.1f}")
     print(f"\nseed {args.seed}; division measures with frame buffer 1; HeLa scored on frames "
           f"{rows[-2][1]['frames_evaluated']} (frames with GT masks).")

@@ -36,7 +36,7 @@ import tifffile
 
 from dynacell.io import open_labels, read_ctc_tracks
 
-from track import BASELINE, DATA, run_case, shuffled_ids  # the tracking benchmark's helpers (same folder)
+from track import BASELINE, DATA, fmt, run_case, shuffled_ids  # the tracking benchmark's helpers (same folder)
 
 #: Movies: name → (CTC folder, ground-truth folder) under ``ctc/``.
 MOVIES = {"bacteria-phc 01": ("bacteria-phc", "01_GT"), "GOWT1 01": ("Fluo-N2DH-GOWT1", "01_GT")}
@@ -175,12 +175,9 @@ def main() -> None:
     print(head)
     print("-" * len(head))
 
-    def f(v: float | None) -> str:
-        return "   n/a" if v is None else f"{v:6.3f}"
-
     for movie, window, linker, info, r in rows:
-        print(f"{movie:16s} {window:16s} {linker:18s} {r['TRA']:6.3f} {f(r.get('LNK'))} {f(r['division_precision'])} "
-              f"{f(r['division_recall'])} {f(r['division_f1'])} {r['fp_edges']:5d} {r['fn_edges']:5d} "
+        print(f"{movie:16s} {window:16s} {linker:18s} {r['TRA']:6.3f} {fmt(r.get('LNK'))} {fmt(r['division_precision'])} "
+              f"{fmt(r['division_recall'])} {fmt(r['division_f1'])} {r['fp_edges']:5d} {r['fn_edges']:5d} "
               f"{info['divisions']:7d} {r['border']:6d}")
     shapes = {(m, w): i for m, w, _, i, _ in rows if "shape" in i}
     print(f"\nseed {args.seed}; window {args.fraction:g} of the frame, corner {args.corner}; division measures with frame buffer 1; "

@@ -70,15 +70,12 @@ _DIVISION_MOTHER_FRAMES = 4
 #: link that pushed the neighbour's own predecessor off (``benchmarks/track_field.py``). 0 = the smaller mask alone.
 _OVERLAP_MIN_SIZE_RATIO = 0.25
 
-#: Which link candidates that share no pixel (after motion compensation) are refused when nuclei touch the frame's
-#: lateral border: ``"both"`` (both touch it), ``"either"`` or ``"none"``. A nucleus leaving the field and another
-#: entering it, or a neighbour, were joined by the assignment (``benchmarks/track_field.py``).
-_BORDER_RULE = "either"
+#: A link candidate (continuation, gap or division) with a nucleus touching the frame's lateral border at either end
+#: whose masks share no pixel after motion compensation is refused: a nucleus leaving the field and another entering
+#: it, or a neighbour, were joined by the assignment (``benchmarks/track_field.py``).
 #: The border rule refuses only candidates farther apart (after motion compensation) than this many median nucleus
 #: diameters: a sliver entering the field sits beside its next, larger mask and may share no pixel with it.
 _BORDER_MIN_DIAMETERS = 0.5
-#: Whether the border rule also refuses division candidates (mother to daughter), not only frame-to-frame and gap links.
-_BORDER_RULE_DIVISIONS = True
 #: Cost given to a refused candidate: far above any cutoff, so laptrack never joins the pair.
 _BORDER_FORBIDDEN = 1e30
 
@@ -539,7 +536,7 @@ class _LinkCost:
             ratio = (b[8] + a[9]) / (a[10] if len(a) > 10 else a[8])
             if np.isfinite(ratio):
                 pen = max(1.0, ratio / self.division_ratio)
-        if f == 0.0 and d2 > self.border_min_d2 and self._apart_at_border(self._flags(a[None]), self._flags(b[None]))[0, 0]:
+        if f == 0.0 and d2 > self.border_min_d2 and (self._flags(a[None])[0] or self._flags(b[None])[0]):
             return _BORDER_FORBIDDEN
         return float(d2 * (1.0 - f) ** (2 * self.power) * pen ** (2 * _DIVISION_PENALTY_POWER))
 
@@ -549,15 +546,6 @@ class _LinkCost:
             return np.zeros(len(rows), bool)
         return np.fromiter(((int(i), int(lab)) in self.border for i, lab in zip(rows[:, 0], rows[:, 1], strict=True)),
                            bool, len(rows))
-
-    @staticmethod
-    def _apart_at_border(fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
-        """Pairs ``(n, m)`` the border rule concerns (:data:`_BORDER_RULE`), given each side's border flags."""
-        if _BORDER_RULE == "both":
-            return fa[:, None] & fb[None, :]
-        if _BORDER_RULE == "either":
-            return fa[:, None] | fb[None, :]
-        return np.zeros((len(fa), len(fb)), bool)
 
     def _fractions(self, early: np.ndarray, late: np.ndarray) -> np.ndarray:
         """Overlap fraction ``(n, m)`` of every pair, ``early`` rows before ``late`` rows in time."""
@@ -599,7 +587,8 @@ class _LinkCost:
             pen = np.where(np.isfinite(ratio), np.maximum(1.0, ratio / self.division_ratio), 1.0)
             out = out * pen ** (2 * _DIVISION_PENALTY_POWER)
         if self.border:
-            refuse = (f == 0.0) & (d2 > self.border_min_d2) & self._apart_at_border(self._flags(xa), self._flags(xb))
+            at_border = self._flags(xa)[:, None] | self._flags(xb)[None, :]
+            refuse = (f == 0.0) & (d2 > self.border_min_d2) & at_border
             out = np.where(refuse, _BORDER_FORBIDDEN, out)
         return out
 
@@ -1269,7 +1258,7 @@ def link_labels(
         t_of, label_of = nuclei["t"].to_numpy(np.int64).tolist(), nuclei["label"].to_numpy(np.int64).tolist()
         keys = [[(t_of[r], label_of[r]) for r in rows.tolist()] for rows in per_frame]
         cutoff = max_distance ** 2
-        median_diameter = float(np.median(nuclei["diameter_px"].to_numpy()) * (scale[1] if unit == "um" else 1.0))
+        median_diameter = float(np.median(nuclei["diameter_px"].to_numpy()) * scale[1])  # scale: ones in pixels
         border_min_d2 = (_BORDER_MIN_DIAMETERS * median_diameter) ** 2
         step_drift = np.diff(cum_drift, axis=0, append=cum_drift[-1:]) * scale
         flow = step_drift[frame_of]
@@ -1295,7 +1284,7 @@ def link_labels(
                 gap_closing_cutoff=cutoff if gap_closing_frames > 0 else False,
                 gap_closing_max_frame_count=int(gap_closing_frames) + 1,
                 splitting_metric=_link_metric(fraction, power=2, division_ratio=division_ratio,
-                                              border=border if _BORDER_RULE_DIVISIONS else frozenset(),
+                                              border=border,
                                               border_min_d2=border_min_d2),
                 splitting_cutoff=cutoff if division else False,
                 merging_cutoff=False,
