@@ -16,7 +16,7 @@ from _helpers import FixedClassifier, division_lineage, synthetic_movie
 
 from dynacell import STATES
 from dynacell.errors import FormatError, InvalidInputError, input_role
-from dynacell.io.checks import physical_size_notes
+from dynacell.io.checks import missing_frames, movie_notes
 from dynacell.io.movie import Movie, with_physical_sizes
 from dynacell.io.scan import scan_labels
 from dynacell.io.writers import replace_path_prefix
@@ -55,18 +55,30 @@ def test_with_physical_sizes_replaces_only_what_is_given():
         with_physical_sizes(images, (1.0, 0.5, 0.5))  # 3 sizes for a 2D movie
 
 
-def test_physical_size_notes(caplog):
+def test_movie_notes_physical_sizes(caplog):
     images, _ = synthetic_movie(T=3, size=16)
     with caplog.at_level(logging.WARNING):
-        notes = physical_size_notes(images)
+        notes = movie_notes(images)
     assert len(notes) == 2 and "voxel size of synthetic is unknown" in notes[0] and "(Y X)" in notes[0]
     assert "frame interval is unknown" in notes[1]
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING][-2:] == notes
-    assert physical_size_notes(with_physical_sizes(images, (0.5, 0.5), 60.0)) == []
+    assert movie_notes(with_physical_sizes(images, (0.5, 0.5), 60.0)) == []
     img3, _ = synthetic_movie(T=2, size=16, ndim=3)
-    notes3 = physical_size_notes(with_physical_sizes(img3, (2.0, 0.5, 0.5), 60.0))
+    notes3 = movie_notes(with_physical_sizes(img3, (2.0, 0.5, 0.5), 60.0))
     assert len(notes3) == 1 and "2 frame(s)" in notes3[0]
-    assert "(Z Y X)" in physical_size_notes(img3)[0]
+    assert "(Z Y X)" in movie_notes(img3)[0]
+
+
+def test_movie_notes_name_missing_frames(caplog):
+    images, _ = synthetic_movie(T=4, size=16)
+    holed = Movie(images.data, images.axes, (0.5, 0.5), 60.0, frame_indices=(0, 1, 3, 6), source="holed")
+    with caplog.at_level(logging.WARNING):
+        notes = movie_notes(holed)
+    assert len(notes) == 1 and "3 frame(s) missing inside frames 0..6 of holed" in notes[0]
+    assert "(frame number(s) 2, 4, 5)" in notes[0] and "end_reason 'gap'" in notes[0]
+    assert any("frame(s) missing" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert missing_frames(range(5, 30)) == [] and missing_frames([]) == []
+    assert missing_frames([2, 5]) == [3, 4]
 
 
 def test_replace_path_prefix():

@@ -142,7 +142,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
     import torch
 
     from dynacell.io import open_movie
-    from dynacell.io.checks import physical_size_notes
+    from dynacell.io.checks import movie_notes
     from dynacell.io.ctc import write_ctc_result
     from dynacell.io.movie import load_in_memory, with_physical_sizes
     from dynacell.io.scan import scan_labels
@@ -175,7 +175,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                                         frame_interval_s=config.frame_interval_s, channel=config.channel)
             else:
                 images = with_physical_sizes(images, config.voxel_size_um, config.frame_interval_s)
-            notes = physical_size_notes(images)
+            notes = movie_notes(images)
         with timer.step("model"):
             clf, model_name = resolve_model(classifier if classifier is not None else config.model,
                                             images.ndim_spatial, device)

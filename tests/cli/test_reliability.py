@@ -100,7 +100,7 @@ def _truncated_stack(folder: Path) -> Path:
     return f
 
 
-@pytest.mark.parametrize("case", ["truncated-run", "truncated-labels", "track-overflow", "huge-track"])
+@pytest.mark.parametrize("case", ["truncated-run", "truncated-labels", "nan-pixels", "track-overflow", "huge-track"])
 def test_bad_input_is_exactly_one_line(monkeypatch, capsys, tmp_path, case):
     """No traceback and no second line (tifffile's own log lines are folded into dynacell's message)."""
     if case.startswith("truncated"):
@@ -110,6 +110,19 @@ def test_bad_input_is_exactly_one_line(monkeypatch, capsys, tmp_path, case):
         if case == "truncated-labels":  # the truncated movie is named, not the (good) labels given with it
             args += ["--labels", str(tmp_path / "labels.npz")]
         want = "stack.tif: the TIFF is truncated"
+    elif case == "nan-pixels":  # with labels given nothing else reads the pixels: the states would be silently wrong
+        import tifffile
+
+        movie = np.full((6, 32, 32), 100.0, np.float32)
+        movie[:, 8:16, 8:16] = 1000.0
+        movie[4, 9, 10] = np.nan
+        tifffile.imwrite(tmp_path / "movie.tif", movie)
+        labels = np.zeros((6, 32, 32), np.uint16)
+        labels[:, 8:16, 8:16] = 1
+        np.savez(tmp_path / "labels.npz", labels=labels)
+        args = ["run", str(tmp_path / "movie.tif"), "--labels", str(tmp_path / "labels.npz"), "-o", str(tmp_path / "out"),
+                "--no-video"]
+        want = "movie.tif frame 4: 1 NaN or infinite pixel value(s), the first at (y, x) = (9, 10)"
     else:
         (tmp_path / "man_track.txt").write_text("1 0 4 0\n" + ("1 0 99999999999999999999 0\n"
                                                                if case == "track-overflow" else "2 0 2000000000 0\n"))

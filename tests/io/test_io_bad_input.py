@@ -112,6 +112,26 @@ def test_nan_in_float_labels(tmp_path):
         labels.data.compute()
 
 
+def test_nan_in_float_images_named_on_read(tmp_path):
+    """NaN pixels (e.g. registration padding) would give confident, wrong states: every frame read says where."""
+    folder = _frames(tmp_path / "01", [(6, 5)] * 3, dtype=np.float32)
+    img = np.ones((6, 5), np.float32)
+    img[2, 3] = img[4, 1] = np.nan
+    img[5, 0] = np.inf
+    tifffile.imwrite(folder / "t002.tif", img)
+    movie = open_movie(folder)
+    assert movie.frame(1).shape == (6, 5)  # clean frames read as before
+    with pytest.raises(InvalidInputError, match=r"t002\.tif \(frame 2\): 3 NaN or infinite.*\(y, x\) = \(2, 3\)"):
+        movie.frame(2)
+    stack = np.ones((2, 3, 4, 4), np.float64)
+    stack[1, 2, 0, 1] = np.nan
+    tifffile.imwrite(tmp_path / "s.tif", stack, metadata={"axes": "TZYX"}, imagej=False)
+    m3 = open_movie(tmp_path / "s.tif")
+    with pytest.raises(InvalidInputError, match=r"s\.tif frame 1: 1 NaN.*\(z, y, x\) = \(2, 0, 1\)"):
+        m3.frame(1)
+    assert np.isfinite(m3.frame(0)).all()
+
+
 def test_complex_labels_rejected(tmp_path):
     path = tmp_path / "l.npz"
     np.savez(path, labels=np.zeros((2, 3, 3), np.complex64))

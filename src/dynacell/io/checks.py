@@ -9,7 +9,7 @@ from typing import Any
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 
-__all__ = ["check_same_grid", "physical_size_notes"]
+__all__ = ["check_same_grid", "missing_frames", "movie_notes"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,24 +52,53 @@ def check_same_grid(images: Any, labels: Any) -> None:
         )
 
 
-def physical_size_notes(movie: Movie) -> list[str]:
-    """Warnings for a job's report: unknown voxel size or frame interval, a movie too short for states.
+def missing_frames(frame_indices) -> list[int]:
+    """Frame numbers absent between the first and the last frame of a movie.
+
+    Parameters
+    ----------
+    frame_indices : sequence of int
+        The movie's frame numbers (``Movie.frame_indices``), increasing.
+
+    Returns
+    -------
+    list of int
+        The numbers inside ``first .. last`` that no frame carries (e.g. a file ``t003.tif`` absent from a
+        folder), increasing; empty when the frames are consecutive.
+
+    Examples
+    --------
+    >>> missing_frames([0, 1, 2, 4, 5, 8])
+    [3, 6, 7]
+    """
+    numbers = [int(t) for t in frame_indices]
+    if not numbers:
+        return []
+    present = set(numbers)
+    return [t for t in range(numbers[0], numbers[-1] + 1) if t not in present]
+
+
+def movie_notes(movie: Movie) -> list[str]:
+    """Warnings for a job's report: unknown voxel size or frame interval, a short movie, missing frames.
 
     Each note is also logged as a warning. Nothing is guessed: with an unknown voxel size every
-    distance stays in pixels, with an unknown frame interval every time in frames.
+    distance stays in pixels, with an unknown frame interval every time in frames; no missing frame
+    is invented.
 
     Parameters
     ----------
     movie : Movie
         The image movie ``(T, (Z), Y, X)`` with its physical sizes (``voxel_size_um`` in µm,
-        ``frame_interval_s`` in s; None = unknown).
+        ``frame_interval_s`` in s; None = unknown) and frame numbers (``frame_indices``).
 
     Returns
     -------
     list of str
         In this order, those that apply: the voxel size is unknown (naming the axes to give to
         ``--voxel-size-um``), the frame interval is unknown, fewer than 3 frames (a state uses frames
-        t−1, t, t+1, so event states then lack temporal evidence).
+        t−1, t, t+1, so event states then lack temporal evidence), frame numbers missing inside the
+        movie (:func:`missing_frames`; e.g. a file absent from a folder of per-frame TIFFs: the linker
+        links across the hole as if the frames were consecutive, and tracks are split there).
     """
     notes = []
     if movie.voxel_size_um is None:
@@ -84,6 +113,14 @@ def physical_size_notes(movie: Movie) -> list[str]:
             f"The movie has {movie.n_frames} frame(s): states use the frames before and after each nucleus "
             "(t-1, t, t+1), so with fewer than 3 frames mitotic / new-daughter / death calls have no temporal "
             "evidence and most nuclei will be called stable.")
+    holes = missing_frames(movie.frame_indices)
+    if holes:
+        shown = ", ".join(str(t) for t in holes[:10]) + (", ..." if len(holes) > 10 else "")
+        notes.append(
+            f"{len(holes)} frame(s) missing inside frames {movie.frame_indices[0]}..{movie.frame_indices[-1]} of "
+            f"{movie.source or 'the movie'} (frame number(s) {shown}): no frame is invented; nuclei are linked across "
+            "the hole as if the frames were consecutive (they had more time to move), a track crossing it is split "
+            "there (end_reason 'gap'), and states use the frames on either side.")
     for n in notes:
         logger.warning(n)
     return notes

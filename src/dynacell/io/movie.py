@@ -136,7 +136,9 @@ class Movie:
         Raises
         ------
         InvalidInputError
-            If frame ``t`` is not in the movie.
+            If frame ``t`` is not in the movie, or a floating-point frame holds NaN or infinite values
+            (the message gives their number and the first position; a state or a segmentation computed
+            over them would be silently wrong).
         FormatError
             If the frame's file cannot be decoded.
         """
@@ -145,8 +147,20 @@ class Movie:
         if files is not None:
             from dynacell.io._tiff import read_tiff_frame
 
-            return read_tiff_frame(files["files"][i], files["shape"], files["dtype"], int(t), planes=planes)
-        return np.asarray(self.data[i])
+            frame = read_tiff_frame(files["files"][i], files["shape"], files["dtype"], int(t), planes=planes)
+        else:
+            frame = np.asarray(self.data[i])
+        if frame.dtype.kind in "fc":
+            bad = ~np.isfinite(frame)
+            if bad.any():
+                first = tuple(int(v) for v in np.argwhere(bad)[0])
+                where = f"{files['files'][i]} (frame {t})" if files is not None else f"{self.source} frame {t}"
+                raise InvalidInputError(
+                    f"movie {where}: {int(np.count_nonzero(bad))} NaN or infinite pixel value(s), the first at "
+                    f"{'(z, y, x)' if len(first) == 3 else '(y, x)'} = {first}; intensities must be finite numbers — "
+                    "replace them (for example with the background value, as for padding after registration) and run "
+                    "again")
+        return frame
 
     def _tiff_frames(self) -> dict | None:
         """The per-frame TIFF files of ``data`` when it is still the lazy array they were opened as."""
