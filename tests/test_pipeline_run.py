@@ -16,13 +16,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import tifffile
 from _helpers import FixedClassifier, synthetic_movie
 
 from dynacell import STATES
 from dynacell.errors import InvalidInputError, OutputExistsError
-from dynacell.io.movie import Movie
+from dynacell.io.movie import Movie, select_frames
 from dynacell.lineage.graph import Lineage
-from dynacell.io.scan import scan_labels
+from dynacell.io.scan import leave_out_empty_frames, scan_labels
 from dynacell.lineage.checks import check_lineage
 from dynacell.metrics.states import match_labels
 from dynacell.pipeline import OUTPUT_FILES, run
@@ -240,14 +241,51 @@ def test_missing_label_frames(tmp_path):
         scan_labels(images, fewer, progress=False)
 
 
-def test_empty_label_frame(tmp_path):
-    images, labels = synthetic_movie(T=4)
+def test_empty_label_frame_is_left_out_as_a_missing_frame(tmp_path):
+    """A blank frame (nothing segmented) no longer stops the run: it is bridged as a missing frame, and said."""
+    images, labels = synthetic_movie(T=5)
     data = np.array(labels.data)
     data[2] = 0
+    holey = Movie(data, "TYX", source="holey")
     with pytest.raises(InvalidInputError, match="frame 2 holds no nucleus"):
-        run(images, labels=Movie(data, "TYX", source="holey"), model=FixedClassifier(), out=tmp_path / "o",
+        scan_labels(images, holey, progress=False)  # the scan alone still refuses it unless asked to collect
+    res = run(images, labels=holey, model=FixedClassifier(), out=tmp_path / "o", progress=False, video=False)
+    states = pd.read_csv(tmp_path / "o" / "states.csv")
+    assert sorted(states["t"].unique()) == [0, 1, 3, 4]
+    note = [n for n in res.info["notes"] if "hold no nucleus" in n]
+    assert len(note) == 1 and "1 frame(s) of 5 hold no nucleus in the labels given (frame number(s) 2)" in note[0]
+    assert res.info["counts"]["frames"] == 5
+    tracks = pd.read_csv(tmp_path / "o" / "tracks.csv")
+    crossing = tracks[tracks["end"] == 1]  # tracks reaching the hole are split there (or divide across it)
+    assert len(crossing) and set(crossing["end_reason"]) <= {"gap", "divides"} and "gap" in set(crossing["end_reason"])
+    assert (tracks["start"] == 3).sum() >= len(crossing)
+    ctc = sorted(p.name for p in (tmp_path / "o" / "ctc").glob("mask*.tif"))
+    assert ctc == [f"mask{t:03d}.tif" for t in range(5)]
+    assert tifffile.imread(tmp_path / "o" / "ctc" / "mask002.tif").max() == 0
+    assert "hold no nucleus" in (tmp_path / "o" / "report.html").read_text()
+    data[:] = 0
+    with pytest.raises(InvalidInputError, match="no frame holds a nucleus"):
+        run(images, labels=Movie(data, "TYX", source="blank"), model=FixedClassifier(), out=tmp_path / "o2",
             progress=False)
-    assert not (tmp_path / "o").exists() and not _no_partial(tmp_path, "o")
+    assert not (tmp_path / "o2").exists() and not _no_partial(tmp_path, "o2")
+
+
+def test_scan_collects_empty_frames_and_select_frames_keeps_numbers():
+    images, labels = synthetic_movie(T=4)
+    data = np.array(labels.data)
+    data[0] = data[3] = 0
+    holey = Movie(data, "TYX", source="holey")
+    empty, objects = [], {}
+    ids = scan_labels(images, holey, progress=False, empty=empty, objects=objects)
+    assert empty == [0, 3] and sorted(ids) == sorted(objects) == [1, 2]
+    im2, lab2, notes = leave_out_empty_frames(images, holey, empty)
+    assert im2.frame_indices == lab2.frame_indices == (1, 2) and len(notes) == 1
+    np.testing.assert_array_equal(im2.frame(2), images.frame(2))
+    assert leave_out_empty_frames(images, holey, []) == (images, holey, [])
+    with pytest.raises(InvalidInputError, match="increasing"):
+        select_frames(images, [2, 1])
+    with pytest.raises(InvalidInputError, match="frame 9 is not present"):
+        select_frames(images, [9])
 
 
 def test_lineage_naming_absent_labels(tmp_path):

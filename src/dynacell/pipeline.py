@@ -145,7 +145,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
     from dynacell.io.checks import movie_notes
     from dynacell.io.ctc import write_ctc_result
     from dynacell.io.movie import load_in_memory, with_physical_sizes
-    from dynacell.io.scan import scan_labels
+    from dynacell.io.scan import leave_out_empty_frames, scan_labels
     from dynacell.io.writers import atomic_folder, json_safe, write_csv, write_json
     from dynacell.lineage.formats import write_geff
     from dynacell.models.runtime import resolve_device
@@ -187,8 +187,14 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             notes += seg_notes
             label_movie = load_in_memory(label_movie, progress=progress)  # read once: scan, linking, crops
         with timer.step("check_labels"):
-            measured, objects = [], {}  # each label frame's nuclei, measured once for the scan, linker and crops
-            ids = scan_labels(images, label_movie, progress=progress, measure=measured, objects=objects)
+            # each label frame's nuclei, measured once for the scan, linker and crops
+            measured, objects, empty = [], {}, []
+            ids = scan_labels(images, label_movie, progress=progress, measure=measured, objects=objects, empty=empty)
+            # frames without a nucleus: left out of linking and states as missing frames, kept in masks / video
+            shown_images, shown_labels = images, label_movie
+            what = "the labels given" if segmenter == "given" else f"the segmenter {segmenter}'s labels"
+            images, label_movie, more = leave_out_empty_frames(images, label_movie, empty, what=what)
+            notes += more
         with timer.step("lineage"):
             lin, lineage_source, linking = lineage_for_run(
                 images, label_movie, ids, measured[0], given=lineage, path=config.lineage,
@@ -219,7 +225,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             write_csv(tracks, tmp / "tracks.csv")
             write_geff(lin, tmp / "lineage.geff")
         with timer.step("write_ctc"):
-            write_ctc_result(tmp / "ctc", label_movie, lin, progress=progress, frame_ids=ids,
+            write_ctc_result(tmp / "ctc", shown_labels, lin, progress=progress, frame_ids=ids,
                              frame_boxes={t: found[3] for t, found in objects.items()})
         evaluation = None
         if config.gt is not None:
@@ -228,14 +234,14 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                 from dynacell.metrics.states import evaluate_against_gt
 
                 with input_role("ground truth (--gt)"):
-                    evaluation = evaluate_against_gt(config.gt, states, label_movie, tmp / "ctc", progress=progress,
+                    evaluation = evaluate_against_gt(config.gt, states, shown_labels, tmp / "ctc", progress=progress,
                                                      **({} if config.gt_rules is None else {"rules": config.gt_rules}))
                 evaluation = replace_path_prefix(json_safe(evaluation), str(tmp), str(out))
         if config.video:
             with timer.step("video"):
                 from dynacell.viz.overlay import write_overlay_video
 
-                write_overlay_video(tmp / "overlay.mp4", images, label_movie, states, progress=progress)
+                write_overlay_video(tmp / "overlay.mp4", shown_images, shown_labels, states, progress=progress)
         with timer.step("motion"):  # never fails the run: a note says why it was skipped
             from dynacell.motion.analysis import run_motion_summary
 
@@ -252,12 +258,12 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                          timings_s=timer.timings,
                          reconciliation={"rule": reconcile_rules.describe(), "changes": changes},
                          evaluation=evaluation_tables(evaluation) if evaluation else None, notes=notes,
-                         title=f"dynacell run: {Path(config.movie).name}", images=images, labels=label_movie)
+                         title=f"dynacell run: {Path(config.movie).name}", images=shown_images, labels=shown_labels)
         info = {
             "dynacell_version": __version__, "command": "run",
             "inputs": {k: parameters[k] for k in ("movie", "labels", "lineage", "gt")},
             "config": config.model_dump(mode="json"), "parameters": parameters, "versions": versions(),
-            "seed": int(config.seed), "counts": run_counts(states, tracks, lin, images.n_frames), "notes": notes,
+            "seed": int(config.seed), "counts": run_counts(states, tracks, lin, shown_images.n_frames), "notes": notes,
             "classifier_agreement": agreement, "reconciliation": reconciliation_record(reconcile_rules, changes),
             "division_check": division_summary, "dead_evidence": dead_evidence_record(dead, states),
             "evaluation": evaluation, "motion": motion, **timer.record(), "host": host(),

@@ -9,7 +9,7 @@ import numpy as np
 
 from dynacell.errors import InvalidInputError
 
-__all__ = ["Movie", "load_in_memory", "with_physical_sizes", "IN_MEMORY_MAX_BYTES", "TIFF_FRAMES_KEY"]
+__all__ = ["Movie", "load_in_memory", "select_frames", "with_physical_sizes", "IN_MEMORY_MAX_BYTES", "TIFF_FRAMES_KEY"]
 
 #: Default budget of :func:`load_in_memory` (bytes): larger movies stay lazy (read frame by frame).
 IN_MEMORY_MAX_BYTES: int = 1 << 30
@@ -228,6 +228,52 @@ def load_in_memory(movie: Movie, max_bytes: int = IN_MEMORY_MAX_BYTES, *, progre
             data[i] = frame.compute(scheduler="synchronous") if hasattr(frame, "compute") else np.asarray(frame)
     return Movie(data, movie.axes, movie.voxel_size_um, movie.frame_interval_s, movie.frame_indices, movie.source,
                  movie.metadata)
+
+
+def select_frames(movie: Movie, frame_numbers) -> Movie:
+    """The same movie restricted to some of its frames (lazy; the frame numbers are kept).
+
+    Parameters
+    ----------
+    movie : Movie
+        Any movie ``(T, [Z,] Y, X)``.
+    frame_numbers : iterable of int
+        Frame numbers (``movie.frame_indices`` values) to keep, in increasing order.
+
+    Returns
+    -------
+    Movie
+        ``(T', [Z,] Y, X)`` with ``frame_indices`` = ``frame_numbers``: the left-out numbers become
+        missing frames (as a file absent from a folder of frames); same axes, sizes, source. A folder of
+        per-frame TIFFs is still read file by file (:meth:`Movie.frame`).
+
+    Raises
+    ------
+    InvalidInputError
+        If a number is not a frame of the movie, or the numbers are not increasing or empty.
+
+    Examples
+    --------
+    >>> m = select_frames(Movie(np.arange(48, dtype=np.uint8).reshape(3, 4, 4), "TYX"), [0, 2])
+    >>> m.frame_indices, int(m.frame(2)[0, 0])
+    ((0, 2), 32)
+    """
+    numbers = [int(t) for t in frame_numbers]
+    if not numbers or any(b <= a for a, b in zip(numbers, numbers[1:])):
+        raise InvalidInputError(f"movie {movie.source}: frames to keep must be increasing and not empty, got {numbers}")
+    idx = [movie.index_of(t) for t in numbers]
+    if idx == list(range(movie.n_frames)):
+        return movie
+    data = movie.data[idx]
+    metadata = dict(movie.metadata) if isinstance(movie.metadata, dict) else movie.metadata
+    files = movie._tiff_frames()
+    if isinstance(metadata, dict):
+        metadata.pop(TIFF_FRAMES_KEY, None)
+        if files is not None:  # keep reading file by file
+            metadata[TIFF_FRAMES_KEY] = {**files, "dask_name": data.name, "files": [files["files"][i] for i in idx]}
+        if isinstance(metadata.get("files"), list) and len(metadata["files"]) == movie.n_frames:
+            metadata["files"] = [metadata["files"][i] for i in idx]
+    return Movie(data, movie.axes, movie.voxel_size_um, movie.frame_interval_s, tuple(numbers), movie.source, metadata)
 
 
 def with_physical_sizes(movie: Movie, voxel_size_um: tuple[float, ...] | None = None,

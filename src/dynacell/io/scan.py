@@ -8,7 +8,7 @@ import pandas as pd
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 
-__all__ = ["scan_labels", "frame_objects"]
+__all__ = ["scan_labels", "frame_objects", "leave_out_empty_frames"]
 
 
 def frame_objects(frame: np.ndarray, t: int, objects: dict | None = None, *, source: str = ""
@@ -55,7 +55,8 @@ def frame_objects(frame: np.ndarray, t: int, objects: dict | None = None, *, sou
 
 
 def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
-                measure: list | None = None, objects: dict | None = None) -> dict[int, np.ndarray]:
+                measure: list | None = None, objects: dict | None = None,
+                empty: list | None = None) -> dict[int, np.ndarray]:
     """Check a label movie against its image movie and list the label ids of every frame.
 
     Parameters
@@ -74,6 +75,10 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
         (:func:`frame_objects`), to hand to :func:`dynacell.track.link_labels` and
         :func:`dynacell.states.classify.classify_movie` (``objects=``) so that they do not measure the
         frames again. Implies the measuring pass (as with ``measure``).
+    empty : list, optional
+        When given, the numbers of label frames without any nucleus are appended to it and those
+        frames are left out of the result (no ids, no rows, no ``objects`` entry) instead of being an
+        error; :func:`leave_out_empty_frames` then drops them from both movies.
 
     Returns
     -------
@@ -84,8 +89,8 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
     ------
     InvalidInputError
         If the spatial shape differs, a frame of the movie has no label image (or the labels
-        have frames the movie lacks), or a label frame holds no nucleus (or, with ``measure``, a
-        negative id).
+        have frames the movie lacks), or a label frame holds no nucleus (with ``empty``: every label
+        frame), or, with ``measure``, a negative id.
     """
     from tqdm.auto import tqdm
 
@@ -114,6 +119,11 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
             u = np.unique(frame)
             u = u[u > 0]
         u = u.astype(np.int64)
+        if u.size == 0 and empty is not None:
+            empty.append(int(t))
+            if objects is not None:
+                objects.pop(int(t), None)
+            continue
         if u.size == 0:
             raise InvalidInputError(
                 f"labels {labels.source}: frame {t} holds no nucleus (empty label image); every frame needs at "
@@ -122,8 +132,63 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
         ids[int(t)] = u
         if measure is not None:
             rows.append((np.full(u.size, int(t), dtype=np.int64), u, cen, size))
+    if not ids:
+        raise InvalidInputError(
+            f"labels {labels.source}: no frame holds a nucleus (all {labels.n_frames} label images are empty); "
+            f"check the segmentation or the labels given")
     if measure is not None:  # one DataFrame at the end (one per frame cost more than measuring the frame)
         t_all, u_all, cen_all, size_all = (np.concatenate(c) for c in zip(*rows, strict=True))
         measure.append(pd.DataFrame({"t": t_all, "label": u_all, "z": cen_all[:, 0], "y": cen_all[:, 1],
                                      "x": cen_all[:, 2], "size_px": size_all}))
     return ids
+
+
+def leave_out_empty_frames(images: Movie, labels: Movie, empty: list[int], *, what: str = "the labels"
+                           ) -> tuple[Movie, Movie, list[str]]:
+    """Drop the frames without any nucleus from a job, as if their files were missing.
+
+    A frame where nothing was segmented (a blank or badly exposed frame, or a frame before any cell
+    entered the field) would otherwise stop the whole run. Left out, the linker bridges it as a missing
+    frame (nuclei linked across it as if the frames were consecutive; a track crossing it is split,
+    ``end_reason`` ``gap``) and the states use the frames on either side of it.
+
+    Parameters
+    ----------
+    images, labels : Movie
+        The image movie and its label movie ``(T, (Z), Y, X)``, same frame numbers.
+    empty : list of int
+        Frame numbers whose label image holds no nucleus (:func:`scan_labels` with ``empty=``).
+    what : str
+        Where the labels came from, for the note (e.g. ``"the segmenter nuclei-seg-2d-fast"``).
+
+    Returns
+    -------
+    images, labels : Movie
+        Both restricted to the other frames (:func:`dynacell.io.movie.select_frames`); unchanged when
+        ``empty`` is empty.
+    notes : list of str
+        One note for ``run.json`` and the report naming the frames (also logged as a warning), or none.
+
+    Raises
+    ------
+    InvalidInputError
+        If every frame is empty.
+    """
+    if not empty:
+        return images, labels, []
+    import logging
+
+    from dynacell.io.movie import select_frames
+
+    gone = set(int(t) for t in empty)
+    keep = [t for t in images.frame_indices if int(t) not in gone]
+    if not keep:
+        raise InvalidInputError(f"labels {labels.source}: no frame holds a nucleus; check the segmentation or the "
+                                f"labels given")
+    shown = ", ".join(str(t) for t in sorted(gone)[:10]) + (", ..." if len(gone) > 10 else "")
+    note = (f"{len(gone)} frame(s) of {images.n_frames} hold no nucleus in {what} (frame number(s) {shown}): they are "
+            "left out of linking and state calls as missing frames — nuclei are linked across them as if the frames "
+            "were consecutive, a track crossing them is split there (end_reason 'gap') — and the CTC masks of those "
+            "frames are empty. Look at those frames: a blank or badly exposed image, or nuclei the segmenter missed.")
+    logging.getLogger(__name__).warning(note)
+    return select_frames(images, keep), select_frames(labels, keep), [note]
