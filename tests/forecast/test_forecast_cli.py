@@ -62,3 +62,37 @@ def test_bad_inputs_exit_with_one_line(tmp_path, monkeypatch, capsys):
     code, _, err = run_main(monkeypatch, capsys, "forecast", "predict", bad, "-o", tmp_path / "o", "--method",
                             "constant_velocity")
     assert code == 2 and "track_id" in err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_missing_frames_never_make_a_window_and_predictions_keep_frame_numbers(tmp_path, monkeypatch, capsys,
+                                                                               make_blob):
+    """A file absent from a movie must not be bridged as one time step; NaN pixels are named."""
+    movie = (make_blob(n_frames=14, size=32) * 100).astype(np.float32)
+    numbers = [*range(6), *range(7, 15)]  # frame 6 missing
+    keep = [t for t in range(15) if t != 6]
+    np.savez(tmp_path / "m.npz", images=np.stack([make_blob(n_frames=15, size=32)[t] * 100 for t in keep]),
+             frame_indices=np.asarray(numbers))
+    code, out, err = run_main(monkeypatch, capsys, "forecast", "evaluate", tmp_path / "m.npz", "--model",
+                              "frames-mc-linear", "--test-fraction", "0.5")
+    assert code == 0, err
+    res = json.loads(out)
+    k = res["k"]
+    assert all(numbers[t] - numbers[t - k] == k for t in res["targets"])
+    assert res["windows_left_out_across_missing_frames"] == sum(
+        numbers[t] - numbers[t - k] != k for t in range(max(k, len(numbers) - 7), len(numbers)))
+    assert all(numbers[t] - numbers[t - k] == k for t in res["fitted_on_targets"])
+    code, out, err = run_main(monkeypatch, capsys, "forecast", "predict", tmp_path / "m.npz", "-o", tmp_path / "p",
+                              "--model", "frames-mc-linear", "--steps", "2")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "p").glob("pred*.tif")) == ["pred015.tif", "pred016.tif"]
+    assert json.loads((tmp_path / "p" / "forecast.json").read_text())["last_frame"] == 14
+    np.savez(tmp_path / "late.npz", images=movie[:8], frame_indices=np.asarray([0, 1, 2, 3, 4, 5, 6, 8]))
+    code, _, err = run_main(monkeypatch, capsys, "forecast", "predict", tmp_path / "late.npz", "-o", tmp_path / "p2",
+                            "--model", "frames-mc-linear")
+    assert code == 2 and "not consecutive" in err and not (tmp_path / "p2").exists()
+    movie[3, 4, 5] = np.nan
+    np.savez(tmp_path / "nan.npz", images=movie)
+    code, _, err = run_main(monkeypatch, capsys, "forecast", "evaluate", tmp_path / "nan.npz", "--model",
+                            "frames-mc-linear")
+    assert code == 2 and "frame 3: 1 NaN" in err and "(4, 5)" in err

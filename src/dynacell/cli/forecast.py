@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ from dynacell.cli.options import (
     seed_option,
     voxel_size_option,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def _name(fm) -> str:
@@ -77,6 +80,7 @@ def register(app: typer.Typer) -> None:
         from dynacell.forecast import (
             FrameForecaster,
             MotionCompensatedForecaster,
+            gapless_targets,
             load_frames,
             normalize_movie,
             resolve_model,
@@ -90,20 +94,31 @@ def register(app: typer.Typer) -> None:
             raise InvalidInputError(f"--k {k}: model {model!r} reads windows of K = {fm.k} frames")
         vs = parse_voxel_size(voxel_size_um) if voxel_size_um else None
         zz = z if z == "max" else int(z)
-        raw, px, _info = load_frames(movie, axes=axes, z=zz, downsample=downsample, voxel_size_um=vs)
+        raw, px, info = load_frames(movie, axes=axes, z=zz, downsample=downsample, voxel_size_um=vs)
+        numbers = info["frame_indices"]
         if not 0 < test_fraction <= 1:
             raise InvalidInputError(f"--test-fraction must be in (0, 1], got {test_fraction}")
         first = max(fm.k, len(raw) - max(1, round(len(raw) * test_fraction)))
         fit_frames = range(first) if first > fm.k else None
         frames, _ = normalize_movie(raw, fit_frames=fit_frames)
         extra = {}
+        targets = gapless_targets(numbers, fm.k, range(first, len(frames)))
+        if len(targets) < len(frames) - first:  # windows across a missing frame would mix two time steps
+            extra["windows_left_out_across_missing_frames"] = len(frames) - first - len(targets)
+            logger.warning("%s: %d test window(s) span a missing frame and are left out", movie,
+                           len(frames) - first - len(targets))
+        if not targets:
+            raise InvalidInputError(f"{movie}: every test window of {fm.k} + 1 frames spans a missing frame "
+                                    f"(frames {numbers[0]}..{numbers[-1]}, {len(numbers)} present)")
         if isinstance(fm, MotionCompensatedForecaster):
-            if first <= fm.k:
+            fit_targets = gapless_targets(numbers, fm.k, range(fm.k, first))
+            if not fit_targets:
                 raise InvalidInputError(f"{fm.name} is fitted on the frames before the tested ones: "
-                                        f"use --test-fraction < 1 so that more than {fm.k} frames come first")
-            fm.fit(frames, range(fm.k, first))
+                                        f"use --test-fraction < 1 so that more than {fm.k} consecutive frames come "
+                                        f"first")
+            fm.fit(frames, fit_targets)
             extra["fitted_on_targets"] = fm.fitted_on["targets"]
-        res = evaluate_frames(frames, range(first, len(frames)), model=fm, pixel_size_um=px, seed=seed)
+        res = evaluate_frames(frames, targets, model=fm, pixel_size_um=px, seed=seed)
         res.update({"movie": str(movie), "model": _name(fm), "pixel_size_um": px, "downsample": downsample,
                     "seed": seed, **extra})
         echo_json(res)
@@ -172,6 +187,7 @@ def register(app: typer.Typer) -> None:
         from dynacell.forecast import (
             FrameForecaster,
             MotionCompensatedForecaster,
+            gapless_targets,
             load_frames,
             normalize_movie,
             predict_next_positions,
@@ -184,19 +200,25 @@ def register(app: typer.Typer) -> None:
         fm = resolve_model(model) if method == "model" else None
         vs = list(parse_voxel_size(voxel_size_um)) if voxel_size_um else None
         if isinstance(fm, (FrameForecaster, MotionCompensatedForecaster)):
-            raw, px, _info = load_frames(source, axes=axes, z=z if z == "max" else int(z), downsample=downsample,
+            raw, px, info = load_frames(source, axes=axes, z=z if z == "max" else int(z), downsample=downsample,
                                         voxel_size_um=vs)
+            numbers = info["frame_indices"]
+            if len(numbers) >= fm.k and numbers[-1] - numbers[-fm.k] != fm.k - 1:
+                raise InvalidInputError(f"{source}: the last {fm.k} frames the forecast starts from are not consecutive "
+                                        f"(frame numbers {list(numbers[-fm.k:])}): a frame is missing among them")
             frames, (lo, hi) = normalize_movie(raw)
             if isinstance(fm, MotionCompensatedForecaster):
-                if len(frames) <= fm.k:
-                    raise InvalidInputError(f"{fm.name} is fitted on the movie itself: it needs more than {fm.k} frames")
-                fm.fit(frames, range(fm.k, len(frames)))
+                fit_targets = gapless_targets(numbers, fm.k, range(fm.k, len(frames)))
+                if not fit_targets:
+                    raise InvalidInputError(f"{fm.name} is fitted on the movie itself: it needs more than {fm.k} "
+                                            f"consecutive frames")
+                fm.fit(frames, fit_targets)
             pred = fm.rollout(frames, steps) * (hi - lo) + lo
             with atomic_folder(out, overwrite=overwrite) as tmp:
-                for i, f in enumerate(pred, start=1):
-                    tifffile.imwrite(tmp / f"pred{len(frames) - 1 + i:03d}.tif", f.astype(np.float32))
+                for i, f in enumerate(pred, start=1):  # named by frame number (the movie's numbering)
+                    tifffile.imwrite(tmp / f"pred{int(numbers[-1]) + i:03d}.tif", f.astype(np.float32))
                 (tmp / "forecast.json").write_text(json.dumps(
-                    {"model": _name(fm), "source": str(source), "steps": steps, "last_frame": len(frames) - 1,
+                    {"model": _name(fm), "source": str(source), "steps": steps, "last_frame": int(numbers[-1]),
                      "pixel_size_um": px, "downsample": downsample, "intensity_scale": [lo, hi]}, indent=1))
             echo_json({"out": str(out), "frames": steps})
             return

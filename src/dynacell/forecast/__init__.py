@@ -16,6 +16,7 @@ from dynacell.forecast.evaluate import evaluate_frames, evaluate_positions
 from dynacell.forecast.frames import (
     BASELINES,
     baseline_forecast,
+    gapless_targets,
     load_frames,
     make_windows,
     normalize_movie,
@@ -73,6 +74,7 @@ __all__ = [
     "from_pretrained",
     "history_windows",
     "kalman_forecast",
+    "gapless_targets",
     "load_frames",
     "make_windows",
     "normalize_movie",

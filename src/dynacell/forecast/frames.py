@@ -32,6 +32,7 @@ __all__ = [
     "baseline_forecast",
     "flow_warp",
     "linear_extrapolation",
+    "gapless_targets",
     "load_frames",
     "make_windows",
     "normalize_movie",
@@ -105,7 +106,9 @@ def load_frames(path: str | Path, *, axes: str | None = None, z: int | str | Non
     Raises
     ------
     InvalidInputError
-        For a bad ``z``/``downsample`` or a movie of fewer than 3 frames.
+        For a bad ``z``/``downsample``, a movie of fewer than 3 frames, or NaN / infinite pixels (naming the
+        frame). Frames missing inside the movie are kept out of the array (``info["frame_indices"]`` says which
+        numbers are there): :func:`gapless_targets` keeps the windows that span no hole.
     """
     from skimage.transform import downscale_local_mean
 
@@ -114,15 +117,17 @@ def load_frames(path: str | Path, *, axes: str | None = None, z: int | str | Non
     if downsample < 1:
         raise InvalidInputError(f"downsample must be >= 1, got {downsample}")
     movie = open_movie(path, axes=axes, voxel_size_um=voxel_size_um)
-    data = movie.data[:max_frames] if max_frames else movie.data
-    if movie.ndim_spatial == 3:
-        if z == "max":
-            data = data.max(axis=1)
-        elif isinstance(z, int) and 0 <= z < data.shape[1]:
-            data = data[:, z]
-        else:
-            raise InvalidInputError(f"{path}: z must be 'max' or a slice index in 0..{data.shape[1] - 1}, got {z!r}")
-    frames = np.asarray(data, dtype=np.float32)
+    numbers = movie.frame_indices[:max_frames] if max_frames else movie.frame_indices
+    if movie.ndim_spatial == 3 and not (z == "max" or (isinstance(z, int) and 0 <= z < movie.frame_shape[0])):
+        raise InvalidInputError(f"{path}: z must be 'max' or a slice index in 0..{movie.frame_shape[0] - 1}, got {z!r}")
+
+    def plane(t: int) -> np.ndarray:  # Movie.frame: NaN / inf pixels are an error naming the frame
+        f = movie.frame(t)
+        return f if movie.ndim_spatial == 2 else (f.max(axis=0) if z == "max" else f[z])
+
+    frames = np.empty((len(numbers), *movie.frame_shape[-2:]), np.float32)
+    for i, t in enumerate(numbers):
+        frames[i] = plane(t)
     if frames.shape[0] < 3:
         raise InvalidInputError(f"{path}: forecasting needs at least 3 frames, got {frames.shape[0]}")
     if downsample > 1:
@@ -131,6 +136,34 @@ def load_frames(path: str | Path, *, axes: str | None = None, z: int | str | Non
     info = {"source": str(path), "raw_shape": list(movie.data.shape), "z": z if movie.ndim_spatial == 3 else None,
             "downsample": int(downsample), "frame_indices": list(movie.frame_indices[: frames.shape[0]])}
     return frames, px, info
+
+
+def gapless_targets(frame_indices: Sequence[int], k: int, targets: Sequence[int]) -> list[int]:
+    """The targets whose window spans no missing frame (forecasts assume equally spaced frames).
+
+    Parameters
+    ----------
+    frame_indices : sequence of int
+        Frame number of each array index (``load_frames``'s ``info["frame_indices"]``; a file absent from a
+        folder of frames leaves a hole in the numbers).
+    k : int
+        Frames per window.
+    targets : sequence of int
+        Array indices of the frames to predict (each ``>= k``).
+
+    Returns
+    -------
+    list of int
+        The targets ``t`` with ``frame_indices[t] − frame_indices[t − k] == k`` (the window and its target are
+        ``k + 1`` consecutive frames), in the given order.
+
+    Examples
+    --------
+    >>> gapless_targets([0, 1, 2, 4, 5, 6, 7], 2, range(2, 7))
+    [2, 5, 6]
+    """
+    f = [int(v) for v in frame_indices]
+    return [int(t) for t in targets if f[int(t)] - f[int(t) - k] == k]
 
 
 def make_windows(frames: np.ndarray, k: int, targets: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -212,7 +212,8 @@ def tracks_from_dataframe(df: pd.DataFrame, voxel_size_um, frame_interval_s: flo
     t_raw = pd.to_numeric(df[tc], errors="coerce").to_numpy(np.float64)
     if not np.all(np.isfinite(t_raw)) or np.any(t_raw != np.round(t_raw)):
         bad = int(np.flatnonzero(~np.isfinite(t_raw) | (t_raw != np.round(t_raw)))[0])
-        raise InvalidInputError(f"{source}: column {tc!r} must hold whole frame numbers; row {bad} has {df[tc].iloc[bad]!r}")
+        raise InvalidInputError(f"{source}: column {tc!r} must hold whole frame numbers; data row {bad} (counting from 0) "
+                                f"has {str(df[tc].iloc[bad])!r}")
     ids_raw = df[ic]
     if ids_raw.isna().any():
         raise InvalidInputError(f"{source}: column {ic!r} has missing track ids (row {int(np.flatnonzero(ids_raw.isna())[0])})")
@@ -230,7 +231,7 @@ def tracks_from_dataframe(df: pd.DataFrame, voxel_size_um, frame_interval_s: flo
     if n_nan and not drop_nan:
         r = int(np.flatnonzero(~finite)[0])
         raise InvalidInputError(f"{source}: {n_nan} rows have NaN/non-numeric positions (first: track {ids[r]}, "
-                                f"frame {int(t_raw[r])}); remove them or pass drop_nan (they become gaps)")
+                                f"frame {int(t_raw[r])}); remove them or pass drop_nan (--drop-nan on the command line; they become gaps)")
     out = out[finite]
     dup = out.duplicated(["track_id", "t"], keep=False)
     if dup.any():

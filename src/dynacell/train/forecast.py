@@ -288,11 +288,16 @@ def load_movie_spec(spec: MovieSpec, k: int, val_fraction: float, test_fraction:
         ``name``, ``frames`` (T, Y, X) float32 normalised, ``pixel_size_um``, ``split`` (target
         frames per block), ``scale`` (raw intensities mapped to 0 and 1), ``info``.
     """
-    from dynacell.forecast.frames import load_frames, normalize_movie, time_block_split
+    from dynacell.forecast.frames import gapless_targets, load_frames, normalize_movie, time_block_split
 
     raw, px, info = load_frames(spec.path, axes=spec.axes, z=spec.z, downsample=spec.downsample,
                                 voxel_size_um=spec.voxel_size_um, max_frames=spec.max_frames)
     split = time_block_split(len(raw), k, val_fraction=val_fraction, test_fraction=test_fraction)
+    # windows across a missing frame would mix two time steps: left out of every block
+    split = {part: gapless_targets(info["frame_indices"], k, targets) for part, targets in split.items()}
+    for part, targets in split.items():
+        if not targets:
+            raise InvalidInputError(f"{spec.name}: every {part} window of {k} + 1 frames spans a missing frame")
     frames, scale = normalize_movie(raw, fit_frames=range(split["val"][0]))
     return {"name": spec.name, "frames": frames, "pixel_size_um": px, "split": split, "scale": scale, "info": info}
 
