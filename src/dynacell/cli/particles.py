@@ -68,7 +68,9 @@ def read_image_series(path: Path, frames: tuple[int, int] | None = None):
     lo, hi = frames if frames else (0, len(idx))
     if not 0 <= lo < hi <= len(idx):
         raise InvalidInputError(f"--frames {lo}:{hi} is outside the {len(idx)} frames of {p}")
-    data = np.asarray(mv.data[lo:hi], dtype=np.float32)
+    data = np.empty((hi - lo, *mv.frame_shape), np.float32)
+    for i, t in enumerate(idx[lo:hi]):  # Movie.frame: NaN / inf pixels are an error naming the frame
+        data[i] = mv.frame(t)
     return data, idx[lo:hi]
 
 
