@@ -33,6 +33,13 @@ def test_predict_bad_input_is_one_line_exit_2(tmp_path, tiny_model, run_cli):
                              "--frame-interval-s", "0.005", "--model", tiny_model)
     assert code == 2 and "--voxel-size-um" in err
     assert not (tmp_path / "p").exists()
+    stacks = __import__("numpy").ones((2, 16, 32, 32), "float32")
+    stacks[1, 3, 4, 5] = float("nan")
+    __import__("numpy").save(tmp_path / "nan.npy", stacks)
+    code, out, err = run_cli("diffusion", "predict", tmp_path / "nan.npy", "-o", tmp_path / "p", "--voxel-size-um",
+                             "0.12", "0.12", "--frame-interval-s", "0.005", "--model", tiny_model)
+    assert code == 2 and "1 NaN or infinite pixel value(s), the first in stack 1, frame 3 at (y, x) = (4, 5)" in err
+    assert not (tmp_path / "p").exists()
 
 
 @pytest.mark.slow

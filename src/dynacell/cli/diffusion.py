@@ -36,6 +36,10 @@ def _read_stacks(path: Path):
         arr = arr[None]
     if arr.ndim != 4:
         raise FormatError(f"{path}: expected stacks (N, T, Y, X) or one stack (T, Y, X), got shape {arr.shape}")
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        n, t, y, x = (int(v) for v in np.argwhere(~np.isfinite(arr))[0])
+        raise InvalidInputError(f"{path}: {int(np.count_nonzero(~np.isfinite(arr)))} NaN or infinite pixel value(s), "
+                                f"the first in stack {n}, frame {t} at (y, x) = ({y}, {x}); intensities must be finite")
     return arr
 
 
