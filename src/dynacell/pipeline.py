@@ -145,7 +145,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
     from dynacell.io.checks import movie_notes
     from dynacell.io.ctc import write_ctc_result
     from dynacell.io.movie import load_in_memory, with_physical_sizes
-    from dynacell.io.scan import leave_out_empty_frames, scan_labels
+    from dynacell.io.scan import leave_out_empty_frames, scan_labels, shared_id_notes
     from dynacell.io.writers import atomic_folder, json_safe, write_csv, write_json
     from dynacell.lineage.formats import write_geff
     from dynacell.models.runtime import resolve_device
@@ -188,8 +188,10 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             label_movie = load_in_memory(label_movie, progress=progress)  # read once: scan, linking, crops
         with timer.step("check_labels"):
             # each label frame's nuclei, measured once for the scan, linker and crops
-            measured, objects, empty = [], {}, []
-            ids = scan_labels(images, label_movie, progress=progress, measure=measured, objects=objects, empty=empty)
+            measured, objects, empty, shared = [], {}, [], []
+            ids = scan_labels(images, label_movie, progress=progress, measure=measured, objects=objects, empty=empty,
+                              shared=shared)
+            notes += shared_id_notes(label_movie, shared)  # two nuclei under one id (8-bit wrap, merged masks)
             # frames without a nucleus: left out of linking and states as missing frames, kept in masks / video
             shown_images, shown_labels = images, label_movie
             what = "the labels given" if segmenter == "given" else f"the segmenter {segmenter}'s labels"

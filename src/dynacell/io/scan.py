@@ -8,7 +8,7 @@ import pandas as pd
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 
-__all__ = ["scan_labels", "frame_objects", "leave_out_empty_frames"]
+__all__ = ["scan_labels", "frame_objects", "leave_out_empty_frames", "separated_ids", "shared_id_notes"]
 
 
 def frame_objects(frame: np.ndarray, t: int, objects: dict | None = None, *, source: str = ""
@@ -56,7 +56,7 @@ def frame_objects(frame: np.ndarray, t: int, objects: dict | None = None, *, sou
 
 def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
                 measure: list | None = None, objects: dict | None = None,
-                empty: list | None = None) -> dict[int, np.ndarray]:
+                empty: list | None = None, shared: list | None = None) -> dict[int, np.ndarray]:
     """Check a label movie against its image movie and list the label ids of every frame.
 
     Parameters
@@ -79,6 +79,10 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
         When given, the numbers of label frames without any nucleus are appended to it and those
         frames are left out of the result (no ids, no rows, no ``objects`` entry) instead of being an
         error; :func:`leave_out_empty_frames` then drops them from both movies.
+    shared : list, optional
+        When given (with ``measure`` or ``objects``), ``(t, id, n_pieces)`` of every id whose pixels form
+        separate pieces far apart (:func:`separated_ids`: two nuclei sharing one id) is appended to it;
+        :func:`shared_id_notes` words them for the report.
 
     Returns
     -------
@@ -113,8 +117,8 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
     for t in tqdm(images.frame_indices, desc="check labels", disable=not progress):
         frame = labels.frame(t)
         if measure is not None or objects is not None:  # one pass gives the ids too (sorted, background excluded)
-            u, cen, size, _ = frame_objects(frame, t, {} if objects is None else objects,
-                                            source=f"{labels.source} frame {t}")
+            u, cen, size, box = frame_objects(frame, t, {} if objects is None else objects,
+                                              source=f"{labels.source} frame {t}")
         else:
             u = np.unique(frame)
             u = u[u > 0]
@@ -130,6 +134,8 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
                 f"least one labelled nucleus — fix the segmentation or drop the frame from the movie"
             )
         ids[int(t)] = u
+        if shared is not None and (measure is not None or objects is not None):
+            shared.extend((int(t), i, n) for i, n in separated_ids(frame, u, size, box))
         if measure is not None:
             rows.append((np.full(u.size, int(t), dtype=np.int64), u, cen, size))
     if not ids:
@@ -192,3 +198,98 @@ def leave_out_empty_frames(images: Movie, labels: Movie, empty: list[int], *, wh
             "frames are empty. Look at those frames: a blank or badly exposed image, or nuclei the segmenter missed.")
     logging.getLogger(__name__).warning(note)
     return select_frames(images, keep), select_frames(labels, keep), [note]
+
+
+#: An id is looked at for separate pieces when its bounding box is filled less than this ...
+_SHARED_MAX_FILL = 0.2
+#: ... and spans more than this many typical nucleus diameters (``median size ** (1 / ndim)``) in Y or X.
+_SHARED_MIN_SPAN = 3.0
+#: A second piece smaller than this share of the median nucleus size is a speck, not a second nucleus.
+_SHARED_MIN_PIECE = 0.1
+
+
+def separated_ids(frame: np.ndarray, ids: np.ndarray, sizes: np.ndarray, boxes: np.ndarray
+                  ) -> list[tuple[int, int]]:
+    """Ids whose pixels form separate pieces spread over several nucleus diameters: two nuclei sharing one id.
+
+    This happens when labels were saved as 8-bit images with more than 255 nuclei (ids wrap around: 257
+    becomes 1), or when masks from different tiles or tools were merged without relabelling. Each such id
+    is then measured as one "nucleus" between the pieces and links, sizes and states go wrong silently.
+    Only ids whose bounding box is sparse (filled < 20 %) and wide (> 3 typical nucleus diameters in Y or
+    X) are examined, so the check costs one connected-component pass over a few boxes per frame; a single
+    long or bent nucleus (a rod about to divide) is one piece and is not reported.
+
+    Parameters
+    ----------
+    frame : numpy.ndarray, integer, shape ``([Z,] Y, X)``
+        One label image (0 = background).
+    ids, sizes, boxes : numpy.ndarray
+        Its ids ``(N,)``, pixel counts ``(N,)`` and bounding boxes ``(N, 2 * ndim)`` (``lo..., hi...``, ``hi``
+        exclusive), as :func:`frame_objects` returns them.
+
+    Returns
+    -------
+    list of (int, int)
+        ``(id, number of pieces)`` for every id with at least two pieces (6-/4-connected) of which the
+        second largest holds at least 10 % of the median nucleus size.
+
+    Examples
+    --------
+    >>> f = np.zeros((40, 40), np.uint8); f[2:6, 2:6] = 1; f[30:34, 30:34] = 1; f[10:14, 20:24] = 2
+    >>> ids, _, sizes, boxes = frame_objects(f, 0)
+    >>> separated_ids(f, ids, sizes, boxes)
+    [(1, 2)]
+    """
+    from scipy import ndimage
+
+    if len(ids) == 0:
+        return []
+    nd = frame.ndim
+    ext = (boxes[:, nd:] - boxes[:, :nd]).astype(np.float64)
+    typical = float(np.median(sizes))
+    span = ext[:, -2:].max(axis=1)
+    candidates = np.flatnonzero((sizes / ext.prod(axis=1) < _SHARED_MAX_FILL)
+                                & (span > _SHARED_MIN_SPAN * typical ** (1.0 / nd)))
+    out = []
+    for k in candidates.tolist():
+        box = tuple(slice(int(a), int(b)) for a, b in zip(boxes[k, :nd], boxes[k, nd:]))
+        pieces, n = ndimage.label(frame[box] == ids[k])
+        if n < 2:
+            continue
+        counts = np.sort(np.bincount(pieces.ravel())[1:])
+        if counts[-2] >= _SHARED_MIN_PIECE * typical:
+            out.append((int(ids[k]), int(n)))
+    return out
+
+
+def shared_id_notes(labels: Movie, shared: list[tuple[int, int, int]]) -> list[str]:
+    """A report note for ids made of separate pieces (:func:`separated_ids`), naming the likely cause.
+
+    Parameters
+    ----------
+    labels : Movie
+        The label movie (its dtype and source are named).
+    shared : list of (int, int, int)
+        ``(t, id, n_pieces)`` collected by :func:`scan_labels` (``shared=``).
+
+    Returns
+    -------
+    list of str
+        One note (also logged as a warning), or none when ``shared`` is empty.
+    """
+    if not shared:
+        return []
+    import logging
+
+    frames = sorted({t for t, _, _ in shared})
+    shown = "; ".join(f"frame {t} id {i}: {n} pieces" for t, i, n in shared[:3])
+    cause = (" The labels are 8-bit: with more than 255 nuclei in a frame the ids wrap around (id 257 becomes 1, "
+             "id 256 becomes background) — save them as 16-bit images."
+             if np.dtype(labels.dtype).itemsize == 1 else
+             " Were masks of several tiles, channels or tools merged without giving each nucleus its own id?")
+    note = (f"{len(shared)} label id(s) in {len(frames)} frame(s) of {labels.source or 'the labels'} are made of "
+            f"separate pieces far apart ({shown}): each is measured, linked and classified as one nucleus "
+            f"between its pieces, so links, sizes and states of those nuclei are wrong.{cause} Give each nucleus "
+            "its own id (e.g. relabel connected pieces) and run again.")
+    logging.getLogger(__name__).warning(note)
+    return [note]
