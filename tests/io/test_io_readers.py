@@ -142,7 +142,7 @@ def test_ambiguous_4d_stack_needs_axes(tmp_path, rng):
     stack = rng.integers(0, 255, (3, 4, 6, 7), dtype=np.uint8)
     path = tmp_path / "plain4d.tif"
     tifffile.imwrite(path, stack, metadata=None)
-    with pytest.raises(InvalidInputError, match="pass axes="):
+    with pytest.raises(InvalidInputError, match="give --axes"):
         open_movie(path)
     movie = open_movie(path, axes="ZTYX")
     assert movie.axes == "TZYX" and movie.shape == (4, 3, 6, 7)
@@ -236,3 +236,15 @@ def test_load_in_memory_reads_every_frame_once_within_the_budget(tmp_path):
     np.testing.assert_array_equal(loaded.data, frames)
     assert (loaded.axes, loaded.frame_indices, loaded.source) == (lazy.axes, lazy.frame_indices, lazy.source)
     assert load_in_memory(lazy, max_bytes=frames.nbytes - 1) is lazy  # over the budget: stays lazy
+
+
+def test_short_stack_read_as_colour_planes_says_which_axes_to_give(tmp_path, rng):
+    """tifffile stores a plain (3 or 4, Y, X) stack as colour planes (S): the error names the --axes that fix it."""
+    stack = rng.integers(0, 1000, (4, 30, 31), dtype=np.uint16)
+    path = tmp_path / "four.tif"
+    tifffile.imwrite(path, stack)
+    with pytest.raises(InvalidInputError, match=r"axis 'S' \(colour samples\) has size 4.*--axes TYX"):
+        open_movie(path)
+    movie = open_movie(path, axes="TYX")
+    assert movie.shape == (4, 30, 31)
+    np.testing.assert_array_equal(movie.frame(3), stack[3])

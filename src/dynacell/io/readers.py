@@ -450,9 +450,12 @@ def _stack_axes(info, axes: str | None) -> str:
         return file_axes
     if len(info.shape) == 3 and len(unnamed) == 1:
         return file_axes.replace(unnamed[0], "T")
+    fill = iter("TZ")
+    guess = "".join("C" if a == "S" else next(fill, "Z") if a in UNNAMED_AXES else a for a in file_axes)
     raise InvalidInputError(
         f"{info.path}: a {len(info.shape)}-D stack of shape {info.shape} without axes metadata (tifffile reads "
-        f"{file_axes!r}); pass axes=, e.g. axes='TZYX' or 'ZTYX'"
+        f"{file_axes!r}); give --axes (axes= in Python), one letter of T, C, Z, Y, X per dimension, e.g. --axes "
+        f"{guess}{' --channel 0' if 'C' in guess else ''}"
     )
 
 
@@ -465,12 +468,15 @@ def _read_tiff_stack(path: Path, axes: str | None, channel: int | None = None):
     c = _channel_index(path, ax, tuple(info.shape), channel)
     for a, n in zip(ax, info.shape):
         if a not in "TZYXC" and n != 1:
+            guess = ax.replace(a, "T" if "T" not in ax else "C" if "C" not in ax else "Z")
             raise InvalidInputError(
-                f"{path}: axis {a!r} has size {n} (axes {ax}, shape {info.shape}); dynacell reads one channel — "
-                f"save a single channel or pass axes="
+                f"{path}: axis {a!r}{' (colour samples)' if a == 'S' else ''} has size {n} (axes {ax}, shape "
+                f"{info.shape}); dynacell reads one channel — if these {n} planes are time points, z-planes or "
+                f"channels, say which with --axes (axes= in Python), e.g. --axes {guess}; if it is a colour image, "
+                f"save the nuclear channel alone"
             )
     if "Y" not in ax or "X" not in ax:
-        raise InvalidInputError(f"{path}: axes {ax!r} lack Y and X; pass axes=")
+        raise InvalidInputError(f"{path}: axes {ax!r} lack Y and X; give --axes (axes= in Python)")
     spatial = "".join(a for a in "ZYX" if a in ax)
     n_t = info.shape[ax.index("T")] if "T" in ax else 1
     if "T" not in ax:
