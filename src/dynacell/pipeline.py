@@ -172,7 +172,8 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             if images is None:
                 with input_role("movie"):
                     images = open_movie(config.movie, voxel_size_um=config.voxel_size_um, axes=config.axes,
-                                        frame_interval_s=config.frame_interval_s, channel=config.channel)
+                                        frame_interval_s=config.frame_interval_s, channel=config.channel,
+                                        scene=config.scene)
             else:
                 images = with_physical_sizes(images, config.voxel_size_um, config.frame_interval_s)
             notes = movie_notes(images)

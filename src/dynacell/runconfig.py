@@ -41,6 +41,8 @@ class RunConfig(BaseModel):
     channel : int or None
         Channel of a multi-channel movie to read (0-based; the nuclear channel); None for a
         single-channel movie (a multi-channel one is then refused with a message naming the choice).
+    scene : int or None
+        Scene (stage position) of a multi-position ND2 / CZI / LIF / OME-TIFF file (0-based); None = the first.
     segmenter : str
         Segmenter used when no labels are given: ``"auto"`` (the shipped ``nuclei-seg-2d`` for 2D
         movies, ``nuclei-seg-3d`` for 3D), ``"classical"`` (threshold + watershed) or a
@@ -99,6 +101,7 @@ class RunConfig(BaseModel):
     test_time_flips: Literal[1, 2, 4] | None = None
     axes: str | None = None
     channel: int | None = Field(None, ge=0)
+    scene: int | None = Field(None, ge=0)
     voxel_size_um: tuple[float, ...] | None = None
     frame_interval_s: float | None = Field(None, gt=0)
     max_distance: float | None = Field(None, gt=0)
@@ -220,7 +223,7 @@ def run_parameters(config: RunConfig, images: Any, *, segmenter: str, lineage_so
     -------
     dict
         JSON-ready: ``movie, labels, segmenter, lineage, model, model_source, model_card, gt, axes,
-        channel, shape, frames`` (first and last frame numbers), ``voxel_size_um, frame_interval_s,
+        channel, scene, shape, frames`` (first and last frame numbers), ``voxel_size_um, frame_interval_s,
         device, scheduler, seed, reconcile, linking``.
     """
     from dynacell.io.writers import json_safe
@@ -237,6 +240,7 @@ def run_parameters(config: RunConfig, images: Any, *, segmenter: str, lineage_so
         "gt": config.gt,
         "axes": images.axes,
         "channel": config.channel,
+        "scene": config.scene,
         "shape": list(images.shape),
         "frames": [images.frame_indices[0], images.frame_indices[-1]],
         "voxel_size_um": list(images.voxel_size_um) if images.voxel_size_um else None,

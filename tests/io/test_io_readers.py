@@ -248,3 +248,38 @@ def test_short_stack_read_as_colour_planes_says_which_axes_to_give(tmp_path, rng
     movie = open_movie(path, axes="TYX")
     assert movie.shape == (4, 30, 31)
     np.testing.assert_array_equal(movie.frame(3), stack[3])
+
+
+def test_multi_position_ome_tiff_scene(tmp_path, monkeypatch, capsys):
+    """A multi-position OME-TIFF: the first position by default, said in the run's notes; --scene picks another."""
+    from _helpers import run_main, synthetic_movie
+
+    from dynacell.io.checks import movie_notes
+
+    a, _ = synthetic_movie(T=3, size=32)
+    b, lab_b = synthetic_movie(T=3, size=32, seed=1)
+    path = tmp_path / "plate.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as w:
+        for m in (a, b):
+            w.write(np.asarray(m.data)[:, None, None].astype(np.float32),
+                    metadata={"axes": "TCZYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+    first = open_movie(path)
+    np.testing.assert_array_equal(first.frame(1), np.asarray(a.data[1]))
+    note = [n for n in movie_notes(first) if "scenes" in n]
+    assert len(note) == 1 and "holds 2 scenes" in note[0] and "--scene 1 for the other" in note[0]
+    second = open_movie(path, scene=1)
+    np.testing.assert_array_equal(second.frame(2), np.asarray(b.data[2]))
+    assert second.voxel_size_um == (0.5, 0.5) and not [n for n in movie_notes(second) if "scenes" in n]
+    with pytest.raises(InvalidInputError, match="scene 2 does not exist; the file has 2"):
+        open_movie(path, scene=2)
+    np.savez(tmp_path / "m.npz", images=np.asarray(a.data))
+    with pytest.raises(InvalidInputError, match=r"scene= \(--scene\) applies to multi-position"):
+        open_movie(tmp_path / "m.npz", scene=0)
+    np.savez(tmp_path / "lab.npz", labels=np.asarray(lab_b.data))
+    code, _, err = run_main(monkeypatch, capsys, "run", str(path), "--scene", "1", "--labels", str(tmp_path / "lab.npz"),
+                            "-o", str(tmp_path / "out"), "--no-video")
+    assert code == 0, err
+    import json
+
+    info = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert info["parameters"]["scene"] == 1 and not any("scenes" in n for n in info["notes"])

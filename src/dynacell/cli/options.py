@@ -25,7 +25,7 @@ from dynacell.errors import InvalidInputError
 __all__ = [
     "MULTI_VALUE_OPTIONS", "merge_multi_value_options", "parse_voxel_size", "out_option", "overwrite_option",
     "voxel_size_option", "frame_interval_option", "progress_option", "seed_option", "device_option",
-    "require_paths", "motion_prior_option", "echo_json",
+    "require_paths", "motion_prior_option", "echo_json", "scene_option",
 ]
 
 #: Options that take one number per spatial axis.
@@ -148,6 +148,19 @@ def overwrite_option() -> bool:
         The option, as the default of a command's parameter.
     """
     return typer.Option(False, "--overwrite", help="Replace OUT (only after the new result is complete).")
+
+
+def scene_option() -> int | None:
+    """``--scene N``: the stage position (0-based) of a multi-position ND2 / CZI / LIF / OME-TIFF file.
+
+    Returns
+    -------
+    typer.models.OptionInfo
+        The option, as the default of a command's parameter.
+    """
+    return typer.Option(None, "--scene", min=0,
+                        help="Scene (stage position, 0-based) of a multi-position ND2, CZI, LIF or OME-TIFF file. "
+                             "Default: the first (the run says so when there are several).")
 
 
 def voxel_size_option() -> str | None:

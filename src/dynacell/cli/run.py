@@ -14,6 +14,7 @@ from dynacell.cli.options import (
     overwrite_option,
     parse_voxel_size,
     progress_option,
+    scene_option,
     seed_option,
     voxel_size_option,
 )
@@ -48,6 +49,7 @@ def register(app: typer.Typer) -> None:
         channel: int | None = typer.Option(
             None, "--channel", min=0,
             help="Nuclear channel (0-based) of a multi-channel stack, zarr, npz or vendor file."),
+        scene: int | None = scene_option(),
         voxel_size_um: str | None = voxel_size_option(),
         frame_interval_s: float | None = frame_interval_option(),
         device: str = device_option(),
@@ -81,7 +83,7 @@ def register(app: typer.Typer) -> None:
                 movie=str(movie), out=str(out), labels=None if labels is None else str(labels),
                 lineage=None if lineage is None else str(lineage), model=model, segmenter=segmenter,
                 test_time_flips=test_time_flips, axes=axes,
-                channel=channel,
+                channel=channel, scene=scene,
                 voxel_size_um=parse_voxel_size(voxel_size_um), frame_interval_s=frame_interval_s,
                 max_distance=max_distance, motion_prior=motion_prior, device=device, scheduler=scheduler,
                 gt=None if gt is None else str(gt),

@@ -12,6 +12,7 @@ from dynacell.cli.options import (
     out_option,
     overwrite_option,
     progress_option,
+    scene_option,
     voxel_size_option,
 )
 
@@ -44,6 +45,7 @@ def segment_command(
     axes: str | None = typer.Option(None, "--axes", help="Axes of a stack without metadata, e.g. TZYX."),
     channel: int | None = typer.Option(
         None, "--channel", min=0, help="Nuclear channel (0-based) of a multi-channel stack, zarr, npz or vendor file."),
+    scene: int | None = scene_option(),
     test_time_flips: int | None = typer.Option(
         None, "--test-time-flips",
         help="Flipped copies of each frame a learned model averages: 1 (fastest), 2 or 4. Default: the model's "
@@ -85,7 +87,7 @@ def segment_command(
     from dynacell.segment.select import auto_segmenter
 
     t_start = time.perf_counter()
-    images = open_movie(movie, axes=axes, channel=channel, frame_interval_s=frame_interval_s)
+    images = open_movie(movie, axes=axes, channel=channel, scene=scene, frame_interval_s=frame_interval_s)
     vs = parse_voxel_size(voxel_size_um, ndim=images.ndim_spatial) if voxel_size_um else images.voxel_size_um
     diam_px = nucleus_diameter_px
     if nucleus_diameter_um is not None:

@@ -35,6 +35,7 @@ class TiffInfo:
     size_origin: str = ""
     is_imagej: bool = False
     is_ome: bool = False
+    n_series: int = 1
 
 
 def tiff_error(path: Path, exc: Exception, what: str = "read", frame: int | None = None) -> FormatError:
@@ -84,7 +85,7 @@ def inspect_tiff(path: Path, *, with_sizes: bool = False, frame: int | None = No
             return TiffInfo(
                 path=Path(path), shape=tuple(int(s) for s in series.shape), axes=str(series.axes),
                 dtype=np.dtype(series.dtype), sizes=sizes, frame_interval_s=interval, size_origin=origin,
-                is_imagej=bool(tif.is_imagej), is_ome=bool(tif.is_ome),
+                is_imagej=bool(tif.is_imagej), is_ome=bool(tif.is_ome), n_series=len(tif.series),
             )
     except FormatError:
         raise

@@ -96,7 +96,9 @@ def movie_notes(movie: Movie) -> list[str]:
     list of str
         In this order, those that apply: the voxel size is unknown (naming the axes to give to
         ``--voxel-size-um``), the frame interval is unknown, fewer than 3 frames (a state uses frames
-        t−1, t, t+1, so event states then lack temporal evidence), frame numbers missing inside the
+        t−1, t, t+1, so event states then lack temporal evidence), a multi-position file of which the
+        first scene was read by default, a multi-channel file of which channel 0 was read by default
+        (both from ``movie.metadata`` of :func:`dynacell.io.vendor.read_vendor`), frame numbers missing inside the
         movie (:func:`missing_frames`; e.g. a file absent from a folder of per-frame TIFFs: the linker
         links across the hole as if the frames were consecutive, and tracks are split there).
     """
@@ -113,6 +115,18 @@ def movie_notes(movie: Movie) -> list[str]:
             f"The movie has {movie.n_frames} frame(s): states use the frames before and after each nucleus "
             "(t-1, t, t+1), so with fewer than 3 frames mitotic / new-daughter / death calls have no temporal "
             "evidence and most nuclei will be called stable.")
+    meta = movie.metadata if isinstance(movie.metadata, dict) else {}
+    scenes, defaulted = meta.get("scenes") or [], meta.get("defaulted") or []
+    if len(scenes) > 1 and "scene" in defaulted:
+        notes.append(
+            f"{movie.source} holds {len(scenes)} scenes (stage positions) {scenes[:6]}{' ...' if len(scenes) > 6 else ''}; "
+            f"this run read the first ({scenes[0]}). Run again with "
+            f"{'--scene 1 for the other' if len(scenes) == 2 else f'--scene 1 .. {len(scenes) - 1} for the others'}.")
+    names = meta.get("channel_names") or []
+    if len(names) > 1 and "channel" in defaulted:
+        notes.append(
+            f"{movie.source} holds {len(names)} channels {names}; this run read channel 0 ({names[0]}). If that is not "
+            "the nuclear channel, run again with --channel N.")
     holes = missing_frames(movie.frame_indices)
     if holes:
         shown = ", ".join(str(t) for t in holes[:10]) + (", ..." if len(holes) > 10 else "")

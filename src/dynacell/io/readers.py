@@ -47,6 +47,7 @@ def open_movie(
     format: str | None = None,
     axes: str | None = None,
     channel: int | None = None,
+    scene: int | None = None,
     progress: bool = False,
 ) -> Movie:
     """Open an image movie lazily, shape ``(T, [Z,] Y, X)``.
@@ -75,6 +76,9 @@ def open_movie(
         Channel to read (0-based) from a multi-channel TIFF stack, zarr array, npz array or
         vendor file (``C`` axis); a file with one channel needs none. A folder of frames holds one
         channel per file (colour PNG/JPEG series excepted), so it takes no ``channel``.
+    scene : int, optional
+        Scene (stage position) of a multi-position ND2, CZI, LIF or OME-TIFF file read with bioio
+        (0-based). Default: the first, with a warning and a run note when there are several.
     progress : bool
         Show a progress bar while scanning the headers of a folder of frames.
 
@@ -101,7 +105,7 @@ def open_movie(
     A missing ``tTTT.tif`` inside an image sequence is logged as a warning and recorded as a gap
     in ``frame_indices``.
     """
-    return _open(path, "images", voxel_size_um, frame_interval_s, format, axes, progress, channel)
+    return _open(path, "images", voxel_size_um, frame_interval_s, format, axes, progress, channel, scene)
 
 
 def open_labels(
@@ -214,7 +218,7 @@ def detect_format(path: str | Path) -> str:
 
 
 # --------------------------------------------------------------------------- dispatch
-def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress, channel=None) -> Movie:
+def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress, channel=None, scene=None) -> Movie:
     p = Path(path)
     if format is None:
         format = detect_format(p)
@@ -231,6 +235,11 @@ def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress, c
     if channel is not None and format in ("ctc", "tiff-folder"):
         raise InvalidInputError(f"{p}: channel= applies to stacks, zarr, npz and vendor files; a folder of TIFF "
                                 f"frames holds one channel per file — drop channel= or point at the channel's folder")
+    if scene is not None and format == "tiff-stack" and p.name.lower().endswith((".ome.tif", ".ome.tiff")):
+        format = "ome-tiff"  # a position of a multi-position OME-TIFF: bioio reads its scenes
+    if scene is not None and format not in ("nd2", "czi", "lif", "ome-tiff"):
+        raise InvalidInputError(f"{p}: scene= (--scene) applies to multi-position ND2, CZI, LIF and OME-TIFF files "
+                                f"read with bioio; this is a {format} movie — drop it")
     if format in ("ctc", "tiff-folder"):
         data, ax, frames, meta_vs, meta_dt, extra = _read_folder(p, kind, ctc=format == "ctc", progress=progress)
     elif format == "tiff-stack":
@@ -240,7 +249,7 @@ def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress, c
     elif format in _VENDOR:
         from dynacell.io.vendor import read_vendor
 
-        data, ax, frames, meta_vs, meta_dt, extra = read_vendor(p, format, channel=channel)
+        data, ax, frames, meta_vs, meta_dt, extra = read_vendor(p, format, channel=channel, scene=scene)
     else:
         data, ax, frames, meta_vs, meta_dt, extra = _read_npz(p, kind, axes, channel)
     check_frame_voxels(tuple(data.shape[1:]), str(p))
@@ -492,6 +501,10 @@ def _read_tiff_stack(path: Path, axes: str | None, channel: int | None = None):
     data = da.stack(frames, axis=0)
     extra = {"files": None, "file_axes": info.axes, "axes_used": ax, "size_origin": info.size_origin,
              **({"channel": c} if "C" in ax else {})}
+    if info.n_series > 1:  # e.g. the stage positions of a multi-position OME-TIFF: the first is read
+        logger.warning("%s holds %d image series; reading the first%s", path, info.n_series,
+                       " — choose another position with --scene (scene=)" if info.is_ome else "")
+        extra.update(scenes=[f"series {i}" for i in range(info.n_series)], defaulted=["scene"])
     return data, "T" + spatial, list(range(n_t)), sizes_for_axes(info.sizes, spatial), info.frame_interval_s, extra
 
 

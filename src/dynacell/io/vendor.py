@@ -88,18 +88,20 @@ def _read_bioio(path: Path, fmt: str, channel: int | None, scene: int | None):
         img = BioImage(path)
     except Exception as exc:  # bioio raises many types for unreadable files; name the file and the reason
         raise FormatError(f"{path}: cannot read it as a {fmt} file ({type(exc).__name__}: {exc})") from None
+    defaulted = [k for k, v in (("scene", scene), ("channel", channel)) if v is None]  # for the run's notes
     if scene is not None:
         if not 0 <= scene < len(img.scenes):
             raise InvalidInputError(f"{path}: scene {scene} does not exist; the file has {len(img.scenes)}: "
                                     f"{list(img.scenes)}")
         img.set_scene(scene)
     elif len(img.scenes) > 1:
-        logger.warning("%s holds %d scenes; reading the first (%s)", path, len(img.scenes), img.scenes[0])
+        logger.warning("%s holds %d scenes; reading the first (%s) — choose another with --scene (scene=)", path,
+                       len(img.scenes), img.scenes[0])
     n_c = int(img.dims.C)
     names = [str(c) for c in (img.channel_names or [])]
     if channel is None:
         if n_c > 1:
-            logger.warning("%s has %d channels %s; reading channel 0 — choose another with channel=", path, n_c,
+            logger.warning("%s has %d channels %s; reading channel 0 — choose another with --channel (channel=)", path, n_c,
                            names)
         channel = 0
     if not 0 <= channel < n_c:
@@ -121,7 +123,9 @@ def _read_bioio(path: Path, fmt: str, channel: int | None, scene: int | None):
         except (TypeError, ValueError, AttributeError):
             dt = None
     extra: dict[str, Any] = {"reader": f"bioio ({type(img.reader).__module__.split('.')[0]})",
-                             "channel": channel, "channel_names": names, "scene": img.current_scene}
+                             "channel": channel, "channel_names": names, "scene": img.current_scene,
+                             "scenes": [str(v) for v in img.scenes], "scene_index": list(img.scenes).index(
+                                 img.current_scene), "defaulted": defaulted}
     return data, axes, list(range(data.shape[0])), vs, dt, extra
 
 
