@@ -72,3 +72,32 @@ def test_run_notes_shared_ids(tmp_path):
 def _objects(frame: np.ndarray):
     ids, _, sizes, boxes = frame_objects(frame, 0)
     return ids, sizes, boxes
+
+
+def test_background_carrying_an_id_is_refused(tmp_path):
+    """Labels whose background is 65535 (or 255) instead of 0: one giant 'nucleus' would wreck the whole frame."""
+    import pytest
+
+    from dynacell.errors import InvalidInputError
+
+    images, labels = synthetic_movie(T=3)
+    data = np.array(labels.data)
+    data[data == 0] = 65535
+    with pytest.raises(InvalidInputError, match=r"frame 0: label 65535 covers 9\d% of the frame and touches all four"):
+        scan_labels(images, Movie(data, "TYX", source="bg"), progress=False, objects={})
+    with pytest.raises(InvalidInputError, match="looks like the background"):
+        run(images, labels=Movie(data, "TYX", source="bg"), model=FixedClassifier(), out=tmp_path / "o", progress=False)
+    assert not (tmp_path / "o").exists()
+    one = np.zeros((2, 16, 16), np.uint16)
+    one[:, 1:15, 1:15] = 3  # a single large nucleus is not background (nothing else in the frame)
+    one[:, 0, :] = 3
+    one[:, :, 0] = 3
+    one[:, -1, :] = 3
+    one[:, :, -1] = 3
+    m = Movie(one, "TYX")
+    scan_labels(m, m, progress=False, objects={})
+    vol = np.full((1, 4, 20, 20), 255, np.uint8)  # 3D: the same
+    vol[0, 1:3, 2:6, 2:6] = 1
+    vol[0, 1:3, 10:14, 10:14] = 2
+    with pytest.raises(InvalidInputError, match="label 255 covers"):
+        scan_labels(Movie(vol, "TZYX"), Movie(vol, "TZYX"), progress=False, objects={})

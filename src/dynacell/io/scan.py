@@ -94,7 +94,8 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
     InvalidInputError
         If the spatial shape differs, a frame of the movie has no label image (or the labels
         have frames the movie lacks), or a label frame holds no nucleus (with ``empty``: every label
-        frame), or, with ``measure``, a negative id.
+        frame), or, with ``measure`` or ``objects``, a negative id or an id that is the background
+        (:func:`_check_background`).
     """
     from tqdm.auto import tqdm
 
@@ -134,6 +135,8 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
                 f"least one labelled nucleus — fix the segmentation or drop the frame from the movie"
             )
         ids[int(t)] = u
+        if measure is not None or objects is not None:
+            _check_background(frame, u, size, box, f"labels {labels.source}: frame {t}")
         if shared is not None and (measure is not None or objects is not None):
             shared.extend((int(t), i, n) for i, n in separated_ids(frame, u, size, box))
         if measure is not None:
@@ -293,3 +296,26 @@ def shared_id_notes(labels: Movie, shared: list[tuple[int, int, int]]) -> list[s
             "its own id (e.g. relabel connected pieces) and run again.")
     logging.getLogger(__name__).warning(note)
     return [note]
+
+
+def _check_background(frame: np.ndarray, ids: np.ndarray, sizes: np.ndarray, boxes: np.ndarray, where: str) -> None:
+    """Refuse a label image whose background carries an id (e.g. 65535 or 255 instead of 0).
+
+    An id covering more than half of a frame that holds other nuclei, and touching all four lateral edges,
+    is the background: measured as one giant nucleus it would wreck the links and states of the whole frame.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the frame, the id and its share of the frame.
+    """
+    if len(ids) < 2:
+        return
+    k = int(np.argmax(sizes))
+    share = float(sizes[k]) / frame.size
+    nd = frame.ndim
+    lo, hi = boxes[k, nd - 2:nd], boxes[k, 2 * nd - 2:]
+    if share > 0.5 and not lo.any() and tuple(int(v) for v in hi) == frame.shape[-2:]:
+        raise InvalidInputError(
+            f"{where}: label {int(ids[k])} covers {share:.0%} of the frame and touches all four edges — it looks like "
+            f"the background; dynacell needs background = 0 (set that value to 0 in every label image)")
