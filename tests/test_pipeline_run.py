@@ -282,6 +282,8 @@ def test_scan_collects_empty_frames_and_select_frames_keeps_numbers():
     assert im2.frame_indices == lab2.frame_indices == (1, 2) and len(notes) == 1
     np.testing.assert_array_equal(im2.frame(2), images.frame(2))
     assert leave_out_empty_frames(images, holey, []) == (images, holey, [])
+    with pytest.raises(InvalidInputError, match=r"frame\(s\) \[0, 3\] hold no nucleus.*a lineage was given"):
+        leave_out_empty_frames(images, holey, empty, lineage_given=True)
     with pytest.raises(InvalidInputError, match="increasing"):
         select_frames(images, [2, 1])
     with pytest.raises(InvalidInputError, match="frame 9 is not present"):

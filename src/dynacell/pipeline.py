@@ -196,7 +196,8 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             # frames without a nucleus: left out of linking and states as missing frames, kept in masks / video
             shown_images, shown_labels = images, label_movie
             what = "the labels given" if segmenter == "given" else f"the segmenter {segmenter}'s labels"
-            images, label_movie, more = leave_out_empty_frames(images, label_movie, empty, what=what)
+            images, label_movie, more = leave_out_empty_frames(
+                images, label_movie, empty, what=what, lineage_given=lineage is not None or config.lineage is not None)
             notes += more
         with timer.step("lineage"):
             lin, lineage_source, linking = lineage_for_run(

@@ -152,8 +152,8 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
     return ids
 
 
-def leave_out_empty_frames(images: Movie, labels: Movie, empty: list[int], *, what: str = "the labels"
-                           ) -> tuple[Movie, Movie, list[str]]:
+def leave_out_empty_frames(images: Movie, labels: Movie, empty: list[int], *, what: str = "the labels",
+                           lineage_given: bool = False) -> tuple[Movie, Movie, list[str]]:
     """Drop the frames without any nucleus from a job, as if their files were missing.
 
     A frame where nothing was segmented (a blank or badly exposed frame, or a frame before any cell
@@ -169,6 +169,9 @@ def leave_out_empty_frames(images: Movie, labels: Movie, empty: list[int], *, wh
         Frame numbers whose label image holds no nucleus (:func:`scan_labels` with ``empty=``).
     what : str
         Where the labels came from, for the note (e.g. ``"the segmenter nuclei-seg-2d-fast"``).
+    lineage_given : bool
+        A lineage was given with the labels (``--lineage``): its nodes in those frames would be lost, so
+        empty frames are then an error.
 
     Returns
     -------
@@ -181,10 +184,14 @@ def leave_out_empty_frames(images: Movie, labels: Movie, empty: list[int], *, wh
     Raises
     ------
     InvalidInputError
-        If every frame is empty.
+        If every frame is empty, or a lineage was given.
     """
     if not empty:
         return images, labels, []
+    if lineage_given:
+        raise InvalidInputError(
+            f"labels {labels.source}: frame(s) {sorted(empty)[:10]} hold no nucleus (empty label image), but a lineage "
+            f"was given: its nuclei in those frames would be lost — give the label images of those frames")
     import logging
 
     from dynacell.io.movie import select_frames
