@@ -16,7 +16,7 @@ from _helpers import FixedClassifier, division_lineage, synthetic_movie
 
 from dynacell import STATES
 from dynacell.errors import FormatError, InvalidInputError, input_role
-from dynacell.io.checks import missing_frames, movie_notes
+from dynacell.io.checks import missing_frames, movie_notes, nucleus_size_notes
 from dynacell.io.movie import Movie, with_physical_sizes
 from dynacell.io.scan import scan_labels
 from dynacell.io.writers import replace_path_prefix
@@ -67,6 +67,18 @@ def test_movie_notes_physical_sizes(caplog):
     notes3 = movie_notes(with_physical_sizes(img3, (2.0, 0.5, 0.5), 60.0))
     assert len(notes3) == 1 and "2 frame(s)" in notes3[0]
     assert "(Z Y X)" in movie_notes(img3)[0]
+
+
+def test_nucleus_size_notes_catch_a_voxel_size_in_nm_or_mm():
+    assert nucleus_size_notes([300, 320, 900], (0.645, 0.645)) == []  # HeLa-like nuclei, 12-21 µm
+    assert nucleus_size_notes([300, 320], None) == [] and nucleus_size_notes([], (1.0, 1.0)) == []
+    nm = nucleus_size_notes([300, 320, 900], (645.0, 645.0), "hela.tif")
+    assert len(nm) == 1 and "hela.tif" in nm[0] and "given in nm instead of µm" in nm[0]
+    mm = nucleus_size_notes([300, 320, 900], (0.000645, 0.000645))
+    assert len(mm) == 1 and "given in mm instead of µm" in mm[0]
+    # 3D: (6 V / pi)^(1/3) with the anisotropic voxel; 2000 voxels of 2 x 0.2 x 0.2 um -> 6.74 um
+    assert nucleus_size_notes([2000] * 5, (2.0, 0.2, 0.2)) == []
+    assert "0.00674 µm across" in nucleus_size_notes([2000] * 5, (0.002, 0.0002, 0.0002))[0]
 
 
 def test_movie_notes_name_missing_frames(caplog):

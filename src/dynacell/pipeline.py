@@ -142,7 +142,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
     import torch
 
     from dynacell.io import open_movie
-    from dynacell.io.checks import movie_notes
+    from dynacell.io.checks import movie_notes, nucleus_size_notes
     from dynacell.io.ctc import write_ctc_result
     from dynacell.io.movie import load_in_memory, with_physical_sizes
     from dynacell.io.scan import leave_out_empty_frames, scan_labels, shared_id_notes
@@ -193,6 +193,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             ids = scan_labels(images, label_movie, progress=progress, measure=measured, objects=objects, empty=empty,
                               shared=shared)
             notes += shared_id_notes(label_movie, shared)  # two nuclei under one id (8-bit wrap, merged masks)
+            notes += nucleus_size_notes(measured[0]["size_px"], images.voxel_size_um, images.source)  # nm for µm?
             # frames without a nucleus: left out of linking and states as missing frames, kept in masks / video
             shown_images, shown_labels = images, label_movie
             what = "the labels given" if segmenter == "given" else f"the segmenter {segmenter}'s labels"

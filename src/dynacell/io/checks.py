@@ -9,7 +9,7 @@ from typing import Any
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 
-__all__ = ["check_same_grid", "missing_frames", "movie_notes"]
+__all__ = ["check_same_grid", "missing_frames", "movie_notes", "nucleus_size_notes", "PLAUSIBLE_DIAMETER_UM"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +119,8 @@ def movie_notes(movie: Movie) -> list[str]:
     scenes, defaulted = meta.get("scenes") or [], meta.get("defaulted") or []
     if len(scenes) > 1 and "scene" in defaulted:
         notes.append(
-            f"{movie.source} holds {len(scenes)} scenes (stage positions) {scenes[:6]}{' ...' if len(scenes) > 6 else ''}; "
-            f"this run read the first ({scenes[0]}). Run again with "
+            f"{movie.source} holds {len(scenes)} scenes (stage positions) {scenes[:6]}"
+            f"{' ...' if len(scenes) > 6 else ''}; this run read the first ({scenes[0]}). Run again with "
             f"{'--scene 1 for the other' if len(scenes) == 2 else f'--scene 1 .. {len(scenes) - 1} for the others'}.")
     names = meta.get("channel_names") or []
     if len(names) > 1 and "channel" in defaulted:
@@ -138,3 +138,55 @@ def movie_notes(movie: Movie) -> list[str]:
     for n in notes:
         logger.warning(n)
     return notes
+
+
+#: Median equivalent nucleus (or cell) diameters in µm that a voxel size in µm gives on real specimens: from
+#: bacteria (about 1 µm) to large nuclei (tens of µm). Outside, the voxel size was probably given in nm or mm.
+PLAUSIBLE_DIAMETER_UM = (0.5, 200.0)
+
+
+def nucleus_size_notes(sizes_px, voxel_size_um, source: str = "the movie") -> list[str]:
+    """A note when the voxel size makes the nuclei implausibly small or large (a size given in nm or mm).
+
+    Parameters
+    ----------
+    sizes_px : array-like of int
+        Pixels (2D) or voxels (3D) per nucleus, e.g. the ``size_px`` column of the label scan.
+    voxel_size_um : sequence of float or None
+        ``(Y, X)`` or ``(Z, Y, X)`` in µm; None: no note (sizes are in pixels).
+    source : str
+        The movie, for the note.
+
+    Returns
+    -------
+    list of str
+        One note (also logged as a warning) when the median equivalent diameter — ``sqrt(4 A / π)`` in 2D,
+        ``(6 V / π)^(1/3)`` in 3D, with the pixel area or voxel volume from ``voxel_size_um`` — lies outside
+        :data:`PLAUSIBLE_DIAMETER_UM`; else none.
+
+    Examples
+    --------
+    >>> nucleus_size_notes([400, 500], (0.645, 0.645))
+    []
+    >>> nucleus_size_notes([400, 500], (645.0, 645.0))[0][:61]
+    'With the voxel size (645.0, 645.0) µm the nuclei of the movie'
+    """
+    import numpy as np
+
+    sizes = np.asarray(sizes_px, dtype=np.float64)
+    if voxel_size_um is None or sizes.size == 0:
+        return []
+    vs = tuple(float(v) for v in voxel_size_um)
+    unit = float(np.prod(vs))
+    area_or_volume = sizes * unit
+    d_um = float(np.median((4.0 * area_or_volume / np.pi) ** 0.5 if len(vs) == 2
+                           else (6.0 * area_or_volume / np.pi) ** (1 / 3)))
+    lo, hi = PLAUSIBLE_DIAMETER_UM
+    if lo <= d_um <= hi:
+        return []
+    note = (f"With the voxel size {vs} µm the nuclei of {source} measure {d_um:.3g} µm across (median equivalent "
+            f"diameter), outside the {lo:g}–{hi:g} µm of real cells and nuclei: was the voxel size given in "
+            f"{'nm' if d_um > hi else 'mm'} instead of µm? Sizes, speeds and linking distances in µm are then wrong "
+            "by the same factor.")
+    logger.warning(note)
+    return [note]
