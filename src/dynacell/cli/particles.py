@@ -8,13 +8,12 @@ import typer
 
 from dynacell.cli.options import out_option, overwrite_option, progress_option
 
-_IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+def read_image_series(path: Path, frames: tuple[int, int] | None = None, channel: int | None = None):
+    """Frames of a movie as float32 ``(T, Y, X)`` with their frame numbers, read by :func:`dynacell.io.open_movie`.
 
-
-def read_image_series(path: Path, frames: tuple[int, int] | None = None):
-    """Frames of a movie as float32 ``(T, Y, X)``: a folder of PNG/TIFF/JPEG images (sorted by the last
-    number in each name) or anything :func:`dynacell.io.open_movie` reads. Colour images are averaged
-    over their channels.
+    A folder of PNG/JPEG/TIFF frames (numbered by the last number in each name), a stack, zarr, npz or
+    vendor file: whatever ``open_movie`` reads, with its frame numbers (a missing file leaves a gap that
+    trackpy's ``memory`` bridges) and its checks (NaN pixels, frame shapes, colour images).
 
     Parameters
     ----------
@@ -22,52 +21,34 @@ def read_image_series(path: Path, frames: tuple[int, int] | None = None):
         A folder of images, or a movie.
     frames : tuple of int, optional
         ``(start, stop)`` positions in the series, stop excluded; None = all.
+    channel : int, optional
+        Channel of a colour image series or multi-channel file (0-based).
 
     Returns
     -------
     numpy.ndarray
         float32 ``(T, Y, X)``.
+    list of int
+        The frame number of each.
 
     Raises
     ------
     InvalidInputError
-        No images, mixed shapes, a 3D movie, or a frame range outside the movie.
+        No images, mixed shapes, a 3D movie, a colour series without ``channel``, NaN pixels, or a frame
+        range outside the movie.
     """
-    import re
-
     import numpy as np
 
     from dynacell.errors import InvalidInputError
-
-    p = Path(path)
-    if not p.exists():
-        raise InvalidInputError(f"movie {p} does not exist")
-    files = sorted([f for f in p.iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES], key=lambda f: (
-        int(re.findall(r"\d+", f.stem)[-1]) if re.findall(r"\d+", f.stem) else -1, f.name)) if p.is_dir() else []
-    if files and not all(f.suffix.lower() in (".tif", ".tiff") for f in files):
-        import imageio.v3 as iio
-
-        lo, hi = frames if frames else (0, len(files))
-        if not 0 <= lo < hi <= len(files):
-            raise InvalidInputError(f"--frames {lo}:{hi} is outside the {len(files)} images of {p}")
-        imgs = []
-        for f in files[lo:hi]:
-            a = np.asarray(iio.imread(f), dtype=np.float32)
-            if a.ndim == 3:
-                a = a[..., :3].mean(-1) if a.shape[-1] in (3, 4) else a
-            imgs.append(a)
-        if len({a.shape for a in imgs}) != 1:
-            raise InvalidInputError(f"{p}: images have different shapes")
-        return np.stack(imgs), list(range(lo, hi))
     from dynacell.io import open_movie
 
-    mv = open_movie(p)
+    mv = open_movie(path, channel=channel)
     if mv.ndim_spatial != 2:
-        raise InvalidInputError(f"{p}: dynacell particles handles 2D movies, this one is {mv.ndim_spatial}D")
+        raise InvalidInputError(f"{path}: dynacell particles handles 2D movies, this one is {mv.ndim_spatial}D")
     idx = list(mv.frame_indices)
     lo, hi = frames if frames else (0, len(idx))
     if not 0 <= lo < hi <= len(idx):
-        raise InvalidInputError(f"--frames {lo}:{hi} is outside the {len(idx)} frames of {p}")
+        raise InvalidInputError(f"--frames {lo}:{hi} is outside the {len(idx)} frames of {path}")
     data = np.empty((hi - lo, *mv.frame_shape), np.float32)
     for i, t in enumerate(idx[lo:hi]):  # Movie.frame: NaN / inf pixels are an error naming the frame
         data[i] = mv.frame(t)
@@ -86,6 +67,8 @@ def particles_command(
     memory: int = typer.Option(3, "--memory", min=0, help="Frames a particle may vanish and keep its id."),
     min_length: int = typer.Option(25, "--min-length", min=2, help="Drop tracks shorter than this (frames)."),
     frames: str | None = typer.Option(None, "--frames", help="Frame range START:STOP (0-based, STOP excluded)."),
+    channel: int | None = typer.Option(None, "--channel", min=0,
+                                       help="Channel (0-based) of a colour image series or multi-channel file."),
     progress: bool | None = progress_option(),
     overwrite: bool = overwrite_option(),
 ) -> None:
@@ -113,7 +96,7 @@ def particles_command(
         except ValueError:
             raise InvalidInputError(f"--frames: expected START:STOP, got {frames!r}") from None
         rng = (a, b)
-    data, frame_numbers = read_image_series(movie, rng)
+    data, frame_numbers = read_image_series(movie, rng, channel)
     import trackpy as tp
 
     from dynacell.train.engine import progress_enabled
@@ -137,7 +120,8 @@ def particles_command(
                "frame_interval_s": frame_interval_s,
                "parameters": {"movie": str(movie), "diameter_px": diameter_px, "minmass": minmass, "invert": invert,
                               "search_range_px": search_range_px, "memory": memory, "min_length": min_length,
-                              "frames": [frame_numbers[0], frame_numbers[-1] + 1], "trackpy": tp.__version__}}
+                              "frames": [frame_numbers[0], frame_numbers[-1] + 1], "channel": channel,
+                              "trackpy": tp.__version__}}
     with atomic_folder(out, overwrite=overwrite) as tmp:
         table.to_csv(tmp / "tracks.csv", index=False)
         (tmp / "run.json").write_text(json.dumps(summary, indent=2))
