@@ -87,6 +87,11 @@ def test_colour_png_needs_a_channel(tmp_path):
         np.asarray(read_vendor(folder)[0])
     data = read_vendor(folder, channel=1)[0]
     assert int(np.asarray(data[0]).max()) == 200
+    mean = open_movie(folder, channel="mean")  # the brightness: what dynacell particles reads from colour videos
+    assert mean.dtype == np.float32 and float(mean.frame(2).max()) == pytest.approx(200 / 3)
+    with pytest.raises(InvalidInputError, match="'mean'.*applies to PNG/JPEG series only"):
+        np.savez(tmp_path / "m.npz", images=np.zeros((3, 4, 4)))
+        open_movie(tmp_path / "m.npz", channel="mean")
 
 
 def test_bad_vendor_files(tmp_path):

@@ -22,7 +22,8 @@ def read_image_series(path: Path, frames: tuple[int, int] | None = None, channel
     frames : tuple of int, optional
         ``(start, stop)`` positions in the series, stop excluded; None = all.
     channel : int, optional
-        Channel of a colour image series or multi-channel file (0-based).
+        Channel of a colour image series or multi-channel file (0-based). Default for a PNG/JPEG series:
+        the average of its colour channels (``open_movie(channel="mean")``).
 
     Returns
     -------
@@ -42,6 +43,10 @@ def read_image_series(path: Path, frames: tuple[int, int] | None = None, channel
     from dynacell.errors import InvalidInputError
     from dynacell.io import open_movie
 
+    from dynacell.io import detect_format
+
+    if channel is None and Path(path).is_dir() and detect_format(path) == "image-series":
+        channel = "mean"  # colour video frames: their brightness (a grey series reads the same)
     mv = open_movie(path, channel=channel)
     if mv.ndim_spatial != 2:
         raise InvalidInputError(f"{path}: dynacell particles handles 2D movies, this one is {mv.ndim_spatial}D")
@@ -68,7 +73,8 @@ def particles_command(
     min_length: int = typer.Option(25, "--min-length", min=2, help="Drop tracks shorter than this (frames)."),
     frames: str | None = typer.Option(None, "--frames", help="Frame range START:STOP (0-based, STOP excluded)."),
     channel: int | None = typer.Option(None, "--channel", min=0,
-                                       help="Channel (0-based) of a colour image series or multi-channel file."),
+                                       help="Channel (0-based) of a colour image series or multi-channel file. "
+                                            "Default for PNG/JPEG frames: the average of the colour channels."),
     progress: bool | None = progress_option(),
     overwrite: bool = overwrite_option(),
 ) -> None:

@@ -46,7 +46,7 @@ def open_movie(
     frame_interval_s: float | None = None,
     format: str | None = None,
     axes: str | None = None,
-    channel: int | None = None,
+    channel: int | str | None = None,
     scene: int | None = None,
     progress: bool = False,
 ) -> Movie:
@@ -75,7 +75,8 @@ def open_movie(
     channel : int, optional
         Channel to read (0-based) from a multi-channel TIFF stack, zarr array, npz array or
         vendor file (``C`` axis); a file with one channel needs none. A folder of frames holds one
-        channel per file (colour PNG/JPEG series excepted), so it takes no ``channel``.
+        channel per file (colour PNG/JPEG series excepted), so it takes no ``channel``. For a colour
+        PNG/JPEG series ``channel="mean"`` reads the average of the red, green and blue channels (float32).
     scene : int, optional
         Scene (stage position) of a multi-position ND2, CZI, LIF or OME-TIFF file read with bioio
         (0-based). Default: the first, with a warning and a run note when there are several.
@@ -232,6 +233,9 @@ def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress, c
         raise InvalidInputError(f"{p}: format={format!r} needs a file, got a folder")
     if axes is not None and format in ("ctc", "tiff-folder"):
         raise InvalidInputError(f"{p}: axes= applies to stacks, zarr and npz; a folder holds one frame per file")
+    if isinstance(channel, str) and (channel != "mean" or format != "image-series"):
+        raise InvalidInputError(f"{p}: channel={channel!r}: a channel is a number (0-based); 'mean' (the average of "
+                                f"the colour channels) applies to PNG/JPEG series only")
     if channel is not None and format in ("ctc", "tiff-folder"):
         raise InvalidInputError(f"{p}: channel= applies to stacks, zarr, npz and vendor files; a folder of TIFF "
                                 f"frames holds one channel per file — drop channel= or point at the channel's folder")

@@ -134,6 +134,8 @@ def _to_grey(frame: np.ndarray, name: str, channel: int | None) -> np.ndarray:
         return frame
     if frame.ndim == 3 and frame.shape[-1] in (3, 4):
         rgb = frame[..., :3]
+        if channel == "mean":  # the brightness of a colour image (dynacell particles on RGB videos)
+            return rgb.mean(axis=-1, dtype=np.float32)
         if channel is not None:
             if not 0 <= channel < frame.shape[-1]:
                 raise InvalidInputError(f"{name}: channel {channel} does not exist (the image has "
@@ -141,7 +143,7 @@ def _to_grey(frame: np.ndarray, name: str, channel: int | None) -> np.ndarray:
             return frame[..., channel]
         if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
             return rgb[..., 0]
-        raise InvalidInputError(f"{name}: a colour image; choose the nuclear channel with channel= (0 red, "
+        raise InvalidInputError(f"{name}: a colour image; choose the nuclear channel with --channel (channel=; 0 red, "
                                 "1 green, 2 blue)")
     raise InvalidInputError(f"{name}: expected a 2D grey or RGB image, got shape {frame.shape}")
 
