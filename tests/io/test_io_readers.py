@@ -283,3 +283,29 @@ def test_multi_position_ome_tiff_scene(tmp_path, monkeypatch, capsys):
 
     info = json.loads((tmp_path / "out" / "run.json").read_text())
     assert info["parameters"]["scene"] == 1 and not any("scenes" in n for n in info["notes"])
+
+
+def test_bioformats2raw_zarr_series_and_single_z_plane(tmp_path, rng):
+    """OME-Zarr converted by bioformats2raw: numbered series under the root, 5-D TCZYX images with one z-plane."""
+    import zarr
+    from ome_zarr.io import parse_url
+    from ome_zarr.writer import write_image
+
+    from dynacell.io.checks import movie_notes
+
+    movies = [rng.integers(0, 1000, (3, 1, 1, 24, 20), dtype=np.uint16) for _ in range(2)]
+    root = zarr.group(store=parse_url(tmp_path / "plate.zarr", mode="w").store)
+    root.attrs["bioformats2raw.layout"] = 3
+    for k, m in enumerate(movies):
+        write_image(m, root.create_group(str(k)), axes="tczyx")
+    first = open_movie(tmp_path / "plate.zarr")
+    assert first.axes == "TYX" and first.shape == (3, 24, 20)  # Z = 1: a 2D movie, as TIFF and bioio read it
+    np.testing.assert_array_equal(first.frame(2), movies[0][2, 0, 0])
+    assert any("holds 2 scenes" in n for n in movie_notes(first))
+    second = open_movie(tmp_path / "plate.zarr", scene=1)
+    np.testing.assert_array_equal(second.frame(1), movies[1][1, 0, 0])
+    assert not any("scenes" in n for n in movie_notes(second))
+    with pytest.raises(InvalidInputError, match="scene 2 does not exist; the store has 2 series"):
+        open_movie(tmp_path / "plate.zarr", scene=2)
+    with pytest.raises(InvalidInputError, match="needs a store of several series"):
+        open_movie(tmp_path / "plate.zarr" / "0", scene=0)

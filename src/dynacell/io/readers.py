@@ -78,8 +78,9 @@ def open_movie(
         channel per file (colour PNG/JPEG series excepted), so it takes no ``channel``. For a colour
         PNG/JPEG series ``channel="mean"`` reads the average of the red, green and blue channels (float32).
     scene : int, optional
-        Scene (stage position) of a multi-position ND2, CZI, LIF or OME-TIFF file read with bioio
-        (0-based). Default: the first, with a warning and a run note when there are several.
+        Scene (stage position) of a multi-position ND2, CZI, LIF or OME-TIFF file read with bioio, or
+        series of an OME-Zarr store in bioformats2raw layout (0-based). Default: the first, with a warning
+        and a run note when there are several.
     progress : bool
         Show a progress bar while scanning the headers of a folder of frames.
 
@@ -241,15 +242,15 @@ def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress, c
                                 f"frames holds one channel per file — drop channel= or point at the channel's folder")
     if scene is not None and format == "tiff-stack" and p.name.lower().endswith((".ome.tif", ".ome.tiff")):
         format = "ome-tiff"  # a position of a multi-position OME-TIFF: bioio reads its scenes
-    if scene is not None and format not in ("nd2", "czi", "lif", "ome-tiff"):
+    if scene is not None and format not in ("nd2", "czi", "lif", "ome-tiff", "zarr"):
         raise InvalidInputError(f"{p}: scene= (--scene) applies to multi-position ND2, CZI, LIF and OME-TIFF files "
-                                f"read with bioio; this is a {format} movie — drop it")
+                                f"and to OME-Zarr stores of several series; this is a {format} movie — drop it")
     if format in ("ctc", "tiff-folder"):
         data, ax, frames, meta_vs, meta_dt, extra = _read_folder(p, kind, ctc=format == "ctc", progress=progress)
     elif format == "tiff-stack":
         data, ax, frames, meta_vs, meta_dt, extra = _read_tiff_stack(p, axes, channel)
     elif format == "zarr":
-        data, ax, frames, meta_vs, meta_dt, extra = _read_zarr(p, axes, channel)
+        data, ax, frames, meta_vs, meta_dt, extra = _read_zarr(p, axes, channel, scene if kind == "images" else None)
     elif format in _VENDOR:
         from dynacell.io.vendor import read_vendor
 
@@ -529,7 +530,26 @@ def _scale_of(transforms: list | None) -> list[float] | None:
     return None
 
 
-def _read_zarr(path: Path, axes: str | None, channel: int | None = None):
+def _bioformats2raw_series(path: Path, node, scene: int | None) -> tuple[Any, dict]:
+    """The image group of one series of a bioformats2raw store (``0/``, ``1/``, ...), and what to record.
+
+    bioformats2raw (the usual converter of vendor files to OME-Zarr) writes every series (stage position)
+    of a file as a numbered OME-NGFF image group under a root marked ``bioformats2raw.layout``.
+    """
+    keys = sorted((k for k in node.group_keys() if k.isdigit()), key=int)
+    if not keys:
+        raise InvalidInputError(f"{path}: a bioformats2raw store without numbered image groups (0/, 1/, ...); "
+                                f"rewrite it with bioformats2raw")
+    if scene is not None and not 0 <= scene < len(keys):
+        raise InvalidInputError(f"{path}: scene {scene} does not exist; the store has {len(keys)} series {keys}")
+    extra: dict[str, Any] = {"scenes": [f"series {k}" for k in keys], "scene": f"series {keys[scene or 0]}",
+                             "defaulted": [] if scene is not None else ["scene"]}
+    if scene is None and len(keys) > 1:
+        logger.warning("%s holds %d series; reading the first — choose another with --scene (scene=)", path, len(keys))
+    return node[keys[scene or 0]], extra
+
+
+def _read_zarr(path: Path, axes: str | None, channel: int | None = None, scene: int | None = None):
     import dask.array as da
     import zarr
 
@@ -537,6 +557,15 @@ def _read_zarr(path: Path, axes: str | None, channel: int | None = None):
         node = zarr.open(str(path), mode="r")
     except Exception as exc:
         raise FormatError(f"{path}: cannot open as zarr ({type(exc).__name__}: {exc}); expected a zarr store") from exc
+    series_extra: dict[str, Any] = {}
+    if not isinstance(node, zarr.Array):
+        attrs = dict(node.attrs)
+        ome = attrs.get("ome") if isinstance(attrs.get("ome"), dict) else {}
+        if "bioformats2raw.layout" in attrs or "bioformats2raw.layout" in ome:
+            node, series_extra = _bioformats2raw_series(path, node, scene)
+        elif scene is not None:
+            raise InvalidInputError(f"{path}: scene= (--scene) needs a store of several series (bioformats2raw "
+                                    f"layout); this one holds one image — drop it")
     sizes: dict[str, float] = {}
     interval = None
     origin = ""
@@ -598,22 +627,26 @@ def _read_zarr(path: Path, axes: str | None, channel: int | None = None):
         ax = "TYX"
     else:
         raise InvalidInputError(
-            f"{path}: a {len(shape)}-D zarr array of shape {shape} without NGFF axes; pass axes=, e.g. 'TZYX'"
+            f"{path}: a {len(shape)}-D zarr array of shape {shape} without NGFF axes; give --axes (axes= in Python), "
+            f"e.g. --axes TZYX"
         )
     if len(ax) != len(shape) or len(set(ax)) != len(ax) or not set(ax) <= set("TCZYX"):
         raise InvalidInputError(f"{path}: axes {ax!r} do not fit the array of shape {shape}; one of T,C,Z,Y,X per axis")
     c = _channel_index(path, ax, shape, channel)
     data = da.from_zarr(array)
-    index = tuple(c if a == "C" else slice(None) for a in ax)
+    # one z-plane (OME-Zarr images are often 5-D TCZYX): a 2D movie, as the TIFF and bioio readers read it
+    flat_z = "Z" in ax and shape[ax.index("Z")] == 1
+    index = tuple(c if a == "C" else 0 if a == "Z" and flat_z else slice(None) for a in ax)
     data = data[index]
-    kept = [a for a in ax if a != "C"]
+    kept = [a for a in ax if a != "C" and not (a == "Z" and flat_z)]
     if "T" not in kept:
         data = data[None]
         kept = ["T"] + kept
     spatial = "".join(a for a in "ZYX" if a in kept)
     data = data.transpose([kept.index(a) for a in "T" + spatial])
     data = data.rechunk((1,) + data.shape[1:])
-    extra = {"files": None, "file_axes": "".join(ax), "size_origin": origin, **({"channel": c} if "C" in ax else {})}
+    extra = {"files": None, "file_axes": "".join(ax), "size_origin": origin, **({"channel": c} if "C" in ax else {}),
+             **series_extra}
     return data, "T" + spatial, list(range(data.shape[0])), sizes_for_axes(sizes, spatial), interval, extra
 
 
