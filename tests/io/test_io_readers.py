@@ -309,3 +309,20 @@ def test_bioformats2raw_zarr_series_and_single_z_plane(tmp_path, rng):
         open_movie(tmp_path / "plate.zarr", scene=2)
     with pytest.raises(InvalidInputError, match="needs a store of several series"):
         open_movie(tmp_path / "plate.zarr" / "0", scene=0)
+
+
+def test_ome_zarr_image_given_as_labels_reads_its_label_image(tmp_path, rng):
+    """`dynacell run image.zarr --labels image.zarr`: the image's own segmentation (labels/<name>) is read."""
+    import zarr
+    from ome_zarr.io import parse_url
+    from ome_zarr.writer import write_image, write_labels
+
+    img = rng.integers(0, 1000, (3, 20, 24), dtype=np.uint16)
+    lab = np.zeros((3, 20, 24), np.uint16)
+    lab[:, 4:9, 5:11] = 7
+    root = zarr.group(store=parse_url(tmp_path / "im.zarr", mode="w").store)
+    write_image(img, root, axes="tyx")
+    write_labels(lab, root, name="nuclei", axes="tyx")
+    labels = open_labels(tmp_path / "im.zarr")
+    np.testing.assert_array_equal(labels.frame(2), lab[2])
+    np.testing.assert_array_equal(open_movie(tmp_path / "im.zarr").frame(2), img[2])  # the movie is the image

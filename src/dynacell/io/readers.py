@@ -250,7 +250,8 @@ def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress, c
     elif format == "tiff-stack":
         data, ax, frames, meta_vs, meta_dt, extra = _read_tiff_stack(p, axes, channel)
     elif format == "zarr":
-        data, ax, frames, meta_vs, meta_dt, extra = _read_zarr(p, axes, channel, scene if kind == "images" else None)
+        data, ax, frames, meta_vs, meta_dt, extra = _read_zarr(p, axes, channel, scene if kind == "images" else None,
+                                                               kind)
     elif format in _VENDOR:
         from dynacell.io.vendor import read_vendor
 
@@ -549,7 +550,29 @@ def _bioformats2raw_series(path: Path, node, scene: int | None) -> tuple[Any, di
     return node[keys[scene or 0]], extra
 
 
-def _read_zarr(path: Path, axes: str | None, channel: int | None = None, scene: int | None = None):
+def _ngff_label_image(path: Path, node):
+    """The first label image an OME-NGFF image lists in its ``labels/`` group, or None.
+
+    OME-Zarr keeps an image's segmentations beside it (``image.zarr/labels/<name>``, named in
+    ``labels/.zattrs``): given such an image as the labels, dynacell reads its first label image.
+    """
+    if "labels" not in set(node.group_keys()):
+        return None
+    group = node["labels"]
+    attrs = dict(group.attrs)
+    names = attrs.get("labels") or (attrs.get("ome") or {}).get("labels") or []
+    if not names:
+        return None
+    if len(names) > 1:
+        logger.warning("%s: holds the label images %s; reading %r (give %s/labels/<name> for another)", path, names,
+                       names[0], path)
+    else:
+        logger.info("%s: reading its label image labels/%s", path, names[0])
+    return group[str(names[0])]
+
+
+def _read_zarr(path: Path, axes: str | None, channel: int | None = None, scene: int | None = None,
+               kind: str = "images"):
     import dask.array as da
     import zarr
 
@@ -566,6 +589,8 @@ def _read_zarr(path: Path, axes: str | None, channel: int | None = None, scene: 
         elif scene is not None:
             raise InvalidInputError(f"{path}: scene= (--scene) needs a store of several series (bioformats2raw "
                                     f"layout); this one holds one image — drop it")
+        if kind == "labels":  # an image given as labels: its own segmentation (labels/<name>), if it has one
+            node = _ngff_label_image(path, node) or node
     sizes: dict[str, float] = {}
     interval = None
     origin = ""
