@@ -240,3 +240,31 @@ def test_channel_is_read_from_stack_zarr_and_npz(tmp_path):
     tifffile.imwrite(single, np.zeros((2, 8, 9), np.uint8), metadata=None)
     with pytest.raises(InvalidInputError, match="channel 1 does not exist.*1 channel"):
         open_movie(single, channel=1)
+
+
+def test_hidden_files_of_macos_copies_are_ignored(tmp_path):
+    """'._name.tif' AppleDouble companions (left by macOS on copied drives; not images) and .DS_Store are skipped."""
+    import imageio.v3 as iio
+
+    from dynacell.metrics.tracking import find_ctc_folder
+
+    folder = _frames(tmp_path / "movie", [(8, 9)] * 3, prefix="img_")
+    for junk in ("._img_000.tif", ".DS_Store"):
+        (folder / junk).write_bytes(b"\x00\x05\x16\x07 not an image")
+    assert open_movie(folder).frame_indices == (0, 1, 2)
+    pngs = tmp_path / "pngs"
+    pngs.mkdir()
+    for t in range(2):
+        iio.imwrite(pngs / f"f_{t}.png", np.full((5, 6), 9 * t, np.uint8))
+    (pngs / "._f_0.png").write_bytes(b"junk")
+    assert open_movie(pngs).frame_indices == (0, 1)
+    hidden_only = tmp_path / "hidden"
+    hidden_only.mkdir()
+    (hidden_only / "._t000.tif").write_bytes(b"junk")
+    with pytest.raises(InvalidInputError, match="the folder is empty"):
+        open_movie(hidden_only)
+    res = tmp_path / "res"
+    res.mkdir()
+    (res / "res_track.txt").write_text("1 0 1 0\n")
+    (res / "._res_track.txt").write_bytes(b"junk")
+    assert find_ctc_folder(res) == res

@@ -184,7 +184,7 @@ def detect_format(path: str | Path) -> str:
     if p.is_dir():
         if p.suffix == ".zarr" or any((p / n).exists() for n in ("zarr.json", ".zgroup", ".zarray")):
             return "zarr"
-        names = [c.name for c in p.iterdir() if c.is_file()]
+        names = [c.name for c in p.iterdir() if c.is_file() and not c.name.startswith(".")]  # no ._x.tif, .DS_Store
         if not names:
             raise InvalidInputError(f"{p}: the folder is empty; expected frame files such as t000.tif")
         if any(_CTC_RE.match(n) for n in names):
@@ -276,7 +276,9 @@ def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress, c
 # --------------------------------------------------------------------------- folders
 def _frame_files(folder: Path, kind: str, ctc: bool) -> tuple[list[tuple[int, Path]], str]:
     """(frame number, file) pairs sorted by number, and the file-name template used."""
-    files = [c for c in folder.iterdir() if c.is_file() and c.name.lower().endswith(_TIFF_SUFFIXES)]
+    # hidden files are skipped: macOS leaves '._name.tif' companions (not images) beside copied files
+    files = [c for c in folder.iterdir()
+             if c.is_file() and not c.name.startswith(".") and c.name.lower().endswith(_TIFF_SUFFIXES)]
     if not files:
         raise InvalidInputError(f"{folder}: no TIFF frame files in the folder; expected e.g. t000.tif, t001.tif, ...")
     groups: dict[str, list[tuple[int, Path]]] = {}

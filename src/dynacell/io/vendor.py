@@ -153,7 +153,8 @@ def _read_series(folder: Path, channel: int | None):
     import dask.array as da
     import imageio.v3 as iio
 
-    files = [c for c in folder.iterdir() if c.is_file() and c.suffix.lower() in IMAGE_SUFFIXES]
+    files = [c for c in folder.iterdir()
+             if c.is_file() and not c.name.startswith(".") and c.suffix.lower() in IMAGE_SUFFIXES]  # no '._x.png'
     numbered = []
     for f in files:
         m = _LAST_NUMBER.search(f.stem)

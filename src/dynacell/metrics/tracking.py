@@ -59,6 +59,11 @@ RESULT_KEYS = (
 )
 
 
+def _track_files(folder: Path) -> list[Path]:
+    """The ``*_track.txt`` files of a folder, sorted, without hidden ones (macOS '._res_track.txt' companions)."""
+    return sorted(f for f in folder.glob("*_track.txt") if not f.name.startswith("."))
+
+
 def find_ctc_folder(path: str | Path) -> Path:
     """The CTC folder (masks + ``*_track.txt``) inside ``path``.
 
@@ -86,9 +91,9 @@ def find_ctc_folder(path: str | Path) -> Path:
     if not p.is_dir():
         raise InvalidInputError(f"{p}: not found; expected a CTC folder with masks and res_track.txt/man_track.txt")
     for sub in (p, p / "ctc", p / "TRA"):
-        if sub.is_dir() and len(list(sub.glob("*_track.txt"))) == 1:
+        if sub.is_dir() and len(_track_files(sub)) == 1:
             return sub
-    found = sorted(str(f) for f in p.glob("*_track.txt"))
+    found = [str(f) for f in _track_files(p)]
     raise InvalidInputError(
         f"{p}: expected one res_track.txt or man_track.txt here or in {p / 'ctc'} or {p / 'TRA'}, "
         f"found {found or 'none'}; pass the CTC result (RES) or TRA folder"
@@ -229,7 +234,7 @@ def read_ctc_data(path: str | Path, masks: Any = None) -> CTCData:
     from dynacell.io.movie import load_in_memory
 
     folder = find_ctc_folder(path)
-    track_file = next(folder.glob("*_track.txt"))
+    track_file = _track_files(folder)[0]
     tracks = read_ctc_tracks(track_file)
     if masks is None:
         masks = load_in_memory(open_labels(folder))  # read once: detections and matching visit every frame
