@@ -66,7 +66,9 @@ def test_movie_notes_physical_sizes(caplog):
     img3, _ = synthetic_movie(T=2, size=16, ndim=3)
     notes3 = movie_notes(with_physical_sizes(img3, (2.0, 0.5, 0.5), 60.0))
     assert len(notes3) == 1 and "2 frame(s)" in notes3[0]
-    assert "(Z Y X)" in movie_notes(img3)[0]
+    assert "(Z Y X)" in movie_notes(img3)[0] and "z-stack" not in notes3[0]
+    one, _ = synthetic_movie(T=1, size=16, ndim=3)  # a 2D time-lapse saved as z-slices reads as one volume
+    assert "one 3D volume of 8 z-planes" in movie_notes(with_physical_sizes(one, (2.0, 0.5, 0.5), 60.0))[0]
 
 
 def test_nucleus_size_notes_catch_a_voxel_size_in_nm_or_mm():

@@ -114,7 +114,10 @@ def movie_notes(movie: Movie) -> list[str]:
         notes.append(
             f"The movie has {movie.n_frames} frame(s): states use the frames before and after each nucleus "
             "(t-1, t, t+1), so with fewer than 3 frames mitotic / new-daughter / death calls have no temporal "
-            "evidence and most nuclei will be called stable.")
+            "evidence and most nuclei will be called stable."
+            + (f" It is read as one 3D volume of {movie.frame_shape[0]} z-planes: if these planes are time points "
+               "(a 2D time-lapse saved as a z-stack), give --axes TYX." if movie.n_frames == 1 and
+               movie.ndim_spatial == 3 else ""))
     meta = movie.metadata if isinstance(movie.metadata, dict) else {}
     scenes, defaulted = meta.get("scenes") or [], meta.get("defaulted") or []
     if len(scenes) > 1 and "scene" in defaulted:
