@@ -3,7 +3,7 @@ nucleus at every frame, a report and a video — composition only.
 
 Every step lives in the package that owns it; :func:`run_config` chains them and times each one
 (:class:`dynacell.provenance.StepTimer`): **open** the movie (:mod:`dynacell.io`) → **labels** given or
-segmented (:func:`dynacell.segment.select.labels_for_run`), scanned once (:func:`dynacell.io.scan.scan_labels`)
+segmented (:func:`dynacell.segment.select.labels_for_run`), scanned once (:func:`dynacell.io.scan.scan_run_labels`)
 → **lineage** given or linked (:func:`dynacell.track.select.lineage_for_run`) → **states**: classify
 (:func:`dynacell.states.classify.classify_movie`), judge the classifier and the linked divisions
 (:mod:`dynacell.states.relink`), optional dead evidence (:func:`dynacell.segment.dead.add_dead_evidence`),
@@ -142,10 +142,10 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
     import torch
 
     from dynacell.io import open_movie
-    from dynacell.io.checks import movie_notes, nucleus_size_notes
+    from dynacell.io.checks import movie_notes
     from dynacell.io.ctc import write_ctc_result
     from dynacell.io.movie import load_in_memory, with_physical_sizes
-    from dynacell.io.scan import leave_out_empty_frames, scan_labels, shared_id_notes
+    from dynacell.io.scan import scan_run_labels
     from dynacell.io.writers import atomic_folder, json_safe, write_csv, write_json
     from dynacell.lineage.formats import write_geff
     from dynacell.models.runtime import resolve_device
@@ -187,22 +187,16 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
                 progress=progress, test_time_flips=config.test_time_flips)
             notes += seg_notes
             label_movie = load_in_memory(label_movie, progress=progress)  # read once: scan, linking, crops
-        with timer.step("check_labels"):
-            # each label frame's nuclei, measured once for the scan, linker and crops
-            measured, objects, empty, shared = [], {}, [], []
-            ids = scan_labels(images, label_movie, progress=progress, measure=measured, objects=objects, empty=empty,
-                              shared=shared)
-            notes += shared_id_notes(label_movie, shared)  # two nuclei under one id (8-bit wrap, merged masks)
-            notes += nucleus_size_notes(measured[0]["size_px"], images.voxel_size_um, images.source)  # nm for µm?
-            # frames without a nucleus: left out of linking and states as missing frames, kept in masks / video
-            shown_images, shown_labels = images, label_movie
-            what = "the labels given" if segmenter == "given" else f"the segmenter {segmenter}'s labels"
-            images, label_movie, more = leave_out_empty_frames(
-                images, label_movie, empty, what=what, lineage_given=lineage is not None or config.lineage is not None)
-            notes += more
+        with timer.step("check_labels"):  # each label frame measured once for the scan, linker and crops
+            shown_images, shown_labels = images, label_movie  # frames without a nucleus stay in masks and video
+            scanned = scan_run_labels(
+                images, label_movie, progress=progress, lineage_given=lineage is not None or config.lineage is not None,
+                what="the labels given" if segmenter == "given" else f"the segmenter {segmenter}'s labels")
+            images, label_movie, ids, objects = scanned.images, scanned.labels, scanned.ids, scanned.objects
+            notes += scanned.notes
         with timer.step("lineage"):
             lin, lineage_source, linking = lineage_for_run(
-                images, label_movie, ids, measured[0], given=lineage, path=config.lineage,
+                images, label_movie, ids, scanned.nuclei, given=lineage, path=config.lineage,
                 max_distance=config.max_distance, motion_prior=config.motion_prior, progress=progress, objects=objects)
         with timer.step("classify"):
             raw = classify_movie(images, label_movie, clf, lineage=lin, progress=progress, scheduler=config.scheduler,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 
-__all__ = ["scan_labels", "frame_objects", "leave_out_empty_frames", "separated_ids", "shared_id_notes"]
+__all__ = ["scan_labels", "frame_objects", "leave_out_empty_frames", "separated_ids", "shared_id_notes", "RunLabels",
+           "scan_run_labels"]
 
 
 def frame_objects(frame: np.ndarray, t: int, objects: dict | None = None, *, source: str = ""
@@ -326,3 +329,70 @@ def _check_background(frame: np.ndarray, ids: np.ndarray, sizes: np.ndarray, box
         raise InvalidInputError(
             f"{where}: label {int(ids[k])} covers {share:.0%} of the frame and touches all four edges — it looks "
             f"like the background; dynacell needs background = 0 (set that value to 0 in every label image)")
+
+
+@dataclass
+class RunLabels:
+    """What the label scan of ``dynacell run`` hands to the linker, the crops and the writers.
+
+    Attributes
+    ----------
+    images, labels : Movie
+        The movies the job works on: the frames without any nucleus left out (:func:`leave_out_empty_frames`).
+    ids : dict of int to numpy.ndarray
+        Frame number -> sorted label ids (int64), for the frames kept.
+    nuclei : pandas.DataFrame
+        ``t, label, z, y, x, size_px`` of every nucleus (centroids in pixels).
+    objects : dict
+        ``{t: (ids, centroids, sizes, boxes)}`` per frame (:func:`frame_objects`).
+    notes : list of str
+        Notes for ``run.json`` and the report: ids shared by separate nuclei, an implausible voxel size, frames
+        left out.
+    """
+
+    images: Movie
+    labels: Movie
+    ids: dict
+    nuclei: pd.DataFrame
+    objects: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+
+def scan_run_labels(images: Movie, labels: Movie, *, progress: bool = True, what: str = "the labels",
+                    lineage_given: bool = False) -> RunLabels:
+    """The label checks of ``dynacell run``, in one pass over the label frames.
+
+    :func:`scan_labels` (same frames and grid, background 0, every nucleus measured once), then the notes of
+    :func:`shared_id_notes` and :func:`dynacell.io.checks.nucleus_size_notes`, then
+    :func:`leave_out_empty_frames`.
+
+    Parameters
+    ----------
+    images, labels : Movie
+        The image movie and its integer label movie ``(T, (Z), Y, X)``.
+    progress : bool
+        Show a progress bar.
+    what : str
+        Where the labels came from, for the notes.
+    lineage_given : bool
+        A lineage was given: empty label frames are then an error.
+
+    Returns
+    -------
+    RunLabels
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`scan_labels` and :func:`leave_out_empty_frames`.
+    """
+    from dynacell.io.checks import nucleus_size_notes
+
+    measured, objects, empty, shared = [], {}, [], []
+    ids = scan_labels(images, labels, progress=progress, measure=measured, objects=objects, empty=empty,
+                      shared=shared)
+    notes = shared_id_notes(labels, shared)  # two nuclei under one id (8-bit labels wrapped, merged masks)
+    notes += nucleus_size_notes(measured[0]["size_px"], images.voxel_size_um, images.source)  # nm for µm?
+    kept_images, kept_labels, more = leave_out_empty_frames(images, labels, empty, what=what,
+                                                            lineage_given=lineage_given)
+    return RunLabels(kept_images, kept_labels, ids, measured[0], objects, notes + more)
