@@ -79,7 +79,7 @@ def missing_frames(frame_indices) -> list[int]:
 
 
 def movie_notes(movie: Movie) -> list[str]:
-    """Warnings for a job's report: unknown voxel size or frame interval, a short movie, missing frames.
+    """Warnings for a job's report: unknown sizes, a short movie, a scene or channel chosen by default, missing frames.
 
     Each note is also logged as a warning. Nothing is guessed: with an unknown voxel size every
     distance stays in pixels, with an unknown frame interval every time in frames; no missing frame
@@ -98,7 +98,8 @@ def movie_notes(movie: Movie) -> list[str]:
         ``--voxel-size-um``), the frame interval is unknown, fewer than 3 frames (a state uses frames
         t−1, t, t+1, so event states then lack temporal evidence), a multi-position file of which the
         first scene was read by default, a multi-channel file of which channel 0 was read by default
-        (both from ``movie.metadata`` of :func:`dynacell.io.vendor.read_vendor`), frame numbers missing inside the
+        (both from ``movie.metadata`` keys ``scenes``, ``channel_names`` and ``defaulted``, set by the vendor,
+        OME-TIFF and OME-Zarr readers), frame numbers missing inside the
         movie (:func:`missing_frames`; e.g. a file absent from a folder of per-frame TIFFs: the linker
         links across the hole as if the frames were consecutive, and tracks are split there).
     """

@@ -1,7 +1,9 @@
-"""Check a label movie against its image movie in one pass: :func:`scan_labels`."""
+"""Check a label movie against its image movie in one pass: :func:`scan_labels`; the run's label checks and
+notes (empty frames left out, two nuclei under one id, a background that carries an id): :func:`scan_run_labels`."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -9,6 +11,8 @@ import pandas as pd
 
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["scan_labels", "frame_objects", "leave_out_empty_frames", "separated_ids", "shared_id_notes", "RunLabels",
            "scan_run_labels"]
@@ -195,8 +199,6 @@ def leave_out_empty_frames(images: Movie, labels: Movie, empty: list[int], *, wh
         raise InvalidInputError(
             f"labels {labels.source}: frame(s) {sorted(empty)[:10]} hold no nucleus (empty label image), but a lineage "
             f"was given: its nuclei in those frames would be lost — give the label images of those frames")
-    import logging
-
     from dynacell.io.movie import select_frames
 
     gone = set(int(t) for t in empty)
@@ -209,7 +211,7 @@ def leave_out_empty_frames(images: Movie, labels: Movie, empty: list[int], *, wh
             "left out of linking and state calls as missing frames — nuclei are linked across them as if the frames "
             "were consecutive, a track crossing them is split there (end_reason 'gap') — and the CTC masks of those "
             "frames are empty. Look at those frames: a blank or badly exposed image, or nuclei the segmenter missed.")
-    logging.getLogger(__name__).warning(note)
+    logger.warning(note)
     return select_frames(images, keep), select_frames(labels, keep), [note]
 
 
@@ -292,7 +294,6 @@ def shared_id_notes(labels: Movie, shared: list[tuple[int, int, int]]) -> list[s
     """
     if not shared:
         return []
-    import logging
 
     frames = sorted({t for t, _, _ in shared})
     shown = "; ".join(f"frame {t} id {i}: {n} pieces" for t, i, n in shared[:3])
@@ -304,7 +305,7 @@ def shared_id_notes(labels: Movie, shared: list[tuple[int, int, int]]) -> list[s
             f"separate pieces far apart ({shown}): each is measured, linked and classified as one nucleus "
             f"between its pieces, so links, sizes and states of those nuclei are wrong.{cause} Give each nucleus "
             "its own id (e.g. relabel connected pieces) and run again.")
-    logging.getLogger(__name__).warning(note)
+    logger.warning(note)
     return [note]
 
 
