@@ -309,6 +309,8 @@ def test_bioformats2raw_zarr_series_and_single_z_plane(tmp_path, rng):
         open_movie(tmp_path / "plate.zarr", scene=2)
     with pytest.raises(InvalidInputError, match="needs a store of several series"):
         open_movie(tmp_path / "plate.zarr" / "0", scene=0)
+    with pytest.raises(InvalidInputError, match="several series.*give the labels of the one you run"):
+        open_labels(tmp_path / "plate.zarr")  # never the first position's labels for another position, silently
 
 
 def test_ome_zarr_image_given_as_labels_reads_its_label_image(tmp_path, rng):

@@ -587,6 +587,10 @@ def _read_zarr(path: Path, axes: str | None, channel: int | None = None, scene: 
         attrs = dict(node.attrs)
         ome = attrs.get("ome") if isinstance(attrs.get("ome"), dict) else {}
         if "bioformats2raw.layout" in attrs or "bioformats2raw.layout" in ome:
+            if kind == "labels" and sum(k.isdigit() for k in node.group_keys()) > 1:
+                raise InvalidInputError(
+                    f"{path}: a store of several series (positions); give the labels of the one you run, e.g. "
+                    f"{path}/1/labels/<name> for --scene 1")
             node, series_extra = _bioformats2raw_series(path, node, scene)
         elif scene is not None:
             raise InvalidInputError(f"{path}: scene= (--scene) needs a store of several series (bioformats2raw "
