@@ -305,9 +305,18 @@ def test_given_lineage_is_used_and_completed(tmp_path):
     lin = Lineage(n_frames=3, source="partial")
     a0 = int(ids[0][0])
     lin.add_node((0, a0), centroid=(0, 1, 1))
+    lin.add_node((7, 1), centroid=(0, 1, 1))  # a frame the movie does not have
     lin2 = check_lineage(lin, ids, "partial", labels)
     assert len(lin2) == sum(len(v) for v in ids.values())
-    assert len(lin) == 1  # the caller's lineage is not modified
+    assert len(lin) == 2  # the caller's lineage is not modified
+    n_added = sum(len(v) for v in ids.values()) - 1
+    assert lin2.graph.graph["check"] == {"nodes_outside_movie_ignored": 1,
+                                         "nuclei_added_as_single_node_tracks": n_added}
+    res = run(images, labels=labels, lineage=lin, model=FixedClassifier(), out=tmp_path / "o", progress=False,
+              video=False)
+    assert res.info["inputs"]["lineage"] == (f"given: partial (1 node(s) at frames outside the movie ignored; "
+                                             f"{n_added} nucleus/nuclei of the masks absent from it added as one-node "
+                                             f"tracks)")
 
 
 def test_unknown_model_lists_available(tmp_path):

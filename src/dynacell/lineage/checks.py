@@ -170,7 +170,9 @@ def check_lineage(lineage: Lineage, ids: dict[int, np.ndarray], source: str, lab
     Returns
     -------
     Lineage
-        The lineage restricted to the movie's frames (a copy when nodes were dropped).
+        The lineage restricted to the movie's frames (a copy when nodes were dropped or added); when the
+        check changed it, ``graph.graph["check"]`` holds ``nodes_outside_movie_ignored`` and
+        ``nuclei_added_as_single_node_tracks``.
 
     Raises
     ------
@@ -211,4 +213,7 @@ def check_lineage(lineage: Lineage, ids: dict[int, np.ndarray], source: str, lab
                 cents = [tuple(c) for c in all_cen[np.searchsorted(all_ids, missing)]]
             for lab, c in zip(missing.tolist(), cents):
                 lineage.add_node((t, int(lab)), centroid=c)
+    if outside or n_lacking:  # what the check changed, for the run's record (lineage_for_run)
+        lineage.graph.graph["check"] = {"nodes_outside_movie_ignored": len(outside),
+                                        "nuclei_added_as_single_node_tracks": int(n_lacking)}
     return lineage

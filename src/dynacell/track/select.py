@@ -57,7 +57,9 @@ def lineage_for_run(images: Movie, labels: Movie, ids: dict[int, np.ndarray], nu
     lineage : Lineage
         Nodes ``(t, label)`` with ``track_id``; ``n_frames = max(ids) + 1``.
     source : str
-        ``"given: ..."`` or ``"linked with dynacell.track.link_labels (laptrack), max distance D unit"``.
+        ``"given: ..."`` (with what the check changed: nodes at frames outside the movie ignored, nuclei the
+        lineage lacks added as one-node tracks) or
+        ``"linked with dynacell.track.link_labels (laptrack), max distance D unit"``.
     linking : dict or None
         For a linked lineage: ``gate`` (:func:`~dynacell.track.gate.motion_gate`'s dict, ``max_distance``
         replaced by the one used), ``max_distance_given``, ``max_distance_unit`` (``"um"`` or ``"px"``),
@@ -101,7 +103,11 @@ def lineage_for_run(images: Movie, labels: Movie, ids: dict[int, np.ndarray], nu
             with input_role("lineage (--lineage)"):
                 lin, src = read_lineage(path), str(path)
         lin = check_lineage(lin, ids, src, labels)
-        source, linking = f"given: {src}", None
+        changed = lin.graph.graph.get("check") or {}
+        said = [f"{n} node(s) at frames outside the movie ignored" if k == "nodes_outside_movie_ignored" else
+                f"{n} nucleus/nuclei of the masks absent from it added as one-node tracks"
+                for k, n in changed.items() if n]
+        source, linking = f"given: {src}" + (f" ({'; '.join(said)})" if said else ""), None
     lin.n_frames = max(ids) + 1
     assign_ctc_tracks(lin)
     return lin, source, linking
