@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dynacell.errors import FormatError, InvalidInputError
-from dynacell.io import open_movie
+from dynacell.io import open_labels, open_movie
 from dynacell.io.readers import detect_format
 from dynacell.io.vendor import detect_vendor_format, read_vendor
 
@@ -87,6 +87,8 @@ def test_colour_png_needs_a_channel(tmp_path):
         np.asarray(read_vendor(folder)[0])
     data = read_vendor(folder, channel=1)[0]
     assert int(np.asarray(data[0]).max()) == 200
+    with pytest.raises(InvalidInputError, match="a colour label image.*export the labels as 16-bit grey"):
+        open_labels(folder)
     mean = open_movie(folder, channel="mean")  # the brightness: what dynacell particles reads from colour videos
     assert mean.dtype == np.float32 and float(mean.frame(2).max()) == pytest.approx(200 / 3)
     with pytest.raises(InvalidInputError, match="'mean'.*applies to PNG/JPEG series only"):

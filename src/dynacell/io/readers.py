@@ -255,7 +255,7 @@ def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress, c
     elif format in _VENDOR:
         from dynacell.io.vendor import read_vendor
 
-        data, ax, frames, meta_vs, meta_dt, extra = read_vendor(p, format, channel=channel, scene=scene)
+        data, ax, frames, meta_vs, meta_dt, extra = read_vendor(p, format, channel=channel, scene=scene, kind=kind)
     else:
         data, ax, frames, meta_vs, meta_dt, extra = _read_npz(p, kind, axes, channel)
     check_frame_voxels(tuple(data.shape[1:]), str(p))
@@ -548,7 +548,8 @@ def _bioformats2raw_series(path: Path, node, scene: int | None) -> tuple[Any, di
     extra: dict[str, Any] = {"scenes": [f"series {k}" for k in keys], "scene": f"series {keys[scene or 0]}",
                              "defaulted": [] if scene is not None else ["scene"]}
     if scene is None and len(keys) > 1:
-        logger.warning("%s holds %d series; reading the first — choose another with --scene (scene=)", path, len(keys))
+        logger.warning("%s holds %d series; reading the first — choose another with --scene (scene=)", path,
+                       len(keys))
     return node[keys[scene or 0]], extra
 
 

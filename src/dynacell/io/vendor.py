@@ -101,7 +101,8 @@ def _read_bioio(path: Path, fmt: str, channel: int | None, scene: int | None):
     names = [str(c) for c in (img.channel_names or [])]
     if channel is None:
         if n_c > 1:
-            logger.warning("%s has %d channels %s; reading channel 0 — choose another with --channel (channel=)", path, n_c,
+            logger.warning("%s has %d channels %s; reading channel 0 — choose another with --channel (channel=)",
+                           path, n_c,
                            names)
         channel = 0
     if not 0 <= channel < n_c:
@@ -129,7 +130,7 @@ def _read_bioio(path: Path, fmt: str, channel: int | None, scene: int | None):
     return data, axes, list(range(data.shape[0])), vs, dt, extra
 
 
-def _to_grey(frame: np.ndarray, name: str, channel: int | None) -> np.ndarray:
+def _to_grey(frame: np.ndarray, name: str, channel: int | str | None, kind: str = "images") -> np.ndarray:
     if frame.ndim == 2:
         return frame
     if frame.ndim == 3 and frame.shape[-1] in (3, 4):
@@ -143,12 +144,16 @@ def _to_grey(frame: np.ndarray, name: str, channel: int | None) -> np.ndarray:
             return frame[..., channel]
         if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
             return rgb[..., 0]
+        if kind == "labels":
+            raise InvalidInputError(f"{name}: a colour label image (each nucleus painted a colour); dynacell reads "
+                                    "labels as grey integer images (0 = background, one id per nucleus) — export "
+                                    "the labels as 16-bit grey PNG or TIFF")
         raise InvalidInputError(f"{name}: a colour image; choose the nuclear channel with --channel (channel=; 0 red, "
                                 "1 green, 2 blue)")
     raise InvalidInputError(f"{name}: expected a 2D grey or RGB image, got shape {frame.shape}")
 
 
-def _read_series(folder: Path, channel: int | None):
+def _read_series(folder: Path, channel: int | str | None, kind: str = "images"):
     import dask
     import dask.array as da
     import imageio.v3 as iio
@@ -166,10 +171,10 @@ def _read_series(folder: Path, channel: int | None):
     frames = [n for n, _ in numbered]
     if len(set(frames)) != len(frames):
         raise InvalidInputError(f"{folder}: two files carry the same frame number; keep one series per folder")
-    first = _to_grey(np.asarray(iio.imread(numbered[0][1])), numbered[0][1].name, channel)
+    first = _to_grey(np.asarray(iio.imread(numbered[0][1])), numbered[0][1].name, channel, kind)
 
     def load(f: Path) -> np.ndarray:
-        a = _to_grey(np.asarray(iio.imread(f)), f.name, channel)
+        a = _to_grey(np.asarray(iio.imread(f)), f.name, channel, kind)
         if a.shape != first.shape:
             raise InvalidInputError(f"{f}: frame shape {a.shape} differs from the first frame's {first.shape}")
         return a
@@ -179,8 +184,8 @@ def _read_series(folder: Path, channel: int | None):
     return da.stack(arrays), "TYX", frames, None, None, extra
 
 
-def read_vendor(path: str | Path, format: str | None = None, *, channel: int | None = None,  # noqa: A002
-                scene: int | None = None):
+def read_vendor(path: str | Path, format: str | None = None, *, channel: int | str | None = None,  # noqa: A002
+                scene: int | None = None, kind: str = "images"):
     """Read a vendor file or a PNG/JPEG series lazily.
 
     Parameters
@@ -193,6 +198,8 @@ def read_vendor(path: str | Path, format: str | None = None, *, channel: int | N
         Channel to read (0-based). Default 0, with a warning when the file has several.
     scene : int, optional
         Scene (position) of a multi-scene file. Default 0, with a warning when there are several.
+    kind : {"images", "labels"}
+        What the file holds, for messages (a colour PNG of labels is refused as a colour label image).
 
     Returns
     -------
@@ -215,7 +222,7 @@ def read_vendor(path: str | Path, format: str | None = None, *, channel: int | N
         raise InvalidInputError(f"{p}: no such file or folder; check the path")
     fmt = format or detect_vendor_format(p)
     if fmt == "image-series":
-        return _read_series(p, channel)
+        return _read_series(p, channel, kind)
     if fmt in VENDOR_FORMATS:
         return _read_bioio(p, fmt, channel, scene)
     raise InvalidInputError(f"{p}: not a vendor file or PNG/JPEG series; expected one of "
