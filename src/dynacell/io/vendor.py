@@ -102,8 +102,7 @@ def _read_bioio(path: Path, fmt: str, channel: int | None, scene: int | None):
     if channel is None:
         if n_c > 1:
             logger.warning("%s has %d channels %s; reading channel 0 — choose another with --channel (channel=)",
-                           path, n_c,
-                           names)
+                           path, n_c, names)
         channel = 0
     if not 0 <= channel < n_c:
         raise InvalidInputError(f"{path}: channel {channel} does not exist; the file has {n_c} channel(s) {names}")
