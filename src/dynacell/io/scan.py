@@ -329,7 +329,9 @@ def _check_background(frame: np.ndarray, ids: np.ndarray, sizes: np.ndarray, box
     if share > 0.5 and not lo.any() and tuple(int(v) for v in hi) == frame.shape[-2:]:
         raise InvalidInputError(
             f"{where}: label {int(ids[k])} covers {share:.0%} of the frame and touches all four edges — it looks "
-            f"like the background; dynacell needs background = 0 (set that value to 0 in every label image)")
+            f"like the background; dynacell needs background = 0 (set that value to 0 in every label image; if "
+            f"a segmenter made these labels, it took the background for a nucleus: try another --segmenter or give "
+            f"masks with --labels)")
 
 
 @dataclass
