@@ -5,8 +5,8 @@ Run from the checkout: ``python benchmarks/track_missing.py [--data ../shared/da
 A frame file lost from a folder, or a frame without any nucleus, is a hole in a movie: ``dynacell run`` links the
 frames on either side of it as if they were consecutive (``docs/data-formats.md``). This benchmark measures
 what that costs. It removes frames ``every − 1, 2 × every − 1, ...`` from the ground-truth ``TRA`` masks of a
-movie, links the rest with :func:`dynacell.track.link_labels` (the linking of ``dynacell run`` before the state classifier's
-division check) and compares the links with the reference links on the kept frames
+movie, links the rest with :func:`dynacell.track.link_labels` (the linking of ``dynacell run`` before the state
+classifier's division check) and compares the links with the reference links on the kept frames
 (:func:`reference_links`): a cell's consecutive kept frames, and a mother's last kept frame to her daughter's first.
 Links are compared by the reference ids of the masks (the linker never reads the ids: it links regions), split
 into links between consecutive frames and links across a hole. The row ``every 0`` removes nothing.
