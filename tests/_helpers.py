@@ -224,11 +224,18 @@ def synthetic_set(n_per_class: int = 40, size: int = 16, seed: int = 0):
 
 
 def load_benchmark(name: str) -> ModuleType:
-    """The script ``benchmarks/<name>.py`` loaded as a module (the benchmarks folder is not a package)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
+    """The script ``benchmarks/<name>.py`` loaded as a module (the benchmarks folder is not a package).
+
+    The folder is on ``sys.path`` while the script loads, for scripts that import a sibling (``from track import``).
+    """
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    sys.path.insert(0, str(folder))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(folder))
     return mod
 
 

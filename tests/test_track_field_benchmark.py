@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import tifffile
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from _helpers import load_benchmark
 
 
 def _load():
-    sys.path.insert(0, str(BENCH))  # the script imports its sibling benchmarks/track.py
-    try:
-        spec = importlib.util.spec_from_file_location("_bench_track_field", BENCH / "track_field.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(BENCH))
-    return mod
+    return load_benchmark("track_field")
 
 
 def _write_gt(folder: Path, frames: list[np.ndarray], table: list[tuple[int, int, int, int]]) -> None:

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _helpers import load_benchmark
 
 from dynacell.io.movie import Movie, select_frames
 from dynacell.track import link_labels
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 def _load():
-    sys.path.insert(0, str(BENCH))  # the script imports its sibling benchmarks/track.py
-    try:
-        spec = importlib.util.spec_from_file_location("_bench_track_missing", BENCH / "track_missing.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(BENCH))
-    return mod
+    return load_benchmark("track_missing")
 
 
 def test_reference_links_bridge_removed_frames_and_divisions():
