@@ -122,8 +122,9 @@ def load_frames(path: str | Path, *, axes: str | None = None, z: int | str | Non
         raise InvalidInputError(f"{path}: z must be 'max' or a slice index in 0..{movie.frame_shape[0] - 1}, got {z!r}")
 
     def plane(t: int) -> np.ndarray:  # Movie.frame: NaN / inf pixels are an error naming the frame
-        f = movie.frame(t)
-        return f if movie.ndim_spatial == 2 else (f.max(axis=0) if z == "max" else f[z])
+        if movie.ndim_spatial == 2:
+            return movie.frame(t)
+        return movie.frame(t).max(axis=0) if z == "max" else movie.frame(t, planes=(z, z + 1))[z]  # one plane read
 
     frames = np.empty((len(numbers), *movie.frame_shape[-2:]), np.float32)
     for i, t in enumerate(numbers):
