@@ -42,7 +42,8 @@ class RunConfig(BaseModel):
         Channel of a multi-channel movie to read (0-based; the nuclear channel); None for a
         single-channel movie (a multi-channel one is then refused with a message naming the choice).
     scene : int or None
-        Scene (stage position) of a multi-position ND2 / CZI / LIF / OME-TIFF file (0-based); None = the first.
+        Scene (stage position) of a multi-position ND2 / CZI / LIF / OME-TIFF file or OME-Zarr store in
+        bioformats2raw layout (0-based); None = the first.
     segmenter : str
         Segmenter used when no labels are given: ``"auto"`` (the shipped ``nuclei-seg-2d`` for 2D
         movies, ``nuclei-seg-3d`` for 3D), ``"classical"`` (threshold + watershed) or a

@@ -151,7 +151,7 @@ def overwrite_option() -> bool:
 
 
 def scene_option() -> int | None:
-    """``--scene N``: the stage position (0-based) of a multi-position ND2 / CZI / LIF / OME-TIFF file.
+    """``--scene N``: the stage position (0-based) of a multi-position ND2, CZI, LIF, OME-TIFF or OME-Zarr movie.
 
     Returns
     -------
@@ -159,7 +159,8 @@ def scene_option() -> int | None:
         The option, as the default of a command's parameter.
     """
     return typer.Option(None, "--scene", min=0,
-                        help="Scene (stage position, 0-based) of a multi-position ND2, CZI, LIF or OME-TIFF file. "
+                        help="Scene (stage position, 0-based) of a multi-position ND2, CZI, LIF or OME-TIFF file or "
+                             "OME-Zarr store (bioformats2raw layout). "
                              "Default: the first (the run says so when there are several).")
 
 

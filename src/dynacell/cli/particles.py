@@ -41,9 +41,8 @@ def read_image_series(path: Path, frames: tuple[int, int] | None = None, channel
     import numpy as np
 
     from dynacell.errors import InvalidInputError
-    from dynacell.io import open_movie
-
-    from dynacell.io import detect_format
+    from dynacell.io import detect_format, open_movie
+    from dynacell.io.movie import load_in_memory, select_frames
 
     if channel is None and Path(path).is_dir() and detect_format(path) == "image-series":
         channel = "mean"  # colour video frames: their brightness (a grey series reads the same)
@@ -54,6 +53,7 @@ def read_image_series(path: Path, frames: tuple[int, int] | None = None, channel
     lo, hi = frames if frames else (0, len(idx))
     if not 0 <= lo < hi <= len(idx):
         raise InvalidInputError(f"--frames {lo}:{hi} is outside the {len(idx)} frames of {path}")
+    mv = load_in_memory(select_frames(mv, idx[lo:hi]))  # one read of the movie, not one graph per frame
     data = np.empty((hi - lo, *mv.frame_shape), np.float32)
     for i, t in enumerate(idx[lo:hi]):  # Movie.frame: NaN / inf pixels are an error naming the frame
         data[i] = mv.frame(t)

@@ -113,6 +113,7 @@ def load_frames(path: str | Path, *, axes: str | None = None, z: int | str | Non
     from skimage.transform import downscale_local_mean
 
     from dynacell.io import open_movie
+    from dynacell.io.movie import load_in_memory, select_frames
 
     if downsample < 1:
         raise InvalidInputError(f"downsample must be >= 1, got {downsample}")
@@ -120,6 +121,8 @@ def load_frames(path: str | Path, *, axes: str | None = None, z: int | str | Non
     numbers = movie.frame_indices[:max_frames] if max_frames else movie.frame_indices
     if movie.ndim_spatial == 3 and not (z == "max" or (isinstance(z, int) and 0 <= z < movie.frame_shape[0])):
         raise InvalidInputError(f"{path}: z must be 'max' or a slice index in 0..{movie.frame_shape[0] - 1}, got {z!r}")
+    if movie.ndim_spatial == 2 or z == "max":  # whole frames: one read of the movie (one graph, not one per frame)
+        movie = load_in_memory(select_frames(movie, numbers))
 
     def plane(t: int) -> np.ndarray:  # Movie.frame: NaN / inf pixels are an error naming the frame
         if movie.ndim_spatial == 2:

@@ -261,7 +261,8 @@ def select_frames(movie: Movie, frame_numbers) -> Movie:
     numbers = [int(t) for t in frame_numbers]
     if not numbers or any(b <= a for a, b in zip(numbers, numbers[1:])):
         raise InvalidInputError(f"movie {movie.source}: frames to keep must be increasing and not empty, got {numbers}")
-    idx = [movie.index_of(t) for t in numbers]
+    position = {t: i for i, t in enumerate(movie.frame_indices)}
+    idx = [position[t] if t in position else movie.index_of(t) for t in numbers]  # index_of: the error
     if idx == list(range(movie.n_frames)):
         return movie
     data = movie.data[idx]

@@ -122,9 +122,10 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
         )
     ids: dict[int, np.ndarray] = {}
     rows = []
+    measuring = measure is not None or objects is not None
     for t in tqdm(images.frame_indices, desc="check labels", disable=not progress):
         frame = labels.frame(t)
-        if measure is not None or objects is not None:  # one pass gives the ids too (sorted, background excluded)
+        if measuring:  # one pass gives the ids too (sorted, background excluded)
             u, cen, size, box = frame_objects(frame, t, {} if objects is None else objects,
                                               source=f"{labels.source} frame {t}")
         else:
@@ -142,10 +143,10 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
                 f"least one labelled nucleus — fix the segmentation or drop the frame from the movie"
             )
         ids[int(t)] = u
-        if measure is not None or objects is not None:
+        if measuring:  # the checks that need each nucleus's size and box
             _check_background(frame, u, size, box, f"labels {labels.source}: frame {t}")
-        if shared is not None and (measure is not None or objects is not None):
-            shared.extend((int(t), i, n) for i, n in separated_ids(frame, u, size, box))
+            if shared is not None:
+                shared.extend((int(t), i, n) for i, n in separated_ids(frame, u, size, box))
         if measure is not None:
             rows.append((np.full(u.size, int(t), dtype=np.int64), u, cen, size))
     if not ids:

@@ -13,6 +13,11 @@ from dynacell.lineage.graph import Lineage
 
 __all__ = ["lineage_for_run"]
 
+#: How run.json and the report word what :func:`dynacell.lineage.checks.check_lineage` changed in a given lineage.
+_CHECK_PHRASES = {"nodes_outside_movie_ignored": "node(s) at frames outside the movie ignored",
+                  "nuclei_added_as_single_node_tracks": "nucleus/nuclei of the masks absent from it added as one-node "
+                                                        "tracks"}
+
 
 def lineage_for_run(images: Movie, labels: Movie, ids: dict[int, np.ndarray], nuclei: pd.DataFrame, *,
                     given: Lineage | None = None, path: str | Path | None = None, max_distance: float | None = None,
@@ -104,9 +109,7 @@ def lineage_for_run(images: Movie, labels: Movie, ids: dict[int, np.ndarray], nu
                 lin, src = read_lineage(path), str(path)
         lin = check_lineage(lin, ids, src, labels)
         changed = lin.graph.graph.get("check") or {}
-        said = [f"{n} node(s) at frames outside the movie ignored" if k == "nodes_outside_movie_ignored" else
-                f"{n} nucleus/nuclei of the masks absent from it added as one-node tracks"
-                for k, n in changed.items() if n]
+        said = [f"{n} {_CHECK_PHRASES[k]}" for k, n in changed.items() if n]
         source, linking = f"given: {src}" + (f" ({'; '.join(said)})" if said else ""), None
     lin.n_frames = max(ids) + 1
     assign_ctc_tracks(lin)
