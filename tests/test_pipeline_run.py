@@ -311,7 +311,8 @@ def test_given_lineage_is_used_and_completed(tmp_path):
     assert len(lin) == 2  # the caller's lineage is not modified
     n_added = sum(len(v) for v in ids.values()) - 1
     assert lin2.graph.graph["check"] == {"nodes_outside_movie_ignored": 1,
-                                         "nuclei_added_as_single_node_tracks": n_added}
+                                         "nuclei_added_as_single_node_tracks": n_added,
+                                         "spots_matched_to_mask_ids": 0, "spots_matched_to_nearest_nucleus": 0}
     res = run(images, labels=labels, lineage=lin, model=FixedClassifier(), out=tmp_path / "o", progress=False,
               video=False)
     assert res.info["inputs"]["lineage"] == (f"given: partial (1 node(s) at frames outside the movie ignored; "

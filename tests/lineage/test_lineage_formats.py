@@ -352,7 +352,7 @@ def test_detection_errors(tmp_path):
     with pytest.raises(InvalidInputError, match="cannot tell the lineage format"):
         read_lineage(tmp_path / "empty")
     with pytest.raises(InvalidInputError, match="unknown lineage format"):
-        read_lineage(tmp_path / "empty", format="trackmate")
+        read_lineage(tmp_path / "empty", format="mamut")
 
 
 def test_lineage_type_is_the_shared_one(tiny_ctc):

@@ -198,10 +198,12 @@ def register(app: typer.Typer) -> None:
         lin = None
         if lineage.strip().lower() != "none":
             from dynacell.lineage import detect_format, read_lineage
+            from dynacell.lineage.checks import as_mask_ids
 
             fmt = detect_format(lineage)
             # crops are centred on the mask centroids, so CTC mask centroids need not be read here
             lin = read_lineage(lineage, format=fmt, **({"masks": False} if fmt == "ctc" else {}))
+            lin = as_mask_ids(lin, label_movie, str(lineage))
         samples = build_sample_set(
             images, label_movie, lin, rules,
             size=size_arg, dataset=dataset or default_dataset_name(movie), frames=frame_list,

@@ -23,10 +23,10 @@ def register(app: typer.Typer) -> None:
 def lineage_command(
     path: Path = typer.Argument(
         ..., help="CTC TRA/RES folder or man_track.txt/res_track.txt, BlastoSPIM graph JSON or its folder, "
-        "AceTree folder (tTTT-nuclei files), or GEFF store."
+        "AceTree folder (tTTT-nuclei files), GEFF store, or TrackMate XML file (Fiji)."
     ),
     format: str | None = typer.Option(
-        None, "--format", "-f", help="ctc, blastospim, acetree or geff (default: detected from PATH)."
+        None, "--format", "-f", help="ctc, blastospim, acetree, geff or trackmate (default: detected from PATH)."
     ),
     rules: str = typer.Option(
         "seed", "--rules", help="Event rules: 'seed' (track ends before the last frame are deaths) or "

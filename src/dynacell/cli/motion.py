@@ -16,11 +16,13 @@ from dynacell.cli.options import (
 
 def motion_command(
     tracks: Path = typer.Argument(..., help="A tracks CSV (t/frame, track_id/particle/trajectory/ID, [z,] y, x in "
-                                            "pixels), a dynacell run or particles output folder, a CTC result "
-                                            "(*_track.txt + masks) or a GEFF store."),
+                                            "pixels, or TrackMate's exported spot table), a dynacell run or "
+                                            "particles output folder, a CTC result (*_track.txt + masks), a GEFF "
+                                            "store or a TrackMate XML file (units from its calibration)."),
     out: Path = out_option(),
     pixel_size_um: float | None = typer.Option(None, "--pixel-size-um", help="Pixel size in µm (Y and X). "
-                                               "Default: from the source (run.json) when it records one."),
+                                               "Default: from the source (run.json, a TrackMate file) when it "
+                                               "records one."),
     voxel_size_um: str | None = voxel_size_option(),
     frame_interval_s: float | None = frame_interval_option(),
     exposure_s: float | None = typer.Option(None, "--exposure-s", help="Exposure per frame (s) for the motion-blur "

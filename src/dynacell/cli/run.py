@@ -35,7 +35,8 @@ def register(app: typer.Typer) -> None:
                                                 "ND2/CZI/LIF file, OME-Zarr/zarr or npz; 2D+t or 3D+t."),
         out: Path = out_option(),
         labels: Path | None = typer.Option(None, "--labels", help="Label images (one per frame). Default: segment the movie (--segmenter)."),
-        lineage: Path | None = typer.Option(None, "--lineage", help="Lineage (CTC res/man_track, BlastoSPIM JSON, GEFF). Default: linked."),
+        lineage: Path | None = typer.Option(None, "--lineage", help="Lineage (CTC res/man_track, BlastoSPIM JSON, "
+                                            "GEFF, TrackMate XML: spots matched to the masks). Default: linked."),
         model: str | None = typer.Option(None, "--model", help="State model name or folder. Default: nuclei-2d / nuclei-3d."),
         segmenter: str = typer.Option(
             "auto", "--segmenter",

@@ -11,7 +11,7 @@ from dynacell.errors import InvalidInputError
 from dynacell.lineage.formats._common import progress
 from dynacell.lineage.graph import Lineage
 
-__all__ = ["LabelCheck", "check_against_labels", "check_lineage"]
+__all__ = ["LabelCheck", "check_against_labels", "check_lineage", "match_spots_to_masks", "as_mask_ids"]
 
 logger = logging.getLogger(__name__)
 
@@ -171,15 +171,26 @@ def check_lineage(lineage: Lineage, ids: dict[int, np.ndarray], source: str, lab
     -------
     Lineage
         The lineage restricted to the movie's frames (a copy when nodes were dropped or added); when the
-        check changed it, ``graph.graph["check"]`` holds ``nodes_outside_movie_ignored`` and
-        ``nuclei_added_as_single_node_tracks``.
+        check changed it, ``graph.graph["check"]`` holds ``nodes_outside_movie_ignored``,
+        ``nuclei_added_as_single_node_tracks``, ``spots_matched_to_mask_ids`` (the nodes of a
+        TrackMate file renamed by :func:`match_spots_to_masks`) and ``spots_matched_to_nearest_nucleus``
+        (of those, the spots on background given the nearest nucleus).
 
     Raises
     ------
     InvalidInputError
-        If a node at a movie frame names a label absent from that frame's label image, or no
-        node is left.
+        If a node at a movie frame names a label absent from that frame's label image, no node is
+        left, or a TrackMate file's spots cannot be matched to the masks (:func:`match_spots_to_masks`).
     """
+    matched = nearest = 0
+    if lineage.graph.graph.get("node_labels") == "spot order":
+        if labels is None:
+            raise InvalidInputError(
+                f"lineage {source}: its nodes are TrackMate spots numbered per frame, not label ids of the masks; "
+                "the label images are needed to match each spot to the nucleus under it")
+        lineage = as_mask_ids(lineage, labels, source, frames=ids)
+        matched = sum(1 for n in lineage.graph.nodes if n[0] in ids)
+        nearest = int(lineage.graph.graph.get("spots_matched_to_nearest_nucleus", 0))
     outside = [n for n in lineage.graph.nodes if n[0] not in ids]
     if outside:
         logger.warning("lineage %s: %d node(s) at frames outside the movie are ignored", source, len(outside))
@@ -213,7 +224,154 @@ def check_lineage(lineage: Lineage, ids: dict[int, np.ndarray], source: str, lab
                 cents = [tuple(c) for c in all_cen[np.searchsorted(all_ids, missing)]]
             for lab, c in zip(missing.tolist(), cents):
                 lineage.add_node((t, int(lab)), centroid=c)
-    if outside or n_lacking:  # what the check changed, for the run's record (lineage_for_run)
+    if outside or n_lacking or matched:  # what the check changed, for the run's record (lineage_for_run)
         lineage.graph.graph["check"] = {"nodes_outside_movie_ignored": len(outside),
-                                        "nuclei_added_as_single_node_tracks": int(n_lacking)}
+                                        "nuclei_added_as_single_node_tracks": int(n_lacking),
+                                        "spots_matched_to_mask_ids": matched,
+                                        "spots_matched_to_nearest_nucleus": nearest}
     return lineage
+
+
+def as_mask_ids(lineage: Lineage, labels, source: str, frames=None) -> Lineage:
+    """The lineage with nodes named by the label ids of ``labels``: matched when its nodes are points.
+
+    Every place that pairs a read lineage with label images calls this (``dynacell run``,
+    ``evaluate`` and ``extract``): a lineage whose nodes are already label ids (CTC, GEFF, a TrackMate
+    file written by dynacell) is returned as it is; one whose nodes are TrackMate spots numbered per
+    frame (``graph.graph["node_labels"] == "spot order"``) goes through :func:`match_spots_to_masks`.
+
+    Parameters
+    ----------
+    lineage : Lineage
+        Any lineage.
+    labels : dynacell.io.Movie
+        The label images it goes with.
+    source : str
+        Where the lineage came from, for messages.
+    frames : iterable of int, optional
+        Frame numbers to match (default: every frame of ``labels``).
+
+    Returns
+    -------
+    Lineage
+        ``lineage`` itself, or the matched copy.
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`match_spots_to_masks`.
+    """
+    if lineage.graph.graph.get("node_labels") != "spot order":
+        return lineage
+    return match_spots_to_masks(lineage, labels, source, frames=frames)
+
+
+def match_spots_to_masks(lineage: Lineage, labels, source: str, frames=None) -> Lineage:
+    """Rename each node of a point lineage (TrackMate spots) to the label id of the nucleus under it.
+
+    A TrackMate file numbers its spots per frame; the nucleus a spot stands for is the label of the
+    mask at the spot's position (rounded to the nearest pixel or voxel), read once per frame. This
+    is how TrackMate's label-image detector and Cellpose/StarDist detectors place a spot (at the
+    object's centre), so for convex nuclei each spot falls inside its own mask. The centre of a bent
+    or crescent-shaped object can lie outside it: a spot on background takes the nearest nucleus
+    when it is at most half the frame's median nucleus diameter away (counted in
+    ``graph.graph["spots_matched_to_nearest_nucleus"]``).
+
+    Parameters
+    ----------
+    lineage : Lineage
+        Nodes ``(t, n)`` with centroids ``z, y, x`` in pixels of ``labels``.
+    labels : dynacell.io.Movie
+        The label images, ``(T, [Z,] Y, X)`` integer ids, 0 = background.
+    source : str
+        Where the lineage came from, for messages.
+    frames : iterable of int, optional
+        Frame numbers to match (default: every frame of ``labels``); nodes at other frames are
+        left as they are (:func:`check_lineage` drops them).
+
+    Returns
+    -------
+    Lineage
+        A copy with nodes ``(t, label id)``, the same edges and attributes, and
+        ``graph.graph["node_labels"] = "mask ids"``.
+
+    Raises
+    ------
+    InvalidInputError
+        If a spot lies outside the image or farther than that from every nucleus, or two spots of one
+        frame fall on one nucleus; the message names the count, the first frame and position, and
+        what to do.
+    """
+    import networkx as nx
+
+    keep = set(frames) if frames is not None else set(labels.frame_indices)
+    mapping: dict = {}
+    outside, background, shared = [], [], []
+    near_count = 0
+    nodes_by_t: dict[int, list] = {}
+    for n in lineage.graph.nodes:
+        if n[0] in keep:
+            nodes_by_t.setdefault(n[0], []).append(n)
+    for t in sorted(nodes_by_t):
+        img = labels.frame(t)
+        nodes = nodes_by_t[t]
+        cols = ["z", "y", "x"][-img.ndim:]
+        pos = np.array([[lineage.graph.nodes[n].get(c, 0.0) for c in cols] for n in nodes], dtype=float)
+        idx = np.rint(pos).astype(np.int64)
+        ok = np.all(np.isfinite(pos), axis=1) & np.all((idx >= 0) & (idx < np.array(img.shape)), axis=1)
+        ids = np.zeros(len(nodes), dtype=np.int64)
+        ids[ok] = img[tuple(idx[ok].T)]
+        off = np.flatnonzero(ok & (ids == 0))
+        if len(off):  # the centre of a bent or crescent nucleus lies outside it: take the nearest one, if near
+            ids[off], far = _nearest_label(img, idx[off])
+            near_count += int(np.sum(~far))
+            ids[off[far]] = 0
+        outside += [(n, p) for n, p, o in zip(nodes, pos, ok) if not o]
+        background += [(n, p) for n, p, o, i in zip(nodes, pos, ok, ids) if o and i == 0]
+        uniq, counts = np.unique(ids[ids > 0], return_counts=True)
+        shared += [(t, int(u)) for u in uniq[counts > 1]]
+        mapping.update({n: (t, int(i)) for n, i in zip(nodes, ids) if i > 0})
+
+    def where(item):
+        n, p = item
+        return f"frame {n[0]} at {', '.join(f'{c}={v:.1f}' for c, v in zip(['z', 'y', 'x'][-len(p):], p))} px"
+
+    if outside:
+        raise InvalidInputError(f"lineage {source}: {len(outside)} spot(s) lie outside the label images, first "
+                                f"{where(outside[0])}; was the TrackMate file made on this movie (same size)?")
+    if background:
+        raise InvalidInputError(f"lineage {source}: {len(background)} spot(s) fall on background of the masks, far "
+                                "from any nucleus, first "
+                                f"{where(background[0])}; were the spots detected on these masks (TrackMate's "
+                                "label-image detector) and saved with the image's calibration?")
+    if shared:
+        t, lab = shared[0]
+        raise InvalidInputError(f"lineage {source}: two or more spots fall on one nucleus in {len(shared)} case(s), "
+                                f"first frame {t} label {lab}; dynacell needs one spot per nucleus")
+    out = lineage.copy()
+    out.graph = nx.relabel_nodes(lineage.graph, mapping, copy=True)
+    out.graph.graph["node_labels"] = "mask ids"
+    out.graph.graph["spots_matched_to_nearest_nucleus"] = near_count
+    return out
+
+
+def _nearest_label(img: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Label of the nearest nucleus pixel to each position, and whether it is too far to be its nucleus.
+
+    Too far: more than half the median equivalent diameter of the frame's nuclei (pixels).
+    """
+    from scipy import ndimage
+
+    counts = np.bincount(img.ravel().astype(np.int64))[1:]
+    sizes = counts[counts > 0]
+    if not len(sizes):
+        return np.zeros(len(idx), np.int64), np.ones(len(idx), bool)
+    if img.ndim == 2:
+        diameter = 2.0 * np.sqrt(np.median(sizes) / np.pi)
+    else:
+        diameter = 2.0 * np.cbrt(3.0 * np.median(sizes) / (4.0 * np.pi))
+    dist, near = ndimage.distance_transform_edt(img == 0, return_indices=True)
+    at = tuple(idx.T)
+    nearest = tuple(near[(k, *at)] for k in range(img.ndim))
+    return img[nearest].astype(np.int64), dist[at] > 0.5 * diameter
+

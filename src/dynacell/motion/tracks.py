@@ -9,8 +9,12 @@ Accepted layouts (positions in pixels, converted with the voxel size):
 * trackpy (``frame, particle, [z,] y, x``);
 * saspt / quot (``frame, trajectory, y, x`` with per-localisation ``y_err, x_err`` in pixels);
 * btrack (``ID, t, [z,] y, x``);
-* a lineage (CTC ``man_track.txt``/``res_track.txt`` + masks, GEFF, AceTree, BlastoSPIM) through
-  :func:`dynacell.lineage.read_lineage` (one track = one chain of single-child edges).
+* TrackMate's spot table exported from Fiji (``TRACK_ID, FRAME, POSITION_X, POSITION_Y,
+  [POSITION_Z, POSITION_T]``): positions already in the unit its units row names (``(micron)``;
+  ``(pixel)`` needs the pixel size), the frame interval from ``POSITION_T`` / ``FRAME``;
+* a lineage (CTC ``man_track.txt``/``res_track.txt`` + masks, GEFF, AceTree, BlastoSPIM, a
+  TrackMate XML file) through :func:`dynacell.lineage.read_lineage` (one track = one chain of
+  single-child edges); units recorded by the file (a calibrated TrackMate file) are used.
 
 Rules (never a silently wrong D):
 
@@ -29,15 +33,17 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from dynacell.errors import FormatError, InvalidInputError
+from dynacell.io._meta import length_to_um, time_to_s
 
-__all__ = ["LAYOUTS", "Tracks", "read_tracks", "tracks_from_dataframe", "tracks_from_lineage"]
+__all__ = ["LAYOUTS", "TRACKMATE_COLUMNS", "Tracks", "read_tracks", "tracks_from_dataframe", "tracks_from_lineage"]
 
 #: Recognised column layouts: name → (frame column, track column).
 LAYOUTS: dict[str, tuple[str, str]] = {
@@ -163,7 +169,76 @@ def _detect_columns(df: pd.DataFrame, source: str) -> tuple[str, str, str]:
             return name, tc, ic
     raise InvalidInputError(
         f"{source}: cannot tell the tracks layout from columns {sorted(cols)[:12]}; expected one of "
-        + "; ".join(f"{k}: {tc}, {ic}, [z,] y, x" for k, (tc, ic) in LAYOUTS.items()))
+        + "; ".join(f"{k}: {tc}, {ic}, [z,] y, x" for k, (tc, ic) in LAYOUTS.items())
+        + "; TrackMate spot table: " + ", ".join(TRACKMATE_COLUMNS))
+
+
+#: Columns of TrackMate's spot table (Fiji: TrackMate › Tracks/Spots table › Export to CSV).
+TRACKMATE_COLUMNS = ("TRACK_ID", "FRAME", "POSITION_X", "POSITION_Y")
+
+
+def _unit_cell(text) -> str | None:
+    """``"(micron)"`` → ``"micron"``; None for an empty or unbracketed cell."""
+    m = re.fullmatch(r"\s*\((.+)\)\s*", str(text)) if isinstance(text, str) else None
+    return m.group(1) if m else None
+
+
+def _trackmate_table(df: pd.DataFrame, voxel_size_um, frame_interval_s, source: str,
+                     drop_nan: bool, ndim: int | None) -> Tracks:
+    """TrackMate's spot table (positions in the image's calibrated unit) → :class:`Tracks`.
+
+    TrackMate 7 and later write three rows under the header (feature names, short names and units
+    such as ``(micron)``, ``(sec)``); the units row sets the position unit and, with ``POSITION_T``
+    and ``FRAME``, the frame interval. Spots in no track (empty ``TRACK_ID``) are dropped and
+    counted with the single-frame tracks.
+    """
+    frame = pd.to_numeric(df["FRAME"], errors="coerce")
+    lead = 0
+    while lead < min(3, len(df)) and pd.isna(frame.iloc[lead]):
+        lead += 1
+    head, df = df.iloc[:lead], df.iloc[lead:].reset_index(drop=True)
+    space = next((u for u in map(_unit_cell, head["POSITION_X"]) if u), None)
+    tunit = next((u for u in map(_unit_cell, head["POSITION_T"]) if u), None) if "POSITION_T" in head else None
+    if space is None:
+        raise InvalidInputError(
+            f"{source}: a TrackMate spot table without its units row (TrackMate before version 7, or edited): it does "
+            "not say whether POSITION_X/POSITION_Y are in µm or in pixels. Give the TrackMate XML file instead "
+            "(File › Save in TrackMate; it records the calibration), or export the table again with TrackMate 7+")
+    um = length_to_um(1.0, space)
+    if um is not None and voxel_size_um is not None:
+        raise InvalidInputError(f"{source}: the positions are already in {space} (the table's units row); leave out "
+                                "--pixel-size-um / --voxel-size-um")
+    if um is None and space.lower() not in ("pixel", "pixels"):
+        raise InvalidInputError(f"{source}: unknown position unit {space!r} in the table's units row")
+    sec = time_to_s(1.0, tunit) if tunit else None
+    if sec is not None and "POSITION_T" in df:
+        t_pos = pd.to_numeric(df["POSITION_T"], errors="coerce").to_numpy(np.float64)
+        fr = pd.to_numeric(df["FRAME"], errors="coerce").to_numpy(np.float64)
+        ok = np.isfinite(t_pos) & np.isfinite(fr) & (fr > 0)
+        if ok.any():
+            ratios = t_pos[ok] / fr[ok] * sec
+            table_dt = float(np.median(ratios))
+            if table_dt <= 0 or np.max(np.abs(ratios - table_dt)) > 1e-3 * table_dt:
+                raise InvalidInputError(f"{source}: POSITION_T is not FRAME × one frame interval (from "
+                                        f"{ratios.min():.6g} to {ratios.max():.6g} s per frame)")
+            if frame_interval_s is not None and abs(float(frame_interval_s) - table_dt) > 1e-3 * table_dt:
+                raise InvalidInputError(f"{source}: --frame-interval-s {frame_interval_s} differs from the table's "
+                                        f"{table_dt:.6g} s (POSITION_T / FRAME in {tunit}); leave it out or fix the "
+                                        "calibration in Fiji")
+            frame_interval_s = table_dt
+    track = pd.to_numeric(df["TRACK_ID"], errors="coerce")
+    lone = track.isna()
+    out = pd.DataFrame({"t": df["FRAME"], "track_id": track, "y": df["POSITION_Y"], "x": df["POSITION_X"]})
+    if "POSITION_Z" in df:
+        out["z"] = pd.to_numeric(df["POSITION_Z"], errors="coerce")
+    out = out[~lone.to_numpy()].reset_index(drop=True)
+    if out.empty:
+        raise InvalidInputError(f"{source}: no spot of the TrackMate table belongs to a track (TRACK_ID empty)")
+    tr = tracks_from_dataframe(out, voxel_size_um if um is None else um, frame_interval_s, source=source,
+                               drop_nan=drop_nan, ndim=ndim)
+    meta = {**tr.meta, "layout": "trackmate", "position_unit": space,
+            "voxel_size_um": tr.meta["voxel_size_um"] if um is None else None}
+    return replace(tr, n_dropped_single=tr.n_dropped_single + int(lone.sum()), meta=meta)
 
 
 def tracks_from_dataframe(df: pd.DataFrame, voxel_size_um, frame_interval_s: float, *, source: str = "table",
@@ -173,7 +248,8 @@ def tracks_from_dataframe(df: pd.DataFrame, voxel_size_um, frame_interval_s: flo
     Parameters
     ----------
     df : pandas.DataFrame
-        One row per localisation, in one of the :data:`LAYOUTS` (positions in pixels).
+        One row per localisation, in one of the :data:`LAYOUTS` (positions in pixels), or TrackMate's
+        spot table (:data:`TRACKMATE_COLUMNS`, with its header rows; positions in its stated unit).
     voxel_size_um : float or sequence of float
         Pixel size (one number, isotropic) or ``(Y, X)`` / ``(Z, Y, X)`` in µm.
     frame_interval_s : float
@@ -193,7 +269,9 @@ def tracks_from_dataframe(df: pd.DataFrame, voxel_size_um, frame_interval_s: flo
     ------
     InvalidInputError
         Unknown layout, missing units, non-integer frames, duplicate (track, frame) rows, NaN
-        positions (unless ``drop_nan``), or no track with at least 2 frames.
+        positions (unless ``drop_nan``), or no track with at least 2 frames; for a TrackMate table
+        also a missing units row, a pixel size given for positions already in µm, or a
+        ``--frame-interval-s`` that differs from ``POSITION_T / FRAME``.
 
     Examples
     --------
@@ -203,6 +281,8 @@ def tracks_from_dataframe(df: pd.DataFrame, voxel_size_um, frame_interval_s: flo
     >>> tr.n_tracks, tr.n_dropped_single, tr.table["y_um"].tolist()
     (1, 1, [0.0, 0.5, 1.0])
     """
+    if set(TRACKMATE_COLUMNS) <= set(df.columns):
+        return _trackmate_table(df, voxel_size_um, frame_interval_s, source, drop_nan, ndim)
     layout, tc, ic = _detect_columns(df, source)
     dt = _check_interval(frame_interval_s)
     if ndim is None:
@@ -257,8 +337,9 @@ def tracks_from_lineage(lineage, voxel_size_um, frame_interval_s: float | None, 
                         drop_nan: bool = False) -> Tracks:
     """:class:`Tracks` from a :class:`dynacell.lineage.Lineage` (one track per chain of single-child edges).
 
-    A ``frame_interval_s`` of None takes the lineage's recorded one (``lineage.graph.graph
-    ["frame_interval_s"]``, set by readers that know it), else raises. Nodes without a centroid
+    A ``frame_interval_s`` or ``voxel_size_um`` of None takes the lineage's recorded one
+    (``lineage.graph.graph["frame_interval_s"]`` / ``["voxel_size_um"]``, set by readers whose
+    file states it, such as a calibrated TrackMate XML file), else raises. Nodes without a centroid
     (a CTC lineage whose masks cover only some frames) have NaN positions: pass ``drop_nan=True`` to
     drop them (they become gaps).
 
@@ -267,7 +348,8 @@ def tracks_from_lineage(lineage, voxel_size_um, frame_interval_s: float | None, 
     lineage : dynacell.lineage.Lineage
         The lineage; node positions in pixels.
     voxel_size_um : sequence of float or None
-        Voxel size per spatial axis (µm), as in :func:`tracks_from_dataframe`.
+        Voxel size per spatial axis (µm), as in :func:`tracks_from_dataframe`; None: the lineage's
+        recorded one.
     frame_interval_s : float or None
         Time between frames (s); None: the lineage's recorded one.
     source : str
@@ -280,9 +362,11 @@ def tracks_from_lineage(lineage, voxel_size_um, frame_interval_s: float | None, 
     Tracks
         The tracks in µm and s.
     """
+    recorded = lineage.graph.graph if getattr(lineage, "graph", None) is not None else {}
     if frame_interval_s is None:
-        frame_interval_s = getattr(lineage, "graph", None) is not None and lineage.graph.graph.get("frame_interval_s")
-        frame_interval_s = frame_interval_s or None
+        frame_interval_s = recorded.get("frame_interval_s") or None
+    if voxel_size_um is None:
+        voxel_size_um = recorded.get("voxel_size_um") or None
     df = lineage.to_dataframe()
     if df.empty:
         raise InvalidInputError(f"{source}: the lineage has no nodes")
@@ -312,11 +396,11 @@ def read_tracks(path: str | Path, voxel_size_um=None, frame_interval_s: float | 
     Parameters
     ----------
     path : str or Path
-        * a ``.csv`` tracks table in any of :data:`LAYOUTS`;
+        * a ``.csv`` tracks table in any of :data:`LAYOUTS`, or TrackMate's exported spot table;
         * a ``dynacell run`` output folder (reads ``states.csv``) or a ``dynacell particles`` output
           folder (reads ``tracks.csv``); units from ``run.json`` unless given;
         * anything :func:`dynacell.lineage.read_lineage` reads (CTC ``*_track.txt`` or its folder with
-          masks, GEFF store, AceTree folder ...).
+          masks, GEFF store, AceTree folder, TrackMate ``.xml`` ...).
     voxel_size_um : float or sequence of float, optional
         Pixel / voxel size (µm). Required unless the source records it.
     frame_interval_s : float, optional

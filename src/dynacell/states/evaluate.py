@@ -103,8 +103,9 @@ def evaluate_movie(model: Any, movie: str | Path, labels: str | Path, lineage: s
     lin = None
     if lineage is not None:
         from dynacell.lineage import read_lineage
+        from dynacell.lineage.checks import as_mask_ids
 
-        lin = read_lineage(lineage)
+        lin = as_mask_ids(read_lineage(lineage), labs, str(lineage))
     from dynacell.states.classify import crop_parameters
 
     crop = crop_parameters(model, images.ndim_spatial)

@@ -16,7 +16,10 @@ __all__ = ["lineage_for_run"]
 #: How run.json and the report word what :func:`dynacell.lineage.checks.check_lineage` changed in a given lineage.
 _CHECK_PHRASES = {"nodes_outside_movie_ignored": "node(s) at frames outside the movie ignored",
                   "nuclei_added_as_single_node_tracks": "nucleus/nuclei of the masks absent from it added as one-node "
-                                                        "tracks"}
+                                                        "tracks",
+                  "spots_matched_to_mask_ids": "TrackMate spot(s) matched to the mask label under them",
+                  "spots_matched_to_nearest_nucleus": "of them matched to the nearest nucleus (the spot on "
+                                                      "background, the nucleus' centre outside its mask)"}
 
 
 def lineage_for_run(images: Movie, labels: Movie, ids: dict[int, np.ndarray], nuclei: pd.DataFrame, *,

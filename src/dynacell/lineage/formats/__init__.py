@@ -2,8 +2,9 @@
 
 Formats: ``"ctc"`` (Cell Tracking Challenge ``man_track.txt`` / ``res_track.txt`` + masks),
 ``"blastospim"`` (BlastoSPIM MATLAB graph JSON + KLB label volumes), ``"acetree"`` (AceTree
-``tTTT-nuclei`` files + ``CellDeaths.csv``, as in WormGUIDES) and ``"geff"`` (GEFF zarr
-store). :func:`write_geff` and :func:`to_networkx` export.
+``tTTT-nuclei`` files + ``CellDeaths.csv``, as in WormGUIDES), ``"geff"`` (GEFF zarr
+store) and ``"trackmate"`` (a TrackMate XML file saved by Fiji). :func:`write_geff`,
+:func:`~dynacell.lineage.formats.trackmate.write_trackmate` and :func:`to_networkx` export.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dynacell.lineage.formats.acetree import find_acetree_folder, read_acetree_l
 from dynacell.lineage.formats.blastospim import is_blastospim_graph_name, read_blastospim_lineage
 from dynacell.lineage.formats.ctc import TRACK_FILES, read_ctc_lineage
 from dynacell.lineage.formats.geff_format import is_geff_store, read_geff, to_networkx, write_geff
+from dynacell.lineage.formats.trackmate import is_trackmate_file, read_trackmate
 from dynacell.lineage.graph import Lineage
 
 __all__ = ["FORMATS", "detect_format", "read_lineage", "write_geff", "read_geff", "to_networkx"]
@@ -26,6 +28,7 @@ FORMATS = {
     "blastospim": read_blastospim_lineage,
     "acetree": read_acetree_lineage,
     "geff": read_geff,
+    "trackmate": read_trackmate,
 }
 
 
@@ -35,7 +38,8 @@ def detect_format(path: str | Path) -> str:
     Rules, in order: a ``man_track.txt`` / ``res_track.txt`` file or a folder holding one →
     ``ctc``; a GEFF zarr store → ``geff``; any ``.json`` file, a folder holding
     ``LineageGraph.json`` or a ``*Graph*.json`` → ``blastospim``; a ``tTTT-nuclei`` file, or a
-    folder holding such files or a ``nuclei_files`` folder → ``acetree``.
+    folder holding such files or a ``nuclei_files`` folder → ``acetree``; an ``.xml`` file whose root
+    element is ``<TrackMate>`` → ``trackmate``.
 
     Parameters
     ----------
@@ -45,7 +49,7 @@ def detect_format(path: str | Path) -> str:
     Returns
     -------
     str
-        ``"ctc"``, ``"geff"``, ``"blastospim"`` or ``"acetree"``.
+        ``"ctc"``, ``"geff"``, ``"blastospim"``, ``"acetree"`` or ``"trackmate"``.
 
     Raises
     ------
@@ -62,6 +66,8 @@ def detect_format(path: str | Path) -> str:
             return "blastospim"
         if p.name.endswith("-nuclei"):
             return "acetree"
+        if p.suffix.lower() == ".xml" and is_trackmate_file(p):
+            return "trackmate"
     else:
         if any((p / n).is_file() for n in TRACK_FILES):
             return "ctc"
@@ -76,7 +82,8 @@ def detect_format(path: str | Path) -> str:
             pass
     raise InvalidInputError(
         f"{p}: cannot tell the lineage format; expected a CTC TRA/RES folder or man_track.txt/res_track.txt, "
-        "a BlastoSPIM graph JSON (or its folder), an AceTree folder (tTTT-nuclei files) or a GEFF store; "
+        "a BlastoSPIM graph JSON (or its folder), an AceTree folder (tTTT-nuclei files), a GEFF store or a "
+        "TrackMate XML file; "
         f"or name it with format= one of {sorted(FORMATS)}"
     )
 
@@ -88,12 +95,12 @@ def read_lineage(path: str | Path, format: str | None = None, **kw: Any) -> Line
     ----------
     path : str or Path
         CTC TRA/RES folder or track file, BlastoSPIM graph JSON or its folder, AceTree
-        folder, or GEFF store.
-    format : {"ctc", "blastospim", "acetree", "geff"}, optional
+        folder, GEFF store, or TrackMate XML file.
+    format : {"ctc", "blastospim", "acetree", "geff", "trackmate"}, optional
         Skip detection (:func:`detect_format`).
     **kw
         Reader options: ``masks=`` (ctc), ``labels=`` (blastospim), ``deaths=`` (acetree),
-        ``show_progress=`` (all but geff), ``n_frames=`` (ctc).
+        ``show_progress=`` (all but geff and trackmate), ``n_frames=`` (ctc).
 
     Returns
     -------

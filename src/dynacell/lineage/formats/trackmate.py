@@ -23,9 +23,10 @@ import networkx as nx
 import numpy as np
 
 from dynacell.errors import FormatError, InvalidInputError, OutputExistsError
+from dynacell.io._meta import length_to_um, time_to_s
 from dynacell.lineage.graph import Lineage
 
-__all__ = ["write_trackmate", "read_trackmate"]
+__all__ = ["write_trackmate", "read_trackmate", "is_trackmate_file"]
 
 #: TrackMate version written in the file (the XML layout of TrackMate 7).
 TRACKMATE_VERSION = "7.11.1"
@@ -221,29 +222,74 @@ def write_trackmate(
     return path
 
 
-def read_trackmate(path: str | Path) -> Lineage:
-    """Read a TrackMate XML file (as written by :func:`write_trackmate` or by TrackMate) into a lineage.
-
-    Nodes are ``(FRAME, label)`` with the label from ``DYNACELL_LABEL`` when present, else
-    numbered 1, 2, ... per frame in spot-id order. Centroids are converted back to pixels
-    with the ``<ImageData>`` calibration.
+def is_trackmate_file(path: str | Path) -> bool:
+    """Whether ``path`` is an XML file whose root element is ``<TrackMate>`` (reads only its first 4 KiB).
 
     Parameters
     ----------
     path : str or Path
-        TrackMate ``.xml`` file.
+        A file.
+
+    Returns
+    -------
+    bool
+        False for a folder, an unreadable file or any other XML.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return b"<TrackMate" in head
+
+
+def _spatial_unit_um(unit: str | None) -> float | None:
+    """µm per TrackMate spatial unit; None for ``pixel`` or an unknown unit."""
+    return length_to_um(1.0, unit) if unit else None
+
+
+def _time_unit_s(unit: str | None) -> float | None:
+    """Seconds per TrackMate time unit; None for ``frame`` or an unknown unit."""
+    return time_to_s(1.0, unit) if unit else None
+
+
+def read_trackmate(path: str | Path) -> Lineage:
+    """Read a TrackMate XML file (saved by Fiji's TrackMate, or by :func:`write_trackmate`) into a lineage.
+
+    What TrackMate shows is what is read: spots with ``VISIBILITY="0"`` (removed by a spot
+    filter) are left out, and so are the tracks that a track filter hid (tracks not listed in
+    ``<FilteredTracks>``) with their spots; spots in no track are kept as one-frame nuclei.
+    Gap-closing links (a spot linked to one several frames later) are kept as edges across the
+    gap. Nodes are ``(FRAME, label)`` with the label from ``DYNACELL_LABEL`` when present (a file
+    dynacell wrote: the label ids of its masks), else numbered 1, 2, ... per frame in spot-id order
+    (``graph.graph["node_labels"] = "spot order"``: not label ids of any mask, so such a lineage
+    cannot be given to ``dynacell run --lineage``). Centroids are converted to pixels with the
+    ``<ImageData>`` calibration.
+
+    The physical units are recorded when the file states them: ``lineage.graph.graph
+    ["voxel_size_um"]`` (``(Z, Y, X)`` µm; from ``pixelwidth``/``pixelheight``/``voxeldepth`` when
+    ``<Model spatialunits>`` is a length such as ``micron``) and ``["frame_interval_s"]`` (from
+    ``timeinterval`` when ``timeunits`` is a time such as ``sec`` or ``min``). A file in ``pixel``
+    or ``frame`` units records neither; ``["spatial_unit"]`` and ``["time_unit"]`` keep the words.
+
+    Parameters
+    ----------
+    path : str or Path
+        TrackMate ``.xml`` file (TrackMate 3 to 7 layout).
 
     Returns
     -------
     Lineage
-        ``ndim`` 3 when ``nslices > 1``, else 2.
+        ``ndim`` 3 when ``nslices > 1`` (or, without ``<ImageData>``, when the spots' Z differ), else 2.
 
     Raises
     ------
     InvalidInputError
         If the file does not exist.
     FormatError
-        If it is not TrackMate XML, or an edge names a spot that does not exist.
+        If it is not TrackMate XML, a spot lacks ``ID``/``FRAME``/a position, an edge names a spot
+        that does not exist or links two spots of one frame, or two links enter one spot (a track
+        merge: a lineage allows divisions, not merges) — each message names the spots and frames.
     """
     path = Path(path)
     if not path.is_file():
@@ -256,34 +302,96 @@ def read_trackmate(path: str | Path) -> Lineage:
     if root.tag != "TrackMate" or model is None:
         raise FormatError(f"{path}: not a TrackMate file (no <TrackMate><Model>)")
     img = root.find("Settings/ImageData")
+    space_unit, time_unit = model.get("spatialunits"), model.get("timeunits")
     cal = np.ones(3)
-    nslices, nframes = 1, None
+    nslices, nframes, interval = None, None, None
     if img is not None:
-        cal = np.array([float(img.get("voxeldepth", 1)), float(img.get("pixelheight", 1)),
-                        float(img.get("pixelwidth", 1))])
-        nslices = int(img.get("nslices", 1))
-        nframes = int(img.get("nframes", 0)) or None
-    lin = Lineage(n_frames=nframes, ndim=3 if nslices > 1 else 2, source=str(path))
+        try:
+            cal = np.array([float(img.get("voxeldepth", 1)), float(img.get("pixelheight", 1)),
+                            float(img.get("pixelwidth", 1))])
+            nslices = int(img.get("nslices", 1))
+            nframes = int(img.get("nframes", 0)) or None
+            interval = float(img.get("timeinterval", 0)) or None
+        except ValueError as exc:
+            raise FormatError(f"{path}: <ImageData> holds a value that is not a number ({exc})") from None
+        if not np.all(np.isfinite(cal) & (cal > 0)):
+            raise FormatError(f"{path}: <ImageData> pixel sizes must be > 0, got voxeldepth/pixelheight/pixelwidth "
+                              f"{cal.tolist()}")
+    shown = None
+    if model.find("FilteredTracks") is not None:
+        shown = {t.get("TRACK_ID") for t in model.iter("TrackID")}
+    spots: dict[str, tuple[int, np.ndarray, dict]] = {}
+    hidden_spots: set[str] = set()
+    for spot in model.iter("Spot"):
+        sid = spot.get("ID")
+        if spot.get("VISIBILITY", "1").strip() in ("0", "false"):
+            hidden_spots.add(sid)
+            continue
+        try:
+            t = int(float(spot.get("FRAME")))
+            zyx = np.array([float(spot.get("POSITION_Z", 0)), float(spot.get("POSITION_Y")),
+                            float(spot.get("POSITION_X"))])
+        except (TypeError, ValueError):
+            raise FormatError(f"{path}: spot ID={sid!r} lacks a FRAME or a POSITION_X/POSITION_Y number") from None
+        spots[sid] = (t, zyx, dict(spot.attrib))
+    edges: list[tuple[str, str, str]] = []
+    for track in model.iter("Track"):
+        if shown is not None and track.get("TRACK_ID") not in shown:
+            hidden_spots.update(e.get(k) for e in track.iter("Edge") for k in ("SPOT_SOURCE_ID", "SPOT_TARGET_ID"))
+            continue
+        name = track.get("name") or f"TRACK_ID={track.get('TRACK_ID')}"
+        edges += [(e.get("SPOT_SOURCE_ID"), e.get("SPOT_TARGET_ID"), name) for e in track.iter("Edge")]
+    in_shown = {s for e in edges for s in e[:2]}
+    for sid in hidden_spots - in_shown:
+        spots.pop(sid, None)
+    ndim = 3 if (nslices or 1) > 1 else 2
+    if nslices is None and len({float(v[1][0]) for v in spots.values()}) > 1:
+        ndim = 3
+    lin = Lineage(n_frames=nframes, ndim=ndim, source=str(path))
+    g = lin.graph
+    g.graph.update({"format": "trackmate", "spatial_unit": space_unit, "time_unit": time_unit})
+    um = _spatial_unit_um(space_unit)
+    if um is not None:
+        g.graph["voxel_size_um"] = tuple(float(v) for v in (cal * um if ndim == 3 else cal[1:] * um))
+    sec = _time_unit_s(time_unit)
+    if sec is not None and interval is not None:
+        g.graph["frame_interval_s"] = interval * sec
     by_id = {}
     per_frame: dict[int, int] = {}
-    for spot in model.iter("Spot"):
-        t = int(float(spot.get("FRAME", 0)))
-        if spot.get("DYNACELL_LABEL") is not None:
-            label = int(spot.get("DYNACELL_LABEL"))
+    for sid in sorted(spots, key=lambda s: (spots[s][0], _spot_order(s))):
+        t, zyx, attrib = spots[sid]
+        if attrib.get("DYNACELL_LABEL") is not None:
+            label = int(attrib["DYNACELL_LABEL"])
         else:
             per_frame[t] = per_frame.get(t, 0) + 1
             label = per_frame[t]
-        zyx = np.array([float(spot.get("POSITION_Z", 0)), float(spot.get("POSITION_Y", 0)),
-                        float(spot.get("POSITION_X", 0))]) / cal
         attrs = {}
-        if spot.get("DYNACELL_TRACK_ID") is not None:
-            attrs["track_id"] = int(spot.get("DYNACELL_TRACK_ID"))
-        lin.add_node((t, label), zyx, **attrs)
-        by_id[spot.get("ID")] = (t, label)
-    for edge in model.iter("Edge"):
-        s, d = edge.get("SPOT_SOURCE_ID"), edge.get("SPOT_TARGET_ID")
-        if s not in by_id or d not in by_id:
-            raise FormatError(f"{path}: edge {s} -> {d} names a spot that is not in <AllSpots>")
+        if attrib.get("DYNACELL_TRACK_ID") is not None:
+            attrs["track_id"] = int(attrib["DYNACELL_TRACK_ID"])
+        lin.add_node((t, label), zyx / cal, **attrs)
+        by_id[sid] = (t, label)
+    g.graph["node_labels"] = "mask ids" if len(per_frame) == 0 else "spot order"
+    for s, d, name in edges:
+        for sid in (s, d):
+            if sid not in by_id:
+                why = "was removed by a spot filter (VISIBILITY 0)" if sid in hidden_spots else "is not in <AllSpots>"
+                raise FormatError(f"{path}: track {name!r} links spot ID={s} -> ID={d}, but spot ID={sid} {why}")
         a, b = by_id[s], by_id[d]
-        lin.add_edge(*((a, b) if a[0] < b[0] else (b, a)))
+        if a[0] == b[0]:
+            raise FormatError(f"{path}: track {name!r} links spots ID={s} and ID={d}, both in frame {a[0]}; "
+                              "links must join different frames")
+        a, b = (a, b) if a[0] < b[0] else (b, a)
+        if g.in_degree(b) and not g.has_edge(a, b):
+            other = next(iter(g.predecessors(b)))
+            target = d if by_id[d] == b else s
+            raise FormatError(
+                f"{path}: track {name!r} merges two tracks: spot ID={target} (frame {b[0]}) is linked from frames "
+                f"{other[0]} and {a[0]}. dynacell's lineages allow divisions, not merges; split the track in "
+                "TrackMate (or track without merging) and save again")
+        lin.add_edge(a, b)
     return lin
+
+
+def _spot_order(sid: str) -> tuple[int, str]:
+    """Numeric spot ids in number order, then any others as text."""
+    return (int(sid), "") if sid is not None and sid.lstrip("-").isdigit() else (1 << 62, str(sid))
