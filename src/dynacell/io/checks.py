@@ -9,7 +9,8 @@ from typing import Any
 from dynacell.errors import InvalidInputError
 from dynacell.io.movie import Movie
 
-__all__ = ["check_same_grid", "missing_frames", "movie_notes", "nucleus_size_notes", "PLAUSIBLE_DIAMETER_UM"]
+__all__ = ["check_same_grid", "missing_frames", "movie_notes", "nucleus_size_notes", "reading_notes",
+           "PLAUSIBLE_DIAMETER_UM"]
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ def movie_notes(movie: Movie) -> list[str]:
         notes.append(
             f"{movie.source} holds {len(names)} channels {names}; this run read channel 0 ({names[0]}). If that is not "
             "the nuclear channel, run again with --channel N.")
+    notes += reading_notes(movie)
     holes = missing_frames(movie.frame_indices)
     if holes:
         shown = ", ".join(str(t) for t in holes[:10]) + (", ..." if len(holes) > 10 else "")
@@ -142,6 +144,40 @@ def movie_notes(movie: Movie) -> list[str]:
     for n in notes:
         logger.warning(n)
     return notes
+
+
+def reading_notes(movie: Movie) -> list[str]:
+    """Notes on how the reader took the files: a series chosen by name, a binary mask labelled by objects.
+
+    Parameters
+    ----------
+    movie : Movie
+        A movie or label movie from :func:`dynacell.io.open_movie` / :func:`~dynacell.io.open_labels`
+        (``metadata["series"]`` set when a folder held images and masks side by side, e.g. Cellpose's
+        ``NAME.tif`` + ``NAME_cp_masks.png``; ``metadata["binary_mask"]`` when a binary mask was given as
+        labels).
+
+    Returns
+    -------
+    list of str
+        The notes (none when the files were read as they are).
+    """
+    meta = movie.metadata if isinstance(movie.metadata, dict) else {}
+    notes = []
+    b = meta.get("binary_mask")
+    if b:
+        notes.append(
+            f"{movie.source} is a binary mask (one value, {b['value']}, for all {b['objects_first_frame']} objects "
+            "of the first frame), not instance labels: each connected object was given its own id. Nuclei that "
+            "touch stay one object (one nucleus to the linker and the state model); give instance labels (one id "
+            "per nucleus, e.g. from StarDist or Cellpose) or leave out --labels to let dynacell segment.")
+    s = meta.get("series")
+    if not s:
+        return notes
+    return notes + [f"{movie.source} holds two series of frame files, {s['read'].replace('#', 'TTT')} and "
+            f"{s['also_in_folder'][0].replace('#', 'TTT')}; the {s['kind']} were read from "
+            f"{s['read'].replace('#', 'TTT')} (by their names: mask files are named *_masks, *_cp_masks, *_labels "
+            "or *_seg)."]
 
 
 #: Median equivalent nucleus (or cell) diameters in µm that a voxel size in µm gives on real specimens: from

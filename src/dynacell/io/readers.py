@@ -34,6 +34,9 @@ CTC_PREFIXES = ("t", "man_track", "mask", "man_seg")
 _CTC_RE = re.compile(r"^(t|man_track|mask|man_seg)(\d+)\.tiff?$")
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _LAST_NUMBER_RE = re.compile(r"(\d+)(?!.*\d)")
+#: A word in a per-frame file name that marks a mask series, not images: Cellpose's ``*_cp_masks.png`` /
+#: ``*_masks.tif``, ``*_labels.tif``, ``*_seg.tif``, ``*_mask.png``.
+_MASK_WORD_RE = re.compile(r"(?:^|[_\-. ])(?:cp_masks|masks?|labels?|seg|segmentation|lbl)(?=$|[_\-. #])", re.I)
 #: Preferred CTC prefix when a folder holds several kinds of frame files.
 _PREFERENCE = {"images": ("t", "mask", "man_track", "man_seg"), "labels": ("man_track", "mask", "man_seg", "t")}
 _NPZ_META_KEYS = ("voxel_size_um", "frame_interval_s", "axes", "frame_indices")
@@ -137,6 +140,8 @@ def open_labels(
     Movie
         Integer ``data``. Boolean masks become ``uint8``. Float arrays whose values are whole
         numbers are cast to ``int32`` with a :class:`UserWarning`; each frame is checked when read.
+        A binary mask (one value, e.g. 255, for every object) is labelled by connected objects,
+        ``int32``, with ``metadata["binary_mask"]`` set (:func:`_label_binary_mask`).
 
     Raises
     ------
@@ -197,8 +202,8 @@ def detect_format(path: str | Path) -> str:
             return "image-series"
         raise InvalidInputError(
             f"{p}: no TIFF frames (tTTT.tif, maskTTT.tif, *.tif) and no zarr metadata found in the folder "
-            f"({len(names)} other files); point at a folder of TIFF/PNG/JPEG frames, a stack, a .zarr store, an "
-            ".nd2/.czi/.lif file or an .npz file"
+            f"({len(names)} other files, e.g. {sorted(names)[0]}); point at a folder of TIFF/PNG/JPEG frames, a "
+            "stack, a .zarr store, an .nd2/.czi/.lif file or an .npz file" + _npy_hint(names)
         )
     suffix = p.suffix.lower()
     if suffix in _TIFF_SUFFIXES:
@@ -215,8 +220,47 @@ def detect_format(path: str | Path) -> str:
     raise InvalidInputError(
         f"{p}: unknown movie format {suffix!r}; expected a folder of frames (TIFF, PNG or JPEG), .tif/.tiff, "
         ".nd2, .czi, .lif, .zarr or .npz "
-        f"(or pass format= one of {FORMATS})"
+        f"(or pass format= one of {FORMATS})" + _npy_hint([p.name])
     )
+
+
+def _npy_hint(names: list[str]) -> str:
+    """What to do with NumPy ``.npy`` files (Cellpose's ``*_seg.npy`` above all), or ``""``."""
+    npy = [n for n in names if n.lower().endswith(".npy")]
+    if not npy:
+        return ""
+    if any(n.lower().endswith("_seg.npy") for n in npy):
+        return ("; Cellpose's *_seg.npy files hold pickled Python objects, which dynacell does not load: save "
+                "Cellpose's masks as PNG or TIFF instead (GUI: File > Save masks as PNG/tif; command line: "
+                "--save_png or --save_tif) and give that folder")
+    return "; a NumPy .npy array: save it with tifffile.imwrite (TIFF) or numpy.savez (.npz) instead"
+
+
+def _pick_series(folder: Path, kind: str) -> tuple[list[Path], str, list[str]] | None:
+    """The files of the series ``kind`` asks for when a folder holds images and masks side by side.
+
+    Cellpose, for one, saves ``NAME_cp_masks.png`` (or ``.tif``) beside each ``NAME.tif``. Files are
+    grouped by name pattern (the last number in the name → ``#``, suffix kept); when there are
+    exactly two patterns and one names masks (:data:`_MASK_WORD_RE`), images read the other and
+    labels read the mask series. Returns ``(files, pattern, other patterns)``, or None when the
+    folder holds one series or the choice is not clear (the readers then say what they found).
+    """
+    suffixes = (*_TIFF_SUFFIXES, ".png", ".jpg", ".jpeg")
+    groups: dict[str, list[Path]] = {}
+    for c in folder.iterdir():
+        if not c.is_file() or c.name.startswith(".") or not c.name.lower().endswith(suffixes):
+            continue
+        m = _LAST_NUMBER_RE.search(c.stem)
+        if m is None:
+            return None
+        groups.setdefault(c.stem[: m.start()] + "#" + c.stem[m.end():] + c.suffix.lower(), []).append(c)
+    if len(groups) != 2:
+        return None
+    masks = [g for g in groups if _MASK_WORD_RE.search(g.rsplit(".", 1)[0])]
+    if len(masks) != 1:
+        return None
+    pick = masks[0] if kind == "labels" else next(g for g in groups if g != masks[0])
+    return sorted(groups[pick]), pick, [g for g in groups if g != pick]
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -245,8 +289,13 @@ def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress, c
     if scene is not None and format not in ("nd2", "czi", "lif", "ome-tiff", "zarr"):
         raise InvalidInputError(f"{p}: scene= (--scene) applies to multi-position ND2, CZI, LIF and OME-TIFF files "
                                 f"and to OME-Zarr stores of several series; this is a {format} movie — drop it")
+    series = _pick_series(p, kind) if format in ("tiff-folder", "image-series") and p.is_dir() else None
+    if series is not None:
+        format = "tiff-folder" if series[1].endswith(_TIFF_SUFFIXES) else "image-series"
+        logger.info("%s: holds the series %s and %s; reading %s as the %s", p, series[1], series[2][0], series[1], kind)
     if format in ("ctc", "tiff-folder"):
-        data, ax, frames, meta_vs, meta_dt, extra = _read_folder(p, kind, ctc=format == "ctc", progress=progress)
+        data, ax, frames, meta_vs, meta_dt, extra = _read_folder(p, kind, ctc=format == "ctc", progress=progress,
+                                                                 files=series[0] if series else None)
     elif format == "tiff-stack":
         data, ax, frames, meta_vs, meta_dt, extra = _read_tiff_stack(p, axes, channel)
     elif format == "zarr":
@@ -255,12 +304,15 @@ def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress, c
     elif format in _VENDOR:
         from dynacell.io.vendor import read_vendor
 
-        data, ax, frames, meta_vs, meta_dt, extra = read_vendor(p, format, channel=channel, scene=scene, kind=kind)
+        data, ax, frames, meta_vs, meta_dt, extra = read_vendor(p, format, channel=channel, scene=scene, kind=kind,
+                                                                files=series[0] if series else None)
     else:
         data, ax, frames, meta_vs, meta_dt, extra = _read_npz(p, kind, axes, channel)
     check_frame_voxels(tuple(data.shape[1:]), str(p))
     vs, dt = resolve_sizes(str(p), ax[1:], meta_vs, meta_dt, voxel_size_um, frame_interval_s)
     extra["format"] = format
+    if series is not None:
+        extra["series"] = {"read": series[1], "also_in_folder": series[2], "kind": kind}
     lazy = data
     if kind == "labels":
         data = _as_labels(data, str(p), frames, extra.get("files"))
@@ -269,16 +321,60 @@ def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress, c
         # as the dask graph would, without its per-frame graph cost (about 13 ms a frame)
         extra[TIFF_FRAMES_KEY] = {"dask_name": data.name, "files": extra["files"],
                                   "shape": tuple(int(v) for v in data.shape[1:]), "dtype": np.dtype(data.dtype).str}
-    return Movie(data=data, axes=ax, voxel_size_um=vs, frame_interval_s=dt, frame_indices=tuple(frames),
-                 source=str(p), metadata=extra)
+    movie = Movie(data=data, axes=ax, voxel_size_um=vs, frame_interval_s=dt, frame_indices=tuple(frames),
+                  source=str(p), metadata=extra)
+    return _label_binary_mask(movie) if kind == "labels" else movie
+
+
+def _label_binary_mask(labels: Movie) -> Movie:
+    """A binary mask given as labels, with each connected object given its own id (lazily, frame by frame).
+
+    Fiji's thresholding, ilastik's object masks and many scripts save one value (1 or 255) for every
+    object; read as ids that is one "nucleus" per frame, and every link, size and state silently wrong.
+    When the first frame holds a single non-zero value — 1 or the dtype's largest, as masks are saved —
+    in two or more separate objects of comparable size (at least a tenth of the largest), every frame
+    holding a single value is labelled by connected objects (``scipy.ndimage.label``, 4-connected in
+    2D, 6-connected in 3D); frames that already hold several ids are kept. ``metadata["binary_mask"]``
+    records it for :func:`dynacell.io.checks.reading_notes`.
+    """
+    from scipy import ndimage
+
+    first = labels.frame(labels.frame_indices[0])
+    values = np.unique(first)
+    values = values[values != 0]
+    if len(values) != 1 or int(values[0]) not in (1, 255, 65535, int(np.iinfo(first.dtype).max)):
+        return labels  # an id such as 7 is one nucleus of instance labels, whatever its shape
+    components, n_objects = ndimage.label(first == values[0])
+    sizes = np.bincount(components.ravel())[1:]
+    if n_objects < 2 or np.count_nonzero(sizes >= 0.1 * sizes.max()) < 2:
+        return labels  # one object (and perhaps a few stray pixels): nothing says it is a binary mask
+
+    def components(block: np.ndarray) -> np.ndarray:
+        out = np.empty(block.shape, np.int32)
+        for i in range(block.shape[0]):
+            present = np.unique(block[i])
+            out[i] = ndimage.label(block[i] != 0)[0] if len(present[present != 0]) <= 1 else block[i]
+        return out
+
+    import dask.array as da
+
+    data = labels.data if hasattr(labels.data, "map_blocks") else da.from_array(
+        np.asarray(labels.data), chunks=(1, *labels.shape[1:]))
+    meta = {**labels.metadata, "binary_mask": {"value": int(values[0]), "objects_first_frame": int(n_objects)}}
+    meta.pop(TIFF_FRAMES_KEY, None)
+    return Movie(data=data.map_blocks(components, dtype=np.int32), axes=labels.axes,
+                 voxel_size_um=labels.voxel_size_um, frame_interval_s=labels.frame_interval_s,
+                 frame_indices=labels.frame_indices, source=labels.source, metadata=meta)
 
 
 # --------------------------------------------------------------------------- folders
-def _frame_files(folder: Path, kind: str, ctc: bool) -> tuple[list[tuple[int, Path]], str]:
-    """(frame number, file) pairs sorted by number, and the file-name template used."""
+def _frame_files(folder: Path, kind: str, ctc: bool,
+                 files: list[Path] | None = None) -> tuple[list[tuple[int, Path]], str]:
+    """(frame number, file) pairs sorted by number, and the file-name template used (``files``: only these)."""
     # hidden files are skipped: macOS leaves '._name.tif' companions (not images) beside copied files
-    files = [c for c in folder.iterdir()
-             if c.is_file() and not c.name.startswith(".") and c.name.lower().endswith(_TIFF_SUFFIXES)]
+    if files is None:
+        files = [c for c in folder.iterdir()
+                 if c.is_file() and not c.name.startswith(".") and c.name.lower().endswith(_TIFF_SUFFIXES)]
     if not files:
         raise InvalidInputError(f"{folder}: no TIFF frame files in the folder; expected e.g. t000.tif, t001.tif, ...")
     groups: dict[str, list[tuple[int, Path]]] = {}
@@ -393,10 +489,10 @@ class TiffFolderArray:
         return f"TiffFolderArray(shape={self.shape}, dtype={self._dtype}, files={len(self._files)})"
 
 
-def _read_folder(folder: Path, kind: str, *, ctc: bool, progress: bool):
+def _read_folder(folder: Path, kind: str, *, ctc: bool, progress: bool, files: list[Path] | None = None):
     from tqdm.auto import tqdm
 
-    pairs, template = _frame_files(folder, kind, ctc)
+    pairs, template = _frame_files(folder, kind, ctc, files)
     first = inspect_tiff(pairs[0][1], with_sizes=True, frame=pairs[0][0])
     shape, spatial = frame_layout(first)
     dtypes = [first.dtype]

@@ -49,12 +49,14 @@ def frame_objects(frame: np.ndarray, t: int, objects: dict | None = None, *, sou
     Raises
     ------
     InvalidInputError
-        If the frame is not an integer image or holds negative ids (when computed).
+        If the frame is not an integer image, holds negative ids, or is an intensity image, not a
+        label image (:func:`_check_flat`) (when computed).
     """
     if objects is not None and int(t) in objects:
         return objects[int(t)]
     from dynacell.io.objects import nucleus_centroids
 
+    _check_flat(frame, source or f"frame {t}")
     found = nucleus_centroids(frame, source=source, return_sizes=True, return_boxes=True)
     if objects is not None:
         objects[int(t)] = found
@@ -102,7 +104,8 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
         If the spatial shape differs, a frame of the movie has no label image (or the labels
         have frames the movie lacks), or a label frame holds no nucleus (with ``empty``: every label
         frame), or, with ``measure`` or ``objects``, a negative id or an id that is the background
-        (:func:`_check_background`).
+        (:func:`_check_background`), or a frame that is an intensity image, not a label image
+        (:func:`_check_flat`).
     """
     from tqdm.auto import tqdm
 
@@ -127,8 +130,9 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
         frame = labels.frame(t)
         if measuring:  # one pass gives the ids too (sorted, background excluded)
             u, cen, size, box = frame_objects(frame, t, {} if objects is None else objects,
-                                              source=f"{labels.source} frame {t}")
+                                              source=f"labels {labels.source}: frame {t}")
         else:
+            _check_flat(frame, f"labels {labels.source}: frame {t}")
             u = np.unique(frame)
             u = u[u > 0]
         u = u.astype(np.int64)
@@ -310,6 +314,34 @@ def shared_id_notes(labels: Movie, shared: list[tuple[int, int, int]]) -> list[s
     return [note]
 
 
+#: Share of neighbouring pixels along X that differ above which a "label image" is an intensity image. Masks
+#: are flat (one id per nucleus, 0 outside): every real label set in ../shared/data stays at or below 0.03 along
+#: X and Y together in 2D and 0.06 for small 3D nuclei (StarDist 3D); their images are at 0.50 (GOWT1) to 0.98.
+LABEL_EDGE_SHARE_MAX = 0.25
+
+
+def _check_flat(frame: np.ndarray, where: str) -> None:
+    """Refuse an intensity image given as labels (a movie folder given as ``--labels``, a mixed-up file).
+
+    Read as ids, every grey level of an image becomes a "nucleus" scattered over the frame: thousands of
+    them, whose linking can run for hours. A label image is flat: its neighbouring pixels along X differ
+    only at nucleus outlines (:data:`LABEL_EDGE_SHARE_MAX`).
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the frame and the share of neighbouring pixels that differ.
+    """
+    if frame.shape[-1] < 2 or frame.size < 64:
+        return
+    share = float(np.count_nonzero(frame[..., 1:] != frame[..., :-1])) / (frame.size - frame.size // frame.shape[-1])
+    if share > LABEL_EDGE_SHARE_MAX:
+        raise InvalidInputError(
+            f"{where}: {share:.0%} of neighbouring pixels differ, as in an intensity image; a label image is flat "
+            f"(one id per nucleus, 0 outside; at most {LABEL_EDGE_SHARE_MAX:.0%}). Give the masks as --labels (for "
+            "Cellpose, its *_cp_masks files), or leave out --labels to segment the movie")
+
+
 def _check_background(frame: np.ndarray, ids: np.ndarray, sizes: np.ndarray, boxes: np.ndarray, where: str) -> None:
     """Refuse a label image whose background carries an id (e.g. 65535 or 255 instead of 0).
 
@@ -367,7 +399,8 @@ def scan_run_labels(images: Movie, labels: Movie, *, progress: bool = True, what
     """The label checks of ``dynacell run``, in one pass over the label frames.
 
     :func:`scan_labels` (same frames and grid, background 0, every nucleus measured once), then the notes of
-    :func:`shared_id_notes` and :func:`dynacell.io.checks.nucleus_size_notes`, then
+    :func:`dynacell.io.checks.reading_notes`, :func:`shared_id_notes` and
+    :func:`dynacell.io.checks.nucleus_size_notes`, then
     :func:`leave_out_empty_frames`.
 
     Parameters
@@ -390,12 +423,13 @@ def scan_run_labels(images: Movie, labels: Movie, *, progress: bool = True, what
     InvalidInputError
         As :func:`scan_labels` and :func:`leave_out_empty_frames`.
     """
-    from dynacell.io.checks import nucleus_size_notes
+    from dynacell.io.checks import nucleus_size_notes, reading_notes
 
     measured, objects, empty, shared = [], {}, [], []
     ids = scan_labels(images, labels, progress=progress, measure=measured, objects=objects, empty=empty,
                       shared=shared)
-    notes = shared_id_notes(labels, shared)  # two nuclei under one id (8-bit labels wrapped, merged masks)
+    notes = reading_notes(labels)  # a folder of images and masks side by side: which series was read
+    notes += shared_id_notes(labels, shared)  # two nuclei under one id (8-bit labels wrapped, merged masks)
     notes += nucleus_size_notes(measured[0]["size_px"], images.voxel_size_um, images.source)  # nm for µm?
     kept_images, kept_labels, more = leave_out_empty_frames(images, labels, empty, what=what,
                                                             lineage_given=lineage_given)

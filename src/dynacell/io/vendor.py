@@ -152,13 +152,14 @@ def _to_grey(frame: np.ndarray, name: str, channel: int | str | None, kind: str 
     raise InvalidInputError(f"{name}: expected a 2D grey or RGB image, got shape {frame.shape}")
 
 
-def _read_series(folder: Path, channel: int | str | None, kind: str = "images"):
+def _read_series(folder: Path, channel: int | str | None, kind: str = "images", files: list[Path] | None = None):
     import dask
     import dask.array as da
     import imageio.v3 as iio
 
-    files = [c for c in folder.iterdir()
-             if c.is_file() and not c.name.startswith(".") and c.suffix.lower() in IMAGE_SUFFIXES]  # no '._x.png'
+    if files is None:
+        files = [c for c in folder.iterdir()
+                 if c.is_file() and not c.name.startswith(".") and c.suffix.lower() in IMAGE_SUFFIXES]  # no '._x.png'
     numbered = []
     for f in files:
         m = _LAST_NUMBER.search(f.stem)
@@ -184,7 +185,7 @@ def _read_series(folder: Path, channel: int | str | None, kind: str = "images"):
 
 
 def read_vendor(path: str | Path, format: str | None = None, *, channel: int | str | None = None,  # noqa: A002
-                scene: int | None = None, kind: str = "images"):
+                scene: int | None = None, kind: str = "images", files: list[Path] | None = None):
     """Read a vendor file or a PNG/JPEG series lazily.
 
     Parameters
@@ -199,6 +200,8 @@ def read_vendor(path: str | Path, format: str | None = None, *, channel: int | s
         Scene (position) of a multi-scene file. Default 0, with a warning when there are several.
     kind : {"images", "labels"}
         What the file holds, for messages (a colour PNG of labels is refused as a colour label image).
+    files : list of Path, optional
+        The frame files of a PNG/JPEG series to read (default: every such file in the folder).
 
     Returns
     -------
@@ -221,7 +224,7 @@ def read_vendor(path: str | Path, format: str | None = None, *, channel: int | s
         raise InvalidInputError(f"{p}: no such file or folder; check the path")
     fmt = format or detect_vendor_format(p)
     if fmt == "image-series":
-        return _read_series(p, channel, kind)
+        return _read_series(p, channel, kind, files)
     if fmt in VENDOR_FORMATS:
         return _read_bioio(p, fmt, channel, scene)
     raise InvalidInputError(f"{p}: not a vendor file or PNG/JPEG series; expected one of "
