@@ -102,3 +102,19 @@ def test_lineage_with_a_division_via_geff(tmp_path):
     assert tr.n_tracks == 3  # a division ends the mother's track
     assert sorted(tr.table.groupby("track_id").size().tolist()) == [3, 3, 3]
     assert tr.table["x_um"].max() == pytest.approx(6.5)
+
+
+@pytest.mark.parametrize("coords", [["y", "x"], ["position_y", "position_x"]])
+def test_laptrack_output_reads_as_it_is_saved(tmp_path, coords):
+    """laptrack's predict_dataframe (frame, track_id, tree_id and the coordinate columns), saved to CSV."""
+    from laptrack import LapTrack
+
+    rng = np.random.default_rng(0)
+    rows = [(t, 10.0 * k + rng.normal(0, 0.3), 5.0 + 0.5 * t) for k in range(4) for t in range(8)]
+    spots = pd.DataFrame(rows, columns=["frame", *coords])
+    track_df, _, _ = LapTrack(cutoff=4.0, splitting_cutoff=False, merging_cutoff=False,
+                              gap_closing_cutoff=False).predict_dataframe(spots, coords, only_coordinate_cols=False)
+    track_df.to_csv(tmp_path / "laptrack.csv")
+    tr = read_tracks(tmp_path / "laptrack.csv", 0.5, 2.0)
+    assert tr.meta["layout"] == "laptrack" and tr.n_tracks == 4 and len(tr.table) == 32
+    assert tr.table["x_um"].max() == pytest.approx((5.0 + 0.5 * 7) * 0.5)

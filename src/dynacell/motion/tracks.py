@@ -9,6 +9,7 @@ Accepted layouts (positions in pixels, converted with the voxel size):
 * trackpy (``frame, particle, [z,] y, x``);
 * saspt / quot (``frame, trajectory, y, x`` with per-localisation ``y_err, x_err`` in pixels);
 * btrack (``ID, t, [z,] y, x``);
+* laptrack's ``predict_dataframe`` (``frame, track_id, [z,] y, x``, or ``position_y, position_x``);
 * TrackMate's spot table exported from Fiji (``TRACK_ID, FRAME, POSITION_X, POSITION_Y,
   [POSITION_Z, POSITION_T]``): positions already in the unit its units row names (``(micron)``;
   ``(pixel)`` needs the pixel size), the frame interval from ``POSITION_T`` / ``FRAME``;
@@ -43,7 +44,8 @@ import pandas as pd
 from dynacell.errors import FormatError, InvalidInputError
 from dynacell.io._meta import length_to_um, time_to_s
 
-__all__ = ["LAYOUTS", "TRACKMATE_COLUMNS", "Tracks", "read_tracks", "tracks_from_dataframe", "tracks_from_lineage"]
+__all__ = ["LAYOUTS", "POSITION_ALIASES", "TRACKMATE_COLUMNS", "Tracks", "read_tracks", "tracks_from_dataframe",
+           "tracks_from_lineage"]
 
 #: Recognised column layouts: name → (frame column, track column).
 LAYOUTS: dict[str, tuple[str, str]] = {
@@ -51,7 +53,11 @@ LAYOUTS: dict[str, tuple[str, str]] = {
     "trackpy": ("frame", "particle"),
     "saspt": ("frame", "trajectory"),
     "btrack": ("t", "ID"),
+    "laptrack": ("frame", "track_id"),
 }
+#: Other names of the position columns (laptrack's documented ``position_y``, ``position_x``), read when
+#: ``y`` / ``x`` / ``z`` are absent.
+POSITION_ALIASES: dict[str, str] = {"position_z": "z", "position_y": "y", "position_x": "x"}
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,7 @@ def _detect_columns(df: pd.DataFrame, source: str) -> tuple[str, str, str]:
     raise InvalidInputError(
         f"{source}: cannot tell the tracks layout from columns {sorted(cols)[:12]}; expected one of "
         + "; ".join(f"{k}: {tc}, {ic}, [z,] y, x" for k, (tc, ic) in LAYOUTS.items())
+        + " (y, x may be named position_y, position_x)"
         + "; TrackMate spot table: " + ", ".join(TRACKMATE_COLUMNS))
 
 
@@ -283,6 +290,9 @@ def tracks_from_dataframe(df: pd.DataFrame, voxel_size_um, frame_interval_s: flo
     """
     if set(TRACKMATE_COLUMNS) <= set(df.columns):
         return _trackmate_table(df, voxel_size_um, frame_interval_s, source, drop_nan, ndim)
+    aliases = {a: c for a, c in POSITION_ALIASES.items() if a in df.columns and c not in df.columns}
+    if aliases:
+        df = df.rename(columns=aliases)
     layout, tc, ic = _detect_columns(df, source)
     dt = _check_interval(frame_interval_s)
     if ndim is None:
