@@ -174,3 +174,14 @@ def test_one_nucleus_with_stray_pixels_or_an_odd_id_is_not_a_binary_mask(tmp_pat
     two[:, 5:12, 5:12] = 7
     two[:, 20:27, 20:27] = 7  # id 7 in two pieces: instance labels with a shared id, named by the scan, not renamed
     assert "binary_mask" not in open_labels(_binary_folder(tmp_path / "seven", two)).metadata
+
+
+def test_masks_numbered_from_1_for_a_movie_numbered_from_0_are_named(tmp_path):
+    images, labels = synthetic_movie(T=4)
+    shifted = Movie(np.asarray(labels.data), "TYX", frame_indices=(1, 2, 3, 4), source="masks")
+    with pytest.raises(InvalidInputError, match=r"numbered \+1 from the movie's \(labels 1..4, movie 0..3"):
+        scan_labels(images, shifted, progress=False)
+    gappy = Movie(np.asarray(labels.data), "TYX", frame_indices=(0, 1, 2, 5), source="masks")
+    with pytest.raises(InvalidInputError, match=r"no label image for frame\(s\) \[3\]") as err:
+        scan_labels(images, gappy, progress=False)
+    assert "numbered" not in str(err.value)

@@ -119,6 +119,13 @@ def scan_labels(images: Movie, labels: Movie, *, progress: bool = True,
     if missing or extra:
         what = (f"no label image for frame(s) {missing[:10]}" if missing else "") + (
             ("; " if missing else "") + f"label frame(s) {extra[:10]} not in the movie" if extra else "")
+        shift = labels.frame_indices[0] - images.frame_indices[0]
+        same_count = labels.n_frames == images.n_frames and shift != 0
+        if same_count and all(b - a == shift for a, b in zip(images.frame_indices, labels.frame_indices)):
+            what += (f" — the label files are numbered {shift:+d} from the movie's (labels "
+                     f"{labels.frame_indices[0]}..{labels.frame_indices[-1]}, movie {images.frame_indices[0]}.."
+                     f"{images.frame_indices[-1]}; one tool counts from 0, the other from 1?): rename them to the "
+                     "movie's frame numbers")
         raise InvalidInputError(
             f"labels {labels.source}: {what} (movie {images.source} has {images.n_frames} frames "
             f"{images.frame_indices[0]}..{images.frame_indices[-1]}); give one label image per movie frame"
