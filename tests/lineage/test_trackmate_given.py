@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from _helpers import FixedClassifier, synthetic_movie
 
-from dynacell.errors import InvalidInputError
+from dynacell.errors import FormatError, InvalidInputError
 from dynacell.io.scan import scan_labels
 from dynacell.lineage.checks import check_lineage, match_spots_to_masks
 from dynacell.lineage.formats import read_lineage
@@ -105,3 +105,38 @@ def test_extract_and_evaluate_match_spots_too(tmp_path, run_cli):
             states[name] = sorted(zip(z["meta/t"].tolist(), z["meta/label"].tolist(), z["meta/state"].tolist()))
     assert states["fiji"] == states["ours"]
     assert sum(s == "mitotic" for _, _, s in states["fiji"]) == 1  # the mother's last frame
+
+
+def test_a_geff_in_micrometres_is_matched_with_the_voxel_size(tmp_path):
+    geff_convert = pytest.importorskip("geff.convert")
+    import warnings
+
+    from dynacell.io.movie import Movie
+
+    images, labels = synthetic_movie(T=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # geff's notes on TrackMate's unit names
+        geff_convert.from_trackmate_xml_to_geff(_fiji_file(tmp_path / "tm.xml"), tmp_path / "tm.geff")
+        lin = read_lineage(tmp_path / "tm.geff")
+    ids = scan_labels(images, labels, progress=False)
+    with pytest.raises(InvalidInputError, match="positions are in µm but the voxel size of the masks is unknown"):
+        check_lineage(lin, ids, "tm.geff", labels)
+    calibrated = Movie(np.asarray(labels.data), "TYX", voxel_size_um=(0.5, 0.5), source="masks")
+    checked = check_lineage(lin, ids, "tm.geff", calibrated)
+    frames = np.asarray(labels.data)
+    assert set(checked.graph.nodes) == {(t, int(frames[t][y, x])) for t, cells in _CELLS.items() for y, x in cells}
+    assert len(checked.divisions()) == 1
+
+
+def test_a_geff_with_times_in_seconds_and_no_frames_is_refused(tmp_path):
+    import geff
+    import networkx as nx
+
+    g = nx.DiGraph()
+    for i, t in enumerate((0.0, 60.0, 120.0)):
+        g.add_node(i, t=t, y=10.0, x=10.0 + i)
+    g.add_edges_from([(0, 1), (1, 2)])
+    geff.write(g, str(tmp_path / "s.geff"), axis_names=["t", "y", "x"], axis_types=["time", "space", "space"],
+               axis_units=["second", "pixel", "pixel"])
+    with pytest.raises(FormatError, match="is in second, not in frames"):
+        read_lineage(tmp_path / "s.geff")

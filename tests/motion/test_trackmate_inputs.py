@@ -269,3 +269,31 @@ def test_same_links_as_geffs_independent_trackmate_converter(tmp_path):
                   for n in e) for e in lin.graph.edges}
     assert mine == theirs and len(mine) == 9
     assert len(lin) == g.number_of_nodes() + 1
+
+
+def test_a_geff_converted_from_trackmate_reads_like_the_xml(tmp_path):
+    """geff's converter keeps TrackMate's axes (POSITION_X, _Y, _Z in micron, POSITION_T in min) and FRAME: frame
+    numbers come from FRAME, axes by their letter, positions in µm, and nodes numbered per frame are marked."""
+    geff_convert = pytest.importorskip("geff.convert")
+    import warnings
+
+    p = _session(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        geff_convert.from_trackmate_xml_to_geff(p, tmp_path / "tm.geff", discard_filtered_spots=True,
+                                                discard_filtered_tracks=True)
+        lin = read_lineage(tmp_path / "tm.geff")
+        tr = read_tracks(tmp_path / "tm.geff", None, DT_S)
+    assert lin.ndim == 2 and lin.graph.graph["node_labels"] == "spot order"
+    assert lin.graph.graph["position_um_per_unit"] == 1.0
+    xml = read_tracks(p)
+    mine = tr.table.sort_values(["t", "y_um"]).reset_index(drop=True)
+    theirs = xml.table.sort_values(["t", "y_um"]).reset_index(drop=True)
+    np.testing.assert_allclose(mine[["t", "y_um", "x_um"]].to_numpy(), theirs[["t", "y_um", "x_um"]].to_numpy())
+
+
+def test_a_hidden_spot_that_a_shown_track_links_is_kept(tmp_path):
+    """A spot filter changed after tracking leaves VISIBILITY 0 on spots of shown tracks: the track stays whole."""
+    spots = [(1, 0, 10.0, 10.0), (2, 1, 11.0, 10.0, False), (3, 2, 12.0, 10.0), (4, 3, 30.0, 30.0, False)]
+    lin = read_lineage(_xml(tmp_path / "vis.xml", spots, {0: [(1, 2), (2, 3)]}))
+    assert len(lin) == 3 and lin.graph.number_of_edges() == 2  # spot 4 (hidden, in no track) is left out

@@ -305,6 +305,13 @@ def match_spots_to_masks(lineage: Lineage, labels, source: str, frames=None) -> 
     import networkx as nx
 
     keep = set(frames) if frames is not None else set(labels.frame_indices)
+    scale = None  # positions in µm (a GEFF whose axes are in a length unit) → pixels of the masks
+    um_per_unit = lineage.graph.graph.get("position_um_per_unit")
+    if um_per_unit:
+        if labels.voxel_size_um is None:
+            raise InvalidInputError(f"lineage {source}: its positions are in µm but the voxel size of the masks is "
+                                    "unknown; give --voxel-size-um so that each spot can be matched to its mask")
+        scale = float(um_per_unit) / np.asarray(labels.voxel_size_um, dtype=float)
     mapping: dict = {}
     outside, background, shared = [], [], []
     near_count = 0
@@ -317,6 +324,8 @@ def match_spots_to_masks(lineage: Lineage, labels, source: str, frames=None) -> 
         nodes = nodes_by_t[t]
         cols = ["z", "y", "x"][-img.ndim:]
         pos = np.array([[lineage.graph.nodes[n].get(c, 0.0) for c in cols] for n in nodes], dtype=float)
+        if scale is not None:
+            pos = pos * scale[-pos.shape[1]:]
         idx = np.rint(pos).astype(np.int64)
         ok = np.all(np.isfinite(pos), axis=1) & np.all((idx >= 0) & (idx < np.array(img.shape)), axis=1)
         ids = np.zeros(len(nodes), dtype=np.int64)

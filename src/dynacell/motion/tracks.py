@@ -377,6 +377,8 @@ def tracks_from_lineage(lineage, voxel_size_um, frame_interval_s: float | None, 
         frame_interval_s = recorded.get("frame_interval_s") or None
     if voxel_size_um is None:
         voxel_size_um = recorded.get("voxel_size_um") or None
+    if voxel_size_um is None and recorded.get("position_um_per_unit"):  # positions already in µm (a GEFF in µm)
+        voxel_size_um = float(recorded["position_um_per_unit"])
     df = lineage.to_dataframe()
     if df.empty:
         raise InvalidInputError(f"{source}: the lineage has no nodes")

@@ -18,6 +18,7 @@ import networkx as nx
 import numpy as np
 
 from dynacell.errors import FormatError, InvalidInputError, OutputExistsError
+from dynacell.io._meta import length_to_um, time_to_s
 from dynacell.io.limits import get_limits
 from dynacell.io.writers import atomic_folder
 from dynacell.lineage.formats._common import as_float, as_int
@@ -147,6 +148,43 @@ def write_geff(lineage: Lineage, path: str | Path, *, overwrite: bool = False) -
     return out
 
 
+def _space_axes(space: list[str]) -> dict[str, str]:
+    """dynacell's ``z, y, x`` → the GEFF space-axis names: by the axis letter in the name (``x``,
+    ``POSITION_X``, ``centroid_x``), else in the listed order taken as ``(z,) y, x``."""
+    by_letter = {}
+    for name in space:
+        low = name.lower()
+        letter = low if low in ("x", "y", "z") else (low[-1] if len(low) > 2 and low[-2] in "_-" else "")
+        if letter in ("x", "y", "z") and letter not in by_letter:
+            by_letter[letter] = name
+    if len(by_letter) == len(space):
+        return by_letter
+    return dict(zip(["z", "y", "x"][-len(space):], space)) if space else {}
+
+
+def _frame_property(graph, time_name: str, time_unit: str | None) -> str | None:
+    """``"frame"`` / ``"FRAME"`` when the time axis holds physical times — its unit a time unit (``second``,
+    ``min`` ...), or without a unit values that are not whole — and every node has that integer property."""
+    physical = time_to_s(1.0, time_unit) is not None if time_unit else False
+    if not physical and not time_unit:
+        values = [d.get(time_name) for _, d in graph.nodes(data=True)]
+        try:
+            physical = not all(float(v) == round(float(v)) for v in values if v is not None)
+        except (TypeError, ValueError):
+            physical = False  # not numbers at all: as_int names the node
+    if not physical:
+        return None
+    for name in ("frame", "FRAME"):
+        got = [d.get(name) for _, d in graph.nodes(data=True)]
+        if all(isinstance(v, (int, np.integer)) or (isinstance(v, float) and v == round(v)) for v in got):
+            return name
+    if time_unit:
+        raise FormatError(f"the time axis {time_name!r} is in {time_unit}, not in frames, and the nodes carry no "
+                          "integer 'frame' property; dynacell needs frame numbers (write the frame of each node as "
+                          "'frame', or the time axis in frames)")
+    return None
+
+
 def read_geff(path: str | Path) -> Lineage:
     """Read a GEFF store into a :class:`Lineage`.
 
@@ -158,9 +196,14 @@ def read_geff(path: str | Path) -> Lineage:
     Returns
     -------
     Lineage
-        Nodes ``(t, label)``: ``t`` from the ``t`` property (or the time axis); ``label``
-        from ``label`` or ``seg_id``, else the rank of the node id within its frame (1, 2,
-        ...). ``z, y, x`` from the properties of those names (else NaN; ``z = 0`` for 2D).
+        Nodes ``(t, label)``: ``t`` from the ``t`` property (or the time axis; when that axis holds
+        physical times that are not whole numbers, from an integer ``frame`` / ``FRAME`` property, as
+        geff's TrackMate converter writes); ``label`` from ``label`` or ``seg_id``, else the rank of the
+        node id within its frame (1, 2, ...; then ``graph.graph["node_labels"] = "spot order"``: not
+        label ids of a mask, so :func:`dynacell.lineage.checks.as_mask_ids` matches them to the masks by
+        position). ``z, y, x`` from the space axes, matched by the letter in their names (``x``,
+        ``POSITION_X`` ...), else in the listed order (else NaN; ``z = 0`` for 2D); axes in a length unit
+        (``micron`` ...) rather than pixels record ``graph.graph["position_um_per_unit"]``.
         All other properties (``track_id``, ``death``, ``name``, ...) are kept.
 
     Raises
@@ -193,7 +236,22 @@ def read_geff(path: str | Path) -> Lineage:
     axes = list(meta.axes or [])
     time_name = next((a.name for a in axes if a.type == "time"), "t")
     space = [a.name for a in axes if a.type == "space"]
+    time_unit = next((a.unit for a in axes if a.type == "time"), None)
+    try:
+        frame_prop = _frame_property(graph, time_name, time_unit)
+    except FormatError as exc:
+        raise FormatError(f"{p}: {exc}") from None
+    if frame_prop is not None:  # the time axis holds physical times (e.g. TrackMate's POSITION_T in min)
+        logger.info("%s: time axis %r is not in frames; frame numbers from node property %r", p, time_name,
+                    frame_prop)
+        for n in graph.nodes:
+            graph.nodes[n][f"{time_name}_axis"] = graph.nodes[n].pop(time_name)
+        time_name = frame_prop
     ndim = int(extra.get("ndim", 3 if len(space) == 3 else 2))
+    z_name = _space_axes(space).get("z")
+    if "ndim" not in extra and ndim == 3 and z_name is not None and len(
+            {graph.nodes[n].get(z_name) for n in graph.nodes}) <= 1:
+        ndim = 2  # a Z axis that never changes (TrackMate writes POSITION_Z = 0 for 2D movies): a 2D lineage
     nodes = sorted(graph.nodes)
     for n in nodes:
         if time_name not in graph.nodes[n]:
@@ -210,8 +268,13 @@ def read_geff(path: str | Path) -> Lineage:
     lineage = Lineage(n_frames=extra.get("n_frames"), ndim=ndim, source=str(extra.get("source") or p))
     lineage.graph.graph.update(extra.get("graph", {}))
     lineage.graph.graph["format"] = "geff"
+    if rank:  # labels numbered per frame, not the label ids of any mask (dynacell run --lineage matches by position)
+        lineage.graph.graph["node_labels"] = "spot order"
+    units = {length_to_um(1.0, a.unit) if a.unit else None for a in axes if a.type == "space"}
+    if len(units) == 1 and None not in units:  # positions in a physical length unit, not pixels
+        lineage.graph.graph["position_um_per_unit"] = float(units.pop())
     key: dict = {}
-    coord_names = dict(zip(["z", "y", "x"][-len(space):], space)) if space else {}
+    coord_names = _space_axes(space)
     for n in nodes:
         d = dict(graph.nodes[n])
         t = int(d.pop(time_name))

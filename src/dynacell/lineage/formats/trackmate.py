@@ -257,8 +257,9 @@ def read_trackmate(path: str | Path) -> Lineage:
     """Read a TrackMate XML file (saved by Fiji's TrackMate, or by :func:`write_trackmate`) into a lineage.
 
     What TrackMate shows is what is read: spots with ``VISIBILITY="0"`` (removed by a spot
-    filter) are left out, and so are the tracks that a track filter hid (tracks not listed in
-    ``<FilteredTracks>``) with their spots; spots in no track are kept as one-frame nuclei.
+    filter) are left out unless a shown track links them, and so are the tracks that a track filter
+    hid (tracks not listed in ``<FilteredTracks>``) with their spots; visible spots in no track are
+    kept as one-frame nuclei.
     Gap-closing links (a spot linked to one several frames later) are kept as edges across the
     gap. Nodes are ``(FRAME, label)`` with the label from ``DYNACELL_LABEL`` when present (a file
     dynacell wrote: the label ids of its masks), else numbered 1, 2, ... per frame in spot-id order
@@ -325,8 +326,7 @@ def read_trackmate(path: str | Path) -> Lineage:
     for spot in model.iter("Spot"):
         sid = spot.get("ID")
         if spot.get("VISIBILITY", "1").strip() in ("0", "false"):
-            hidden_spots.add(sid)
-            continue
+            hidden_spots.add(sid)  # kept only if a shown track links it (a spot filter changed after tracking)
         try:
             t = int(float(spot.get("FRAME")))
             zyx = np.array([float(spot.get("POSITION_Z", 0)), float(spot.get("POSITION_Y")),
@@ -374,7 +374,7 @@ def read_trackmate(path: str | Path) -> Lineage:
     for s, d, name in edges:
         for sid in (s, d):
             if sid not in by_id:
-                why = "was removed by a spot filter (VISIBILITY 0)" if sid in hidden_spots else "is not in <AllSpots>"
+                why = "is not in <AllSpots>"
                 raise FormatError(f"{path}: track {name!r} links spot ID={s} -> ID={d}, but spot ID={sid} {why}")
         a, b = by_id[s], by_id[d]
         if a[0] == b[0]:
