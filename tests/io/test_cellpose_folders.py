@@ -185,3 +185,23 @@ def test_masks_numbered_from_1_for_a_movie_numbered_from_0_are_named(tmp_path):
     with pytest.raises(InvalidInputError, match=r"no label image for frame\(s\) \[3\]") as err:
         scan_labels(images, gappy, progress=False)
     assert "numbered" not in str(err.value)
+
+
+def test_the_frame_number_is_the_number_that_changes(tmp_path):
+    """Microscope exports put a channel, position or z number after the time: exp_t003_ch00.tif is frame 3."""
+    images, _ = synthetic_movie(T=4)
+    img = np.asarray(images.data).astype(np.float32)
+    (tmp_path / "one").mkdir()
+    for t in range(4):
+        tifffile.imwrite(tmp_path / "one" / f"exp_t{t + 5:03d}_ch00.tif", img[t])
+    movie = open_movie(tmp_path / "one")
+    assert movie.frame_indices == (5, 6, 7, 8)
+    np.testing.assert_array_equal(np.asarray(movie.data), img)
+    for t in range(4):  # a second channel in the same folder: two series, named as such
+        tifffile.imwrite(tmp_path / "one" / f"exp_t{t + 5:03d}_ch01.tif", img[t])
+    with pytest.raises(InvalidInputError, match=r"2 name patterns \['exp_t#_ch00', 'exp_t#_ch01'\]"):
+        open_movie(tmp_path / "one")
+    (tmp_path / "png").mkdir()
+    for t in range(3):
+        iio.imwrite(tmp_path / "png" / f"pos2_t{t:02d}_z0.png", (img[t] > 50).astype(np.uint8) * 200)
+    assert open_movie(tmp_path / "png").frame_indices == (0, 1, 2)

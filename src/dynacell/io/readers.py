@@ -33,7 +33,9 @@ _VENDOR = ("image-series", "nd2", "czi", "lif", "ome-tiff")  # read by dynacell.
 CTC_PREFIXES = ("t", "man_track", "mask", "man_seg")
 _CTC_RE = re.compile(r"^(t|man_track|mask|man_seg)(\d+)\.tiff?$")
 _TIFF_SUFFIXES = (".tif", ".tiff")
-_LAST_NUMBER_RE = re.compile(r"(\d+)(?!.*\d)")
+_DIGITS_RE = re.compile(r"\d+")
+#: Text just before a number that marks it as the time point: ``t001``, ``_T_001``, ``time12``, ``frame_3``, ``tp4``.
+_TIME_PREFIX_RE = re.compile(r"(?:^|[^a-z])(?:t|time|frame|tp)[_\-]?$", re.I)
 #: A word in a per-frame file name that marks a mask series, not images: Cellpose's ``*_cp_masks.png`` /
 #: ``*_masks.tif``, ``*_labels.tif``, ``*_seg.tif``, ``*_mask.png``.
 _MASK_WORD_RE = re.compile(r"(?:^|[_\-. ])(?:cp_masks|masks?|labels?|seg|segmentation|lbl)(?=$|[_\-. #])", re.I)
@@ -236,6 +238,54 @@ def _npy_hint(names: list[str]) -> str:
     return "; a NumPy .npy array: save it with tifffile.imwrite (TIFF) or numpy.savez (.npz) instead"
 
 
+def frame_series(folder: Path, files: list[Path]) -> dict[str, list[tuple[int, Path]]]:
+    """Per-frame files grouped into series, each file with its frame number: ``{pattern: [(number, file)]}``.
+
+    The frame number is the number in the name that changes from file to file: ``exp_t003_ch00.tif``
+    is frame 3 of the series ``exp_t#_ch00.tif`` (the channel number stays). When several numbers
+    change, the one after ``t``, ``time``, ``frame`` or ``tp`` is the frame number and each value of
+    the others makes its own series (``_ch00`` and ``_ch01``: two channels, two series); when none
+    does, or a file has one number only, it is the last number in the name.
+
+    Parameters
+    ----------
+    folder : Path
+        The folder, for messages.
+    files : list of Path
+        The frame files (TIFF, PNG or JPEG).
+
+    Returns
+    -------
+    dict of str to list of (int, Path)
+        Pattern (name with the frame number as ``#``, suffix kept) → (frame number, file), unsorted.
+
+    Raises
+    ------
+    InvalidInputError
+        A file without any number in its name.
+    """
+    by_shape: dict[str, list[tuple[Path, list]]] = {}
+    for f in files:
+        runs = list(_DIGITS_RE.finditer(f.stem))
+        if not runs:
+            raise InvalidInputError(f"{folder}: file {f.name} has no frame number in its name; every per-frame file "
+                                    "needs one (e.g. frame_0001.tif) — rename or move it")
+        by_shape.setdefault(_DIGITS_RE.sub("#", f.stem) + f.suffix.lower(), []).append((f, runs))
+    groups: dict[str, list[tuple[int, Path]]] = {}
+    for items in by_shape.values():
+        n = len(items[0][1])
+        varying = [k for k in range(n) if len({r[k].group() for _, r in items}) > 1]
+        k = varying[0] if len(varying) == 1 else n - 1
+        if len(varying) > 1:
+            timed = [j for j in varying if _TIME_PREFIX_RE.search(items[0][0].stem[: items[0][1][j].start()])]
+            k = timed[0] if len(timed) == 1 else k
+        for f, runs in items:
+            m = runs[k]
+            pattern = f.stem[: m.start()] + "#" + f.stem[m.end():] + f.suffix.lower()
+            groups.setdefault(pattern, []).append((int(m.group()), f))
+    return groups
+
+
 def _pick_series(folder: Path, kind: str) -> tuple[list[Path], str, list[str]] | None:
     """The files of the series ``kind`` asks for when a folder holds images and masks side by side.
 
@@ -246,14 +296,11 @@ def _pick_series(folder: Path, kind: str) -> tuple[list[Path], str, list[str]] |
     folder holds one series or the choice is not clear (the readers then say what they found).
     """
     suffixes = (*_TIFF_SUFFIXES, ".png", ".jpg", ".jpeg")
-    groups: dict[str, list[Path]] = {}
-    for c in folder.iterdir():
-        if not c.is_file() or c.name.startswith(".") or not c.name.lower().endswith(suffixes):
-            continue
-        m = _LAST_NUMBER_RE.search(c.stem)
-        if m is None:
-            return None
-        groups.setdefault(c.stem[: m.start()] + "#" + c.stem[m.end():] + c.suffix.lower(), []).append(c)
+    files = [c for c in folder.iterdir()
+             if c.is_file() and not c.name.startswith(".") and c.name.lower().endswith(suffixes)]
+    if any(not _DIGITS_RE.search(c.stem) for c in files):
+        return None
+    groups = {k: [f for _, f in v] for k, v in frame_series(folder, files).items()}
     if len(groups) != 2:
         return None
     masks = [g for g in groups if _MASK_WORD_RE.search(g.rsplit(".", 1)[0])]
@@ -394,15 +441,8 @@ def _frame_files(folder: Path, kind: str, ctc: bool,
         template = f"{prefix}TTT.tif"
         pairs = groups[prefix]
     else:
-        for f in files:
-            m = _LAST_NUMBER_RE.search(f.stem)
-            if not m:
-                raise InvalidInputError(
-                    f"{folder}: file {f.name} has no frame number in its name; every per-frame TIFF needs one "
-                    f"(e.g. frame_0001.tif) — rename or move it"
-                )
-            template = f.stem[: m.start()] + "#" + f.stem[m.end():]
-            groups.setdefault(template, []).append((int(m.group(1)), f))
+        for pattern, numbered in frame_series(folder, files).items():  # t1.tif and t2.tiff: one series
+            groups.setdefault(pattern.rsplit(".", 1)[0], []).extend(numbered)
         if len(groups) > 1:
             raise InvalidInputError(
                 f"{folder}: per-frame TIFFs follow {len(groups)} name patterns {sorted(groups)}; expected one series "

@@ -13,7 +13,6 @@ three channels are equal are read as grey; real colour images need ``channel=``.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ VENDOR_FORMATS: dict[str, tuple[str, ...]] = {
 #: Suffixes of the frame files of an ``image-series`` folder.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
-_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
 
 
 def detect_vendor_format(path: str | Path) -> str | None:
@@ -160,14 +158,15 @@ def _read_series(folder: Path, channel: int | str | None, kind: str = "images", 
     if files is None:
         files = [c for c in folder.iterdir()
                  if c.is_file() and not c.name.startswith(".") and c.suffix.lower() in IMAGE_SUFFIXES]  # no '._x.png'
-    numbered = []
-    for f in files:
-        m = _LAST_NUMBER.search(f.stem)
-        if not m:
-            raise InvalidInputError(f"{folder}: file {f.name} has no frame number in its name; every frame needs "
-                                    "one (e.g. frame_001.png)")
-        numbered.append((int(m.group(1)), f))
-    numbered.sort()
+    from dynacell.io.readers import frame_series
+
+    series: dict[str, list] = {}
+    for pattern, pairs in frame_series(folder, files).items():  # t1.png and t2.jpg: one series
+        series.setdefault(pattern.rsplit(".", 1)[0], []).extend(pairs)
+    if len(series) > 1:
+        raise InvalidInputError(f"{folder}: the frame files follow {len(series)} name patterns {sorted(series)}; "
+                                "expected one series — put each series in its own folder")
+    numbered = sorted(next(iter(series.values())))
     frames = [n for n, _ in numbered]
     if len(set(frames)) != len(frames):
         raise InvalidInputError(f"{folder}: two files carry the same frame number; keep one series per folder")
