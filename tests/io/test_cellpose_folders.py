@@ -205,3 +205,12 @@ def test_the_frame_number_is_the_number_that_changes(tmp_path):
     for t in range(3):
         iio.imwrite(tmp_path / "png" / f"pos2_t{t:02d}_z0.png", (img[t] > 50).astype(np.uint8) * 200)
     assert open_movie(tmp_path / "png").frame_indices == (0, 1, 2)
+
+
+def test_names_that_differ_in_two_unmarked_numbers_are_explained(tmp_path):
+    (tmp_path / "two").mkdir()
+    for t in range(2):
+        for c in range(2):
+            tifffile.imwrite(tmp_path / "two" / f"img_{t:03d}_{c:02d}.tif", np.zeros((8, 8), np.uint16))
+    with pytest.raises(InvalidInputError, match=r"differ in 2 numbers \(e.g. img_000_00.tif, img_000_01.tif\)"):
+        open_movie(tmp_path / "two")

@@ -262,7 +262,8 @@ def frame_series(folder: Path, files: list[Path]) -> dict[str, list[tuple[int, P
     Raises
     ------
     InvalidInputError
-        A file without any number in its name.
+        A file without any number in its name, or names that differ in several numbers of which
+        none follows ``t``/``time``/``frame``/``tp``.
     """
     by_shape: dict[str, list[tuple[Path, list]]] = {}
     for f in files:
@@ -278,7 +279,13 @@ def frame_series(folder: Path, files: list[Path]) -> dict[str, list[tuple[int, P
         k = varying[0] if len(varying) == 1 else n - 1
         if len(varying) > 1:
             timed = [j for j in varying if _TIME_PREFIX_RE.search(items[0][0].stem[: items[0][1][j].start()])]
-            k = timed[0] if len(timed) == 1 else k
+            if len(timed) != 1:
+                a, b = sorted(f.name for f, _ in items)[:2]
+                raise InvalidInputError(
+                    f"{folder}: the file names differ in {len(varying)} numbers (e.g. {a}, {b}), and none is marked "
+                    "as the time point; name the frames with one changing number (t000.tif, t001.tif, ...) or put "
+                    "the number after 't' (..._t001_ch00.tif), one channel, position or plane per folder")
+            k = timed[0]
         for f, runs in items:
             m = runs[k]
             pattern = f.stem[: m.start()] + "#" + f.stem[m.end():] + f.suffix.lower()
@@ -298,9 +305,10 @@ def _pick_series(folder: Path, kind: str) -> tuple[list[Path], str, list[str]] |
     suffixes = (*_TIFF_SUFFIXES, ".png", ".jpg", ".jpeg")
     files = [c for c in folder.iterdir()
              if c.is_file() and not c.name.startswith(".") and c.name.lower().endswith(suffixes)]
-    if any(not _DIGITS_RE.search(c.stem) for c in files):
+    try:
+        groups = {k: [f for _, f in v] for k, v in frame_series(folder, files).items()}
+    except InvalidInputError:  # names the readers will explain
         return None
-    groups = {k: [f for _, f in v] for k, v in frame_series(folder, files).items()}
     if len(groups) != 2:
         return None
     masks = [g for g in groups if _MASK_WORD_RE.search(g.rsplit(".", 1)[0])]
