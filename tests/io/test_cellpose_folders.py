@@ -214,3 +214,9 @@ def test_names_that_differ_in_two_unmarked_numbers_are_explained(tmp_path):
             tifffile.imwrite(tmp_path / "two" / f"img_{t:03d}_{c:02d}.tif", np.zeros((8, 8), np.uint16))
     with pytest.raises(InvalidInputError, match=r"differ in 2 numbers \(e.g. img_000_00.tif, img_000_01.tif\)"):
         open_movie(tmp_path / "two")
+
+
+def test_other_makers_files_get_the_fiji_route(tmp_path):
+    (tmp_path / "cells.oir").write_bytes(b"x")
+    with pytest.raises(InvalidInputError, match=r"\.oir \(Olympus\) files are not read directly: open them in Fiji"):
+        open_movie(tmp_path / "cells.oir")

@@ -205,7 +205,7 @@ def detect_format(path: str | Path) -> str:
         raise InvalidInputError(
             f"{p}: no TIFF frames (tTTT.tif, maskTTT.tif, *.tif) and no zarr metadata found in the folder "
             f"({len(names)} other files, e.g. {sorted(names)[0]}); point at a folder of TIFF/PNG/JPEG frames, a "
-            "stack, a .zarr store, an .nd2/.czi/.lif file or an .npz file" + _npy_hint(names)
+            "stack, a .zarr store, an .nd2/.czi/.lif file or an .npz file" + _format_hint(names)
         )
     suffix = p.suffix.lower()
     if suffix in _TIFF_SUFFIXES:
@@ -222,12 +222,26 @@ def detect_format(path: str | Path) -> str:
     raise InvalidInputError(
         f"{p}: unknown movie format {suffix!r}; expected a folder of frames (TIFF, PNG or JPEG), .tif/.tiff, "
         ".nd2, .czi, .lif, .zarr or .npz "
-        f"(or pass format= one of {FORMATS})" + _npy_hint([p.name])
+        f"(or pass format= one of {FORMATS})" + _format_hint([p.name])
     )
 
 
-def _npy_hint(names: list[str]) -> str:
-    """What to do with NumPy ``.npy`` files (Cellpose's ``*_seg.npy`` above all), or ``""``."""
+#: Microscope formats read through Fiji's Bio-Formats but not by dynacell (no Java): suffix → maker.
+_OTHER_VENDOR_SUFFIXES = {".oir": "Olympus", ".oib": "Olympus", ".oif": "Olympus", ".vsi": "Olympus",
+                          ".ims": "Imaris", ".lsm": "Zeiss LSM", ".stk": "MetaMorph", ".dv": "DeltaVision",
+                          ".sld": "SlideBook", ".lei": "Leica", ".ics": "ICS", ".ids": "ICS"}
+
+
+def _format_hint(names: list[str]) -> str:
+    """What to do with files dynacell does not read (Cellpose's ``*_seg.npy``, ``.npy``, other makers' files).
+
+    Returns ``""`` when none of ``names`` is such a file.
+    """
+    other = sorted({n[n.rfind("."):].lower() for n in names if n[n.rfind("."):].lower() in _OTHER_VENDOR_SUFFIXES})
+    if other:
+        makers = ", ".join(f"{s} ({_OTHER_VENDOR_SUFFIXES[s]})" for s in other)
+        return (f"; {makers} files are not read directly: open them in Fiji (File › Import › Bio-Formats) and save "
+                "as OME-TIFF (File › Export › OME-TIFF), then give that file")
     npy = [n for n in names if n.lower().endswith(".npy")]
     if not npy:
         return ""
