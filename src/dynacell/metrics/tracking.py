@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from dynacell.errors import FormatError, InvalidInputError
 
-__all__ = ["CTCData", "evaluate_tracks", "find_ctc_folder", "read_ctc_data"]
+__all__ = ["CTCData", "evaluate_point_tracks", "evaluate_tracks", "find_ctc_folder", "is_ctc_result", "read_ctc_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,26 @@ def find_ctc_folder(path: str | Path) -> Path:
         f"{p}: expected one res_track.txt or man_track.txt here or in {p / 'ctc'} or {p / 'TRA'}, "
         f"found {found or 'none'}; pass the CTC result (RES) or TRA folder"
     )
+
+
+def is_ctc_result(path: str | Path) -> bool:
+    """Whether ``path`` is (or holds) a CTC folder with masks and one track file (:func:`find_ctc_folder`).
+
+    Parameters
+    ----------
+    path : str or Path
+        Anything ``dynacell evaluate-tracks`` is given.
+
+    Returns
+    -------
+    bool
+        False for a TrackMate file, a GEFF store or any other point tracks.
+    """
+    try:
+        find_ctc_folder(path)
+    except InvalidInputError:
+        return False
+    return True
 
 
 def _bbox_overlap(boxes: np.ndarray, query_boxes: np.ndarray) -> np.ndarray:
@@ -306,6 +326,15 @@ def _contracted_graph(data: CTCData, frames: Sequence[int], progress: bool, what
     if missing:
         logger.warning("%s: %d track-file nodes have no mask in evaluated frames (e.g. frame %d label %d); "
                        "they are skipped over", data.folder, len(missing), *missing[0])
+    _contract_edges(g, dense, node_id, frames[-1])
+    seg = _FrameStack(data.masks, frames)
+    tg = TrackingGraph(g, segmentation=seg, frame_key="t", label_key="segmentation_id",
+                       location_keys=loc_keys, name=str(data.folder))
+    return tg, seg
+
+
+def _contract_edges(g: nx.DiGraph, dense: nx.DiGraph, node_id: dict, last_frame: int) -> None:
+    """Add to ``g`` an edge from each kept node to its first descendants among the kept nodes (``node_id``)."""
     for key, nid in node_id.items():
         todo = deque(dense.successors(key))
         seen = set()
@@ -316,12 +345,130 @@ def _contracted_graph(data: CTCData, frames: Sequence[int], progress: bool, what
             seen.add(n)
             if n in node_id:
                 g.add_edge(nid, node_id[n])
-            elif n[0] <= frames[-1]:
+            elif n[0] <= last_frame:
                 todo.extend(dense.successors(n))
-    seg = _FrameStack(data.masks, frames)
-    tg = TrackingGraph(g, segmentation=seg, frame_key="t", label_key="segmentation_id",
-                       location_keys=loc_keys, name=str(data.folder))
-    return tg, seg
+
+
+def _point_graph(lineage: Any, frames: Sequence[int], ndim: int, scale: np.ndarray | None):
+    """traccuracy TrackingGraph of a point lineage on ``frames`` (renumbered 0..K-1); positions in pixels."""
+    TrackingGraph = _traccuracy().TrackingGraph
+
+    index_of = {t: k for k, t in enumerate(frames)}
+    loc_keys = ("z", "y", "x")[3 - ndim:]
+    g = nx.DiGraph()
+    node_id: dict = {}
+    for n, d in sorted(lineage.graph.nodes(data=True)):
+        if n[0] not in index_of:
+            continue
+        pos = np.array([float(d.get(k, 0.0 if k == "z" else np.nan)) for k in loc_keys])
+        if scale is not None:
+            pos = pos * scale[-ndim:]
+        if not np.all(np.isfinite(pos)):
+            raise InvalidInputError(f"{lineage.source}: node {n} has no position; point tracks need one per node")
+        node_id[n] = len(node_id) + 1
+        g.add_node(node_id[n], t=index_of[n[0]], **dict(zip(loc_keys, pos.tolist(), strict=True)))
+    _contract_edges(g, lineage.graph, node_id, frames[-1])
+    return TrackingGraph(g, frame_key="t", location_keys=loc_keys, name=str(lineage.source))
+
+
+def _nearest_point_one_to_one(matched: Any) -> list[tuple[int, int]]:
+    """Restrict a point-in-mask matching to one-to-one: a reference nucleus keeps the point nearest its centroid."""
+    gt_nodes, pred_nodes = matched.gt_graph.graph.nodes, matched.pred_graph.graph.nodes
+    keys = [k for k in ("z", "y", "x") if k in next(iter(gt_nodes.values()), {})]
+    mapping = []
+    for gt, preds in matched.gt_pred_map.items():
+        c = np.array([gt_nodes[gt][k] for k in keys])
+        best = min(preds, key=lambda p: (float(np.sum((np.array([pred_nodes[p][k] for k in keys]) - c) ** 2)), p))
+        mapping.append((gt, best))
+    return mapping
+
+
+def evaluate_point_tracks(lineage: Any, gt_ctc_folder: str | Path, *, frame_buffer: int = 1, progress: bool = True,
+                          voxel_size_um: Sequence[float] | None = None) -> dict[str, Any]:
+    """Score point tracks (TrackMate, GEFF ...: a position per nucleus, no masks) against a CTC reference.
+
+    A point matches the reference nucleus whose mask holds it (traccuracy's ``PointSegMatcher``);
+    where several points fall in one nucleus, the one nearest its centroid is kept and the others are
+    false positives. TRA, DET and LNK are then the CTC measures of that matching (not of masks:
+    ``"matching"`` says so), division measures as in :func:`evaluate_tracks`. Frames: the reference
+    frames inside the lineage's first to last frame, renumbered 0.. as there.
+
+    Parameters
+    ----------
+    lineage : dynacell.lineage.Lineage
+        The tracks; node positions ``z, y, x`` in pixels of the reference masks (or in µm with
+        ``graph.graph["position_um_per_unit"]`` and ``voxel_size_um``).
+    gt_ctc_folder : str or Path
+        The reference: a CTC ``NN_GT`` folder (holding ``TRA/``) or the TRA folder.
+    frame_buffer : int
+        Division frame tolerance (frames), default 1.
+    progress : bool
+        Show progress bars.
+    voxel_size_um : sequence of float, optional
+        ``(Y, X)`` / ``(Z, Y, X)`` µm of the reference masks, for a lineage with positions in µm.
+
+    Returns
+    -------
+    dict
+        The keys of :func:`evaluate_tracks`, with ``matching`` naming the point matching.
+
+    Raises
+    ------
+    InvalidInputError
+        If no reference frame lies in the lineage's frames, a node has no position, or positions in
+        µm come without ``voxel_size_um``.
+    """
+    _traccuracy()
+    from traccuracy.matchers import PointSegMatcher
+    from traccuracy.matchers._matched import Matched
+    from traccuracy.metrics import CTCMetrics, DivisionMetrics
+
+    gt = read_ctc_data(gt_ctc_folder)
+    ndim = len(gt.masks.frame_shape)
+    scale = None
+    if lineage.graph.graph.get("position_um_per_unit"):
+        if voxel_size_um is None:
+            raise InvalidInputError(f"{lineage.source}: the positions are in µm; give the voxel size of the "
+                                    "reference masks (--voxel-size-um) to place them on the masks")
+        scale = float(lineage.graph.graph["position_um_per_unit"]) / np.asarray(voxel_size_um, dtype=float)
+    times = [n[0] for n in lineage.graph.nodes]
+    if not times:
+        raise InvalidInputError(f"{lineage.source}: the lineage has no nodes")
+    first, last = min(times), max(times)
+    frames = [t for t in gt.frames if first <= t <= last]
+    if not frames:
+        raise InvalidInputError(f"no reference frame of {gt.folder} (frames {gt.frames[0]}..{gt.frames[-1]}) lies in "
+                                f"the frames of {lineage.source} ({first}..{last})")
+    skipped = [t for t in gt.frames if not first <= t <= last]
+    gt_graph, gt_seg = _contracted_graph(gt, frames, progress, "reference")
+    pred_graph = _point_graph(lineage, frames, ndim, scale)
+    gt_seg.offset = gt_graph.start_frame or 0
+    quiet = contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO())
+    with quiet:
+        inside = PointSegMatcher().compute_mapping(gt_graph, pred_graph)
+        matched = Matched(inside.gt_graph, inside.pred_graph, _nearest_point_one_to_one(inside),
+                          {"name": "PointSegMatcher, one point per reference nucleus (the nearest its centroid)"})
+        ctc = CTCMetrics().compute(matched).results
+        div = DivisionMetrics(max_frame_buffer=frame_buffer).compute(matched).results[f"Frame Buffer {frame_buffer}"]
+    out = {
+        "TRA": ctc["TRA"], "DET": ctc["DET"], "LNK": ctc["LNK"],
+        "division_precision": div["Division Precision"], "division_recall": div["Division Recall"],
+        "division_f1": div["Division F1"],
+        "fp_edges": ctc["fp_edges"], "fn_edges": ctc["fn_edges"], "ws_edges": ctc["ws_edges"],
+        "fp_nodes": ctc["fp_nodes"], "fn_nodes": ctc["fn_nodes"], "ns_nodes": ctc["ns_nodes"],
+        "gt_divisions": div["Total GT Divisions"], "pred_divisions": div["Total Predicted Divisions"],
+        "tp_divisions": div["True Positive Divisions"], "fp_divisions": div["False Positive Divisions"],
+        "fn_divisions": div["False Negative Divisions"],
+        "AOGM": ctc["AOGM"],
+        "frame_buffer": int(frame_buffer),
+        "matching": "points: a point in a reference mask matches it (one per nucleus; CTC measures of points, not "
+                    "masks)",
+        "frames_evaluated": frames,
+        "pred_frames_missing": [t for t in frames if t not in set(times)],
+        "gt_frames_not_evaluated": skipped,
+        "pred": str(lineage.source), "gt": str(gt.folder),
+    }
+    return {k: _clean(v) for k, v in out.items()}
 
 
 def _result_span(data: CTCData) -> tuple[int, int]:
