@@ -46,7 +46,8 @@ from tqdm.auto import tqdm
 
 from dynacell.errors import FormatError, InvalidInputError
 
-__all__ = ["CTCData", "evaluate_point_tracks", "evaluate_tracks", "find_ctc_folder", "is_ctc_result", "read_ctc_data"]
+__all__ = ["CTCData", "evaluate_point_tracks", "evaluate_tracks", "find_ctc_folder", "is_ctc_result",
+           "read_ctc_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -450,6 +451,15 @@ def evaluate_point_tracks(lineage: Any, gt_ctc_folder: str | Path, *, frame_buff
                           {"name": "PointSegMatcher, one point per reference nucleus (the nearest its centroid)"})
         ctc = CTCMetrics().compute(matched).results
         div = DivisionMetrics(max_frame_buffer=frame_buffer).compute(matched).results[f"Frame Buffer {frame_buffer}"]
+    return _results(ctc, div, frame_buffer=frame_buffer, frames=frames, skipped=skipped, pred=str(lineage.source),
+                    gt=str(gt.folder), missing=[t for t in frames if t not in set(times)],
+                    matching="points: a point in a reference mask matches it (one per nucleus; CTC measures of "
+                             "points, not masks)")
+
+
+def _results(ctc: dict, div: dict, *, frame_buffer: int, matching: str, frames: list, missing: list, skipped: list,
+             pred: str, gt: str) -> dict[str, Any]:
+    """The result dict of :func:`evaluate_tracks` / :func:`evaluate_point_tracks` from traccuracy's results."""
     out = {
         "TRA": ctc["TRA"], "DET": ctc["DET"], "LNK": ctc["LNK"],
         "division_precision": div["Division Precision"], "division_recall": div["Division Recall"],
@@ -461,12 +471,11 @@ def evaluate_point_tracks(lineage: Any, gt_ctc_folder: str | Path, *, frame_buff
         "fn_divisions": div["False Negative Divisions"],
         "AOGM": ctc["AOGM"],
         "frame_buffer": int(frame_buffer),
-        "matching": "points: a point in a reference mask matches it (one per nucleus; CTC measures of points, not "
-                    "masks)",
+        "matching": matching,
         "frames_evaluated": frames,
-        "pred_frames_missing": [t for t in frames if t not in set(times)],
+        "pred_frames_missing": missing,
         "gt_frames_not_evaluated": skipped,
-        "pred": str(lineage.source), "gt": str(gt.folder),
+        "pred": pred, "gt": gt,
     }
     return {k: _clean(v) for k, v in out.items()}
 
@@ -597,23 +606,5 @@ def evaluate_tracks(pred_ctc_folder: str | Path, gt_ctc_folder: str | Path, *, f
             matched = Matched(matched.gt_graph, matched.pred_graph, _one_to_one(matched),
                               {"name": "CTCMatcher restricted to one-to-one by largest overlap"})
         div_all = DivisionMetrics(max_frame_buffer=frame_buffer).compute(matched).results
-    div = div_all[f"Frame Buffer {frame_buffer}"]
-    out = {
-        "TRA": ctc["TRA"], "DET": ctc["DET"], "LNK": ctc["LNK"],
-        "division_precision": div["Division Precision"],
-        "division_recall": div["Division Recall"],
-        "division_f1": div["Division F1"],
-        "fp_edges": ctc["fp_edges"], "fn_edges": ctc["fn_edges"], "ws_edges": ctc["ws_edges"],
-        "fp_nodes": ctc["fp_nodes"], "fn_nodes": ctc["fn_nodes"], "ns_nodes": ctc["ns_nodes"],
-        "gt_divisions": div["Total GT Divisions"], "pred_divisions": div["Total Predicted Divisions"],
-        "tp_divisions": div["True Positive Divisions"], "fp_divisions": div["False Positive Divisions"],
-        "fn_divisions": div["False Negative Divisions"],
-        "AOGM": ctc["AOGM"],
-        "frame_buffer": int(frame_buffer),
-        "matching": matching,
-        "frames_evaluated": frames,
-        "pred_frames_missing": missing,
-        "gt_frames_not_evaluated": skipped,
-        "pred": str(pred.folder), "gt": str(gt.folder),
-    }
-    return {k: _clean(v) for k, v in out.items()}
+    return _results(ctc, div_all[f"Frame Buffer {frame_buffer}"], frame_buffer=frame_buffer, matching=matching,
+                    frames=frames, missing=missing, skipped=skipped, pred=str(pred.folder), gt=str(gt.folder))
