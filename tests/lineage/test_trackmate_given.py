@@ -140,3 +140,13 @@ def test_a_geff_with_times_in_seconds_and_no_frames_is_refused(tmp_path):
                axis_units=["second", "pixel", "pixel"])
     with pytest.raises(FormatError, match="is in second, not in frames"):
         read_lineage(tmp_path / "s.geff")
+
+
+def test_a_spot_without_position_is_named(tmp_path):
+    images, labels = synthetic_movie(T=2)
+    lin = Lineage(n_frames=2)
+    lin.add_node((0, 1), (20.0, 20.0))
+    lin.add_node((1, 1))  # no centroid
+    lin.graph.graph["node_labels"] = "spot order"
+    with pytest.raises(InvalidInputError, match=r"node \(1, 1\) has no position"):
+        match_spots_to_masks(lin, labels, "pts")

@@ -395,6 +395,16 @@ def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress, c
     return _label_binary_mask(movie) if kind == "labels" else movie
 
 
+def _single_value(frame: np.ndarray) -> int | None:
+    """The one non-zero value of an integer frame, or None (none, or several); one pass, no sort."""
+    flat = frame.ravel()
+    nz = np.flatnonzero(flat)
+    if not len(nz):
+        return None
+    v = flat[nz[0]]
+    return int(v) if not np.any(flat[nz] != v) else None
+
+
 def _label_binary_mask(labels: Movie) -> Movie:
     """A binary mask given as labels, with each connected object given its own id (lazily, frame by frame).
 
@@ -409,11 +419,10 @@ def _label_binary_mask(labels: Movie) -> Movie:
     from scipy import ndimage
 
     first = labels.frame(labels.frame_indices[0])
-    values = np.unique(first)
-    values = values[values != 0]
-    if len(values) != 1 or int(values[0]) not in (1, 255, 65535, int(np.iinfo(first.dtype).max)):
+    value = _single_value(first)
+    if value is None or value not in (1, 255, 65535, int(np.iinfo(first.dtype).max)):
         return labels  # an id such as 7 is one nucleus of instance labels, whatever its shape
-    components, n_objects = ndimage.label(first == values[0])
+    components, n_objects = ndimage.label(first == value)
     sizes = np.bincount(components.ravel())[1:]
     if n_objects < 2 or np.count_nonzero(sizes >= 0.1 * sizes.max()) < 2:
         return labels  # one object (and perhaps a few stray pixels): nothing says it is a binary mask
@@ -421,15 +430,15 @@ def _label_binary_mask(labels: Movie) -> Movie:
     def components(block: np.ndarray) -> np.ndarray:
         out = np.empty(block.shape, np.int32)
         for i in range(block.shape[0]):
-            present = np.unique(block[i])
-            out[i] = ndimage.label(block[i] != 0)[0] if len(present[present != 0]) <= 1 else block[i]
+            single = _single_value(block[i]) is not None or not np.any(block[i])
+            out[i] = ndimage.label(block[i] != 0)[0] if single else block[i]
         return out
 
     import dask.array as da
 
     data = labels.data if hasattr(labels.data, "map_blocks") else da.from_array(
         np.asarray(labels.data), chunks=(1, *labels.shape[1:]))
-    meta = {**labels.metadata, "binary_mask": {"value": int(values[0]), "objects_first_frame": int(n_objects)}}
+    meta = {**labels.metadata, "binary_mask": {"value": value, "objects_first_frame": int(n_objects)}}
     meta.pop(TIFF_FRAMES_KEY, None)
     return Movie(data=data.map_blocks(components, dtype=np.int32), axes=labels.axes,
                  voxel_size_um=labels.voxel_size_um, frame_interval_s=labels.frame_interval_s,

@@ -323,11 +323,16 @@ def match_spots_to_masks(lineage: Lineage, labels, source: str, frames=None) -> 
         img = labels.frame(t)
         nodes = nodes_by_t[t]
         cols = ["z", "y", "x"][-img.ndim:]
-        pos = np.array([[lineage.graph.nodes[n].get(c, 0.0) for c in cols] for n in nodes], dtype=float)
+        pos = np.array([[lineage.graph.nodes[n].get(c, 0.0 if c == "z" else np.nan) for c in cols] for n in nodes],
+                       dtype=float)
         if scale is not None:
             pos = pos * scale[-pos.shape[1]:]
+        if not np.all(np.isfinite(pos)):
+            bad = nodes[int(np.flatnonzero(~np.all(np.isfinite(pos), axis=1))[0])]
+            raise InvalidInputError(f"lineage {source}: node {bad} has no position, so it cannot be matched to a "
+                                    "mask; every spot needs its position")
         idx = np.rint(pos).astype(np.int64)
-        ok = np.all(np.isfinite(pos), axis=1) & np.all((idx >= 0) & (idx < np.array(img.shape)), axis=1)
+        ok = np.all((idx >= 0) & (idx < np.array(img.shape)), axis=1)
         ids = np.zeros(len(nodes), dtype=np.int64)
         ids[ok] = img[tuple(idx[ok].T)]
         off = np.flatnonzero(ok & (ids == 0))
