@@ -150,3 +150,18 @@ def test_a_spot_without_position_is_named(tmp_path):
     lin.graph.graph["node_labels"] = "spot order"
     with pytest.raises(InvalidInputError, match=r"node \(1, 1\) has no position"):
         match_spots_to_masks(lin, labels, "pts")
+
+
+def test_a_geff_whose_time_axis_steps_by_one_is_read_as_frames(tmp_path):
+    """Some tools label frame numbers 'second': a time axis stepping 0, 1, 2 is frames, as before."""
+    import geff
+    import networkx as nx
+
+    g = nx.DiGraph()
+    for i in range(3):
+        g.add_node(i, t=float(i), y=10.0, x=10.0 + i, seg_id=1)
+    g.add_edges_from([(0, 1), (1, 2)])
+    geff.write(g, str(tmp_path / "f.geff"), axis_names=["t", "y", "x"], axis_types=["time", "space", "space"],
+               axis_units=["second", "pixel", "pixel"])
+    lin = read_lineage(tmp_path / "f.geff")
+    assert sorted(lin.graph.nodes) == [(0, 1), (1, 1), (2, 1)] and "node_labels" not in lin.graph.graph

@@ -163,22 +163,27 @@ def _space_axes(space: list[str]) -> dict[str, str]:
 
 
 def _frame_property(graph, time_name: str, time_unit: str | None) -> str | None:
-    """``"frame"`` / ``"FRAME"`` when the time axis holds physical times — its unit a time unit (``second``,
-    ``min`` ...), or without a unit values that are not whole — and every node has that integer property."""
-    physical = time_to_s(1.0, time_unit) is not None if time_unit else False
-    if not physical and not time_unit:
-        values = [d.get(time_name) for _, d in graph.nodes(data=True)]
-        try:
-            physical = not all(float(v) == round(float(v)) for v in values if v is not None)
-        except (TypeError, ValueError):
-            physical = False  # not numbers at all: as_int names the node
+    """``"frame"`` / ``"FRAME"`` when the time axis holds physical times and every node has that integer property.
+
+    Physical times: values that are not whole numbers, or — with a time unit (``second``, ``min`` ...) —
+    whole values that never step by one (0, 60, 120 s); a time axis in a time unit that steps by one
+    frame (some tools label frame numbers ``second``) is read as frames, as before.
+    """
+    try:
+        values = np.array([float(d[time_name]) for _, d in graph.nodes(data=True) if d.get(time_name) is not None])
+    except (TypeError, ValueError):
+        return None  # not numbers at all: as_int names the node
+    whole = bool(np.all(values == np.round(values)))
+    steps = np.diff(np.unique(values))
+    physical = not whole or (time_to_s(1.0, time_unit) is not None and time_unit is not None
+                             and len(steps) > 0 and int(np.gcd.reduce(steps.astype(np.int64))) > 1)
     if not physical:
         return None
     for name in ("frame", "FRAME"):
         got = [d.get(name) for _, d in graph.nodes(data=True)]
         if all(isinstance(v, (int, np.integer)) or (isinstance(v, float) and v == round(v)) for v in got):
             return name
-    if time_unit:
+    if time_unit and whole:
         raise FormatError(f"the time axis {time_name!r} is in {time_unit}, not in frames, and the nodes carry no "
                           "integer 'frame' property; dynacell needs frame numbers (write the frame of each node as "
                           "'frame', or the time axis in frames)")
