@@ -220,3 +220,13 @@ def test_other_makers_files_get_the_fiji_route(tmp_path):
     (tmp_path / "cells.oir").write_bytes(b"x")
     with pytest.raises(InvalidInputError, match=r"\.oir \(Olympus\) files are not read directly: open them in Fiji"):
         open_movie(tmp_path / "cells.oir")
+
+
+def test_ctc_named_images_with_cellpose_masks_beside_them(tmp_path):
+    """t000.tif looks like a CTC folder; its Cellpose masks t000_cp_masks.png are still the labels."""
+    img, lab = _cellpose_folder(tmp_path / "cp")
+    for f in (tmp_path / "cp").iterdir():
+        f.rename(f.with_name(f.name.replace("well_B2_", "")))
+    labels = open_labels(tmp_path / "cp")
+    np.testing.assert_array_equal(np.asarray(labels.data), lab)
+    assert open_movie(tmp_path / "cp").frame_indices == (0, 1, 2, 3)

@@ -358,7 +358,7 @@ def _open(path, kind, voxel_size_um, frame_interval_s, format, axes, progress, c
     if scene is not None and format not in ("nd2", "czi", "lif", "ome-tiff", "zarr"):
         raise InvalidInputError(f"{p}: scene= (--scene) applies to multi-position ND2, CZI, LIF and OME-TIFF files "
                                 f"and to OME-Zarr stores of several series; this is a {format} movie — drop it")
-    series = _pick_series(p, kind) if format in ("tiff-folder", "image-series") and p.is_dir() else None
+    series = _pick_series(p, kind) if format in ("ctc", "tiff-folder", "image-series") and p.is_dir() else None
     if series is not None:
         format = "tiff-folder" if series[1].endswith(_TIFF_SUFFIXES) else "image-series"
         logger.info("%s: holds the series %s and %s; reading %s as the %s", p, series[1], series[2][0], series[1], kind)
