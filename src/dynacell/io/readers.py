@@ -252,7 +252,8 @@ def _format_hint(names: list[str]) -> str:
     return "; a NumPy .npy array: save it with tifffile.imwrite (TIFF) or numpy.savez (.npz) instead"
 
 
-def frame_series(folder: Path, files: list[Path]) -> dict[str, list[tuple[int, Path]]]:
+def frame_series(folder: Path, files: list[Path], *,
+                 by_suffix: bool = True) -> dict[str, list[tuple[int, Path]]]:
     """Per-frame files grouped into series, each file with its frame number: ``{pattern: [(number, file)]}``.
 
     The frame number is the number in the name that changes from file to file: ``exp_t003_ch00.tif``
@@ -267,11 +268,15 @@ def frame_series(folder: Path, files: list[Path]) -> dict[str, list[tuple[int, P
         The folder, for messages.
     files : list of Path
         The frame files (TIFF, PNG or JPEG).
+    by_suffix : bool
+        Files that differ only in their suffix (``t1.png``, ``t2.jpg``) make separate series (True)
+        or one (False, and the pattern has no suffix).
 
     Returns
     -------
     dict of str to list of (int, Path)
-        Pattern (name with the frame number as ``#``, suffix kept) → (frame number, file), unsorted.
+        Pattern (name with the frame number as ``#``, suffix kept with ``by_suffix``) → (frame number,
+        file), unsorted.
 
     Raises
     ------
@@ -285,7 +290,8 @@ def frame_series(folder: Path, files: list[Path]) -> dict[str, list[tuple[int, P
         if not runs:
             raise InvalidInputError(f"{folder}: file {f.name} has no frame number in its name; every per-frame file "
                                     "needs one (e.g. frame_0001.tif) — rename or move it")
-        by_shape.setdefault(_DIGITS_RE.sub("#", f.stem) + f.suffix.lower(), []).append((f, runs))
+        suffix = f.suffix.lower() if by_suffix else ""
+        by_shape.setdefault(_DIGITS_RE.sub("#", f.stem) + suffix, []).append((f, runs))
     groups: dict[str, list[tuple[int, Path]]] = {}
     for items in by_shape.values():
         n = len(items[0][1])
@@ -302,7 +308,7 @@ def frame_series(folder: Path, files: list[Path]) -> dict[str, list[tuple[int, P
             k = timed[0]
         for f, runs in items:
             m = runs[k]
-            pattern = f.stem[: m.start()] + "#" + f.stem[m.end():] + f.suffix.lower()
+            pattern = f.stem[: m.start()] + "#" + f.stem[m.end():] + (f.suffix.lower() if by_suffix else "")
             groups.setdefault(pattern, []).append((int(m.group()), f))
     return groups
 
@@ -311,7 +317,7 @@ def _pick_series(folder: Path, kind: str) -> tuple[list[Path], str, list[str]] |
     """The files of the series ``kind`` asks for when a folder holds images and masks side by side.
 
     Cellpose, for one, saves ``NAME_cp_masks.png`` (or ``.tif``) beside each ``NAME.tif``. Files are
-    grouped by name pattern (the last number in the name → ``#``, suffix kept); when there are
+    grouped by name pattern (:func:`frame_series`, suffix kept); when there are
     exactly two patterns and one names masks (:data:`_MASK_WORD_RE`), images read the other and
     labels read the mask series. Returns ``(files, pattern, other patterns)``, or None when the
     folder holds one series or the choice is not clear (the readers then say what they found).
@@ -430,8 +436,7 @@ def _label_binary_mask(labels: Movie) -> Movie:
     def components(block: np.ndarray) -> np.ndarray:
         out = np.empty(block.shape, np.int32)
         for i in range(block.shape[0]):
-            single = _single_value(block[i]) is not None or not np.any(block[i])
-            out[i] = ndimage.label(block[i] != 0)[0] if single else block[i]
+            out[i] = ndimage.label(block[i] != 0)[0] if _single_value(block[i]) is not None else block[i]
         return out
 
     import dask.array as da
@@ -472,8 +477,7 @@ def _frame_files(folder: Path, kind: str, ctc: bool,
         template = f"{prefix}TTT.tif"
         pairs = groups[prefix]
     else:
-        for pattern, numbered in frame_series(folder, files).items():  # t1.tif and t2.tiff: one series
-            groups.setdefault(pattern.rsplit(".", 1)[0], []).extend(numbered)
+        groups = frame_series(folder, files, by_suffix=False)  # t1.tif and t2.tiff: one series
         if len(groups) > 1:
             raise InvalidInputError(
                 f"{folder}: per-frame TIFFs follow {len(groups)} name patterns {sorted(groups)}; expected one series "

@@ -160,9 +160,7 @@ def _read_series(folder: Path, channel: int | str | None, kind: str = "images", 
                  if c.is_file() and not c.name.startswith(".") and c.suffix.lower() in IMAGE_SUFFIXES]  # no '._x.png'
     from dynacell.io.readers import frame_series
 
-    series: dict[str, list] = {}
-    for pattern, pairs in frame_series(folder, files).items():  # t1.png and t2.jpg: one series
-        series.setdefault(pattern.rsplit(".", 1)[0], []).extend(pairs)
+    series = frame_series(folder, files, by_suffix=False)  # t1.png and t2.jpg: one series
     if len(series) > 1:
         raise InvalidInputError(f"{folder}: the frame files follow {len(series)} name patterns {sorted(series)}; "
                                 "expected one series — put each series in its own folder")

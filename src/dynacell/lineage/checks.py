@@ -188,7 +188,7 @@ def check_lineage(lineage: Lineage, ids: dict[int, np.ndarray], source: str, lab
             raise InvalidInputError(
                 f"lineage {source}: its nodes are TrackMate spots numbered per frame, not label ids of the masks; "
                 "the label images are needed to match each spot to the nucleus under it")
-        lineage = as_mask_ids(lineage, labels, source, frames=ids)
+        lineage = match_spots_to_masks(lineage, labels, source, frames=ids)
         matched = sum(1 for n in lineage.graph.nodes if n[0] in ids)
         nearest = int(lineage.graph.graph.get("spots_matched_to_nearest_nucleus", 0))
     outside = [n for n in lineage.graph.nodes if n[0] not in ids]

@@ -202,9 +202,9 @@ def read_geff(path: str | Path) -> Lineage:
     -------
     Lineage
         Nodes ``(t, label)``: ``t`` from the ``t`` property (or the time axis; when that axis holds
-        physical times that are not whole numbers, from an integer ``frame`` / ``FRAME`` property, as
-        geff's TrackMate converter writes); ``label`` from ``label`` or ``seg_id``, else the rank of the
-        node id within its frame (1, 2, ...; then ``graph.graph["node_labels"] = "spot order"``: not
+        physical times — not whole numbers, or in a time unit and never stepping by one — from an
+        integer ``frame`` / ``FRAME`` property, as geff's TrackMate converter writes); ``label``
+        from ``label`` or ``seg_id``, else the rank of the node id within its frame (1, 2, ...; then ``graph.graph["node_labels"] = "spot order"``: not
         label ids of a mask, so :func:`dynacell.lineage.checks.as_mask_ids` matches them to the masks by
         position). ``z, y, x`` from the space axes, matched by the letter in their names (``x``,
         ``POSITION_X`` ...), else in the listed order (else NaN; ``z = 0`` for 2D); axes in a length unit
@@ -253,7 +253,8 @@ def read_geff(path: str | Path) -> Lineage:
             graph.nodes[n][f"{time_name}_axis"] = graph.nodes[n].pop(time_name)
         time_name = frame_prop
     ndim = int(extra.get("ndim", 3 if len(space) == 3 else 2))
-    z_name = _space_axes(space).get("z")
+    coord_names = _space_axes(space)
+    z_name = coord_names.get("z")
     if "ndim" not in extra and ndim == 3 and z_name is not None and len(
             {graph.nodes[n].get(z_name) for n in graph.nodes}) <= 1:
         ndim = 2  # a Z axis that never changes (TrackMate writes POSITION_Z = 0 for 2D movies): a 2D lineage
@@ -279,7 +280,6 @@ def read_geff(path: str | Path) -> Lineage:
     if len(units) == 1 and None not in units:  # positions in a physical length unit, not pixels
         lineage.graph.graph["position_um_per_unit"] = float(units.pop())
     key: dict = {}
-    coord_names = _space_axes(space)
     for n in nodes:
         d = dict(graph.nodes[n])
         t = int(d.pop(time_name))

@@ -243,16 +243,6 @@ def is_trackmate_file(path: str | Path) -> bool:
     return b"<TrackMate" in head
 
 
-def _spatial_unit_um(unit: str | None) -> float | None:
-    """µm per TrackMate spatial unit; None for ``pixel`` or an unknown unit."""
-    return length_to_um(1.0, unit) if unit else None
-
-
-def _time_unit_s(unit: str | None) -> float | None:
-    """Seconds per TrackMate time unit; None for ``frame`` or an unknown unit."""
-    return time_to_s(1.0, unit) if unit else None
-
-
 def read_trackmate(path: str | Path) -> Lineage:
     """Read a TrackMate XML file (saved by Fiji's TrackMate, or by :func:`write_trackmate`) into a lineage.
 
@@ -350,10 +340,10 @@ def read_trackmate(path: str | Path) -> Lineage:
     lin = Lineage(n_frames=nframes, ndim=ndim, source=str(path))
     g = lin.graph
     g.graph.update({"format": "trackmate", "spatial_unit": space_unit, "time_unit": time_unit})
-    um = _spatial_unit_um(space_unit)
+    um = length_to_um(1.0, space_unit) if space_unit else None  # None for 'pixel'
     if um is not None:
         g.graph["voxel_size_um"] = tuple(float(v) for v in (cal * um if ndim == 3 else cal[1:] * um))
-    sec = _time_unit_s(time_unit)
+    sec = time_to_s(1.0, time_unit) if time_unit else None  # None for 'frame'
     if sec is not None and interval is not None:
         g.graph["frame_interval_s"] = interval * sec
     by_id = {}
