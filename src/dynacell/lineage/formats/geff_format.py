@@ -204,9 +204,10 @@ def read_geff(path: str | Path) -> Lineage:
         Nodes ``(t, label)``: ``t`` from the ``t`` property (or the time axis; when that axis holds
         physical times — not whole numbers, or in a time unit and never stepping by one — from an
         integer ``frame`` / ``FRAME`` property, as geff's TrackMate converter writes); ``label``
-        from ``label`` or ``seg_id``, else the rank of the node id within its frame (1, 2, ...; then ``graph.graph["node_labels"] = "spot order"``: not
-        label ids of a mask, so :func:`dynacell.lineage.checks.as_mask_ids` matches them to the masks by
-        position). ``z, y, x`` from the space axes, matched by the letter in their names (``x``,
+        from ``label`` or ``seg_id``, else the rank of the node id within its frame (1, 2, ...; then
+        ``graph.graph["node_labels"] = "spot order"``: not label ids of a mask, so
+        :func:`dynacell.lineage.checks.as_mask_ids` matches them to the masks by position).
+        ``z, y, x`` from the space axes, matched by the letter in their names (``x``,
         ``POSITION_X`` ...), else in the listed order (else NaN; ``z = 0`` for 2D); axes in a length unit
         (``micron`` ...) rather than pixels record ``graph.graph["position_um_per_unit"]``.
         All other properties (``track_id``, ``death``, ``name``, ...) are kept.
