@@ -61,8 +61,10 @@ def shuffled_ids(labels: Movie, seed: int) -> Movie:
                  labels.source + " (ids permuted)")
 
 
-#: Baseline linking: centroid distance only (no overlap, drift, local flow or division size penalty), same LAP.
-BASELINE = {"overlap": False, "drift_correction": False, "flow_neighbors": 0, "division_sizes": False}
+#: Baseline linking: centroid distance only (no overlap, drift, mask flow, local flow or division size penalty), same
+#: LAP.
+BASELINE = {"overlap": False, "drift_correction": False, "flow_neighbors": 0, "division_sizes": False,
+            "mask_flow": False}
 
 
 def fmt(v: float | None) -> str:
@@ -110,6 +112,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-frame id permutation")
     parser.add_argument("--priors", nargs="+", default=["flow", "kalman", "positions"],
                         help="motion priors of link_labels to compare (flow = none, the default)")
+    parser.add_argument("--without-mask-flow", action="store_true",
+                        help="also link every case without the first pass's mask flow (mask_flow=False), for comparison")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     ctc = args.data / "ctc"
@@ -121,16 +125,20 @@ def main() -> None:
         gowt1 = ctc / "Fluo-N2DH-GOWT1"
         bact = ctc / "bacteria-phc"
         hela = ctc / "Fluo-N2DL-HeLa"
+        variants = [(True, "")] + ([(False, ", no mask flow")] if args.without_mask_flow else [])
         for prior in args.priors:
             name = prior_name(prior, 2)
-            rows.append((f"GOWT1 01 from GT, {name}",
-                         run_case(f"gowt1_{name}", shuffled_ids(open_labels(gowt1 / "01_GT" / "TRA"), args.seed),
-                                  gowt1 / "01_GT", work, motion_prior=name)))
+            for on, tag in variants:
+                rows.append((f"GOWT1 01 from GT, {name}{tag}",
+                             run_case(f"gowt1_{name}{on}", shuffled_ids(open_labels(gowt1 / "01_GT" / "TRA"), args.seed),
+                                      gowt1 / "01_GT", work, motion_prior=name, mask_flow=on)))
         for prior in args.priors:
             name = prior_name(prior, 2)
-            rows.append((f"bacteria-phc 01 from GT, {name}",
-                         run_case(f"bacteria_{name}", shuffled_ids(open_labels(bact / "01_GT" / "TRA"), args.seed),
-                                  bact / "01_GT", work, motion_prior=name)))
+            for on, tag in variants:
+                rows.append((f"bacteria-phc 01 from GT, {name}{tag}",
+                             run_case(f"bacteria_{name}{on}",
+                                      shuffled_ids(open_labels(bact / "01_GT" / "TRA"), args.seed),
+                                      bact / "01_GT", work, motion_prior=name, mask_flow=on)))
         rows.append(("  baseline: centroid distance only",
                      run_case("bacteria_base", shuffled_ids(open_labels(bact / "01_GT" / "TRA"), args.seed),
                               bact / "01_GT", work, **BASELINE)))
@@ -140,9 +148,10 @@ def main() -> None:
         rows.append(("  peer tracker 01_RES", peer))
         for prior in args.priors:
             name = prior_name(prior, 2)
-            rows.append((f"HeLa 02 from 02_ERR_SEG, {name}",
-                         run_case(f"hela_{name}", open_labels(hela / "02_ERR_SEG"), hela / "02_GT", work,
-                                  motion_prior=name)))
+            for on, tag in variants:
+                rows.append((f"HeLa 02 from 02_ERR_SEG, {name}{tag}",
+                             run_case(f"hela_{name}{on}", open_labels(hela / "02_ERR_SEG"), hela / "02_GT", work,
+                                      motion_prior=name, mask_flow=on)))
         rows.append(("  baseline: centroid distance only",
                      run_case("hela_base", open_labels(hela / "02_ERR_SEG"), hela / "02_GT", work, **BASELINE)))
         mouse = [(prior_name(p, 3), mouse_case(args.data, prior_name(p, 3))) for p in args.priors]

@@ -145,6 +145,8 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.6, help="window size as a fraction of the frame")
     parser.add_argument("--corner", default="tl", choices=("tl", "tr", "bl", "br"),
                         help="the fixed window's corner, and the drifting window's starting corner (default top-left)")
+    parser.add_argument("--without-mask-flow", action="store_true",
+                        help="also link without the first pass's mask flow (mask_flow=False), for comparison")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if not 0 < args.fraction <= 1:
@@ -164,8 +166,10 @@ def main() -> None:
                 else:
                     gt = work / f"{folder}_{window.split()[0]}_GT"
                     info = window_ground_truth(gt_full, gt, args.fraction, window.startswith("drifting"), args.corner)
-                for linker, kw in (("dynacell", {}), ("centroid distance", BASELINE)):
-                    case = f"{folder}_{window.split()[0]}_{linker.split()[0]}"
+                linkers = [("dynacell", {})] + ([("no mask flow", {"mask_flow": False})]
+                                                if args.without_mask_flow else []) + [("centroid distance", BASELINE)]
+                for linker, kw in linkers:
+                    case = f"{folder}_{window.split()[0]}_{linker.replace(' ', '_')}"
                     labels = shuffled_ids(open_labels(gt / "TRA"), args.seed)
                     r = run_case(case, labels, gt, work, **kw)
                     r["border"] = border_daughter_divisions(work / case)

@@ -11,6 +11,10 @@ classifier's division check) and compares the links with the reference links on 
 Links are compared by the reference ids of the masks (the linker never reads the ids: it links regions), split
 into links between consecutive frames and links across a hole. The row ``every 0`` removes nothing.
 
+``--keep 2 3`` also keeps only every 2nd / 3rd frame (a lower frame rate: every link spans the removed frames,
+so all are "across a hole"); ``--without-mask-flow`` links every setting a second time without the first pass's
+mask flow (``mask_flow=False``), the linking before it, for comparison in the same run.
+
 Prints, per movie and setting: reference and predicted links, recall and precision, for both kinds of links.
 """
 
@@ -89,22 +93,32 @@ def score(reference: set, predicted: set) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--every", type=int, nargs="+", default=[0, 4])
+    parser.add_argument("--every", type=int, nargs="+", default=[0, 4], help="remove every k-th frame (0: none)")
+    parser.add_argument("--keep", type=int, nargs="*", default=[], help="keep only every s-th frame")
+    parser.add_argument("--without-mask-flow", action="store_true", help="also link without the mask flow")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rows = []
+    flows = [True, False] if args.without_mask_flow else [True]
     for name, (movie, gt) in MOVIES.items():
         folder = args.data / "ctc" / movie / gt / "TRA"
         labels = load_in_memory(open_labels(folder))
         tracks = read_ctc_tracks(folder / "man_track.txt")
-        for every in args.every:
-            kept = [t for t in labels.frame_indices if every == 0 or t % every != every - 1]
-            lineage, _ = link_labels(select_frames(labels, kept), progress=False)
-            for kind, (n_ref, n_pred, recall, precision) in score(reference_links(tracks, kept),
-                                                                  set(lineage.graph.edges)).items():
-                rows.append({"movie": name, "frames removed": f"every {every}th" if every else "none",
-                             "links": kind, "reference": n_ref, "predicted": n_pred,
-                             "recall": f"{recall:.3f}", "precision": f"{precision:.3f}"})
+        settings = [(f"every {every}th" if every else "none",
+                     [t for t in labels.frame_indices if every == 0 or t % every != every - 1]) for every in args.every]
+        settings += [(f"only every {step}{ {2: 'nd', 3: 'rd'}.get(step, 'th')} frame kept",
+                      [t for t in labels.frame_indices if t % step == 0])
+                     for step in args.keep]
+        for removed, kept in settings:
+            for on in flows:
+                lineage, _ = link_labels(select_frames(labels, kept), progress=False, mask_flow=on)
+                for kind, (n_ref, n_pred, recall, precision) in score(reference_links(tracks, kept),
+                                                                      set(lineage.graph.edges)).items():
+                    if n_ref == 0:
+                        continue
+                    rows.append({"movie": name, "frames removed": removed, "mask flow": "on" if on else "off",
+                                 "links": kind, "reference": n_ref, "predicted": n_pred,
+                                 "recall": f"{recall:.3f}", "precision": f"{precision:.3f}"})
     print(pd.DataFrame(rows).to_string(index=False))
 
 
