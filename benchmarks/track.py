@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--priors", nargs="+", default=["flow", "kalman", "positions"],
                         help="motion priors of link_labels to compare (flow = none, the default)")
     parser.add_argument("--without-mask-flow", action="store_true",
-                        help="also link every case without the first pass's mask flow (mask_flow=False), for comparison")
+                        help="also link every case without the first pass's mask flow (mask_flow=False)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     ctc = args.data / "ctc"
@@ -130,7 +130,8 @@ def main() -> None:
             name = prior_name(prior, 2)
             for on, tag in variants:
                 rows.append((f"GOWT1 01 from GT, {name}{tag}",
-                             run_case(f"gowt1_{name}{on}", shuffled_ids(open_labels(gowt1 / "01_GT" / "TRA"), args.seed),
+                             run_case(f"gowt1_{name}{on}",
+                                      shuffled_ids(open_labels(gowt1 / "01_GT" / "TRA"), args.seed),
                                       gowt1 / "01_GT", work, motion_prior=name, mask_flow=on)))
         for prior in args.priors:
             name = prior_name(prior, 2)

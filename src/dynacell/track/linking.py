@@ -390,7 +390,8 @@ def _mask_flow_pair(prev: np.ndarray, frame: np.ndarray, prev_tab: np.ndarray, t
 
     if len(prev_tab) < 2 or len(tab) < 2:
         return None
-    if ambiguous_share(prev_tab[:, 1:] * scale[1:], tab[:, 1:] * scale[1:], step_px[1:] * scale[1:]) <= _AMBIGUOUS_SHARE:
+    share = ambiguous_share(prev_tab[:, 1:] * scale[1:], tab[:, 1:] * scale[1:], step_px[1:] * scale[1:])
+    if share <= _AMBIGUOUS_SHARE:
         return None
     diameter = float(np.median(np.sqrt(4.0 * np.asarray(prev_size, dtype=float) / np.pi)))
     moved = np.zeros((len(prev_tab), 3))
@@ -1190,7 +1191,8 @@ def link_labels(
         In 2D, start the first pass from the masks' optical flow where nuclei are ambiguous (see 1.
         above; default). On ground truth with frames removed (``benchmarks/track_missing.py``),
         bacteria-phc 01 at every 2nd frame: link recall 0.755 → 0.888; False = the drift alone.
-        Ignored in 3D.
+        Ignored in 3D (tried on the C. elegans lineage drawn as volumes: no gain for 6–14 times the linking
+        time; docs/tracking.md).
     progress : bool
         Show a progress bar while reading frames.
     objects : dict, optional
