@@ -159,7 +159,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
     from dynacell.states.registry import resolve_model
     from dynacell.states.relink import check_linked_divisions, review_classifier
     from dynacell.states.tables import run_counts, tracks_table
-    from dynacell.track.select import lineage_for_run
+    from dynacell.track.select import lineage_for_run, linking_notes
 
     out = Path(config.out)
     if (out.exists() or out.is_symlink()) and not config.overwrite:
@@ -198,6 +198,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             lin, lineage_source, linking = lineage_for_run(
                 images, label_movie, ids, scanned.nuclei, given=lineage, path=config.lineage,
                 max_distance=config.max_distance, motion_prior=config.motion_prior, progress=progress, objects=objects)
+            notes += linking_notes(linking)
         with timer.step("classify"):
             raw = classify_movie(images, label_movie, clf, lineage=lin, progress=progress, scheduler=config.scheduler,
                                  objects=objects)

@@ -101,3 +101,28 @@ def test_small_motion_needs_no_mask_flow():
     assert lin.graph.graph["linking"]["mask_flow"] == {"on": True, "frame_pairs": 0}
     truth = {((t, int(ids[t][k])), (t + 1, int(ids[t + 1][k]))) for t in range(2) for k in range(100)}
     assert truth == set(lin.graph.edges)
+
+
+def test_frames_whose_nuclei_jump_by_their_spacing_are_flagged_uncertain_and_noted():
+    """A lattice whose nuclei each jump by half the spacing in a random direction (no common motion): no flow can
+    tell which nucleus went where, so the pair is reported; the slow frames before are not."""
+    from dynacell.track.select import linking_notes
+
+    rng = np.random.default_rng(0)
+    frames = np.zeros((3, 200, 200), np.uint16)
+    k = 0
+    for i in range(9):
+        for j in range(9):
+            k += 1
+            y, x = 20 + 20 * i, 20 + 20 * j
+            angle = rng.uniform(0, 2 * np.pi)
+            dy, dx = int(round(10 * np.sin(angle))), int(round(10 * np.cos(angle)))
+            frames[0, y - 3:y + 3, x - 3:x + 3] = k
+            frames[1, y - 3 + 1:y + 3 + 1, x - 3:x + 3] = k  # 1 px: certain
+            frames[2, y - 3 + dy:y + 3 + dy, x - 3 + dx:x + 3 + dx] = k  # half the spacing, any direction
+    lin, _ = link_labels(Movie(frames, "TYX"), progress=False)
+    pairs = lin.graph.graph["linking"]["uncertain_frame_pairs"]
+    assert [p[:2] for p in pairs] == [[1, 2]] and pairs[0][2] >= 0.5
+    notes = linking_notes({"linker": lin.graph.graph["linking"]})
+    assert len(notes) == 1 and "1→2" in notes[0] and "uncertain" in notes[0]
+    assert linking_notes(None) == [] and linking_notes({"linker": {"uncertain_frame_pairs": []}}) == []
