@@ -159,7 +159,7 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
     from dynacell.states.registry import resolve_model
     from dynacell.states.relink import check_linked_divisions, review_classifier
     from dynacell.states.tables import run_counts, tracks_table
-    from dynacell.track.select import lineage_for_run, linking_notes
+    from dynacell.track.select import lineage_for_run, linking_notes, uncertain_frame_captions
 
     out = Path(config.out)
     if (out.exists() or out.is_symlink()) and not config.overwrite:
@@ -241,7 +241,8 @@ def run_config(config: RunConfig, *, images: Movie | None = None, labels: Movie 
             with timer.step("video"):
                 from dynacell.viz.overlay import write_overlay_video
 
-                write_overlay_video(tmp / "overlay.mp4", shown_images, shown_labels, states, progress=progress)
+                write_overlay_video(tmp / "overlay.mp4", shown_images, shown_labels, states, progress=progress,
+                                    frame_notes=uncertain_frame_captions(linking))
         with timer.step("motion"):  # never fails the run: a note says why it was skipped
             from dynacell.motion.analysis import run_motion_summary
 

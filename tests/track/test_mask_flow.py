@@ -106,7 +106,7 @@ def test_small_motion_needs_no_mask_flow():
 def test_frames_whose_nuclei_jump_by_their_spacing_are_flagged_uncertain_and_noted():
     """A lattice whose nuclei each jump by half the spacing in a random direction (no common motion): no flow can
     tell which nucleus went where, so the pair is reported; the slow frames before are not."""
-    from dynacell.track.select import linking_notes
+    from dynacell.track.select import linking_notes, uncertain_frame_captions
 
     rng = np.random.default_rng(0)
     frames = np.zeros((3, 200, 200), np.uint16)
@@ -126,3 +126,5 @@ def test_frames_whose_nuclei_jump_by_their_spacing_are_flagged_uncertain_and_not
     notes = linking_notes({"linker": lin.graph.graph["linking"]})
     assert len(notes) == 1 and "1→2" in notes[0] and "uncertain" in notes[0]
     assert linking_notes(None) == [] and linking_notes({"linker": {"uncertain_frame_pairs": []}}) == []
+    assert uncertain_frame_captions({"linker": lin.graph.graph["linking"]}) == {2: "links from frame 1 uncertain"}
+    assert uncertain_frame_captions(None) == {}

@@ -143,6 +143,21 @@ def test_video_with_annotations(tmp_path, n):
     assert iio.improps(p, plugin="pyav").n_images == 4
 
 
+def test_a_frame_note_is_written_in_the_band_of_that_frame_only(tmp_path):
+    import imageio.v3 as iio
+
+    from dynacell.viz.overlay import write_overlay_video
+
+    images, labels, _, states = _movie()
+    plain = iio.imread(write_overlay_video(tmp_path / "a.mp4", images, labels, states, progress=False),
+                       plugin="pyav")
+    noted = iio.imread(write_overlay_video(tmp_path / "b.mp4", images, labels, states, progress=False,
+                                           frame_notes={2: "links from frame 1 uncertain"}), plugin="pyav")
+    band = plain.shape[1] - 48 * (plain.shape[2] // 64)
+    differs = [not np.allclose(plain[i, :band].astype(int), noted[i, :band].astype(int), atol=40) for i in range(4)]
+    assert differs == [False, False, True, False]
+
+
 @pytest.mark.slow
 def test_thumbnails_found_beside_the_report(tmp_path):
     """As in a run folder: the movie named in the parameters, the track masks in ctc/ beside report.html."""

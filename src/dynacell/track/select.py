@@ -11,7 +11,7 @@ import pandas as pd
 from dynacell.io.movie import Movie
 from dynacell.lineage.graph import Lineage
 
-__all__ = ["lineage_for_run", "linking_notes"]
+__all__ = ["lineage_for_run", "linking_notes", "uncertain_frame_captions"]
 
 #: How run.json and the report word what :func:`dynacell.lineage.checks.check_lineage` changed in a given lineage.
 _CHECK_PHRASES = {"nodes_outside_movie_ignored": "node(s) at frames outside the movie ignored",
@@ -45,6 +45,24 @@ def linking_notes(linking: dict | None) -> list[str]:
             "moved by half their spacing or more between the frames). On real colonies 16–36 % of the links "
             "between such frames were wrong, against at most 5 % between the other frames: check the tracks across these frames, or image more "
             "often (run.json: parameters.linking.linker.uncertain_frame_pairs)."]
+
+
+def uncertain_frame_captions(linking: dict | None) -> dict[int, str]:
+    """Per frame whose links from the frame before are uncertain, the overlay video's caption note.
+
+    Parameters
+    ----------
+    linking : dict or None
+        ``linking`` of :func:`lineage_for_run` (None for a given lineage).
+
+    Returns
+    -------
+    dict of int to str
+        ``{t_next: "links from frame t uncertain"}`` for the linker's ``uncertain_frame_pairs``
+        (:func:`dynacell.track.link_labels`); empty when there are none.
+    """
+    pairs = ((linking or {}).get("linker") or {}).get("uncertain_frame_pairs") or []
+    return {int(b): f"links from frame {int(a)} uncertain" for a, b, _ in pairs}
 
 
 def lineage_for_run(images: Movie, labels: Movie, ids: dict[int, np.ndarray], nuclei: pd.DataFrame, *,

@@ -403,6 +403,11 @@ def _draw_caption(rgb: np.ndarray, text: str) -> np.ndarray:
     return np.concatenate([np.asarray(img), rgb], axis=0)
 
 
+def _with_note(stamp: str, note: str | None) -> str:
+    """The band's text: the time stamp, and a frame's note after it."""
+    return f"{stamp} · {note}" if note else stamp
+
+
 def render_frame(
     image: np.ndarray,
     labels: np.ndarray,
@@ -471,6 +476,7 @@ def write_overlay_video(
     show_track_ids: bool = True,
     frame_interval_s: float | None = None,
     voxel_size_um: tuple[float, ...] | None = None,
+    frame_notes: dict[int, str] | None = None,
 ) -> Path:
     """Write ``overlay.mp4``: each frame with outlines coloured by state, track ids, time and scale bar.
 
@@ -504,6 +510,9 @@ def write_overlay_video(
         Time between frames in s (default ``images.frame_interval_s``).
     voxel_size_um : tuple of float, optional
         Pixel size in µm (default ``images.voxel_size_um``); without one there is no scale bar.
+    frame_notes : dict of int to str, optional
+        Short text written after the time stamp of those frames (by frame number), e.g. the linker's
+        ``"links from frame 4 uncertain"`` (:func:`dynacell.track.select.uncertain_frame_captions`).
 
     Returns
     -------
@@ -537,7 +546,8 @@ def write_overlay_video(
             for t in tqdm(images.frame_indices, desc="overlay video", disable=not progress):
                 rgb = render_frame(images.frame(t), labels.frame(t), by_t.get(int(t), empty), t=int(t), scale=scale,
                                    thickness=2 if scale == 1 and width >= 600 else 1, frame_interval_s=dt,
-                                   voxel_size_um=vs, show_track_ids=show_track_ids)
+                                   voxel_size_um=vs, show_track_ids=show_track_ids,
+                                   caption=_with_note(format_time(int(t), dt), (frame_notes or {}).get(int(t))))
                 pad = [(0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)]
                 out.write_frame(np.pad(rgb, pad))
         tmp.replace(path)
