@@ -86,8 +86,8 @@ _AMBIGUOUS_SHARE = 0.2
 
 #: A frame pair's links are *uncertain* when at least this share of its nuclei are still ambiguous after the final
 #: pass's motion compensation (nearest next nucleus farther than half the second nearest). Ground truth with frames
-#: removed (bacteria-phc 01 every 2nd / 3rd frame, every 4th removed; GOWT1 01): 16-36 % of the links of pairs at 0.5
-#: or more were wrong, of the others at most 5 %. Frames of fewer than :data:`_UNCERTAIN_MIN_NUCLEI` are not judged.
+#: removed (bacteria-phc 01 every 2nd / 3rd frame, every 4th removed; GOWT1 01; the C. elegans lineage drawn as volumes
+#: every 4th / 8th minute): 16-36 % of the links of pairs at 0.5 or more were wrong, of the others at most 7 %. Frames of fewer than :data:`_UNCERTAIN_MIN_NUCLEI` are not judged.
 _UNCERTAIN_SHARE = 0.5
 _UNCERTAIN_MIN_NUCLEI = 10
 
@@ -1234,8 +1234,8 @@ def link_labels(
         ``frame_pairs``) and ``uncertain_frame_pairs``: ``[t, t_next, share]`` of the frame pairs whose links
         are uncertain — at least half of their nuclei still ambiguous after the final pass's motion
         compensation (nearest next-frame nucleus farther than half the second nearest; frames of at least 10
-        nuclei); on real colonies 16–36 % of the links of such pairs were wrong, of the others at most 5 %
-        (docs/tracking.md).
+        nuclei); on real colonies and a real embryo's lineage 16–36 % of the links of such pairs were wrong,
+        of the others at most 7 % (docs/tracking.md).
     relabel : TrackRelabel
         The mapping ``(t, label) -> track_id``; ``relabel.frames(labels)`` yields the
         masks relabelled by track id for :func:`dynacell.io.write_ctc_result`.

@@ -42,8 +42,8 @@ def linking_notes(linking: dict | None) -> list[str]:
     shown = ", ".join(f"{a}→{b}" for a, b, _ in pairs[:12]) + (" ..." if len(pairs) > 12 else "")
     return [f"Links uncertain between {len(pairs)} pair(s) of frames ({shown}): after motion compensation at least "
             "half of the nuclei there lie about as near to another nucleus' next position as to their own (they "
-            "moved by half their spacing or more between the frames). On real colonies 16–36 % of the links "
-            "between such frames were wrong, against at most 5 % between the other frames: check the tracks across these frames, or image more "
+            "moved by half their spacing or more between the frames). On real colonies and a real embryo's lineage "
+            "16–36 % of the links between such frames were wrong, at most 7 % between the other frames: check the tracks across these frames, or image more "
             "often (run.json: parameters.linking.linker.uncertain_frame_pairs)."]
 
 
