@@ -86,8 +86,9 @@ _AMBIGUOUS_SHARE = 0.2
 
 #: A frame pair's links are *uncertain* when at least this share of its nuclei are still ambiguous after the final
 #: pass's motion compensation (nearest next nucleus farther than half the second nearest). Ground truth with frames
-#: removed (bacteria-phc 01 every 2nd / 3rd frame, every 4th removed; GOWT1 01; the C. elegans lineage drawn as volumes
-#: every 4th / 8th minute): 16-36 % of the links of pairs at 0.5 or more were wrong, of the others at most 7 %. Frames of fewer than :data:`_UNCERTAIN_MIN_NUCLEI` are not judged.
+#: removed (bacteria-phc 01 every 2nd / 3rd frame, every 4th removed; GOWT1 01; the C. elegans lineage drawn as
+#: volumes every 4th / 8th minute): 16-36 % of the links of pairs at 0.5 or more were wrong, of the others at most
+#: 7 %. Frames of fewer than :data:`_UNCERTAIN_MIN_NUCLEI` nuclei are not judged.
 _UNCERTAIN_SHARE = 0.5
 _UNCERTAIN_MIN_NUCLEI = 10
 

@@ -43,8 +43,9 @@ def linking_notes(linking: dict | None) -> list[str]:
     return [f"Links uncertain between {len(pairs)} pair(s) of frames ({shown}): after motion compensation at least "
             "half of the nuclei there lie about as near to another nucleus' next position as to their own (they "
             "moved by half their spacing or more between the frames). On real colonies and a real embryo's lineage "
-            "16–36 % of the links between such frames were wrong, at most 7 % between the other frames: check the tracks across these frames, or image more "
-            "often (run.json: parameters.linking.linker.uncertain_frame_pairs)."]
+            "16–36 % of the links between such frames were wrong, at most 7 % between the other frames: check the "
+            "tracks across these frames, or image more often (run.json: "
+            "parameters.linking.linker.uncertain_frame_pairs)."]
 
 
 def uncertain_frame_captions(linking: dict | None) -> dict[int, str]:
