@@ -128,3 +128,24 @@ def test_frames_whose_nuclei_jump_by_their_spacing_are_flagged_uncertain_and_not
     assert linking_notes(None) == [] and linking_notes({"linker": {"uncertain_frame_pairs": []}}) == []
     assert uncertain_frame_captions({"linker": lin.graph.graph["linking"]}) == {2: "links from frame 1 uncertain"}
     assert uncertain_frame_captions(None) == {}
+
+
+def test_a_large_frame_of_small_nuclei_is_sub_sampled_to_a_bounded_grid(monkeypatch):
+    """The cost is bounded by MAX_FLOW_PX: with a tiny bound the same shift is still found, on a coarser grid."""
+    import dynacell.track.maskflow as mf
+
+    frames, _ = _colony(1.0, seed=0, n_frames=1, jitter=2.5)
+    prev = frames[0]
+    moved = np.zeros_like(prev)
+    moved[6:, :-8] = prev[:-6, 8:]
+    ys, xs = np.nonzero(prev)
+    labs = prev[ys, xs]
+    points = np.stack([np.bincount(labs, ys)[1:] / np.bincount(labs)[1:],
+                       np.bincount(labs, xs)[1:] / np.bincount(labs)[1:]], axis=1)
+    seen = []
+    real = mf.ridge_image
+    monkeypatch.setattr(mf, "ridge_image", lambda f: seen.append(f.shape) or real(f))
+    monkeypatch.setattr(mf, "MAX_FLOW_PX", 40 * 40)
+    got = mf.mask_flow(prev, moved, points, diameter_px=9.0)
+    assert max(seen[0]) <= 41 and np.prod(seen[0]) <= 40 * 40 * 1.1
+    assert np.median(np.linalg.norm(got - np.array([6.0, -8.0]), axis=1)) < 4.0

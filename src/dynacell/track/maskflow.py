@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["PX_PER_DIAMETER", "ambiguous_share", "mask_flow", "ridge_image"]
+__all__ = ["MAX_FLOW_PX", "PX_PER_DIAMETER", "ambiguous_share", "mask_flow", "ridge_image"]
 
 #: Pixels per median nucleus diameter at which the flow is computed (the frames are sub-sampled to it).
 PX_PER_DIAMETER = 8.0
@@ -29,6 +29,9 @@ PX_PER_DIAMETER = 8.0
 ILK_RADIUS = 4
 #: Warps of the Lucas–Kanade solver at each pyramid level.
 ILK_WARPS = 3
+#: Most pixels of the sub-sampled box the flow is computed on (about 0.6 s a frame pair on one core): a larger frame of
+#: small nuclei is sub-sampled further, so the cost stays bounded whatever the frame size.
+MAX_FLOW_PX = 512 * 512
 
 
 def ridge_image(frame: np.ndarray) -> np.ndarray:
@@ -94,7 +97,8 @@ def mask_flow(prev: np.ndarray, frame: np.ndarray, points_px: np.ndarray, *, dia
         ``(N, 2)`` float, the positions (pixels, ``y, x``) of ``prev``'s nuclei (their centroids).
     diameter_px : float
         The median nucleus diameter in pixels: the frames are sub-sampled by ``round(diameter_px / 8)``
-        (:data:`PX_PER_DIAMETER`), which sets the cost and the smallest motion seen (one sub-sampled pixel).
+        (:data:`PX_PER_DIAMETER`), or more where the occupied box would exceed :data:`MAX_FLOW_PX` pixels; this
+        sets the cost and the smallest motion seen (one sub-sampled pixel).
 
     Returns
     -------
@@ -125,6 +129,8 @@ def mask_flow(prev: np.ndarray, frame: np.ndarray, points_px: np.ndarray, *, dia
 
     step = max(1, int(round(float(diameter_px) / PX_PER_DIAMETER)))
     box = _occupied_box(prev, frame, margin=2 * ILK_RADIUS * step)
+    area = float(np.prod([s.stop - s.start for s in box]))
+    step = max(step, int(np.ceil(np.sqrt(area / MAX_FLOW_PX))))
     origin = np.array([s.start for s in box], dtype=float)
     a = ridge_image(prev[box][::step, ::step])
     b = ridge_image(frame[box][::step, ::step])
