@@ -48,16 +48,20 @@ def test_ridge_image_rises_to_one_inside_each_nucleus_even_when_touching():
     assert full.min() > 0 and full[frame == 1].max() == pytest.approx(1.0)
 
 
-def test_mask_flow_finds_a_shift_larger_than_the_spacing():
-    frames, _ = _colony(1.0, seed=0, n_frames=1, jitter=2.5)  # not a lattice, whose shifts alias
+def _shifted_colony() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A jittered rod colony (not a lattice, whose shifts alias), the same shifted by (6, -8) px — 10 px, over half
+    the 16 px spacing —, the rods' centroids ``(100, 2)`` and the shift."""
+    from dynacell.io.objects import nucleus_centroids
+
+    frames, _ = _colony(1.0, seed=0, n_frames=1, jitter=2.5)
     prev = frames[0]
-    shift = np.array([6.0, -8.0])  # 10 px, over half the 16 px spacing
     moved = np.zeros_like(prev)
     moved[6:, :-8] = prev[:-6, 8:]
-    ys, xs = np.nonzero(prev)
-    labs = prev[ys, xs]
-    points = np.stack([np.bincount(labs, ys)[1:] / np.bincount(labs)[1:],
-                       np.bincount(labs, xs)[1:] / np.bincount(labs)[1:]], axis=1)
+    return prev, moved, nucleus_centroids(prev)[1][:, 1:], np.array([6.0, -8.0])
+
+
+def test_mask_flow_finds_a_shift_larger_than_the_spacing():
+    prev, moved, points, shift = _shifted_colony()
     got = mask_flow(prev, moved, points, diameter_px=9.0)
     assert got.shape == (100, 2)
     err = np.linalg.norm(got - shift, axis=1)
@@ -134,18 +138,11 @@ def test_a_large_frame_of_small_nuclei_is_sub_sampled_to_a_bounded_grid(monkeypa
     """The cost is bounded by MAX_FLOW_PX: with a tiny bound the same shift is still found, on a coarser grid."""
     import dynacell.track.maskflow as mf
 
-    frames, _ = _colony(1.0, seed=0, n_frames=1, jitter=2.5)
-    prev = frames[0]
-    moved = np.zeros_like(prev)
-    moved[6:, :-8] = prev[:-6, 8:]
-    ys, xs = np.nonzero(prev)
-    labs = prev[ys, xs]
-    points = np.stack([np.bincount(labs, ys)[1:] / np.bincount(labs)[1:],
-                       np.bincount(labs, xs)[1:] / np.bincount(labs)[1:]], axis=1)
+    prev, moved, points, shift = _shifted_colony()
     seen = []
     real = mf.ridge_image
     monkeypatch.setattr(mf, "ridge_image", lambda f: seen.append(f.shape) or real(f))
     monkeypatch.setattr(mf, "MAX_FLOW_PX", 40 * 40)
     got = mf.mask_flow(prev, moved, points, diameter_px=9.0)
     assert max(seen[0]) <= 41 and np.prod(seen[0]) <= 40 * 40 * 1.1
-    assert np.median(np.linalg.norm(got - np.array([6.0, -8.0]), axis=1)) < 4.0
+    assert np.median(np.linalg.norm(got - shift, axis=1)) < 4.0

@@ -22,6 +22,11 @@ _CHECK_PHRASES = {"nodes_outside_movie_ignored": "node(s) at frames outside the 
                                                       "background, the nucleus' centre outside its mask)"}
 
 
+def _uncertain(linking: dict | None) -> list:
+    """The linker's ``uncertain_frame_pairs`` ``[t, t_next, share]`` in :func:`lineage_for_run`'s ``linking``."""
+    return ((linking or {}).get("linker") or {}).get("uncertain_frame_pairs") or []
+
+
 def linking_notes(linking: dict | None) -> list[str]:
     """The report's note on frame pairs whose links are uncertain, from :func:`lineage_for_run`'s ``linking``.
 
@@ -36,7 +41,7 @@ def linking_notes(linking: dict | None) -> list[str]:
         One note when the linker recorded ``uncertain_frame_pairs`` (:func:`dynacell.track.link_labels`), else
         none: which frame pairs, why, and what was measured on such pairs.
     """
-    pairs = ((linking or {}).get("linker") or {}).get("uncertain_frame_pairs") or []
+    pairs = _uncertain(linking)
     if not pairs:
         return []
     shown = ", ".join(f"{a}→{b}" for a, b, _ in pairs[:12]) + (" ..." if len(pairs) > 12 else "")
@@ -62,8 +67,7 @@ def uncertain_frame_captions(linking: dict | None) -> dict[int, str]:
         ``{t_next: "links from frame t uncertain"}`` for the linker's ``uncertain_frame_pairs``
         (:func:`dynacell.track.link_labels`); empty when there are none.
     """
-    pairs = ((linking or {}).get("linker") or {}).get("uncertain_frame_pairs") or []
-    return {int(b): f"links from frame {int(a)} uncertain" for a, b, _ in pairs}
+    return {int(b): f"links from frame {int(a)} uncertain" for a, b, _ in _uncertain(linking)}
 
 
 def lineage_for_run(images: Movie, labels: Movie, ids: dict[int, np.ndarray], nuclei: pd.DataFrame, *,

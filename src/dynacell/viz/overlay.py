@@ -403,11 +403,6 @@ def _draw_caption(rgb: np.ndarray, text: str) -> np.ndarray:
     return np.concatenate([np.asarray(img), rgb], axis=0)
 
 
-def _with_note(stamp: str, note: str | None) -> str:
-    """The band's text: the time stamp, and a frame's note after it."""
-    return f"{stamp} · {note}" if note else stamp
-
-
 def render_frame(
     image: np.ndarray,
     labels: np.ndarray,
@@ -544,10 +539,12 @@ def write_overlay_video(
         with iio.imopen(tmp, "w", plugin="pyav") as out:
             out.init_video_stream(codec, fps=fps)
             for t in tqdm(images.frame_indices, desc="overlay video", disable=not progress):
+                note = (frame_notes or {}).get(int(t))
+                stamp = format_time(int(t), dt)
                 rgb = render_frame(images.frame(t), labels.frame(t), by_t.get(int(t), empty), t=int(t), scale=scale,
                                    thickness=2 if scale == 1 and width >= 600 else 1, frame_interval_s=dt,
                                    voxel_size_um=vs, show_track_ids=show_track_ids,
-                                   caption=_with_note(format_time(int(t), dt), (frame_notes or {}).get(int(t))))
+                                   caption=f"{stamp} · {note}" if note else stamp)
                 pad = [(0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)]
                 out.write_frame(np.pad(rgb, pad))
         tmp.replace(path)
