@@ -11,7 +11,8 @@ from dynacell.errors import InvalidInputError
 from dynacell.lineage.formats._common import progress
 from dynacell.lineage.graph import Lineage
 
-__all__ = ["LabelCheck", "check_against_labels", "check_lineage", "match_spots_to_masks", "as_mask_ids"]
+__all__ = ["LabelCheck", "as_mask_ids", "check_against_labels", "check_lineage", "match_spots_to_masks",
+           "position_scale", "positions_px"]
 
 logger = logging.getLogger(__name__)
 
@@ -235,8 +236,9 @@ def check_lineage(lineage: Lineage, ids: dict[int, np.ndarray], source: str, lab
 def as_mask_ids(lineage: Lineage, labels, source: str, frames=None) -> Lineage:
     """The lineage with nodes named by the label ids of ``labels``: matched when its nodes are points.
 
-    Every place that pairs a read lineage with label images calls this (``dynacell run``,
-    ``evaluate`` and ``extract``): a lineage whose nodes are already label ids (CTC, GEFF, a TrackMate
+    ``evaluate`` and ``extract`` call this when they pair a read lineage with label images
+    (``dynacell run`` does the same in :func:`check_lineage`): a lineage whose nodes are already label ids (CTC,
+    GEFF, a TrackMate
     file written by dynacell) is returned as it is; one whose nodes are TrackMate spots numbered per
     frame (``graph.graph["node_labels"] == "spot order"``) goes through :func:`match_spots_to_masks`.
 
@@ -264,6 +266,76 @@ def as_mask_ids(lineage: Lineage, labels, source: str, frames=None) -> Lineage:
     if lineage.graph.graph.get("node_labels") != "spot order":
         return lineage
     return match_spots_to_masks(lineage, labels, source, frames=frames)
+
+
+def position_scale(lineage: Lineage, voxel_size_um, source: str) -> np.ndarray | None:
+    """Pixels of the masks per unit of the lineage's positions, per axis, or None when they are in pixels.
+
+    Parameters
+    ----------
+    lineage : Lineage
+        Positions in pixels, or in µm when ``graph.graph["position_um_per_unit"]`` is set (a GEFF whose
+        axes are in a length unit).
+    voxel_size_um : sequence of float or None
+        ``(Y, X)`` or ``(Z, Y, X)`` µm of the masks the positions go with.
+    source : str
+        Where the lineage came from, for messages.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        float ``(D,)``: ``position_um_per_unit / voxel_size_um``; None for positions in pixels.
+
+    Raises
+    ------
+    InvalidInputError
+        If the positions are in µm and ``voxel_size_um`` is None.
+    """
+    um_per_unit = lineage.graph.graph.get("position_um_per_unit")
+    if not um_per_unit:
+        return None
+    if voxel_size_um is None:
+        raise InvalidInputError(f"lineage {source}: its positions are in µm but the voxel size of the masks is "
+                                "unknown; give --voxel-size-um so that each spot can be matched to its mask")
+    return float(um_per_unit) / np.asarray(voxel_size_um, dtype=float)
+
+
+def positions_px(lineage: Lineage, nodes: list, ndim: int, scale: np.ndarray | None, source: str) -> np.ndarray:
+    """The positions of ``nodes`` in pixels of the masks.
+
+    Parameters
+    ----------
+    lineage : Lineage
+        Nodes with ``z, y, x`` (a missing ``z`` is 0).
+    nodes : list
+        Node keys ``(t, label)``.
+    ndim : {2, 3}
+        Spatial dimensions of the masks: ``(y, x)`` or ``(z, y, x)``.
+    scale : numpy.ndarray or None
+        :func:`position_scale` of the lineage.
+    source : str
+        Where the lineage came from, for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(len(nodes), ndim)``.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the first node without a position (no ``y`` or ``x``, or not finite).
+    """
+    cols = ["z", "y", "x"][-ndim:]
+    pos = np.array([[lineage.graph.nodes[n].get(c, 0.0 if c == "z" else np.nan) for c in cols] for n in nodes],
+                   dtype=float).reshape(len(nodes), ndim)
+    if scale is not None:
+        pos = pos * scale[-ndim:]
+    if not np.all(np.isfinite(pos)):
+        bad = nodes[int(np.flatnonzero(~np.all(np.isfinite(pos), axis=1))[0])]
+        raise InvalidInputError(f"lineage {source}: node {bad} has no position, so it cannot be matched to a "
+                                "mask; every spot needs its position")
+    return pos
 
 
 def match_spots_to_masks(lineage: Lineage, labels, source: str, frames=None) -> Lineage:
@@ -305,13 +377,7 @@ def match_spots_to_masks(lineage: Lineage, labels, source: str, frames=None) -> 
     import networkx as nx
 
     keep = set(frames) if frames is not None else set(labels.frame_indices)
-    scale = None  # positions in µm (a GEFF whose axes are in a length unit) → pixels of the masks
-    um_per_unit = lineage.graph.graph.get("position_um_per_unit")
-    if um_per_unit:
-        if labels.voxel_size_um is None:
-            raise InvalidInputError(f"lineage {source}: its positions are in µm but the voxel size of the masks is "
-                                    "unknown; give --voxel-size-um so that each spot can be matched to its mask")
-        scale = float(um_per_unit) / np.asarray(labels.voxel_size_um, dtype=float)
+    scale = position_scale(lineage, labels.voxel_size_um, source)
     mapping: dict = {}
     outside, background, shared = [], [], []
     near_count = 0
@@ -322,15 +388,7 @@ def match_spots_to_masks(lineage: Lineage, labels, source: str, frames=None) -> 
     for t in sorted(nodes_by_t):
         img = labels.frame(t)
         nodes = nodes_by_t[t]
-        cols = ["z", "y", "x"][-img.ndim:]
-        pos = np.array([[lineage.graph.nodes[n].get(c, 0.0 if c == "z" else np.nan) for c in cols] for n in nodes],
-                       dtype=float)
-        if scale is not None:
-            pos = pos * scale[-pos.shape[1]:]
-        if not np.all(np.isfinite(pos)):
-            bad = nodes[int(np.flatnonzero(~np.all(np.isfinite(pos), axis=1))[0])]
-            raise InvalidInputError(f"lineage {source}: node {bad} has no position, so it cannot be matched to a "
-                                    "mask; every spot needs its position")
+        pos = positions_px(lineage, nodes, img.ndim, scale, source)
         idx = np.rint(pos).astype(np.int64)
         ok = np.all((idx >= 0) & (idx < np.array(img.shape)), axis=1)
         ids = np.zeros(len(nodes), dtype=np.int64)

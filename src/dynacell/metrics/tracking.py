@@ -354,18 +354,14 @@ def _point_graph(lineage: Any, frames: Sequence[int], ndim: int, scale: np.ndarr
     """traccuracy TrackingGraph of a point lineage on ``frames`` (renumbered 0..K-1); positions in pixels."""
     TrackingGraph = _traccuracy().TrackingGraph
 
+    from dynacell.lineage.checks import positions_px
+
     index_of = {t: k for k, t in enumerate(frames)}
     loc_keys = ("z", "y", "x")[3 - ndim:]
     g = nx.DiGraph()
     node_id: dict = {}
-    for n, d in sorted(lineage.graph.nodes(data=True)):
-        if n[0] not in index_of:
-            continue
-        pos = np.array([float(d.get(k, 0.0 if k == "z" else np.nan)) for k in loc_keys])
-        if scale is not None:
-            pos = pos * scale[-ndim:]
-        if not np.all(np.isfinite(pos)):
-            raise InvalidInputError(f"{lineage.source}: node {n} has no position; point tracks need one per node")
+    nodes = [n for n in sorted(lineage.graph.nodes) if n[0] in index_of]
+    for n, pos in zip(nodes, positions_px(lineage, nodes, ndim, scale, str(lineage.source)), strict=True):
         node_id[n] = len(node_id) + 1
         g.add_node(node_id[n], t=index_of[n[0]], **dict(zip(loc_keys, pos.tolist(), strict=True)))
     _contract_edges(g, lineage.graph, node_id, frames[-1])
@@ -424,14 +420,11 @@ def evaluate_point_tracks(lineage: Any, gt_ctc_folder: str | Path, *, frame_buff
     from traccuracy.matchers._matched import Matched
     from traccuracy.metrics import CTCMetrics, DivisionMetrics
 
+    from dynacell.lineage.checks import position_scale
+
     gt = read_ctc_data(gt_ctc_folder)
     ndim = len(gt.masks.frame_shape)
-    scale = None
-    if lineage.graph.graph.get("position_um_per_unit"):
-        if voxel_size_um is None:
-            raise InvalidInputError(f"{lineage.source}: the positions are in µm; give the voxel size of the "
-                                    "reference masks (--voxel-size-um) to place them on the masks")
-        scale = float(lineage.graph.graph["position_um_per_unit"]) / np.asarray(voxel_size_um, dtype=float)
+    scale = position_scale(lineage, voxel_size_um, str(lineage.source))
     times = [n[0] for n in lineage.graph.nodes]
     if not times:
         raise InvalidInputError(f"{lineage.source}: the lineage has no nodes")
@@ -452,7 +445,7 @@ def evaluate_point_tracks(lineage: Any, gt_ctc_folder: str | Path, *, frame_buff
         ctc = CTCMetrics().compute(matched).results
         div = DivisionMetrics(max_frame_buffer=frame_buffer).compute(matched).results[f"Frame Buffer {frame_buffer}"]
     return _results(ctc, div, frame_buffer=frame_buffer, frames=frames, skipped=skipped, pred=str(lineage.source),
-                    gt=str(gt.folder), missing=[t for t in frames if t not in set(times)],
+                    gt=str(gt.folder), missing=sorted(set(frames) - set(times)),
                     matching="points: a point in a reference mask matches it (one per nucleus; CTC measures of "
                              "points, not masks)")
 
