@@ -15,6 +15,9 @@ resized back) on:
 - ``sim3d-ls-val`` (unless ``--ls-seeds ''``): renders imaged like the mouse light-sheet stack, seeds
   8–11 (:func:`dynacell.train.segment._sim3d_ls_frames`; the training set ``sim3d-ls`` uses seeds
   0–7), exact labels: outlines under a z-stretched blur at low SNR;
+- ``wg-val`` (only with ``--wormguides``): the real C. elegans lineage rendered at lineage frames 150, 163, 176
+  and 189 (189-346 nuclei of 2-5 µm, imaging drawn per frame; ``dynacell.train.segment`` ``wormguides3d``
+  validation block, :func:`dynacell.train.segment._wormguides_frame`): dense small nuclei a few planes deep;
 - ``sdleft``: the StarDist 3D left half — the **training** side of ``nuclei-seg-3d`` (no StarDist
   validation side exists); printed for information, not for choosing;
 - ``zreg0-6`` (only with ``--train-frames``): mouse frames 0–6 against the moved labels, the
@@ -81,6 +84,8 @@ def main() -> None:
     p.add_argument("--weights", default=None,
                    help="state_dict file(s) replacing the model's weights (epochs; comma-separated: each scored in turn)")
     p.add_argument("--train-frames", action="store_true", help="also score mouse frames 0-6 (training frames)")
+    p.add_argument("--wormguides", action="store_true",
+                   help="also score wg-val: the rendered C. elegans lineage frames 150-189 (wormguides3d validation)")
     p.add_argument("--sets", default="", help="comma-separated set names to score (prefixes; '': all)")
     a = p.parse_args()
     torch.set_num_threads(1)
@@ -128,6 +133,8 @@ def main() -> None:
     makers = {"zreg7": lambda: load_frames("mouse8-zreg", "val"), "given7": lambda: load_frames("mouse8", "val"),
               "sim3d-val": lambda: [f for s in a.sim_seeds.split(",") for f in _sim3d_frames(int(s))],
               "sdleft (training side)": lambda: load_frames("stardist3d-half", "train")}
+    if a.wormguides:
+        makers["wg-val"] = lambda: load_frames("wormguides3d", "val")
     if a.ls_seeds:
         makers["sim3d-ls-val"] = lambda: [f for s in a.ls_seeds.split(",") for f in _sim3d_ls_frames(int(s))]
     if a.train_frames:
@@ -137,7 +144,7 @@ def main() -> None:
     prepared = {}
     diam: dict = {}
     for name, frames in sets.items():
-        vs_set = None if name.startswith("sim3d") else aspect_from_reference(frames)
+        vs_set = None if name.startswith(("sim3d", "wg-")) else aspect_from_reference(frames)
         prepared[name] = []
         for f in frames:
             vs = f.voxel_size_um if vs_set is None else vs_set

@@ -534,3 +534,30 @@ def test_size_search_finds_the_cells_on_a_crop_where_the_blob_estimate_fails(sha
     assert 28 <= d <= 42
     s, n = ctc_seg(ref, segment_frame(img, seg))  # the size searched inside segment_frame too
     assert n > 20 and s >= 0.75
+
+
+def test_predict_maps_tiles_a_3d_frame_beyond_the_voxel_budget(monkeypatch):
+    """A 3D frame over the one-pass voxel budget runs in overlapping windows, one at a time, with the same maps."""
+    import monai.inferers
+
+    import dynacell.segment.predict as predict
+
+    seg = Segmenter.load("nuclei-seg-3d")
+    rng = np.random.default_rng(0)
+    zz, yy, xx = np.mgrid[:40, :56, :72]
+    x = np.zeros((40, 56, 72), np.float32)
+    for c in rng.uniform((6, 6, 6), (34, 50, 66), (12, 3)):  # balls 12 voxels across, the model's nucleus size
+        x[(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= 36] = 0.8
+    x += rng.normal(0, 0.05, x.shape).astype(np.float32)
+    whole = seg.predict_maps(x, flips=1)["foreground"]
+    calls = []
+    real = monai.inferers.sliding_window_inference
+    monkeypatch.setattr(monai.inferers, "sliding_window_inference",
+                        lambda *a, **k: calls.append((a[1], a[2])) or real(*a, **k))
+    monkeypatch.setattr(predict, "MAX_ONE_PASS_VOXELS_3D", 32 ** 3)
+    monkeypatch.setattr(predict, "TILE_3D_VOXELS", 32)
+    tiled = seg.predict_maps(x, flips=1)["foreground"]
+    assert calls == [((32, 32, 32), 1)] and tiled.shape == x.shape
+    fg_whole, fg_tiled = whole > 0.5, tiled > 0.5
+    assert fg_whole.sum() > 0.5 * (x > 0.4).sum()  # the balls are found
+    assert (fg_whole & fg_tiled).sum() / (fg_whole | fg_tiled).sum() > 0.95

@@ -113,6 +113,36 @@ def test_sim3d_ls_frames_look_like_the_mouse_lightsheet():
     assert load_frames("sim3d-ls", "val") == [] and load_frames("sim3d-ls", "test") == []
 
 
+def test_wormguides3d_time_blocks_are_disjoint():
+    """The rendered C. elegans lineage is split by time block: no lineage frame serves two sides."""
+    from dynacell.train.segment import SPLITS, WORMGUIDES_FRAMES
+
+    sides = {side: {t for t in WORMGUIDES_FRAMES if SPLITS["wormguides3d"][side](t)} for side in ("train", "val", "test")}
+    assert len(sides["train"]) == 8 and len(sides["val"]) == 4 and len(sides["test"]) == 4
+    assert not (sides["train"] & sides["val"]) and not (sides["train"] & sides["test"]) and not (sides["val"] & sides["test"])
+    assert max(sides["train"] & set(range(150))) < min(sides["val"]) and max(sides["val"]) < 200
+    assert min(sides["test"]) > max(sides["train"])
+
+
+@pytest.mark.data
+def test_wormguides3d_frame_is_the_lineage_drawn_with_its_voxel_size(shared_data):
+    """A rendered frame holds every nucleus of its lineage frame, small and dense, with the drawn voxel size."""
+    from dynacell.lineage import read_lineage
+    from dynacell.segment.learned import lateral_diameters_px
+    from dynacell.train.segment import _wormguides_frame
+
+    f = _wormguides_frame(shared_data, 150)
+    assert f.dataset == "wormguides3d" and f.t == 150 and f.image.ndim == 3 and f.image.shape == f.labels.shape
+    n_lineage = sum(1 for node in read_lineage(shared_data / "lineages" / "wormguides-celegans").graph if node[0] == 150)
+    assert len(np.unique(f.labels)) - 1 == n_lineage  # 189 nuclei
+    vz, vy, vx = f.voxel_size_um
+    assert 0.6 <= vz <= 1.5 and 0.2 <= vy == vx <= 0.35
+    assert 1.5 < float(np.median(lateral_diameters_px(f.labels))) * vy < 5.0  # nuclei of 2-5 um
+    inside, outside = f.image[f.labels > 0].astype(float), f.image[f.labels == 0].astype(float)
+    assert inside.mean() > outside.mean() + 2 * outside.std()
+    np.testing.assert_array_equal(_wormguides_frame(shared_data, 150).image, f.image)  # deterministic per frame
+
+
 @pytest.mark.data
 def test_stardist3d_half_split_is_two_disjoint_halves(shared_data):
     full = load_frames("stardist3d", "test", shared_data)[0]

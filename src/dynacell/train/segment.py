@@ -31,6 +31,11 @@ dataset         reference masks                                   split (time bl
                 density, nucleus size, voxel aspect, photons
 ``sim3d-ls``    simulated 3D embryos imaged like the mouse 8-cell   train seeds 0–7 (seeds 8–11: validation
                 light-sheet stack (:func:`_sim3d_ls_frames`)        renders of the benchmarks)
+``wormguides3d``  the real C. elegans lineage (WormGUIDES: real 3D    train lineage frames 60–140 and 200–250,
+                positions, diameters, divisions) rendered as       val 150–189, test 270–330 (time blocks;
+                fluorescence volumes, imaging drawn per frame       :data:`WORMGUIDES_FRAMES`)
+                (:func:`_wormguides_frames`): dense small nuclei
+                under a blur stretched along z, exact labels
 ``sim``         simulated 2D colony with apoptosis (dynacell.        train seeds 0–1, val 2, test 3
                 simulate), live/dead labels
 ``rods``        rendered phase-contrast rod colonies, one draw of   train seeds 0–11, val 12–13, test 14–15
@@ -57,6 +62,7 @@ import shlex
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +126,8 @@ SPLITS: dict[str, dict[str, Any]] = {
     "sim3d": {"train": lambda t: t <= 7, "val": lambda t: False, "test": lambda t: False},
     "sim3d-ls": {"train": lambda t: t <= 7, "val": lambda t: False, "test": lambda t: False},
     "sim": {"train": lambda t: t <= 1, "val": lambda t: t == 2, "test": lambda t: t == 3},
+    "wormguides3d": {"train": lambda t: 60 <= t <= 140 or 200 <= t <= 250, "val": lambda t: 150 <= t <= 189,
+                     "test": lambda t: 270 <= t <= 330},
     "rods": {"train": lambda t: t <= 11, "val": lambda t: 12 <= t <= 13, "test": lambda t: 14 <= t <= 15},
 }
 
@@ -138,6 +146,8 @@ SPLIT_TEXT: dict[str, str] = {
     "phc-mammal": "test only (blind: laptrack example cell_segmentation_data, 10 frames)",
     "stardist3d-half": "regions: train x < 28 (left half of X), test x >= 28",
     "sim3d": "simulation seeds 0-7 (training only)",
+    "wormguides3d": ("time blocks of the C. elegans lineage (rendered): train frames 60-140 and 200-250 (every 20th), "
+                     "val 150-189 (4 frames), test 270-330 (4 frames)"),
     "sim3d-ls": "simulation seeds 0-7 (training only; seeds 8-11 are validation renders)",
     "sim": "simulation seeds: train 0-1, val 2, test 3",
     "rods": "rendered rod colonies (phase contrast), one parameter draw per seed: train 0-11, val 12-13, test 14-15",
@@ -406,6 +416,10 @@ def load_frames(dataset: str, side: str, data_root: str | Path | None = None, *,
         for seed in range(8):
             if keep(seed):
                 out.extend(_sim3d_ls_frames(seed))
+    elif dataset == "wormguides3d":
+        for t in WORMGUIDES_FRAMES:
+            if keep(t):
+                out.append(_wormguides_frame(root, t))
     elif dataset == "sim":
         for seed in range(4):
             if keep(seed):
@@ -530,6 +544,46 @@ def _sim3d_ls_frames(seed: int) -> list[AnnotatedFrame]:
                            voxel_size_um=tuple(float(v) for v in res.voxel_size_um)) for i in (0, 3)]
 
 
+#: Lineage frames of ``wormguides3d`` rendered per side (every 20th of the training blocks; 4 per held-out block).
+WORMGUIDES_FRAMES = (*range(60, 141, 20), *range(200, 241, 20), 150, 163, 176, 189, 270, 290, 310, 330)
+
+
+@lru_cache(maxsize=1)
+def _wormguides_lineage(root: str) -> Any:
+    from dynacell.lineage import read_lineage
+
+    return read_lineage(Path(root) / "lineages" / "wormguides-celegans")
+
+
+def _wormguides_frame(root: Path, t: int) -> AnnotatedFrame:
+    """One frame of the real C. elegans lineage (WormGUIDES) rendered as a fluorescence volume.
+
+    Every nucleus of lineage frame ``t`` is drawn at its real position and diameter
+    (:func:`dynacell.simulate.render_lineage`, states and apoptosis from the lineage); the imaging is
+    drawn per frame (``default_rng([9, t])``): z step 0.6–1.5 µm, lateral pixel 0.2–0.35 µm, Gaussian
+    PSF σ 0.5–1.2 µm along z and 0.15–0.3 µm laterally, 20–80 signal over 3–15 background photons.
+    Nuclei of 2–5 µm, a few planes deep and touching: the dense embryo the mouse stack and ``sim3d``
+    do not show. Exact labels (the nuclei before the blur).
+
+    Raises
+    ------
+    InvalidInputError
+        If the lineage folder is missing.
+    """
+    from dynacell.simulate import render_lineage
+    from dynacell.simulate.params import WORMGUIDES_VOXEL_SIZE_UM
+
+    rng = np.random.default_rng([9, t])
+    vz, vxy = float(rng.uniform(0.6, 1.5)), float(rng.uniform(0.2, 0.35))
+    psf_z, psf_xy = float(rng.uniform(0.5, 1.2)), float(rng.uniform(0.15, 0.3))
+    res = render_lineage(_wormguides_lineage(str(root)), frames=[t], lineage_voxel_size_um=WORMGUIDES_VOXEL_SIZE_UM,
+                         voxel_size_um=(vz, vxy, vxy),
+                         psf_sigma_um=(psf_z, psf_xy, psf_xy), photons=float(rng.uniform(20, 80)),
+                         background_photons=float(rng.uniform(3, 15)), seed=t, progress=False)
+    return AnnotatedFrame("wormguides3d", t, np.asarray(res.images[0]), np.asarray(res.labels[0], np.int32),
+                          voxel_size_um=(vz, vxy, vxy))
+
+
 def size_groups(dataset: str, frames: list[AnnotatedFrame]) -> list[list[AnnotatedFrame]]:
     """Frames that share one nucleus size and voxel aspect (one resampling zoom) within a dataset.
 
@@ -550,7 +604,7 @@ def size_groups(dataset: str, frames: list[AnnotatedFrame]) -> list[list[Annotat
     """
     if not frames:
         return []
-    if dataset in ("sim3d", "sim3d-ls"):
+    if dataset in ("sim3d", "sim3d-ls", "wormguides3d"):
         return [[f] for f in frames]
     if dataset == "rods":
         return [[f for f in frames if f.t // 100 == k] for k in sorted({f.t // 100 for f in frames})]
