@@ -113,7 +113,8 @@ def main() -> None:
             row["segment_s"] = res["steps"].get("labels")
         rows.append(row)
         print(json.dumps(row, default=float), flush=True)
-    print(f"\nWormGUIDES lineage frames {a.frames[0]}-{a.frames[1] - 1} rendered at {a.voxel_size_um} µm, seed {a.seed}")
+    first, last = a.frames[0], a.frames[1] - 1
+    print(f"\nWormGUIDES lineage frames {first}-{last} rendered at {a.voxel_size_um} µm, seed {a.seed}")
     print_table(rows, ["run", "SEG", "objects_per_frame", "ref_per_frame", "merged_nuclei", "TRA", "LNK", "div_F1",
                        "gt_divisions", "tp_divisions", "fp_divisions", "segment_s", "wall_s", "cpu_s", "peak_rss_mb"])
 

@@ -15,9 +15,10 @@ def test_card_and_size_3d():
     seg = Segmenter.from_pretrained("nuclei-seg-3d")
     assert seg.card.architecture == "instance-unet" and seg.card.ndim == 3
     assert (seg.folder / "weights.pt").stat().st_size < 3 * 2**20
-    assert set(seg.card.split) == {"mouse8-zreg", "stardist3d-half", "sim3d"} and seg.card.seed == 2
+    assert set(seg.card.split) == {"mouse8-zreg", "stardist3d-half", "sim3d", "wormguides3d"} and seg.card.seed == 3
     assert seg.postprocess.seed_h > 0 and seg.card.target_diameter_px == 12.0
-    assert seg.card.config["chosen_epoch"] == 9 and seg.card.config["init"]["metrics"]["test_2"]
+    assert seg.card.config["chosen_epoch"] == 15 and seg.card.config["init"]["metrics"]["test_3"]
+    assert "wg-val" in seg.card.metrics["epoch_choice"]["rule"]
 
 
 def test_rendered_embryo_nuclei_found():
@@ -198,8 +199,8 @@ def test_outline_sigma_model_smooths_by_model_voxels_per_axis(monkeypatch):
 
 def test_shipped_3d_card_keeps_the_session12_outline_levers_off():
     """The 1 Dec session-12 outline levers failed their ship rule on the test frames: the card records the
-    trial and runs neither (one outline copy, no smoothing)."""
+    trial (with the weights it was tried on, now the fine-tune's starting point) and runs neither."""
     card = Segmenter.from_pretrained("nuclei-seg-3d").card
     assert card.outline_shifts == 1 and card.outline_sigma_model == 0.0
-    trial = card.metrics["tried_1dec_session12_not_shipped"]
+    trial = card.config["init"]["metrics"]["tried_1dec_session12_not_shipped"]
     assert "0.777 vs 0.779" in trial["test (pick vs shipped, same run)"]

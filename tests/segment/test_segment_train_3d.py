@@ -117,9 +117,11 @@ def test_wormguides3d_time_blocks_are_disjoint():
     """The rendered C. elegans lineage is split by time block: no lineage frame serves two sides."""
     from dynacell.train.segment import SPLITS, WORMGUIDES_FRAMES
 
-    sides = {side: {t for t in WORMGUIDES_FRAMES if SPLITS["wormguides3d"][side](t)} for side in ("train", "val", "test")}
+    split = SPLITS["wormguides3d"]
+    sides = {side: {t for t in WORMGUIDES_FRAMES if split[side](t)} for side in ("train", "val", "test")}
     assert len(sides["train"]) == 8 and len(sides["val"]) == 4 and len(sides["test"]) == 4
-    assert not (sides["train"] & sides["val"]) and not (sides["train"] & sides["test"]) and not (sides["val"] & sides["test"])
+    assert not (sides["train"] & sides["val"]) and not (sides["train"] & sides["test"])
+    assert not (sides["val"] & sides["test"])
     assert max(sides["train"] & set(range(150))) < min(sides["val"]) and max(sides["val"]) < 200
     assert min(sides["test"]) > max(sides["train"])
 
@@ -133,7 +135,8 @@ def test_wormguides3d_frame_is_the_lineage_drawn_with_its_voxel_size(shared_data
 
     f = _wormguides_frame(shared_data, 150)
     assert f.dataset == "wormguides3d" and f.t == 150 and f.image.ndim == 3 and f.image.shape == f.labels.shape
-    n_lineage = sum(1 for node in read_lineage(shared_data / "lineages" / "wormguides-celegans").graph if node[0] == 150)
+    lineage = read_lineage(shared_data / "lineages" / "wormguides-celegans")
+    n_lineage = sum(1 for node in lineage.graph if node[0] == 150)
     assert len(np.unique(f.labels)) - 1 == n_lineage  # 189 nuclei
     vz, vy, vx = f.voxel_size_um
     assert 0.6 <= vz <= 1.5 and 0.2 <= vy == vx <= 0.35
