@@ -58,11 +58,11 @@ def render(data: Path, frames: tuple[int, int], voxel_size_um: tuple[float, floa
 
 def merged_nuclei(reference: np.ndarray, predicted: np.ndarray) -> int:
     """Reference nuclei inside a predicted object that covers more than half of two or more of them."""
-    r, p = reference.ravel(), predicted.ravel()
-    both = (r > 0) & (p > 0)
-    pairs, counts = np.unique(np.stack([r[both], p[both]]), axis=1, return_counts=True)
-    half = counts > 0.5 * np.bincount(r)[pairs[0]]
-    _, per_object = np.unique(pairs[1][half], return_counts=True)
+    from dynacell.metrics.segmentation import overlap_matrix
+
+    ref_ids, _, overlap, _ = overlap_matrix(reference, predicted)
+    half = overlap > 0.5 * np.bincount(reference.ravel())[ref_ids][:, None]
+    per_object = half.sum(axis=0)
     return int(per_object[per_object > 1].sum())
 
 
