@@ -34,7 +34,7 @@ dataset         reference masks                                   split (time bl
 ``wormguides3d``  the real C. elegans lineage (WormGUIDES: real 3D    train lineage frames 60–140 and 200–250,
                 positions, diameters, divisions) rendered as       val 150–189, test 270–330 (time blocks;
                 fluorescence volumes, imaging drawn per frame       :data:`WORMGUIDES_FRAMES`)
-                (:func:`_wormguides_frames`): dense small nuclei
+                (:func:`_wormguides_frame`): dense small nuclei
                 under a blur stretched along z, exact labels
 ``sim``         simulated 2D colony with apoptosis (dynacell.        train seeds 0–1, val 2, test 3
                 simulate), live/dead labels
