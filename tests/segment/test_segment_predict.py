@@ -556,8 +556,44 @@ def test_predict_maps_tiles_a_3d_frame_beyond_the_voxel_budget(monkeypatch):
                         lambda *a, **k: calls.append((a[1], a[2])) or real(*a, **k))
     monkeypatch.setattr(predict, "MAX_ONE_PASS_VOXELS_3D", 32 ** 3)
     monkeypatch.setattr(predict, "TILE_3D_VOXELS", 32)
+    monkeypatch.setattr(predict, "WINDOW_OVERLAP_3D_VOXELS", 8)
     tiled = seg.predict_maps(x, flips=1)["foreground"]
-    assert calls == [((32, 32, 32), 1)] and tiled.shape == x.shape
+    roi, _ = predict.window_plan(x.shape, 32 ** 3, 8)
+    assert calls == [(roi, 1)] and np.prod(roi) <= 32 ** 3 and tiled.shape == x.shape
     fg_whole, fg_tiled = whole > 0.5, tiled > 0.5
     assert fg_whole.sum() > 0.5 * (x > 0.4).sum()  # the balls are found
     assert (fg_whole & fg_tiled).sum() / (fg_whole | fg_tiled).sum() > 0.95
+
+
+@pytest.mark.parametrize("shape", [(351, 289, 518), (190, 322, 570), (40, 56, 72), (300, 300, 300), (17, 700, 33)])
+def test_window_plan_covers_the_frame_with_fewer_voxels_than_cubic_windows(shape):
+    """MONAI lays exactly the planned windows: each within the budget, overlapping by the margin, fewer voxels."""
+    from monai.inferers.utils import _get_scan_interval
+
+    from dynacell.segment.predict import window_plan
+
+    budget, margin = 192 ** 3, 24
+    roi, overlap = window_plan(shape, budget, margin)
+    assert np.prod(roi) <= budget and all(r % 16 == 0 for r in roi)
+    interval = _get_scan_interval(shape, roi, 3, overlap)
+    starts = [sorted({min(i * step, max(s - r, 0)) for i in range(-(-max(s - r, 0) // step) + 1)})
+              for s, r, step in zip(shape, roi, interval)]
+    for s, r, st in zip(shape, roi, starts):
+        covered = np.zeros(s, bool)
+        for a in st:
+            covered[a:a + r] = True
+        assert covered.all()  # every voxel in a window
+        assert all(b - a <= r - margin for a, b in zip(st, st[1:]))  # neighbours share at least the margin
+    planned = np.prod(roi) * np.prod([len(st) for st in starts])
+    cubic = np.prod([min(192, -(-s // 16) * 16) for s in shape]) * np.prod(
+        [1 if s <= 192 else -(-(s - 192) // 144) + 1 for s in shape])
+    assert planned <= cubic
+    if np.prod(shape) > 256 ** 3:
+        assert planned < 0.8 * cubic  # the large frames that made the plan worth it
+
+
+def test_window_plan_rejects_a_budget_below_one_window():
+    from dynacell.segment.predict import window_plan
+
+    with pytest.raises(ValueError, match="no window"):
+        window_plan((64, 64, 64), 15 ** 3, 8)
