@@ -315,3 +315,32 @@ def test_reattachment_compares_positions_moved_by_the_local_flow():
     lin, st = _misattached(drift=-26.0)  # everything moves 26 px to the left: A lands on B, kept
     _, new, table = check_divisions(st, lin)
     assert table.empty and list(new.graph.successors((3, 3))) == [(4, 4)]
+
+
+def test_a_division_linked_one_frame_early_keeps_its_mitotic_evidence_in_the_daughters():
+    """A segmentation that cuts the two chromatin masses apart at the mother's last frame links the division one
+    frame early: the mother still looks stable, both daughters' first nodes look mitotic, their second newborn."""
+    from dynacell.states.relink import classifier_agreement
+
+    lin = _division()
+    st = _table(lin, mitotic=0.001, daughter=(0.001, 0.001))
+    early = st.set_index(["t", "label"])
+    for lab in (2, 3):
+        early.loc[(4, lab), [f"p_{s}" for s in STATES]] = [0.05, 0.9, 0.05, 0.0]
+        early.loc[(5, lab), [f"p_{s}" for s in STATES]] = [0.05, 0.0, 0.95, 0.0]
+    early = early.reset_index()
+    assert check_divisions(st, lin)[2]["decision"].tolist() == ["unlinked"]  # no evidence at all: contradicted
+    _, new, table = check_divisions(early, lin)
+    assert table["decision"].tolist() == ["kept"] and table["p_mitotic"].iloc[0] == pytest.approx(0.9) and new is lin
+    one_half = early.copy()
+    one_half.loc[(one_half.t == 4) & (one_half.label == 3), [f"p_{s}" for s in STATES]] = [0.99, 0.003, 0.003, 0.004]
+    one_half.loc[(one_half.t == 5) & (one_half.label == 3), [f"p_{s}" for s in STATES]] = [0.99, 0.003, 0.003, 0.004]
+    assert check_divisions(one_half, lin)[2]["decision"].tolist() == ["unlinked"]  # one mitotic half is not enough
+    lin6, st6 = _many_divisions(6, agreeing=1)
+    st6 = st6.set_index(["t", "label"])
+    for i in range(1, 3):  # two more divisions linked one frame early: mitotic share 3 of 6
+        for lab in (10 * i + 2, 10 * i + 3):
+            st6.loc[(4, lab), [f"p_{s}" for s in STATES]] = [0.05, 0.9, 0.05, 0.0]
+            st6.loc[(5, lab), [f"p_{s}" for s in STATES]] = [0.05, 0.0, 0.95, 0.0]
+    ag = classifier_agreement(st6.reset_index(), lin6)
+    assert ag["mitotic"] == pytest.approx(3 / 6) and ag["new_daughter"] == pytest.approx(3 / 6)

@@ -8,7 +8,10 @@ is a plain stable nucleus, not a newborn. A real division looks like one.
 
 :func:`check_divisions` weighs every *linked* division by that appearance evidence:
 
-* ``p_mitotic``: the classifier's largest ``p_mitotic`` over the mother's last ``frames`` nodes;
+* ``p_mitotic``: the classifier's largest ``p_mitotic`` over the mother's last ``frames`` nodes, or,
+  when larger, the smaller ``p_mitotic`` of her daughters' first nodes (a segmentation that cuts the
+  two chromatin masses of a dividing nucleus apart links the division one frame early, and the
+  mitotic frame is then the daughters' first: both halves look mitotic; since 2026-12-02);
 * ``p_new_daughter`` of each daughter: the largest ``p_new_daughter`` over its first ``frames``
   nodes.
 
@@ -197,7 +200,8 @@ class DivisionCheck:
         if not self.enabled:
             return "Linked divisions are kept as linked."
         text = (f"A linked division is unlinked when the classifier's p_mitotic over the mother's last {self.frames} "
-                f"frame(s) and p_new_daughter over one daughter's first {self.frames} frame(s) are both below "
+                f"frame(s) (or of both daughters' first frames) and p_new_daughter over one daughter's first "
+                f"{self.frames} frame(s) are both below "
                 f"{self.contradict_p}; the mother then continues into that daughter.")
         if self.relink:
             text += (f" A track start without a parent is attached as a second daughter to a node with p_mitotic >= "
@@ -235,7 +239,8 @@ def classifier_agreement(states: pd.DataFrame, lineage: Lineage, rules: Division
     -------
     dict
         JSON-ready: ``n_divisions`` (nodes with ≥ 2 children), ``mitotic`` (share of mothers with
-        ``p_mitotic ≥ agree_p`` over their last ``frames`` nodes; NaN without divisions),
+        ``p_mitotic ≥ agree_p`` over their last ``frames`` nodes, or both of whose daughters' first
+        nodes have it; NaN without divisions),
         ``new_daughter`` (share of divisions with a daughter whose ``p_new_daughter ≥ agree_p``
         over its first ``frames`` nodes), ``persistent`` (share of divisions whose daughters all
         last ``persist_frames`` frames, divide again or reach ``lineage.n_frames - 1``), ``trusted``
@@ -251,7 +256,7 @@ def classifier_agreement(states: pd.DataFrame, lineage: Lineage, rules: Division
     _, p_mit, p_nd = _evidence(states, "classifier_agreement")
     g = lineage.graph
     mothers = [n for n in g.nodes if g.out_degree(n) >= 2]
-    pm = np.array([_largest(p_mit, _chain(g, m, False, rules.frames)) for m in mothers], dtype=float)
+    pm = np.array([_mitotic_evidence(g, m, p_mit, rules.frames) for m in mothers], dtype=float)
     pk = np.array([max((_largest(p_nd, _chain(g, k, True, rules.frames)) for k in g.successors(m)),
                        key=lambda v: -np.inf if np.isnan(v) else v) for m in mothers], dtype=float)
     last = lineage.n_frames - 1
@@ -436,6 +441,24 @@ def _largest(p: dict, nodes: list[Node]) -> float:
     return max((p[n] for n in nodes if n in p), default=np.nan)
 
 
+def _mitotic_evidence(g, mother: Node, p_mit: dict, frames: int) -> float:
+    """The classifier's mitotic evidence for a linked division (NaN without any).
+
+    The larger of ``p_mitotic`` over the mother's last ``frames`` nodes and the smaller ``p_mitotic``
+    of her daughters' first nodes: a segmentation that cuts a dividing nucleus's two chromatin masses
+    apart links the division one frame early, and its mitotic frame is then the daughters' first
+    (docs/states-generalisation.md, "A case the rule judges wrongly").
+    """
+    own = _largest(p_mit, _chain(g, mother, False, frames))
+    kids = list(g.successors(mother))
+    if len(kids) < 2:
+        return own
+    halves = min(p_mit.get(k, np.nan) for k in kids)
+    if not np.isfinite(halves):
+        return own
+    return float(np.nanmax([own, halves]))
+
+
 def check_divisions(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck | None = None, *,
                     trusted: bool = True) -> tuple[pd.DataFrame, Lineage, pd.DataFrame]:
     """Unlink the linked divisions that the state classifier contradicts (see the module docstring).
@@ -490,7 +513,7 @@ def check_divisions(states: pd.DataFrame, lineage: Lineage, rules: DivisionCheck
 
     rows, drop = [], []
     for mother in sorted(n for n in g.nodes if g.out_degree(n) >= 2):
-        pm = _largest(p_mit, _chain(g, mother, False, rules.frames))
+        pm = _mitotic_evidence(g, mother, p_mit, rules.frames)
         kids = sorted(g.successors(mother))
         pd_kids = np.array([_largest(p_nd, _chain(g, k, True, rules.frames)) for k in kids], dtype=float)
         known = np.isfinite(pm) and np.isfinite(pd_kids).any()
