@@ -514,7 +514,7 @@ def window_plan(shape: tuple[int, ...], max_voxels: int, overlap_px: int,
     model voxels: 24 windows of 192³); the plan passes 1.35 × (12 windows of 192 × 160 × 192). Measured with
     ``nuclei-seg-3d``, one thread, on rendered lineage frames 220 / 250 / 300 (``segment_frame``, 2 flipped
     copies): 130 / 127 / 266 → 59 / 58 / 124 CPU-s, SEG 0.677 / 0.582 / 0.504 → 0.690 / 0.580 / 0.503; an untiled
-    pass of frames 220 / 250 takes 56 / 51 CPU-s (docs/segmentation.md, "Dense small nuclei").
+    pass of frames 220 / 250 takes 56 / 51 CPU-s (docs/segmentation.md, "Windows shaped to the frame").
     """
     import itertools
 
