@@ -219,3 +219,29 @@ def test_tracks_table_border_margin():
     assert tracks_table(lin, st, border_margin=1.0)["end_reason"].item() == "border"
     st["edge_px"] = 4.0
     assert tracks_table(lin, st)["end_reason"].item() == "border"
+
+
+def test_a_division_linked_one_frame_early_puts_the_mitotic_frame_in_the_daughters():
+    """Both daughters' first nodes mitotic, their second newborn (the dividing nucleus's masses cut apart at her
+    mitotic frame): those first nodes are decided mitotic, the second new_daughter, and the mother's last frame is
+    not forced to mitotic; off (early_split_p > 1) the lineage forces the usual pattern."""
+    lin = _division()  # mother 1 frames 0-3, daughters 2 and 3 from frame 4
+    st = _table(lin, proba=(0.97, 0.01, 0.01, 0.01))
+    for lab in (2, 3):
+        _set(st, (4, lab), [0.05, 0.9, 0.04, 0.01])
+        _set(st, (5, lab), [0.03, 0.01, 0.95, 0.01])
+    _set(st, (3, 1), [0.6, 0.35, 0.04, 0.01])  # the mother's last frame, before the cut, looks mostly stable
+    out, changes = joint_states(st, lin)
+    assert _state(out, (3, 1)) == "stable"
+    assert _state(out, (4, 2)) == _state(out, (4, 3)) == "mitotic"
+    assert _state(out, (5, 2)) == _state(out, (5, 3)) == "new_daughter"
+    assert not out["missed_division"].any()
+    assert changes.empty  # the decision now agrees with the classifier everywhere
+    off, off_changes = joint_states(st, lin, JointModel(early_split_p=1.01))
+    assert _state(off, (3, 1)) == "mitotic" and _state(off, (4, 2)) == "new_daughter"
+    assert int(off_changes["n"].sum()) >= 3
+    one = st.copy()
+    _set(one, (5, 3), [0.95, 0.01, 0.03, 0.01])  # one daughter does not become a newborn: not an early split
+    assert _state(joint_states(one, lin)[0], (3, 1)) == "mitotic"
+    with pytest.raises(InvalidInputError, match="early_split_p"):
+        JointModel(early_split_p=0.3)

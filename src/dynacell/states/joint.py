@@ -93,6 +93,13 @@ class JointModel:
         Classifier probabilities below this (0..0.1) count as this: odds beyond ``1 / emission_floor``
         are not trusted (a probability printed as 0.0000 is not an impossibility). A class the
         model does not predict at all (its column is 0 everywhere) keeps emission 0.
+    early_split_p : float
+        ``p_mitotic`` at or above which the first nodes of *all* of a linked division's daughters mark
+        a division linked one frame early (the segmentation cut the dividing nucleus's two chromatin
+        masses apart at her mitotic frame): each daughter's first node is then ``mitotic`` with prior
+        ``lineage_confidence`` and its second ``new_daughter``, and the mother's last frame is not
+        forced to ``mitotic``. Above 1 no division is read that way. 0.5 since 2026-12-02 (dense
+        rendered C. elegans embryo, docs/states-generalisation.md, "A case the rule judges wrongly").
     """
 
     lineage_confidence: float = 0.98
@@ -104,6 +111,7 @@ class JointModel:
     border_margin: float = 0.5
     max_gap: int = 1
     emission_floor: float = 1e-3
+    early_split_p: float = 0.5
 
     def __post_init__(self) -> None:
         from dynacell.errors import InvalidInputError
@@ -116,6 +124,8 @@ class JointModel:
                 raise InvalidInputError(f"{name} must be in (0, 1), got {v!r}")
         if not 0 < self.emission_floor <= 0.1:
             raise InvalidInputError(f"emission_floor must be in (0, 0.1], got {self.emission_floor!r}")
+        if not self.early_split_p >= 0.5:
+            raise InvalidInputError(f"early_split_p must be >= 0.5, got {self.early_split_p!r}")
         if self.border_margin < 0 or self.max_gap < 1:
             raise InvalidInputError(f"border_margin must be >= 0 and max_gap >= 1, got "
                                     f"{self.border_margin!r}, {self.max_gap!r}")
@@ -356,6 +366,29 @@ def _forward_backward(pi: np.ndarray, a: np.ndarray, a_last: np.ndarray, em: np.
     return post
 
 
+def _early_splits(lineage: Lineage, index: dict, proba: np.ndarray, p_min: float) -> set:
+    """Mothers of divisions linked one frame early: every daughter's first node has ``p_mitotic >= p_min`` and
+    its second ``p_new_daughter >= p_min``.
+
+    A segmentation that cuts the two chromatin masses of a dividing nucleus apart at her last (mitotic) frame
+    links the division one frame early; both halves then look mitotic (docs/states-generalisation.md, "A case the
+    rule judges wrongly"). ``p_min`` > 1 finds none.
+    """
+    g = lineage.graph
+
+    def halves_then_newborn(k: Node) -> bool:  # the first node mitotic, the second (its single successor) newborn
+        nxt = list(g.successors(k))
+        return (k in index and proba[index[k], M] >= p_min and len(nxt) == 1 and nxt[0] in index
+                and proba[index[nxt[0]], D] >= p_min)
+
+    out = set()
+    for m in g.nodes:
+        kids = list(g.successors(m))
+        if len(kids) >= 2 and all(halves_then_newborn(k) for k in kids):
+            out.add(m)
+    return out
+
+
 def joint_states(states: pd.DataFrame, lineage: Lineage, model: JointModel | None = None
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Decide every nucleus's state jointly with the lineage (see the module docstring).
@@ -403,25 +436,43 @@ def joint_states(states: pd.DataFrame, lineage: Lineage, model: JointModel | Non
     texts = {"divides": "mother's last frame before a linked division", "movie_end": "track end at the movie's end",
              "border": "track end at the image border", "inside_field": "track end inside the field",
              "gap": "last frame before a gap-closed link", "continues": "last frame before a merge"}
+    early = _early_splits(lineage, index, proba, model.early_split_p)
     for seg in _segments(lineage, model.max_gap):
         rows = np.array([index.get(n, -1) for n in seg])
         ok = rows >= 0
         if not ok.any():
             continue
-        rows = rows[ok]
         preds = list(g.predecessors(seg[0]))
         daughter = len(preds) == 1 and g.out_degree(preds[0]) >= 2
+        halves = daughter and preds[0] in early and ok[0]  # the first node is half of the dividing mother
+        rows = rows[ok]
         why = ends[seg[-1]] if ok[-1] else "continues"
-        p = _forward_backward(model.start(daughter), a, model.last_step(why), em_all[rows], model.end(why))
-        post[rows] = p
+        # a division linked one frame early: the mother's last frame is not its mitotic frame
+        why_model = "continues" if why == "divides" and seg[-1] in early else why
+        if halves:
+            c = model.lineage_confidence
+            first = np.array([1 - c, c, 0.0, model.event_rate])
+            post[rows[0]] = _forward_backward(first / first.sum(), a, a, em_all[rows[:1]], np.ones(4))[0]
+        if len(rows) > int(halves):
+            body = rows[int(halves):]
+            post[body] = _forward_backward(model.start(daughter), a, model.last_step(why_model), em_all[body],
+                                           model.end(why_model))
+        p = post[rows]
         reason[rows] = "within a track (no lineage event)"
         if ok[-1]:
             end_reason[rows[-1]] = why
-            reason[rows[-1]] = texts[why]
+            reason[rows[-1]] = (texts[why] if why_model == why
+                                else "mother's last frame before a division linked one frame early")
         if daughter and ok[0]:
             reason[rows[0]] = "daughter's first frame after a linked division"
+        if halves:
+            reason[rows[0]] = "half of the dividing mother (a division linked one frame early)"
+            if len(rows) > 1:
+                reason[rows[1]] = "daughter's first frame after a division linked one frame early"
         dec = p.argmax(axis=1)
         for k in np.flatnonzero((dec[:-1] == M) & (dec[1:] == D)):
+            if halves and k == 0:  # the mitotic half of an early-linked division, then its newborn: expected
+                continue
             flag[rows[k]] = True
             reason[rows[k]] = reason[rows[k + 1]] = "suspected missed division (mitotic then new_daughter)"
         for k in np.flatnonzero((dec[:-1] == X) & (dec[1:] == D)):
