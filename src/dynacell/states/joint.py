@@ -12,8 +12,10 @@ exactly one parent, less than ``max_gap`` frames apart):
   newborn: both are allowed with a small probability and flagged (``missed_division``).
 * **Start and end evidence from the lineage**: a segment whose parent divides starts in
   ``new_daughter`` with probability ``lineage_confidence``; a segment that ends in a linked
-  division ends in ``mitotic`` with the same weight. A segment that ends *inside the field* before
-  the movie's last frame may end in ``death``; one that ends at the image border (the nucleus
+  division ends in ``mitotic`` with the same weight — unless the division was linked one frame early
+  (every daughter called mitotic at her first node and newborn at her second, ``early_split_p``): then
+  the daughters' first nodes are ``mitotic`` with that weight and the mother's last frame is free. A
+  segment that ends *inside the field* before the movie's last frame may end in ``death``; one that ends at the image border (the nucleus
   leaves the field) or at the movie's last frame may not: a track end alone is never a death.
 * **Emissions**: the classifier's probabilities of each state at each frame (a class the model
   does not predict — e.g. ``death`` for a 3-class model — has emission 0 and is never decided).
