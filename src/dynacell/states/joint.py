@@ -15,8 +15,9 @@ exactly one parent, less than ``max_gap`` frames apart):
   division ends in ``mitotic`` with the same weight — unless the division was linked one frame early
   (every daughter called mitotic at her first node and newborn at her second, ``early_split_p``): then
   the daughters' first nodes are ``mitotic`` with that weight and the mother's last frame is free. A
-  segment that ends *inside the field* before the movie's last frame may end in ``death``; one that ends at the image border (the nucleus
-  leaves the field) or at the movie's last frame may not: a track end alone is never a death.
+  segment that ends *inside the field* before the movie's last frame may end in ``death``; one that
+  ends at the image border (the nucleus leaves the field) or at the movie's last frame may not: a
+  track end alone is never a death.
 * **Emissions**: the classifier's probabilities of each state at each frame (a class the model
   does not predict — e.g. ``death`` for a 3-class model — has emission 0 and is never decided).
   When the states table has a ``p_dead_seg`` column (the dead-class share of a 3-class
