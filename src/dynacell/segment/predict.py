@@ -81,10 +81,11 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 #: The default learned segmenter of ``dynacell segment`` and ``dynacell run``.
 DEFAULT_MODEL = "nuclei-seg-2d-fast"
 
-#: Model-scale voxels a 3D frame may have for one network pass (256³); a larger one is tiled in windows of
-#: :data:`TILE_3D_VOXELS` a side, one at a time, so the memory of a 3D segmentation stays bounded. Measured
-#: 2026-12-02 with ``nuclei-seg-3d``, 1 thread, on a 190 × 322 × 570 model-scale volume (a rendered C. elegans frame
-#: tiled 2 × 2): one pass 7.1 GB peak, 72 CPU-s; windows of 192: 3.4 GB, 87 CPU-s; windows of 160: 2.8 GB, 162 CPU-s
+#: Model-scale voxels a 3D frame may have for one network pass (256³); a larger one is tiled in windows of at most
+#: :data:`TILE_3D_VOXELS` ³ voxels (:func:`window_plan`), one at a time, so the memory of a 3D segmentation stays
+#: bounded. Measured 2026-12-02 with ``nuclei-seg-3d``, 1 thread, on a 190 × 322 × 570 model-scale volume (a rendered
+#: C. elegans frame tiled 2 × 2), with the cubic windows used before :func:`window_plan`: one pass 7.1 GB peak,
+#: 72 CPU-s; windows of 192: 3.4 GB, 87 CPU-s; windows of 160: 2.8 GB, 162 CPU-s
 #: (SEG 0.339 / 0.340 / 0.342). Below the budget nothing changes (one pass, as before).
 MAX_ONE_PASS_VOXELS_3D = 256 ** 3
 

@@ -454,8 +454,8 @@ def joint_states(states: pd.DataFrame, lineage: Lineage, model: JointModel | Non
         why_model = "continues" if why == "divides" and seg[-1] in early else why
         if halves:
             c = model.lineage_confidence
-            first = np.array([1 - c, c, 0.0, model.event_rate])
-            post[rows[0]] = _forward_backward(first / first.sum(), a, a, em_all[rows[:1]], np.ones(4))[0]
+            v = np.array([1 - c, c, 0.0, model.event_rate]) * em_all[rows[0]]  # one node: prior times emission
+            post[rows[0]] = v / (v.sum() or 1.0)
         if len(rows) > int(halves):
             body = rows[int(halves):]
             post[body] = _forward_backward(model.start(daughter), a, model.last_step(why_model), em_all[body],
